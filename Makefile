@@ -1,0 +1,24 @@
+# The two commands of the README: `make demo` and `make test`. Each bootstraps uv if missing.
+SHELL := /bin/bash
+PY ?= python3
+UV := $(PY) -m uv
+
+.PHONY: demo test sync uv node-deps bench lint
+
+uv:
+	@$(UV) --version >/dev/null 2>&1 || $(PY) -m pip install --quiet uv || $(PY) -m pip install --quiet --user --break-system-packages uv
+
+sync: uv
+	@$(UV) sync --frozen --compile-bytecode --quiet
+
+node-deps:
+	@cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error
+
+demo: sync
+	$(UV) run --frozen mlgate demo
+
+test: sync node-deps
+	$(UV) run --frozen pytest
+
+bench: sync
+	$(UV) run --frozen python -m bench

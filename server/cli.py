@@ -1,0 +1,40 @@
+"""`mlgate` command line. Each command group lives in server/commands/<name>.py and exposes
+`register(subparsers)`; a handler returns the process exit code."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from tools.errors import GovernanceError
+
+COMMAND_MODULES = ("workspace", "data", "serve", "token", "approvals", "audit", "demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlgate", description="Governed MCP server for ML experimentation.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"server.commands.{name}").register(subparsers)
+    return parser
+
+
+def add_workspace_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workspace", default=".", metavar="DIR", help="governed workspace (default: current directory)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except GovernanceError as exc:
+        print(f"mlgate: {exc.reason}", file=sys.stderr)
+        if exc.remediation:
+            print(f"  what to do: {exc.remediation}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""mlgate approvals commands (placeholder until implemented)."""
+
+
+def register(subparsers) -> None:
+    return None

@@ -1,0 +1,5 @@
+"""mlgate audit commands (placeholder until implemented)."""
+
+
+def register(subparsers) -> None:
+    return None

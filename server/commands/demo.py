@@ -1,0 +1,5 @@
+"""mlgate demo commands (placeholder until implemented)."""
+
+
+def register(subparsers) -> None:
+    return None

@@ -1,0 +1,68 @@
+"""Who is calling, over which transport.
+
+stdio and in-memory calls carry no credentials: the principal is the one the server was started
+for (settings). HTTP and SSE calls carry a bearer token the auth middleware has verified; the
+token's client id is the principal and its `role:<role>` scope is the role.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.auth.middleware.auth_context import get_access_token
+
+from policies import ROLES, Principal
+from tools.base import CallContext
+
+ROLE_SCOPE_PREFIX = "role:"
+
+
+def role_from_scopes(scopes: list[str]) -> str | None:
+    roles = [s.removeprefix(ROLE_SCOPE_PREFIX) for s in scopes if s.startswith(ROLE_SCOPE_PREFIX)]
+    return roles[0] if len(roles) == 1 and roles[0] in ROLES else None
+
+
+def _http_request(context: Any) -> Any:
+    try:
+        return context.request_context.request
+    except (AttributeError, ValueError, LookupError):
+        return None
+
+
+def _token_of(request: Any) -> Any:
+    user = request.scope.get("user") if hasattr(request, "scope") else None
+    token = getattr(user, "access_token", None)
+    return token if token is not None else get_access_token()
+
+
+def transport_of(request: Any) -> str:
+    path = request.url.path if hasattr(request, "url") else ""
+    return "sse" if path.startswith("/messages") else "streamable-http"
+
+
+class Identifier:
+    """Builds the CallContext of a call from the MCP request context."""
+
+    def __init__(self, local: Principal, local_transport: str, ports: Any) -> None:
+        self._local = local
+        self._local_transport = local_transport
+        self._ports = ports
+
+    def principal_for(self, context: Any) -> tuple[Principal, str]:
+        request = _http_request(context)
+        if request is None:
+            return self._local, self._local_transport
+        token = _token_of(request)
+        role = role_from_scopes(list(token.scopes)) if token is not None else None
+        if token is None or role is None:
+            # Unreachable behind the auth middleware; fail closed to the weakest role anyway.
+            return Principal("unauthenticated", "agent"), transport_of(request)
+        return Principal(token.client_id, role), transport_of(request)  # type: ignore[arg-type]
+
+    def context_for(self, context: Any) -> CallContext:
+        principal, transport = self.principal_for(context)
+
+        async def progress(done: float, total: float | None, message: str | None) -> None:
+            await context.report_progress(done, total, message)
+
+        return CallContext(principal=principal, transport=transport, ports=self._ports, progress=progress)

@@ -1,0 +1,33 @@
+"""The adapters a tool call may use, built once per server from the settings.
+
+Tools receive this object as `CallContext.ports` and use only the attributes they need; each
+attribute is an adapter implementing the small Protocol its tool module declares.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from server.git import GitRepo
+from server.settings import Settings
+
+
+@dataclass
+class Ports:
+    settings: Settings
+    git: GitRepo
+    audit: Any = None
+    cas: Any = None
+    standards: Any = None
+    configs: Any = None
+    approvals: Any = None
+    overrides: Any = None
+    tracking: Any = None
+    sandbox: Any = None
+    clock: Any = None
+
+
+def build_ports(settings: Settings) -> Ports:
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    return Ports(settings=settings, git=GitRepo(settings.workspace))

@@ -1,0 +1,75 @@
+"""The one module that reads configuration files and the environment.
+
+Order (later wins): configs/server.yaml shipped with mlgate, <state_dir>/server.yaml of the
+workspace, then MLGATE_* environment variables, then explicit overrides (CLI flags, tests).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from policies import Principal, Role
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+CONFIGS_DIR = PACKAGE_ROOT / "configs"
+ENV_KEYS = {"MLGATE_PRINCIPAL": "local_principal", "MLGATE_ROLE": "local_role", "MLGATE_STATE_DIR": "state_dir", "MLGATE_TRACKING_URI": "tracking_uri", "MLGATE_SANDBOX_MODE": "sandbox_mode"}
+
+
+class HttpSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    workspace: Path
+    state_dir: Path
+    protected_ref: str = "main"
+    local_principal: str = "local-agent"
+    local_role: Role = "agent"
+    transport: str = "stdio"
+    sandbox_mode: Literal["bwrap", "unconfined"] = "bwrap"
+    tracking_uri: str | None = None
+    http: HttpSettings = Field(default_factory=HttpSettings)
+
+    @property
+    def local(self) -> Principal:
+        return Principal(self.local_principal, self.local_role)
+
+    @property
+    def audit_path(self) -> Path:
+        return self.state_dir / "audit.jsonl"
+
+    @property
+    def mlflow_uri(self) -> str:
+        return self.tracking_uri or f"sqlite:///{self.state_dir / 'mlflow.db'}"
+
+
+def _yaml_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    loaded = yaml.safe_load(path.read_text())
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def policy_limits() -> dict[str, Any]:
+    """configs/policy.yaml: the numbers the validators and rules use."""
+    return _yaml_file(CONFIGS_DIR / "policy.yaml")
+
+
+def load_settings(workspace: Path | str, **overrides: Any) -> Settings:
+    workspace = Path(workspace).resolve()
+    values: dict[str, Any] = _yaml_file(CONFIGS_DIR / "server.yaml")
+    state_dir = Path(overrides.get("state_dir") or os.environ.get("MLGATE_STATE_DIR") or workspace / ".mlgate")
+    values.update(_yaml_file(state_dir / "server.yaml"))
+    values.update({field: os.environ[key] for key, field in ENV_KEYS.items() if os.environ.get(key)})
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    values["workspace"], values["state_dir"] = workspace, Path(values.get("state_dir") or state_dir).resolve()
+    return Settings.model_validate(values)

@@ -1,0 +1,113 @@
+"""The enforcement point over the in-memory MCP client, with a tiny governed tool."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from mcp import Client
+from mcp.server.mcpserver import MCPServer
+from pydantic import Field
+
+from policies import Decision, Principal, Rule
+from server.enforcement import Enforcer
+from server.identity import Identifier
+from server.registration import governed_tool
+from tools.base import CallContext, StrictInput, ToolSpec
+from tools.errors import IntegrityError
+
+pytestmark = pytest.mark.anyio
+
+
+class EchoInput(StrictInput):
+    text: str = Field(description="text to echo", max_length=20)
+    dry_run: bool = Field(False, description="decide only")
+
+
+def _text_is_polite(facts: dict[str, Any], config: Any) -> Decision:
+    if "please" in facts["text"]:
+        return Decision.allow("t.polite")
+    return Decision.deny("t.polite", "impolite", "say please")
+
+
+def _gather(request: EchoInput, ctx: CallContext) -> dict[str, Any]:
+    if request.text == "corrupt":
+        raise IntegrityError("bad bytes", "re-import", rule_id="t.integrity")
+    return {"text": request.text}
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.executed: list[str] = []
+
+    def append(self, record: dict[str, Any]) -> dict[str, Any]:
+        self.records.append(dict(record))
+        return record
+
+
+def _server(recorder: Recorder) -> MCPServer:
+    async def execute(request: EchoInput, facts: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        recorder.executed.append(request.text)
+        return {"echo": request.text, "principal": ctx.principal.name}
+
+    spec = ToolSpec("echo", "Echo", "echo politely", EchoInput, (Rule("t.polite", "test", "be polite", _text_is_polite),), _gather, execute)
+    enforcer = Enforcer(recorder, lambda: {})
+    identifier = Identifier(Principal("tester", "agent"), "memory", ports=None)
+    return MCPServer("t", tools=[governed_tool(spec, enforcer, identifier)])
+
+
+async def test_allowed_call_executes_and_audits_decision_then_outcome() -> None:
+    recorder = Recorder()
+    async with Client(_server(recorder)) as client:
+        result = await client.call_tool("echo", {"text": "please"})
+    assert not result.is_error and result.structured_content == {"echo": "please", "principal": "tester"}
+    assert [r["kind"] for r in recorder.records] == ["decision", "outcome"]
+    assert recorder.records[0]["decision"] == "allow" and recorder.records[0]["transport"] == "memory"
+
+
+async def test_denied_call_is_an_error_result_with_rule_and_remediation_and_never_executes() -> None:
+    recorder = Recorder()
+    async with Client(_server(recorder)) as client:
+        result = await client.call_tool("echo", {"text": "now"})
+    assert result.is_error
+    assert result.structured_content == {"decision": "deny", "rule_id": "t.polite", "reason": "impolite", "remediation": "say please"}
+    assert recorder.executed == [] and recorder.records[0]["denied_by"] == ["t.polite"]
+
+
+async def test_unknown_field_is_denied_as_schema_error_and_audited() -> None:
+    recorder = Recorder()
+    async with Client(_server(recorder)) as client:
+        result = await client.call_tool("echo", {"text": "please", "confirm": True})
+    assert result.is_error and result.structured_content["rule_id"] == "input.schema"
+    assert "confirm" in result.structured_content["reason"]
+    assert recorder.executed == [] and recorder.records[0]["decision"] == "deny"
+
+
+async def test_wrong_type_is_not_coerced() -> None:
+    recorder = Recorder()
+    async with Client(_server(recorder)) as client:
+        result = await client.call_tool("echo", {"text": "please", "dry_run": "yes"})
+    assert result.is_error and "dry_run" in result.structured_content["reason"]
+
+
+async def test_dry_run_decides_without_side_effects() -> None:
+    recorder = Recorder()
+    async with Client(_server(recorder)) as client:
+        result = await client.call_tool("echo", {"text": "please", "dry_run": True})
+    assert not result.is_error and result.structured_content["dry_run"] is True
+    assert recorder.executed == [] and [r["kind"] for r in recorder.records] == ["decision"]
+
+
+async def test_integrity_failure_while_gathering_is_a_denial() -> None:
+    recorder = Recorder()
+    async with Client(_server(recorder)) as client:
+        result = await client.call_tool("echo", {"text": "corrupt"})
+    assert result.is_error and result.structured_content["rule_id"] == "t.integrity"
+
+
+async def test_tool_schema_forbids_additional_properties() -> None:
+    async with Client(_server(Recorder())) as client:
+        tools = (await client.list_tools()).tools
+    assert tools[0].input_schema["additionalProperties"] is False
+    assert tools[0].input_schema["properties"]["text"]["description"] == "text to echo"
