@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 from mcp.server.mcpserver import MCPServer
 
 from server.enforcement import Enforcer
@@ -18,9 +20,20 @@ INSTRUCTIONS = (
 )
 
 
+# Each module exposes `SPEC` (a ToolSpec) or `SPECS`; run_experiment, open_pr and promote join
+# this list as they are built (their names are reserved in RESERVED_TOOL_NAMES).
+TOOL_MODULES: tuple[str, ...] = ()
+RESERVED_TOOL_NAMES = ("load_dataset", "propose_config_change", "run_experiment", "open_pr", "promote")
+# Each module exposes `register(server, ports)` adding its resources and prompts.
+RESOURCE_MODULES = ("standards", "policies", "datasets", "audit", "briefing")
+
+
 def tool_specs() -> list[ToolSpec]:
     """Every governed tool, in the order they are listed to clients."""
     specs: list[ToolSpec] = []
+    for name in TOOL_MODULES:
+        module = importlib.import_module(f"tools.{name}")
+        specs.extend(getattr(module, "SPECS", None) or [module.SPEC])
     return specs
 
 
@@ -30,4 +43,6 @@ def build_server(settings: Settings, ports: Ports | None = None, *, auth: dict |
     identifier = Identifier(settings.local, settings.transport, ports)
     tools = [governed_tool(spec, enforcer, identifier) for spec in tool_specs()]
     server = MCPServer("mlgate", instructions=INSTRUCTIONS, tools=tools, **(auth or {}))
+    for name in RESOURCE_MODULES:
+        importlib.import_module(f"resources.{name}").register(server, ports)
     return server

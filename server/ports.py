@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from server.clock import SystemClock
 from server.git import GitRepo
 from server.settings import Settings
+from server.standards import StandardsSource
 
 
 @dataclass
@@ -30,4 +32,7 @@ class Ports:
 
 def build_ports(settings: Settings) -> Ports:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    return Ports(settings=settings, git=GitRepo(settings.workspace))
+    git = GitRepo(settings.workspace)
+    ports = Ports(settings=settings, git=git, clock=SystemClock())
+    ports.standards = StandardsSource(git, settings.protected_ref)
+    return ports

@@ -1,0 +1,5 @@
+"""briefing resources (placeholder until implemented)."""
+
+
+def register(server, ports) -> None:
+    return None

@@ -1,0 +1,5 @@
+"""standards resources (placeholder until implemented)."""
+
+
+def register(server, ports) -> None:
+    return None
