@@ -1,0 +1,101 @@
+"""Rules over a training run (DESIGN §4-§5): determinism, leakage, features, torch batch
+arithmetic and the sandbox. Facts are a `RunFacts`-like mapping gathered by run_experiment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from policies.decision import Decision, rule
+
+SOURCE = "DESIGN.md §4-§5, issue 4"
+
+
+@rule("training.seed_set", source=SOURCE, description="Every run sets an integer seed (experiment.seed).")
+def seed_set(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
+    seed = facts["config"]["experiment"].get("seed")
+    if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0:
+        return Decision.allow("training.seed_set", f"seed {seed}")
+    return Decision.deny("training.seed_set", "experiment.seed is not a non-negative integer", "set experiment.seed with propose_config_change")
+
+
+@rule(
+    "training.temporal_split_when_time",
+    source=SOURCE,
+    description="Data that has the standards' time column is validated with temporal_split (no look-ahead leakage).",
+)
+def temporal_split_when_time(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
+    time_column = config["standards"].get("time_column")
+    strategy = facts["config"]["split"]["strategy"]
+    if not time_column or time_column not in facts["dataset_columns"] or strategy == "temporal_split":
+        return Decision.allow("training.temporal_split_when_time", f"split {strategy}")
+    return Decision.deny(
+        "training.temporal_split_when_time",
+        f"the dataset has the time column {time_column!r} but the split is {strategy}: later rows would train a model scored on earlier ones",
+        "propose split.strategy: temporal_split (with its windows) via propose_config_change",
+    )
+
+
+@rule("training.no_pii_features", source=SOURCE, description="PII columns from the standards are never features.")
+def no_pii_features(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
+    leaked = sorted(set(facts["feature_columns"]) & set(config["standards"].get("pii_columns") or []))
+    if not leaked:
+        return Decision.allow("training.no_pii_features", "no PII column among the features")
+    return Decision.deny("training.no_pii_features", f"PII columns would be features: {leaked}", "PII columns are excluded by the server; report this to the operator")
+
+
+@rule(
+    "training.protected_attributes_excluded",
+    source=SOURCE,
+    description="Protected attributes are not features unless features.use_protected_attributes was approved.",
+)
+def protected_attributes_excluded(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
+    used = sorted(set(facts["feature_columns"]) & set(config["standards"].get("protected_attributes") or []))
+    approved = facts["config"]["features"].get("use_protected_attributes") is True and facts.get("protected_override_approved") is True
+    if not used or approved:
+        return Decision.allow("training.protected_attributes_excluded", "protected attributes handled per standards")
+    return Decision.deny(
+        "training.protected_attributes_excluded",
+        f"protected attributes would be features without an approved override: {used}",
+        "leave features.use_protected_attributes false, or ask a human to approve the override",
+    )
+
+
+@rule(
+    "training.effective_batch_size",
+    source=SOURCE,
+    description="torch runs declare batch_size and grad_accum_steps; their product is the effective batch size.",
+)
+def effective_batch_size(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
+    model = facts["config"]["model"]
+    if model["type"] != "torch_mlp":
+        return Decision.allow("training.effective_batch_size", "not a torch run")
+    params = model.get("params") or {}
+    batch, accum = params.get("batch_size"), params.get("grad_accum_steps")
+    declared = params.get("effective_batch_size", None)
+    if isinstance(batch, int) and isinstance(accum, int) and batch > 0 and accum > 0 and declared in (None, batch * accum):
+        return Decision.allow("training.effective_batch_size", f"effective batch size {batch * accum}")
+    return Decision.deny(
+        "training.effective_batch_size",
+        f"batch_size={batch}, grad_accum_steps={accum}, effective_batch_size={declared} do not agree",
+        "set positive integers batch_size and grad_accum_steps; effective_batch_size, if given, must be their product",
+    )
+
+
+@rule("sandbox.available", source="DESIGN.md §5", description="Training runs in bubblewrap, or in an explicitly configured unconfined mode.")
+def sandbox_available(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
+    mode, available = facts["sandbox_mode"], facts["sandbox_available"]
+    if mode == "bwrap" and available is True:
+        return Decision.allow("sandbox.available", "bubblewrap sandbox")
+    if mode == "unconfined":
+        return Decision.allow("sandbox.available", "unconfined mode explicitly configured (audited)")
+    return Decision.deny("sandbox.available", "bubblewrap (bwrap) is not installed, so training cannot be confined", "ask the operator to install bubblewrap; the server will not train unconfined unless configured to")
+
+
+@rule("training.concurrency", source="issue 4 long runs", description="At most the configured number of runs at once.")
+def concurrency(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
+    limit = config["policy"]["training"]["max_concurrent_runs"]
+    running = facts["running_runs"]
+    if isinstance(running, int) and running < limit:
+        return Decision.allow("training.concurrency", f"{running} of {limit} run slots in use")
+    return Decision.deny("training.concurrency", f"{running} runs are in progress; the limit is {limit}", "wait for a run to finish and call run_experiment again")

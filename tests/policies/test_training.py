@@ -1,0 +1,66 @@
+from copy import deepcopy
+from typing import Any
+
+from tests.policies.cases import BASE_POLICY, RuleCase, config
+
+RUN_CONFIG: dict[str, Any] = {
+    "experiment": {"name": "x", "seed": 42},
+    "split": {"strategy": "temporal_split"},
+    "model": {"type": "xgboost", "params": {}},
+    "features": {"exclude": [], "use_protected_attributes": False},
+}
+POLICY = {**BASE_POLICY, "training": {"max_concurrent_runs": 1, "when_busy": "refuse"}}
+
+
+def facts(**changes: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "config": deepcopy(RUN_CONFIG),
+        "dataset_columns": ["income", "application_date", "default"],
+        "feature_columns": ["income"],
+        "sandbox_mode": "bwrap",
+        "sandbox_available": True,
+        "running_runs": 0,
+        "protected_override_approved": False,
+    }
+    for path, value in changes.items():
+        node = base
+        *parents, leaf = path.split("__")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    return base
+
+
+def torch(**params: Any) -> dict[str, Any]:
+    return facts(config__model={"type": "torch_mlp", "params": params})
+
+
+CFG = config(policy=POLICY)
+CASES = [
+    RuleCase("training.seed_set", "allow", facts(), CFG, "int"),
+    RuleCase("training.seed_set", "deny", facts(config__experiment={"name": "x", "seed": None}), CFG, "missing"),
+    RuleCase("training.seed_set", "deny", facts(config__experiment={"name": "x", "seed": True}), CFG, "bool"),
+    RuleCase("training.temporal_split_when_time", "allow", facts(), CFG, "temporal"),
+    RuleCase("training.temporal_split_when_time", "allow", facts(dataset_columns=["income"], config__split={"strategy": "stratified_kfold"}), CFG, "no_time"),
+    RuleCase("training.temporal_split_when_time", "deny", facts(config__split={"strategy": "stratified_kfold"}), CFG, "kfold_on_time_data"),
+    RuleCase("training.no_pii_features", "allow", facts(), CFG, "clean"),
+    RuleCase("training.no_pii_features", "deny", facts(feature_columns=["income", "email"]), CFG, "email"),
+    RuleCase("training.protected_attributes_excluded", "allow", facts(), CFG, "excluded"),
+    RuleCase("training.protected_attributes_excluded", "deny", facts(feature_columns=["gender"]), CFG, "unapproved"),
+    RuleCase(
+        "training.protected_attributes_excluded",
+        "allow",
+        facts(feature_columns=["gender"], config__features={"exclude": [], "use_protected_attributes": True}, protected_override_approved=True),
+        CFG,
+        "approved",
+    ),
+    RuleCase("training.effective_batch_size", "allow", facts(), CFG, "not_torch"),
+    RuleCase("training.effective_batch_size", "allow", torch(batch_size=32, grad_accum_steps=4, effective_batch_size=128), CFG, "product"),
+    RuleCase("training.effective_batch_size", "deny", torch(batch_size=32, grad_accum_steps=4, effective_batch_size=64), CFG, "mismatch"),
+    RuleCase("training.effective_batch_size", "deny", torch(batch_size=32), CFG, "missing_accum"),
+    RuleCase("sandbox.available", "allow", facts(), CFG, "bwrap"),
+    RuleCase("sandbox.available", "allow", facts(sandbox_mode="unconfined", sandbox_available=False), CFG, "unconfined"),
+    RuleCase("sandbox.available", "deny", facts(sandbox_available=False), CFG, "missing_bwrap"),
+    RuleCase("training.concurrency", "allow", facts(), CFG, "free"),
+    RuleCase("training.concurrency", "deny", facts(running_runs=1), CFG, "busy"),
+]
