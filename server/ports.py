@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from server.audit import AuditChain, AuditOptions
 from server.clock import SystemClock
 from server.git import GitRepo
-from server.settings import Settings
+from server.settings import Settings, policy_limits
 from server.standards import StandardsSource
 
 
@@ -35,4 +36,5 @@ def build_ports(settings: Settings) -> Ports:
     git = GitRepo(settings.workspace)
     ports = Ports(settings=settings, git=git, clock=SystemClock())
     ports.standards = StandardsSource(git, settings.protected_ref)
+    ports.audit = AuditChain(settings.audit_path, clock=ports.clock, options=AuditOptions.from_config(policy_limits().get("audit", {})))
     return ports

@@ -1,5 +1,46 @@
-"""mlgate audit commands (placeholder until implemented)."""
+"""`mlgate audit verify` and `mlgate audit tail`: read the workspace's audit chain, never write it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from server.audit import AuditOptions, read_tail, verify
+from server.cli import add_workspace_option
+from server.settings import load_settings, policy_limits
 
 
 def register(subparsers) -> None:
-    return None
+    audit = subparsers.add_parser("audit", help="verify or read the audit chain")
+    commands = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    check = commands.add_parser("verify", help="check every record and the anchored head; exit 1 on any damage")
+    add_workspace_option(check)
+    check.set_defaults(handler=verify_command)
+    tail = commands.add_parser("tail", help="print the last records as JSON lines")
+    add_workspace_option(tail)
+    tail.add_argument("-n", type=_positive, default=None, metavar="N", help="number of records (default: audit.tail_default)")
+    tail.set_defaults(handler=tail_command)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def verify_command(args: argparse.Namespace) -> int:
+    report = verify(load_settings(args.workspace).audit_path)
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def tail_command(args: argparse.Namespace) -> int:
+    options = AuditOptions.from_config(policy_limits().get("audit", {}))
+    count = min(args.n or options.tail_default, options.tail_max)
+    for record in read_tail(load_settings(args.workspace).audit_path, count):
+        print(json.dumps(record, sort_keys=True, separators=(",", ":")))
+    return 0

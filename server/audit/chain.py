@@ -1,0 +1,261 @@
+"""The audit chain writer (design: server/audit/__init__.py)."""
+
+from __future__ import annotations
+
+import atexit
+import fcntl
+import hashlib
+import os
+import threading
+import time
+import weakref
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from server.audit.records import (
+    CHAIN_FIELDS,
+    GENESIS,
+    RECOVERED_KIND,
+    AuditOptions,
+    Head,
+    canonical,
+    check_json,
+    complete_end,
+    integrity_error,
+    line_ending_at,
+    parse_line,
+    read_anchor,
+    read_tail,
+    record_hash,
+    sibling,
+    write_anchor,
+    write_atomically,
+)
+from server.clock import SystemClock
+from tools.errors import IntegrityError
+
+_LOCK_POLL_S = 0.005
+
+
+class AuditChain:
+    """The audit chain of one workspace. `append` is safe from many threads and many processes.
+
+    Raises IntegrityError on open when the chain is damaged (see the module docstring).
+    """
+
+    def __init__(self, path: Path | str, clock: Any = None, options: AuditOptions | None = None) -> None:
+        self.path = Path(path)
+        self.anchor_path = sibling(self.path, "head")
+        self.options = options or AuditOptions()
+        self._clock = clock or SystemClock()
+        self._mutex = threading.RLock()
+        self._pending = 0
+        self._timer: threading.Timer | None = None
+        self._closed = False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(sibling(self.path, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            with self._exclusive():
+                self._head = self._resume()
+        except BaseException:
+            self._close_fds()
+            raise
+        atexit.register(_close_at_exit, weakref.ref(self))
+
+    @property
+    def head(self) -> Head:
+        return self._head
+
+    def append(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """Chains `record` and returns it with seq, time, prev and hash.
+
+        Raises TypeError/ValueError for a record that is not plain JSON or sets a chain field, and
+        IntegrityError when the file changed behind the chain or the lock cannot be had.
+        """
+        body = _validated(record)
+        with self._exclusive():
+            self._catch_up()
+            written = self._write_record(body)
+            self._after_write()
+        return written
+
+    def sync(self) -> None:
+        """fsync the chain and anchor its head. Raises IntegrityError if the file changed behind it."""
+        with self._exclusive():
+            self._sync_locked()
+
+    def close(self) -> None:
+        with self._mutex:
+            if self._closed:
+                return
+            try:
+                self.sync()
+            finally:
+                self._closed = True
+                self._close_fds()
+
+    def tail(self, n: int | None = None) -> list[dict[str, Any]]:
+        """The last `n` records (default `tail_default`, at most `tail_max`)."""
+        return read_tail(self.path, min(n or self.options.tail_default, self.options.tail_max))
+
+    # locking -------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        with self._mutex:
+            if self._closed:
+                raise integrity_error("closed", f"the audit chain {self.path.name} is closed")
+            self._flock()
+            try:
+                yield
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _flock(self) -> None:
+        for _ in range(max(1, round(self.options.lock_timeout_ms / 1000 / _LOCK_POLL_S))):
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                time.sleep(_LOCK_POLL_S)
+        raise IntegrityError(
+            f"another process has held the audit lock of {self.path.name} for over {self.options.lock_timeout_ms} ms",
+            "find the mlgate process that is stuck writing the audit chain and stop it",
+            rule_id="audit.locked",
+        )
+
+    def _close_fds(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        for fd in (self._fd, self._lock_fd):
+            os.close(fd)
+
+    # resuming ------------------------------------------------------------------------------------
+
+    def _resume(self) -> Head:
+        size = os.fstat(self._fd).st_size
+        anchor = read_anchor(self.anchor_path)
+        if anchor is None:
+            if size:
+                raise integrity_error("anchor_missing", f"{self.path.name} holds records but its anchor {self.anchor_path.name} is missing")
+            write_anchor(self.anchor_path, GENESIS)
+            return GENESIS
+        end = complete_end(self._fd, size)
+        if anchor.offset > end:
+            raise integrity_error("truncated", f"the anchor holds seq {anchor.seq} at byte {anchor.offset}; {self.path.name} has {end} complete bytes")
+        self._check_anchored(anchor)
+        self._head = self._record_head(end)
+        if end < size:
+            self._recover_torn_tail(end, size)
+        return self._head
+
+    def _check_anchored(self, anchor: Head) -> None:
+        if anchor.seq < 0:
+            return
+        record, problem = parse_line(line_ending_at(self._fd, anchor.offset))
+        if problem or record is None or (record["seq"], record["hash"]) != (anchor.seq, anchor.hash):
+            raise integrity_error("anchor_mismatch", f"the record at the anchored offset is not the anchored head seq {anchor.seq}")
+
+    def _record_head(self, end: int) -> Head:
+        if end == 0:
+            return GENESIS
+        line = line_ending_at(self._fd, end)
+        record, problem = parse_line(line)
+        if problem or record is None:
+            raise integrity_error("edited", f"the last complete record of {self.path.name} is damaged: {problem}")
+        return Head(record["seq"], record["hash"], end)
+
+    def _recover_torn_tail(self, end: int, size: int) -> None:
+        torn = os.pread(self._fd, size - end, end)
+        digest = hashlib.sha256(torn).hexdigest()
+        side = sibling(self.path, f"torn-{self._head.seq + 1}-{digest[:12]}")
+        write_atomically(side, torn)
+        os.ftruncate(self._fd, end)
+        os.fsync(self._fd)
+        note = {"kind": RECOVERED_KIND, "quarantine": side.name, "torn_bytes": len(torn), "torn_sha256": digest}
+        self._write_record(note)
+        self._sync_locked()
+
+    # writing -------------------------------------------------------------------------------------
+
+    def _catch_up(self) -> None:
+        """Adopts records another process appended since our last write; refuses anything else."""
+        try:
+            replaced = os.stat(self.path).st_ino != os.fstat(self._fd).st_ino
+        except FileNotFoundError:
+            replaced = True
+        if replaced:
+            raise integrity_error("replaced", f"{self.path.name} was deleted or replaced while the chain was open")
+        size = os.fstat(self._fd).st_size
+        if size < self._head.offset:
+            raise integrity_error("truncated", f"{self.path.name} shrank below seq {self._head.seq} while the chain was open")
+        if size > self._head.offset:
+            self._adopt(os.pread(self._fd, size - self._head.offset, self._head.offset))
+
+    def _adopt(self, data: bytes) -> None:
+        if not data.endswith(b"\n"):
+            raise integrity_error("torn_tail", f"{self.path.name} ends in a partial record written by another process")
+        offset = self._head.offset
+        for line in data.splitlines(keepends=True):
+            record, problem = parse_line(line)
+            if problem or record is None or record["seq"] != self._head.seq + 1 or record["prev"] != self._head.hash:
+                raise integrity_error("diverged", f"a record after seq {self._head.seq} does not extend the chain")
+            offset += len(line)
+            self._head = Head(record["seq"], record["hash"], offset)
+
+    def _write_record(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        record = {**body, "seq": self._head.seq + 1, "time": self._clock.iso(), "prev": self._head.hash}
+        record["hash"] = record_hash(record)
+        line = canonical(record) + b"\n"
+        written = os.write(self._fd, line)
+        if written != len(line):
+            raise integrity_error("write_failed", f"only {written} of {len(line)} bytes of seq {record['seq']} were written")
+        self._head = Head(record["seq"], record["hash"], self._head.offset + len(line))
+        return record
+
+    def _after_write(self) -> None:
+        self._pending += 1
+        if self._pending >= self.options.fsync_every:
+            self._sync_locked()
+        elif self._timer is None:
+            self._timer = threading.Timer(self.options.fsync_interval_ms / 1000, self._timed_sync)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _sync_locked(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        os.fsync(self._fd)
+        self._catch_up()
+        write_anchor(self.anchor_path, self._head)
+        self._pending = 0
+
+    def _timed_sync(self) -> None:
+        # A damaged file is reported by the next append; the timer has no caller to tell.
+        try:
+            self.sync()
+        except (IntegrityError, OSError):
+            pass
+
+
+def _validated(record: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(record, Mapping):
+        raise TypeError(f"an audit record is a mapping, not {type(record).__name__}")
+    check_json(record)
+    clash = sorted(set(record) & set(CHAIN_FIELDS))
+    if clash:
+        raise ValueError(f"audit record sets chain fields {clash}; the chain assigns them")
+    return dict(record)
+
+
+def _close_at_exit(ref: weakref.ref) -> None:
+    chain = ref()
+    if chain is not None:
+        try:
+            chain.close()
+        except (IntegrityError, OSError):
+            pass

@@ -1,0 +1,209 @@
+"""The audit record format, the anchor file, and reading a chain file from its end."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from tools.errors import IntegrityError
+
+GENESIS_HASH = "0" * 64
+CHAIN_FIELDS = ("seq", "time", "prev", "hash")
+RECOVERED_KIND = "recovered_torn_tail"
+_CHUNK = 65536
+_REMEDIATION = (
+    "run `mlgate audit verify --workspace DIR` to find the first bad record; restore the audit files "
+    "from a backup or preserve them as evidence; mlgate does not append to a damaged chain"
+)
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    fsync_every: int = 32
+    fsync_interval_ms: int = 200
+    lock_timeout_ms: int = 5000
+    tail_default: int = 50
+    tail_max: int = 1000
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> AuditOptions:
+        """Options from the `audit:` section of configs/policy.yaml. Raises ValueError if not positive ints."""
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in config.items() if k in names}
+        bad = sorted(k for k, v in values.items() if type(v) is not int or v < 1)
+        if bad:
+            raise ValueError(f"audit options must be positive integers: {', '.join(bad)}")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Head:
+    """The last record of a chain: its seq, hash, and the byte offset just past its newline."""
+
+    seq: int
+    hash: str
+    offset: int
+
+
+GENESIS = Head(-1, GENESIS_HASH, 0)
+
+
+def sibling(path: Path, suffix: str) -> Path:
+    return path.with_name(f"{path.stem}.{suffix}")
+
+
+def integrity_error(problem: str, reason: str) -> IntegrityError:
+    return IntegrityError(reason, _REMEDIATION, rule_id=f"audit.{problem}")
+
+
+# --- record format -------------------------------------------------------------------------------
+
+
+def check_json(value: Any, where: str = "record") -> None:
+    """Raises TypeError/ValueError naming the place (never the value) of anything not plain JSON."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"{where}: non-finite float is not deterministic JSON")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            check_json(item, f"{where}[{i}]")
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where}: key of type {type(key).__name__} (keys must be str)")
+            check_json(item, f"{where}.{key}")
+        return
+    raise TypeError(f"{where}: value of type {type(value).__name__} is not JSON-serialisable")
+
+
+def canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
+
+
+def record_hash(record: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of the record without its `hash` field."""
+    return hashlib.sha256(canonical({k: v for k, v in record.items() if k != "hash"})).hexdigest()
+
+
+def parse_line(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """(record, None) for a well-formed line (with newline); otherwise (record or None, what is wrong)."""
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return None, "the line is not valid JSON"
+    if not isinstance(record, dict):
+        return None, "the line is not a JSON object"
+    if type(record.get("seq")) is not int or not all(isinstance(record.get(k), str) for k in CHAIN_FIELDS[1:]):
+        return None, "the line lacks seq, time, prev or hash"
+    try:
+        if canonical(record) + b"\n" != raw:
+            return record, "the line is not byte-identical to its canonical form"
+    except ValueError:
+        return record, "the line holds values that are not canonical JSON"
+    if record_hash(record) != record["hash"]:
+        return record, "the hash does not match the record's contents"
+    return record, None
+
+
+# --- reading files backwards ---------------------------------------------------------------------
+
+
+def rfind_newline(fd: int, before: int) -> int:
+    """Offset of the last newline strictly before `before`, or -1."""
+    pos = before
+    while pos > 0:
+        low = max(0, pos - _CHUNK)
+        found = os.pread(fd, pos - low, low).rfind(b"\n")
+        if found >= 0:
+            return low + found
+        pos = low
+    return -1
+
+
+def line_ending_at(fd: int, end: int) -> bytes:
+    """The complete line (with its newline) whose newline is the byte before `end`."""
+    start = rfind_newline(fd, end - 1) + 1
+    return os.pread(fd, end - start, start)
+
+
+def complete_end(fd: int, size: int) -> int:
+    """Offset just past the last newline of the first `size` bytes (0 if none)."""
+    return rfind_newline(fd, size) + 1
+
+
+def _tail_lines(fd: int, n: int) -> list[bytes]:
+    lines: list[bytes] = []
+    end = complete_end(fd, os.fstat(fd).st_size)
+    while end > 0 and len(lines) < n:
+        line = line_ending_at(fd, end)
+        lines.append(line)
+        end -= len(line)
+    return lines[::-1]
+
+
+def read_tail(path: Path | str, n: int) -> list[dict[str, Any]]:
+    """The last `n` complete records (a torn last line is skipped; an unreadable line is marked)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return []
+    try:
+        lines = _tail_lines(fd, n)
+    finally:
+        os.close(fd)
+    return [_tail_record(line) for line in lines]
+
+
+def _tail_record(line: bytes) -> dict[str, Any]:
+    record, problem = parse_line(line)
+    if record is None:
+        return {"unreadable": True, "problem": problem, "bytes": len(line)}
+    return record if problem is None else {**record, "problem": problem}
+
+
+# --- the anchor ----------------------------------------------------------------------------------
+
+
+def read_anchor(path: Path) -> Head | None:
+    """The anchored head, or None when there is no anchor file. Raises IntegrityError if unreadable."""
+    try:
+        data = json.loads(path.read_bytes())
+        return Head(int(data["seq"]), str(data["hash"]), int(data["offset"]))
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise integrity_error("anchor_unreadable", f"the audit anchor {path.name} is not readable ({type(exc).__name__})") from None
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    temp = path.with_name(f"{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_anchor(path: Path, head: Head) -> None:
+    write_atomically(path, canonical({"seq": head.seq, "hash": head.hash, "offset": head.offset}) + b"\n")
