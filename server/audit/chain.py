@@ -36,7 +36,8 @@ from server.audit.records import (
 from server.clock import SystemClock
 from tools.errors import IntegrityError
 
-_LOCK_POLL_S = 0.005
+_LOCK_FIRST_PAUSE_S = 0.0001
+_LOCK_MAX_PAUSE_S = 0.005
 
 
 class AuditChain:
@@ -55,8 +56,10 @@ class AuditChain:
         self._timer: threading.Timer | None = None
         self._closed = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = os.open(sibling(self.path, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._lock_fd, self._fd = _open_files(self.path)
+        # Descriptors of a chain nobody closed are released when it is collected, exactly once.
+        self._release = weakref.finalize(self, _close_all, self._fd, self._lock_fd)
+        self._release.atexit = False
         try:
             with self._exclusive():
                 self._head = self._resume()
@@ -115,12 +118,17 @@ class AuditChain:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def _flock(self) -> None:
-        for _ in range(max(1, round(self.options.lock_timeout_ms / 1000 / _LOCK_POLL_S))):
+        # Non-blocking tries with a growing pause: a stuck holder is refused instead of hanging the server.
+        waited, pause = 0.0, _LOCK_FIRST_PAUSE_S
+        while True:
             try:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return
             except BlockingIOError:
-                time.sleep(_LOCK_POLL_S)
+                if waited * 1000 >= self.options.lock_timeout_ms:
+                    break
+            time.sleep(pause)
+            waited, pause = waited + pause, min(pause * 2, _LOCK_MAX_PAUSE_S)
         raise IntegrityError(
             f"another process has held the audit lock of {self.path.name} for over {self.options.lock_timeout_ms} ms",
             "find the mlgate process that is stuck writing the audit chain and stop it",
@@ -130,8 +138,7 @@ class AuditChain:
     def _close_fds(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        for fd in (self._fd, self._lock_fd):
-            os.close(fd)
+        self._release()
 
     # resuming ------------------------------------------------------------------------------------
 
@@ -250,6 +257,20 @@ def _validated(record: Mapping[str, Any]) -> dict[str, Any]:
     if clash:
         raise ValueError(f"audit record sets chain fields {clash}; the chain assigns them")
     return dict(record)
+
+
+def _open_files(path: Path) -> tuple[int, int]:
+    lock_fd = os.open(sibling(path, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        return lock_fd, os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except BaseException:
+        os.close(lock_fd)
+        raise
+
+
+def _close_all(*fds: int) -> None:
+    for fd in fds:
+        os.close(fd)
 
 
 def _close_at_exit(ref: weakref.ref) -> None:

@@ -1,0 +1,46 @@
+"""The audit tail resource through a real in-memory MCP client."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from mcp import Client
+
+from resources.audit import TAIL_URI
+from server.app import build_server
+from server.ports import build_ports
+from server.settings import Settings, policy_limits
+
+pytestmark = pytest.mark.anyio
+
+
+async def _read_tail(server) -> dict:
+    async with Client(server) as client:
+        result = await client.read_resource(TAIL_URI)
+    return json.loads(result.contents[0].text)
+
+
+async def test_audit_tail_lists_the_latest_records_oldest_first(settings: Settings) -> None:
+    ports = build_ports(settings)
+    limit = policy_limits()["audit"]["tail_default"]
+    for n in range(limit + 3):
+        ports.audit.append({"kind": "decision", "tool": "load_dataset", "n": n})
+    tail = await _read_tail(build_server(settings, ports))
+    assert tail["count"] == limit
+    assert [r["seq"] for r in tail["records"]] == list(range(3, limit + 3))
+    ports.audit.close()
+
+
+async def test_audit_tail_of_a_fresh_workspace_is_empty(settings: Settings) -> None:
+    ports = build_ports(settings)
+    assert await _read_tail(build_server(settings, ports)) == {"count": 0, "records": []}
+    ports.audit.close()
+
+
+async def test_audit_tail_is_listed_as_a_json_resource(settings: Settings) -> None:
+    ports = build_ports(settings)
+    async with Client(build_server(settings, ports)) as client:
+        listed = {str(r.uri): r for r in (await client.list_resources()).resources}
+    assert listed[TAIL_URI].mime_type == "application/json"
+    ports.audit.close()
