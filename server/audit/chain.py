@@ -110,7 +110,7 @@ class AuditChain:
     def _exclusive(self) -> Iterator[None]:
         with self._mutex:
             if self._closed:
-                raise integrity_error("closed", f"the audit chain {self.path.name} is closed")
+                raise IntegrityError(f"the audit chain {self.path.name} is closed", "the server is shutting down; retry once it is back", rule_id="audit.closed")
             self._flock()
             try:
                 yield

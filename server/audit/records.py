@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import threading
 from collections.abc import Mapping
@@ -67,23 +68,25 @@ def integrity_error(problem: str, reason: str) -> IntegrityError:
 
 def check_json(value: Any, where: str = "record") -> None:
     """Raises TypeError/ValueError naming the place (never the value) of anything not plain JSON."""
-    if value is None or isinstance(value, (str, bool, int)):
-        return
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ValueError(f"{where}: non-finite float is not deterministic JSON")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where}: non-finite float is not deterministic JSON")
+    if value is None or isinstance(value, (str, bool, int, float)):
         return
     if isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            check_json(item, f"{where}[{i}]")
-        return
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(f"{where}: key of type {type(key).__name__} (keys must be str)")
-            check_json(item, f"{where}.{key}")
-        return
-    raise TypeError(f"{where}: value of type {type(value).__name__} is not JSON-serialisable")
+        items = [(f"{where}[{i}]", item) for i, item in enumerate(value)]
+    elif isinstance(value, Mapping):
+        _check_keys(value, where)
+        items = [(f"{where}.{key}", item) for key, item in value.items()]
+    else:
+        raise TypeError(f"{where}: value of type {type(value).__name__} is not JSON-serialisable")
+    for place, item in items:
+        check_json(item, place)
+
+
+def _check_keys(mapping: Mapping[Any, Any], where: str) -> None:
+    for key in mapping:
+        if not isinstance(key, str):
+            raise TypeError(f"{where}: key of type {type(key).__name__} (keys must be str)")
 
 
 def canonical(value: Any) -> bytes:
