@@ -1,0 +1,342 @@
+"""Server-side evaluation (DESIGN §5): metrics from the child's predictions against labels the child
+never saw, bootstrap confidence intervals, fairness slices, the class-prior baseline, the comparison
+with the best prior run, and the deterministic evaluation report.
+
+Pure: arrays in, plain dicts out; no I/O, clock or environment. `scores` are predicted
+probabilities of the positive class in [0, 1]; class metrics (f1, precision, recall, accuracy,
+selection rates) predict positive when score >= `threshold` (0.5 unless told otherwise).
+Conventions follow scikit-learn: pr_auc is average precision (step-wise, no interpolation),
+precision/recall/f1 are 0 when their denominator is 0, log_loss clips scores to [1e-15, 1 - 1e-15].
+roc_auc and pr_auc are None when the labels hold a single class (undefined, not 0).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+
+from tools.errors import InvalidInput
+from tools.provenance import stable_json
+from tools.splits import binary_labels
+
+METRICS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "log_loss", "accuracy", "brier")
+LOWER_IS_BETTER = frozenset({"log_loss", "brier"})
+DEFAULT_THRESHOLD = 0.5
+CI_LEVEL = 0.95
+LOG_LOSS_EPS = 1e-15
+REPORT_DIGITS = 6
+REPORT_SCHEMA_VERSION = 1
+MISSING_SLICE = "<missing>"
+
+
+def probabilities(scores: Any, rows: int) -> np.ndarray:
+    """Scores as float64. Raises InvalidInput unless there is one finite value in [0, 1] per row."""
+    values = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if values.size != rows or not np.all(np.isfinite(values)) or values.min(initial=0) < 0 or values.max(initial=0) > 1:
+        raise InvalidInput(
+            f"predictions must be {rows} finite probabilities in [0, 1] (got {values.size} values)",
+            "make the model output predicted probabilities of the positive class, one per evaluation row",
+            rule_id="evaluation.predictions",
+        )
+    return values
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """Area under the ROC curve via the rank-sum (Mann-Whitney) identity; ties count one half."""
+    positives = int(labels.sum())
+    negatives = labels.size - positives
+    if positives == 0 or negatives == 0:
+        return None
+    rank_sum = rankdata(scores)[labels == 1].sum()
+    return float((rank_sum - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def average_precision(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """Sum over distinct thresholds of (recall step) x precision, as sklearn's average_precision_score."""
+    if labels.sum() == 0 or labels.sum() == labels.size:
+        return None
+    order = np.argsort(-scores, kind="mergesort")
+    sorted_scores, sorted_labels = scores[order], labels[order]
+    last_of_group = np.r_[np.flatnonzero(np.diff(sorted_scores)), labels.size - 1]
+    true_positives = np.cumsum(sorted_labels)[last_of_group]
+    precision = true_positives / (last_of_group + 1)
+    recall = true_positives / true_positives[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return float(numerator / denominator) if denominator else 0.0
+
+
+def class_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+    predicted = scores >= threshold
+    actual = labels == 1
+    tp, fp, fn = int(np.sum(predicted & actual)), int(np.sum(predicted & ~actual)), int(np.sum(~predicted & actual))
+    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": _ratio(2 * precision * recall, precision + recall),
+        "accuracy": float(np.mean(predicted == actual)),
+    }
+
+
+def compute_metrics(labels: Any, scores: Any, threshold: float = DEFAULT_THRESHOLD) -> dict[str, float | None]:
+    """All METRICS for binary labels (0/1) and positive-class probabilities.
+
+    Raises InvalidInput on non-binary labels, bad scores or a length mismatch.
+    """
+    y = binary_labels(labels)
+    p = probabilities(scores, y.size)
+    return _metrics(y, p, threshold)
+
+
+def _metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float | None]:
+    clipped = np.clip(p, LOG_LOSS_EPS, 1 - LOG_LOSS_EPS)
+    return {
+        "roc_auc": roc_auc(y, p),
+        "pr_auc": average_precision(y, p),
+        "log_loss": float(-np.mean(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))),
+        "brier": float(np.mean((p - y) ** 2)),
+        **class_metrics(y, p, threshold),
+    }
+
+
+def bootstrap_ci(labels: Any, scores: Any, *, n_samples: int, seed: int, threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
+    """95% percentile bootstrap intervals for every metric.
+
+    Resamples rows with replacement `n_samples` times from `np.random.default_rng(seed)`. A resample
+    holding a single class is skipped (roc_auc/pr_auc are undefined there) for every metric alike,
+    so all intervals rest on the same `n_effective` resamples. Intervals are None when none is left.
+    """
+    y = binary_labels(labels)
+    p = probabilities(scores, y.size)
+    rng = np.random.default_rng(seed)
+    samples: list[dict[str, float | None]] = []
+    for _ in range(n_samples):
+        rows = rng.integers(0, y.size, y.size)
+        if 0 < y[rows].sum() < y.size:
+            samples.append(_metrics(y[rows], p[rows], threshold))
+    tail = (1 - CI_LEVEL) / 2 * 100
+    intervals = {m: _percentiles([s[m] for s in samples], tail) for m in METRICS}
+    return {"level": CI_LEVEL, "method": "percentile", "n_requested": n_samples, "n_effective": len(samples), "seed": seed, "intervals": intervals}
+
+
+def _percentiles(values: list[float | None], tail: float) -> dict[str, float] | None:
+    if not values:
+        return None
+    low, high = np.percentile(np.asarray(values, dtype=np.float64), [tail, 100 - tail])
+    return {"low": float(low), "high": float(high)}
+
+
+def _group_stats(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, Any]:
+    return {
+        "count": int(y.size),
+        "positive_rate": float(y.mean()) if y.size else None,
+        "roc_auc": roc_auc(y, p) if y.size else None,
+        "selection_rate": float(np.mean(p >= threshold)) if y.size else None,
+    }
+
+
+def _difference(value: float | None, reference: float | None) -> float | None:
+    return None if value is None or reference is None else value - reference
+
+
+def _slice_values(values: Any, rows: int, attribute: str) -> np.ndarray:
+    series = pd.Series(values).reset_index(drop=True)
+    if len(series) != rows:
+        raise InvalidInput(f"protected attribute {attribute!r} has {len(series)} values for {rows} rows", "pass one value per evaluation row", rule_id="evaluation.slices")
+    return np.asarray([MISSING_SLICE if pd.isna(v) else str(v) for v in series], dtype=object)
+
+
+def attribute_slices(labels: np.ndarray, scores: np.ndarray, values: np.ndarray, threshold: float) -> dict[str, Any]:
+    """Per value: count, positive rate, roc_auc, selection rate and their gaps to the overall group."""
+    overall = _group_stats(labels, scores, threshold)
+    slices = {}
+    for value in sorted(set(values.tolist())):
+        stats = _group_stats(labels[values == value], scores[values == value], threshold)
+        stats["selection_rate_diff"] = _difference(stats["selection_rate"], overall["selection_rate"])
+        stats["roc_auc_diff"] = _difference(stats["roc_auc"], overall["roc_auc"])
+        slices[value] = stats
+    rates = [s["selection_rate"] for s in slices.values()]
+    ratio = min(rates) / max(rates) if max(rates) > 0 else None
+    return {"overall": overall, "slices": slices, "selection_rate_ratio_min_max": ratio,
+            "max_abs_selection_rate_diff": max(abs(s["selection_rate_diff"]) for s in slices.values())}
+
+
+def slice_metrics(labels: Any, scores: Any, attributes: Mapping[str, Any], threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
+    """Fairness evidence per protected attribute: `{attribute: attribute_slices(...)}`.
+
+    Values are compared as strings; missing values form their own slice "<missing>".
+    `selection_rate_ratio_min_max` is the lowest over the highest slice selection rate (the
+    four-fifths-rule ratio). Raises InvalidInput when an attribute's length differs from the labels.
+    """
+    y = binary_labels(labels)
+    p = probabilities(scores, y.size)
+    return {name: attribute_slices(y, p, _slice_values(values, y.size, name), threshold) for name, values in sorted(attributes.items())}
+
+
+def prior_baseline(train_labels: Any, eval_labels: Any, threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
+    """The no-model heuristic: every row scores the training positive rate (the class prior)."""
+    train_rate = float(binary_labels(train_labels).mean())
+    y = binary_labels(eval_labels)
+    return {"name": "class_prior", "train_positive_rate": train_rate, "metrics": _metrics(y, np.full(y.size, train_rate), threshold)}
+
+
+def summarize_folds(per_fold: Sequence[Mapping[str, float | None]]) -> dict[str, Any]:
+    """Mean, population std and per-fold values of each metric over the cross-validation folds."""
+    summary = {}
+    for metric in METRICS:
+        values = [fold.get(metric) for fold in per_fold]
+        defined = [v for v in values if v is not None]
+        summary[metric] = {"values": values, "mean": float(np.mean(defined)) if defined else None, "std": float(np.std(defined)) if defined else None}
+    return summary
+
+
+def is_better(metric: str, value: float, reference: float) -> bool:
+    return value < reference if metric in LOWER_IS_BETTER else value > reference
+
+
+def improvement(metric: str, value: float, reference: float) -> float:
+    """How much better `value` is than `reference` (positive = better), whatever the direction."""
+    return reference - value if metric in LOWER_IS_BETTER else value - reference
+
+
+OUTCOME_RULE = (
+    "confirmed: the whole 95% CI of the new primary metric is better than the best prior run; "
+    "negative: the whole CI is worse; neutral: the CI contains the prior value, or there is no prior run"
+)
+
+
+def outcome(metric: str, interval: Mapping[str, float] | None, best_prior: float | None) -> str:
+    """confirmed / neutral / negative, by OUTCOME_RULE (a point estimate alone never confirms)."""
+    if best_prior is None or interval is None:
+        return "neutral"
+    if is_better(metric, interval["low"], best_prior) and is_better(metric, interval["high"], best_prior):
+        return "confirmed"
+    if is_better(metric, best_prior, interval["low"]) and is_better(metric, best_prior, interval["high"]):
+        return "negative"
+    return "neutral"
+
+
+def compare_to_prior(metric: str, value: float | None, interval: Mapping[str, float] | None, best_prior: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The comparison section: `best_prior` is `{run_id, value}` of the best earlier run, or None.
+    `metric_delta` is new minus prior in the metric's own units (negative is better for losses)."""
+    prior_value = None if best_prior is None else best_prior["value"]
+    return {
+        "metric": metric,
+        "best_prior_run_id": None if best_prior is None else best_prior["run_id"],
+        "best_prior_value": prior_value,
+        "metric_delta": _difference(value, prior_value),
+        "outcome": outcome(metric, interval, prior_value),
+        "rule": OUTCOME_RULE,
+    }
+
+
+def _gate(gate: str, status: str, observed: Any, threshold: Any, reason: str) -> dict[str, Any]:
+    return {"gate": gate, "status": status, "observed": observed, "threshold": threshold, "reason": reason}
+
+
+def _measured(value: float | None) -> float | None:
+    # Gates compare the figures the report shows (REPORT_DIGITS), so 0.74 - 0.745 is -0.005, not
+    # -0.00500000000000006, and a value printed as passing never fails by float noise.
+    return None if value is None else round(value, REPORT_DIGITS)
+
+
+def _verdict(gate: str, value: float | None, passed: bool, threshold: float, wording: str) -> dict[str, Any]:
+    if value is None:
+        return _gate(gate, "FAIL", None, threshold, f"not measured ({wording} {threshold:g})")
+    return _gate(gate, "PASS" if passed else "FAIL", value, threshold, f"{wording} {threshold:g}; observed {value:.6g}")
+
+
+def _min_primary_metric(gate: str, threshold: float, metric: str, observed: Mapping[str, Any]) -> dict[str, Any]:
+    value = _measured(observed.get("primary_metric"))
+    passed = value is not None and _measured(improvement(metric, value, threshold)) >= 0
+    return _verdict(gate, value, passed, threshold, f"{metric} must be at least as good as")
+
+
+def _min_lift_over_baseline(gate: str, threshold: float, metric: str, observed: Mapping[str, Any]) -> dict[str, Any]:
+    primary, baseline = observed.get("primary_metric"), observed.get("baseline_primary_metric")
+    value = None if primary is None or baseline is None else _measured(improvement(metric, primary, baseline))
+    return _verdict(gate, value, value is not None and value >= threshold, threshold, f"lift of {metric} over the baseline must be >=")
+
+
+def _champion_tolerance(gate: str, threshold: float, metric: str, observed: Mapping[str, Any]) -> dict[str, Any]:
+    primary, champion = observed.get("primary_metric"), observed.get("champion_primary_metric")
+    if champion is None:
+        return _gate(gate, "SKIPPED", None, threshold, "no champion yet")
+    value = None if primary is None else _measured(improvement(metric, primary, champion))
+    return _verdict(gate, value, value is not None and value >= -threshold, threshold, f"{metric} may trail the champion by at most")
+
+
+def _max_seed_variance(gate: str, threshold: float, metric: str, observed: Mapping[str, Any]) -> dict[str, Any]:
+    value = _measured(observed.get("seed_variance"))
+    if value is None:
+        return _gate(gate, "SKIPPED", None, threshold, "measured at promotion, across 3 seeds")
+    return _verdict(gate, value, value <= threshold, threshold, f"variance of {metric} across seeds must be <=")
+
+
+GATE_CHECKS = {
+    "min_primary_metric": _min_primary_metric,
+    "min_lift_over_baseline": _min_lift_over_baseline,
+    "champion_tolerance": _champion_tolerance,
+    "max_seed_variance": _max_seed_variance,
+}
+
+
+def _check_gate(gate: str, threshold: Any, metric: str, observed: Mapping[str, Any]) -> dict[str, Any]:
+    if gate not in GATE_CHECKS:
+        return _gate(gate, "FAIL", None, threshold, "unknown gate: the server cannot check it, so it does not pass")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        return _gate(gate, "FAIL", None, threshold, "threshold is not a number")
+    return GATE_CHECKS[gate](gate, float(threshold), metric, observed)
+
+
+def gate_receipt(gates: Mapping[str, Any], observed: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One `{gate, status, observed, threshold, reason}` per configured gate, sorted by gate name.
+
+    `gates` is the standards' `gates` section (`primary_metric` names the metric, every other key is a
+    threshold). `observed` holds `primary_metric`, `baseline_primary_metric`, and where known
+    `champion_primary_metric` and `seed_variance`. Status is PASS, FAIL, or SKIPPED for a gate that
+    does not apply yet (no champion; seed variance is measured at promotion). A gate the server does
+    not know, a non-numeric threshold or a missing measurement FAILS: the receipt fails closed.
+    For lower-is-better metrics (log_loss, brier) every comparison is made in the better direction.
+    """
+    metric = str(gates.get("primary_metric", "roc_auc"))
+    return [_check_gate(gate, gates[gate], metric, observed) for gate in sorted(k for k in gates if k != "primary_metric")]
+
+
+def gates_passed(receipt: Sequence[Mapping[str, Any]]) -> bool:
+    """True when no gate FAILED (SKIPPED gates do not block a run; promotion re-checks them)."""
+    return all(entry["status"] != "FAIL" for entry in receipt)
+
+
+def _json_ready(value: Any, digits: int) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _json_ready(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_json_ready(v, digits) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if not math.isfinite(value) else round(float(value), digits) + 0.0
+    return value
+
+
+def build_report(sections: Mapping[str, Any], digits: int = REPORT_DIGITS) -> dict[str, Any]:
+    """The evaluation report: the given sections (metrics, confidence_intervals, baselines, slices,
+    comparison, gates, split, ...) with floats rounded to `digits`, numpy scalars as Python numbers
+    and NaN/Infinity as null, plus `schema_version`."""
+    return _json_ready({"schema_version": REPORT_SCHEMA_VERSION, **sections}, digits)
+
+
+def report_json(report: Mapping[str, Any], digits: int = REPORT_DIGITS) -> str:
+    """Stable JSON text of a report (sorted keys, fixed rounding): same inputs, identical bytes."""
+    return stable_json(_json_ready(report, digits))

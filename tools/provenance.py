@@ -1,0 +1,65 @@
+"""Pure provenance hashes recorded on every run (DESIGN §6 Tier 1).
+
+Callers read the bytes (features.py, uv.lock) and pass them in, so every hash here is a function of
+its arguments only: a stranger can recompute any of them from the committed files and the logged
+config. Canonical JSON = sorted keys, no insignificant whitespace, UTF-8, NaN refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+# Domain separators: the same bytes hashed for two purposes never give the same digest.
+FEATURE_PIPELINE_DOMAIN = b"mlgate.feature_pipeline.v1\n"
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON text: sorted keys, compact separators, no NaN/Infinity.
+
+    Raises TypeError for values JSON cannot represent and ValueError for NaN/Infinity.
+    """
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def stable_json(value: Any) -> str:
+    """Readable deterministic JSON for artifacts: sorted keys, 2-space indent, final newline.
+
+    Raises TypeError / ValueError like canonical_json.
+    """
+    return json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_json(value: Any) -> str:
+    """SHA-256 of the canonical JSON of a value (the config hash of a mapping)."""
+    return sha256_bytes(canonical_json(value).encode("utf-8"))
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """Hash of a whole experiment config: key order and formatting of the YAML do not matter."""
+    return sha256_json(dict(config))
+
+
+def lockfile_hash(lock_bytes: bytes) -> str:
+    """SHA-256 of uv.lock exactly as read (the bytes `uv sync --locked` would use)."""
+    return sha256_bytes(lock_bytes)
+
+
+def feature_pipeline_hash(features_source: bytes, feature_config: Mapping[str, Any]) -> str:
+    """SHA-256 over src/features.py bytes and the canonical JSON of the feature config.
+
+    The two parts are length-prefixed, so moving bytes from the source into the config (or back)
+    cannot produce the same digest.
+    """
+    config_bytes = canonical_json(dict(feature_config)).encode("utf-8")
+    digest = hashlib.sha256(FEATURE_PIPELINE_DOMAIN)
+    for part in (features_source, config_bytes):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
