@@ -15,6 +15,10 @@ from policies import ROLES, Principal
 from tools.base import CallContext
 
 ROLE_SCOPE_PREFIX = "role:"
+# The transport name an HTTP server is started with; each call then names its own transport.
+HTTP_TRANSPORT = "http"
+SSE_MESSAGES_PATH = "/messages/"
+UNAUTHENTICATED = Principal("unauthenticated", "agent")
 
 
 def role_from_scopes(scopes: list[str]) -> str | None:
@@ -36,8 +40,9 @@ def _token_of(request: Any) -> Any:
 
 
 def transport_of(request: Any) -> str:
+    """SSE clients post their calls to the SSE message endpoint; everything else came over /mcp."""
     path = request.url.path if hasattr(request, "url") else ""
-    return "sse" if path.startswith("/messages") else "streamable-http"
+    return "sse" if path.startswith(SSE_MESSAGES_PATH) else "streamable-http"
 
 
 class Identifier:
@@ -51,12 +56,14 @@ class Identifier:
     def principal_for(self, context: Any) -> tuple[Principal, str]:
         request = _http_request(context)
         if request is None:
-            return self._local, self._local_transport
+            # An HTTP server has no local principal: a call without a request is no one's.
+            local = UNAUTHENTICATED if self._local_transport == HTTP_TRANSPORT else self._local
+            return local, self._local_transport
         token = _token_of(request)
         role = role_from_scopes(list(token.scopes)) if token is not None else None
         if token is None or role is None:
             # Unreachable behind the auth middleware; fail closed to the weakest role anyway.
-            return Principal("unauthenticated", "agent"), transport_of(request)
+            return UNAUTHENTICATED, transport_of(request)
         return Principal(token.client_id, role), transport_of(request)  # type: ignore[arg-type]
 
     def context_for(self, context: Any) -> CallContext:

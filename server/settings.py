@@ -24,6 +24,8 @@ class HttpSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
+    # The URL clients use (behind a proxy or a DNS name); default: http://HOST:PORT of the bind.
+    public_url: str | None = None
 
 
 class Settings(BaseModel):

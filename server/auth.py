@@ -1,0 +1,196 @@
+"""Bearer tokens for the HTTP transports: a hashed token store and the verifier the SDK calls.
+
+A token is shown once, when it is created; the state directory keeps only its SHA-256 with the
+token's name (the principal the audit records), its role and its creation time. The file is
+written atomically with mode 0600 under an exclusive lock, and re-read whenever it changes, so a
+revoked token stops working on a running server at its next request.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from mcp.server.auth.provider import AccessToken
+
+from policies import ROLES
+from server.clock import SystemClock
+from server.identity import ROLE_SCOPE_PREFIX
+from tools.errors import IntegrityError, InvalidInput, NotFound
+
+TOKENS_FILE = "tokens.json"
+TOKEN_PREFIX = "mlgate_"
+TOKEN_BYTES = 32
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """What the store keeps of a token: never the token itself."""
+
+    name: str
+    role: str
+    sha256: str
+    created: str
+
+    def public(self) -> dict[str, str]:
+        return {"name": self.name, "role": self.role, "created": self.created}
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def check_name(name: str) -> None:
+    """Raises InvalidInput unless `name` can stand as a principal name in the audit."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise InvalidInput(
+            f"token name {name!r} is not allowed",
+            "use 1-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit",
+            rule_id="token.name",
+        )
+
+
+def check_role(role: str) -> None:
+    if role not in ROLES:
+        raise InvalidInput(f"unknown role {role!r}", f"use one of: {', '.join(ROLES)}", rule_id="token.role")
+
+
+class TokenStore:
+    """The tokens of one state directory (`<state_dir>/tokens.json`)."""
+
+    def __init__(self, state_dir: Path, clock: Any = None) -> None:
+        self._path = Path(state_dir) / TOKENS_FILE
+        self._clock = clock or SystemClock()
+        self._cache: tuple[tuple[int, int, int], tuple[TokenRecord, ...]] | None = None
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def create(self, name: str, role: str) -> str:
+        """Stores a new token's hash and returns the token (shown once, never stored).
+
+        Raises InvalidInput for a bad name or role, or a name already in use."""
+        check_name(name)
+        check_role(role)
+        token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
+        with self._locked():
+            records = list(self._read())
+            if any(r.name == name for r in records):
+                raise InvalidInput(f"a token named {name!r} exists", f"revoke it first (mlgate token revoke {name}) or pick another name", rule_id="token.name")
+            records.append(TokenRecord(name, role, token_hash(token), self._clock.iso()))
+            self._write(records)
+        return token
+
+    def revoke(self, name: str) -> None:
+        """Removes the token called `name`. Raises NotFound if there is none."""
+        with self._locked():
+            records = list(self._read())
+            kept = [r for r in records if r.name != name]
+            if len(kept) == len(records):
+                raise NotFound(f"no token named {name!r}", "list the tokens with `mlgate token list`", rule_id="token.unknown")
+            self._write(kept)
+
+    def records(self) -> tuple[TokenRecord, ...]:
+        """Every stored token, re-read only when the file changed. Raises IntegrityError if unreadable."""
+        try:
+            stat = self._path.stat()
+        except FileNotFoundError:
+            return ()
+        key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, self._read())
+        return self._cache[1]
+
+    def match(self, token: str) -> TokenRecord | None:
+        """The record whose hash equals the token's, compared in constant time over every record."""
+        digest = token_hash(token)
+        found = None
+        for record in self.records():
+            if hmac.compare_digest(record.sha256, digest):
+                found = record
+        return found
+
+    def _read(self) -> tuple[TokenRecord, ...]:
+        try:
+            data = json.loads(self._path.read_text())
+        except FileNotFoundError:
+            return ()
+        except (OSError, ValueError) as exc:
+            raise IntegrityError(f"the token store {self._path} is unreadable ({type(exc).__name__})", "restore it from a backup or remove it and issue new tokens", rule_id="token.store") from None
+        return _records_from(data, self._path)
+
+    def _write(self, records: list[TokenRecord]) -> None:
+        payload = json.dumps({"version": FORMAT_VERSION, "tokens": [asdict(r) for r in records]}, indent=2) + "\n"
+        _atomic_write(self._path, payload.encode())
+        self._cache = None
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
+def _records_from(data: Any, path: Path) -> tuple[TokenRecord, ...]:
+    try:
+        if data.get("version") != FORMAT_VERSION:
+            raise ValueError("version")
+        return tuple(TokenRecord(**{k: str(t[k]) for k in ("name", "role", "sha256", "created")}) for t in data["tokens"])
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise IntegrityError(f"the token store {path} is malformed", "restore it from a backup or remove it and issue new tokens", rule_id="token.store") from None
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write a temp file in the same directory (mkstemp creates it 0600), fsync, rename, fsync the dir."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class TokenVerifier:
+    """The SDK's TokenVerifier over a TokenStore: a known token becomes AccessToken(name, role scope).
+
+    An unreadable store verifies nothing (fails closed)."""
+
+    def __init__(self, store: TokenStore) -> None:
+        self._store = store
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        try:
+            record = self._store.match(token)
+        except IntegrityError:
+            return None
+        if record is None:
+            return None
+        # The AccessToken travels in the request scope: it carries the hash, never the secret.
+        return AccessToken(token=record.sha256, client_id=record.name, scopes=[ROLE_SCOPE_PREFIX + record.role])

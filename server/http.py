@@ -1,0 +1,188 @@
+"""The HTTP transports: one ASGI app serving streamable HTTP at /mcp and SSE at /sse.
+
+Every request needs a bearer token from the token store (401 otherwise); the Host and Origin
+headers are checked before anything else (421 / 403), on loopback against the loopback names and
+otherwise against the configured allowed hosts and origins. Binding a non-loopback address is
+refused unless tokens exist and allowed hosts are configured.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from mcp.server.mcpserver import MCPServer
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from server.app import build_server
+from server.auth import TokenStore, TokenVerifier
+from server.identity import HTTP_TRANSPORT, SSE_MESSAGES_PATH
+from server.ports import Ports
+from server.settings import HttpSettings, Settings
+from tools.errors import InvalidInput
+
+MCP_PATH = "/mcp"
+SSE_PATH = "/sse"
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+
+
+@dataclass(frozen=True)
+class BindAddress:
+    host: str
+    port: int
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+def parse_bind(text: str) -> BindAddress:
+    """`HOST:PORT` or `[IPV6]:PORT`. Raises InvalidInput for anything else."""
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidInput(f"cannot bind {text!r}", "give HOST:PORT, e.g. 127.0.0.1:8765 or [::1]:8765", rule_id="serve.bind")
+    return BindAddress(host, int(port))
+
+
+def check_can_serve(bind: BindAddress, http: HttpSettings, store: TokenStore) -> None:
+    """Raises InvalidInput when serving HTTP on `bind` would be unsafe."""
+    if not store.records():
+        raise InvalidInput(
+            "HTTP serving needs at least one bearer token and none exists",
+            "create one with `mlgate token create --name NAME --role agent --workspace DIR`, then start again",
+            rule_id="serve.no_tokens",
+        )
+    if not bind.is_loopback and not http.allowed_hosts:
+        raise InvalidInput(
+            f"refusing to bind the non-loopback address {bind.host}: no allowed hosts are configured",
+            "set http.allowed_hosts (and http.allowed_origins for browsers) in <state_dir>/server.yaml, or bind 127.0.0.1",
+            rule_id="serve.non_loopback",
+        )
+
+
+def transport_security(bind: BindAddress, http: HttpSettings) -> TransportSecuritySettings:
+    """DNS-rebinding protection, always on: loopback names on loopback, else the configured ones."""
+    if bind.is_loopback:
+        hosts = [f"{name}:*" for name in LOOPBACK_NAMES]
+        origins = [f"http://{name}:*" for name in LOOPBACK_NAMES]
+    else:
+        hosts, origins = list(http.allowed_hosts), list(http.allowed_origins)
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+
+
+def auth_options(store: TokenStore, base_url: str) -> dict[str, Any]:
+    """The MCPServer keyword arguments that put every HTTP route behind the token verifier."""
+    # Tokens are issued by this server's operator (`mlgate token create`), bound to this server
+    # only, so the verifier itself is the audience check.
+    settings = AuthSettings(issuer_url=base_url, resource_server_url=base_url + MCP_PATH, validate_token_resource=False)
+    return {"token_verifier": TokenVerifier(store), "auth": settings}
+
+
+class HostOriginGuard:
+    """Rejects a foreign Host (421) or Origin (403) before authentication or routing."""
+
+    def __init__(self, app: ASGIApp, security: TransportSecuritySettings) -> None:
+        self._app = app
+        self._checker = TransportSecurityMiddleware(security)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refusal = await self._checker.validate_request(Request(scope), is_post=False)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
+
+
+def _unique_routes(*apps: Starlette) -> list[BaseRoute]:
+    """Both SDK apps carry the protected-resource metadata route; keep one of each path."""
+    routes: dict[str, BaseRoute] = {}
+    for app in apps:
+        for route in app.routes:
+            routes.setdefault(getattr(route, "path", repr(route)), route)
+    return list(routes.values())
+
+
+def build_http_app(settings: Settings, bind: BindAddress, *, ports: Ports | None = None) -> Starlette:
+    """mlgate's HTTP app. Raises InvalidInput when serving would be unsafe (see check_can_serve)."""
+    settings = settings.model_copy(update={"transport": HTTP_TRANSPORT})
+    store = TokenStore(settings.state_dir)
+    check_can_serve(bind, settings.http, store)
+    server = build_server(settings, ports, auth=auth_options(store, settings.http.public_url or bind.url))
+    return combined_app(server, bind, transport_security(bind, settings.http))
+
+
+def combined_app(server: MCPServer, bind: BindAddress, security: TransportSecuritySettings) -> Starlette:
+    """Streamable HTTP (/mcp) and SSE (/sse, /messages/) of `server` in one app behind the Host/Origin guard."""
+    streamable = server.streamable_http_app(streamable_http_path=MCP_PATH, transport_security=security, host=bind.host)
+    sse = server.sse_app(sse_path=SSE_PATH, message_path=SSE_MESSAGES_PATH, transport_security=security, host=bind.host)
+    # Both apps install the same bearer-auth middleware (one copy is enough); the session manager
+    # of /mcp must run for the whole life of the combined app, so it is this app's lifespan.
+    middleware = [Middleware(HostOriginGuard, security=security), *streamable.user_middleware]
+    return Starlette(routes=_unique_routes(streamable, sse), middleware=middleware, lifespan=lambda _: server.session_manager.run())
+
+
+GRACEFUL_SHUTDOWN_S = 5  # open SSE streams are cut after this on shutdown
+
+
+def uvicorn_config(app: ASGIApp, bind: BindAddress) -> uvicorn.Config:
+    return uvicorn.Config(app, host=bind.host, port=bind.port, log_level="warning", server_header=False, lifespan="on", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+
+
+def free_loopback_bind() -> tuple[BindAddress, socket.socket]:
+    """A bound (not yet listening) socket on a free 127.0.0.1 port, for tests and benchmarks."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return BindAddress("127.0.0.1", sock.getsockname()[1]), sock
+
+
+@contextmanager
+def serving_in_background(app: ASGIApp, bind: BindAddress, sock: socket.socket, *, timeout: float = 30.0) -> Iterator[str]:
+    """Runs uvicorn on a thread over `sock`; yields the base URL once it accepts connections.
+
+    Raises TimeoutError if it does not start within `timeout` seconds."""
+    server = uvicorn.Server(uvicorn_config(app, bind))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        _wait_until(lambda: server.started or not thread.is_alive(), timeout)
+        if not server.started:
+            raise RuntimeError("the HTTP server stopped while starting")
+        yield bind.url
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
+        sock.close()
+
+
+def _wait_until(condition: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the HTTP server did not start within {timeout}s")
+        threading.Event().wait(0.005)

@@ -1,0 +1,49 @@
+"""Connecting to mlgate over each transport it serves, with real servers and real clients."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx2
+from mcp import Client
+from mcp.client.sse import sse_client
+from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+
+from server.http import BindAddress, build_http_app, free_loopback_bind, serving_in_background
+from server.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@contextmanager
+def mlgate_http(settings: Settings) -> Iterator[str]:
+    """mlgate's HTTP app on a free loopback port; yields its base URL."""
+    bind, sock = free_loopback_bind()
+    with serving_in_background(build_http_app(settings, bind), bind, sock) as url:
+        yield url
+
+
+def streamable_http(url: str, token: str) -> Client:
+    http = httpx2.AsyncClient(headers=bearer(token), timeout=httpx2.Timeout(30.0))
+    return Client(streamable_http_client(f"{url}/mcp", http_client=http))
+
+
+def sse(url: str, token: str) -> Client:
+    return Client(sse_client(f"{url}/sse", headers=bearer(token)))
+
+
+def stdio(workspace: Path, **env: str) -> Client:
+    """`mlgate serve` as a real subprocess of this interpreter, speaking over its stdin/stdout."""
+    args = ["-m", "server.cli", "serve", "--workspace", str(workspace)]
+    return Client(StdioServerParameters(command=sys.executable, args=args, env=env, cwd=REPO_ROOT))
+
+
+__all__ = ["BindAddress", "bearer", "mlgate_http", "sse", "stdio", "streamable_http"]
