@@ -1,5 +1,55 @@
-"""standards resources (placeholder until implemented)."""
+"""The standards resource: the project's standards exactly as committed on the protected ref.
+
+Read-only. The text is the committed bytes every call is decided against, with their SHA-256 and a
+drift flag that is true when the working-tree copy differs (drift is reported, never obeyed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Protocol
+
+import anyio
+from mcp.server.mcpserver.exceptions import ResourceError
+
+from tools.errors import GovernanceError
+
+STANDARDS_URI = "mlgate://standards"
+DESCRIPTION = (
+    "configs/project_standards.yaml as committed on the protected branch (the rules every call is "
+    "decided against), as JSON: {ref, sha256, drift, yaml}. drift=true means the working-tree copy "
+    "differs; the committed version is the one in force."
+)
 
 
-def register(server, ports) -> None:
-    return None
+class StandardsBytes(Protocol):
+    def committed_bytes(self) -> bytes:
+        """The file on the protected ref. Raises GovernanceError when it is missing."""
+        ...
+
+    def working_tree_bytes(self) -> bytes | None: ...
+
+
+def standards_document(source: StandardsBytes, ref: str) -> dict[str, Any]:
+    """`{ref, sha256, drift, yaml}` from one read of the committed bytes."""
+    committed = source.committed_bytes()
+    return {
+        "ref": ref,
+        "sha256": hashlib.sha256(committed).hexdigest(),
+        "drift": source.working_tree_bytes() != committed,
+        "yaml": committed.decode("utf-8", errors="replace"),
+    }
+
+
+def register(server: Any, ports: Any) -> None:
+    source: StandardsBytes = ports.standards
+    ref: str = ports.settings.protected_ref
+
+    @server.resource(STANDARDS_URI, name="standards", title="Project standards", description=DESCRIPTION, mime_type="application/json")
+    async def standards() -> str:
+        try:
+            document = await anyio.to_thread.run_sync(standards_document, source, ref)
+        except GovernanceError as exc:
+            raise ResourceError(f"[{exc.rule_id}] {exc.reason}; what to do: {exc.remediation}") from exc
+        return json.dumps(document, sort_keys=True)

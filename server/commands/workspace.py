@@ -1,5 +1,55 @@
-"""mlgate workspace commands (placeholder until implemented)."""
+"""`mlgate init DIR` and `mlgate update DIR`: governed workspaces from the copier template."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from server.git import GitRepo
+from server.workspace import UpdateResult, init_workspace, update_workspace
 
 
-def register(subparsers) -> None:
-    return None
+def register(subparsers: argparse._SubParsersAction) -> None:
+    init = subparsers.add_parser("init", help="create a governed workspace (git repository on main) from the template")
+    init.add_argument("directory", metavar="DIR", help="new or empty directory")
+    init.add_argument("--client", default="demo-bank", metavar="NAME", help="client name: lowercase letters, digits, dashes (default: demo-bank)")
+    init.add_argument("--project", default="credit-default", metavar="NAME", help="project name: lowercase letters, digits, dashes (default: credit-default)")
+    init.set_defaults(handler=run_init)
+    update = subparsers.add_parser("update", help="bring template changes into a workspace, as a commit on a review branch")
+    update.add_argument("directory", metavar="DIR", help="workspace made by mlgate init, with no uncommitted changes")
+    update.set_defaults(handler=run_update)
+
+
+def run_init(args: argparse.Namespace) -> int:
+    workspace = init_workspace(Path(args.directory), args.client, args.project)
+    repo = GitRepo(workspace)
+    print(f"Created governed workspace {workspace} (git repository, first commit {repo.head()[:12]} on main):")
+    for path in repo.text("ls-files").splitlines():
+        print(f"  {path}")
+    print("Next steps:")
+    print(f"  mlgate data add {workspace} PATH.csv      # import a dataset; prints its content hash")
+    print(f"  mlgate serve --workspace {workspace}       # stdio MCP server for your agent")
+    print("  Agents read AGENTS.md there; configs/project_standards.yaml changes only through a reviewed merge to main.")
+    return 0
+
+
+def run_update(args: argparse.Namespace) -> int:
+    result = update_workspace(Path(args.directory))
+    if result.branch is None:
+        print(f"Already up to date: template {result.new_version}.")
+        return 0
+    _print_update(Path(args.directory).resolve(), result)
+    return 1 if result.conflicts else 0
+
+
+def _print_update(workspace: Path, result: UpdateResult) -> None:
+    print(f"Template {result.old_version} -> {result.new_version}: one commit on branch {result.branch}")
+    print("main and the working tree are unchanged. Files changed on the branch:")
+    for path in result.changed:
+        print(f"  {path}")
+    if result.conflicts:
+        print("CONFLICTS (template and workspace both changed these; resolve the <<<<<<< markers on the branch):")
+        for path in result.conflicts:
+            print(f"  {path}")
+    print(f"Review: git -C {workspace} diff main...{result.branch}")
+    print(f"Merge:  git -C {workspace} merge {result.branch}")
