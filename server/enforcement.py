@@ -102,6 +102,8 @@ class Enforcer:
         if spec.on_deny is not None and not dry_run:
             extra = spec.on_deny(request, facts, verdict, ctx)
             self._audit.append({**base, "kind": "outcome", "status": "denied", **_refs(extra)})
+        elif dry_run and spec.preview is not None:
+            extra = _denied_preview(spec, request, facts)
         return results.denial(verdict.deciding, verdict, extra, dry_run=dry_run)
 
     def _dry_run(self, spec, request, facts, verdict: Verdict, base) -> CallToolResult:
@@ -123,6 +125,15 @@ class Enforcer:
             return results.internal_error(spec.name)
         self._audit.append({**base, "kind": "outcome", "status": "ok", **_refs({**ctx.audit_refs, **payload})})
         return results.success(payload)
+
+
+def _denied_preview(spec: ToolSpec, request: BaseModel, facts: Any) -> dict[str, Any]:
+    """A dry run that would be denied still shows what it would have done (e.g. the diff);
+    the preview is informational, so one that cannot describe denied facts adds nothing."""
+    try:
+        return dict(spec.preview(request, facts))
+    except Exception:  # noqa: BLE001 - the denial itself stands either way
+        return {}
 
 
 _REF_KEYS = ("run_id", "commit", "dataset_hash", "approval_id", "change_hash", "content_hash")

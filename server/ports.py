@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from server.approvals import ApprovalStore, ConfigFiles, OverridesLog
 from server.audit import AuditChain, AuditOptions
 from server.clock import SystemClock
 from server.git import GitRepo
@@ -36,5 +37,8 @@ def build_ports(settings: Settings) -> Ports:
     git = GitRepo(settings.workspace)
     ports = Ports(settings=settings, git=git, clock=SystemClock())
     ports.standards = StandardsSource(git, settings.protected_ref)
+    ports.configs = ConfigFiles(settings.workspace, settings.state_dir / "configs.lock")
+    ports.approvals = ApprovalStore(settings.state_dir)
+    ports.overrides = OverridesLog(settings.workspace)
     ports.audit = AuditChain(settings.audit_path, clock=ports.clock, options=AuditOptions.from_config(policy_limits().get("audit", {})))
     return ports

@@ -29,7 +29,7 @@ BASE_STANDARDS: dict[str, Any] = {
 }
 BASE_POLICY: dict[str, Any] = {
     "documents": {"max_bytes": 65536, "max_depth": 12, "max_nodes": 5000},
-    "reasoning": {"min_chars": 20},
+    "reasoning": {"min_chars": 20, "min_words": 4},
     "datasets": {"sample_rows": 5, "max_files": 64},
     "audit": {"tail_default": 50},
 }

@@ -1,0 +1,288 @@
+"""Adapters behind propose_config_change and decide_approval.
+
+    ApprovalStore   pending/approved/denied/consumed approvals in the state directory, one JSON
+                    file each, bound to a change hash; decisions are final, approvals are used once
+    OverridesLog    appends to the workspace's logs/protected_overrides.log (a record, never a source)
+    ConfigFiles     reads and atomically writes configs/experiment.yaml and configs/reasoning.yaml
+
+Every read-modify-write holds an exclusive `flock`, so the server and the `mlgate approvals` CLI
+(separate processes) never interleave. Files are written to a temp file, fsynced and renamed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import secrets
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from policies import Principal
+from server import safe_yaml
+from tools.errors import IntegrityError, InvalidInput, NotFound, PolicyDenied
+
+APPROVAL_ID = re.compile(r"^apr-[0-9a-f]{12}$")
+CHANGE_HASH = re.compile(r"^[0-9a-f]{64}$")
+LOG_HEADER = "# timestamp\tfield\told\tnew\tapprover\tconfig_path\tapproval_id\n"
+
+
+@contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_temp(target: Path, data: bytes) -> Path:
+    """Write `data` to a fresh temp file beside `target` and fsync it; returns the temp path."""
+    temp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return temp
+
+
+def write_atomic(target: Path, data: bytes) -> None:
+    os.replace(_write_temp(target, data), target)
+    _fsync_dir(target.parent)
+
+
+# --- approvals ------------------------------------------------------------------------------
+
+
+class ApprovalStore:
+    """Approvals under `<state_dir>/approvals/`. Status moves pending -> approved|denied, approved -> consumed."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.root = Path(state_dir) / "approvals"
+        self._lock = self.root / ".lock"
+        self._in_force = self.root / "protected_in_force.json"
+
+    def _path(self, approval_id: str) -> Path:
+        if not isinstance(approval_id, str) or not APPROVAL_ID.match(approval_id):
+            raise InvalidInput(f"{approval_id!r} is not an approval id", "approval ids look like apr-0123456789ab (see `mlgate approvals list`)", rule_id="input.schema")
+        return self.root / f"{approval_id}.json"
+
+    def _read(self, path: Path) -> dict[str, Any]:
+        return json.loads(path.read_bytes())
+
+    def _save(self, record: Mapping[str, Any]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_atomic(self._path(record["id"]), json.dumps(record, sort_keys=True, indent=2).encode())
+
+    def get(self, approval_id: str) -> dict[str, Any]:
+        """Raises InvalidInput for a malformed id, NotFound for an unknown one."""
+        path = self._path(approval_id)
+        if not path.is_file():
+            raise NotFound(f"no approval {approval_id}", "list approvals with `mlgate approvals list`", rule_id="approval.not_found")
+        return self._read(path)
+
+    def find(self, approval_id: str) -> dict[str, Any] | None:
+        try:
+            return self.get(approval_id)
+        except NotFound:
+            return None
+
+    def list(self, status: str | None = None) -> list[dict[str, Any]]:
+        if not self.root.is_dir():
+            return []
+        records = [self._read(p) for p in self.root.glob("apr-*.json") if APPROVAL_ID.match(p.stem)]
+        return sorted((r for r in records if status in (None, r["status"])), key=lambda r: (r["created_at"], r["id"]))
+
+    def live_for(self, change_hash: str) -> dict[str, Any] | None:
+        """The newest approval for this exact change that is not yet consumed."""
+        live = [r for r in self.list() if r["change_hash"] == change_hash and r["status"] != "consumed"]
+        return live[-1] if live else None
+
+    def request(self, *, change_hash: str, target: str, diff: list, fields: list, requester: Principal, reasoning: Any, now: str) -> tuple[dict[str, Any], bool]:
+        """The live approval for `change_hash`, or a new pending one. Returns (record, created)."""
+        if not CHANGE_HASH.match(change_hash):
+            raise InvalidInput("malformed change hash", "report to the operator", rule_id="approval.change_hash")
+        with _locked(self._lock):
+            existing = self.live_for(change_hash)
+            if existing is not None:
+                return existing, False
+            record = {
+                "id": f"apr-{secrets.token_hex(6)}",
+                "status": "pending",
+                "change_hash": change_hash,
+                "target": target,
+                "diff": diff,
+                "protected_fields": fields,
+                "requested_by": {"name": requester.name, "role": requester.role},
+                "reasoning": reasoning,
+                "created_at": now,
+            }
+            self._save(record)
+            return record, True
+
+    def decide(self, approval_id: str, *, approve: bool, approver: Principal, note: str | None, now: str) -> dict[str, Any]:
+        """pending -> approved|denied by a human or operator. Raises PolicyDenied otherwise."""
+        if not approver.is_human:
+            raise PolicyDenied("agents cannot approve or deny approvals", "ask a human to decide", rule_id="role.agents_cannot_approve")
+        with _locked(self._lock):
+            record = self.get(approval_id)
+            if record["status"] != "pending":
+                raise PolicyDenied(f"approval {approval_id} is {record['status']}; decisions are final", "propose the change again to get a new approval", rule_id="approval.is_pending")
+            record.update(status="approved" if approve else "denied", decided_by=approver.name, decided_role=approver.role, decided_at=now, note=note)
+            self._save(record)
+            return record
+
+    def consume(self, approval_id: str, change_hash: str, *, now: str) -> dict[str, Any]:
+        """approved -> consumed, once, for exactly `change_hash`. Raises PolicyDenied otherwise."""
+        with _locked(self._lock):
+            record = self.get(approval_id)
+            if record["status"] != "approved" or record["change_hash"] != change_hash:
+                raise PolicyDenied(f"approval {approval_id} is {record['status']} and cannot be used for this change", "propose the change again", rule_id="config.protected_fields")
+            record.update(status="consumed", consumed_at=now)
+            self._save(record)
+            return record
+
+    def in_force(self) -> dict[str, str]:
+        """{protected path: canonical value} of the config the server last wrote ({} if never)."""
+        if not self._in_force.is_file():
+            return {}
+        loaded = json.loads(self._in_force.read_bytes())
+        return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
+
+    def set_in_force(self, values: Mapping[str, str]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with _locked(self._lock):
+            write_atomic(self._in_force, json.dumps(dict(values), sort_keys=True, indent=2).encode())
+
+
+# --- the overrides log ----------------------------------------------------------------------
+
+
+def _cell(value: str) -> str:
+    """One tab-separated cell: control characters (tabs, newlines) cannot forge extra cells or lines."""
+    return "".join(ch if ch.isprintable() else "?" for ch in value)
+
+
+class OverridesLog:
+    """Append-only `logs/protected_overrides.log` in the workspace. Written by mlgate, read by people."""
+
+    def __init__(self, workspace: Path, relpath: str = "logs/protected_overrides.log") -> None:
+        self.workspace = Path(workspace)
+        self.relpath = relpath
+        self.path = self.workspace / relpath
+
+    def append(self, entries: list[Mapping[str, Any]]) -> int:
+        """One line per entry (timestamp, field, old, new, approver, config_path, approval_id);
+        old/new as canonical JSON. Raises IntegrityError if the log path is a symlink."""
+        lines = "".join("\t".join(_cell(str(e[k])) for k in ("timestamp", "field", "old", "new", "approver", "config_path", "approval_id")) + "\n" for e in entries)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise IntegrityError(f"{self.relpath} cannot be opened for appending ({exc.strerror})", "restore the log from git; it must be a regular file") from None
+        try:
+            prefix = LOG_HEADER if os.fstat(fd).st_size == 0 else ""
+            os.write(fd, (prefix + lines).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return len(entries)
+
+
+# --- experiment.yaml and reasoning.yaml -----------------------------------------------------
+
+
+class ConfigFiles:
+    """The workspace's config files, by fixed relative path only; symlinks are refused."""
+
+    def __init__(self, workspace: Path, lock_path: Path, allowed: tuple[str, ...] = ("configs/experiment.yaml", "configs/reasoning.yaml")) -> None:
+        self.workspace = Path(workspace).resolve()
+        self._lock = lock_path
+        self._allowed = allowed
+
+    def _path(self, relpath: str) -> Path:
+        if relpath not in self._allowed:
+            raise InvalidInput(f"{relpath!r} is not a governed config file", "use configs/experiment.yaml or configs/reasoning.yaml", rule_id="input.path")
+        path = self.workspace / relpath
+        if path.parent.resolve() != self.workspace / Path(relpath).parent or path.is_symlink():
+            raise IntegrityError(f"{relpath} or its directory is a symlink", f"restore {relpath} from git as a regular file", rule_id="integrity.config_path")
+        return path
+
+    def read(self, relpath: str, max_bytes: int) -> bytes:
+        """The file's bytes (at most max_bytes + 1, so an oversize file is still refused by size).
+        Raises NotFound if missing, IntegrityError for symlinks."""
+        path = self._path(relpath)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            raise NotFound(f"{relpath} does not exist", f"restore {relpath} from git", rule_id="config.missing") from None
+        except OSError as exc:
+            raise IntegrityError(f"{relpath} cannot be read ({exc.strerror})", f"restore {relpath} from git as a regular file", rule_id="integrity.config_path") from None
+        with os.fdopen(fd, "rb") as handle:
+            return handle.read(max_bytes + 1)
+
+    def read_document(self, relpath: str, limits: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+        """(mapping, SHA-256 of the bytes read), loaded with the hardened loader.
+        Raises InvalidInput (input.document), NotFound, IntegrityError."""
+        data = self.read(relpath, int(limits["max_bytes"]))
+        try:
+            document = safe_yaml.load_document(data, limits, name=relpath)
+        except InvalidInput as exc:
+            raise InvalidInput(f"the working-tree {exc.reason}", f"restore it (git checkout -- {relpath}), then try again", rule_id=exc.rule_id) from None
+        return document, hashlib.sha256(data).hexdigest()
+
+    @staticmethod
+    def parse(text: str, limits: Mapping[str, Any], name: str) -> dict[str, Any]:
+        """A client-supplied YAML/JSON mapping, hardened (see server/safe_yaml.py)."""
+        return safe_yaml.load_document(text, limits, name=name)
+
+    @staticmethod
+    def check(value: Any, limits: Mapping[str, Any], name: str) -> None:
+        safe_yaml.check_value(value, limits, name=name)
+
+    @staticmethod
+    def render(document: Mapping[str, Any], header: str = "") -> str:
+        return safe_yaml.dump_document(document, header=header)
+
+    def sha256(self, relpath: str) -> str | None:
+        path = self._path(relpath)
+        return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+    def write(self, files: Mapping[str, str], *, expected: Mapping[str, str | None], before_commit: Callable[[], None] = lambda: None) -> None:
+        """Replace `files` atomically each, only if every `expected` path still has that SHA-256.
+
+        `before_commit` runs under the lock after the check and before any rename (e.g. consume
+        an approval, append the overrides log); if it raises, nothing is renamed.
+        Raises IntegrityError when a file changed since it was read.
+        """
+        with _locked(self._lock):
+            for relpath, digest in expected.items():
+                if self.sha256(relpath) != digest:
+                    raise IntegrityError(f"{relpath} changed while the proposal was being decided", "call propose_config_change again", rule_id="integrity.config_changed")
+            temps = {self._path(rel): _write_temp(self._path(rel), text.encode()) for rel, text in files.items()}
+            try:
+                before_commit()
+            except BaseException:
+                for temp in temps.values():
+                    temp.unlink(missing_ok=True)
+                raise
+            for target, temp in temps.items():
+                os.replace(temp, target)
+            for directory in {t.parent for t in temps}:
+                _fsync_dir(directory)

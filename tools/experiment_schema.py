@@ -1,0 +1,208 @@
+"""The schemas of configs/experiment.yaml (what to run) and configs/reasoning.yaml (why).
+
+Strict: unknown keys are errors (including case variants such as `Data`), values are not
+coerced (`"1"` is not 1, `true` is not 1). Each model family has its own hyperparameter model,
+chosen by `model.type`; each split strategy its own fields, chosen by `split.strategy`. Which
+metrics, model types, strategies and hypothesis categories a project may use is decided by its
+standards (policies/config_change.py); the schema lists what mlgate can run at all.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError, model_serializer, model_validator
+
+from training.spec import ModelSpec
+
+EXPERIMENT_PATH = "configs/experiment.yaml"
+REASONING_PATH = "configs/reasoning.yaml"
+
+Metric = Literal["roc_auc", "pr_auc", "f1", "precision", "recall", "log_loss", "accuracy", "brier"]
+Outcome = Literal["pending", "confirmed", "neutral", "negative"]
+ColumnName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_ .-]{0,127}$")]
+Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+
+# --- experiment, data ----------------------------------------------------------------------
+
+
+class ExperimentSection(Strict):
+    name: str = Field(description="Short name of the experiment (letters, digits, . _ -).", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    seed: int = Field(description="Seed for every random source (split, model, bootstrap).", ge=0, le=2**32 - 1)
+
+
+class DataSection(Strict):
+    dataset: str | None = Field(description="Content hash (64 lowercase hex) of a dataset under data/shadow/, or null before one is chosen.", pattern=r"^[0-9a-f]{64}$")
+    target: ColumnName = Field(description="Label column; fixed by the standards (protected).")
+    positive_class: int | str = Field(description="Value of the label that counts as positive; fixed by the standards (protected). 1 and \"1\" differ.")
+
+
+# --- split ----------------------------------------------------------------------------------
+
+
+class StratifiedKFold(Strict):
+    strategy: Literal["stratified_kfold"] = Field(description="Stratified k-fold cross-validation on the training part, plus a held-out test part.")
+    n_splits: int = Field(description="Number of folds.", ge=2, le=20)
+    test_size: Fraction = Field(description="Fraction of rows held out for the final test (stratified by the label).")
+
+
+TimeBound = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?)?$")] | float
+
+
+def _bound_value(bound: str | float) -> Any:
+    return datetime.fromisoformat(bound) if isinstance(bound, str) else bound
+
+
+class TemporalSplit(Strict):
+    strategy: Literal["temporal_split"] = Field(description="Split ordered by the standards' time_column: earlier rows train, later rows validate, the latest test.")
+    test_size: Fraction | None = Field(None, description="Fraction of the latest rows held out for test (fractions form).")
+    validation_size: Fraction | None = Field(None, description="Fraction of rows just before the test part used for validation (fractions form; default: test_size).")
+    train_end: TimeBound | None = Field(None, description="Bounds form: rows with time <= train_end train (YYYY-MM-DD, or a number for an ordinal time column).")
+    validation_end: TimeBound | None = Field(None, description="Bounds form: rows after train_end and <= validation_end validate; later rows test.")
+
+    @model_validator(mode="after")
+    def _fractions_or_bounds(self) -> TemporalSplit:
+        bounds = (self.train_end, self.validation_end)
+        if any(b is not None for b in bounds) == (self.test_size is not None) or (None in bounds and any(b is not None for b in bounds)):
+            raise ValueError("give either test_size (optionally validation_size) or both train_end and validation_end")
+        if self.validation_size is not None and self.test_size is None:
+            raise ValueError("validation_size only goes with test_size")
+        if self.test_size is not None and self.test_size + (self.validation_size or self.test_size) >= 1.0:
+            raise ValueError("test_size + validation_size must leave rows for training")
+        if self.train_end is not None and not _ordered(self.train_end, self.validation_end):
+            raise ValueError("train_end must be before validation_end (both dates or both numbers)")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _only_the_chosen_form(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Unset alternatives are left out, so the file names exactly one form (tools/splits.py
+        picks the bounds form by the presence of train_end)."""
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+def _ordered(first: Any, second: Any) -> bool:
+    if isinstance(first, str) != isinstance(second, str):
+        return False
+    return _bound_value(first) < _bound_value(second)
+
+
+Split = Annotated[StratifiedKFold | TemporalSplit, Field(discriminator="strategy")]
+
+
+# --- model families: the training child's own models, so a config accepted here runs there ---
+
+Model = ModelSpec
+
+
+# --- features, evaluation, whole file -------------------------------------------------------
+
+
+class FeaturesSection(Strict):
+    exclude: list[ColumnName] = Field(description="Columns never used as features (PII columns are always excluded).", max_length=500)
+    use_protected_attributes: bool = Field(description="Use the standards' protected attributes as features (protected; needs approval).")
+
+
+class EvaluationSection(Strict):
+    primary_metric: Metric = Field(description="The metric gates and comparisons use (protected).")
+    metrics: list[Metric] = Field(description="Every metric reported; must include the primary metric.", min_length=1, max_length=16)
+    bootstrap_samples: int = Field(description="Bootstrap resamples for confidence intervals (0: none).", ge=0, le=10000)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EvaluationSection:
+        if len(set(self.metrics)) != len(self.metrics):
+            raise ValueError("metrics must not repeat")
+        if self.primary_metric not in self.metrics:
+            raise ValueError("metrics must include primary_metric")
+        return self
+
+
+class ExperimentConfig(Strict):
+    """configs/experiment.yaml."""
+
+    experiment: ExperimentSection = Field(description="Name and seed.")
+    data: DataSection = Field(description="Dataset and label.")
+    split: Split = Field(description="How rows are split into train/validation/test.")
+    model: Model = Field(description="Model family and its hyperparameters.")
+    features: FeaturesSection = Field(description="Feature selection.")
+    evaluation: EvaluationSection = Field(description="Metrics and confidence intervals.")
+
+
+class ReasoningConfig(Strict):
+    """configs/reasoning.yaml: why a change or run is made."""
+
+    hypothesis_category: str = Field(description="One of the standards' allowed.hypothesis_categories.", pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    change_description: str = Field(description="What changes and how, in a sentence or two.", min_length=1, max_length=2000)
+    expected_effect: str = Field(description="What effect on which metric is expected, and why.", min_length=1, max_length=2000)
+    outcome: Outcome = Field("pending", description="Filled in after the run: confirmed, neutral or negative.")
+    metric_delta: float | None = Field(None, description="Primary-metric change against the best prior run, filled in after the run.")
+
+
+# --- validation helpers ---------------------------------------------------------------------
+
+
+def schema_errors(exc: ValidationError, model: type[BaseModel] = ExperimentConfig) -> list[str]:
+    """`path: message` per problem, values left out; unknown keys get a did-you-mean hint."""
+    described = [_describe(error, model) for error in exc.errors(include_url=False, include_input=False)]
+    return list(dict.fromkeys(described))
+
+
+def _describe(error: Any, model: type[BaseModel]) -> str:
+    loc = [str(p) for p in error["loc"] if not _is_union_tag(p)]
+    path = ".".join(loc) or "(root)"
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        hint = _case_hint(loc, model)
+        message = "unknown field" + (f" (did you mean {hint!r}? keys are case-sensitive)" if hint else "")
+    return f"{path}: {message}"
+
+
+UNION_LABELS = {"xgboost", "torch_mlp", "logistic_regression", "random_forest", "stratified_kfold", "temporal_split", "int", "str", "float", "bool", "none"}
+
+
+def _is_union_tag(part: Any) -> bool:
+    """Pydantic names union members in error locations; a config path never contains them."""
+    return isinstance(part, str) and (part in UNION_LABELS or "[" in part)
+
+
+def _case_hint(loc: list[str], model: type[BaseModel]) -> str | None:
+    """The known path that matches `loc` ignoring case, if any."""
+    known = {p.lower(): p for p in known_paths(model)}
+    return known.get(".".join(loc).lower())
+
+
+def known_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every dotted field path of `model` (through unions: the union of their fields)."""
+    paths: list[str] = []
+    for name, field in model.model_fields.items():
+        path = f"{prefix}{name}"
+        paths.append(path)
+        for sub in _submodels(field.annotation):
+            paths.extend(known_paths(sub, path + "."))
+    return sorted(set(paths))
+
+
+def _submodels(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found.extend(_submodels(arg))
+    return found
+
+
+def validate_experiment(raw: Any) -> tuple[ExperimentConfig | None, list[str]]:
+    """(config, []) when valid, else (None, problems). Validated as JSON (YAML documents loaded by
+    server/safe_yaml.py hold JSON types only), so lists fill tuple fields but "1" never fills an int."""
+    try:
+        return ExperimentConfig.model_validate_json(json.dumps(raw)), []
+    except ValidationError as exc:
+        return None, schema_errors(exc)
+    except (TypeError, ValueError):
+        return None, ["(root): not a JSON-compatible document"]
