@@ -15,6 +15,7 @@ from server.clock import SystemClock
 from server.git import GitRepo
 from server.settings import Settings, policy_limits
 from server.standards import StandardsSource
+from server.tracking import MlflowTracking
 
 
 @dataclass
@@ -40,5 +41,6 @@ def build_ports(settings: Settings) -> Ports:
     ports.configs = ConfigFiles(settings.workspace, settings.state_dir / "configs.lock")
     ports.approvals = ApprovalStore(settings.state_dir)
     ports.overrides = OverridesLog(settings.workspace)
+    ports.tracking = MlflowTracking(settings.mlflow_uri, settings.state_dir / "mlartifacts", clock=ports.clock)
     ports.audit = AuditChain(settings.audit_path, clock=ports.clock, options=AuditOptions.from_config(policy_limits().get("audit", {})))
     return ports

@@ -1,0 +1,347 @@
+"""The MLflow adapter (DESIGN §6): the server owns every run; tools only see plain dicts.
+
+sqlite under the state directory with a local artifact root by default, any tracking URI by
+config. MLflow is imported on first use (about a second), so a server that never trains does not
+pay for it at startup, and its usage telemetry is switched off before import: a governed project
+does not phone home. Calls block; async callers run them in a worker thread.
+
+Every run records which server process owns it (host, boot id, pid, process start time), so a later
+server can tell a run that is still training from one whose server died (`reconcile_orphans`).
+Params and tags pass the secret scanner first; JSON artifacts holding a secret are refused.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from server.clock import SystemClock
+from server.liveness import OWNER_TAG_PREFIX, ProcessIdentity, owner_is_alive
+from tools.errors import GovernanceError, InvalidInput, NotFound
+from tools.provenance import canonical_json, stable_json
+from tools.secrets_scan import find_secrets, secret_kind_of_value, strip_secrets
+
+RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+MLFLOW_KEY = re.compile(r"^[A-Za-z0-9_\-. /]{1,250}$")
+ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,120}\.json$")
+END_STATUSES = ("FINISHED", "FAILED", "KILLED")
+REMOTE_SCHEMES = ("http", "https", "databricks")
+MAX_PARAM_CHARS, MAX_TAG_CHARS, BATCH = 6000, 8000, 100
+END_REASON_TAG = "mlgate.end_reason"
+REDACTED_TAG = "mlgate.redacted_keys"
+
+
+def _import_mlflow() -> Any:
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    import mlflow  # noqa: PLC0415 (deferred: slow import)
+
+    return mlflow
+
+
+def experiment_name(client_name: str, project_name: str) -> str:
+    """The MLflow experiment of a workspace: `<client_name>/<project_name>` from the standards."""
+    return f"{client_name}/{project_name}"
+
+
+# --- values: flattening, stringifying, checking -----------------------------------------------
+
+
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as one level with dotted keys: {"model": {"type": x}} -> {"model.type": x}."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{path}."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def as_text(value: Any) -> str:
+    """Strings as they are; everything else as canonical JSON (true, null, [1,2], 0.1)."""
+    return value if isinstance(value, str) else canonical_json(value)
+
+
+def _check_keys(keys: Iterator[str] | list[str]) -> None:
+    bad = sorted(k for k in keys if not MLFLOW_KEY.match(k))
+    if bad:
+        raise InvalidInput(
+            f"names MLflow cannot store: {bad[:5]}",
+            "use letters, digits, '_', '-', '.', ' ' and '/' only, at most 250 characters",
+            rule_id="tracking.key",
+        )
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _truncate(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    marker = " ...[truncated]"
+    return text[: limit - len(marker)] + marker
+
+
+def _scrub(text: str) -> str:
+    return "[redacted: looked like a credential]" if secret_kind_of_value(text) else text
+
+
+def run_record(run: Any) -> dict[str, Any]:
+    """A plain, JSON-able view of an MLflow Run."""
+    info, data = run.info, run.data
+    return {
+        "run_id": info.run_id,
+        "experiment_id": info.experiment_id,
+        "status": info.status,
+        "start_time": info.start_time,
+        "end_time": info.end_time,
+        "artifact_uri": info.artifact_uri,
+        "params": dict(data.params),
+        "metrics": dict(data.metrics),
+        "tags": {k: v for k, v in data.tags.items() if not k.startswith("mlflow.log-model")},
+    }
+
+
+class MlflowTracking:
+    """Tracking adapter over MlflowClient. `artifact_root` is used for local backends (sqlite, file);
+    a remote tracking server decides its own artifact store."""
+
+    def __init__(self, tracking_uri: str, artifact_root: Path, *, clock: Any = None, owner: ProcessIdentity | None = None) -> None:
+        self.tracking_uri = tracking_uri
+        self.artifact_root = Path(artifact_root)
+        self._clock = clock or SystemClock()
+        self._owner = owner
+        self._client_instance: Any = None
+
+    @property
+    def owner(self) -> ProcessIdentity:
+        if self._owner is None:
+            self._owner = ProcessIdentity.of(os.getpid())
+        return self._owner
+
+    @property
+    def client(self) -> Any:
+        if self._client_instance is None:
+            mlflow = _import_mlflow()
+            self._client_instance = mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        return self._client_instance
+
+    def _now_ms(self) -> int:
+        return int(self._clock.now().timestamp() * 1000)
+
+    def _is_remote(self) -> bool:
+        return self.tracking_uri.split(":", 1)[0].lower() in REMOTE_SCHEMES
+
+    def _artifact_location(self, name: str) -> str | None:
+        if self._is_remote():
+            return None
+        slug = re.sub(r"[^A-Za-z0-9_.\-]+", "_", name).strip("._") or "experiment"
+        location = self.artifact_root / slug
+        location.mkdir(parents=True, exist_ok=True)
+        return location.resolve().as_uri()
+
+    # --- experiments and runs -------------------------------------------------------------------
+
+    def get_or_create_experiment(self, name: str) -> str:
+        """The experiment id of `name`, created on first use (safe against a concurrent creator)."""
+        from mlflow.exceptions import MlflowException  # noqa: PLC0415
+
+        existing = self.client.get_experiment_by_name(name)
+        if existing is not None:
+            return existing.experiment_id
+        try:
+            return self.client.create_experiment(name, artifact_location=self._artifact_location(name))
+        except MlflowException:
+            existing = self.client.get_experiment_by_name(name)
+            if existing is None:
+                raise
+            return existing.experiment_id
+
+    def start_run(self, experiment_id: str, tags: Mapping[str, Any], *, run_name: str | None = None) -> str:
+        """Create a RUNNING run tagged with `tags` and the owning server process. Returns its id."""
+        clean, dropped = self._clean_tags(tags)
+        clean.update(self.owner.tags())
+        if dropped:
+            clean[REDACTED_TAG] = ",".join(dropped)
+        run = self.client.create_run(experiment_id, start_time=self._now_ms(), tags=clean, run_name=run_name)
+        return run.info.run_id
+
+    def end_run(self, run_id: str, status: str, reason: str | None = None) -> None:
+        """Terminate a run as FINISHED, FAILED or KILLED; `reason` is kept as a tag (credentials scrubbed)."""
+        if status not in END_STATUSES:
+            raise InvalidInput(f"run status must be one of {END_STATUSES}, got {status!r}", "pass FINISHED, FAILED or KILLED", rule_id="tracking.status")
+        if reason:
+            self.client.set_tag(run_id, END_REASON_TAG, _truncate(_scrub(reason), MAX_TAG_CHARS))
+        self.client.set_terminated(run_id, status=status, end_time=self._now_ms())
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """The run as a plain dict. Raises NotFound for a malformed or unknown run id."""
+        from mlflow.exceptions import MlflowException  # noqa: PLC0415
+
+        if not isinstance(run_id, str) or not RUN_ID.match(run_id):
+            raise NotFound(f"no run {str(run_id)[:40]!r}: run ids are 32 lowercase hex characters", "list runs to find the id", rule_id="tracking.run_not_found")
+        try:
+            return run_record(self.client.get_run(run_id))
+        except MlflowException as error:
+            raise NotFound(f"no run {run_id}", "list runs to find the id", rule_id="tracking.run_not_found") from error
+
+    def search_runs(self, experiment_ids: list[str], filter_string: str = "", order_by: list[str] | None = None, max_results: int = 100) -> list[dict[str, Any]]:
+        """Runs of the experiments matching an MLflow filter, as plain dicts (at most `max_results`)."""
+        runs = self.client.search_runs(experiment_ids, filter_string=filter_string, order_by=order_by or [], max_results=max_results)
+        return [run_record(run) for run in runs]
+
+    def best_prior_run(self, experiment_id: str, metric: str, *, exclude_run_id: str | None = None, lower_is_better: bool = False, extra_filter: str = "") -> dict[str, Any] | None:
+        """`{run_id, value}` of the FINISHED run with the best `metric` (NaN ignored), or None."""
+        _check_keys([metric])
+        conditions = ["attributes.status = 'FINISHED'", f"metrics.`{metric}` > -1e300", *([extra_filter] if extra_filter else [])]
+        order = f"metrics.`{metric}` {'ASC' if lower_is_better else 'DESC'}"
+        for run in self.search_runs([experiment_id], " and ".join(conditions), [order, "attributes.start_time ASC"], max_results=50):
+            value = run["metrics"].get(metric)
+            if run["run_id"] != exclude_run_id and value is not None and value == value:
+                return {"run_id": run["run_id"], "value": value}
+        return None
+
+    # --- params, metrics, tags ------------------------------------------------------------------
+
+    def _clean_tags(self, tags: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
+        flat = {k: as_text(v) for k, v in flatten(tags).items()}
+        _check_keys(list(flat))
+        clean, dropped = strip_secrets(flat)
+        return {k: _truncate(v, MAX_TAG_CHARS) for k, v in clean.items()}, dropped
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> list[str]:
+        """Log nested params under dotted keys, values as text. Entries that look like secrets (by
+        name or by value) are not logged: their keys are returned and tagged mlgate.redacted_keys.
+        Raises InvalidInput for a key MLflow cannot store or a value over 6000 characters."""
+        from mlflow.entities import Param  # noqa: PLC0415
+
+        flat = {k: as_text(v) for k, v in flatten(params).items()}
+        _check_keys(list(flat))
+        too_long = sorted(k for k, v in flat.items() if len(v) > MAX_PARAM_CHARS)
+        if too_long:
+            raise InvalidInput(f"param values over {MAX_PARAM_CHARS} characters: {too_long[:5]}", "log large values as a JSON artifact instead", rule_id="tracking.param_size")
+        clean, dropped = strip_secrets(flat)
+        for chunk in _chunks(sorted(clean.items()), BATCH):
+            self.client.log_batch(run_id, params=[Param(k, v) for k, v in chunk])
+        self._note_redacted(run_id, dropped)
+        return dropped
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Log numeric metrics (nested -> dotted keys); None values (undefined metrics) are skipped.
+        `step` makes them step metrics (epochs, folds). Raises InvalidInput for non-numbers."""
+        from mlflow.entities import Metric  # noqa: PLC0415
+
+        flat = {k: v for k, v in flatten(metrics).items() if v is not None}
+        _check_keys(list(flat))
+        not_numbers = sorted(k for k, v in flat.items() if isinstance(v, bool) or not isinstance(v, (int, float)))
+        if not_numbers:
+            raise InvalidInput(f"metrics must be numbers: {not_numbers[:5]}", "log text as a tag or an artifact", rule_id="tracking.metric_value")
+        stamp = self._now_ms()
+        entries = [Metric(k, float(v), stamp, step or 0) for k, v in sorted(flat.items())]
+        for chunk in _chunks(entries, 10 * BATCH):
+            self.client.log_batch(run_id, metrics=chunk)
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> list[str]:
+        """Set tags (nested -> dotted keys, long values truncated). Secret-looking entries are
+        dropped and their keys returned."""
+        from mlflow.entities import RunTag  # noqa: PLC0415
+
+        clean, dropped = self._clean_tags(tags)
+        for chunk in _chunks(sorted(clean.items()), BATCH):
+            self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in chunk])
+        self._note_redacted(run_id, dropped)
+        return dropped
+
+    def _note_redacted(self, run_id: str, dropped: list[str]) -> None:
+        """Keep the union of every key redacted on the run in one tag (names only, never values)."""
+        if dropped:
+            earlier = self.client.get_run(run_id).data.tags.get(REDACTED_TAG, "")
+            keys = sorted({*filter(None, earlier.split(",")), *dropped})
+            self.client.set_tag(run_id, REDACTED_TAG, _truncate(",".join(keys), MAX_TAG_CHARS))
+
+    # --- artifacts ------------------------------------------------------------------------------
+
+    def log_artifact_file(self, run_id: str, path: Path, artifact_path: str | None = None) -> str:
+        """Copy a local file into the run's artifacts; returns its artifact-relative path."""
+        self.client.log_artifact(run_id, str(path), artifact_path)
+        return f"{artifact_path}/{Path(path).name}" if artifact_path else Path(path).name
+
+    def log_json_artifact(self, run_id: str, name: str, payload: Any, artifact_path: str | None = None) -> str:
+        """Write `payload` as stable JSON (sorted keys, same bytes for the same payload) to artifact
+        `name`. Raises InvalidInput for a bad name, GovernanceError when the payload holds a secret."""
+        if not ARTIFACT_NAME.match(name):
+            raise InvalidInput(f"artifact name {name[:60]!r} is not a plain *.json file name", "use letters, digits, '_', '-', '.'", rule_id="tracking.artifact_name")
+        findings = find_secrets(payload)
+        if findings:
+            raise GovernanceError(f"{name} would carry credentials at {[f.path for f in findings][:5]}", "remove credentials from what is logged", rule_id="secrets.never_leave")
+        with tempfile.TemporaryDirectory(prefix="mlgate-artifact-") as scratch:
+            target = Path(scratch) / name
+            target.write_text(stable_json(payload), encoding="utf-8")
+            return self.log_artifact_file(run_id, target, artifact_path)
+
+    # --- orphans ----------------------------------------------------------------------------------
+
+    def _running_runs(self) -> Iterator[Any]:
+        from mlflow.entities import ViewType  # noqa: PLC0415
+
+        experiments = self.client.search_experiments(view_type=ViewType.ACTIVE_ONLY, max_results=1000)
+        ids = [e.experiment_id for e in experiments]
+        for chunk in _chunks(ids, BATCH):
+            page = self.client.search_runs(chunk, "attributes.status = 'RUNNING'", max_results=1000)
+            yield from page
+            while page.token:
+                page = self.client.search_runs(chunk, "attributes.status = 'RUNNING'", max_results=1000, page_token=page.token)
+                yield from page
+
+    def reconcile_orphans(self, is_alive: Callable[[Mapping[str, str]], bool | None] | None = None) -> list[str]:
+        """Mark FAILED every RUNNING run whose owning server process is gone. Runs owned by another
+        host, or without owner tags, are left alone. Returns the ids of the runs it reconciled."""
+        alive = is_alive or (lambda tags: owner_is_alive(tags, self.owner))
+        reconciled = []
+        for run in list(self._running_runs()):
+            tags = run.data.tags
+            if alive(tags) is False:
+                owner = f"pid {tags.get(OWNER_TAG_PREFIX + 'pid')} on {tags.get(OWNER_TAG_PREFIX + 'host')}"
+                self.end_run(run.info.run_id, "FAILED", f"orphaned: the server process that owned this run ({owner}) is gone; reconciled by pid {self.owner.pid}")
+                reconciled.append(run.info.run_id)
+        return reconciled
+
+    # --- model registry ---------------------------------------------------------------------------
+
+    def register_model_version(self, name: str, source: str, run_id: str, tags: Mapping[str, Any] | None = None) -> str:
+        """Register `source` (an artifact URI of the run) as a new version of model `name`; returns the version."""
+        from mlflow.exceptions import MlflowException  # noqa: PLC0415
+
+        try:
+            self.client.create_registered_model(name)
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        clean, _ = strip_secrets({k: as_text(v) for k, v in flatten(tags or {}).items()})
+        return str(self.client.create_model_version(name=name, source=source, run_id=run_id, tags=clean).version)
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        self.client.set_registered_model_alias(name, alias, version)
+
+    def alias_version(self, name: str, alias: str) -> str | None:
+        """The version an alias points at, or None when the model or alias does not exist."""
+        from mlflow.exceptions import MlflowException  # noqa: PLC0415
+
+        try:
+            return str(self.client.get_model_version_by_alias(name, alias).version)
+        except MlflowException:
+            return None
+
+    def set_model_version_tags(self, name: str, version: str, tags: Mapping[str, Any]) -> list[str]:
+        clean, dropped = strip_secrets({k: as_text(v) for k, v in flatten(tags).items()})
+        for key, value in sorted(clean.items()):
+            self.client.set_model_version_tag(name, version, key, _truncate(value, MAX_TAG_CHARS))
+        return dropped
