@@ -12,8 +12,8 @@ import ipaddress
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from server.app import build_server
 from server.auth import TokenStore, TokenVerifier
 from server.identity import HTTP_TRANSPORT, SSE_MESSAGES_PATH
-from server.ports import Ports
+from server.ports import Ports, build_ports
 from server.settings import HttpSettings, Settings
 from tools.errors import InvalidInput
 
@@ -132,18 +132,27 @@ def build_http_app(settings: Settings, bind: BindAddress, *, ports: Ports | None
     settings = settings.model_copy(update={"transport": HTTP_TRANSPORT})
     store = TokenStore(settings.state_dir)
     check_can_serve(bind, settings.http, store)
+    ports = ports or build_ports(settings)
     server = build_server(settings, ports, auth=auth_options(store, settings.http.public_url or bind.url))
-    return combined_app(server, bind, transport_security(bind, settings.http))
+    return combined_app(server, bind, transport_security(bind, settings.http), on_shutdown=ports.audit.sync)
 
 
-def combined_app(server: MCPServer, bind: BindAddress, security: TransportSecuritySettings) -> Starlette:
+def combined_app(server: MCPServer, bind: BindAddress, security: TransportSecuritySettings, on_shutdown: Callable[[], None] | None = None) -> Starlette:
     """Streamable HTTP (/mcp) and SSE (/sse, /messages/) of `server` in one app behind the Host/Origin guard."""
     streamable = server.streamable_http_app(streamable_http_path=MCP_PATH, transport_security=security, host=bind.host)
     sse = server.sse_app(sse_path=SSE_PATH, message_path=SSE_MESSAGES_PATH, transport_security=security, host=bind.host)
-    # Both apps install the same bearer-auth middleware (one copy is enough); the session manager
-    # of /mcp must run for the whole life of the combined app, so it is this app's lifespan.
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        # The session manager of /mcp must run for the whole life of the combined app.
+        async with server.session_manager.run():
+            yield
+        if on_shutdown is not None:
+            on_shutdown()
+
+    # Both SDK apps install the same bearer-auth middleware; one copy serves both.
     middleware = [Middleware(HostOriginGuard, security=security), *streamable.user_middleware]
-    return Starlette(routes=_unique_routes(streamable, sse), middleware=middleware, lifespan=lambda _: server.session_manager.run())
+    return Starlette(routes=_unique_routes(streamable, sse), middleware=middleware, lifespan=lifespan)
 
 
 GRACEFUL_SHUTDOWN_S = 5  # open SSE streams are cut after this on shutdown

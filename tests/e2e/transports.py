@@ -46,4 +46,16 @@ def stdio(workspace: Path, **env: str) -> Client:
     return Client(StdioServerParameters(command=sys.executable, args=args, env=env, cwd=REPO_ROOT))
 
 
-__all__ = ["BindAddress", "bearer", "mlgate_http", "sse", "stdio", "streamable_http"]
+__all__ = ["BindAddress", "DENIED_CALLS", "bearer", "denied_calls", "mlgate_http", "sse", "stdio", "streamable_http"]
+
+
+# Denials every transport must give identically, by tool: each is refused before any side effect.
+DENIED_CALLS: dict[str, dict[str, object]] = {
+    "load_dataset": {"content_hash": "../../etc/passwd"},
+    "propose_config_change": {"changes": {"model.type": "xgboost"}, "confirm": True},
+}
+
+
+def denied_calls(tool_names: set[str]) -> list[tuple[str, dict[str, object]]]:
+    """The denied calls of DENIED_CALLS whose tools the server offers."""
+    return [(tool, args) for tool, args in DENIED_CALLS.items() if tool in tool_names]

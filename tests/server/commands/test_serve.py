@@ -1,0 +1,94 @@
+"""`mlgate serve`: refusals in-process through server.cli.main; stdio and HTTP as real processes."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from server.audit import read_tail
+from server.auth import TokenStore
+from server.cli import main
+from server.http import free_loopback_bind
+from server.settings import Settings
+from tests.e2e.transports import REPO_ROOT, bearer, denied_calls, stdio
+
+pytestmark = pytest.mark.anyio
+START_TIMEOUT_S = 60.0
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+
+
+def _serve_http(workspace: Path, where: str) -> list[str]:
+    return ["serve", "--workspace", str(workspace), "--http", where]
+
+
+def test_http_without_any_token_refuses_to_start(workspace: Path, capsys) -> None:
+    assert main(_serve_http(workspace, "127.0.0.1:8765")) == 2
+    err = capsys.readouterr().err
+    assert "needs at least one bearer token" in err and "mlgate token create" in err
+
+
+def test_http_on_a_non_loopback_address_without_allowed_hosts_refuses_to_start(workspace: Path, settings: Settings, capsys) -> None:
+    TokenStore(settings.state_dir).create("remote-agent", "agent")
+    assert main(_serve_http(workspace, "0.0.0.0:8765")) == 2
+    assert "non-loopback" in capsys.readouterr().err
+
+
+def test_a_malformed_bind_address_refuses_to_start(workspace: Path, capsys) -> None:
+    assert main(_serve_http(workspace, "localhost")) == 2
+    assert "HOST:PORT" in capsys.readouterr().err
+
+
+def _first_answer(url: str, process: subprocess.Popen, timeout: float) -> httpx2.Response:
+    """Polls `url` until the server answers, bounded by `timeout`; fails if the process exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            return httpx2.get(url, timeout=1.0)
+        except httpx2.TransportError:
+            try:
+                process.wait(timeout=0.05)
+            except subprocess.TimeoutExpired:
+                continue
+            raise AssertionError(f"mlgate serve exited early: {process.stderr.read().decode()}") from None
+    raise TimeoutError(f"no answer from {url} within {timeout}s")
+
+
+def test_serve_http_runs_until_terminated_and_requires_the_token(workspace: Path, settings: Settings) -> None:
+    token = TokenStore(settings.state_dir).create("remote-agent", "agent")
+    bind, sock = free_loopback_bind()
+    sock.close()
+    argv = [sys.executable, "-m", "server.cli", *_serve_http(workspace, f"127.0.0.1:{bind.port}")]
+    process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert _first_answer(f"{bind.url}/mcp", process, START_TIMEOUT_S).status_code == 401
+        headers = {**bearer(token), "Accept": "application/json, text/event-stream"}
+        assert httpx2.post(f"{bind.url}/mcp", json=INITIALIZE, headers=headers, timeout=10.0).status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    # uvicorn shuts down gracefully, then re-raises the signal it caught.
+    assert process.returncode in (0, -signal.SIGTERM)
+    assert b"bearer token required" in process.stderr.read()
+
+
+async def test_stdio_serves_the_governed_tools_as_the_configured_principal(workspace: Path, settings: Settings) -> None:
+    async with stdio(workspace, MLGATE_PRINCIPAL="risk-officer", MLGATE_ROLE="human") as client:
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        calls = denied_calls(names)
+        assert calls, f"no known denial among the offered tools {sorted(names)}"
+        tool, arguments = calls[0]
+        result = await client.call_tool(tool, arguments)
+    assert result.is_error and result.structured_content["decision"] == "deny"
+    record = read_tail(settings.audit_path, 1)[0]
+    assert (record["principal"], record["role"], record["transport"], record["tool"]) == ("risk-officer", "human", "stdio", tool)
