@@ -33,8 +33,8 @@ ANSWERS_FILE = ".copier-answers.yml"
 # What `_src_path` says in a committed answers file: the template ships with mlgate, not at a path.
 TEMPLATE_SOURCE = "mlgate:configs/template"
 TEMPLATE_REFS = "refs/mlgate/template"
-NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-VERSION_TAG = re.compile(r"^(?P<generation>[1-9][0-9]{0,5})\.0\.0\+tree\.(?P<tree>[0-9a-f]{12})$")
+NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # fullmatch: "$" would let a trailing newline through
+VERSION_TAG = re.compile(r"(?P<generation>[1-9][0-9]{0,5})\.0\.0\+tree\.(?P<tree>[0-9a-f]{12})")
 SKIPPED = frozenset({"__pycache__", ".git"})
 
 
@@ -85,7 +85,7 @@ def _fetch_stored_version(repo: GitRepo, workspace: GitRepo, tag: str) -> None:
         )
     repo.run("fetch", "-q", "--no-tags", str(workspace.path), f"{source}:refs/tags/{tag}")
     repo.run("reset", "-q", "--hard", f"refs/tags/{tag}")
-    if not repo.text("rev-parse", "HEAD^{tree}").startswith(VERSION_TAG.match(tag)["tree"]):
+    if not repo.text("rev-parse", "HEAD^{tree}").startswith(VERSION_TAG.fullmatch(tag)["tree"]):
         raise IntegrityError(f"stored template version {tag} does not match its tree hash", "restore refs/mlgate/template from a backup of the workspace", rule_id="workspace.template_version")
 
 
@@ -132,7 +132,7 @@ def read_template_version(repo: GitRepo, ref: str = "main") -> str:
         raise NotFound(f"{ANSWERS_FILE} is not committed on {ref}", "this directory was not made by mlgate init", rule_id="workspace.answers")
     answers = load_document(raw, policy_limits()["documents"], name=ANSWERS_FILE)
     version = answers.get("_commit")
-    if not isinstance(version, str) or not VERSION_TAG.match(version):
+    if not isinstance(version, str) or not VERSION_TAG.fullmatch(version):
         raise InvalidInput(f"{ANSWERS_FILE} on {ref} records no mlgate template version", "restore the file from the commit mlgate init made", rule_id="workspace.answers")
     return version
 
@@ -142,7 +142,7 @@ def read_template_version(repo: GitRepo, ref: str = "main") -> str:
 
 def check_name(kind: str, value: str) -> str:
     """Raises InvalidInput unless `value` is lowercase letters, digits and dashes."""
-    if not NAME.match(value):
+    if not NAME.fullmatch(value):
         raise InvalidInput(f"{kind} name {value!r} is not allowed", "use lowercase letters, digits and dashes (at most 63), starting with a letter or digit", rule_id="workspace.name")
     return value
 
