@@ -1,0 +1,59 @@
+"""The documents the child writes under outputs/, as models both sides validate.
+
+The child builds them; the server validates what it reads back with the same models, because a
+hostile features.py can overwrite any file in outputs/. Imports only pydantic.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PROGRESS_FILE = "progress.jsonl"
+RESULT_FILE = "result.json"
+PREDICTIONS_FILE = "predictions.parquet"
+MODEL_DIR = "model"
+FEATURE_TRANSFORM_FILE = "feature_transform.json"
+MAX_MESSAGE_CHARS = 300
+Seconds = Annotated[float, Field(ge=0)]
+
+
+class ContractModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProgressEvent(ContractModel):
+    step: int = Field(ge=0, description="Steps done so far.")
+    total: int = Field(ge=0, description="Steps of this run (epochs, boosting chunks, 1 for sklearn).")
+    message: str = Field(max_length=200, description="What just finished.")
+    metrics: dict[Annotated[str, Field(max_length=64)], float] = Field(
+        default_factory=dict, max_length=16, description="e.g. train_loss of the step."
+    )
+
+
+class ErrorResult(ContractModel):
+    status: Literal["error"] = "error"
+    error_type: str = Field(max_length=100, description="Exception type; MemoryError for allocation failures.")
+    message: str = Field(max_length=MAX_MESSAGE_CHARS, description="Short, data-free description.")
+
+
+class SuccessResult(ContractModel):
+    status: Literal["ok"] = "ok"
+    train_seconds: Seconds
+    predict_seconds: Seconds
+    inference_latency_ms_per_row: Seconds
+    wall_seconds: Seconds = Field(0.0, description="Child time from start to result, imports included.")
+    device: Literal["cpu", "cuda"]
+    gpu_name: str | None = Field(None, max_length=200)
+    peak_gpu_memory_bytes: int | None = Field(None, ge=0, description="torch on CUDA only.")
+    effective_batch_size: int | None = Field(None, ge=1, description="torch: batch_size x grad_accum_steps.")
+    library_versions: dict[str, str] = Field(max_length=32)
+    n_features: int = Field(ge=1)
+    feature_names: list[Annotated[str, Field(max_length=600)]] = Field(max_length=100_000)
+    n_train_rows: int = Field(ge=1)
+    n_eval_rows: int = Field(ge=0)
+    details: dict[str, Any] = Field(default_factory=dict, description="model_format, threads, family facts.")
+
+
+ChildResult = Annotated[SuccessResult | ErrorResult, Field(discriminator="status")]

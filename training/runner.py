@@ -1,0 +1,128 @@
+"""The child's main line: read inputs/, build and transform features, train, write outputs/.
+
+Any failure becomes result.json {"status": "error", "error_type", "message"} and exit status 1;
+see training/__init__.py for the whole contract.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pydantic import ValidationError
+
+from training.contract import FEATURE_TRANSFORM_FILE, MODEL_DIR, ErrorResult, SuccessResult
+from training.determinism import seed_everything
+from training.errors import SpecError, TrainingError, error_message, error_type
+from training.families import FitOutcome, TrainingData, fit_predict
+from training.outputs import ProgressWriter, write_predictions, write_result
+from training.spec import RunSpec, parse_spec
+from training.transforms import FeatureTransform, apply_build_features, load_build_features
+
+ROW_ID, LABEL = "__row_id__", "__label__"
+REPORTED_LIBRARIES = ("numpy", "pandas", "pyarrow", "scikit-learn", "xgboost", "torch", "skops", "pydantic")
+
+
+def load_spec(path: Path) -> RunSpec:
+    try:
+        return parse_spec(path.read_bytes())
+    except FileNotFoundError as exc:
+        raise SpecError("inputs/spec.json is missing") from exc
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False))
+        raise SpecError(f"invalid spec.json: {problems}") from exc
+
+
+def read_frame(path: Path, required: list[str], which: str) -> pd.DataFrame:
+    frame = pd.read_parquet(path)
+    missing = [name for name in required if name not in frame.columns]
+    if missing:
+        raise SpecError(f"{which} rows lack columns {missing[:10]}")
+    return frame.reset_index(drop=True)
+
+
+def training_labels(train: pd.DataFrame) -> np.ndarray:
+    labels = train[LABEL]
+    if labels.isna().any() or not set(labels.unique()) <= {0, 1}:
+        raise SpecError("training labels must be 0 or 1")
+    if labels.nunique() < 2:
+        raise SpecError("training rows hold a single class; a classifier needs both")
+    return labels.to_numpy().astype("int64")
+
+
+def prepare(spec: RunSpec, inputs: Path) -> tuple[TrainingData, FeatureTransform, np.ndarray]:
+    columns = list(spec.feature_columns)
+    train = read_frame(inputs / "train.parquet", [ROW_ID, LABEL, *columns], "training")
+    evaluation = read_frame(inputs / "eval.parquet", [ROW_ID, *columns], "evaluation")
+    if LABEL in evaluation.columns:
+        raise SpecError("evaluation rows must not carry labels")
+    build = load_build_features(inputs / "features.py")
+    train_built = apply_build_features(build, train[columns], "training")
+    eval_built = apply_build_features(build, evaluation[columns], "evaluation")
+    transform = FeatureTransform.fit(train_built, spec.categorical_columns, spec.max_categories)
+    data = TrainingData(transform.transform(train_built, "training"), training_labels(train),
+                        transform.transform(eval_built, "evaluation"))
+    return data, transform, evaluation[ROW_ID].to_numpy()
+
+
+def check_scores(scores: np.ndarray, n_rows: int) -> None:
+    if scores.shape != (n_rows,) or not np.all(np.isfinite(scores)) or scores.min() < 0 or scores.max() > 1:
+        raise TrainingError("the model produced scores outside [0, 1] or not one per evaluation row")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in REPORTED_LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def success_result(outcome: FitOutcome, transform: FeatureTransform, n_rows: tuple[int, int]) -> SuccessResult:
+    facts = dict(outcome.facts)
+    return SuccessResult(
+        train_seconds=outcome.train_seconds, predict_seconds=outcome.predict_seconds,
+        inference_latency_ms_per_row=1000 * outcome.predict_seconds / max(n_rows[1], 1),
+        device=outcome.device, gpu_name=facts.pop("gpu_name", None),
+        peak_gpu_memory_bytes=facts.pop("peak_gpu_memory_bytes", None),
+        effective_batch_size=facts.pop("effective_batch_size", None),
+        library_versions=library_versions(), n_features=len(transform.feature_names),
+        feature_names=transform.feature_names, n_train_rows=n_rows[0], n_eval_rows=n_rows[1], details=facts,
+    )
+
+
+def run(run_dir: Path) -> SuccessResult:
+    inputs, outputs = run_dir / "inputs", run_dir / "outputs"
+    spec = load_spec(inputs / "spec.json")
+    seed_everything(spec.seed)
+    data, transform, row_ids = prepare(spec, inputs)
+    model_dir = outputs / MODEL_DIR
+    model_dir.mkdir(exist_ok=True)
+    (model_dir / FEATURE_TRANSFORM_FILE).write_text(json.dumps(transform.to_json(), indent=2, sort_keys=True))
+    outcome = fit_predict(spec, data, ProgressWriter(outputs), model_dir)
+    check_scores(outcome.scores, len(row_ids))
+    write_predictions(outputs, row_ids, outcome.scores)
+    return success_result(outcome, transform, (len(data.x_train), len(row_ids)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training", description="Train and predict one run.")
+    parser.add_argument("--run-dir", type=Path, required=True, help="Directory holding inputs/ and outputs/.")
+    run_dir = parser.parse_args(argv).run_dir
+    started = time.perf_counter()
+    try:
+        result = run(run_dir)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - every failure must end as a result document
+        features = (run_dir / "inputs" / "features.py").resolve()
+        write_result(run_dir / "outputs", ErrorResult(error_type=error_type(exc), message=error_message(exc, features)))
+        return 1
+    write_result(run_dir / "outputs", result.model_copy(update={"wall_seconds": time.perf_counter() - started}))
+    return 0

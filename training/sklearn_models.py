@@ -1,0 +1,45 @@
+"""logistic_regression and random_forest (scikit-learn), saved with skops (no pickle)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import skops.io
+from sklearn.base import ClassifierMixin
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+
+from training.determinism import thread_count
+from training.errors import DeviceError
+from training.families import FitOutcome, TrainingData
+from training.outputs import ProgressWriter
+from training.spec import LogisticRegressionModel, RandomForestModel, RunSpec
+
+MODEL_FILE = "model.skops"
+
+
+def build_estimator(model: LogisticRegressionModel | RandomForestModel, seed: int) -> ClassifierMixin:
+    params = model.params.model_dump()
+    if model.type == "logistic_regression":
+        return LogisticRegression(solver="lbfgs", random_state=seed, **params)
+    return RandomForestClassifier(random_state=seed, n_jobs=thread_count(), **params)
+
+
+def fit_predict(spec: RunSpec, data: TrainingData, progress: ProgressWriter, model_dir: Path) -> FitOutcome:
+    if spec.device == "cuda":
+        raise DeviceError(f"{spec.model.type} runs on CPU only; set device to auto or cpu")
+    estimator = build_estimator(spec.model, spec.seed)
+    started = time.perf_counter()
+    estimator.fit(data.x_train, data.y_train)
+    train_seconds = time.perf_counter() - started
+    train_loss = log_loss(data.y_train, estimator.predict_proba(data.x_train)[:, 1], labels=[0, 1])
+    progress.step(1, 1, f"{spec.model.type} fitted", train_loss=train_loss)
+    started = time.perf_counter()
+    scores = estimator.predict_proba(data.x_eval)[:, 1]
+    predict_seconds = time.perf_counter() - started
+    skops.io.dump(estimator, model_dir / MODEL_FILE)
+    facts = {"model_format": "skops", "threads": thread_count()}
+    return FitOutcome(np.asarray(scores, dtype="float64"), train_seconds, predict_seconds, "cpu", facts)

@@ -1,0 +1,125 @@
+"""torch_mlp: a multi-layer perceptron trained with Adam, on CUDA when visible (device auto).
+
+The effective batch size (batch_size x grad_accum_steps) is asserted on every optimizer step
+that sees a full window of micro-batches, and reported; peak GPU memory is reported on CUDA.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from training.determinism import seed_torch, thread_count
+from training.errors import DeviceError, TrainingError
+from training.families import FitOutcome, TrainingData
+from training.outputs import ProgressWriter
+from training.spec import RunSpec, TorchMLPParams
+
+MODEL_FILE = "model.pt"
+ARCHITECTURE_FILE = "architecture.json"
+PREDICT_BATCH_ROWS = 8192
+
+
+def select_device(requested: str) -> torch.device:
+    if requested == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda", 0)
+    if requested == "cuda":
+        raise DeviceError("device cuda requested but torch sees no CUDA device in the sandbox")
+    return torch.device("cpu")
+
+
+def build_network(n_features: int, params: TorchMLPParams) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    width = n_features
+    for hidden in params.hidden_sizes:
+        layers += [nn.Linear(width, hidden), nn.ReLU()]
+        layers += [nn.Dropout(params.dropout)] if params.dropout > 0 else []
+        width = hidden
+    layers.append(nn.Linear(width, 1))
+    return nn.Sequential(*layers)
+
+
+class EpochTrainer:
+    """One epoch = shuffled micro-batches; the optimizer steps every grad_accum_steps of them."""
+
+    def __init__(self, network: nn.Sequential, params: TorchMLPParams, generator: torch.Generator) -> None:
+        self.network, self.params, self.generator = network, params, generator
+        self.optimizer = torch.optim.Adam(network.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+        self.loss_fn = nn.BCEWithLogitsLoss()
+        self.optimizer_steps = 0
+
+    def run(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        self.network.train()
+        order = torch.randperm(len(x), generator=self.generator).to(x.device)
+        batches = torch.split(order, self.params.batch_size)
+        total_loss, window_rows = torch.zeros((), device=x.device), 0
+        for index, rows in enumerate(batches, start=1):
+            loss = self.loss_fn(self.network(x[rows]).squeeze(1), y[rows])
+            (loss / self.params.grad_accum_steps).backward()
+            total_loss += loss.detach() * len(rows)
+            window_rows += len(rows)
+            if index % self.params.grad_accum_steps == 0 or index == len(batches):
+                interior = index % self.params.grad_accum_steps == 0 and index < len(batches)
+                self._step(window_rows, interior)
+                window_rows = 0
+        return float(total_loss) / len(x)
+
+    def _step(self, window_rows: int, interior: bool) -> None:
+        """Every window but the epoch's last holds exactly the effective batch size."""
+        if interior and window_rows != self.params.effective_batch_size:
+            raise TrainingError(f"optimizer step saw {window_rows} rows, not the effective batch size "
+                                f"{self.params.effective_batch_size}")
+        self.optimizer_steps += 1
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+
+def predict(network: nn.Sequential, x: torch.Tensor) -> np.ndarray:
+    network.eval()
+    with torch.no_grad():
+        logits = [network(chunk).squeeze(1) for chunk in torch.split(x, PREDICT_BATCH_ROWS)]
+    return torch.sigmoid(torch.cat(logits)).double().cpu().numpy()
+
+
+def save_model(network: nn.Sequential, n_features: int, params: TorchMLPParams, model_dir: Path) -> None:
+    torch.save({k: v.detach().cpu() for k, v in network.state_dict().items()}, model_dir / MODEL_FILE)
+    architecture = {"n_features": n_features, "hidden_sizes": list(params.hidden_sizes), "dropout": params.dropout,
+                    "activation": "relu", "output": "one logit; score = sigmoid(logit)"}
+    (model_dir / ARCHITECTURE_FILE).write_text(json.dumps(architecture, indent=2, sort_keys=True))
+
+
+def device_facts(device: torch.device, trainer: EpochTrainer) -> dict:
+    facts = {"model_format": "torch-state-dict", "threads": thread_count(), "torch_cuda": torch.version.cuda,
+             "effective_batch_size": trainer.params.effective_batch_size, "optimizer_steps": trainer.optimizer_steps}
+    if device.type == "cuda":
+        facts["gpu_name"] = torch.cuda.get_device_name(device)
+        facts["peak_gpu_memory_bytes"] = int(torch.cuda.max_memory_allocated(device))
+    return facts
+
+
+def fit_predict(spec: RunSpec, data: TrainingData, progress: ProgressWriter, model_dir: Path) -> FitOutcome:
+    params: TorchMLPParams = spec.model.params
+    seed_torch(torch, spec.seed)
+    torch.set_num_threads(thread_count())
+    device = select_device(spec.device)
+    x_train = torch.from_numpy(data.x_train).to(device)
+    y_train = torch.from_numpy(data.y_train.astype("float32")).to(device)
+    network = build_network(data.x_train.shape[1], params).to(device)
+    trainer = EpochTrainer(network, params, torch.Generator().manual_seed(spec.seed))
+    started = time.perf_counter()
+    for epoch in range(1, params.epochs + 1):
+        loss = trainer.run(x_train, y_train)
+        progress.step(epoch, params.epochs, f"epoch {epoch}/{params.epochs}", train_loss=loss)
+    train_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    scores = predict(network, torch.from_numpy(data.x_eval).to(device))
+    predict_seconds = time.perf_counter() - started
+    save_model(network, data.x_train.shape[1], params, model_dir)
+    return FitOutcome(scores, train_seconds, predict_seconds, device.type, device_facts(device, trainer))

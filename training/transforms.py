@@ -1,0 +1,152 @@
+"""The workspace's build_features and the feature transform fitted on training rows only.
+
+build_features runs separately on training and evaluation rows. Everything learned from data
+(medians, means, category lists) is fitted here on the training output alone and then applied
+unchanged to evaluation rows, so no statistic of an evaluation row can leak into the model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from training.errors import FeatureError
+
+MISSING_CATEGORY = "<missing>"
+BuildFeatures = Callable[[pd.DataFrame], pd.DataFrame]
+
+
+def load_build_features(path: Path) -> BuildFeatures:
+    """Import the workspace features.py from its file path; raises FeatureError without build_features."""
+    module_spec = importlib.util.spec_from_file_location("workspace_features", path)
+    if module_spec is None or module_spec.loader is None:
+        raise FeatureError("features.py could not be loaded as a Python module")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    build = getattr(module, "build_features", None)
+    if not callable(build):
+        raise FeatureError("features.py must define build_features(frame) -> DataFrame")
+    return build
+
+
+def apply_build_features(build: BuildFeatures, frame: pd.DataFrame, which: str) -> pd.DataFrame:
+    """Run build_features on a copy and check its output; raises FeatureError."""
+    built = build(frame.copy())
+    if not isinstance(built, pd.DataFrame):
+        raise FeatureError(f"build_features returned {type(built).__name__} for {which} rows, not a DataFrame")
+    if len(built) != len(frame):
+        raise FeatureError(f"build_features returned {len(built)} rows for {len(frame)} {which} rows")
+    if built.shape[1] == 0:
+        raise FeatureError(f"build_features returned no columns for {which} rows")
+    if not all(isinstance(name, str) for name in built.columns) or built.columns.has_duplicates:
+        raise FeatureError("build_features must return unique string column names")
+    return built.reset_index(drop=True)
+
+
+def _is_categorical(series: pd.Series, declared: frozenset[str]) -> bool:
+    if series.name in declared:
+        return True
+    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
+        return False
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return False
+    return True
+
+
+def _as_float(series: pd.Series) -> np.ndarray:
+    if pd.api.types.is_datetime64_any_dtype(series):
+        seconds = series.astype("datetime64[ns]").astype("int64") / 1e9
+        values = np.where(series.isna(), np.nan, seconds)
+    else:
+        values = pd.to_numeric(series, errors="raise").astype("float64").to_numpy()
+    values = np.array(values, dtype="float64")  # a copy: pandas may hand out read-only views
+    values[~np.isfinite(values)] = np.nan
+    return values
+
+
+def _as_category_labels(series: pd.Series) -> np.ndarray:
+    labels = series.astype("object").where(series.notna(), MISSING_CATEGORY)
+    return labels.map(str).to_numpy()
+
+
+@dataclass(frozen=True)
+class NumericStats:
+    median: float
+    mean: float
+    std: float
+
+    @classmethod
+    def fit(cls, values: np.ndarray) -> NumericStats:
+        present = values[~np.isnan(values)]
+        median = float(np.median(present)) if present.size else 0.0
+        imputed = np.where(np.isnan(values), median, values)
+        std = float(imputed.std())
+        return cls(median=median, mean=float(imputed.mean()), std=std if std > 0 else 1.0)
+
+    def apply(self, values: np.ndarray) -> np.ndarray:
+        return (np.where(np.isnan(values), self.median, values) - self.mean) / self.std
+
+
+@dataclass(frozen=True)
+class FeatureTransform:
+    """Median imputation + standardisation for numbers, one-hot for categories (unknown: all zeros)."""
+
+    numeric: dict[str, NumericStats] = field(default_factory=dict)
+    categories: dict[str, list[str]] = field(default_factory=dict)
+    columns: list[str] = field(default_factory=list)
+
+    @classmethod
+    def fit(cls, train: pd.DataFrame, declared_categorical: tuple[str, ...], max_categories: int) -> FeatureTransform:
+        declared = frozenset(declared_categorical)
+        numeric, categories = {}, {}
+        for name in train.columns:
+            series = train[name]
+            if _is_categorical(series, declared):
+                counts = pd.Series(_as_category_labels(series)).value_counts()
+                ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+                categories[name] = [label for label, _ in ranked[:max_categories]]
+            else:
+                numeric[name] = NumericStats.fit(_as_float_checked(series))
+        return cls(numeric=numeric, categories=categories, columns=list(train.columns))
+
+    def transform(self, frame: pd.DataFrame, which: str) -> np.ndarray:
+        missing = [name for name in self.columns if name not in frame.columns]
+        if missing:
+            raise FeatureError(f"build_features output for {which} rows lacks columns {missing[:10]}")
+        blocks = [self._encode(name, frame[name]) for name in self.columns]
+        return np.column_stack(blocks).astype("float32")
+
+    def _encode(self, name: str, series: pd.Series) -> np.ndarray:
+        if name in self.numeric:
+            return self.numeric[name].apply(_as_float_checked(series))[:, None]
+        labels = _as_category_labels(series)
+        return np.stack([labels == category for category in self.categories[name]], axis=1).astype("float32")
+
+    @property
+    def feature_names(self) -> list[str]:
+        names = []
+        for name in self.columns:
+            names.extend([name] if name in self.numeric else [f"{name}={c}" for c in self.categories[name]])
+        return names
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "columns": self.columns,
+            "numeric": {name: vars(stats) for name, stats in self.numeric.items()},
+            "categories": self.categories,
+            "missing_category": MISSING_CATEGORY,
+            "unknown_category": "all indicator columns zero",
+        }
+
+
+def _as_float_checked(series: pd.Series) -> np.ndarray:
+    try:
+        return _as_float(series)
+    except (TypeError, ValueError) as exc:
+        raise FeatureError(f"column {series.name!r} is neither numeric nor categorical") from exc
