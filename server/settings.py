@@ -28,6 +28,19 @@ class HttpSettings(BaseModel):
     public_url: str | None = None
 
 
+class SandboxLimits(BaseModel):
+    """Resource limits of the training child (configs/server.yaml `sandbox:`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    address_space_bytes: int = Field(8 * 2**30, ge=2**28, description="RLIMIT_AS of the child.")
+    gpu_address_space_bytes: int | None = Field(None, ge=2**28, description="RLIMIT_AS when GPUs are bound; null: none (CUDA reserves huge virtual ranges).")
+    cpu_seconds: int = Field(3600, ge=1, description="RLIMIT_CPU per process.")
+    file_size_bytes: int = Field(4 * 2**30, ge=2**20, description="RLIMIT_FSIZE: largest file the child may write.")
+    nproc: int = Field(256, ge=16, description="RLIMIT_NPROC (processes + threads of the sandbox uid).")
+    wall_clock_seconds: float = Field(3600, gt=0, description="Upper bound on a run's wall-clock time.")
+    threads: int = Field(2, ge=1, le=64, description="OMP/MKL/OpenBLAS threads and library thread pools.")
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -38,6 +51,7 @@ class Settings(BaseModel):
     local_role: Role = "agent"
     transport: str = "stdio"
     sandbox_mode: Literal["bwrap", "unconfined"] = "bwrap"
+    sandbox: SandboxLimits = Field(default_factory=SandboxLimits)
     tracking_uri: str | None = None
     http: HttpSettings = Field(default_factory=HttpSettings)
 
