@@ -15,7 +15,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     init.add_argument("--client", default="demo-bank", metavar="NAME", help="client name: lowercase letters, digits, dashes (default: demo-bank)")
     init.add_argument("--project", default="credit-default", metavar="NAME", help="project name: lowercase letters, digits, dashes (default: credit-default)")
     init.set_defaults(handler=run_init)
-    update = subparsers.add_parser("update", help="bring template changes into a workspace, as a commit on a review branch")
+    update = subparsers.add_parser(
+        "update",
+        help="bring template changes into a workspace, as a commit on a review branch",
+        description="Apply the current mlgate template to a workspace made by mlgate init. The result is one commit "
+        "on the branch mlgate/template-<version>; main and the working tree are not touched. Exit status 1 when "
+        "that commit carries conflicts to resolve before merging.",
+    )
     update.add_argument("directory", metavar="DIR", help="workspace made by mlgate init, with no uncommitted changes")
     update.set_defaults(handler=run_update)
 
