@@ -46,6 +46,14 @@ def probabilities(scores: Any, rows: int) -> np.ndarray:
     return values
 
 
+def labelled_scores(labels: Any, scores: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(0/1 labels, probabilities) of the same non-zero length. Raises InvalidInput otherwise."""
+    y = binary_labels(labels)
+    if y.size == 0:
+        raise InvalidInput("there are no evaluation rows to score", "check the split: every evaluated window needs rows", rule_id="evaluation.predictions")
+    return y, probabilities(scores, y.size)
+
+
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     """Area under the ROC curve via the rank-sum (Mann-Whitney) identity; ties count one half."""
     positives = int(labels.sum())
@@ -91,8 +99,7 @@ def compute_metrics(labels: Any, scores: Any, threshold: float = DEFAULT_THRESHO
 
     Raises InvalidInput on non-binary labels, bad scores or a length mismatch.
     """
-    y = binary_labels(labels)
-    p = probabilities(scores, y.size)
+    y, p = labelled_scores(labels, scores)
     return _metrics(y, p, threshold)
 
 
@@ -114,8 +121,7 @@ def bootstrap_ci(labels: Any, scores: Any, *, n_samples: int, seed: int, thresho
     holding a single class is skipped (roc_auc/pr_auc are undefined there) for every metric alike,
     so all intervals rest on the same `n_effective` resamples. Intervals are None when none is left.
     """
-    y = binary_labels(labels)
-    p = probabilities(scores, y.size)
+    y, p = labelled_scores(labels, scores)
     rng = np.random.default_rng(seed)
     samples: list[dict[str, float | None]] = []
     for _ in range(n_samples):
@@ -176,15 +182,17 @@ def slice_metrics(labels: Any, scores: Any, attributes: Mapping[str, Any], thres
     `selection_rate_ratio_min_max` is the lowest over the highest slice selection rate (the
     four-fifths-rule ratio). Raises InvalidInput when an attribute's length differs from the labels.
     """
-    y = binary_labels(labels)
-    p = probabilities(scores, y.size)
+    y, p = labelled_scores(labels, scores)
     return {name: attribute_slices(y, p, _slice_values(values, y.size, name), threshold) for name, values in sorted(attributes.items())}
 
 
 def prior_baseline(train_labels: Any, eval_labels: Any, threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
     """The no-model heuristic: every row scores the training positive rate (the class prior)."""
-    train_rate = float(binary_labels(train_labels).mean())
-    y = binary_labels(eval_labels)
+    train = binary_labels(train_labels)
+    if train.size == 0:
+        raise InvalidInput("the class-prior baseline needs training rows", "check the split", rule_id="evaluation.baseline")
+    train_rate = float(train.mean())
+    y, _ = labelled_scores(eval_labels, np.full(len(eval_labels), train_rate))
     return {"name": "class_prior", "train_positive_rate": train_rate, "metrics": _metrics(y, np.full(y.size, train_rate), threshold)}
 
 

@@ -70,6 +70,11 @@ def test_ranking_metrics_are_none_when_the_labels_hold_one_class() -> None:
     assert got["accuracy"] == 1.0
 
 
+def test_an_empty_evaluation_is_refused() -> None:
+    with pytest.raises(InvalidInput, match="no evaluation rows"):
+        compute_metrics([], [])
+
+
 @pytest.mark.parametrize("scores", [[0.1, 0.2, 0.3], [0.1, 0.2, 1.3, 0.4], [0.1, float("nan"), 0.3, 0.4]])
 def test_scores_that_are_not_one_probability_per_row_are_refused(scores: list[float]) -> None:
     with pytest.raises(InvalidInput, match="probabilities"):
