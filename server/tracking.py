@@ -198,7 +198,9 @@ class MlflowTracking:
         runs = self.client.search_runs(experiment_ids, filter_string=filter_string, order_by=order_by or [], max_results=max_results)
         return [run_record(run) for run in runs]
 
-    def best_prior_run(self, experiment_id: str, metric: str, *, exclude_run_id: str | None = None, lower_is_better: bool = False, extra_filter: str = "") -> dict[str, Any] | None:
+    def best_prior_run(
+        self, experiment_id: str, metric: str, *, exclude_run_id: str | None = None, lower_is_better: bool = False, extra_filter: str = ""
+    ) -> dict[str, Any] | None:
         """`{run_id, value}` of the FINISHED run with the best `metric` (NaN ignored), or None."""
         _check_keys([metric])
         conditions = ["attributes.status = 'FINISHED'", f"metrics.`{metric}` > -1e300", *([extra_filter] if extra_filter else [])]
@@ -227,7 +229,11 @@ class MlflowTracking:
         _check_keys(list(flat))
         too_long = sorted(k for k, v in flat.items() if len(v) > MAX_PARAM_CHARS)
         if too_long:
-            raise InvalidInput(f"param values over {MAX_PARAM_CHARS} characters: {too_long[:5]}", "log large values as a JSON artifact instead", rule_id="tracking.param_size")
+            raise InvalidInput(
+                f"param values over {MAX_PARAM_CHARS} characters: {too_long[:5]}",
+                "log large values as a JSON artifact instead",
+                rule_id="tracking.param_size",
+            )
         clean, dropped = strip_secrets(flat)
         for chunk in _chunks(sorted(clean.items()), BATCH):
             self.client.log_batch(run_id, params=[Param(k, v) for k, v in chunk])
@@ -281,7 +287,11 @@ class MlflowTracking:
             raise InvalidInput(f"artifact name {name[:60]!r} is not a plain *.json file name", "use letters, digits, '_', '-', '.'", rule_id="tracking.artifact_name")
         findings = find_secrets(payload)
         if findings:
-            raise GovernanceError(f"{name} would carry credentials at {[f.path for f in findings][:5]}", "remove credentials from what is logged", rule_id="secrets.never_leave")
+            raise GovernanceError(
+                f"{name} would carry credentials at {[f.path for f in findings][:5]}",
+                "remove credentials from what is logged",
+                rule_id="secrets.never_leave",
+            )
         with tempfile.TemporaryDirectory(prefix="mlgate-artifact-") as scratch:
             target = Path(scratch) / name
             target.write_text(stable_json(payload), encoding="utf-8")

@@ -107,7 +107,11 @@ def psi(feature_baseline: Mapping[str, Any], new_values: Any) -> float:
     """
     values = pd.Series(new_values).reset_index(drop=True)
     if values.empty or feature_baseline.get("kind") not in ("numeric", "categorical"):
-        raise InvalidInput("psi needs at least one new value and a numeric or categorical baseline", "pass the feature's values and its drift baseline entry", rule_id="drift.input")
+        raise InvalidInput(
+            "psi needs at least one new value and a numeric or categorical baseline",
+            "pass the feature's values and its drift baseline entry",
+            rule_id="drift.input",
+        )
     expected, actual = _expected_and_actual(feature_baseline, values)
     e = np.maximum(np.asarray(expected, dtype=np.float64), PSI_FLOOR)
     a = np.maximum(np.asarray(actual, dtype=np.float64), PSI_FLOOR)

@@ -156,7 +156,11 @@ def _difference(value: float | None, reference: float | None) -> float | None:
 def _slice_values(values: Any, rows: int, attribute: str) -> np.ndarray:
     series = pd.Series(values).reset_index(drop=True)
     if len(series) != rows:
-        raise InvalidInput(f"protected attribute {attribute!r} has {len(series)} values for {rows} rows", "pass one value per evaluation row", rule_id="evaluation.slices")
+        raise InvalidInput(
+            f"protected attribute {attribute!r} has {len(series)} values for {rows} rows",
+            "pass one value per evaluation row",
+            rule_id="evaluation.slices",
+        )
     return np.asarray([MISSING_SLICE if pd.isna(v) else str(v) for v in series], dtype=object)
 
 

@@ -208,7 +208,11 @@ def check_temporal_order(times: pd.Series, plan: SplitPlan) -> None:
         windows = [fold.train, fold.validation, plan.test]
         for earlier, later in zip(windows, windows[1:]):
             if times.iloc[earlier].max() >= times.iloc[later].min():
-                raise IntegrityError("temporal split leaks: a later window has rows at or before an earlier one", "report this as a bug", rule_id="split.temporal_order")
+                raise IntegrityError(
+                    "temporal split leaks: a later window has rows at or before an earlier one",
+                    "report this as a bug; no run was started on this split",
+                    rule_id="split.temporal_order",
+                )
 
 
 def _iso(value: Any) -> Any:
@@ -231,7 +235,8 @@ def temporal_split(frame: pd.DataFrame, *, time_column: str, windows: Mapping[st
     train, validation, test = (np.flatnonzero(masks[name]) for name in WINDOWS)
     y = binary_labels(labels) if labels is not None else None
     ranges = {name: [_iso(times[masks[name]].min()), _iso(times[masks[name]].max())] for name in WINDOWS}
-    extra = {"time_column": time_column, "windows": ranges, "rows": int(len(times)), "window_config": {k: str(v) for k, v in sorted(windows.items()) if k in WINDOW_KEYS}}
+    window_config = {k: str(v) for k, v in sorted(windows.items()) if k in WINDOW_KEYS}
+    extra = {"time_column": time_column, "windows": ranges, "rows": int(len(times)), "window_config": window_config}
     folds = [Fold(train, validation)]
     plan = SplitPlan("temporal_split", folds, test, _describe("temporal_split", folds, test, y, extra))
     check_temporal_order(times, plan)
