@@ -196,7 +196,10 @@ def _key(node: Node, name: str) -> str:
 
 
 def _compose(raw: bytes, limits: Mapping[str, Any], name: str) -> Node | None:
-    loader = _GuardedLoader(raw, limits, name)
+    try:
+        loader = _GuardedLoader(raw, limits, name)
+    except yaml.YAMLError as exc:
+        raise _refuse(name, f"not readable as YAML text ({getattr(exc, 'reason', type(exc).__name__)})") from None
     try:
         return loader.get_single_node()
     except yaml.composer.ComposerError as exc:

@@ -1,0 +1,146 @@
+"""The hardened loader: every hazard refused with rule input.document, its kind and its line."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+
+from server.safe_yaml import check_value, dump_document, load_document
+from tools.errors import InvalidInput
+
+LIMITS = {"max_bytes": 4096, "max_depth": 6, "max_nodes": 200}
+BILLION_LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+
+
+def refused(text: str | bytes, limits: dict[str, Any] = LIMITS) -> InvalidInput:
+    with pytest.raises(InvalidInput) as info:
+        load_document(text, limits, name="doc")
+    assert info.value.rule_id == "input.document" and info.value.reason.startswith("doc: ") and info.value.remediation
+    return info.value
+
+
+@pytest.mark.parametrize(
+    ("text", "problem", "line"),
+    [
+        ("a: 1\nb: !!python/object/apply:os.system ['true']\n", "tag", 2),
+        ("a: !!python/name:os.system\n", "tag", 1),
+        ("a: !custom 1\n", "tag", 1),
+        ("a: !!binary aGk=\n", "tag", 1),
+        ("a: !!timestamp 2020-01-01\n", "tag", 1),
+        ("a: !!set {x: null}\n", "tag", 1),
+        ("a: 1\nb: &anchor 2\n", "anchor &anchor", 2),
+        (BILLION_LAUGHS, "anchor &a", 1),
+        ("a: 1\nb:\n  c: 1\n  c: 2\n", "duplicate key 'c'", 4),
+        ('{"a": 1, "a": 2}', "duplicate key 'a'", 1),
+        ("base: {x: 1}\nother:\n  <<: {target: y}\n", "merge key", 3),
+        ("a: 1\n---\nb: 2\n", "more than one document", 2),
+        ("- 1\n- 2\n", "must be a mapping", 1),
+        ("just text\n", "must be a mapping", 1),
+        ("", "must be a mapping", None),
+        ("a: [1, 2\n", "not valid YAML", None),
+        ("1: one\n", "not a string", 1),
+        ("? [a, b]\n: 1\n", "not a scalar", 1),
+        ("flag: yes\n", "ambiguous", 1),
+        ("flag: Off\n", "ambiguous", 1),
+        ("mode: 0755\n", "ambiguous", 1),
+        ("n: 1_000\n", "ambiguous", 1),
+        ("t: 1:30\n", "ambiguous", 1),
+        ("b: 0b101\n", "ambiguous", 1),
+        ("v: =\n", "special meaning", 1),
+        ("x: !!bool yes\n", "not a valid !!bool", 1),
+        ("x: !!int 1.5\n", "not a valid !!int", 1),
+        ("x: !!map [1]\n", "on a sequence", 1),
+    ],
+)
+def test_hazardous_yaml_is_refused_with_its_kind_and_line(text: str, problem: str, line: int | None) -> None:
+    error = refused(text)
+    assert problem in error.reason
+    if line is not None:
+        assert f"line {line}" in error.reason
+
+
+def test_billion_laughs_is_refused_before_any_expansion() -> None:
+    bomb = BILLION_LAUGHS + "".join(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}" if i > 0 else "x"] * 9) + "]\n" for i in range(12))
+    assert "anchor" in refused(bomb, {**LIMITS, "max_bytes": 65536}).reason
+
+
+def test_document_over_the_byte_cap_is_refused_before_parsing() -> None:
+    error = refused("a: " + "x" * 5000)
+    assert "over the 4096 byte cap" in error.reason
+
+
+def test_nesting_deeper_than_the_limit_is_refused() -> None:
+    assert "nesting deeper than 6" in refused("a: " + "[" * 7 + "]" * 7).reason
+    assert load_document("a: " + "[" * 5 + "]" * 5, LIMITS) == {"a": [[[[[]]]]]}
+
+
+def test_too_many_nodes_are_refused() -> None:
+    assert "more than 200 nodes" in refused("a: [" + ", ".join(["1"] * 300) + "]").reason
+
+
+def test_bytes_that_are_not_text_are_refused() -> None:
+    assert "not readable as YAML text" in refused(b"a: \xff\xfe\x00").reason
+    assert "not readable" in refused("a: \x07bell").reason
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("x: 1e-3", 0.001),
+        ("x: 1.5e3", 1500.0),
+        ("x: 0x1F", 31),
+        ("x: 0o17", 15),
+        ("x: -7", -7),
+        ("x: true", True),
+        ("x: FALSE", False),
+        ("x: ~", None),
+        ("x:", None),
+        ("x: null", None),
+        ("x: 2020-01-01", "2020-01-01"),
+        ("x: 'yes'", "yes"),
+        ('x: "0755"', "0755"),
+        ('x: !!str 1', "1"),
+        ('x: !!int "3"', 3),
+        ('x: !!float "3"', 3.0),
+        ("x: [a, 'b', 2]", ["a", "b", 2]),
+        ("x: hello world", "hello world"),
+    ],
+)
+def test_plain_and_tagged_scalars_follow_the_yaml_12_core_schema(text: str, value: Any) -> None:
+    assert load_document(text, LIMITS) == {"x": value}
+
+
+def test_special_floats_load_and_the_schema_decides_about_them() -> None:
+    loaded = load_document("a: .inf\nb: -.Inf\nc: .NaN", LIMITS)
+    assert loaded["a"] == math.inf and loaded["b"] == -math.inf and math.isnan(loaded["c"])
+
+
+def test_json_documents_load_as_yaml() -> None:
+    document = {"data": {"target": "default", "positive_class": 1}, "metrics": ["roc_auc"], "lr": 0.001, "on": True}
+    assert load_document(json.dumps(document), LIMITS) == document
+
+
+def test_dump_reads_back_to_the_same_values_including_strings_that_look_like_other_types() -> None:
+    document = {"a": "1e-3", "b": "yes", "c": "0o17", "d": 1e-5, "e": "2020-01-01", "f": [1, 2], "g": "", "h": None, "i": "null", "j": "a\tb", "k": "x\ny", "l": "010", "m": True, "n": "True", "o": {"p": [{"q": 1}]}}
+    assert load_document(dump_document(document), LIMITS) == document
+
+
+def test_dump_keeps_key_order_a_header_and_short_lists_on_one_line() -> None:
+    text = dump_document({"z": 1, "a": {"metrics": ["roc_auc", "f1"]}}, header="# why\n")
+    assert text == "# why\nz: 1\na:\n  metrics: [roc_auc, f1]\n"
+
+
+def test_check_value_applies_the_same_limits_to_parsed_json() -> None:
+    check_value({"a": [1, {"b": 2}]}, LIMITS)
+    deep: Any = 1
+    for _ in range(7):
+        deep = [deep]
+    with pytest.raises(InvalidInput, match="nesting deeper than 6"):
+        check_value({"a": deep}, LIMITS)
+    with pytest.raises(InvalidInput, match="more than 200 nodes"):
+        check_value({"a": list(range(300))}, LIMITS)
+    with pytest.raises(InvalidInput, match="not a string"):
+        check_value({"a": {1: 2}}, LIMITS)
