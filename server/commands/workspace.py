@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from server.git import GitRepo
+from server.settings import load_settings
 from server.workspace import UpdateResult, init_workspace, update_workspace
 
 
@@ -40,22 +41,24 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def run_update(args: argparse.Namespace) -> int:
-    result = update_workspace(Path(args.directory))
+    workspace = Path(args.directory).resolve()
+    base = load_settings(workspace).protected_ref
+    result = update_workspace(workspace, base=base)
     if result.branch is None:
         print(f"Already up to date: template {result.new_version}.")
         return 0
-    _print_update(Path(args.directory).resolve(), result)
+    _print_update(workspace, result, base)
     return 1 if result.conflicts else 0
 
 
-def _print_update(workspace: Path, result: UpdateResult) -> None:
+def _print_update(workspace: Path, result: UpdateResult, base: str) -> None:
     print(f"Template {result.old_version} -> {result.new_version}: one commit on branch {result.branch}")
-    print("main and the working tree are unchanged. Files changed on the branch:")
+    print(f"{base} and the working tree are unchanged. Files changed on the branch:")
     for path in result.changed:
         print(f"  {path}")
     if result.conflicts:
         print("CONFLICTS (template and workspace both changed these; resolve the <<<<<<< markers on the branch):")
         for path in result.conflicts:
             print(f"  {path}")
-    print(f"Review: git -C {workspace} diff main...{result.branch}")
+    print(f"Review: git -C {workspace} diff {base}...{result.branch}")
     print(f"Merge:  git -C {workspace} merge {result.branch}")

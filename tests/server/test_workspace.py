@@ -12,6 +12,7 @@ from jinja2 import TemplateSyntaxError
 
 from server.cli import main
 from server.git import GitRepo
+from server.standards import StandardsSource
 from server.workspace import TEMPLATE_DIR, TEMPLATE_SOURCE, VERSION_TAG, init_workspace, read_template_version, template_files, update_workspace
 from tools.errors import GitRefused, IntegrityError, InvalidInput, NotFound
 
@@ -58,7 +59,7 @@ def test_init_renders_the_template_and_commits_it_on_main(made: Path) -> None:
     assert git(made, "log", "-1", "--format=%an <%ae> / %cn <%ce>") == "mlgate <mlgate@localhost> / mlgate <mlgate@localhost>"
     assert git(made, "status", "--porcelain") == ""
     standards = (made / "configs/project_standards.yaml").read_text()
-    assert "client_name: acme-bank" in standards and "project_name: pd-model" in standards
+    assert 'client_name: "acme-bank"' in standards and 'project_name: "pd-model"' in standards
     assert (made / "AGENTS.md").read_text().startswith("# pd-model (acme-bank) — briefing for agents")
 
 
@@ -68,6 +69,13 @@ def test_init_records_a_template_version_the_workspace_itself_stores(made: Path)
     assert f'_src_path: "{TEMPLATE_SOURCE}"' in (made / ".copier-answers.yml").read_text()
     stored_tree = git(made, "rev-parse", f"refs/mlgate/template/{version}^{{tree}}")
     assert stored_tree.startswith(version.rsplit(".", 1)[1])
+
+
+@pytest.mark.parametrize(("client", "project"), [("on", "010"), ("null", "1-2"), ("yes", "123")])
+def test_names_that_look_like_other_yaml_values_stay_strings_in_the_standards(tmp_path: Path, template: Path, client: str, project: str) -> None:
+    made = init_workspace(tmp_path / "ws", client, project, template_dir=template)
+    standards = StandardsSource(GitRepo(made), "main").policy_config()["standards"]
+    assert (standards["client_name"], standards["project_name"]) == (client, project)
 
 
 def test_init_gitignores_state_and_datasets_but_not_configs(made: Path) -> None:
@@ -263,3 +271,14 @@ def test_init_command_on_a_non_empty_directory_exits_2_with_the_reason(tmp_path:
 def test_update_command_reports_up_to_date(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["update", str(workspace)]) == 0
     assert "Already up to date" in capsys.readouterr().out
+
+
+def test_update_command_names_the_review_branch_and_how_to_merge_it(tmp_path: Path, template: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (template / "AGENTS.md.jinja").write_text((template / "AGENTS.md.jinja").read_text() + "A line the shipped template drops.\n")
+    older = init_workspace(tmp_path / "ws", template_dir=template)
+    assert main(["update", str(older)]) == 0
+    out = capsys.readouterr().out
+    branch = git(older, "branch", "--list", "mlgate/template-*").strip(" *")
+    assert f"one commit on branch {branch}" in out and f"merge {branch}" in out and "  AGENTS.md\n" in out
+    assert "main and the working tree are unchanged" in out
+    assert "A line the shipped template drops." not in git(older, "show", f"{branch}:AGENTS.md")
