@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
@@ -34,6 +35,7 @@ TOKEN_PREFIX = "mlgate_"
 TOKEN_BYTES = 32
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 FORMAT_VERSION = 1
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,8 @@ class TokenVerifier:
     async def verify_token(self, token: str) -> AccessToken | None:
         try:
             record = self._store.match(token)
-        except IntegrityError:
+        except IntegrityError as exc:
+            logger.error("refusing every token: %s (%s)", exc.reason, exc.remediation)
             return None
         if record is None:
             return None
