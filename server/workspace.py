@@ -196,7 +196,7 @@ def init_workspace(target: Path, client: str = "demo-bank", project: str = "cred
 
 def _require_clean(repo: GitRepo) -> None:
     if not (repo.path / ".git").exists():
-        raise NotFound(f"{repo.path} is not a git repository", "run mlgate update on a directory made by mlgate init", rule_id="workspace.answers")
+        raise NotFound(f"{repo.path} is not a git repository", "run mlgate update on a directory made by mlgate init", rule_id="workspace.not_git")
     status = repo.text("status", "--porcelain")
     if status:
         files = ", ".join(line[3:] for line in status.splitlines()[:5])

@@ -251,6 +251,12 @@ def test_update_refuses_a_directory_mlgate_did_not_make(tmp_path: Path) -> None:
         update_workspace(plain)
 
 
+def test_update_refuses_a_directory_that_is_not_a_git_repository(tmp_path: Path) -> None:
+    with pytest.raises(NotFound) as refused:
+        update_workspace(tmp_path / "missing")
+    assert refused.value.rule_id == "workspace.not_git"
+
+
 # --- the commands ---------------------------------------------------------------------------
 
 
