@@ -1,0 +1,55 @@
+"""The training child: the code that runs INSIDE the sandbox, as `python -m training --run-dir DIR`.
+
+It is the untrusted side of run_experiment: it imports the workspace's agent-edited features.py,
+trains one model and predicts scores for evaluation rows whose labels it never sees. The server
+(server/sandbox.py launches it) owns the split and computes every metric from the predictions.
+This is the only package that imports xgboost or torch; training.spec and training.contract
+import only pydantic, so the server may use them to validate specs and read results.
+
+Run-directory contract (the server writes inputs/, the child writes outputs/)
+----------------------------------------------------------------------------
+<run>/inputs/            mounted read-only in the sandbox (at /sandbox/inputs)
+    spec.json            {"model": {"type": "xgboost" | "torch_mlp" | "logistic_regression" |
+                         "random_forest", "params": {...}}, "seed": int, "feature_columns": [...],
+                         "categorical_columns": [...], "device": "auto" | "cpu" | "cuda",
+                         "task": "fit_predict", "max_categories": int (optional, default 50)}
+                         validated by training.spec.RunSpec; unknown keys or hyperparameters are errors.
+    train.parquet        feature columns + "__row_id__" (int) + "__label__" (0/1 int)
+    eval.parquet         feature columns + "__row_id__", and NO "__label__" (the child refuses one)
+    features.py          copy of the workspace src/features.py: build_features(frame) -> DataFrame
+<run>/outputs/           the only writable mount (at /sandbox/outputs); must be empty at launch
+    predictions.parquet  "__row_id__" (int64), "score" (float64, P(label = 1)), one row per eval row
+                         in eval.parquet order
+    model/               feature_transform.json (columns, medians, means/stds, category lists) and
+                           xgboost:              model.json (Booster.save_model, JSON)
+                           torch_mlp:            model.pt (state_dict, CPU tensors) + architecture.json
+                           logistic_regression,
+                           random_forest:        model.skops (skops.io; load with trusted types only)
+    progress.jsonl       one training.contract.ProgressEvent per line, flushed per line:
+                         {"step": i, "total": n, "message": "epoch 3/20", "metrics": {"train_loss": x}}
+                         torch: one per epoch; xgboost: one per tenth of the rounds; sklearn: one.
+    result.json          training.contract.SuccessResult: {"status": "ok", "train_seconds",
+                         "predict_seconds", "inference_latency_ms_per_row", "wall_seconds", "device",
+                         "gpu_name", "peak_gpu_memory_bytes" (torch on CUDA), "effective_batch_size"
+                         (torch: batch_size x grad_accum_steps, asserted per optimizer step),
+                         "library_versions", "n_features", "feature_names", "n_train_rows",
+                         "n_eval_rows", "details": {"model_format", "threads", ...}}
+                         or on failure training.contract.ErrorResult {"status": "error",
+                         "error_type", "message"} with exit status 1. error_type is the exception
+                         type, or MemoryError / FileSizeLimitError / ProcessLimitError when a sandbox
+                         limit was hit; message is short and names no data values (for exceptions
+                         not raised by training/ it says only the type and the file and line).
+<run>/logs/              written by the launcher on the host: child.stdout, child.stderr
+<run>/scratch/           HOME and TMPDIR of the child in unconfined mode (in bwrap: a private /tmp)
+
+Everything under outputs/ is untrusted: a hostile features.py can overwrite any of it. The server
+reads it only through server.sandbox_io (no symlinks, FIFOs or hard links) and validates it with
+training.contract; it must never load pickles from it.
+
+What the child does: import features.py by file path; build_features on training and evaluation
+rows separately; fit the feature transform on training rows only (median imputation and
+standardisation of numbers; one-hot categories learned on training rows, missing values as their
+own category, unseen categories as all zeros); train; predict; write outputs. Seeds (random,
+numpy, torch incl. CUDA) and deterministic switches make the same inputs + seed give identical
+predictions; thread counts come from OMP_NUM_THREADS, set by the launcher.
+"""

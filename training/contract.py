@@ -17,6 +17,12 @@ MODEL_DIR = "model"
 FEATURE_TRANSFORM_FILE = "feature_transform.json"
 MAX_MESSAGE_CHARS = 300
 Seconds = Annotated[float, Field(ge=0)]
+# Progress and error text reach the agent while the run is going: fixed shapes keep that channel
+# from carrying arbitrary text (rows of training data) out of the sandbox.
+PROGRESS_MESSAGE_PATTERN = r"^[a-z_]+ (fitted|\d+/\d+)$"
+IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# error_type values the child reports when a resource limit of the sandbox was hit.
+LIMIT_ERROR_TYPES = {"MemoryError": "memory", "FileSizeLimitError": "file_size", "ProcessLimitError": "process"}
 
 
 class ContractModel(BaseModel):
@@ -26,15 +32,17 @@ class ContractModel(BaseModel):
 class ProgressEvent(ContractModel):
     step: int = Field(ge=0, description="Steps done so far.")
     total: int = Field(ge=0, description="Steps of this run (epochs, boosting chunks, 1 for sklearn).")
-    message: str = Field(max_length=200, description="What just finished.")
-    metrics: dict[Annotated[str, Field(max_length=64)], float] = Field(
+    message: str = Field(
+        max_length=80, pattern=PROGRESS_MESSAGE_PATTERN, description='"epoch 3/20", "round 40/200", "random_forest fitted".'
+    )
+    metrics: dict[Annotated[str, Field(max_length=64, pattern=IDENTIFIER_PATTERN)], float | None] = Field(
         default_factory=dict, max_length=16, description="e.g. train_loss of the step."
     )
 
 
 class ErrorResult(ContractModel):
     status: Literal["error"] = "error"
-    error_type: str = Field(max_length=100, description="Exception type; MemoryError for allocation failures.")
+    error_type: str = Field(max_length=100, pattern=IDENTIFIER_PATTERN, description="Exception type, or a LIMIT_ERROR_TYPES name.")
     message: str = Field(max_length=MAX_MESSAGE_CHARS, description="Short, data-free description.")
 
 

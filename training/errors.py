@@ -7,6 +7,7 @@ text, so only its type and where it was raised are reported.
 
 from __future__ import annotations
 
+import errno
 import traceback
 from pathlib import Path
 
@@ -31,9 +32,14 @@ class DeviceError(TrainingError):
 
 
 def error_type(exc: BaseException) -> str:
-    """The reported type; allocation failures in C++ libraries are reported as MemoryError."""
-    if isinstance(exc, MemoryError) or "allocate memory" in str(exc).lower() or "out of memory" in str(exc).lower():
+    """The exception's type name, or a LIMIT_ERROR_TYPES name when a sandbox limit was hit."""
+    text = str(exc).lower()
+    if isinstance(exc, MemoryError) or "allocate memory" in text or "out of memory" in text:
         return "MemoryError"
+    if isinstance(exc, OSError) and exc.errno == errno.EFBIG:
+        return "FileSizeLimitError"
+    if isinstance(exc, BlockingIOError) or "can't start new thread" in text:
+        return "ProcessLimitError"
     return type(exc).__name__
 
 

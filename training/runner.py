@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training", description="Train and predict one run.")
     parser.add_argument("--run-dir", type=Path, required=True, help="Directory holding inputs/ and outputs/.")
     run_dir = parser.parse_args(argv).run_dir
+    (run_dir / "outputs").mkdir(exist_ok=True)
     started = time.perf_counter()
     try:
         result = run(run_dir)

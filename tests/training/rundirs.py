@@ -1,0 +1,58 @@
+"""Builds tiny run directories (inputs/ per the training/ contract) for child and sandbox tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+FEATURES = ["income", "age", "region", "segment"]
+IDENTITY_FEATURES = "def build_features(frame):\n    return frame.copy()\n"
+FAST_PARAMS: dict[str, dict[str, Any]] = {
+    "xgboost": {"n_estimators": 20, "max_depth": 3},
+    "torch_mlp": {"epochs": 4, "batch_size": 16, "grad_accum_steps": 2, "hidden_sizes": [16]},
+    "logistic_regression": {},
+    "random_forest": {"n_estimators": 20},
+}
+
+
+def synthetic_frame(rows: int, seed: int = 7) -> pd.DataFrame:
+    """Numbers with missing values, string categories with missing values, a label tied to both."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({
+        "income": rng.normal(50.0, 12.0, rows),
+        "age": rng.integers(18, 80, rows).astype("float64"),
+        "region": rng.choice(np.array(["north", "south", "east", None], dtype=object), rows),
+        "segment": rng.choice(np.array(["retail", "sme"], dtype=object), rows),
+    })
+    frame.loc[rng.random(rows) < 0.1, "income"] = np.nan
+    signal = frame["income"].fillna(50.0) / 12 + (frame["region"] == "north") * 1.5 + rng.normal(0, 1, rows)
+    frame["__row_id__"] = np.arange(rows, dtype="int64") * 3 + 11
+    frame["__label__"] = (signal > signal.median()).astype("int64")
+    return frame
+
+
+def write_run_dir(
+    run_dir: Path, model_type: str = "logistic_regression", *, rows: int = 200, seed: int = 1,
+    features_source: str = IDENTITY_FEATURES, params: dict[str, Any] | None = None, device: str = "cpu",
+) -> Path:
+    """inputs/ with train rows (labelled), eval rows (label dropped), spec.json and features.py."""
+    inputs = run_dir / "inputs"
+    inputs.mkdir(parents=True)
+    frame = synthetic_frame(rows)
+    cut = int(rows * 0.75)
+    frame.iloc[:cut].to_parquet(inputs / "train.parquet", index=False)
+    frame.iloc[cut:].drop(columns="__label__").to_parquet(inputs / "eval.parquet", index=False)
+    (inputs / "features.py").write_text(features_source)
+    spec = {"model": {"type": model_type, "params": FAST_PARAMS[model_type] if params is None else params},
+            "seed": seed, "feature_columns": FEATURES, "categorical_columns": ["segment"], "device": device,
+            "task": "fit_predict"}
+    (inputs / "spec.json").write_text(json.dumps(spec))
+    return run_dir
+
+
+def eval_row_ids(run_dir: Path) -> list[int]:
+    return pd.read_parquet(run_dir / "inputs" / "eval.parquet")["__row_id__"].tolist()

@@ -1,0 +1,99 @@
+"""The training child run in-process on tiny run directories: outputs per the contract, clean
+error results, determinism for every family."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.training.rundirs import eval_row_ids, write_run_dir
+from training.contract import ErrorResult, ProgressEvent, SuccessResult
+from training.runner import main
+from training.spec import MODEL_TYPES
+
+
+def run_child(run_dir: Path) -> tuple[int, SuccessResult | ErrorResult]:
+    status = main(["--run-dir", str(run_dir)])
+    document = json.loads((run_dir / "outputs" / "result.json").read_text())
+    model = SuccessResult if document["status"] == "ok" else ErrorResult
+    return status, model.model_validate(document)
+
+
+def predictions(run_dir: Path) -> pd.DataFrame:
+    return pd.read_parquet(run_dir / "outputs" / "predictions.parquet")
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_each_family_predicts_every_evaluation_row_deterministically(tmp_path, model_type):
+    first = write_run_dir(tmp_path / "a", model_type, seed=5)
+    second = write_run_dir(tmp_path / "b", model_type, seed=5)
+    (status, result), _ = run_child(first), run_child(second)
+    assert status == 0 and result.status == "ok" and result.n_eval_rows == 50
+    assert predictions(first)["__row_id__"].tolist() == eval_row_ids(first)
+    assert predictions(first)["score"].between(0, 1).all()
+    pd.testing.assert_frame_equal(predictions(first), predictions(second))
+    lines = (first / "outputs" / "progress.jsonl").read_text().splitlines()
+    assert lines and all(ProgressEvent.model_validate_json(line).metrics["train_loss"] > 0 for line in lines)
+    assert (first / "outputs" / "model" / "feature_transform.json").is_file()
+
+
+def test_torch_reports_the_effective_batch_size(tmp_path):
+    run_dir = write_run_dir(tmp_path, "torch_mlp", params={"epochs": 2, "batch_size": 8, "grad_accum_steps": 3})
+    status, result = run_child(run_dir)
+    assert status == 0 and result.effective_batch_size == 24 and result.device == "cpu"
+    # 150 rows / 8 = 19 micro-batches per epoch -> 7 optimizer steps (6 full windows + the tail)
+    assert result.details["optimizer_steps"] == 14
+
+
+def test_a_different_seed_gives_different_predictions(tmp_path):
+    first = write_run_dir(tmp_path / "a", "random_forest", seed=1)
+    second = write_run_dir(tmp_path / "b", "random_forest", seed=2)
+    run_child(first), run_child(second)
+    assert not predictions(first).equals(predictions(second))
+
+
+def test_features_that_raise_give_a_data_free_error_naming_type_and_line(tmp_path):
+    source = "def build_features(frame):\n    secret = frame['income'].iloc[0]\n    raise ValueError(f'bad {secret}')\n"
+    status, result = run_child(write_run_dir(tmp_path, features_source=source))
+    assert status == 1 and result.error_type == "ValueError"
+    assert "features.py line 3" in result.message and "bad" not in result.message
+
+
+def test_sys_exit_in_features_still_ends_with_an_error_result(tmp_path):
+    source = "import sys\ndef build_features(frame):\n    sys.exit(0)\n"
+    status, result = run_child(write_run_dir(tmp_path, features_source=source))
+    assert status == 1 and result.error_type == "SystemExit"
+
+
+def test_evaluation_rows_carrying_labels_are_refused(tmp_path):
+    run_dir = write_run_dir(tmp_path)
+    frame = pd.read_parquet(run_dir / "inputs" / "eval.parquet").assign(__label__=0)
+    frame.to_parquet(run_dir / "inputs" / "eval.parquet")
+    status, result = run_child(run_dir)
+    assert status == 1 and result.error_type == "SpecError" and "must not carry labels" in result.message
+
+
+def test_build_features_never_sees_labels_or_row_ids(tmp_path):
+    source = ("def build_features(frame):\n    assert not {'__label__', '__row_id__'} & set(frame.columns)\n"
+              "    return frame\n")
+    status, _ = run_child(write_run_dir(tmp_path, features_source=source))
+    assert status == 0
+
+
+def test_an_unknown_hyperparameter_fails_with_its_name(tmp_path):
+    status, result = run_child(write_run_dir(tmp_path, "xgboost", params={"n_estimators": 5, "eta": 0.3}))
+    assert status == 1 and result.error_type == "SpecError" and "eta" in result.message
+
+
+def test_cuda_for_a_cpu_only_family_is_a_device_error(tmp_path):
+    status, result = run_child(write_run_dir(tmp_path, "random_forest", device="cuda"))
+    assert status == 1 and result.error_type == "DeviceError"
+
+
+def test_memory_errors_are_reported_as_the_memory_limit(tmp_path):
+    source = "def build_features(frame):\n    raise MemoryError()\n"
+    status, result = run_child(write_run_dir(tmp_path, features_source=source))
+    assert status == 1 and result.error_type == "MemoryError"
