@@ -28,6 +28,7 @@ from tools.errors import InvalidInput
 from tools.experiment_schema import EXPERIMENT_PATH, REASONING_PATH, ReasoningConfig, validate_experiment
 
 PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]{0,63}){0,7}$")
+MAX_CHANGES = 64
 EXPERIMENT_HEADER = "# What to run. Change it with propose_config_change; run_experiment re-checks it every time.\n"
 REASONING_HEADER = "# Why. Required for agents on every change and run.\n"
 CHANGES_DOC = (
@@ -44,7 +45,7 @@ REASONING_DOC = (
 
 
 class ProposeConfigChangeInput(StrictInput):
-    changes: Annotated[dict[str, JsonValue], Field(min_length=1, max_length=64)] | Annotated[str, Field(min_length=1, max_length=65536)] = Field(description=CHANGES_DOC)
+    changes: Annotated[dict[str, JsonValue], Field(min_length=1, max_length=MAX_CHANGES)] | Annotated[str, Field(min_length=1, max_length=65536)] = Field(description=CHANGES_DOC)
     reasoning: ReasoningConfig | None = Field(None, description=REASONING_DOC)
     dry_run: bool = Field(False, description="Decide and return the diff and the decision, change nothing (no files, no approval).")
 
@@ -65,6 +66,8 @@ def parse_changes(changes: dict[str, Any] | str, limits: dict[str, Any], files: 
         files.check(changes, limits, "changes")
         if len(canonical(changes)) > int(limits["max_bytes"]):
             raise _bad_changes(f"changes are over the {limits['max_bytes']} byte cap", "send fewer or smaller changes")
+    if len(changes) > MAX_CHANGES:
+        raise _bad_changes(f"{len(changes)} paths in one proposal; at most {MAX_CHANGES}", "split the change, or replace a whole section with one path")
     bad = sorted(k for k in changes if not PATH.match(k))
     if bad:
         raise _bad_changes(f"not dotted experiment.yaml paths: {bad[:5]}", 'use paths like "model.params.max_depth"')
@@ -119,15 +122,21 @@ def change_hash(diff: list[dict[str, Any]], target: str = EXPERIMENT_PATH) -> st
 # --- gather / execute -----------------------------------------------------------------------
 
 
+def before_and_after(raw: dict[str, Any], changes: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None, list[str]]:
+    """(current config, validated result or None, schema problems). The current config is compared
+    in its validated form (defaults filled in) when it validates, as written otherwise."""
+    current_model, _ = validate_experiment(raw)
+    current = current_model.model_dump(mode="json") if current_model else raw
+    model, errors = validate_experiment(apply_changes(raw, changes))
+    return current, (model.model_dump(mode="json") if model else None), errors
+
+
 def gather(request: ProposeConfigChangeInput, ctx: CallContext) -> dict[str, Any]:
     """Facts for policies/config_change.py. Raises InvalidInput for unreadable changes or files."""
     limits = ctx.config["policy"]["documents"]
     changes = parse_changes(request.changes, limits, ctx.ports.configs)
     raw, base_sha = ctx.ports.configs.read_document(EXPERIMENT_PATH, limits)
-    current_model, _ = validate_experiment(raw)
-    current = current_model.model_dump(mode="json") if current_model else raw
-    model, errors = validate_experiment(apply_changes(raw, changes))
-    config = model.model_dump(mode="json") if model else None
+    current, config, errors = before_and_after(raw, changes)
     diff = config_diff(current, config) if config is not None else []
     digest = change_hash(diff) if config is not None else None
     live = ctx.ports.approvals.live_for(digest) if digest else None
@@ -172,12 +181,13 @@ def on_deny(request: ProposeConfigChangeInput, facts: dict[str, Any], verdict: V
         change_hash=facts["change_hash"], target=EXPERIMENT_PATH, diff=facts["diff"], fields=fields,
         requester=ctx.principal, reasoning=facts["reasoning"], now=ctx.ports.clock.iso(),
     )
-    extra.update(approval_id=record["id"], approval_status=record["status"], approval_created=created)
+    return {**extra, "approval_id": record["id"], "approval_status": record["status"], "approval_created": created, "next_step": _next_step(record)}
+
+
+def _next_step(record: dict[str, Any]) -> str:
     if record["status"] == "denied":
-        extra["next_step"] = f"approval {record['id']} for this exact change was denied by {record.get('decided_by')}; propose a different change"
-    else:
-        extra["next_step"] = f"a human must run `mlgate approvals approve {record['id']}`; then call propose_config_change again with exactly the same changes"
-    return extra
+        return f"approval {record['id']} for this exact change was denied by {record.get('decided_by')}; propose a different change"
+    return f"a human must run `mlgate approvals approve {record['id']}`; then call propose_config_change again with exactly the same changes"
 
 
 def _override_lines(fields: list[dict[str, Any]], approval: dict[str, Any], now: str) -> list[dict[str, Any]]:

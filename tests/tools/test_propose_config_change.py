@@ -337,6 +337,7 @@ def nested(depth: int) -> Any:
         ({"data": {"target": "default"}, "data.target": "churn"}, "input.changes", "overlap"),
         ({"experiment.seed.value": 1}, "input.changes", "experiment.seed is not a mapping"),
         ({}, "input.schema", "changes"),
+        ("".join(f"model.params.k{i}: 1\n" for i in range(65)), "input.changes", "at most 64"),
         ([["data.target", "churn"]], "input.schema", "changes"),
     ],
 )
