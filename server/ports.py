@@ -13,6 +13,7 @@ from server.approvals import ApprovalStore, ConfigFiles, OverridesLog
 from server.audit import AuditChain, AuditOptions
 from server.clock import SystemClock
 from server.git import GitRepo
+from server.sandbox import SandboxLauncher
 from server.settings import Settings, policy_limits
 from server.standards import StandardsSource
 from server.tracking import MlflowTracking
@@ -42,5 +43,6 @@ def build_ports(settings: Settings) -> Ports:
     ports.approvals = ApprovalStore(settings.state_dir)
     ports.overrides = OverridesLog(settings.workspace)
     ports.tracking = MlflowTracking(settings.mlflow_uri, settings.state_dir / "mlartifacts", clock=ports.clock)
+    ports.sandbox = SandboxLauncher.from_settings(settings)
     ports.audit = AuditChain(settings.audit_path, clock=ports.clock, options=AuditOptions.from_config(policy_limits().get("audit", {})))
     return ports

@@ -1,0 +1,330 @@
+"""The sandbox launcher: runs the untrusted training child (`python -m training`) under bubblewrap.
+
+The child sees read-only system directories, the interpreter, the virtualenv and the training
+package, its run's inputs/ read-only and outputs/ writable, a private /tmp, and nothing else: no
+network, no home, no workspace, no .git, no state directory. It runs as an unprivileged uid with
+rlimits, in its own pid namespace and process group, and is killed as a whole on a wall-clock
+timeout, on cancellation, and after it exits (stragglers). Run-directory layout: training/__init__.py.
+
+Without bwrap the launcher refuses (SandboxFailed, rule sandbox.unavailable) unless the settings
+allow `sandbox_mode: unconfined`; then the child runs directly with the same environment allowlist,
+rlimits and process group, and `launcher.mode` says "unconfined" so the caller can audit it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import secrets
+import shutil
+import signal
+import stat
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from subprocess import DEVNULL
+from typing import IO
+
+import anyio
+from anyio.abc import Process
+
+from server.sandbox_io import ProgressTail, RunPaths, audit_outputs, prepare_run_dir, sandbox_processes, stderr_tail
+from server.sandbox_result import Mode, SandboxResult, classify, exit_signal, read_result
+from server.settings import SandboxLimits, Settings
+from tools.errors import SandboxFailed
+from training.contract import PREDICTIONS_FILE, PROGRESS_FILE, ProgressEvent, SuccessResult
+
+SANDBOX_RUN_DIR = "/sandbox"
+SANDBOX_TRAINING_ROOT = "/opt/mlgate"
+NOBODY = 65534
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+GPU_PASSTHROUGH = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES")
+REQUIRED_INPUTS = ("spec.json", "train.parquet", "eval.parquet", "features.py")
+PROGRESS_POLL_S = 0.1
+KILL_DEADLINE_S = 10.0
+RUN_TOKEN_VARIABLE = "SANDBOX_RUN_TOKEN"
+ProgressCallback = Callable[[ProgressEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class HostLayout:
+    """The host facts the child's command line depends on, gathered by discover_layout()."""
+
+    bwrap: str | None
+    python: str
+    interpreter_prefix: str
+    venv: str | None
+    training_dir: str
+    system_dirs: tuple[str, ...] = ()
+    system_links: tuple[tuple[str, str], ...] = ()
+    etc_files: tuple[str, ...] = ()
+    gpu_devices: tuple[str, ...] = ()
+    drop_privileges: bool = False
+    prlimit: str = "/usr/bin/prlimit"
+    setpriv: str = "/usr/bin/setpriv"
+
+
+def discover_layout() -> HostLayout:
+    links = tuple((d, os.readlink(d)) for d in SYSTEM_DIRS if os.path.islink(d))
+    dirs = tuple(d for d in SYSTEM_DIRS if os.path.isdir(d) and not os.path.islink(d))
+    gpus = sorted(str(p) for pattern in ("nvidia*", "nvidia-caps/*") for p in Path("/dev").glob(pattern))
+    training = importlib.util.find_spec("training")
+    return HostLayout(
+        bwrap=shutil.which("bwrap"), python=sys.executable, interpreter_prefix=sys.base_prefix,
+        venv=sys.prefix if sys.prefix != sys.base_prefix else None,
+        training_dir=str(Path(next(iter(training.submodule_search_locations))).resolve()),
+        system_dirs=dirs, system_links=links, etc_files=tuple(f for f in ETC_FILES if os.path.exists(f)),
+        gpu_devices=tuple(p for p in gpus if not os.path.isdir(p)), drop_privileges=os.geteuid() == 0,
+        prlimit=shutil.which("prlimit") or "/usr/bin/prlimit", setpriv=shutil.which("setpriv") or "/usr/bin/setpriv",
+    )
+
+
+def child_environment(limits: SandboxLimits, python_path: str, home: str, host_env: Mapping[str, str]) -> dict[str, str]:
+    """The child's whole environment: an allowlist, never a copy of the server's."""
+    env = {
+        "PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8", "USER": "nobody",
+        "LOGNAME": "nobody", "PYTHONPATH": python_path, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONNOUSERSITE": "1", "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
+    }
+    env.update({name: str(limits.threads) for name in THREAD_VARIABLES})
+    env.update({name: host_env[name] for name in GPU_PASSTHROUGH if name in host_env})
+    return env
+
+
+def rlimit_argv(layout: HostLayout, limits: SandboxLimits) -> list[str]:
+    """prlimit sets the limits on itself and execs the rest; CPU soft < hard so SIGXCPU names the cause."""
+    address_space = limits.gpu_address_space_bytes if layout.gpu_devices else limits.address_space_bytes
+    return [
+        layout.prlimit, f"--as={address_space or 'unlimited'}", f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 5}",
+        f"--fsize={limits.file_size_bytes}", f"--nproc={limits.nproc}", "--core=0", "--",
+    ]
+
+
+def training_argv(layout: HostLayout, run_dir: str) -> list[str]:
+    return [layout.python, "-s", "-B", "-m", "training", "--run-dir", run_dir]
+
+
+def _mount_parents(paths: list[str], existing: set[str]) -> list[str]:
+    """--dir for every missing ancestor of the bind targets, world-traversable (the child is uid 65534)."""
+    argv: list[str] = []
+    for path in paths:
+        for parent in reversed(Path(path).parents):
+            if str(parent) not in existing:
+                argv += ["--perms", "0755", "--dir", str(parent)]
+                existing.add(str(parent))
+    return argv
+
+
+def _runtime_binds(layout: HostLayout) -> list[str]:
+    runtime = [p for p in (layout.interpreter_prefix, layout.venv) if p and not p.startswith("/usr/")]
+    existing = {"/", "/tmp", "/root", "/home", "/opt", *layout.system_dirs}
+    training_target = f"{SANDBOX_TRAINING_ROOT}/training"
+    argv = _mount_parents([*runtime, training_target], existing)
+    for path in runtime:
+        argv += ["--ro-bind", path, path]
+    return argv + ["--ro-bind", layout.training_dir, training_target]
+
+
+def build_bwrap_argv(
+    layout: HostLayout, run_dir: Path, limits: SandboxLimits, env: Mapping[str, str], info_fd: int | None = None
+) -> list[str]:
+    """The complete bwrap command line for one run. Pure: everything it depends on is an argument."""
+    argv = [layout.bwrap or "bwrap", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+            "--hostname", "sandbox", "--die-with-parent", "--new-session", "--clearenv"]
+    argv += ["--info-fd", str(info_fd)] if info_fd is not None else []
+    for path in layout.system_dirs:
+        argv += ["--ro-bind", path, path]
+    for path, target in layout.system_links:
+        argv += ["--symlink", target, path]
+    for path in layout.etc_files:
+        argv += ["--ro-bind", path, path]
+    argv += ["--proc", "/proc", "--dev", "/dev"]
+    for device in layout.gpu_devices:
+        argv += ["--dev-bind", device, device]
+    for private in ("/tmp", "/root", "/home"):
+        argv += ["--perms", "1777" if private == "/tmp" else "0755", "--tmpfs", private]
+    argv += _runtime_binds(layout)
+    argv += ["--perms", "0755", "--dir", SANDBOX_RUN_DIR, "--ro-bind", str(run_dir / "inputs"), f"{SANDBOX_RUN_DIR}/inputs"]
+    argv += ["--bind", str(run_dir / "outputs"), f"{SANDBOX_RUN_DIR}/outputs", "--chdir", SANDBOX_RUN_DIR]
+    for name, value in sorted(env.items()):
+        argv += ["--setenv", name, value]
+    argv += ["--", *rlimit_argv(layout, limits)]
+    if layout.drop_privileges:
+        argv += [layout.setpriv, "--reuid", str(NOBODY), "--regid", str(NOBODY), "--clear-groups",
+                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+    return argv + training_argv(layout, SANDBOX_RUN_DIR)
+
+
+def build_unconfined_argv(layout: HostLayout, run_dir: Path, limits: SandboxLimits) -> list[str]:
+    return rlimit_argv(layout, limits) + training_argv(layout, str(run_dir))
+
+
+@dataclass
+class _Child:
+    process: Process
+    group: int
+    pid_namespace: int | None = None
+    sandbox_init: int | None = None  # bwrap's pid 1 inside the namespace; it outlives the child briefly
+    environ_token: bytes | None = None  # unconfined: an environment entry every descendant inherits
+
+
+class SandboxLauncher:
+    """Runs one training child per call; safe to call concurrently for different run directories."""
+
+    def __init__(self, limits: SandboxLimits, allow_unconfined: bool = False, layout: HostLayout | None = None) -> None:
+        self.limits = limits
+        self.layout = layout or discover_layout()
+        self.allow_unconfined = allow_unconfined
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SandboxLauncher:
+        return cls(settings.sandbox, allow_unconfined=settings.sandbox_mode == "unconfined")
+
+    @property
+    def mode(self) -> Mode:
+        """bwrap when installed; unconfined only where bwrap is missing and the settings allow it."""
+        if self.layout.bwrap:
+            return "bwrap"
+        return "unconfined" if self.allow_unconfined else "unavailable"
+
+    async def run(self, run_dir: Path, timeout_s: float | None = None, on_progress: ProgressCallback | None = None) -> SandboxResult:
+        """Run `python -m training` on run_dir; raises SandboxFailed when the sandbox is unavailable,
+        the run directory is malformed, or the child's processes cannot all be killed. A failed
+        run is a SandboxResult with ok=False, not an exception. Cancellation kills the child."""
+        mode = self._require_mode()
+        paths = prepare_run_dir(run_dir, REQUIRED_INPUTS, mode == "bwrap" and self.layout.drop_privileges)
+        timeout = min(timeout_s or math.inf, self.limits.wall_clock_seconds)
+        started = time.monotonic()
+        tail = ProgressTail(paths.outputs / PROGRESS_FILE)
+        with (paths.logs / "child.stdout").open("wb") as out, (paths.logs / "child.stderr").open("wb") as err:
+            child = await self._spawn(mode, paths, out, err)
+            try:
+                with anyio.move_on_after(timeout) as deadline:
+                    await self._stream(child, tail, on_progress)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    orphans = await self._kill_all(child)
+                    tail.close()
+        return self._conclude(mode, child, paths, deadline.cancelled_caught, timeout, time.monotonic() - started, tail, orphans)
+
+    def _require_mode(self) -> Mode:
+        if self.mode == "unavailable":
+            raise SandboxFailed(
+                "bubblewrap (bwrap) is not installed, so training cannot be sandboxed",
+                "Install bubblewrap (apt-get install bubblewrap), or have an operator set sandbox_mode: "
+                "unconfined in the server config (weaker isolation, audited on every run).",
+                rule_id="sandbox.unavailable",
+            )
+        return self.mode
+
+    async def _spawn(self, mode: Mode, paths: RunPaths, out: IO[bytes], err: IO[bytes]) -> _Child:
+        if mode == "unconfined":
+            paths.scratch.mkdir(exist_ok=True)
+            env = child_environment(self.limits, str(Path(self.layout.training_dir).parent), str(paths.scratch), os.environ)
+            env[RUN_TOKEN_VARIABLE] = secrets.token_hex(16)
+            argv = build_unconfined_argv(self.layout, paths.run_dir, self.limits)
+            process = await anyio.open_process(argv, stdin=DEVNULL, stdout=out, stderr=err, env=env, start_new_session=True)
+            return _Child(process, process.pid, environ_token=f"{RUN_TOKEN_VARIABLE}={env[RUN_TOKEN_VARIABLE]}".encode())
+        env = child_environment(self.limits, SANDBOX_TRAINING_ROOT, "/tmp", os.environ)
+        info_read, info_write = os.pipe()
+        try:
+            argv = build_bwrap_argv(self.layout, paths.run_dir, self.limits, env, info_fd=info_write)
+            process = await anyio.open_process(argv, stdin=DEVNULL, stdout=out, stderr=err, env={"PATH": "/usr/bin:/bin"},
+                                               start_new_session=True, pass_fds=(info_write,))
+        finally:
+            os.close(info_write)
+        info = await anyio.to_thread.run_sync(_read_info, info_read, abandon_on_cancel=True)
+        return _Child(process, process.pid, info.get("pid-namespace"), info.get("child-pid"))
+
+    async def _stream(self, child: _Child, tail: ProgressTail, on_progress: ProgressCallback | None) -> None:
+        exited = anyio.Event()
+
+        async def wait_exit() -> None:
+            await child.process.wait()
+            exited.set()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(wait_exit)
+            while not exited.is_set():
+                await _deliver(tail.read_new(), on_progress)
+                with anyio.move_on_after(PROGRESS_POLL_S):
+                    await exited.wait()
+            await _deliver(tail.read_new(), on_progress)
+
+    async def _kill_all(self, child: _Child) -> int:
+        """SIGKILL every process of the run until none is left; returns how many outlived the child.
+        Raises SandboxFailed (sandbox.orphans) if some survive KILL_DEADLINE_S."""
+        deadline, orphans = time.monotonic() + KILL_DEADLINE_S, set()
+        while True:
+            members = sandbox_processes(child.group, child.pid_namespace, child.environ_token) - {child.process.pid}
+            running = child.process.returncode is None
+            if not running:
+                orphans |= members - {child.sandbox_init}
+            if not members and not running:
+                return len(orphans)
+            if time.monotonic() > deadline:
+                raise SandboxFailed(f"{len(members)} sandbox processes survived SIGKILL", "An operator should check the host.",
+                                    rule_id="sandbox.orphans")
+            _kill(members) if members else _kill_group(child.group)
+            with anyio.move_on_after(0.05):
+                await child.process.wait()
+
+    def _conclude(self, mode: Mode, child: _Child, paths: RunPaths, timed_out: bool, timeout: float,
+                  duration: float, tail: ProgressTail, orphans: int) -> SandboxResult:
+        exit_code = child.process.returncode
+        sig = exit_signal(exit_code, mode)
+        result, unsafe, errors = read_result(paths.outputs), audit_outputs(paths.outputs), stderr_tail(paths.logs / "child.stderr")
+        if isinstance(result, SuccessResult) and not _is_plain_file(paths.outputs / PREDICTIONS_FILE):
+            result = None
+        reason, detail = classify(timed_out=timed_out, timeout_s=timeout, exit_code=exit_code, sig=sig,
+                                  result=result, unsafe=unsafe, stderr_tail=errors)
+        return SandboxResult(ok=reason == "ok", reason=reason, detail=detail, mode=mode, duration_s=duration,
+                             exit_code=exit_code, signal=sig, result=result, progress_events=tail.delivered,
+                             orphans_killed=orphans, process_group=child.group, pid_namespace=child.pid_namespace,
+                             stderr_tail=errors)
+
+
+async def _deliver(events: list[ProgressEvent], on_progress: ProgressCallback | None) -> None:
+    for event in events:
+        if on_progress is not None:
+            await on_progress(event)
+
+
+def _read_info(fd: int) -> dict[str, int]:
+    """bwrap writes {"child-pid": N, "pid-namespace": INODE, ...} once the sandbox exists; {} if it failed."""
+    with os.fdopen(fd, "rb") as pipe:
+        data = pipe.read(65536)
+    try:
+        info = json.loads(data)
+        return {key: int(info[key]) for key in ("child-pid", "pid-namespace")}
+    except (ValueError, KeyError, TypeError):
+        return {}
+
+
+def _kill(pids: set[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+
+
+def _kill_group(group: int) -> None:
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _is_plain_file(path: Path) -> bool:
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_nlink == 1

@@ -1,0 +1,202 @@
+"""Host-side helpers of the sandbox launcher: the run directory, reading the child's outputs
+without following its links, streaming progress lines, and finding the child's processes.
+
+Everything under outputs/ was written by untrusted code: a file there may be a symlink to a
+server secret, a FIFO that blocks a reader, or a hard link. Read it only through these helpers.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from tools.errors import SandboxFailed
+from training.contract import ProgressEvent
+
+MAX_PROGRESS_LINE_BYTES = 4096
+MAX_OUTPUT_ENTRIES = 10_000
+STDERR_TAIL_BYTES = 4096
+SANDBOX_UID = 65534
+
+
+def read_output_bytes(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a regular file written by the child; raises OSError for links, FIFOs, devices,
+    hard links or files larger than max_bytes."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            raise OSError(f"{path.name} is not a plain regular file")
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise OSError(f"{path.name} is larger than {max_bytes} bytes")
+    return data
+
+
+def audit_outputs(outputs: Path) -> list[str]:
+    """Relative paths under outputs/ that are not plain directories or singly linked regular files."""
+    unsafe: list[str] = []
+    seen = 0
+    for root, dirs, files in os.walk(outputs, followlinks=False):
+        for name in dirs + files:
+            seen += 1
+            path = Path(root, name)
+            info = path.lstat()
+            if not (stat.S_ISDIR(info.st_mode) or (stat.S_ISREG(info.st_mode) and info.st_nlink == 1)):
+                unsafe.append(str(path.relative_to(outputs)))
+        if seen > MAX_OUTPUT_ENTRIES:
+            return unsafe + [f"more than {MAX_OUTPUT_ENTRIES} entries"]
+    return sorted(unsafe)
+
+
+class ProgressTail:
+    """Reads complete new lines of progress.jsonl as the child appends them."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._fd: int | None = None
+        self._pending = b""
+        self.delivered = 0
+        self.rejected = 0
+        self.closed = False
+
+    def read_new(self) -> list[ProgressEvent]:
+        if self.closed or not self._open():
+            return []
+        chunks = []
+        while chunk := os.read(self._fd, 65536):
+            chunks.append(chunk)
+        lines = (self._pending + b"".join(chunks)).split(b"\n")
+        self._pending = lines.pop()
+        if len(self._pending) > MAX_PROGRESS_LINE_BYTES:
+            self._pending, self.rejected = b"", self.rejected + 1
+        return [event for line in lines if line.strip() and (event := self._parse(line))]
+
+    def _open(self) -> bool:
+        if self._fd is not None:
+            return True
+        try:
+            self._fd = os.open(self._path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        except OSError:
+            self.closed = True  # a link or something else planted under the name: never read it
+            return False
+        if not stat.S_ISREG(os.fstat(self._fd).st_mode):
+            self.close()
+            return False
+        return True
+
+    def _parse(self, line: bytes) -> ProgressEvent | None:
+        try:
+            event = ProgressEvent.model_validate_json(line[:MAX_PROGRESS_LINE_BYTES])
+        except ValidationError:
+            self.rejected += 1
+            return None
+        self.delivered += 1
+        return event
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self.closed = True
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    run_dir: Path
+
+    @property
+    def inputs(self) -> Path:
+        return self.run_dir / "inputs"
+
+    @property
+    def outputs(self) -> Path:
+        return self.run_dir / "outputs"
+
+    @property
+    def logs(self) -> Path:
+        return self.run_dir / "logs"
+
+    @property
+    def scratch(self) -> Path:
+        return self.run_dir / "scratch"
+
+
+def prepare_run_dir(run_dir: Path, required_inputs: tuple[str, ...], sandbox_owns_outputs: bool) -> RunPaths:
+    """Check inputs/, create an empty outputs/ (owned by the sandbox uid when it drops privileges)
+    and logs/; raises SandboxFailed (sandbox.run_dir) when the layout is wrong."""
+    paths = RunPaths(Path(run_dir).resolve())
+    missing = [name for name in required_inputs if not (paths.inputs / name).is_file()]
+    if missing:
+        raise SandboxFailed(f"run directory lacks inputs {missing}", "Write every input before launching.",
+                            rule_id="sandbox.run_dir")
+    paths.outputs.mkdir(exist_ok=True)
+    if any(paths.outputs.iterdir()):
+        raise SandboxFailed("outputs/ of the run directory is not empty", "Launch each run in a fresh directory.",
+                            rule_id="sandbox.run_dir")
+    paths.logs.mkdir(exist_ok=True)
+    if sandbox_owns_outputs:
+        _open_inputs_to_sandbox(paths.inputs)
+        os.chown(paths.outputs, SANDBOX_UID, SANDBOX_UID)
+    return paths
+
+
+def _open_inputs_to_sandbox(inputs: Path) -> None:
+    """The child reads inputs/ as an unprivileged uid; the files are mounted read-only."""
+    inputs.chmod(0o755)
+    for path in inputs.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def stderr_tail(path: Path) -> str:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - STDERR_TAIL_BYTES))
+            return handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _proc_stat(pid: str) -> tuple[str, int, int] | None:
+    """(state, process group, session) of a live process, None when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()
+    return fields[0], int(fields[2]), int(fields[3])
+
+
+def _pid_namespace(pid: str) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
+
+
+def _carries_token(pid: str, token: str) -> bool:
+    try:
+        return token in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
+def sandbox_processes(group: int, pid_namespace: int | None, environ_token: bytes | None = None) -> set[int]:
+    """Live (non-zombie) processes of a run: in the child's process group or session, in its pid
+    namespace (bwrap), or carrying its environment token (unconfined: catches setsid escapes)."""
+    members = set()
+    namespace_link = f"pid:[{pid_namespace}]" if pid_namespace else None
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        facts = _proc_stat(pid)
+        if facts is None or facts[0] in "ZX":
+            continue
+        if (group in facts[1:] or (namespace_link and _pid_namespace(pid) == namespace_link)
+                or (environ_token and _carries_token(pid, environ_token))):
+            members.add(int(pid))
+    return members

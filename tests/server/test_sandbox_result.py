@@ -1,0 +1,64 @@
+"""server/sandbox_result.py: how a finished child is classified (a pure table) and reported."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from server.sandbox_result import SandboxResult, classify, exit_signal, read_result
+from tools.errors import SandboxFailed
+from training.contract import ErrorResult, SuccessResult
+
+OK = SuccessResult(train_seconds=1, predict_seconds=0.1, inference_latency_ms_per_row=0.01, device="cpu",
+                   library_versions={}, n_features=2, feature_names=["a", "b"], n_train_rows=10, n_eval_rows=5)
+
+
+def error(error_type: str) -> ErrorResult:
+    return ErrorResult(error_type=error_type, message="m")
+
+
+@pytest.mark.parametrize(
+    ("facts", "reason"),
+    [
+        ({"exit_code": 0, "result": OK}, "ok"),
+        ({"timed_out": True, "exit_code": 137, "sig": 9, "result": OK}, "timeout"),
+        ({"exit_code": 0, "result": OK, "unsafe": ["leak"]}, "unsafe_output"),
+        ({"exit_code": 1, "result": error("ValueError")}, "child_error"),
+        ({"exit_code": 1, "result": error("MemoryError")}, "memory_limit"),
+        ({"exit_code": 1, "result": error("FileSizeLimitError")}, "file_size_limit"),
+        ({"exit_code": 1, "result": error("ProcessLimitError")}, "process_limit"),
+        ({"exit_code": 152, "sig": 24}, "cpu_limit"),
+        ({"exit_code": 153, "sig": 25}, "file_size_limit"),
+        ({"exit_code": 137, "sig": 9, "result": OK}, "killed"),  # a result written before the kill does not count
+        ({"exit_code": 139, "sig": 11}, "crashed"),
+        ({"exit_code": 3, "result": OK}, "crashed"),
+        ({"exit_code": 1, "stderr_tail": "bwrap: Can't mount proc"}, "sandbox_error"),
+        ({"exit_code": 0}, "invalid_output"),
+    ],
+)
+def test_classification_table(facts, reason):
+    arguments = {"timed_out": False, "timeout_s": 5, "exit_code": None, "sig": None, "result": None, "unsafe": [],
+                 "stderr_tail": ""} | facts
+    assert classify(**arguments)[0] == reason
+
+
+@pytest.mark.parametrize(("code", "mode", "sig"), [(137, "bwrap", 9), (1, "bwrap", None), (-24, "unconfined", 24),
+                                                   (0, "unconfined", None), (None, "bwrap", None)])
+def test_exit_signal_reads_bwrap_and_popen_conventions(code, mode, sig):
+    assert exit_signal(code, mode) == sig
+
+
+def test_raise_for_failure_names_the_reason_as_rule_id():
+    result = SandboxResult(ok=False, reason="timeout", detail="ran past 3 s", mode="bwrap", duration_s=3.1)
+    with pytest.raises(SandboxFailed) as caught:
+        result.raise_for_failure()
+    assert caught.value.rule_id == "sandbox.timeout" and caught.value.remediation
+    SandboxResult(ok=True, reason="ok", detail="", mode="bwrap", duration_s=1).raise_for_failure()
+
+
+def test_read_result_rejects_documents_outside_the_contract(tmp_path):
+    (tmp_path / "result.json").write_text(json.dumps({"status": "error", "error_type": "x y", "message": "m"}))
+    assert read_result(tmp_path) is None
+    (tmp_path / "result.json").write_text(OK.model_dump_json())
+    assert read_result(tmp_path) == OK
