@@ -98,4 +98,6 @@ def concurrency(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision
     running = facts["running_runs"]
     if isinstance(running, int) and running < limit:
         return Decision.allow("training.concurrency", f"{running} of {limit} run slots in use")
+    if config["policy"]["training"]["when_busy"] == "wait":
+        return Decision.allow("training.concurrency", f"all {limit} run slots busy; the run waits for one")
     return Decision.deny("training.concurrency", f"{running} runs are in progress; the limit is {limit}", "wait for a run to finish and call run_experiment again")

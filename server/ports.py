@@ -12,9 +12,12 @@ from typing import Any
 from server.approvals import ApprovalStore, ConfigFiles, OverridesLog
 from server.audit import AuditChain, AuditOptions
 from server.clock import SystemClock
+from server.environment import Environment
 from server.git import GitRepo
+from server.rundirs import RunDirs
 from server.sandbox import SandboxLauncher
 from server.settings import Settings, policy_limits
+from server.slots import RunSlots
 from server.standards import StandardsSource
 from server.tracking import MlflowTracking
 
@@ -32,6 +35,9 @@ class Ports:
     tracking: Any = None
     sandbox: Any = None
     clock: Any = None
+    rundirs: Any = None
+    environment: Any = None
+    slots: Any = None
 
 
 def build_ports(settings: Settings) -> Ports:
@@ -44,5 +50,9 @@ def build_ports(settings: Settings) -> Ports:
     ports.overrides = OverridesLog(settings.workspace)
     ports.tracking = MlflowTracking(settings.mlflow_uri, settings.state_dir / "mlartifacts", clock=ports.clock)
     ports.sandbox = SandboxLauncher.from_settings(settings)
+    ports.rundirs = RunDirs(settings.state_dir / "runs")
+    ports.environment = Environment(settings.workspace)
+    training = policy_limits()["training"]
+    ports.slots = RunSlots(int(training["max_concurrent_runs"]), str(training["when_busy"]))
     ports.audit = AuditChain(settings.audit_path, clock=ports.clock, options=AuditOptions.from_config(policy_limits().get("audit", {})))
     return ports

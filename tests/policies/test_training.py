@@ -63,4 +63,5 @@ CASES = [
     RuleCase("sandbox.available", "deny", facts(sandbox_available=False), CFG, "missing_bwrap"),
     RuleCase("training.concurrency", "allow", facts(), CFG, "free"),
     RuleCase("training.concurrency", "deny", facts(running_runs=1), CFG, "busy"),
+    RuleCase("training.concurrency", "allow", facts(running_runs=1), config(policy={**POLICY, "training": {"max_concurrent_runs": 1, "when_busy": "wait"}}), "busy_waits"),
 ]

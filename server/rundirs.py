@@ -1,0 +1,67 @@
+"""Per-run working directories of the training child: the server writes inputs/, the child
+writes outputs/ (training/__init__.py holds the contract). Everything read back from outputs/ is
+untrusted and goes through server.sandbox_io."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from server.sandbox_io import read_output_bytes
+from tools.errors import SandboxFailed
+from training.contract import MODEL_DIR, PREDICTIONS_FILE
+
+MAX_PREDICTION_BYTES = 512 * 2**20
+MAX_MODEL_FILE_BYTES = 1024 * 2**20
+STAGE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
+
+
+class RunDirs:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def stage_dir(self, run_id: str, stage: str) -> Path:
+        """A fresh directory for one child invocation of a run."""
+        if not re.fullmatch(r"[0-9a-f]{32}", run_id) or not STAGE.match(stage):
+            raise ValueError("run ids are 32 hex digits and stage names short slugs")
+        path = self.root / run_id / stage
+        if path.exists():
+            shutil.rmtree(path)
+        (path / "inputs").mkdir(parents=True)
+        return path
+
+    def write_inputs(self, stage_dir: Path, train: pd.DataFrame, evaluation: pd.DataFrame, spec: dict, features_py: bytes) -> None:
+        inputs = stage_dir / "inputs"
+        train.to_parquet(inputs / "train.parquet", index=False)
+        evaluation.to_parquet(inputs / "eval.parquet", index=False)
+        (inputs / "spec.json").write_text(json.dumps(spec, sort_keys=True))
+        (inputs / "features.py").write_bytes(features_py)
+
+    def read_predictions(self, stage_dir: Path) -> pd.DataFrame:
+        """Raises SandboxFailed when predictions are unreadable or malformed."""
+        try:
+            data = read_output_bytes(stage_dir / "outputs" / PREDICTIONS_FILE, MAX_PREDICTION_BYTES)
+            frame = pd.read_parquet(io.BytesIO(data))
+            return frame[["__row_id__", "score"]].astype({"__row_id__": "int64", "score": "float64"})
+        except Exception as exc:  # noqa: BLE001 - untrusted bytes: any parse failure is the child's fault
+            raise SandboxFailed(f"predictions are unreadable ({type(exc).__name__})", "src/features.py must not touch the outputs directory", rule_id="sandbox.invalid_output") from None
+
+    def model_files(self, stage_dir: Path) -> list[Path]:
+        """Regular files of the model artifact (read through sandbox_io checks by the caller)."""
+        model = stage_dir / "outputs" / MODEL_DIR
+        return sorted(p for p in model.rglob("*") if p.is_file() and not p.is_symlink()) if model.is_dir() else []
+
+    def copy_model(self, stage_dir: Path, target: Path) -> Path:
+        """A server-owned copy of the model artifact, each file re-read with the untrusted-output checks."""
+        target.mkdir(parents=True, exist_ok=True)
+        base = stage_dir / "outputs" / MODEL_DIR
+        for path in self.model_files(stage_dir):
+            destination = target / path.relative_to(base)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            destination.write_bytes(read_output_bytes(path, MAX_MODEL_FILE_BYTES))
+        return target

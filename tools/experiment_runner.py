@@ -1,0 +1,156 @@
+"""Executes an allowed run: MLflow run → split → one sandboxed child per fold, a final fit scored
+on the held-out test rows, a logistic-regression baseline → server-side metrics → artifacts.
+
+The child of a stage gets labels for its training rows only; its evaluation rows carry no label,
+and the test rows' labels never leave this process. Every failure ends the MLflow run (FAILED, or
+KILLED on cancellation) with a reason before the error reaches the enforcement point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import numpy as np
+import pandas as pd
+
+from tools.base import CallContext
+from tools.errors import GovernanceError, SandboxFailed
+from tools.experiment_report import finish_report, run_params, run_tags
+from tools.splits import SplitPlan, binary_labels, plan_split
+
+BASELINE_MODEL = {"type": "logistic_regression", "params": {}}
+_RECONCILED: set[int] = set()
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    train: np.ndarray
+    evaluate: np.ndarray
+    model: dict[str, Any]
+
+
+@dataclass
+class StageResult:
+    stage: Stage
+    scores: np.ndarray
+    child: Any
+    directory: Any
+
+
+def labels_of(frame: pd.DataFrame, config: dict[str, Any]) -> np.ndarray:
+    """0/1 labels: 1 where the target equals the positive class (compared as text, so 1 and "1" in
+    a CSV agree). Raises InvalidInput on missing labels."""
+    target = frame[config["data"]["target"]]
+    mapped = target.where(target.isna(), target.astype(str) == str(config["data"]["positive_class"]))
+    return binary_labels(mapped.map(lambda v: v if pd.isna(v) else int(v)))
+
+
+def stages_of(plan: SplitPlan, model: dict[str, Any]) -> list[Stage]:
+    folds = [Stage(f"fold-{i}", f.train, f.validation, model) for i, f in enumerate(plan.folds)]
+    development = np.sort(np.concatenate([plan.folds[0].train, plan.folds[0].validation]))
+    return [*folds, Stage("final", development, plan.test, model), Stage("baseline", development, plan.test, BASELINE_MODEL)]
+
+
+def child_inputs(frame: pd.DataFrame, labels: np.ndarray, stage: Stage, features: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(training rows with labels, evaluation rows WITHOUT labels); row ids are positions."""
+    train = frame.iloc[stage.train][features].reset_index(drop=True)
+    train["__row_id__"], train["__label__"] = stage.train.astype("int64"), labels[stage.train].astype("int64")
+    evaluation = frame.iloc[stage.evaluate][features].reset_index(drop=True)
+    evaluation["__row_id__"] = stage.evaluate.astype("int64")
+    return train, evaluation
+
+
+def aligned_scores(predictions: pd.DataFrame, expected: np.ndarray) -> np.ndarray:
+    """Scores in the order of `expected`; raises SandboxFailed unless every row is scored once, in [0, 1]."""
+    ids = predictions["__row_id__"].to_numpy()
+    if len(ids) != len(expected) or len(set(ids.tolist())) != len(ids) or set(ids.tolist()) != set(expected.tolist()):
+        raise SandboxFailed("the child's predictions do not cover the evaluation rows exactly once", "src/features.py must keep one output row per input row", rule_id="sandbox.invalid_output")
+    scores = predictions.set_index("__row_id__").loc[expected, "score"].to_numpy(dtype="float64")
+    if not np.all(np.isfinite(scores)) or scores.min() < 0 or scores.max() > 1:
+        raise SandboxFailed("the child's scores are not probabilities in [0, 1]", "check src/features.py for invalid values", rule_id="sandbox.invalid_output")
+    return scores
+
+
+async def run_stage(ctx: CallContext, run_id: str, stage: Stage, data: dict[str, Any], position: tuple[int, int]) -> StageResult:
+    ports, facts = ctx.ports, data["facts"]
+    directory = ports.rundirs.stage_dir(run_id, stage.name)
+    train, evaluation = child_inputs(data["frame"], data["labels"], stage, facts["feature_columns"])
+    spec = {"model": stage.model, "seed": data["seed"], "feature_columns": facts["feature_columns"], "categorical_columns": facts["categorical_columns"], "device": "auto", "task": "fit_predict"}
+    await anyio.to_thread.run_sync(ports.rundirs.write_inputs, directory, train, evaluation, spec, facts["provenance"]["features_py"])
+
+    async def on_progress(event: Any) -> None:
+        await ctx.progress(position[0] + event.step / max(event.total, 1), position[1], f"{stage.name}: {event.message}")
+        metrics = {f"{stage.name}.{k}": v for k, v in event.metrics.items() if v is not None}
+        if metrics:
+            await anyio.to_thread.run_sync(lambda: ports.tracking.log_metrics(run_id, metrics, step=event.step))
+
+    await ctx.progress(position[0], position[1], f"{stage.name}: training on {len(stage.train)} rows")
+    result = await ports.sandbox.run(directory, on_progress=on_progress)
+    result.raise_for_failure()
+    predictions = await anyio.to_thread.run_sync(ports.rundirs.read_predictions, directory)
+    return StageResult(stage, aligned_scores(predictions, stage.evaluate), result.result, directory)
+
+
+def _reconcile_once(tracking: Any) -> None:
+    """Runs left RUNNING by a dead server become FAILED, once per tracking store and process."""
+    if id(tracking) not in _RECONCILED:
+        tracking.reconcile_orphans()
+        _RECONCILED.add(id(tracking))
+
+
+async def _start(request: Any, facts: dict[str, Any], ctx: CallContext) -> tuple[str, str]:
+    tracking, standards = ctx.ports.tracking, ctx.config["standards"]
+
+    def start() -> tuple[str, str]:
+        _reconcile_once(tracking)
+        experiment = tracking.get_or_create_experiment(f"{standards['client_name']}/{standards['project_name']}")
+        run_id = tracking.start_run(experiment, run_tags(request, facts, ctx), run_name=facts["config"]["experiment"]["name"])
+        tracking.log_params(run_id, run_params(request, facts, ctx))
+        return experiment, run_id
+
+    return await anyio.to_thread.run_sync(start)
+
+
+async def _train_all(ctx: CallContext, run_id: str, facts: dict[str, Any]) -> tuple[SplitPlan, list[StageResult], dict[str, Any]]:
+    config, frame = facts["config"], facts["dataset"].frame
+    labels = labels_of(frame, config)
+    seed = config["experiment"]["seed"]
+    plan = plan_split(frame, labels, config["split"], seed=seed, time_column=ctx.config["standards"].get("time_column"))
+    data = {"facts": facts, "frame": frame, "labels": labels, "seed": seed}
+    stages = stages_of(plan, config["model"])
+    results = [await run_stage(ctx, run_id, stage, data, (i, len(stages))) for i, stage in enumerate(stages)]
+    await ctx.progress(len(stages), len(stages), "evaluating")
+    return plan, results, data
+
+
+def _end_status(exc: BaseException) -> tuple[str, str]:
+    if isinstance(exc, anyio.get_cancelled_exc_class()):
+        return "KILLED", "cancelled by the client"
+    if isinstance(exc, GovernanceError):
+        return "FAILED", f"{exc.rule_id}: {exc.reason}"
+    return "FAILED", f"internal error ({type(exc).__name__})"
+
+
+async def execute(request: Any, facts: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+    """Train and evaluate; returns the result payload. Raises GovernanceError on a failed run."""
+    ports = ctx.ports
+
+    async def waiting(message: str) -> None:
+        await ctx.progress(0, None, message)
+
+    async with ports.slots.hold(waiting):
+        experiment, run_id = await _start(request, facts, ctx)
+        ctx.audit_refs.update(run_id=run_id, commit=facts["provenance"]["git_commit"] or "", dataset_hash=facts["dataset"].manifest["content_hash"], sandbox_mode=facts["sandbox_mode"])
+        try:
+            plan, results, data = await _train_all(ctx, run_id, facts)
+            payload = await anyio.to_thread.run_sync(finish_report, ctx, experiment, run_id, plan, results, data)
+        except BaseException as exc:
+            status, reason = _end_status(exc)
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(ports.tracking.end_run, run_id, status, reason)
+            raise
+        await anyio.to_thread.run_sync(ports.tracking.end_run, run_id, "FINISHED")
+    return payload

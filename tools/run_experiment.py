@@ -1,0 +1,134 @@
+"""run_experiment: the single experiment entrypoint.
+
+The config used is configs/experiment.yaml as it is in the working tree, or that file with the
+`config` changes applied for this run only (same contract as propose_config_change's `changes`,
+validated the same way, protected fields included). Either way it is re-checked against the
+standards committed on the protected branch. The server owns the split, the MLflow run and every
+metric; the training child (sandboxed) only ever sees labels of the rows it trains on.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, JsonValue
+
+from policies.config_change import canonical_at
+from policies.registry import load_all
+from tools.base import CallContext, StrictInput, ToolSpec
+from tools.errors import InvalidInput
+from tools.experiment_runner import execute
+from tools.experiment_schema import EXPERIMENT_PATH, REASONING_PATH, ReasoningConfig
+from tools.propose_config_change import MAX_CHANGES, before_and_after, change_hash, config_diff, parse_changes
+from tools.provenance import feature_pipeline_hash, lockfile_hash, config_hash
+from tools.run_features import select_features
+
+CONFIG_DOC = (
+    "Changes for this run only, in propose_config_change's format: a mapping of dotted "
+    'configs/experiment.yaml paths to values, e.g. {"model.params.max_depth": 6}. Nothing is written; '
+    "protected fields cannot be changed here. Omit to run configs/experiment.yaml as it is."
+)
+
+
+class RunExperimentInput(StrictInput):
+    config: Annotated[dict[str, JsonValue], Field(min_length=1, max_length=MAX_CHANGES)] | None = Field(None, description=CONFIG_DOC)
+    reasoning: ReasoningConfig | None = Field(None, description="Why this run (required for agents); omitted: configs/reasoning.yaml.")
+    dry_run: bool = Field(False, description="Run every check (config, standards, dataset integrity, sandbox) and start nothing.")
+    tokens_used: int | None = Field(None, ge=0, le=10**12, description="Tokens the agent spent on this experiment (logged, Tier 3).")
+    estimated_cost: float | None = Field(None, ge=0, le=10**7, description="Estimated cost in the operator's currency (logged, Tier 3).")
+    agent_model: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:/@ -]+$", description="Model of the calling agent (logged, Tier 3).")
+
+
+def _reasoning(request: RunExperimentInput, ctx: CallContext, limits: dict[str, Any]) -> dict[str, Any] | None:
+    if request.reasoning is not None:
+        return request.reasoning.model_dump(mode="json")
+    raw, _ = ctx.ports.configs.read_document(REASONING_PATH, limits)
+    try:
+        return ReasoningConfig.model_validate(raw).model_dump(mode="json")
+    except ValueError:
+        return None
+
+
+def _config(request: RunExperimentInput, ctx: CallContext, limits: dict[str, Any]) -> dict[str, Any]:
+    """Facts about the config (as propose_config_change gathers them). Raises InvalidInput when it
+    does not validate: nothing else about the run can be judged then."""
+    changes = parse_changes(request.config, limits, ctx.ports.configs) if request.config is not None else {}
+    raw, _ = ctx.ports.configs.read_document(EXPERIMENT_PATH, limits)
+    current, config, errors = before_and_after(raw, changes)
+    if config is None:
+        raise InvalidInput("the experiment config is invalid: " + "; ".join(errors[:10]), "fix it with propose_config_change (dry_run shows the problems)", rule_id="config.schema_valid")
+    diff = config_diff(current, config)
+    return {"schema_errors": [], "current": current, "config": config, "diff": diff, "change_hash": change_hash(diff), "approval": None, "in_force": ctx.ports.approvals.in_force()}
+
+
+def _dataset(config: dict[str, Any], ctx: CallContext) -> Any:
+    content_hash = config["data"]["dataset"]
+    if content_hash is None:
+        raise InvalidInput("configs/experiment.yaml names no dataset (data.dataset is null)", "propose data.dataset: <content hash> (mlgate data add prints it)", rule_id="data.chosen")
+    return ctx.ports.cas.load(content_hash, ctx.config["policy"]["datasets"])
+
+
+def _provenance(config: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+    ports = ctx.ports
+    features_py = ports.environment.workspace_file("src/features.py")
+    return {
+        "git_commit": ports.git.head(),
+        "git_dirty": ports.git.is_dirty(),
+        "uv_lock_sha256": lockfile_hash(ports.environment.lock_bytes()),
+        "feature_pipeline_hash": feature_pipeline_hash(features_py, config["features"]),
+        "config_hash": config_hash(config),
+        "standards_sha256": ctx.config["standards_sha256"],
+        "features_py": features_py,
+    }
+
+
+def gather(request: RunExperimentInput, ctx: CallContext) -> dict[str, Any]:
+    limits = ctx.config["policy"]["documents"]
+    facts = _config(request, ctx, limits)
+    config, standards = facts["config"], ctx.config["standards"]
+    dataset = _dataset(config, ctx)
+    features, categorical = select_features(dataset.frame, config, standards)
+    facts.update(
+        principal=ctx.principal,
+        reasoning=_reasoning(request, ctx, limits),
+        dataset=dataset,
+        dataset_columns=list(dataset.frame.columns),
+        feature_columns=features,
+        categorical_columns=categorical,
+        protected_override_approved=ctx.ports.approvals.in_force().get("features.use_protected_attributes") == canonical_at(config, "features.use_protected_attributes") == "true",
+        sandbox_mode=ctx.ports.sandbox.mode if ctx.ports.sandbox.mode != "unavailable" else ctx.ports.settings.sandbox_mode,
+        sandbox_available=ctx.ports.sandbox.mode != "unavailable",
+        running_runs=ctx.ports.slots.running,
+        provenance=_provenance(config, ctx),
+    )
+    return facts
+
+
+def preview(request: RunExperimentInput, facts: dict[str, Any]) -> dict[str, Any]:
+    manifest = facts["dataset"].manifest
+    provenance = {k: v for k, v in facts["provenance"].items() if k != "features_py"}
+    return {"config": facts["config"], "dataset_hash": manifest["content_hash"], "feature_columns": facts["feature_columns"], "provenance": provenance, "sandbox_mode": facts["sandbox_mode"]}
+
+
+_RULES = load_all()
+RULE_IDS = (
+    "role.known", "standards.no_drift", "config.schema_valid", "config.allowed_values", "config.protected_fields",
+    "config.no_unapproved_overrides", "reasoning.required_for_agents", "training.seed_set",
+    "training.temporal_split_when_time", "training.no_pii_features", "training.protected_attributes_excluded",
+    "training.effective_batch_size", "sandbox.available", "training.concurrency",
+)
+SPEC = ToolSpec(
+    name="run_experiment",
+    title="Run an experiment",
+    description=(
+        "Train and evaluate the configured model in the sandbox and log everything to MLflow. Returns run_id, "
+        "test metrics with 95% confidence intervals, baseline metrics, metric_delta against the best prior run, "
+        "outcome (confirmed/neutral/negative) and a gate receipt. Progress is reported per fold/epoch; cancelling "
+        "kills the training child. Use dry_run to check a config without training."
+    ),
+    input_model=RunExperimentInput,
+    rules=tuple(_RULES[r] for r in RULE_IDS),
+    gather=gather,
+    execute=execute,
+    preview=preview,
+)
