@@ -131,33 +131,50 @@ def _runtime_binds(layout: HostLayout) -> list[str]:
     return argv + ["--ro-bind", layout.training_dir, training_target]
 
 
+def _namespace_args(info_fd: int | None) -> list[str]:
+    argv = ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "sandbox",
+            "--die-with-parent", "--new-session", "--clearenv"]
+    return argv + (["--info-fd", str(info_fd)] if info_fd is not None else [])
+
+
+def _system_mounts(layout: HostLayout) -> list[str]:
+    """Read-only system dirs, minimal /etc, fresh /proc and /dev, GPUs, private /tmp, /root, /home."""
+    argv: list[str] = []
+    for path in (*layout.system_dirs, *layout.etc_files):
+        argv += ["--ro-bind", path, path]
+    for path, target in layout.system_links:
+        argv += ["--symlink", target, path]
+    argv += ["--proc", "/proc", "--dev", "/dev"]
+    for device in layout.gpu_devices:
+        argv += ["--dev-bind", device, device]
+    for private, mode in (("/tmp", "1777"), ("/root", "0755"), ("/home", "0755")):
+        argv += ["--perms", mode, "--tmpfs", private]
+    return argv
+
+
+def _run_mounts(run_dir: Path) -> list[str]:
+    return ["--perms", "0755", "--dir", SANDBOX_RUN_DIR,
+            "--ro-bind", str(run_dir / "inputs"), f"{SANDBOX_RUN_DIR}/inputs",
+            "--bind", str(run_dir / "outputs"), f"{SANDBOX_RUN_DIR}/outputs", "--chdir", SANDBOX_RUN_DIR]
+
+
+def _drop_privileges(layout: HostLayout) -> list[str]:
+    """As root, bwrap keeps capabilities and RLIMIT_NPROC does not apply: run the child as nobody."""
+    if not layout.drop_privileges:
+        return []
+    return [layout.setpriv, "--reuid", str(NOBODY), "--regid", str(NOBODY), "--clear-groups",
+            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+
+
 def build_bwrap_argv(
     layout: HostLayout, run_dir: Path, limits: SandboxLimits, env: Mapping[str, str], info_fd: int | None = None
 ) -> list[str]:
     """The complete bwrap command line for one run. Pure: everything it depends on is an argument."""
-    argv = [layout.bwrap or "bwrap", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-            "--hostname", "sandbox", "--die-with-parent", "--new-session", "--clearenv"]
-    argv += ["--info-fd", str(info_fd)] if info_fd is not None else []
-    for path in layout.system_dirs:
-        argv += ["--ro-bind", path, path]
-    for path, target in layout.system_links:
-        argv += ["--symlink", target, path]
-    for path in layout.etc_files:
-        argv += ["--ro-bind", path, path]
-    argv += ["--proc", "/proc", "--dev", "/dev"]
-    for device in layout.gpu_devices:
-        argv += ["--dev-bind", device, device]
-    for private in ("/tmp", "/root", "/home"):
-        argv += ["--perms", "1777" if private == "/tmp" else "0755", "--tmpfs", private]
-    argv += _runtime_binds(layout)
-    argv += ["--perms", "0755", "--dir", SANDBOX_RUN_DIR, "--ro-bind", str(run_dir / "inputs"), f"{SANDBOX_RUN_DIR}/inputs"]
-    argv += ["--bind", str(run_dir / "outputs"), f"{SANDBOX_RUN_DIR}/outputs", "--chdir", SANDBOX_RUN_DIR]
+    argv = [layout.bwrap or "bwrap", *_namespace_args(info_fd), *_system_mounts(layout)]
+    argv += [*_runtime_binds(layout), *_run_mounts(run_dir)]
     for name, value in sorted(env.items()):
         argv += ["--setenv", name, value]
-    argv += ["--", *rlimit_argv(layout, limits)]
-    if layout.drop_privileges:
-        argv += [layout.setpriv, "--reuid", str(NOBODY), "--regid", str(NOBODY), "--clear-groups",
-                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+    argv += ["--", *rlimit_argv(layout, limits), *_drop_privileges(layout)]
     return argv + training_argv(layout, SANDBOX_RUN_DIR)
 
 
@@ -243,19 +260,15 @@ class SandboxLauncher:
         return _Child(process, process.pid, info.get("pid-namespace"), info.get("child-pid"))
 
     async def _stream(self, child: _Child, tail: ProgressTail, on_progress: ProgressCallback | None) -> None:
-        exited = anyio.Event()
-
-        async def wait_exit() -> None:
-            await child.process.wait()
-            exited.set()
-
-        async with anyio.create_task_group() as group:
-            group.start_soon(wait_exit)
-            while not exited.is_set():
-                await _deliver(tail.read_new(), on_progress)
-                with anyio.move_on_after(PROGRESS_POLL_S):
-                    await exited.wait()
-            await _deliver(tail.read_new(), on_progress)
+        """Hand new progress lines to on_progress until the child exits, then the last ones."""
+        while True:
+            with anyio.move_on_after(PROGRESS_POLL_S):
+                await child.process.wait()
+            for event in tail.read_new():
+                if on_progress is not None:
+                    await on_progress(event)
+            if child.process.returncode is not None:
+                return
 
     async def _kill_all(self, child: _Child) -> int:
         """SIGKILL every process of the run until none is left; returns how many outlived the child.
@@ -288,12 +301,6 @@ class SandboxLauncher:
                              exit_code=exit_code, signal=sig, result=result, progress_events=tail.delivered,
                              orphans_killed=orphans, process_group=child.group, pid_namespace=child.pid_namespace,
                              stderr_tail=errors)
-
-
-async def _deliver(events: list[ProgressEvent], on_progress: ProgressCallback | None) -> None:
-    for event in events:
-        if on_progress is not None:
-            await on_progress(event)
 
 
 def _read_info(fd: int) -> dict[str, int]:

@@ -273,6 +273,19 @@ async def test_cancellation_kills_the_child(launcher, tmp_path):
 
 
 @pytest.mark.anyio
+async def test_a_failing_progress_consumer_stops_the_run_and_leaves_nothing_behind(launcher, tmp_path):
+    run_dir = write_run_dir(tmp_path / "run", "torch_mlp", params={"epochs": 200, "batch_size": 4})
+
+    async def on_progress(event):
+        raise LookupError("tracking store is down")
+
+    with pytest.raises(LookupError):
+        await launcher.run(run_dir, on_progress=on_progress)
+    assert not (run_dir / "outputs" / "result.json").exists()  # killed mid-training
+    assert _processes_mounting(run_dir) == []
+
+
+@pytest.mark.anyio
 async def test_features_that_raise_end_with_the_exception_type(launcher, tmp_path):
     result = await launcher.run(write_run_dir(tmp_path / "run", features_source=probe("raise KeyError('income')")))
     assert not result.ok and result.reason == "child_error" and result.exit_code == 1
