@@ -23,7 +23,7 @@ Run-directory contract (the server writes inputs/, the child writes outputs/)
     model/               feature_transform.json (columns, medians, means/stds, category lists) and
                            xgboost:              model.json (Booster.save_model, JSON)
                            torch_mlp:            model.pt (state_dict, CPU tensors) + architecture.json
-                           logistic_regression,
+                           logistic_regression:  model.json (coef, intercept over the transformed features)
                            random_forest:        model.skops (skops.io; load with trusted types only)
     progress.jsonl       one training.contract.ProgressEvent per line, flushed per line:
                          {"step": i, "total": n, "message": "epoch 3/20", "metrics": {"train_loss": x}}

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from tests.training.rundirs import eval_row_ids, write_run_dir
 from training.contract import ErrorResult, ProgressEvent, SuccessResult
-from training.runner import main
+from training.runner import load_spec, main, prepare
 from training.spec import MODEL_TYPES
 
 
@@ -97,3 +98,12 @@ def test_memory_errors_are_reported_as_the_memory_limit(tmp_path):
     source = "def build_features(frame):\n    raise MemoryError()\n"
     status, result = run_child(write_run_dir(tmp_path, features_source=source))
     assert status == 1 and result.error_type == "MemoryError"
+
+
+def test_logistic_regression_artifact_alone_reproduces_its_predictions(tmp_path):
+    run_dir = write_run_dir(tmp_path, "logistic_regression")
+    assert run_child(run_dir)[0] == 0
+    model = json.loads((run_dir / "outputs" / "model" / "model.json").read_text())
+    data, _, _ = prepare(load_spec(run_dir / "inputs" / "spec.json"), run_dir / "inputs")
+    expected = 1 / (1 + np.exp(-(data.x_eval.astype("float64") @ np.array(model["coef"]) + model["intercept"])))
+    np.testing.assert_allclose(predictions(run_dir)["score"], expected, rtol=1e-6)
