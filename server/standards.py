@@ -3,6 +3,7 @@ policy config every call is decided against."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,35 @@ from tools.errors import IntegrityError
 STANDARDS_PATH = "configs/project_standards.yaml"
 
 
+def read_branch_sha(git_dir: Path, branch: str) -> str | None:
+    """The commit a local branch points at, read from the ref files without starting git; None
+    when it cannot be read that way (the caller then asks git)."""
+    try:
+        loose = git_dir / "refs" / "heads" / branch
+        if loose.is_file():
+            return _sha_or_none(loose.read_text().strip())
+        for line in (git_dir / "packed-refs").read_text().splitlines():
+            sha, _, name = line.partition(" ")
+            if name == f"refs/heads/{branch}":
+                return _sha_or_none(sha)
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None
+
+
+def _sha_or_none(text: str) -> str | None:
+    return text if len(text) == 40 and all(c in "0123456789abcdef" for c in text) else None
+
+
 class StandardsSource:
+    """Caches the parsed standards per commit of the protected ref: a commit id names its content,
+    so the cache can never serve standards other than the ones committed there."""
+
     def __init__(self, git: GitRepo, protected_ref: str) -> None:
         self._git = git
         self._ref = protected_ref
         self._limits = policy_limits()
+        self._cached: tuple[str, bytes, dict[str, Any]] | None = None
 
     def committed_bytes(self) -> bytes:
         """Raises IntegrityError when the protected ref has no standards file."""
@@ -36,12 +61,25 @@ class StandardsSource:
         path = Path(self._git.path) / STANDARDS_PATH
         return path.read_bytes() if path.is_file() else None
 
+    def _committed(self) -> tuple[bytes, dict[str, Any]]:
+        sha = read_branch_sha(Path(self._git.path) / ".git", self._ref)
+        if sha is not None and self._cached is not None and self._cached[0] == sha:
+            return self._cached[1], self._cached[2]
+        committed = self.committed_bytes() if sha is None else self._show_at(sha)
+        standards = load_document(committed, self._limits["documents"], name=STANDARDS_PATH)
+        if sha is not None:
+            self._cached = (sha, committed, standards)
+        return committed, standards
+
+    def _show_at(self, sha: str) -> bytes:
+        data = self._git.show(sha, STANDARDS_PATH)
+        return data if data is not None else self.committed_bytes()
+
     def policy_config(self) -> dict[str, Any]:
         """`{standards, standards_sha256, standards_drift, policy}` for the policies."""
-        committed = self.committed_bytes()
-        standards = load_document(committed, self._limits["documents"], name=STANDARDS_PATH)
+        committed, standards = self._committed()
         return {
-            "standards": standards,
+            "standards": copy.deepcopy(standards),
             "standards_sha256": hashlib.sha256(committed).hexdigest(),
             "standards_drift": self.working_tree_bytes() != committed,
             "policy": self._limits,
