@@ -121,9 +121,14 @@ def _mount_parents(paths: list[str], existing: set[str]) -> list[str]:
     return argv
 
 
+def _is_under(path: str, roots: tuple[str, ...]) -> bool:
+    return any(path == root or path.startswith(f"{root}/") for root in roots)
+
+
 def _runtime_binds(layout: HostLayout) -> list[str]:
-    runtime = [p for p in (layout.interpreter_prefix, layout.venv) if p and not p.startswith("/usr/")]
-    existing = {"/", "/tmp", "/root", "/home", "/opt", *layout.system_dirs}
+    """The interpreter and the venv at their host paths (absolute symlinks and .pth files stay valid)."""
+    runtime = [p for p in (layout.interpreter_prefix, layout.venv) if p and not _is_under(p, layout.system_dirs)]
+    existing = {"/", "/tmp", "/root", "/home", *layout.system_dirs}
     training_target = f"{SANDBOX_TRAINING_ROOT}/training"
     argv = _mount_parents([*runtime, training_target], existing)
     for path in runtime:
@@ -138,7 +143,7 @@ def _namespace_args(info_fd: int | None) -> list[str]:
 
 
 def _system_mounts(layout: HostLayout) -> list[str]:
-    """Read-only system dirs, minimal /etc, fresh /proc and /dev, GPUs, private /tmp, /root, /home."""
+    """Read-only system dirs, minimal /etc, fresh /proc and /dev, GPUs (+ /sys), private /tmp, /root, /home."""
     argv: list[str] = []
     for path in (*layout.system_dirs, *layout.etc_files):
         argv += ["--ro-bind", path, path]
@@ -147,6 +152,8 @@ def _system_mounts(layout: HostLayout) -> list[str]:
     argv += ["--proc", "/proc", "--dev", "/dev"]
     for device in layout.gpu_devices:
         argv += ["--dev-bind", device, device]
+    # cuInit fails with CUDA_ERROR_OPERATING_SYSTEM without sysfs (driver module and PCI topology).
+    argv += ["--ro-bind", "/sys", "/sys"] if layout.gpu_devices else []
     for private, mode in (("/tmp", "1777"), ("/root", "0755"), ("/home", "0755")):
         argv += ["--perms", mode, "--tmpfs", private]
     return argv
@@ -189,6 +196,7 @@ class _Child:
     pid_namespace: int | None = None
     sandbox_init: int | None = None  # bwrap's pid 1 inside the namespace; it outlives the child briefly
     environ_token: bytes | None = None  # unconfined: an environment entry every descendant inherits
+    info_fd: int | None = None  # bwrap --info-fd pipe, read once the sandbox exists
 
 
 class SandboxLauncher:
@@ -223,6 +231,7 @@ class SandboxLauncher:
             child = await self._spawn(mode, paths, out, err)
             try:
                 with anyio.move_on_after(timeout) as deadline:
+                    await _identify(child)
                     await self._stream(child, tail, on_progress)
             finally:
                 with anyio.CancelScope(shield=True):
@@ -254,10 +263,12 @@ class SandboxLauncher:
             argv = build_bwrap_argv(self.layout, paths.run_dir, self.limits, env, info_fd=info_write)
             process = await anyio.open_process(argv, stdin=DEVNULL, stdout=out, stderr=err, env={"PATH": "/usr/bin:/bin"},
                                                start_new_session=True, pass_fds=(info_write,))
+        except BaseException:
+            os.close(info_read)
+            raise
         finally:
             os.close(info_write)
-        info = await anyio.to_thread.run_sync(_read_info, info_read, abandon_on_cancel=True)
-        return _Child(process, process.pid, info.get("pid-namespace"), info.get("child-pid"))
+        return _Child(process, process.pid, info_fd=info_read)
 
     async def _stream(self, child: _Child, tail: ProgressTail, on_progress: ProgressCallback | None) -> None:
         """Hand new progress lines to on_progress until the child exits, then the last ones."""
@@ -284,7 +295,10 @@ class SandboxLauncher:
             if time.monotonic() > deadline:
                 raise SandboxFailed(f"{len(members)} sandbox processes survived SIGKILL", "An operator should check the host.",
                                     rule_id="sandbox.orphans")
-            _kill(members) if members else _kill_group(child.group)
+            if members:
+                _kill(members)  # the sandbox's processes first, so bwrap can reap its own init
+            else:
+                _kill_group(child.group)
             with anyio.move_on_after(0.05):
                 await child.process.wait()
 
@@ -301,6 +315,14 @@ class SandboxLauncher:
                              exit_code=exit_code, signal=sig, result=result, progress_events=tail.delivered,
                              orphans_killed=orphans, process_group=child.group, pid_namespace=child.pid_namespace,
                              stderr_tail=errors)
+
+
+async def _identify(child: _Child) -> None:
+    """Learn the sandbox's pid namespace, which its processes cannot leave (setsid can leave a group)."""
+    if child.info_fd is None:
+        return
+    info = await anyio.to_thread.run_sync(_read_info, child.info_fd, abandon_on_cancel=True)
+    child.pid_namespace, child.sandbox_init = info.get("pid-namespace"), info.get("child-pid")
 
 
 def _read_info(fd: int) -> dict[str, int]:

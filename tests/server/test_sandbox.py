@@ -47,16 +47,16 @@ def pairs(argv: list[str]) -> set[tuple[str, ...]]:
               ("--ro-bind", "/srv/venv", "/srv/venv"), ("--ro-bind", "/srv/mlgate/training", "/opt/mlgate/training"),
               ("--ro-bind", "/runs/r1/inputs", "/sandbox/inputs"), ("--bind", "/runs/r1/outputs", "/sandbox/outputs"),
               ("--perms", "0755", "--dir"), ("--dir", "/root/.pyenv"), ("--as=8589934592",), ("--nproc=256",)],
-         [("--bind", "/runs/r1", "/sandbox"), ("/usr/bin/setpriv",), ("--dev-bind",), ("--share-net",),
+         [("--bind", "/runs/r1", "/sandbox"), ("/usr/bin/setpriv",), ("--dev-bind",), ("--share-net",), ("/sys",),
           ("--ro-bind", "/srv/mlgate", "/srv/mlgate")]),
         ({"drop_privileges": True},
          [("/usr/bin/setpriv", "--reuid", "65534"), ("--regid", "65534"), ("--clear-groups",), ("--inh-caps=-all",),
           ("--bounding-set=-all",), ("--no-new-privs",)], []),
         ({"gpu_devices": ("/dev/nvidia0", "/dev/nvidiactl")},
          [("--dev-bind", "/dev/nvidia0", "/dev/nvidia0"), ("--dev-bind", "/dev/nvidiactl", "/dev/nvidiactl"),
-          ("--as=unlimited",)], [("--as=8589934592",)]),
-        ({"interpreter_prefix": "/usr", "venv": None}, [("--ro-bind", "/usr", "/usr")],
-         [("--ro-bind", "/usr", "/usr", "--ro-bind", "/usr")]),
+          ("--ro-bind", "/sys", "/sys"), ("--as=unlimited",)], [("--as=8589934592",)]),
+        ({"interpreter_prefix": "/usr", "venv": "/usr/local/venv"}, [("--ro-bind", "/usr", "/usr")],
+         [("--ro-bind", "/usr/local/venv", "/usr/local/venv"), ("--ro-bind", "/root/.pyenv/versions/3.11.7")]),
     ],
     ids=["defaults", "as-root-drops-to-nobody", "gpu-devices-bound", "system-python"],
 )
@@ -66,6 +66,7 @@ def test_bwrap_argv_table(layout_changes, present, absent):
     windows = pairs(argv)
     assert [item for item in present if item not in windows] == []
     assert [item for item in absent if item in windows] == []
+    assert argv.count("/usr") == 2  # bound once, never again for a runtime that lives under it
 
 
 def test_bwrap_argv_mounts_private_dirs_before_binding_into_them_and_ends_with_the_child():
