@@ -1,37 +1,148 @@
-"""Git adapter. Argument arrays only, hooks and fsmonitor disabled on every call, so a hook or
-filter planted in a workspace never runs inside the server. Refs and paths are validated by the
-callers' patterns before they reach here; `--` always separates paths.
+"""Git adapter. Every ref and path that reaches git is hostile until checked.
+
+- Argument arrays only; refs and paths are validated by allowlist patterns before they reach git;
+  `--` always separates paths; commits are 40 hex; branch names a tool may create or push match
+  the agent allowlist (policies/provenance.branch_problem), so the protected branch never does.
+- Nothing in the workspace runs inside the server: hooks and fsmonitor are disabled on every call,
+  system and global config are not read (GIT_CONFIG_NOSYSTEM, GIT_CONFIG_GLOBAL=/dev/null), the
+  server's own GIT_* environment is dropped, and every repository-local config entry that would
+  run a program (filter, textconv, external diff, merge driver, pager, editor ...) is overridden
+  with an inert value for that call. Overrides travel as GIT_CONFIG_KEY_n/VALUE_n, which git
+  never re-parses, so a driver name with '=' or '.' in it cannot dodge them.
+- Pushes refuse a repository config that could redirect or intercept them (url.*, http.*,
+  credential.*, remote.<url>.*) and run the receiving side with its hooks disabled.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from policies.provenance import COMMIT, branch_problem
 from tools.errors import GitRefused
 
-HARDENING = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "protocol.file.allow=always")
+HARDENING = (
+    "-c", "core.hooksPath=/dev/null",
+    "-c", "core.fsmonitor=false",
+    "-c", "core.attributesFile=/dev/null",
+    "-c", "commit.gpgSign=false",
+    "-c", "tag.gpgSign=false",
+    "-c", "credential.helper=",
+    "-c", "protocol.file.allow=always",
+)  # fmt: skip
 IDENTITY = {
     "GIT_AUTHOR_NAME": "mlgate",
     "GIT_AUTHOR_EMAIL": "mlgate@localhost",
     "GIT_COMMITTER_NAME": "mlgate",
     "GIT_COMMITTER_EMAIL": "mlgate@localhost",
 }
+ISOLATION = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_ATTR_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat"}
+# Server environment passed on to git: TLS trust settings only.
+PASSED_GIT_ENV = ("GIT_SSL_CAINFO", "GIT_SSL_CAPATH")
 SAFE_REF = re.compile(r"^(?!-)(?!.*\.\.)(?!.*@\{)[A-Za-z0-9._/-]{1,100}$")
 SAFE_PATH = re.compile(r"^(?!/)(?!.*(^|/)\.\.(/|$))[A-Za-z0-9._/-]{1,200}$")
+# Repository-local config that makes git run a program, and the inert value used instead.
+INERT = (
+    (re.compile(r"^filter\..+\.(clean|smudge|process)$", re.S), ""),
+    (re.compile(r"^filter\..+\.required$", re.S), "false"),
+    (re.compile(r"^diff\..+\.(textconv|command)$", re.S), ""),
+    (re.compile(r"^merge\..+\.driver$", re.S), ""),
+    (re.compile(r"^(diff\.external|core\.(pager|editor|askpass|sshcommand|gitproxy|alternaterefscommand)|sequence\.editor)$"), ""),
+    (re.compile(r"^protocol\.(?!file\.allow$).+\.allow$", re.S), "never"),
+)
+REDIRECTING = re.compile(r"^(url|http|credential)\.", re.S)
+# The receiving side of a push to a local path runs with its hooks disabled too.
+RECEIVE_PACK = "git -c core.hooksPath=/dev/null receive-pack"
+NO_COMMIT = "0" * 40
+DIFF_FLAGS = ("--no-color", "--no-textconv", "--no-ext-diff", "--no-renames")
+
+
+def check_commit(commit: str) -> str:
+    """Raises GitRefused unless `commit` is a full 40-hex commit id."""
+    if not isinstance(commit, str) or not COMMIT.match(commit):
+        raise GitRefused(f"refused commit id {str(commit)[:60]!r}", "commit ids are 40 lowercase hex characters")
+    return commit
+
+
+def check_branch(name: str) -> str:
+    """Raises GitRefused unless `name` is an allowed feature branch (agent/...). The protected
+    branch never is, so nothing that calls this can write or push main."""
+    problem = branch_problem(name)
+    if problem is not None:
+        raise GitRefused(f"refused branch name: {problem}", "use a branch such as agent/my-change", rule_id="pr.branch_allowed")
+    return name
+
+
+def _environment(config: Sequence[tuple[str, str]], extra: dict[str, str] | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in PASSED_GIT_ENV}
+    env.update(IDENTITY, **ISOLATION)
+    env.update(extra or {})
+    env["GIT_CONFIG_COUNT"] = str(len(config))
+    for index, (key, value) in enumerate(config):
+        env[f"GIT_CONFIG_KEY_{index}"], env[f"GIT_CONFIG_VALUE_{index}"] = key, value
+    return env
+
+
+def _unquote(path: str) -> str:
+    """A path as git prints it in diff headers (C-quoted when it holds unusual characters)."""
+    if not path.startswith('"'):
+        return path
+    return path[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape").encode("latin-1").decode("utf-8", "replace")
+
+
+HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@")
+
+
+def parse_added_lines(patch: str) -> dict[str, list[tuple[int, str]]]:
+    """{path: [(line number, added line), ...]} from a `git diff -U0 --no-prefix` patch
+    (deleted files omitted)."""
+    added: dict[str, list[tuple[int, str]]] = {}
+    current: str | None = None
+    number = 0
+    for line in patch.splitlines():
+        hunk = HUNK.match(line)
+        if hunk:
+            number = int(hunk.group(1))
+        elif line.startswith("+++ "):
+            target = line[4:]
+            current = None if target == "/dev/null" else _unquote(target)
+            if current is not None:
+                added.setdefault(current, [])
+        elif line.startswith("+") and current is not None:
+            added[current].append((number, line[1:]))
+            number += 1
+    return added
 
 
 class GitRepo:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, env: dict[str, str] | None = None) -> None:
+        """`env`: GIT_* variables to keep for every call (a hook passes git's GIT_INDEX_FILE)."""
         self.path = Path(path)
+        self.env = dict(env or {})
 
-    def run(self, *args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
-        """Run git with the hardening flags. Raises GitRefused on a non-zero exit when check."""
-        import os
+    # --- running git --------------------------------------------------------------------------
 
-        full_env = {**os.environ, **IDENTITY, "GIT_TERMINAL_PROMPT": "0", **(env or {})}
-        proc = subprocess.run(["git", *HARDENING, *args], cwd=self.path, capture_output=True, env=full_env, check=False)
+    def local_config(self) -> list[tuple[str, str]]:
+        """(key, value) of the repository's own config, includes followed (nothing else is read)."""
+        proc = subprocess.run(["git", "config", "--list", "-z", "--includes"], cwd=self.path, capture_output=True, env=_environment((), None), check=False)
+        entries = proc.stdout.decode("utf-8", "replace").split("\0") if proc.returncode == 0 else []
+        return [tuple(e.split("\n", 1)) if "\n" in e else (e, "") for e in entries if e]  # type: ignore[misc]
+
+    def inert_overrides(self) -> list[tuple[str, str]]:
+        """An inert value for every local config entry that would run a program."""
+        overrides = []
+        for key, _ in self.local_config():
+            overrides.extend((key, value) for pattern, value in INERT if pattern.match(key))
+        return overrides
+
+    def run(self, *args: str, check: bool = True, env: dict[str, str] | None = None, config: Iterable[tuple[str, str]] = ()) -> subprocess.CompletedProcess[bytes]:
+        """Run git with the hardening flags; `config` adds (key, value) settings for this call.
+        Raises GitRefused on a non-zero exit when check."""
+        settings = [*self.inert_overrides(), *config]
+        proc = subprocess.run(["git", *HARDENING, *args], cwd=self.path, capture_output=True, env=_environment(settings, {**self.env, **(env or {})}), check=False)
         if check and proc.returncode != 0:
             message = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["git failed"]
             raise GitRefused(f"git {args[0]} failed: {message[0]}", "check the workspace repository state")
@@ -46,11 +157,29 @@ class GitRepo:
         repo.run("init", "-q", "-b", branch)
         return repo
 
+    @classmethod
+    def init_bare(cls, path: Path | str, branch: str = "main") -> GitRepo:
+        """A bare repository whose own config also disables hooks (a remote for PR branches)."""
+        Path(path).mkdir(parents=True, exist_ok=True)
+        repo = cls(path)
+        repo.run("init", "-q", "--bare", "-b", branch)
+        repo.run("config", "--local", "core.hooksPath", "/dev/null")
+        return repo
+
+    # --- reading ------------------------------------------------------------------------------
+
     def show(self, ref: str, relpath: str) -> bytes | None:
         """The bytes of `relpath` at `ref`, or None if it does not exist there."""
         if not SAFE_REF.match(ref) or not SAFE_PATH.match(relpath):
             raise GitRefused(f"refused ref or path {ref!r}:{relpath!r}", "use a plain branch name and a relative path")
         proc = self.run("show", f"{ref}:{relpath}", check=False)
+        return proc.stdout if proc.returncode == 0 else None
+
+    def staged(self, relpath: str) -> bytes | None:
+        """The bytes of `relpath` in the index (what the next commit holds), or None."""
+        if not SAFE_PATH.match(relpath):
+            raise GitRefused(f"refused path {relpath!r}", "use a relative path")
+        proc = self.run("cat-file", "blob", f":{relpath}", check=False)
         return proc.stdout if proc.returncode == 0 else None
 
     def head(self) -> str | None:
@@ -63,8 +192,59 @@ class GitRepo:
         proc = self.run("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False)
         return proc.stdout.decode().strip() if proc.returncode == 0 else None
 
+    def branch_head(self, branch: str) -> str | None:
+        """The commit `refs/heads/<branch>` points at, or None when the branch does not exist."""
+        return self.resolve(f"refs/heads/{branch}")
+
+    def current_branch(self) -> str | None:
+        proc = self.run("symbolic-ref", "-q", "--short", "HEAD", check=False)
+        return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
+
+    def branches_at(self, commit: str, prefix: str = "refs/heads/agent/") -> list[str]:
+        """Short names of the branches under `prefix` whose head is `commit`."""
+        out = self.text("for-each-ref", f"--points-at={check_commit(commit)}", "--format=%(refname:short)", "--", prefix)
+        return [line for line in out.splitlines() if line]
+
+    def has_commit(self, commit: str) -> bool:
+        return self.run("cat-file", "-e", f"{check_commit(commit)}^{{commit}}", check=False).returncode == 0
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """True when `ancestor` is contained in `descendant` (both commit ids or safe refs)."""
+        for ref in (ancestor, descendant):
+            if not SAFE_REF.match(ref):
+                raise GitRefused(f"refused ref {ref!r}", "use a plain branch name or commit id")
+        return self.run("merge-base", "--is-ancestor", ancestor, descendant, check=False).returncode == 0
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        for ref in (a, b):
+            if not SAFE_REF.match(ref):
+                raise GitRefused(f"refused ref {ref!r}", "use a plain branch name or commit id")
+        proc = self.run("merge-base", a, b, check=False)
+        return proc.stdout.decode().strip() if proc.returncode == 0 else None
+
+    def changed_paths(self, base: str, head: str) -> list[str]:
+        """Paths that differ between two commits."""
+        out = self.run("diff", "--name-only", "-z", *DIFF_FLAGS, check_commit(base), check_commit(head), "--").stdout
+        return [p for p in out.decode("utf-8", "replace").split("\0") if p]
+
+    def added_lines(self, base: str, head: str) -> dict[str, list[tuple[int, str]]]:
+        """{path: lines added} from `base` to `head` (both commit ids)."""
+        patch = self.run("diff", "-U0", "--no-prefix", *DIFF_FLAGS, check_commit(base), check_commit(head), "--").stdout
+        return parse_added_lines(patch.decode("utf-8", "replace"))
+
+    def staged_paths(self) -> list[str]:
+        out = self.run("diff", "--cached", "--name-only", "-z", *DIFF_FLAGS, "--").stdout
+        return [p for p in out.decode("utf-8", "replace").split("\0") if p]
+
+    def staged_added_lines(self) -> dict[str, list[tuple[int, str]]]:
+        """{path: lines added} by what is staged for the next commit."""
+        patch = self.run("diff", "--cached", "-U0", "--no-prefix", *DIFF_FLAGS, "--").stdout
+        return parse_added_lines(patch.decode("utf-8", "replace"))
+
     def is_dirty(self) -> bool:
         return bool(self.run("status", "--porcelain", "--untracked-files=no").stdout.strip())
+
+    # --- writing ------------------------------------------------------------------------------
 
     def commit_all(self, message: str) -> str:
         self.run("add", "-A")
@@ -75,3 +255,32 @@ class GitRepo:
         self.run("add", "--", *paths)
         self.run("commit", "-q", "--no-verify", "-m", message, "--", *paths)
         return self.head() or ""
+
+    def create_branch(self, branch: str, commit: str) -> bool:
+        """Create feature branch `branch` at `commit` unless it exists (atomic: update-ref with an
+        expected old value of 'none'). Returns False when it already existed. Raises GitRefused
+        for a refused name or commit."""
+        ref = f"refs/heads/{check_branch(branch)}"
+        proc = self.run("update-ref", "-m", "mlgate: open_pr", ref, check_commit(commit), NO_COMMIT, check=False)
+        return proc.returncode == 0
+
+    def push(self, remote: str, commit: str, branch: str, *, config: Iterable[tuple[str, str]] = (), env: dict[str, str] | None = None) -> None:
+        """Push exactly `commit` to `refs/heads/<branch>` of `remote` (a path or URL), never forced.
+        Raises GitRefused for a refused branch/commit, a redirecting repository config, or a
+        rejected push."""
+        refspec = f"{check_commit(commit)}:refs/heads/{check_branch(branch)}"
+        self._refuse_redirects(remote)
+        proc = self.run("push", "--porcelain", "--no-verify", f"--receive-pack={RECEIVE_PACK}", "--", remote, refspec, check=False, config=config, env=env)
+        if proc.returncode != 0:
+            lines = [ln for ln in proc.stdout.decode(errors="replace").splitlines() if ln.startswith("!")]
+            reason = lines[0] if lines else "push failed"
+            raise GitRefused(f"push of {branch} was rejected: {reason}", "the remote branch has commits this run's commit does not contain; use another branch name", rule_id="pr.push")
+
+    def _refuse_redirects(self, remote: str) -> None:
+        found = sorted({key for key, _ in self.local_config() if REDIRECTING.match(key) or key.startswith(f"remote.{remote}.")})
+        if found:
+            raise GitRefused(
+                f"the workspace's git config has entries that could redirect or intercept a push: {found[:5]}",
+                "remove them from .git/config (git config --unset ...) and call again",
+                rule_id="git.config_refused",
+            )

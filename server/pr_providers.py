@@ -1,0 +1,280 @@
+"""Where open_pr pushes feature branches and records pull requests.
+
+    PrRecords        one JSON file per PR under <state_dir>/prs/ (both providers keep them, so
+                     `mlgate prs` and `mlgate verify-pr` work the same for either)
+    LocalProvider    a bare repository (default <state_dir>/remote.git, created on first use) as the
+                     remote, PRs only as records: the default, fully testable offline
+    GitHubProvider   pushes over HTTPS and opens/updates the PR through the REST API; the token is
+                     read from the environment variable named in the server config at the moment it
+                     is needed, travels to git in the environment (never argv) and is never logged
+    RunArtifacts     reads a run's JSON artifacts (the gate receipt) through the tracking adapter
+
+A provider exposes: `name`, `push(commit, branch)`, `remote_head(branch)`, `find(branch)`,
+`submit(draft) -> (record, changed)` (tools/open_pr.py declares the Protocol).
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+from server.approvals import write_atomic
+from server.git import GitRepo, check_branch
+from server.settings import GitHubSettings, Settings
+from tools.errors import GitRefused, NotFound
+
+RECORD_NAME = re.compile(r"^(local|github)-([1-9][0-9]{0,9})\.json$")
+SAME_FIELDS = ("run_id", "commit", "title", "description")
+MAX_ARTIFACT_BYTES = 1 << 20
+
+
+@contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+class PrRecords:
+    """PR records, `<provider>-<number>.json`. Written atomically under a lock."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.lock = self.root / ".lock"
+
+    def _files(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        return [p for p in self.root.iterdir() if RECORD_NAME.match(p.name)]
+
+    def list(self) -> list[dict[str, Any]]:
+        records = [json.loads(p.read_bytes()) for p in self._files()]
+        return sorted(records, key=lambda r: (r["provider"], r["number"]))
+
+    def find(self, branch: str, provider: str) -> dict[str, Any] | None:
+        """The open PR of `branch` at `provider`, or None."""
+        found = [r for r in self.list() if r["branch"] == branch and r["provider"] == provider and r["state"] == "open"]
+        return found[-1] if found else None
+
+    def for_branch(self, branch: str) -> dict[str, Any] | None:
+        """The newest open PR of `branch` at any provider, or None."""
+        found = [r for r in self.list() if r["branch"] == branch and r["state"] == "open"]
+        return max(found, key=lambda r: r["updated_at"]) if found else None
+
+    def next_number(self, provider: str) -> int:
+        numbers = [r["number"] for r in self.list() if r["provider"] == provider]
+        return max(numbers, default=0) + 1
+
+    def save(self, record: Mapping[str, Any]) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / f"{record['provider']}-{record['number']}.json"
+        write_atomic(path, json.dumps(dict(record), sort_keys=True, indent=2).encode())
+        return path
+
+
+def _unchanged(existing: Mapping[str, Any], draft: Mapping[str, Any]) -> bool:
+    return all(existing.get(k) == draft.get(k) for k in SAME_FIELDS)
+
+
+def _merge(existing: Mapping[str, Any] | None, draft: Mapping[str, Any], number: int, url: str, provider: str) -> dict[str, Any]:
+    """The record after submitting `draft`: a new PR, or the existing one citing the new run."""
+    fields = {k: v for k, v in draft.items() if k != "now"}
+    history = list(existing["history"]) if existing else []
+    history.append({"run_id": draft["run_id"], "commit": draft["commit"], "at": draft["now"]})
+    created = existing["created_at"] if existing else draft["now"]
+    return {**fields, "provider": provider, "number": number, "id": f"{provider}#{number}", "url": url, "state": "open", "created_at": created, "updated_at": draft["now"], "history": history}
+
+
+class LocalProvider:
+    """PR branches go to a bare repository; PRs are records only."""
+
+    name = "local"
+
+    def __init__(self, repo: GitRepo, remote_path: Path, records: PrRecords) -> None:
+        self.repo = repo
+        self.remote_path = Path(remote_path)
+        self.records = records
+
+    def _remote(self) -> GitRepo:
+        if not (self.remote_path / "HEAD").is_file():
+            return GitRepo.init_bare(self.remote_path)
+        return GitRepo(self.remote_path)
+
+    def push(self, commit: str, branch: str) -> None:
+        self._remote()
+        self.repo.push(str(self.remote_path.resolve()), commit, branch)
+
+    def remote_head(self, branch: str) -> str | None:
+        if not (self.remote_path / "HEAD").is_file():
+            return None
+        return GitRepo(self.remote_path).branch_head(check_branch(branch))
+
+    def find(self, branch: str) -> dict[str, Any] | None:
+        return self.records.find(branch, self.name)
+
+    def submit(self, draft: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Create or update the PR of draft['branch']; returns (record, changed)."""
+        with _locked(self.records.lock):
+            existing = self.find(draft["branch"])
+            if existing is not None and _unchanged(existing, draft):
+                return existing, False
+            number = existing["number"] if existing else self.records.next_number(self.name)
+            record = _merge(existing, draft, number, "", self.name)
+            record["url"] = (self.records.root / f"{self.name}-{number}.json").resolve().as_uri()
+            self.records.save(record)
+            return record, True
+
+
+class GitHubProvider:
+    """PR branches pushed to GitHub over HTTPS; PRs opened and updated through the REST API."""
+
+    name = "github"
+
+    def __init__(self, repo: GitRepo, settings: GitHubSettings, records: PrRecords, base: str, transport: httpx2.BaseTransport | None = None) -> None:
+        if settings.repository is None:
+            raise GitRefused("the github PR provider has no repository configured", "set pull_requests.github.repository (owner/name) in the server config", rule_id="pr.provider")
+        self.repo = repo
+        self.settings = settings
+        self.records = records
+        self.base = base
+        self._transport = transport
+
+    # --- credentials (never logged, never in argv, never in a result) ---------------------------
+
+    def _token(self) -> str:
+        token = self.settings.token()
+        if not token:
+            raise GitRefused(
+                f"no GitHub token: the environment variable {self.settings.token_env} is not set for the server",
+                f"the operator sets {self.settings.token_env} in the server's environment (a client's token is never used)",
+                rule_id="pr.provider",
+            )
+        return token
+
+    def _client(self) -> httpx2.Client:
+        headers = {"Authorization": f"Bearer {self._token()}", "Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28", "User-Agent": "mlgate"}
+        return httpx2.Client(base_url=self.settings.api_url.rstrip("/"), headers=headers, timeout=self.settings.timeout_seconds, trust_env=False, transport=self._transport)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx2.Response:
+        try:
+            with self._client() as client:
+                return client.request(method, f"/repos/{self.settings.repository}{path}", **kwargs)
+        except httpx2.HTTPError as exc:
+            raise GitRefused(f"GitHub API unreachable ({type(exc).__name__})", "check pull_requests.github.api_url and the network, then call again", rule_id="pr.provider") from None
+
+    @staticmethod
+    def _expect(response: httpx2.Response, *codes: int) -> Any:
+        if response.status_code in codes:
+            return response.json() if response.content else None
+        message = str(_json_or_empty(response).get("message", ""))[:200]
+        raise GitRefused(f"GitHub API answered {response.status_code}: {message}", "check the repository, the token's permissions and the branch", rule_id="pr.provider")
+
+    # --- provider -------------------------------------------------------------------------------
+
+    def git_url(self) -> str:
+        return self.settings.git_url or f"https://github.com/{self.settings.repository}.git"
+
+    def push(self, commit: str, branch: str) -> None:
+        basic = base64.b64encode(f"x-access-token:{self._token()}".encode()).decode()
+        self.repo.push(self.git_url(), commit, branch, config=[("http.extraHeader", f"Authorization: Basic {basic}")])
+
+    def remote_head(self, branch: str) -> str | None:
+        response = self._call("GET", f"/git/ref/heads/{check_branch(branch)}")
+        if response.status_code == 404:
+            return None
+        found = self._expect(response, 200)
+        obj = found.get("object") if isinstance(found, dict) else None
+        return obj.get("sha") if isinstance(obj, dict) and obj.get("type") == "commit" else None
+
+    def find(self, branch: str) -> dict[str, Any] | None:
+        return self.records.find(branch, self.name)
+
+    def _open_pull(self, branch: str) -> dict[str, Any] | None:
+        owner = str(self.settings.repository).split("/", 1)[0]
+        pulls = self._expect(self._call("GET", "/pulls", params={"head": f"{owner}:{branch}", "base": self.base, "state": "open"}), 200)
+        return pulls[0] if isinstance(pulls, list) and pulls else None
+
+    def submit(self, draft: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Open the PR, or update the open one of the branch; returns (record, changed)."""
+        with _locked(self.records.lock):
+            existing = self.find(draft["branch"])
+            if existing is not None and _unchanged(existing, draft):
+                return existing, False
+            payload = {"title": draft["title"], "body": draft["description"]}
+            pull = self._open_pull(draft["branch"])
+            if pull is None:
+                pull = self._expect(self._call("POST", "/pulls", json={**payload, "head": draft["branch"], "base": self.base}), 201)
+            else:
+                pull = self._expect(self._call("PATCH", f"/pulls/{int(pull['number'])}", json=payload), 200)
+            record = _merge(existing, draft, int(pull["number"]), str(pull.get("html_url", "")), self.name)
+            self.records.save(record)
+            return record, True
+
+
+def _json_or_empty(response: httpx2.Response) -> dict[str, Any]:
+    try:
+        loaded = response.json()
+    except ValueError:
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+class RunArtifacts:
+    """JSON artifacts of a run, read through the tracking adapter's MLflow client."""
+
+    def __init__(self, tracking: Any) -> None:
+        self._tracking = tracking
+
+    def read_json(self, run_id: str, name: str) -> Any | None:
+        """The parsed artifact `name` of the run, or None when the run has no such artifact."""
+        from mlflow.exceptions import MlflowException  # noqa: PLC0415 (deferred: slow import)
+
+        with tempfile.TemporaryDirectory(prefix="mlgate-artifact-") as scratch:
+            try:
+                local = Path(self._tracking.client.download_artifacts(run_id, name, scratch))
+            except (MlflowException, OSError):
+                return None
+            if not local.is_file() or local.stat().st_size > MAX_ARTIFACT_BYTES:
+                return None
+            try:
+                return json.loads(local.read_bytes())
+            except ValueError:
+                return None
+
+
+def tracking_for(settings: Settings) -> Any:
+    """The MLflow tracking adapter for a workspace (used where no server ports exist: the CLI)."""
+    from server.tracking import MlflowTracking  # noqa: PLC0415
+
+    return MlflowTracking(settings.mlflow_uri, settings.state_dir / "mlartifacts")
+
+
+def build_provider(settings: Settings, repo: GitRepo, *, transport: httpx2.BaseTransport | None = None) -> LocalProvider | GitHubProvider:
+    """The configured PR provider. Raises GitRefused when the github provider lacks a repository."""
+    config = settings.pull_requests
+    records = PrRecords(settings.state_dir / "prs")
+    if config.provider == "github":
+        return GitHubProvider(repo, config.github, records, settings.protected_ref, transport)
+    return LocalProvider(repo, config.remote_path or settings.state_dir / "remote.git", records)
+
+
+def record_for(settings: Settings, branch: str) -> dict[str, Any]:
+    """The open PR record of `branch`. Raises NotFound."""
+    record = PrRecords(settings.state_dir / "prs").for_branch(check_branch(branch))
+    if record is None:
+        raise NotFound(f"no open PR record cites a run for {branch}", "open the PR with the open_pr tool; it records the run id", rule_id="pr.not_found")
+    return record
