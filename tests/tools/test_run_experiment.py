@@ -1,0 +1,135 @@
+"""run_experiment end to end: real workspace, real CAS, real bwrap children, real sqlite MLflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+from mcp import Client
+
+from server.app import build_server
+from server.audit import verify
+from server.demo_data import write_credit_csv
+from server.git import GitRepo
+from server.ports import build_ports
+from server.settings import load_settings
+
+pytestmark = pytest.mark.anyio
+TIER1 = ("git_commit", "git_dirty", "dataset_content_hash", "dataset_schema_hash", "uv_lock_sha256", "feature_pipeline_hash", "config_hash", "standards_sha256", "seed")
+REASONING = {"hypothesis_category": "baseline", "change_description": "Baseline xgboost on the governed credit data.", "expected_effect": "A reference roc_auc for later changes."}
+
+
+def set_config(workspace: Path, **paths: Any) -> None:
+    path = workspace / "configs/experiment.yaml"
+    document = yaml.safe_load(path.read_text())
+    for dotted, value in paths.items():
+        *parents, leaf = dotted.split("__")
+        node = document
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+@pytest.fixture
+def governed(workspace: Path, tmp_path: Path) -> dict[str, Any]:
+    from server.commands.data import store_for
+
+    content_hash = store_for(str(workspace)).add([write_credit_csv(tmp_path / "credit.csv", rows=600)]).content_hash
+    set_config(workspace, data__dataset=content_hash, model__params={"n_estimators": 20, "max_depth": 3}, evaluation__bootstrap_samples=50)
+    GitRepo(workspace).commit_all("use the credit dataset")
+    settings = load_settings(workspace, transport="memory")
+    return {"workspace": workspace, "settings": settings, "ports": build_ports(settings), "hash": content_hash}
+
+
+async def call(governed: dict[str, Any], arguments: dict[str, Any]) -> Any:
+    async with Client(build_server(governed["settings"], governed["ports"])) as client:
+        return await client.call_tool("run_experiment", arguments)
+
+
+async def test_run_returns_metrics_with_intervals_baselines_and_a_gate_receipt(governed: dict[str, Any]) -> None:
+    result = await call(governed, {"reasoning": REASONING})
+    assert not result.is_error, result.structured_content
+    content = result.structured_content
+    assert content["status"] == "FINISHED" and content["dirty"] is False
+    roc = content["metrics"]["roc_auc"]
+    assert 0.5 < roc["value"] <= 1 and roc["ci95"]["low"] <= roc["value"] <= roc["ci95"]["high"]
+    assert set(content["baseline_metrics"]) == {"logistic_regression", "class_prior"}
+    assert content["outcome"] == "neutral" and content["gate_receipt"]["gates"]
+
+
+async def test_every_tier1_field_is_logged_on_a_successful_run(governed: dict[str, Any]) -> None:
+    content = (await call(governed, {"reasoning": REASONING})).structured_content
+    run = governed["ports"].tracking.get_run(content["run_id"])
+    assert run["status"] == "FINISHED"
+    assert all(run["params"].get(key) for key in TIER1), sorted(run["params"])
+    assert run["params"]["dataset_content_hash"] == governed["hash"] and run["params"]["git_dirty"] == "false"
+    assert {"client_name", "project_name", "principal", "transport"} <= set(run["tags"])
+    assert {"evaluation_report.json", "gate_receipt.json", "drift_baseline.json", "bundle_manifest.json", "test_predictions.parquet"} <= set(content["artifacts"])
+
+
+async def test_evaluation_rows_given_to_the_child_carry_no_labels(governed: dict[str, Any]) -> None:
+    content = (await call(governed, {"reasoning": REASONING})).structured_content
+    stages = sorted((governed["settings"].state_dir / "runs" / content["run_id"]).iterdir())
+    assert [s.name for s in stages] == ["baseline", "final", "fold-0"]
+    for stage in stages:
+        evaluation = pd.read_parquet(stage / "inputs" / "eval.parquet")
+        train = pd.read_parquet(stage / "inputs" / "train.parquet")
+        assert "__label__" not in evaluation.columns and "default" not in evaluation.columns
+        assert not set(evaluation["__row_id__"]) & set(train["__row_id__"])
+        assert not {"email", "customer_id", "gender", "application_date"} & set(evaluation.columns)
+
+
+async def test_same_config_and_seed_give_identical_metrics(governed: dict[str, Any]) -> None:
+    first = (await call(governed, {"reasoning": REASONING})).structured_content
+    second = (await call(governed, {"reasoning": REASONING})).structured_content
+    assert first["metrics"] == second["metrics"] and first["run_id"] != second["run_id"]
+    assert second["best_prior_run_id"] == first["run_id"] and second["metric_delta"] == 0
+
+
+async def test_features_that_raise_fail_the_run_cleanly_and_are_audited(governed: dict[str, Any]) -> None:
+    (governed["workspace"] / "src/features.py").write_text("def build_features(frame):\n    raise RuntimeError('boom')\n")
+    result = await call(governed, {"reasoning": REASONING})
+    assert result.is_error and result.structured_content["rule_id"] == "sandbox.child_error"
+    assert "src/features.py" in result.structured_content["remediation"]
+    runs = governed["ports"].tracking.search_runs([r for r in _experiments(governed)])
+    assert [r["status"] for r in runs] == ["FAILED"]
+    tail = governed["ports"].audit.tail(1)[0]
+    assert tail["status"] == "failed" and tail["rule_ids"] == ["sandbox.child_error"] and tail["run_id"]
+    assert verify(governed["settings"].audit_path).ok
+
+
+def _experiments(governed: dict[str, Any]) -> list[str]:
+    tracking = governed["ports"].tracking
+    return [tracking.get_or_create_experiment("demo-bank/credit-default")]
+
+
+async def test_dry_run_checks_everything_and_starts_no_run(governed: dict[str, Any]) -> None:
+    result = await call(governed, {"reasoning": REASONING, "dry_run": True})
+    assert not result.is_error and result.structured_content["dataset_hash"] == governed["hash"]
+    assert governed["ports"].tracking.search_runs(_experiments(governed)) == []
+
+
+async def test_kfold_on_data_with_a_time_column_is_denied_as_leakage(governed: dict[str, Any]) -> None:
+    result = await call(governed, {"reasoning": REASONING, "config": {"split": {"strategy": "stratified_kfold", "n_splits": 3, "test_size": 0.2}}})
+    assert result.is_error and result.structured_content["rule_id"] == "training.temporal_split_when_time"
+
+
+async def test_protected_field_in_the_run_config_is_denied(governed: dict[str, Any]) -> None:
+    result = await call(governed, {"reasoning": REASONING, "config": {"split.test_size": 0.5}})
+    assert result.is_error and result.structured_content["rule_id"] == "config.protected_fields"
+
+
+async def test_hand_edited_protected_field_is_denied(governed: dict[str, Any]) -> None:
+    set_config(governed["workspace"], split__test_size=0.3)
+    result = await call(governed, {"reasoning": REASONING})
+    assert result.is_error and result.structured_content["rule_id"] == "config.no_unapproved_overrides"
+
+
+async def test_agent_without_reasoning_is_denied(governed: dict[str, Any]) -> None:
+    (governed["workspace"] / "configs/reasoning.yaml").write_text("hypothesis_category: baseline\n")
+    result = await call(governed, {})
+    assert result.is_error and result.structured_content["rule_id"] == "reasoning.required_for_agents"
