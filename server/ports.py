@@ -11,6 +11,7 @@ from typing import Any
 
 from server.approvals import ApprovalStore, ConfigFiles, OverridesLog
 from server.audit import AuditChain, AuditOptions
+from server.cas import CasStore
 from server.clock import SystemClock
 from server.environment import Environment
 from server.git import GitRepo
@@ -45,6 +46,7 @@ def build_ports(settings: Settings) -> Ports:
     git = GitRepo(settings.workspace)
     ports = Ports(settings=settings, git=git, clock=SystemClock())
     ports.standards = StandardsSource(git, settings.protected_ref)
+    ports.cas = CasStore(settings.workspace, int(policy_limits()["datasets"]["max_files"]))
     ports.configs = ConfigFiles(settings.workspace, settings.state_dir / "configs.lock")
     ports.approvals = ApprovalStore(settings.state_dir)
     ports.overrides = OverridesLog(settings.workspace)

@@ -1,0 +1,1 @@
+"""Benchmarks: each module here exposes `main()` and prints ratios against a bare baseline."""

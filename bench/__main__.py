@@ -1,0 +1,30 @@
+"""`python -m bench`: run every benchmark module of this package (each exposes `main()`)."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+
+import bench
+
+
+def modules() -> list[str]:
+    return sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_"))
+
+
+def main(names: list[str] | None = None) -> int:
+    """Run the named benchmarks (all by default), in name order; exit 1 if one failed."""
+    failed = 0
+    for name in names or modules():
+        print(f"== bench.{name}", flush=True)
+        try:
+            importlib.import_module(f"bench.{name}").main()
+        except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the others
+            failed += 1
+            print(f"bench.{name} failed: {type(exc).__name__}: {exc}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,86 @@
+"""The dataset resources through a real in-memory MCP client on a real workspace."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mcp import Client
+from mcp.shared.exceptions import MCPError
+
+from resources.datasets import LIST_URI
+from server.app import build_server
+from server.cas import CasStore
+from server.cas_import import add_dataset
+from server.demo_data import write_credit_csv
+from server.ports import Ports, build_ports
+from server.settings import Settings
+from tests.server.cas_helpers import writable
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def ports(settings: Settings) -> Iterator[Ports]:
+    ports = build_ports(settings)
+    yield ports
+    ports.audit.close()
+
+
+@pytest.fixture
+def dataset(workspace: Path, tmp_path: Path) -> str:
+    return add_dataset(CasStore(workspace, 64), [write_credit_csv(tmp_path / "credit.csv", rows=80)]).content_hash
+
+
+async def read(settings: Settings, ports: Ports, uri: str) -> dict:
+    async with Client(build_server(settings, ports)) as client:
+        result = await client.read_resource(uri)
+    return json.loads(result.contents[0].text)
+
+
+async def test_the_listing_names_every_dataset_with_its_manifest_uri(settings: Settings, ports: Ports, dataset: str) -> None:
+    listing = await read(settings, ports, LIST_URI)
+    assert listing == {"count": 1, "datasets": [{"content_hash": dataset, "uri": f"mlgate://datasets/{dataset}"}]}
+
+
+async def test_an_empty_workspace_lists_no_datasets(settings: Settings, ports: Ports) -> None:
+    assert await read(settings, ports, LIST_URI) == {"count": 0, "datasets": []}
+
+
+async def test_a_manifest_is_served_after_verification_without_any_rows(settings: Settings, ports: Ports, dataset: str) -> None:
+    manifest = await read(settings, ports, f"mlgate://datasets/{dataset}")
+    assert manifest["content_hash"] == dataset and manifest["rows"] == 80 and "sample" not in manifest
+    assert manifest["quality"]["class_balance"]["label"] == "default" and "customer_id" not in manifest["quality"]["ranges"]
+    assert "@example.com" not in json.dumps(manifest)
+
+
+async def test_the_manifest_template_is_advertised(settings: Settings, ports: Ports) -> None:
+    async with Client(build_server(settings, ports)) as client:
+        templates = [t.uri_template for t in (await client.list_resource_templates()).resource_templates]
+    assert "mlgate://datasets/{content_hash}" in templates
+
+
+@pytest.mark.parametrize("bad", ["ABC", "a" * 63, "g" * 64])
+async def test_a_malformed_hash_is_a_resource_error_saying_what_a_hash_is(settings: Settings, ports: Ports, bad: str) -> None:
+    async with Client(build_server(settings, ports)) as client:
+        with pytest.raises(MCPError) as failed:
+            await client.read_resource(f"mlgate://datasets/{bad}")
+    assert "data.hash_format" in str(failed.value) and "64 lowercase hexadecimal" in str(failed.value)
+
+
+@pytest.mark.parametrize("bad", ["..", "%2E%2E", "%2Fetc%2Fpasswd"])
+async def test_path_like_hashes_never_reach_the_store(settings: Settings, ports: Ports, bad: str) -> None:
+    async with Client(build_server(settings, ports)) as client:
+        with pytest.raises(MCPError):
+            await client.read_resource(f"mlgate://datasets/{bad}")
+
+
+async def test_a_tampered_dataset_is_a_resource_error_with_the_integrity_rule(settings: Settings, ports: Ports, workspace: Path, dataset: str) -> None:
+    with writable(workspace / "data" / "shadow" / dataset) as folder:
+        (folder / "extra.csv").write_text("a\n1\n")
+    async with Client(build_server(settings, ports)) as client:
+        with pytest.raises(MCPError) as failed:
+            await client.read_resource(f"mlgate://datasets/{dataset}")
+    assert "[data.integrity]" in str(failed.value) and "extra.csv was not imported" in str(failed.value)

@@ -1,0 +1,87 @@
+"""`mlgate data add|list|verify` in-process through server.cli.main, and once as a real process."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from server.cli import main
+from server.demo_data import write_credit_csv
+from tests.server.cas_helpers import snapshot, writable
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def csv(tmp_path: Path) -> Path:
+    return write_credit_csv(tmp_path / "credit.csv", rows=50)
+
+
+def add(workspace: Path, *paths: Path, capsys) -> tuple[int, str, str]:
+    code = main(["data", "add", str(workspace), *map(str, paths)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_add_prints_only_the_content_hash_on_stdout(workspace: Path, csv: Path, capsys) -> None:
+    code, out, err = add(workspace, csv, capsys=capsys)
+    body = csv.read_bytes()
+    manifest = f"credit.csv\t{len(body)}\t{hashlib.sha256(body).hexdigest()}\n".encode()
+    assert code == 0 and out == hashlib.sha256(manifest).hexdigest() + "\n"
+    assert "imported: 1 file(s), 50 rows; schema hash" in err
+    assert (workspace / "data" / "shadow" / out.strip() / "credit.csv").read_bytes() == body
+
+
+def test_adding_the_same_file_twice_prints_the_same_hash_and_reuses_it(workspace: Path, csv: Path, capsys) -> None:
+    _, first, _ = add(workspace, csv, capsys=capsys)
+    before = snapshot(workspace / "data")
+    code, second, err = add(workspace, csv, capsys=capsys)
+    assert code == 0 and first == second and "already present, verified and reused" in err
+    assert snapshot(workspace / "data") == before
+
+
+def test_add_refuses_a_directory_that_is_not_a_workspace(tmp_path: Path, csv: Path, capsys) -> None:
+    code, out, err = add(tmp_path, csv, capsys=capsys)
+    assert code == 2 and out == "" and "not a governed workspace" in err and "mlgate init" in err
+    assert not (tmp_path / "data").exists()
+
+
+def test_add_refuses_other_file_types_with_what_to_do(workspace: Path, tmp_path: Path, capsys) -> None:
+    other = tmp_path / "notes.json"
+    other.write_text("{}")
+    code, out, err = add(workspace, other, capsys=capsys)
+    assert code == 2 and out == "" and "not a CSV or Parquet file name" in err and "what to do:" in err
+    assert not (workspace / "data").exists()
+
+
+def test_list_prints_each_hash(workspace: Path, csv: Path, capsys) -> None:
+    _, content_hash, _ = add(workspace, csv, capsys=capsys)
+    assert main(["data", "list", "--workspace", str(workspace)]) == 0
+    assert capsys.readouterr().out == content_hash
+
+
+def test_verify_exits_0_when_intact_and_1_with_the_problem_when_tampered(workspace: Path, csv: Path, capsys) -> None:
+    _, out, _ = add(workspace, csv, capsys=capsys)
+    content_hash = out.strip()
+    assert main(["data", "verify", "--workspace", str(workspace), content_hash]) == 0
+    assert "verified" in capsys.readouterr().out
+    with writable(workspace / "data" / "shadow" / content_hash) as folder:
+        (folder / "extra.csv").write_text("a\n1\n")
+    assert main(["data", "verify", "--workspace", str(workspace), content_hash]) == 1
+    err = capsys.readouterr().err
+    assert "FAILED [data.integrity]" in err and "extra.csv was not imported" in err and "what to do:" in err
+
+
+def test_verify_refuses_a_path_instead_of_a_hash(workspace: Path, capsys) -> None:
+    assert main(["data", "verify", "--workspace", str(workspace), "../../etc"]) == 2
+    assert "64 lowercase hexadecimal" in capsys.readouterr().err
+
+
+def test_data_add_runs_as_a_real_process(workspace: Path, csv: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "server.cli", "data", "add", str(workspace), str(csv)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and len(done.stdout.strip()) == 64
+    assert (workspace / "data" / "shadow" / done.stdout.strip()).is_dir()

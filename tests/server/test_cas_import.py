@@ -1,0 +1,122 @@
+"""Importing datasets (server/cas_import.py) on real files: layout, idempotence, refusals."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from server.cas import MANIFEST, CasStore
+from server.cas_import import add_dataset
+from tests.server.cas_helpers import added, dataset_dir, snapshot, sources, store, writable
+from tools.errors import IntegrityError, InvalidInput
+
+__all__ = ["added", "sources", "store"]  # fixtures
+
+
+
+def test_add_stores_read_only_files_in_a_read_only_directory_named_by_the_hash(store: CasStore, added: str) -> None:
+    folder = dataset_dir(store, added)
+    assert sorted(p.name for p in folder.iterdir()) == [MANIFEST, "part-a.csv", "part-b.csv"]
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o555
+    assert {stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()} == {0o444}
+    assert [p.name for p in folder.parent.iterdir()] == [added]  # no temp directory left behind
+
+
+def test_adding_the_same_bytes_again_reuses_the_verified_directory(store: CasStore, sources: Path, added: str) -> None:
+    before = snapshot(store.workspace)
+    again = add_dataset(store, [sources / "part-b.csv", sources / "part-a.csv"])
+    assert again.reused and again.content_hash == added and again.rows == 60
+    assert snapshot(store.workspace) == before
+
+
+def test_parquet_files_are_imported_and_loaded(store: CasStore, sources: Path) -> None:
+    added = add_dataset(store, [sources / "credit.parquet"])
+    loaded = store.load(added.content_hash)
+    assert loaded.manifest["rows"] == 40 and loaded.manifest["columns"][0] == "customer_id"
+    assert loaded.frame["income"].dtype == "float64"
+
+
+def test_several_files_are_concatenated_in_manifest_order(store: CasStore, added: str) -> None:
+    frame = store.load(added).frame
+    assert len(frame) == 60 and list(frame["customer_id"][:2]) == ["C100000", "C100001"]
+    assert frame["customer_id"].iloc[40] == "C100040"
+
+
+def _link(sources: Path) -> Path:
+    (sources / "linked.csv").symlink_to(sources / "part-a.csv")
+    return sources / "linked.csv"
+
+
+def _named(name: str, body: bytes) -> Callable[[Path], Path]:
+    def make(sources: Path) -> Path:
+        (sources / name).write_bytes(body)
+        return sources / name
+
+    return make
+
+
+def _other_schema(sources: Path) -> Path:
+    (sources / "other.csv").write_text("a,b\n1,2\n")
+    return sources / "other.csv"
+
+
+BAD_SOURCES = {
+    "text file": _named("notes.txt", b"a,b\n1,2\n"),
+    "uppercase suffix": _named("DATA.CSV", b"a,b\n1,2\n"),
+    "directory": lambda s: s,
+    "symlink": _link,
+    "empty csv": _named("empty.csv", b""),
+    "not utf-8": _named("latin.csv", "name\nJosé\n".encode("latin-1")),
+    "corrupt parquet": _named("broken.parquet", b"PAR1 not really parquet"),
+    "different schema": _other_schema,
+    "missing file": lambda s: s / "absent.csv",
+}
+
+
+@pytest.mark.parametrize("kind", BAD_SOURCES)
+def test_add_refuses_unusable_files_and_writes_nothing(store: CasStore, sources: Path, kind: str) -> None:
+    bad = BAD_SOURCES[kind](sources)
+    with pytest.raises(InvalidInput) as refused:
+        add_dataset(store, [sources / "part-a.csv", bad])
+    assert refused.value.rule_id == "data.add" and refused.value.remediation
+    assert not (store.workspace / "data").exists()
+
+
+def test_add_refuses_duplicate_names_and_too_many_files(tmp_path: Path, store: CasStore, sources: Path) -> None:
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    (twin / "part-a.csv").write_bytes((sources / "part-a.csv").read_bytes())
+    with pytest.raises(InvalidInput, match="several files are named"):
+        add_dataset(store, [sources / "part-a.csv", twin / "part-a.csv"])
+    with pytest.raises(InvalidInput, match="more than datasets.max_files"):
+        add_dataset(store, [sources / "part-a.csv"] * 9)
+    assert not (store.workspace / "data").exists()
+
+
+def test_a_hard_linked_source_is_imported_as_a_single_link_copy(store: CasStore, sources: Path) -> None:
+    os.link(sources / "part-a.csv", sources / "twin.csv")
+    added = add_dataset(store, [sources / "twin.csv"])
+    assert (dataset_dir(store, added.content_hash) / "twin.csv").stat().st_nlink == 1
+    assert store.verify(added.content_hash).files[0].path == "twin.csv"
+
+
+def test_add_refuses_to_reuse_an_existing_directory_that_fails_verification(store: CasStore, sources: Path, added: str) -> None:
+    with writable(dataset_dir(store, added)) as folder:
+        (folder / "stray.csv").write_text("x\n1\n")
+    with pytest.raises(IntegrityError, match="already exists but fails verification") as refused:
+        add_dataset(store, [sources / "part-a.csv", sources / "part-b.csv"])
+    assert "move that directory" in refused.value.remediation
+
+
+def test_a_symlinked_shadow_directory_is_refused_on_import(tmp_path: Path, store: CasStore, sources: Path) -> None:
+    elsewhere = tmp_path / "elsewhere-shadow"
+    elsewhere.mkdir()
+    (store.workspace / "data").mkdir()
+    (store.workspace / "data" / "shadow").symlink_to(elsewhere)
+    with pytest.raises(IntegrityError) as refused:
+        add_dataset(store, [sources / "part-a.csv"])
+    assert refused.value.rule_id == "data.shadow_only" and not list(elsewhere.iterdir())

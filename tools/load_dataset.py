@@ -1,0 +1,186 @@
+"""load_dataset: verify a content-addressed dataset and describe it, never more raw data than a
+small sample with PII masked.
+
+The store (server/cas.py) reads each file of data/shadow/<content hash>/ once, hashes those bytes
+and parses those same bytes. The rules decide on what it found: data.shadow_only (no link led
+elsewhere), data.integrity (the recomputed hash is the requested one, no extra, missing, linked or
+changed file) and data.pii_masked (every PII column of the standards is masked in the sample).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+import anyio
+import pandas as pd
+from pydantic import Field
+
+from policies import Principal
+from policies.data import MASK, integrity, is_pii, shadow_only
+from policies.registry import load_all
+from tools.base import CallContext, StrictInput, ToolSpec
+
+HASH_DOC = (
+    "The dataset's content hash: 64 lowercase hexadecimal characters (SHA-256 of its manifest), as printed by "
+    "`mlgate data add` and listed by the mlgate://datasets resource. Paths are not accepted."
+)
+
+
+class LoadDatasetInput(StrictInput):
+    content_hash: str = Field(min_length=64, max_length=64, pattern=r"^[0-9a-f]{64}$", description=HASH_DOC)
+
+
+class Inspection(Protocol):
+    def facts(self) -> dict[str, Any]:
+        """requested, location, symlinked, recomputed, problems, files (see policies/data.py)."""
+        ...
+
+
+class Loaded(Protocol):
+    frame: pd.DataFrame
+    manifest: dict[str, Any]
+
+
+class DatasetStore(Protocol):
+    """The CAS port (server/cas.py CasStore)."""
+
+    def inspect(self, content_hash: str, max_files: int | None = None) -> Inspection:
+        """Read and hash the dataset directory once. Raises InvalidInput, NotFound."""
+        ...
+
+    def open(self, inspection: Inspection) -> Loaded:
+        """Parse the inspected bytes. Raises IntegrityError unless they verified."""
+        ...
+
+
+# --- pure descriptions of a frame -------------------------------------------------------------
+
+
+def _number(value: Any) -> int | float | str | None:
+    """A JSON-safe min/max: ints stay ints, non-finite floats become their names."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value if isinstance(value, (int, float)) else str(value)
+
+
+def value_ranges(frame: pd.DataFrame, pii_columns: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """{column: {min, max}} of numeric, non-boolean, non-PII columns (nulls ignored)."""
+    pii = list(pii_columns)
+    ranges: dict[str, dict[str, Any]] = {}
+    for column in frame.columns:
+        series = frame[column]
+        if is_pii(column, pii) or not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            continue
+        values = series.dropna()
+        ranges[str(column)] = {"min": _number(values.min()) if len(values) else None, "max": _number(values.max()) if len(values) else None}
+    return ranges
+
+
+def class_balance(frame: pd.DataFrame, label: Mapping[str, Any], max_classes: int) -> dict[str, Any]:
+    """Counts and shares of the label's values (the most frequent `max_classes`), and its nulls."""
+    target = label.get("target")
+    if not target or target not in frame.columns:
+        return {"label": target, "present": False}
+    series = frame[target]
+    counts = series.value_counts(dropna=True)
+    total = int(len(series))
+    shown = counts.head(max_classes)
+    return {
+        "label": target,
+        "present": True,
+        "positive_class": label.get("positive_class"),
+        "counts": {str(k): int(v) for k, v in shown.items()},
+        "shares": {str(k): round(int(v) / total, 6) for k, v in shown.items()} if total else {},
+        "distinct_values": int(len(counts)),
+        "missing": int(series.isna().sum()),
+    }
+
+
+def quality_checks(frame: pd.DataFrame, standards: Mapping[str, Any], max_classes: int) -> dict[str, Any]:
+    """Nulls per column, numeric ranges (PII excluded), duplicate rows, class balance."""
+    return {
+        "null_counts": {str(c): int(n) for c, n in frame.isna().sum().items()},
+        "ranges": value_ranges(frame, standards.get("pii_columns") or []),
+        "duplicate_rows": int(frame.duplicated().sum()),
+        "class_balance": class_balance(frame, standards.get("label") or {}, max_classes),
+    }
+
+
+def masked_sample(frame: pd.DataFrame, pii_columns: Iterable[str], rows: int) -> list[dict[str, Any]]:
+    """The first `rows` rows as JSON records, every PII column (any case) replaced by MASK."""
+    pii = list(pii_columns)
+    head = frame.head(max(rows, 0)).copy()
+    for column in head.columns:
+        if is_pii(column, pii):
+            head[column] = MASK
+    return json.loads(head.to_json(orient="records", date_format="iso"))
+
+
+# --- gather / execute -------------------------------------------------------------------------
+
+
+def _verified(facts: Mapping[str, Any], config: Mapping[str, Any]) -> bool:
+    return shadow_only(facts, config).allowed and integrity(facts, config).allowed
+
+
+def collect(store: DatasetStore, content_hash: str, config: Mapping[str, Any], principal: Principal) -> dict[str, Any]:
+    """Facts for policies/data.py. Nothing is parsed unless the bytes verified. Raises
+    InvalidInput (malformed hash), NotFound (no such dataset), IntegrityError (unparseable bytes)."""
+    limits, standards = config["policy"]["datasets"], config["standards"]
+    inspection = store.inspect(content_hash, int(limits["max_files"]))
+    facts: dict[str, Any] = {"principal": principal, **inspection.facts(), "columns": [], "sample": [], "manifest": None}
+    if not _verified(facts, config):
+        return facts
+    loaded = store.open(inspection)
+    pii = standards.get("pii_columns") or []
+    facts.update(
+        manifest=loaded.manifest,
+        columns=loaded.manifest["columns"],
+        quality=quality_checks(loaded.frame, standards, int(limits["max_classes"])),
+        sample=masked_sample(loaded.frame, pii, int(limits["sample_rows"])),
+        masked_columns=[c for c in loaded.manifest["columns"] if is_pii(c, pii)],
+    )
+    return facts
+
+
+async def gather(request: LoadDatasetInput, ctx: CallContext) -> dict[str, Any]:
+    """Hashing and parsing run in a worker thread: large files must not stall other calls."""
+    return await anyio.to_thread.run_sync(collect, ctx.ports.cas, request.content_hash, ctx.config, ctx.principal)
+
+
+async def execute(request: LoadDatasetInput, facts: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+    ctx.audit_refs["content_hash"] = request.content_hash
+    return {
+        **facts["manifest"],
+        "quality": facts["quality"],
+        "sample": facts["sample"],
+        "sample_rows": len(facts["sample"]),
+        "masked_columns": facts["masked_columns"],
+        "mask": MASK,
+    }
+
+
+_RULES = load_all()
+SPEC = ToolSpec(
+    name="load_dataset",
+    title="Load a dataset",
+    description=(
+        "Verify a dataset of data/shadow by its content hash (every byte re-hashed) and return its manifest: "
+        "content and schema hashes, files, rows, columns, dtypes, quality checks (nulls per column, numeric "
+        "ranges, duplicate rows, class balance of the label) and a few sample rows with PII columns masked. "
+        "Raw data beyond that sample is never returned. Read-only."
+    ),
+    input_model=LoadDatasetInput,
+    rules=tuple(_RULES[r] for r in ("role.known", "data.shadow_only", "data.integrity", "data.pii_masked")),
+    gather=gather,
+    execute=execute,
+    read_only=True,
+    idempotent=True,
+)
