@@ -32,7 +32,7 @@ from policies.decision import Decision, rule
 from policies.principal import Principal
 
 SOURCE = "DESIGN.md §3 open_pr, §4 PR provenance"
-COMMIT = re.compile(r"^[0-9a-f]{40}$")
+COMMIT = re.compile(r"^[0-9a-f]{40}\Z")
 AGENT_BRANCH = re.compile(r"^agent/[a-z0-9._-]{1,60}\Z")
 STANDARDS_PATH = "configs/project_standards.yaml"
 BRANCH_RULE = "agent/ followed by 1-60 lowercase letters, digits, '.', '_' or '-'"

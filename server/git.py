@@ -107,7 +107,8 @@ def parse_added_lines(patch: str) -> dict[str, list[tuple[int, str]]]:
         if hunk:
             number = int(hunk.group(1))
         elif line.startswith("+++ "):
-            target = line[4:]
+            # git ends the name with a tab when it holds a space; a name with a tab is quoted
+            target = line[4:].removesuffix("\t")
             current = None if target == "/dev/null" else _unquote(target)
             if current is not None:
                 added.setdefault(current, [])
@@ -153,6 +154,7 @@ class GitRepo:
 
     @classmethod
     def init(cls, path: Path | str, branch: str = "main") -> GitRepo:
+        Path(path).mkdir(parents=True, exist_ok=True)
         repo = cls(path)
         repo.run("init", "-q", "-b", branch)
         return repo
@@ -204,6 +206,13 @@ class GitRepo:
         """Short names of the branches under `prefix` whose head is `commit`."""
         out = self.text("for-each-ref", f"--points-at={check_commit(commit)}", "--format=%(refname:short)", "--", prefix)
         return [line for line in out.splitlines() if line]
+
+    def merge_heads(self) -> list[str]:
+        """The commits of a merge in progress (.git/MERGE_HEAD), empty when none is."""
+        path = Path(self.text("rev-parse", "--git-path", "MERGE_HEAD"))
+        path = path if path.is_absolute() else self.path / path
+        lines = path.read_text().split() if path.is_file() else []
+        return [line for line in lines if COMMIT.match(line)]
 
     def has_commit(self, commit: str) -> bool:
         return self.run("cat-file", "-e", f"{check_commit(commit)}^{{commit}}", check=False).returncode == 0

@@ -28,7 +28,7 @@ from server.approvals import ApprovalStore
 from server.git import GitRepo
 from server.pr_providers import PrRecords, tracking_for
 from server.safe_yaml import load_document
-from server.settings import Settings, policy_limits
+from server.settings import Settings, load_settings, policy_limits
 from tools.errors import GovernanceError, InvalidInput
 from tools.experiment_schema import EXPERIMENT_PATH, REASONING_PATH, ReasoningConfig, schema_errors, validate_experiment
 
@@ -110,9 +110,11 @@ def guard_problems(repo: GitRepo, limits: Mapping[str, Any]) -> list[str]:
 
 
 def pre_commit(repo: GitRepo, settings: Settings) -> list[str]:
-    """Every problem of the staged commit; empty when it may be committed."""
+    """Every problem of the staged commit; empty when it may be committed. A `git commit` that
+    concludes a merge stopped by pre-merge-commit gets the merge checks too."""
     limits = policy_limits()
-    return [*schema_problems(repo, limits), *protected_problems(repo, settings, limits), *guard_problems(repo, limits)]
+    problems = [*schema_problems(repo, limits), *protected_problems(repo, settings, limits), *guard_problems(repo, limits)]
+    return problems + check_merges(repo, settings, {commit: "" for commit in repo.merge_heads()})
 
 
 # --- pre-merge-commit and verify-pr -----------------------------------------------------------
@@ -164,13 +166,13 @@ def _agent_branches(repo: GitRepo, settings: Settings, commit: str, name: str) -
     return names
 
 
-def pre_merge_commit(repo: GitRepo, settings: Settings, environ: Mapping[str, str], *, tracking: Any = None) -> list[str]:
-    """Problems of a merge in progress. Only merges into the protected ref are checked; merged
-    commits that are no agent work (no agent branch, no PR record) pass."""
-    if repo.current_branch() != settings.protected_ref:
+def check_merges(repo: GitRepo, settings: Settings, merges: Mapping[str, str], *, tracking: Any = None) -> list[str]:
+    """Problems of merging `merges` ({commit: name given to git merge}) into the current branch.
+    Only merges into the protected ref are checked; commits that are no agent work pass."""
+    if not merges or repo.current_branch() != settings.protected_ref:
         return []
     problems: list[str] = []
-    for commit, name in sorted(merged_commits(environ).items()):
+    for commit, name in sorted(merges.items()):
         for branch in sorted(_agent_branches(repo, settings, commit, name)):
             problems += verify_pr(repo, settings, branch, tracking=tracking, merging=commit)
     return problems
@@ -182,4 +184,25 @@ def run_hook(name: str, workspace: Path, settings: Settings, environ: Mapping[st
     repo = hook_repo(workspace, environ)
     if name == "pre-commit":
         return pre_commit(repo, settings)
-    return pre_merge_commit(repo, settings, environ)
+    return check_merges(repo, settings, merged_commits(environ))
+
+
+def hook_main(name: str, workspace: Path | str = ".") -> int:
+    """Run hook `name` for `workspace`, print its problems; the exit status git acts on."""
+    if name not in HOOK_NAMES:
+        print(f"mlgate hook: unknown hook {name!r} (one of {', '.join(HOOK_NAMES)})", file=sys.stderr)
+        return 2
+    settings = load_settings(workspace)
+    try:
+        problems = run_hook(name, Path(settings.workspace), settings)
+    except GovernanceError as exc:
+        problems = [f"{exc.reason} ({exc.remediation})"]
+    if problems:
+        print(f"mlgate {name}: refused ({len(problems)} problems); fix them, or ask a human if a rule is in the way", file=sys.stderr)
+    for problem in problems:
+        print(f"mlgate {name}: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":  # the hook scripts' fast path: `python -I -m server.hooks NAME`
+    sys.exit(hook_main(sys.argv[1] if len(sys.argv) == 2 else ""))

@@ -9,12 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from server.cli import add_workspace_option
 from server.git import GitRepo
-from server.hooks import HOOK_NAMES, run_hook, verify_pr
+from server.hooks import HOOK_NAMES, hook_main, verify_pr
 from server.pr_providers import PrRecords
 from server.settings import load_settings
 
@@ -62,8 +61,4 @@ def verify_command(args: argparse.Namespace) -> int:
 
 
 def hook_command(args: argparse.Namespace) -> int:
-    settings = load_settings(args.workspace)
-    problems = run_hook(args.name, Path(settings.workspace), settings)
-    if problems:
-        print(f"mlgate {args.name}: refused ({len(problems)} problems); fix them, or ask a human if a rule is in the way", file=sys.stderr)
-    return _report(problems, args.name)
+    return hook_main(args.name, args.workspace)

@@ -1,0 +1,333 @@
+"""open_pr through the real server (in-memory MCP client): real workspace and git, runs in a real
+MLflow sqlite store, the local PR provider's bare remote and records, the audit chain."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+
+from server.app import build_server
+from server.cli import main
+from server.git import GitRepo
+from server.ports import Ports, build_ports
+from server.settings import Settings, load_settings
+from tools.base import CallContext
+from tools.errors import GitRefused
+from tools.open_pr import OpenPrInput, default_branch, execute, gather
+
+pytestmark = pytest.mark.anyio
+
+RECEIPT = {"gates": [{"name": "min_primary_metric", "status": "PASS", "observed": 0.81, "threshold": 0.7}], "verdict": "PASS"}
+HOSTILE = ["--upload-pack=touch MARK", "-c x=y", "main", "a..b", "agent/a..b", "@{-1}", "x\ny", "agent/x\ny", "a" * 300, "agent/" + "b" * 61, "agent/-x"]
+
+
+@pytest.fixture(scope="module")
+def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="module")
+def mlflow_client(tracking_uri: str) -> Any:
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    client.create_experiment("demo-bank/credit-default")
+    return client
+
+
+@pytest.fixture
+def settings(workspace: Path, tracking_uri: str) -> Settings:
+    return load_settings(workspace, transport="memory", tracking_uri=tracking_uri)
+
+
+@pytest.fixture
+def ports(settings: Settings) -> Ports:
+    return build_ports(settings)
+
+
+@pytest.fixture
+def repo(workspace: Path) -> GitRepo:
+    return GitRepo(workspace)
+
+
+def make_run(client: Any, commit: str, *, dirty: str = "false", status: str = "FINISHED", receipt: Any = RECEIPT) -> str:
+    """A run as run_experiment leaves it: Tier 1 params, metrics, tags, gate receipt."""
+    experiment = client.get_experiment_by_name("demo-bank/credit-default").experiment_id
+    run_id = client.create_run(experiment, tags={"client_name": "demo-bank", "project_name": "credit-default", "principal": "local-agent", "transport": "memory"}).info.run_id
+    params = {"git_commit": commit, "git_dirty": dirty, "dataset_content_hash": "d" * 64, "dataset_schema_hash": "e" * 64, "uv_lock_sha256": "f" * 64,
+              "feature_pipeline_hash": "1" * 64, "config_hash": "2" * 64, "standards_sha256": "3" * 64, "seed": "42"}  # fmt: skip
+    for key, value in params.items():
+        client.log_param(run_id, key, value)
+    for key, value in {"test_roc_auc": 0.81, "baseline_roc_auc": 0.74, "test_pr_auc": 0.52}.items():
+        client.log_metric(run_id, key, value)
+    if receipt is not None:
+        client.log_text(run_id, json.dumps(receipt), "gate_receipt.json")
+    client.set_terminated(run_id, status)
+    return run_id
+
+
+def commit_on(repo: GitRepo, branch: str, relpath: str = "src/features.py", text: str = "\n\ndef ratio(frame):\n    return frame.a / frame.b\n") -> str:
+    """A commit on `branch` (created from main) that appends `text` to `relpath`."""
+    repo.run("checkout", "-q", "-B", branch, "main")
+    path = repo.path / relpath
+    path.write_text(path.read_text() + text if path.exists() else text)
+    commit = repo.commit_paths([relpath], f"change {relpath}")
+    repo.run("checkout", "-q", "main")
+    return commit
+
+
+@asynccontextmanager
+async def connect(settings: Settings, ports: Ports) -> AsyncIterator[Any]:
+    async with Client(build_server(settings, ports)) as client:
+        yield client
+
+
+async def open_pr(client: Any, run_id: str, **extra: Any) -> tuple[bool, dict[str, Any]]:
+    result = await client.call_tool("open_pr", {"run_id": run_id, "title": "Debt ratio feature", **extra})
+    return result.is_error, result.structured_content
+
+
+def remote(settings: Settings) -> GitRepo:
+    return GitRepo(settings.state_dir / "remote.git")
+
+
+def records(settings: Settings) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted((settings.state_dir / "prs").glob("*.json"))]
+
+
+def audit(settings: Settings) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in settings.audit_path.read_text().splitlines() if line.strip()]
+
+
+def nothing_pushed_or_recorded(settings: Settings, branch: str) -> bool:
+    pushed = (settings.state_dir / "remote.git" / "HEAD").is_file() and remote(settings).branch_head(branch) is not None
+    return not pushed and records(settings) == []
+
+
+# --- the allowed path -------------------------------------------------------------------------
+
+
+async def test_open_pr_pushes_the_run_commit_and_records_the_pr_citing_the_run(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    commit = commit_on(repo, "agent/debt-ratio")
+    run_id = make_run(mlflow_client, commit)
+    async with connect(settings, ports) as client:
+        is_error, result = await open_pr(client, run_id, branch="agent/debt-ratio", body="Adds a debt-to-income ratio.")
+    assert not is_error, result
+    assert result["commit"] == commit and result["branch"] == "agent/debt-ratio" and result["pr"]["id"] == "local#1" and not result["branch_created"]
+    assert remote(settings).branch_head("agent/debt-ratio") == commit and remote(settings).branch_head("main") is None
+    [record] = records(settings)
+    assert record["run_id"] == run_id and record["commit"] == commit and record["base"] == "main"
+    assert record["metrics"] == {"test_pr_auc": 0.52, "test_roc_auc": 0.81} and record["baseline"] == {"baseline_roc_auc": 0.74}
+    assert record["gate_receipt"] == RECEIPT and record["opened_by"]["role"] == "agent"
+    description = record["description"]
+    assert description.startswith("Adds a debt-to-income ratio.") and f"mlgate-run-id: {run_id}" in description and f"runs:/{run_id}" in description
+    assert "test_roc_auc | `0.81`" in description and "baseline_roc_auc | `0.74`" in description and '"verdict": "PASS"' in description
+    outcome = audit(settings)[-1]
+    assert outcome["kind"] == "outcome" and outcome["status"] == "ok" and outcome["run_id"] == run_id and outcome["commit"] == commit
+    assert await anyio.to_thread.run_sync(main, ["prs", "--workspace", str(settings.workspace)]) == 0
+    assert "local#1" in capsys.readouterr().out
+
+
+async def test_a_missing_branch_is_created_at_the_run_commit(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
+    commit = commit_on(repo, "work")
+    run_id = make_run(mlflow_client, commit, receipt=None)
+    async with connect(settings, ports) as client:
+        is_error, result = await open_pr(client, run_id)
+    assert not is_error, result
+    branch = default_branch(run_id)
+    assert result["branch"] == branch and result["branch_created"] and repo.branch_head(branch) == commit == remote(settings).branch_head(branch)
+    assert "no gate receipt" in records(settings)[0]["description"]
+
+
+async def test_opening_the_same_pr_twice_changes_nothing(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
+    run_id = make_run(mlflow_client, commit_on(repo, "agent/twice"))
+    async with connect(settings, ports) as client:
+        first = await open_pr(client, run_id, branch="agent/twice")
+        second = await open_pr(client, run_id, branch="agent/twice")
+    assert not first[0] and not second[0] and first[1]["pr"] == second[1]["pr"] and second[1]["pr_changed"] is False
+    assert len(records(settings)) == 1
+
+
+async def test_dry_run_decides_and_previews_without_side_effects(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
+    commit = commit_on(repo, "work")
+    run_id = make_run(mlflow_client, commit)
+    async with connect(settings, ports) as client:
+        is_error, result = await open_pr(client, run_id, dry_run=True)
+    assert not is_error and result["dry_run"] and result["would_create_branch"] and f"mlgate-run-id: {run_id}" in result["description"]
+    assert repo.branch_head(default_branch(run_id)) is None and nothing_pushed_or_recorded(settings, default_branch(run_id))
+
+
+async def test_verify_pr_accepts_the_branch_of_an_opened_pr(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any, tracking_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLGATE_TRACKING_URI", tracking_uri)
+    run_id = make_run(mlflow_client, commit_on(repo, "agent/verified"))
+    async with connect(settings, ports) as client:
+        assert not (await open_pr(client, run_id, branch="agent/verified"))[0]
+    assert await anyio.to_thread.run_sync(main, ["verify-pr", "agent/verified", "--workspace", str(settings.workspace)]) == 0
+
+
+# --- refusals -----------------------------------------------------------------------------------
+
+
+async def test_a_dirty_run_is_refused(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
+    run_id = make_run(mlflow_client, commit_on(repo, "agent/dirty"), dirty="true")
+    async with connect(settings, ports) as client:
+        is_error, result = await open_pr(client, run_id, branch="agent/dirty")
+    assert is_error and result["rule_id"] == "pr.run_clean" and "commit your changes" in result["remediation"]
+    assert nothing_pushed_or_recorded(settings, "agent/dirty")
+
+
+@pytest.mark.parametrize("status", ["FAILED", "KILLED", "RUNNING"])
+async def test_a_run_that_did_not_finish_is_refused(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any, status: str) -> None:
+    run_id = make_run(mlflow_client, commit_on(repo, "agent/failed"), status=status)
+    async with connect(settings, ports) as client:
+        is_error, result = await open_pr(client, run_id, branch="agent/failed")
+    assert is_error and result["rule_id"] == "pr.run_succeeded" and nothing_pushed_or_recorded(settings, "agent/failed")
+
+
+async def test_a_run_from_another_commit_than_the_branch_head_is_refused(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
+    measured = commit_on(repo, "agent/moved-on")
+    run_id = make_run(mlflow_client, measured)
+    repo.run("checkout", "-q", "agent/moved-on")
+    (repo.path / "src/features.py").write_text("# later work\n")
+    later = repo.commit_paths(["src/features.py"], "later work")
+    repo.run("checkout", "-q", "main")
+    async with connect(settings, ports) as client:
+        is_error, result = await open_pr(client, run_id, branch="agent/moved-on")
+    assert is_error and result["rule_id"] == "pr.commit_is_branch_head" and later in result["reason"] and measured in result["reason"]
+    assert repo.branch_head("agent/moved-on") == later and nothing_pushed_or_recorded(settings, "agent/moved-on")
+
+
+async def test_an_unknown_run_is_refused(settings: Settings, ports: Ports) -> None:
+    async with connect(settings, ports) as client:
+        is_error, result = await open_pr(client, "0" * 32)
+    assert is_error and result["rule_id"] == "tracking.run_not_found"
+
+
+async def test_a_run_of_a_commit_already_on_main_is_refused(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
+    run_id = make_run(mlflow_client, repo.head() or "")
+    async with connect(settings, ports) as client:
+        is_error, result = await open_pr(client, run_id)
+    assert is_error and result["rule_id"] == "pr.has_changes"
+
+
+async def test_training_calls_in_the_diff_are_refused(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
+    run_id = make_run(mlflow_client, commit_on(repo, "agent/fits", text="\n\ndef scale(frame):\n    return StandardScaler().fit(frame)\n"))
+    async with connect(settings, ports) as client:
+        is_error, result = await open_pr(client, run_id, branch="agent/fits")
+    assert is_error and result["rule_id"] == "pr.training_guard" and "src/features.py:" in result["reason"]
+    assert nothing_pushed_or_recorded(settings, "agent/fits")
+
+
+async def test_a_protected_field_moved_in_the_commit_is_refused_unless_approved(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
+    text = (repo.path / "configs/experiment.yaml").read_text().replace("test_size: 0.2", "test_size: 0.3")
+    repo.run("checkout", "-q", "-b", "agent/bigger-test")
+    (repo.path / "configs/experiment.yaml").write_text(text)
+    commit = repo.commit_paths(["configs/experiment.yaml"], "bigger test split")
+    repo.run("checkout", "-q", "main")
+    run_id = make_run(mlflow_client, commit)
+    async with connect(settings, ports) as client:
+        is_error, result = await open_pr(client, run_id, branch="agent/bigger-test")
+        assert is_error and result["rule_id"] == "pr.protected_fields_unchanged" and "split.test_size" in result["reason"]
+        ports.approvals.set_in_force({"split.test_size": "0.3"})
+        is_error, result = await open_pr(client, run_id, branch="agent/bigger-test")
+    assert not is_error, result
+
+
+async def test_an_agent_changing_the_standards_is_refused(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
+    run_id = make_run(mlflow_client, commit_on(repo, "agent/looser", "configs/project_standards.yaml", "\n# looser\n"))
+    async with connect(settings, ports) as client:
+        is_error, result = await open_pr(client, run_id, branch="agent/looser")
+    assert is_error and result["rule_id"] == "pr.standards_unchanged" and nothing_pushed_or_recorded(settings, "agent/looser")
+
+
+async def test_a_credential_in_the_pr_text_is_refused(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
+    run_id = make_run(mlflow_client, commit_on(repo, "agent/leaky"))
+    async with connect(settings, ports) as client:
+        is_error, result = await open_pr(client, run_id, branch="agent/leaky", body="use token ghp_" + "A1b2C3d4E5" * 4)
+    assert is_error and result["rule_id"] == "pr.no_secrets" and "ghp_" not in json.dumps(result)
+    assert nothing_pushed_or_recorded(settings, "agent/leaky")
+
+
+@pytest.mark.parametrize("branch", HOSTILE)
+async def test_hostile_branch_names_are_refused_with_no_side_effect(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any, branch: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(settings.workspace)
+    run_id = make_run(mlflow_client, commit_on(repo, "work"))
+    refs = repo.text("for-each-ref")
+    async with connect(settings, ports) as client:
+        is_error, result = await open_pr(client, run_id, branch=branch)
+    assert is_error and result["rule_id"] in ("pr.branch_allowed", "input.schema", "role.agents_cannot_touch_main")
+    assert repo.text("for-each-ref") == refs and nothing_pushed_or_recorded(settings, "main")
+    assert not (settings.workspace / "MARK").exists() and not (settings.state_dir / "MARK").exists()
+
+
+async def test_planted_hooks_and_filters_never_run_during_open_pr(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any, tmp_path: Path) -> None:
+    marker = tmp_path / "MARK"
+    for name in ("pre-push", "reference-transaction", "post-checkout", "pre-commit"):
+        hook = repo.path / ".git" / "hooks" / name
+        hook.write_text(f"#!/bin/sh\ntouch {marker}\n")
+        hook.chmod(0o755)
+    repo.run("config", "core.fsmonitor", f"touch {marker}")
+    repo.run("config", "filter.evil.process", f"touch {marker}")
+    (repo.path / ".git" / "info").mkdir(exist_ok=True)
+    (repo.path / ".git" / "info" / "attributes").write_text("* filter=evil diff=evil\n")
+    repo.run("config", "diff.evil.textconv", f"touch {marker}; cat")
+    run_id = make_run(mlflow_client, commit_on(repo, "agent/planted"))
+    async with connect(settings, ports) as client:
+        is_error, result = await open_pr(client, run_id, branch="agent/planted")
+    assert not is_error, result
+    assert not marker.exists()
+
+
+# --- a branch that moves while the PR is being opened -----------------------------------------
+
+
+def _context(ports: Ports) -> CallContext:
+    return CallContext(principal=ports.settings.local, transport="memory", ports=ports, config=ports.standards.policy_config())
+
+
+async def test_a_branch_created_elsewhere_after_the_check_is_refused(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
+    commit = commit_on(repo, "work")
+    other = commit_on(repo, "other", "src/other.py", "x = 1\n")
+    run_id = make_run(mlflow_client, commit)
+    request = OpenPrInput(run_id=run_id, title="Debt ratio", branch="agent/raced")
+    ctx = _context(ports)
+    facts = gather(request, ctx)
+    assert facts["branch_head"] is None
+    repo.run("update-ref", "refs/heads/agent/raced", other)
+    with pytest.raises(GitRefused) as refused:
+        await execute(request, facts, ctx)
+    assert refused.value.rule_id == "pr.branch_moved" and nothing_pushed_or_recorded(settings, "agent/raced")
+
+
+class RacingProvider:
+    """The real local provider, with another writer moving the remote branch right after our push."""
+
+    def __init__(self, inner: Any, repo: GitRepo, other: str) -> None:
+        self.inner, self.repo, self.other, self.name = inner, repo, other, inner.name
+
+    def push(self, commit: str, branch: str) -> None:
+        self.inner.push(commit, branch)
+        self.repo.run("push", "-q", "--force", "--", str(self.inner.remote_path), f"{self.other}:refs/heads/{branch}")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_a_remote_branch_moved_after_the_push_is_refused(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
+    commit = commit_on(repo, "agent/contested")
+    other = commit_on(repo, "other", "src/other.py", "x = 1\n")
+    run_id = make_run(mlflow_client, commit)
+    ports.prs = RacingProvider(ports.prs, repo, other)
+    async with connect(settings, ports) as client:
+        is_error, result = await open_pr(client, run_id, branch="agent/contested")
+    assert is_error and result["rule_id"] == "pr.branch_moved" and "remote" in result["reason"]
+    assert records(settings) == [] and audit(settings)[-1]["status"] == "failed"
