@@ -22,6 +22,10 @@ from tools.base import CallContext, ToolSpec
 from tools.errors import GovernanceError, InvalidInput
 
 
+class AuditFailed(GovernanceError):
+    rule_id = "audit.unavailable"
+
+
 class AuditSink(Protocol):
     def append(self, record: Mapping[str, Any]) -> Mapping[str, Any]: ...
 
@@ -42,10 +46,6 @@ def validation_denial(exc: ValidationError) -> InvalidInput:
     )
 
 
-async def _maybe_await(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value
-
-
 class Enforcer:
     """Runs governed tool calls. `config_source()` gives the policy config for each call."""
 
@@ -54,11 +54,17 @@ class Enforcer:
         self._config_source = config_source
 
     async def call(self, spec: ToolSpec, arguments: Mapping[str, Any], ctx: CallContext) -> CallToolResult:
+        """Never raises for a governed outcome; an audit chain that cannot record refuses the call."""
         base = self._base_record(spec, arguments, ctx)
         try:
+            return await self._governed(spec, arguments, ctx, base)
+        except AuditFailed as exc:
+            return results.denial(Decision.deny(exc.rule_id, exc.reason, exc.remediation))
+
+    async def _governed(self, spec: ToolSpec, arguments: Mapping[str, Any], ctx: CallContext, base: dict[str, Any]) -> CallToolResult:
+        try:
             request = self._validate(spec, arguments)
-            ctx.config = await anyio.to_thread.run_sync(self._config_source)
-            facts = await _maybe_await(spec.gather(request, ctx))
+            facts = await self._gather(spec, request, ctx)
         except GovernanceError as exc:
             return self._refuse(base, exc)
         verdict = evaluate(spec.rules, facts, ctx.config)
@@ -69,6 +75,25 @@ class Enforcer:
         if dry_run:
             return self._dry_run(spec, request, facts, verdict, base)
         return await self._execute(spec, request, facts, ctx, base)
+
+    async def _gather(self, spec: ToolSpec, request: BaseModel, ctx: CallContext) -> Any:
+        """Policy config and facts, read off the event loop (git, files and datasets block)."""
+        if inspect.iscoroutinefunction(spec.gather):
+            ctx.config = await anyio.to_thread.run_sync(self._config_source)
+            return await spec.gather(request, ctx)
+
+        def read() -> Any:
+            ctx.config = self._config_source()
+            return spec.gather(request, ctx)
+
+        return await anyio.to_thread.run_sync(read)
+
+    def _append(self, record: Mapping[str, Any]) -> None:
+        try:
+            self._audit.append(record)
+        except Exception as exc:  # noqa: BLE001 - whatever broke, nothing may run unrecorded
+            reason = exc.reason if isinstance(exc, GovernanceError) else f"the audit chain could not record ({type(exc).__name__})"
+            raise AuditFailed(reason, "an operator must run `mlgate audit verify` and repair the state directory", rule_id="audit.unavailable") from exc
 
     def _validate(self, spec: ToolSpec, arguments: Mapping[str, Any]) -> BaseModel:
         try:
@@ -87,7 +112,7 @@ class Enforcer:
 
     def _refuse(self, base: dict[str, Any], exc: GovernanceError) -> CallToolResult:
         """A refusal before the policies ran (bad input, missing or corrupt data)."""
-        self._audit.append({**base, "kind": "decision", "decision": "deny", "rule_ids": [exc.rule_id], "reason": exc.reason})
+        self._append({**base, "kind": "decision", "decision": "deny", "rule_ids": [exc.rule_id], "reason": exc.reason})
         return results.denial(Decision.deny(exc.rule_id, exc.reason, exc.remediation))
 
     def _audit_decision(self, base: dict[str, Any], verdict: Verdict, dry_run: bool) -> None:
@@ -95,13 +120,13 @@ class Enforcer:
         record["rule_ids"] = list(verdict.rule_ids)
         record["denied_by"] = [d.rule_id for d in verdict.denials]
         record["dry_run"] = dry_run
-        self._audit.append(record)
+        self._append(record)
 
     def _deny(self, spec, request, facts, verdict: Verdict, ctx, base, dry_run: bool) -> CallToolResult:
         extra: dict[str, Any] = {}
         if spec.on_deny is not None and not dry_run:
             extra = spec.on_deny(request, facts, verdict, ctx)
-            self._audit.append({**base, "kind": "outcome", "status": "denied", **_refs(extra)})
+            self._append({**base, "kind": "outcome", "status": "denied", **_refs(extra)})
         elif dry_run and spec.preview is not None:
             extra = _denied_preview(spec, request, facts)
         return results.denial(verdict.deciding, verdict, extra, dry_run=dry_run)
@@ -114,16 +139,16 @@ class Enforcer:
         try:
             payload = await spec.execute(request, facts, ctx)
         except GovernanceError as exc:
-            self._audit.append({**base, "kind": "outcome", "status": "failed", "rule_ids": [exc.rule_id], "reason": exc.reason, **_refs(ctx.audit_refs)})
+            self._append({**base, "kind": "outcome", "status": "failed", "rule_ids": [exc.rule_id], "reason": exc.reason, **_refs(ctx.audit_refs)})
             return results.failure(exc)
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
-                self._audit.append({**base, "kind": "outcome", "status": "cancelled", **_refs(ctx.audit_refs)})
+                self._append({**base, "kind": "outcome", "status": "cancelled", **_refs(ctx.audit_refs)})
             raise
         except Exception as exc:
-            self._audit.append({**base, "kind": "outcome", "status": "error", "error": type(exc).__name__, **_refs(ctx.audit_refs)})
+            self._append({**base, "kind": "outcome", "status": "error", "error": type(exc).__name__, **_refs(ctx.audit_refs)})
             return results.internal_error(spec.name)
-        self._audit.append({**base, "kind": "outcome", "status": "ok", **_refs({**ctx.audit_refs, **payload})})
+        self._append({**base, "kind": "outcome", "status": "ok", **_refs({**ctx.audit_refs, **payload})})
         return results.success(payload)
 
 

@@ -111,3 +111,16 @@ async def test_tool_schema_forbids_additional_properties() -> None:
         tools = (await client.list_tools()).tools
     assert tools[0].input_schema["additionalProperties"] is False
     assert tools[0].input_schema["properties"]["text"]["description"] == "text to echo"
+
+
+class BrokenAudit(Recorder):
+    def append(self, record: dict[str, Any]) -> dict[str, Any]:
+        raise OSError("disk full")
+
+
+async def test_a_call_the_audit_chain_cannot_record_is_refused_and_never_executes() -> None:
+    recorder = BrokenAudit()
+    async with Client(_server(recorder)) as client:
+        result = await client.call_tool("echo", {"text": "please"})
+    assert result.is_error and result.structured_content["rule_id"] == "audit.unavailable"
+    assert "audit verify" in result.structured_content["remediation"] and recorder.executed == []
