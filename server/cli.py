@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from tools.errors import GovernanceError
 
-COMMAND_MODULES = ("workspace", "data", "serve", "token", "approvals", "audit", "demo")
+COMMAND_MODULES = ("workspace", "data", "serve", "token", "approvals", "audit", "demo", "prs")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,6 +15,7 @@ from server.cas import CasStore
 from server.clock import SystemClock
 from server.environment import Environment
 from server.git import GitRepo
+from server.pr_providers import RunArtifacts, build_provider
 from server.rundirs import RunDirs
 from server.sandbox import SandboxLauncher
 from server.settings import Settings, policy_limits
@@ -39,6 +40,8 @@ class Ports:
     rundirs: Any = None
     environment: Any = None
     slots: Any = None
+    prs: Any = None  # the pull-request provider (server/pr_providers.py)
+    run_artifacts: Any = None  # a run's JSON artifacts (server/pr_providers.RunArtifacts)
 
 
 def build_ports(settings: Settings) -> Ports:
@@ -57,4 +60,6 @@ def build_ports(settings: Settings) -> Ports:
     training = policy_limits()["training"]
     ports.slots = RunSlots(int(training["max_concurrent_runs"]), str(training["when_busy"]))
     ports.audit = AuditChain(settings.audit_path, clock=ports.clock, options=AuditOptions.from_config(policy_limits().get("audit", {})))
+    ports.prs = build_provider(settings, git)
+    ports.run_artifacts = RunArtifacts(ports.tracking)
     return ports

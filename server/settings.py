@@ -41,6 +41,29 @@ class SandboxLimits(BaseModel):
     threads: int = Field(2, ge=1, le=64, description="OMP/MKL/OpenBLAS threads and library thread pools.")
 
 
+class GitHubSettings(BaseModel):
+    """The GitHub pull-request provider. The token is read from the environment variable NAMED
+    here, at the moment it is needed; it is never a client's token and never logged."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    api_url: str = Field("https://api.github.com", pattern=r"^https?://[^\s@]+$", description="REST API base URL (GitHub Enterprise: https://HOST/api/v3).")
+    repository: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$", description="owner/name of the repository PRs are opened on.")
+    git_url: str | None = Field(None, description="Where branches are pushed; default https://github.com/<repository>.git.")
+    token_env: str = Field("MLGATE_GITHUB_TOKEN", pattern=r"^[A-Z_][A-Z0-9_]{0,63}$", description="Name of the environment variable holding the token.")
+    timeout_seconds: float = Field(30.0, gt=0, le=300)
+
+    def token(self) -> str | None:
+        return os.environ.get(self.token_env) or None
+
+
+class PullRequestSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    provider: Literal["local", "github"] = "local"
+    remote_path: Path | None = Field(None, description="Bare repository of the local provider; default <state_dir>/remote.git.")
+    mlflow_ui_url: str | None = Field(None, pattern=r"^https?://[^\s@]+$", description="MLflow UI base URL for the link-back in PR descriptions.")
+    github: GitHubSettings = Field(default_factory=GitHubSettings)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -54,6 +77,7 @@ class Settings(BaseModel):
     sandbox: SandboxLimits = Field(default_factory=SandboxLimits)
     tracking_uri: str | None = None
     http: HttpSettings = Field(default_factory=HttpSettings)
+    pull_requests: PullRequestSettings = Field(default_factory=PullRequestSettings)
 
     @property
     def local(self) -> Principal:

@@ -183,6 +183,9 @@ def init_workspace(target: Path, client: str = "demo-bank", project: str = "cred
             copier.run_copy(tmp, str(target), data={"client_name": client, "project_name": project}, vcs_ref=tag, defaults=True, quiet=True, unsafe=False)
             _point_answers_at(target, TEMPLATE_SOURCE)
             repo = GitRepo.init(target)
+            from server.hooks import install_hooks  # noqa: PLC0415
+
+            install_hooks(repo)  # core.hooksPath=.githooks, hooks executable (committed as such)
             repo.commit_all(f"mlgate: initialise governed workspace (template {tag})")
             _store_version(repo, Path(tmp), tag)
     except BaseException:
