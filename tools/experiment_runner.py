@@ -74,7 +74,19 @@ def aligned_scores(predictions: pd.DataFrame, expected: np.ndarray) -> np.ndarra
     return scores
 
 
-async def run_stage(ctx: CallContext, run_id: str, stage: Stage, data: dict[str, Any], position: tuple[int, int]) -> StageResult:
+class StageProgress:
+    """Progress of stages running side by side: the sum of each stage's fraction done, so the
+    reported value only ever grows."""
+
+    def __init__(self, ctx: CallContext, total: int) -> None:
+        self._ctx, self._total, self._done = ctx, total, {}
+
+    async def report(self, stage: str, fraction: float, message: str) -> None:
+        self._done[stage] = max(self._done.get(stage, 0.0), min(fraction, 1.0))
+        await self._ctx.progress(round(sum(self._done.values()), 4), self._total, f"{stage}: {message}")
+
+
+async def run_stage(ctx: CallContext, run_id: str, stage: Stage, data: dict[str, Any], progress: StageProgress) -> StageResult:
     ports, facts = ctx.ports, data["facts"]
     directory = ports.rundirs.stage_dir(run_id, stage.name)
     train, evaluation = child_inputs(data["frame"], data["labels"], stage, facts["feature_columns"])
@@ -82,16 +94,25 @@ async def run_stage(ctx: CallContext, run_id: str, stage: Stage, data: dict[str,
     await anyio.to_thread.run_sync(ports.rundirs.write_inputs, directory, train, evaluation, spec, facts["provenance"]["features_py"])
 
     async def on_progress(event: Any) -> None:
-        await ctx.progress(position[0] + event.step / max(event.total, 1), position[1], f"{stage.name}: {event.message}")
+        await progress.report(stage.name, event.step / max(event.total, 1), event.message)
         metrics = {f"{stage.name}.{k}": v for k, v in event.metrics.items() if v is not None}
         if metrics:
             await anyio.to_thread.run_sync(lambda: ports.tracking.log_metrics(run_id, metrics, step=event.step))
 
-    await ctx.progress(position[0], position[1], f"{stage.name}: training on {len(stage.train)} rows")
+    await progress.report(stage.name, 0.0, f"training on {len(stage.train)} rows")
     result = await ports.sandbox.run(directory, on_progress=on_progress)
     result.raise_for_failure()
     predictions = await anyio.to_thread.run_sync(ports.rundirs.read_predictions, directory)
     return StageResult(stage, aligned_scores(predictions, stage.evaluate), result.result, directory)
+
+
+def _first_failure(failures: BaseExceptionGroup) -> BaseException:
+    """The failure to report when stages failed together: a governed one (sandbox, integrity) first."""
+    governed, others = failures.split(GovernanceError)
+    group = governed or others
+    while isinstance(group, BaseExceptionGroup):
+        group = group.exceptions[0]
+    return group
 
 
 def _reconcile_once(tracking: Any) -> None:
@@ -121,9 +142,23 @@ async def _train_all(ctx: CallContext, run_id: str, facts: dict[str, Any]) -> tu
     plan = plan_split(frame, labels, config["split"], seed=seed, time_column=ctx.config["standards"].get("time_column"))
     data = {"facts": facts, "frame": frame, "labels": labels, "seed": seed}
     stages = stages_of(plan, config["model"])
-    results = [await run_stage(ctx, run_id, stage, data, (i, len(stages))) for i, stage in enumerate(stages)]
+    progress = StageProgress(ctx, len(stages))
+    results: dict[str, StageResult] = {}
+    limiter = anyio.CapacityLimiter(int(ctx.config["policy"]["training"]["parallel_stages"]))
+
+    async def one(stage: Stage) -> None:
+        async with limiter:
+            results[stage.name] = await run_stage(ctx, run_id, stage, data, progress)
+
+    # Stages are independent children (each sees only its own training labels): run them side by side.
+    try:
+        async with anyio.create_task_group() as group:
+            for stage in stages:
+                group.start_soon(one, stage)
+    except BaseExceptionGroup as failures:
+        raise _first_failure(failures) from None
     await ctx.progress(len(stages), len(stages), "evaluating")
-    return plan, results, data
+    return plan, [results[s.name] for s in stages], data
 
 
 def _end_status(exc: BaseException) -> tuple[str, str]:

@@ -9,7 +9,7 @@ RUN_CONFIG: dict[str, Any] = {
     "model": {"type": "xgboost", "params": {}},
     "features": {"exclude": [], "use_protected_attributes": False},
 }
-POLICY = {**BASE_POLICY, "training": {"max_concurrent_runs": 1, "when_busy": "refuse"}}
+POLICY = {**BASE_POLICY, "training": {"max_concurrent_runs": 1, "when_busy": "refuse", "parallel_stages": 3}}
 
 
 def facts(**changes: Any) -> dict[str, Any]:
