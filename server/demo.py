@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import anyio
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
@@ -21,8 +22,8 @@ from server.workspace import init_workspace
 
 REASONING = {
     "hypothesis_category": "hyperparameter_tuning",
-    "change_description": "Use the governed credit dataset and allow deeper trees (max_depth 4 -> 5).",
-    "expected_effect": "Slightly higher roc_auc from interactions between income and debt ratio.",
+    "change_description": "Use the governed credit dataset with shallower, slower-learning trees to curb overfitting.",
+    "expected_effect": "Higher test roc_auc than the default trees on about 1,200 training rows.",
 }
 
 
@@ -54,10 +55,11 @@ def brief(result: Any) -> dict[str, Any]:
     return {"is_error": bool(result.is_error), **content}
 
 
-def approve(workspace: Path, approval_id: str) -> int:
-    from server.cli import main
-
-    return main(["approvals", "approve", approval_id, "--workspace", str(workspace), "--as", "risk-officer", "--note", "demo approval"])
+async def approve(workspace: Path, approval_id: str) -> int:
+    """A human at another terminal: a separate `mlgate approvals approve` process."""
+    argv = [sys.executable, "-m", "server.cli", "approvals", "approve", approval_id, "--workspace", str(workspace), "--as", "risk-officer", "--note", "demo approval"]
+    process = await anyio.run_process(argv, check=False, stdout=None, stderr=None)
+    return process.returncode
 
 
 def _dataset_summary(content: dict[str, Any]) -> dict[str, Any]:
@@ -78,18 +80,18 @@ async def session(workspace: Path, content_hash: str, *, train: bool) -> dict[st
         say("1. the agent lists the governed tools", answers["tools"])
         answers["load"] = brief(await client.call_tool("load_dataset", {"content_hash": content_hash}))
         say("2. load_dataset: verified manifest, PII masked in the sample", _dataset_summary(answers["load"]))
-        allowed = {"changes": {"data.dataset": content_hash, "model.params.max_depth": 5}, "reasoning": REASONING}
+        allowed = {"changes": {"data.dataset": content_hash, "model.params": {"n_estimators": 150, "max_depth": 2, "learning_rate": 0.05}}, "reasoning": REASONING}
         answers["allowed"] = brief(await client.call_tool("propose_config_change", allowed))
         say("3. propose_config_change (ordinary fields): allowed and written", {k: answers["allowed"].get(k) for k in ("is_error", "decision", "diff")})
         protected = {"changes": {"split.test_size": 0.25}, "reasoning": {**REASONING, "change_description": "Hold out a quarter of the latest rows instead of a fifth for testing."}}
         answers["denied"] = brief(await client.call_tool("propose_config_change", protected))
         say("4. propose_config_change (protected field): denied, approval requested", {k: answers["denied"].get(k) for k in ("is_error", "decision", "rule_id", "reason", "remediation", "approval_id", "next_step")})
         say("5. a risk officer approves out of band: mlgate approvals approve " + str(answers["denied"].get("approval_id")))
-        answers["approve_exit"] = approve(workspace, answers["denied"]["approval_id"])
+        answers["approve_exit"] = await approve(workspace, answers["denied"]["approval_id"])
         answers["approved"] = brief(await client.call_tool("propose_config_change", protected))
         say("6. the same change again: allowed once, override logged", {k: answers["approved"].get(k) for k in ("is_error", "decision", "protected_overrides_logged")})
         if train:
-            GitRepo(workspace).commit_all("agent: use the governed dataset, deeper trees, larger test window")
+            GitRepo(workspace).commit_all("agent: governed dataset, shallower trees, larger test window")
             answers["run"] = brief(await client.call_tool("run_experiment", {"reasoning": REASONING, "agent_model": "demo-script"}))
             say("7. run_experiment: sandboxed training, server-side metrics, MLflow run", _run_summary(answers["run"]))
     report = verify(load_settings(workspace).audit_path)
