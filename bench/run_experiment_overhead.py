@@ -76,7 +76,8 @@ def bare_run(workspace: Path, run_id: str, tracking_dir: Path) -> float:
         copies.append(copy)
     mlflow.set_tracking_uri(f"sqlite:///{tracking_dir / 'bare.db'}")
     started = time.perf_counter()
-    with mlflow.start_run():
+    experiment = mlflow.create_experiment("bare", artifact_location=(tracking_dir / "artifacts").as_uri())
+    with mlflow.start_run(experiment_id=experiment):
         for copy in copies:
             result = train_stage(copy)
             mlflow.log_metrics({f"{copy.name}_train_seconds": result.train_seconds})
