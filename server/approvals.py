@@ -114,8 +114,9 @@ class ApprovalStore:
         live = [r for r in self.list() if r["change_hash"] == change_hash and r["status"] != "consumed"]
         return live[-1] if live else None
 
-    def request(self, *, change_hash: str, target: str, diff: list, fields: list, requester: Principal, reasoning: Any, now: str) -> tuple[dict[str, Any], bool]:
-        """The live approval for `change_hash`, or a new pending one. Returns (record, created)."""
+    def request(self, *, change_hash: str, target: str, diff: list, fields: list, requester: Principal, reasoning: Any, now: str, kind: str = "config_change") -> tuple[dict[str, Any], bool]:
+        """The live approval for `change_hash`, or a new pending one. Returns (record, created).
+        `kind` says what is approved: a protected config change, or a promotion (to champion)."""
         if not CHANGE_HASH.match(change_hash):
             raise InvalidInput("malformed change hash", "report to the operator", rule_id="approval.change_hash")
         with _locked(self._lock):
@@ -125,6 +126,7 @@ class ApprovalStore:
             record = {
                 "id": f"apr-{secrets.token_hex(6)}",
                 "status": "pending",
+                "kind": kind,
                 "change_hash": change_hash,
                 "target": target,
                 "diff": diff,

@@ -16,12 +16,14 @@ from server.clock import SystemClock
 from server.environment import Environment
 from server.git import GitRepo
 from server.pr_providers import RunArtifacts, build_provider
+from server.registry import ModelRegistry
 from server.rundirs import RunDirs
 from server.sandbox import SandboxLauncher
 from server.settings import Settings, policy_limits
 from server.slots import RunSlots
 from server.standards import StandardsSource
 from server.tracking import MlflowTracking
+from server.worktree import Worktrees
 
 
 @dataclass
@@ -42,6 +44,8 @@ class Ports:
     slots: Any = None
     prs: Any = None  # the pull-request provider (server/pr_providers.py)
     run_artifacts: Any = None  # a run's JSON artifacts (server/pr_providers.RunArtifacts)
+    registry: Any = None  # model registry and alias history (server/registry.py)
+    worktrees: Any = None  # temporary worktrees at past commits (server/worktree.py)
 
 
 def build_ports(settings: Settings) -> Ports:
@@ -62,4 +66,6 @@ def build_ports(settings: Settings) -> Ports:
     ports.audit = AuditChain(settings.audit_path, clock=ports.clock, options=AuditOptions.from_config(policy_limits().get("audit", {})))
     ports.prs = build_provider(settings, git)
     ports.run_artifacts = RunArtifacts(ports.tracking)
+    ports.registry = ModelRegistry(ports.tracking, settings.state_dir / "registry")
+    ports.worktrees = Worktrees(git, settings.state_dir / "worktrees")
     return ports

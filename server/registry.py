@@ -1,0 +1,152 @@
+"""The model registry adapter: MLflow registered models, versions and aliases, plus the alias
+history mlgate keeps so that a rollback knows where an alias pointed before.
+
+MLflow stores one pointer per alias and forgets the previous one. Every move mlgate makes is
+appended to `<state_dir>/registry/aliases.json` ({model: {alias: [event, ...]}}, written atomically
+under a lock); the alias's stack of versions is derived from those events (`alias_stack`). A
+rollback refuses when MLflow's pointer and the history disagree: the alias was moved outside mlgate.
+Calls block; async callers run them in a worker thread.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from policies.promotion import MODEL_NAME
+from server.approvals import write_atomic
+from server.tracking import RUN_ID
+from tools.errors import InvalidInput, NotFound
+
+MODEL_DIR = "model"
+
+
+def check_model_name(name: str) -> str:
+    """Raises InvalidInput unless `name` is a registry name mlgate uses (letters, digits, _ . -)."""
+    if not isinstance(name, str) or not MODEL_NAME.match(name):
+        raise InvalidInput(f"{str(name)[:60]!r} is not a model name", "model names are letters, digits, '_', '.', '-' (see `mlgate models list`)", rule_id="input.schema")
+    return name
+
+
+def alias_stack(events: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Versions an alias has pointed at, oldest first, after replaying promote/rollback events."""
+    stack: list[str] = []
+    for event in events:
+        if event.get("action") == "promote" and (not stack or stack[-1] != event.get("version")):
+            stack.append(str(event["version"]))
+        elif event.get("action") == "rollback" and stack:
+            stack.pop()
+    return stack
+
+
+@contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+class ModelRegistry:
+    def __init__(self, tracking: Any, root: Path) -> None:
+        self.tracking = tracking
+        self.root = Path(root)
+        self._history = self.root / "aliases.json"
+        self._lock = self.root / ".lock"
+
+    @property
+    def _client(self) -> Any:
+        return self.tracking.client
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def version_for_run(self, name: str, run_id: str) -> str | None:
+        """The version of model `name` registered from run `run_id` (the oldest if several)."""
+        if not RUN_ID.match(run_id):
+            return None
+        found = self._client.search_model_versions(f"name='{check_model_name(name)}' and run_id='{run_id}'")
+        return str(min(int(v.version) for v in found)) if found else None
+
+    def version(self, name: str, version: str) -> dict[str, Any]:
+        """{version, run_id, source, tags, aliases}. Raises NotFound."""
+        from mlflow.exceptions import MlflowException  # noqa: PLC0415 (deferred: slow import)
+
+        try:
+            found = self._client.get_model_version(check_model_name(name), str(version))
+        except MlflowException:
+            raise NotFound(f"no version {version} of model {name}", "list models with `mlgate models list`", rule_id="registry.not_found") from None
+        return {"version": str(found.version), "run_id": found.run_id, "source": found.source, "tags": dict(found.tags), "aliases": list(found.aliases)}
+
+    def alias_version(self, name: str, alias: str) -> str | None:
+        return self.tracking.alias_version(check_model_name(name), alias)
+
+    def has_model_artifact(self, run_id: str) -> bool:
+        from mlflow.exceptions import MlflowException  # noqa: PLC0415
+
+        try:
+            return bool(self._client.list_artifacts(run_id, MODEL_DIR))
+        except (MlflowException, OSError):
+            return False
+
+    def events(self, name: str, alias: str) -> list[dict[str, Any]]:
+        return list(self._load().get(name, {}).get(alias, []))
+
+    def stack(self, name: str, alias: str) -> list[str]:
+        return alias_stack(self.events(name, alias))
+
+    def _load(self) -> dict[str, Any]:
+        if not self._history.is_file():
+            return {}
+        loaded = json.loads(self._history.read_bytes())
+        return loaded if isinstance(loaded, dict) else {}
+
+    def list_models(self) -> list[dict[str, Any]]:
+        """Every registered model: name, aliases {alias: version} and versions (with their runs)."""
+        models = []
+        for model in self._client.search_registered_models(max_results=1000):
+            versions = self._client.search_model_versions(f"name='{model.name}'")
+            rows = sorted(({"version": str(v.version), "run_id": v.run_id, "promoted": v.tags.get("promoted") == "true"} for v in versions), key=lambda r: int(r["version"]))
+            models.append({"name": model.name, "aliases": {a: str(v) for a, v in sorted(model.aliases.items())}, "versions": rows})
+        return sorted(models, key=lambda m: m["name"])
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def register(self, name: str, run_id: str, run_artifact_uri: str, tags: Mapping[str, Any]) -> str:
+        """A new version of `name` from the run's model/ artifact; returns the version."""
+        source = f"{run_artifact_uri.rstrip('/')}/{MODEL_DIR}"
+        return self.tracking.register_model_version(check_model_name(name), source, run_id, tags)
+
+    def set_version_tags(self, name: str, version: str, tags: Mapping[str, Any]) -> list[str]:
+        return self.tracking.set_model_version_tags(check_model_name(name), str(version), tags)
+
+    def point(self, name: str, alias: str, version: str, event: Mapping[str, Any]) -> None:
+        """Point `alias` at `version` and record the move (unless the history already ends there)."""
+        with _locked(self._lock):
+            self.tracking.set_alias(check_model_name(name), alias, str(version))
+            if self.stack(name, alias)[-1:] != [str(version)]:
+                self._append(name, alias, {**event, "action": "promote", "version": str(version)})
+
+    def roll_back(self, name: str, alias: str, event: Mapping[str, Any]) -> tuple[str, str]:
+        """Point `alias` at the version before the current one. Returns (from, to). Raises
+        NotFound when there is none or the alias moved outside mlgate (re-checked under the lock)."""
+        with _locked(self._lock):
+            stack, current = self.stack(name, alias), self.alias_version(name, alias)
+            if len(stack) < 2 or stack[-1] != current:
+                raise NotFound(f"{name}@{alias} has no previous version in mlgate's history", "promote a run to the alias instead", rule_id="promotion.rollback_available")
+            self.tracking.set_alias(name, alias, stack[-2])
+            self._append(name, alias, {**event, "action": "rollback", "version": stack[-2], "from_version": stack[-1]})
+            return stack[-1], stack[-2]
+
+    def _append(self, name: str, alias: str, event: Mapping[str, Any]) -> None:
+        history = self._load()
+        history.setdefault(name, {}).setdefault(alias, []).append(dict(event))
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_atomic(self._history, json.dumps(history, sort_keys=True, indent=2).encode())

@@ -1,0 +1,305 @@
+"""promote: the gate between research and approved models (DESIGN §3, issue 5).
+
+Every gate of policies/promotion.py is checked against facts re-read now, not trusted from the
+run: the dataset is re-hashed, the commit is looked up on the recorded PR branches, the config is
+rebuilt from the run's params and checked against its hash, the reproduction and seed runs are
+re-compared. The gate receipt (each gate PASS/FAIL/SKIPPED with observed values) comes back either
+way. PASS registers the run's model as a version of `<client>-<project>` (once per run: promoting
+again reuses it), points the alias at it, tags the version (promoted, promotion_timestamp, model
+card fields) and logs model_card.json to the run. `champion` needs a human approval bound to this
+exact promotion: a denial for that alone opens one (`mlgate approvals approve ID`).
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import anyio
+from pydantic import Field
+
+from policies import Verdict
+from policies.promotion import metric_differences, receipt, receipt_passed
+from policies.provenance import COMMIT, branch_problem
+from policies.registry import load_all
+from tools.base import CallContext, StrictInput, ToolSpec
+from tools.errors import GovernanceError, NotFound
+from tools.evaluation import gate_receipt
+from tools.experiment_schema import EXPERIMENT_PATH
+from tools.model_card import card_tags, model_card
+from tools.provenance import sha256_json
+from tools.run_pins import pin_mismatches, rebuild_config
+
+CARD_ARTIFACT = "model_card.json"
+REPORT_ARTIFACT = "evaluation_report.json"
+REPRODUCTION_TAG, SEED_RUNS_TAG, REPRODUCES_TAG = "mlgate.reproduction_run_id", "mlgate.seed_run_ids", "mlgate.reproduction_of"
+APPROVAL_RULE = "promotion.human_approval"
+
+
+class PromoteInput(StrictInput):
+    run_id: str = Field(description="MLflow run id (32 lowercase hex) of a FINISHED run whose commit is on a recorded PR branch.", pattern=r"^[0-9a-f]{32}$")
+    alias: Literal["candidate", "champion"] = Field("candidate", description="candidate (agents may set it) or champion (humans only, with an approval, a passing reproduction and the seed check).")
+    dry_run: bool = Field(False, description="Check every gate and return the receipt; register nothing.")
+
+
+def model_name(standards: Mapping[str, Any]) -> str:
+    """The registered model of a workspace: `<client_name>-<project_name>`, registry-safe."""
+    raw = f"{standards.get('client_name')}-{standards.get('project_name')}"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", raw).strip("-.")[:200] or "model"
+
+
+def promotion_hash(model: str, run_id: str, alias: str) -> str:
+    """What a champion approval is bound to (domain-separated from config change hashes)."""
+    return sha256_json({"kind": "mlgate.promotion.v1", "model": model, "run_id": run_id, "alias": alias})
+
+
+# --- gather ---------------------------------------------------------------------------------
+
+
+def _pr_reach(ctx: CallContext, commit: str) -> list[dict[str, Any]]:
+    """Open PR records whose branch (its workspace head or its recorded commit) contains `commit`."""
+    repo, records = ctx.ports.git, getattr(ctx.ports.prs, "records", None)
+    reach = []
+    for record in records.list() if records is not None else []:
+        if record.get("state") != "open" or branch_problem(record.get("branch")) is not None:
+            continue
+        heads = {h for h in (repo.branch_head(record["branch"]), record.get("commit")) if isinstance(h, str) and COMMIT.match(h)}
+        head = next((h for h in sorted(heads) if repo.is_ancestor(commit, h)), None)
+        if head is not None:
+            reach.append({"pr": record.get("id"), "branch": record["branch"], "head": head})
+    return reach
+
+
+def _dataset(ctx: CallContext, recorded: Any) -> dict[str, Any]:
+    try:
+        ctx.ports.cas.verify(str(recorded), int(ctx.config["policy"]["datasets"]["max_files"]))
+    except GovernanceError as exc:
+        return {"recorded": recorded, "verified": False, "reason": exc.reason}
+    return {"recorded": recorded, "verified": True, "reason": "verified"}
+
+
+def _run_config(ctx: CallContext, params: Mapping[str, str], commit: str | None) -> dict[str, Any] | None:
+    committed = None
+    if commit is not None:
+        raw = ctx.ports.git.show(commit, EXPERIMENT_PATH)
+        try:
+            committed = ctx.ports.configs.parse(raw.decode("utf-8"), ctx.config["policy"]["documents"], EXPERIMENT_PATH) if raw else None
+        except (GovernanceError, UnicodeDecodeError):
+            committed = None
+    return rebuild_config(params, committed)
+
+
+def _other_run(ctx: CallContext, run_id: str | None) -> dict[str, Any] | None:
+    if not run_id:
+        return None
+    try:
+        return dict(ctx.ports.tracking.get_run(run_id))
+    except NotFound:
+        return None
+
+
+def _reproduction(ctx: CallContext, run: Mapping[str, Any]) -> dict[str, Any] | None:
+    tags = run.get("tags") or {}
+    other = _other_run(ctx, tags.get(REPRODUCTION_TAG))
+    if tags.get("reproduced") is None and other is None:
+        return None
+    found = {"recorded": tags.get("reproduced"), "run_id": tags.get(REPRODUCTION_TAG), "status": None, "pins_mismatched": [], "differences": {}}
+    if other is not None:
+        mismatched = pin_mismatches(run["params"], other["params"], same_seed=True)
+        if (other.get("tags") or {}).get(REPRODUCES_TAG) != run["run_id"]:
+            mismatched.append(REPRODUCES_TAG)
+        found.update(status=other["status"], pins_mismatched=mismatched, differences=metric_differences(run["metrics"], other["metrics"]))
+    return found
+
+
+def _seed(run: Mapping[str, Any]) -> int | None:
+    text = str(run["params"].get("seed", ""))
+    return int(text) if text.isdigit() else None
+
+
+def _seed_runs(ctx: CallContext, run: Mapping[str, Any], metric: str) -> dict[str, Any]:
+    """The primary metric of the run and of its recorded seed re-runs, each checked to re-run it."""
+    params, seeds, values, problems = run["params"], [_seed(run)], [run["metrics"].get(metric)], []
+    for run_id in filter(None, ((run.get("tags") or {}).get(SEED_RUNS_TAG) or "").split(",")):
+        other = _other_run(ctx, run_id)
+        if other is None or other["status"] != "FINISHED" or (other.get("tags") or {}).get(REPRODUCES_TAG) != run["run_id"] or pin_mismatches(params, other["params"], same_seed=False):
+            problems.append(f"seed run {run_id[:12]} is missing, unfinished or does not re-run this run")
+            continue
+        seeds.append(_seed(other))
+        values.append(other["metrics"].get(metric))
+    return {"seeds": seeds, "values": values, "problems": problems}
+
+
+def _variance(seed_runs: Mapping[str, Any]) -> float | None:
+    """Sample variance (n - 1) of the primary metric across seeds; None with fewer than 2."""
+    values = seed_runs["values"]
+    return statistics.variance(values) if len(values) >= 2 and all(isinstance(v, (int, float)) for v in values) else None
+
+
+def _champion_value(ctx: CallContext, model: str, metric: str) -> float | None:
+    """The current champion's primary metric (None when there is no champion)."""
+    version = ctx.ports.registry.alias_version(model, "champion")
+    if version is None:
+        return None
+    champion = _other_run(ctx, ctx.ports.registry.version(model, version)["run_id"])
+    return None if champion is None else champion["metrics"].get(metric)
+
+
+def _metric_gates(ctx: CallContext, run: Mapping[str, Any], champion: float | None, variance: float | None) -> dict[str, Any]:
+    gates = ctx.config["standards"].get("gates") or {}
+    metric = str(gates.get("primary_metric", "roc_auc"))
+    observed = {
+        "primary_metric": run["metrics"].get(f"test_{metric}"),
+        "baseline_primary_metric": run["metrics"].get(f"baseline_logistic_regression_{metric}"),
+        "champion_primary_metric": champion,
+        "seed_variance": variance,
+    }
+    return {e["gate"]: e for e in gate_receipt(gates, observed)}
+
+
+def _approval(ctx: CallContext, model: str, run_id: str, alias: str) -> dict[str, Any] | None:
+    live = ctx.ports.approvals.live_for(promotion_hash(model, run_id, alias))
+    return None if live is None else {k: live.get(k) for k in ("id", "status", "change_hash", "decided_by", "decided_at")}
+
+
+def gather(request: PromoteInput, ctx: CallContext) -> dict[str, Any]:
+    """Facts for policies/promotion.py. Raises NotFound for an unknown run (a deny)."""
+    ports, standards = ctx.ports, ctx.config["standards"]
+    run = dict(ports.tracking.get_run(request.run_id))
+    params, model = run["params"], model_name(standards)
+    commit = params.get("git_commit") if COMMIT.match(str(params.get("git_commit", ""))) else None
+    known = commit is not None and ports.git.has_commit(commit)
+    metric = f"test_{(standards.get('gates') or {}).get('primary_metric', 'roc_auc')}"
+    seed_runs = _seed_runs(ctx, run, metric)
+    champion = _champion_value(ctx, model, metric)
+    return {
+        "principal": ctx.principal, "alias": request.alias, "run": run, "model": model,
+        "model_logged": ports.registry.has_model_artifact(request.run_id),
+        "commit_known": known, "pr_reach": _pr_reach(ctx, commit) if known else [],
+        "dataset": _dataset(ctx, params.get("dataset_content_hash")),
+        "run_config": _run_config(ctx, params, commit if known else None),
+        "metric_gates": _metric_gates(ctx, run, champion, _variance(seed_runs)),
+        "reproduction": _reproduction(ctx, run), "seed_runs": seed_runs,
+        "approval": _approval(ctx, model, request.run_id, request.alias),
+        "run_version": ports.registry.version_for_run(model, request.run_id),
+        "alias_version": ports.registry.alias_version(model, request.alias),
+    }  # fmt: skip
+
+
+# --- deny, preview --------------------------------------------------------------------------
+
+
+def _summary(request: PromoteInput, facts: Mapping[str, Any], entries: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"run_id": request.run_id, "model": facts["model"], "alias": request.alias, "gate_receipt": {"gates": entries, "passed": receipt_passed(entries)}}
+
+
+def preview(request: PromoteInput, facts: dict[str, Any]) -> dict[str, Any]:
+    """The receipt and what would happen (dry runs, allowed or denied)."""
+    return {**_summary(request, facts, facts["receipt"]), "would_register": facts["run_version"] is None, "current_version": facts["alias_version"]}
+
+
+def _request_approval(request: PromoteInput, facts: Mapping[str, Any], ctx: CallContext) -> dict[str, Any]:
+    subject = f"{facts['model']}@{request.alias}"
+    current = f"version {facts['alias_version']}" if facts["alias_version"] else "no version"
+    change = [{"path": subject, "old": current, "new": f"run {request.run_id}"}]
+    record, created = ctx.ports.approvals.request(
+        change_hash=promotion_hash(facts["model"], request.run_id, request.alias), target=subject, diff=change, fields=change,
+        requester=ctx.principal, reasoning={"run_id": request.run_id, "metrics": facts["run"]["metrics"]}, now=ctx.ports.clock.iso(), kind="promotion",
+    )  # fmt: skip
+    step = f"a human runs `mlgate approvals approve {record['id']}`, then calls promote again" if record["status"] == "pending" else f"approval {record['id']} is {record['status']}"
+    return {"approval_id": record["id"], "approval_status": record["status"], "approval_created": created, "next_step": step}
+
+
+def on_deny(request: PromoteInput, facts: dict[str, Any], verdict: Verdict, ctx: CallContext) -> dict[str, Any]:
+    """The receipt lists every failed gate; a champion promotion held back only by its missing
+    approval opens (or reuses) a pending approval bound to this exact promotion."""
+    extra = _summary(request, facts, facts["receipt"])
+    if {d.rule_id for d in verdict.denials} == {APPROVAL_RULE}:
+        extra.update(_request_approval(request, facts, ctx))
+    return extra
+
+
+def with_receipt(gather_facts: Any) -> Any:
+    """Gather, then attach the receipt computed by the same gate functions the rules use."""
+
+    def gather_with_receipt(request: PromoteInput, ctx: CallContext) -> dict[str, Any]:
+        facts = gather_facts(request, ctx)
+        facts["receipt"] = receipt(facts, ctx.config)
+        return facts
+
+    return gather_with_receipt
+
+
+# --- execute ----------------------------------------------------------------------------------
+
+
+def _card(request: PromoteInput, facts: Mapping[str, Any], ctx: CallContext, version: str, approvals: list[dict[str, Any]], now: str) -> dict[str, Any]:
+    report = ctx.ports.run_artifacts.read_json(request.run_id, REPORT_ARTIFACT) if ctx.ports.run_artifacts is not None else None
+    reproduction = facts["reproduction"] or {}
+    return model_card({
+        "model": facts["model"], "version": version, "alias": request.alias, "run": facts["run"], "standards": ctx.config["standards"],
+        "report": report, "receipt": facts["receipt"], "approvals": approvals, "promoted_by": {"name": ctx.principal.name, "role": ctx.principal.role},
+        "promoted_at": now, "reproduction": {"reproduced": reproduction.get("recorded"), "run_id": reproduction.get("run_id"), "seed_runs": facts["seed_runs"]},
+    })  # fmt: skip
+
+
+def _consume_approval(request: PromoteInput, facts: Mapping[str, Any], ctx: CallContext, now: str) -> list[dict[str, Any]]:
+    approval = facts["approval"]
+    if request.alias != "champion" or not approval or approval.get("status") != "approved":
+        return []
+    ctx.ports.approvals.consume(approval["id"], approval["change_hash"], now=now)
+    ctx.audit_refs["approval_id"] = approval["id"]
+    return [{"id": approval["id"], "decided_by": approval["decided_by"], "decided_at": approval.get("decided_at")}]
+
+
+def _promote(request: PromoteInput, facts: Mapping[str, Any], ctx: CallContext) -> dict[str, Any]:
+    registry, now, run = ctx.ports.registry, ctx.ports.clock.iso(), facts["run"]
+    version = facts["run_version"]
+    result = {"decision": "allow", **_summary(request, facts, facts["receipt"]), "previous_version": facts["alias_version"]}
+    if version is not None and facts["alias_version"] == version and registry.stack(facts["model"], request.alias)[-1:] == [version]:
+        return {**result, "version": version, "created": False, "changed": False}
+    approvals = _consume_approval(request, facts, ctx, now)
+    created = version is None
+    if created:
+        version = registry.register(facts["model"], request.run_id, run["artifact_uri"], {"mlgate.run_id": request.run_id})
+    card = _card(request, facts, ctx, version, approvals, now)
+    registry.point(facts["model"], request.alias, version, {"run_id": request.run_id, "by": ctx.principal.name, "role": ctx.principal.role, "at": now, "approvals": [a["id"] for a in approvals]})
+    registry.set_version_tags(facts["model"], version, card_tags(card))
+    ctx.ports.tracking.log_json_artifact(request.run_id, CARD_ARTIFACT, card)
+    ctx.ports.tracking.set_tags(request.run_id, {"promoted": "true", f"mlgate.promoted.{request.alias}": f"{facts['model']}/{version}"})
+    return {**result, "version": version, "created": created, "changed": True, "model_card": CARD_ARTIFACT, "promotion_timestamp": now}
+
+
+async def execute(request: PromoteInput, facts: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+    params = facts["run"]["params"]
+    ctx.audit_refs.update(run_id=request.run_id, commit=str(params.get("git_commit")), dataset_hash=str(params.get("dataset_content_hash")))
+    return await anyio.to_thread.run_sync(_promote, request, facts, ctx)
+
+
+_RULES = load_all()
+RULE_IDS = (
+    "role.known", "standards.no_drift", "role.agents_cannot_set_champion", "promotion.run_succeeded", "promotion.run_clean",
+    "promotion.model_logged", "promotion.commit_on_pr_branch", "promotion.dataset_verified", "promotion.protected_fields",
+    "promotion.standards_current", "promotion.min_primary_metric", "promotion.min_lift_over_baseline", "promotion.champion_tolerance",
+    "promotion.reproduced", "promotion.max_seed_variance", "promotion.human_approval",
+)  # fmt: skip
+SPEC = ToolSpec(
+    name="promote",
+    title="Promote a run's model",
+    description=(
+        "Register a run's model in the MLflow registry under an alias after re-checking every promotion gate: run "
+        "finished and clean, commit on a recorded PR branch, dataset re-verified, protected fields == standards, "
+        "metric >= floor, >= baseline, >= champion - tolerance; champion also needs a passing reproduction, the seed "
+        "variance check and a human approval. Agents may set candidate only. Returns the gate receipt either way; "
+        "promoting the same run again creates no new version. Use dry_run to see the receipt."
+    ),
+    input_model=PromoteInput,
+    rules=tuple(_RULES[r] for r in RULE_IDS),
+    gather=with_receipt(gather),
+    execute=execute,
+    preview=preview,
+    on_deny=on_deny,
+    idempotent=True,
+)

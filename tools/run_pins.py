@@ -1,0 +1,78 @@
+"""What a past run pinned (DESIGN §6 Tier 1), rebuilt from its MLflow params and checked.
+
+A run logs its whole experiment config flattened under `config.*` params (strings as they are,
+everything else as canonical JSON) and its hash as `config_hash`. Rebuilding the config from the
+params is exact when the rebuilt document hashes to `config_hash`; otherwise the config committed
+at the run's commit is tried, and a config that matches neither is not the run's config.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from tools.experiment_schema import validate_experiment
+from tools.provenance import config_hash
+
+CONFIG_PREFIX = "config."
+# Params that must agree between a run and a re-run of it; `seed` and `config_hash` only when the
+# re-run keeps the seed (a seed re-run changes both, and nothing else).
+SHARED_PINS = ("git_commit", "dataset_content_hash", "feature_pipeline_hash")
+SEED_PINS = ("seed", "config_hash")
+SEED_PARAM = "config.experiment.seed"
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def unflatten(params: Mapping[str, str], prefix: str = CONFIG_PREFIX) -> dict[str, Any]:
+    """The nested document logged under `prefix` (values parsed as JSON where they are JSON)."""
+    document: dict[str, Any] = {}
+    for key in sorted(k for k in params if k.startswith(prefix)):
+        *parents, leaf = key[len(prefix) :].split(".")
+        node = document
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                return {}
+        node[leaf] = _value(params[key])
+    return document
+
+
+def _validated(document: Any) -> dict[str, Any] | None:
+    model, _ = validate_experiment(document)
+    return model.model_dump(mode="json") if model is not None else None
+
+
+def rebuild_config(params: Mapping[str, str], committed: Any = None) -> dict[str, Any] | None:
+    """The run's experiment config: from its params, else the config committed at its commit;
+    None when neither hashes to the recorded config_hash."""
+    recorded = params.get("config_hash")
+    for candidate in (unflatten(params), committed):
+        for form in (candidate, _validated(candidate) if isinstance(candidate, Mapping) else None):
+            if isinstance(form, Mapping) and form and _hash_or_none(form) == recorded:
+                return dict(form)
+    return None
+
+
+def _hash_or_none(document: Mapping[str, Any]) -> str | None:
+    try:
+        return config_hash(document)
+    except (TypeError, ValueError):
+        return None
+
+
+def pin_mismatches(original: Mapping[str, str], other: Mapping[str, str], *, same_seed: bool) -> list[str]:
+    """Pins (param names) on which a re-run disagrees with the run it re-ran. A seed re-run must
+    agree on every config param except the seed."""
+    names: Iterable[str] = (*SHARED_PINS, *(SEED_PINS if same_seed else ()))
+    found = [name for name in names if not original.get(name) or original.get(name) != other.get(name)]
+    if not same_seed:
+        keys = {k for k in (*original, *other) if k.startswith(CONFIG_PREFIX) and k != SEED_PARAM}
+        found += sorted(k for k in keys if original.get(k) != other.get(k))
+    return found
