@@ -1,0 +1,204 @@
+"""promote through the real server (in-memory MCP client): a real run trained in bwrap, a PR opened
+by open_pr, the CAS re-verified, the MLflow registry on sqlite, approvals decided with the
+`mlgate approvals approve` command, the audit chain."""
+
+from __future__ import annotations
+
+import json
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from policies import Principal
+from server.audit import verify
+from server.cli import main
+from tests.tools.promotion_lab import MODEL, Lab, build_lab, call, clone_run, config_params, reset_registry, tampered
+from tools.promote import promotion_hash
+from tools.provenance import stable_json
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
+    return build_lab(tmp_path_factory.mktemp("promote"))
+
+
+@pytest.fixture(autouse=True)
+def clean_registry(lab: Lab) -> None:
+    reset_registry(lab)
+
+
+def gates(content: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {g["gate"]: g for g in content["gate_receipt"]["gates"]}
+
+
+def denied_by(content: dict[str, Any]) -> set[str]:
+    return {d["rule_id"] for d in content.get("denials") or [content]}
+
+
+def registered_versions(lab: Lab) -> list[Any]:
+    return lab.client.search_model_versions(f"name='{MODEL}'")
+
+
+async def approve(lab: Lab, approval_id: str) -> int:
+    """`mlgate approvals approve ID` as a human at a terminal (its own event loop, like a process)."""
+    return await anyio.to_thread.run_sync(main, ["approvals", "approve", approval_id, "--workspace", str(lab.workspace), "--as", "bob"])
+
+
+def download_card(lab: Lab, run_id: str, scratch: Path) -> bytes:
+    return Path(lab.client.download_artifacts(run_id, "model_card.json", str(scratch))).read_bytes()
+
+
+async def test_agent_promotes_a_gated_run_to_candidate_with_a_model_card(lab: Lab, tmp_path: Path) -> None:
+    failed, content = await call(lab, "promote", {"run_id": lab.run_id})
+    assert not failed, content
+    assert content["version"] == "1" and content["created"] is True and content["gate_receipt"]["passed"] is True
+    assert {g["status"] for g in content["gate_receipt"]["gates"]} <= {"PASS", "SKIPPED"}
+    assert lab.ports.registry.alias_version(MODEL, "candidate") == "1"
+    tags = lab.client.get_model_version(MODEL, "1").tags
+    assert tags["promoted"] == "true" and tags["promotion_timestamp"] == content["promotion_timestamp"]
+    run = lab.ports.tracking.get_run(lab.run_id)
+    assert tags["card.dataset_hash"] == lab.dataset_hash == run["params"]["dataset_content_hash"]
+    assert tags["card.commit"] == run["params"]["git_commit"] and tags["card.uv_lock_sha256"] == run["params"]["uv_lock_sha256"]
+    card = json.loads(download_card(lab, lab.run_id, tmp_path))
+    assert card["metrics"] == dict(sorted(run["metrics"].items())) and card["approvals"] == []
+    assert card["intended_use"] and any("held-out rows" in line for line in card["limitations"])
+
+
+async def test_the_model_card_artifact_is_stable_json(lab: Lab, tmp_path: Path) -> None:
+    await call(lab, "promote", {"run_id": lab.run_id})
+    data = download_card(lab, lab.run_id, tmp_path)
+    assert data == stable_json(json.loads(data)).encode()
+
+
+async def test_promoting_the_same_run_twice_creates_one_version(lab: Lab) -> None:
+    first = (await call(lab, "promote", {"run_id": lab.run_id}))[1]
+    failed, second = await call(lab, "promote", {"run_id": lab.run_id})
+    assert not failed and second["version"] == first["version"] == "1"
+    assert second["created"] is False and second["changed"] is False
+    assert len(registered_versions(lab)) == 1 and lab.ports.registry.stack(MODEL, "candidate") == ["1"]
+
+
+async def test_dry_run_returns_the_receipt_and_registers_nothing(lab: Lab) -> None:
+    failed, content = await call(lab, "promote", {"run_id": lab.run_id, "dry_run": True})
+    assert not failed and content["dry_run"] is True and content["would_register"] is True
+    assert gates(content)["dataset_verified"]["status"] == "PASS"
+    assert registered_versions(lab) == []
+
+
+def _failing_run(lab: Lab, gate: str) -> str:
+    """A real run that fails exactly `gate` (a clone of the lab run with one thing changed)."""
+    variants: dict[str, dict[str, Any]] = {
+        "run_succeeded": {"status": "FAILED"},
+        "run_clean": {"params": {"git_dirty": "true"}},
+        "model_logged": {"model": False},
+        "commit_on_pr_branch": {"params": {"git_commit": lab.no_pr_commit}},
+        "dataset_verified": {"params": {"dataset_content_hash": lab.spare_hash}},
+        "protected_fields": {"params": config_params(lab, lab.run_id, split__test_size=0.3)},
+        "standards_current": {"params": {"standards_sha256": "0" * 64}},
+        "min_primary_metric": {"metrics": {"test_roc_auc": 0.6, "baseline_logistic_regression_roc_auc": 0.55}},
+        "min_lift_over_baseline": {"metrics": {"baseline_logistic_regression_roc_auc": 0.95}},
+    }
+    return clone_run(lab, lab.run_id, **variants[gate])
+
+
+@pytest.mark.parametrize(
+    "gate",
+    ["run_succeeded", "run_clean", "model_logged", "commit_on_pr_branch", "dataset_verified", "protected_fields", "standards_current", "min_primary_metric", "min_lift_over_baseline"],
+)
+async def test_a_failing_gate_denies_with_the_receipt_and_registers_nothing(lab: Lab, gate: str) -> None:
+    run_id = _failing_run(lab, gate)
+    with tampered(lab, lab.spare_hash) if gate == "dataset_verified" else nullcontext():
+        failed, content = await call(lab, "promote", {"run_id": run_id})
+    assert failed and content["decision"] == "deny"
+    assert denied_by(content) == {f"promotion.{gate}"}, content
+    receipt = gates(content)
+    assert receipt[gate]["status"] == "FAIL" and content["gate_receipt"]["passed"] is False
+    assert [g for g, e in receipt.items() if e["status"] == "FAIL"] == [gate]
+    assert registered_versions(lab) == [] and lab.ports.registry.alias_version(MODEL, "candidate") is None
+
+
+async def test_a_run_trailing_the_champion_beyond_tolerance_is_denied(lab: Lab) -> None:
+    better = clone_run(lab, lab.run_id, metrics={"test_roc_auc": 0.99})
+    version = lab.ports.registry.register(MODEL, better, lab.ports.tracking.get_run(better)["artifact_uri"], {})
+    lab.ports.registry.point(MODEL, "champion", version, {"run_id": better, "by": "test"})
+    failed, content = await call(lab, "promote", {"run_id": lab.run_id})
+    assert failed and denied_by(content) == {"promotion.champion_tolerance"}
+    observed = gates(content)["champion_tolerance"]["observed"]
+    assert observed == pytest.approx(lab.ports.tracking.get_run(lab.run_id)["metrics"]["test_roc_auc"] - 0.99, abs=1e-6)
+
+
+async def test_agents_cannot_set_champion(lab: Lab) -> None:
+    failed, content = await call(lab, "promote", {"run_id": lab.run_id, "alias": "champion"})
+    assert failed and "role.agents_cannot_set_champion" in denied_by(content)
+    assert "approval_id" not in content and lab.ports.approvals.list() == []
+
+
+async def test_champion_needs_a_reproduction_and_the_seed_check(lab: Lab) -> None:
+    never_reproduced = clone_run(lab, lab.run_id)
+    failed, content = await call(lab, "promote", {"run_id": never_reproduced, "alias": "champion"}, lab.human())
+    assert failed and {"promotion.reproduced", "promotion.max_seed_variance"} <= denied_by(content)
+    assert "approval_id" not in content
+
+
+def with_reproduction(lab: Lab, run_id: str, seed_values: tuple[float, float]) -> str:
+    """Record on `run_id` a same-seed re-run and two seed re-runs (clones) with these metrics."""
+    rerun = clone_run(lab, run_id, tags={"mlgate.reproduction_of": run_id})
+    seeds = [clone_run(lab, run_id, params={"seed": str(s), **config_params(lab, run_id, experiment__seed=s)}, metrics={"test_roc_auc": v}, tags={"mlgate.reproduction_of": run_id})
+             for s, v in zip((43, 44), seed_values, strict=True)]  # fmt: skip
+    lab.ports.tracking.set_tags(run_id, {"reproduced": "true", "mlgate.reproduction_run_id": rerun, "mlgate.seed_run_ids": ",".join(seeds)})
+    return run_id
+
+
+async def test_champion_whose_metric_swings_with_the_seed_is_denied(lab: Lab) -> None:
+    run_id = with_reproduction(lab, clone_run(lab, lab.run_id), (0.55, 0.99))
+    failed, content = await call(lab, "promote", {"run_id": run_id, "alias": "champion"}, lab.human())
+    assert failed and denied_by(content) == {"promotion.max_seed_variance", "promotion.human_approval"}
+    assert gates(content)["reproduced"]["status"] == "PASS" and "approval_id" not in content
+    entry = gates(content)["max_seed_variance"]
+    assert entry["observed"]["seeds"] == [42, 43, 44] and entry["observed"]["variance"] > entry["threshold"]
+
+
+async def test_a_seed_run_of_another_run_does_not_count(lab: Lab) -> None:
+    run_id = with_reproduction(lab, clone_run(lab, lab.run_id), (0.8, 0.8))
+    stranger = clone_run(lab, lab.run_id, params={"seed": "45", **config_params(lab, run_id, experiment__seed=45)})
+    seeds = lab.ports.tracking.get_run(run_id)["tags"]["mlgate.seed_run_ids"].split(",")
+    lab.ports.tracking.set_tags(run_id, {"mlgate.seed_run_ids": f"{seeds[0]},{stranger}"})
+    failed, content = await call(lab, "promote", {"run_id": run_id, "alias": "champion"}, lab.human())
+    assert failed and "promotion.max_seed_variance" in denied_by(content)
+    assert "does not re-run this run" in gates(content)["max_seed_variance"]["reason"]
+
+
+async def test_champion_without_approval_is_denied_and_with_approval_is_allowed(lab: Lab) -> None:
+    failed, reproduced = await call(lab, "reproduce", {"run_id": lab.run_id})
+    assert not failed and reproduced["reproduced"] is True, reproduced
+    failed, content = await call(lab, "promote", {"run_id": lab.run_id, "alias": "champion"}, lab.human())
+    assert failed and denied_by(content) == {"promotion.human_approval"}
+    approval_id = content["approval_id"]
+    assert content["approval_status"] == "pending" and approval_id in content["next_step"]
+    assert await approve(lab, approval_id) == 0
+    failed, content = await call(lab, "promote", {"run_id": lab.run_id, "alias": "champion"}, lab.human())
+    assert not failed, content
+    assert lab.ports.registry.alias_version(MODEL, "champion") == content["version"]
+    assert lab.ports.approvals.get(approval_id)["status"] == "consumed"
+    assert json.loads(lab.client.get_model_version(MODEL, content["version"]).tags["card.approvals"])[0]["decided_by"] == "bob"
+    outcome = [r for r in lab.ports.audit.tail(20) if r.get("tool") == "promote" and r.get("kind") == "outcome"][-1]
+    assert outcome["status"] == "ok" and outcome["approval_id"] == approval_id and outcome["run_id"] == lab.run_id
+    assert verify(lab.settings.audit_path).ok
+
+
+async def test_an_approval_is_bound_to_its_run(lab: Lab) -> None:
+    approved, _ = lab.ports.approvals.request(
+        change_hash=promotion_hash(MODEL, lab.run_id, "champion"), target=f"{MODEL}@champion", diff=[], fields=[],
+        requester=Principal("alice", "human"), reasoning=None, now="2026-01-01T00:00:00Z", kind="promotion",
+    )  # fmt: skip
+    lab.ports.approvals.decide(approved["id"], approve=True, approver=Principal("bob", "human"), note=None, now="2026-01-01T00:01:00Z")
+    other = with_reproduction(lab, clone_run(lab, lab.run_id), (0.8, 0.8))
+    failed, content = await call(lab, "promote", {"run_id": other, "alias": "champion"}, lab.human())
+    assert failed and denied_by(content) == {"promotion.human_approval"}
+    assert content["approval_id"] != approved["id"] and content["approval_status"] == "pending"
+    assert lab.ports.registry.alias_version(MODEL, "champion") is None
