@@ -20,16 +20,23 @@ IDENTITY = ("-c", "user.name=Reviewer", "-c", "user.email=reviewer@bank.example"
 
 
 @pytest.fixture(scope="module")
-def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("mlflow")
 
 
 @pytest.fixture(scope="module")
-def mlflow_client(tracking_uri: str) -> Any:
+def tracking_uri(store: Path) -> str:
+    return f"sqlite:///{store / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="module")
+def mlflow_client(tracking_uri: str, store: Path) -> Any:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import mlflow
 
-    return mlflow.MlflowClient(tracking_uri=tracking_uri)
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    client.create_experiment("hooks", artifact_location=(store / "artifacts").as_uri())
+    return client
 
 
 @pytest.fixture
@@ -144,7 +151,7 @@ def test_a_standards_change_is_checked_against_itself(workspace: Path, env: dict
 
 
 def make_run(client: Any, commit_id: str, *, dirty: str = "false") -> str:
-    experiment = client.get_experiment_by_name("hooks") or client.get_experiment(client.create_experiment("hooks"))
+    experiment = client.get_experiment_by_name("hooks")
     run_id = client.create_run(experiment.experiment_id).info.run_id
     client.log_param(run_id, "git_commit", commit_id)
     client.log_param(run_id, "git_dirty", dirty)

@@ -18,6 +18,9 @@ from tools.errors import GitRefused, IntegrityError, InvalidInput, NotFound
 
 EXPECTED_FILES = {
     ".copier-answers.yml",
+    ".githooks/pre-commit",
+    ".githooks/pre-merge-commit",
+    ".pre-commit-config.yaml",
     ".gitignore",
     "AGENTS.md",
     "configs/experiment.yaml",

@@ -30,17 +30,22 @@ HOSTILE = ["--upload-pack=touch MARK", "-c x=y", "main", "a..b", "agent/a..b", "
 
 
 @pytest.fixture(scope="module")
-def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("mlflow")
 
 
 @pytest.fixture(scope="module")
-def mlflow_client(tracking_uri: str) -> Any:
+def tracking_uri(store: Path) -> str:
+    return f"sqlite:///{store / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="module")
+def mlflow_client(tracking_uri: str, store: Path) -> Any:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    client.create_experiment("demo-bank/credit-default")
+    client.create_experiment("demo-bank/credit-default", artifact_location=(store / "artifacts").as_uri())
     return client
 
 
