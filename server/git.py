@@ -282,6 +282,7 @@ class GitRepo:
         proc = self.run("push", "--porcelain", "--no-verify", f"--receive-pack={RECEIVE_PACK}", "--", remote, refspec, check=False, config=config, env=env)
         if proc.returncode != 0:
             lines = [ln for ln in proc.stdout.decode(errors="replace").splitlines() if ln.startswith("!")]
+            lines += proc.stderr.decode(errors="replace").strip().splitlines()[-1:]
             reason = lines[0] if lines else "push failed"
             raise GitRefused(f"push of {branch} was rejected: {reason}", "the remote branch has commits this run's commit does not contain; use another branch name", rule_id="pr.push")
 
