@@ -88,7 +88,7 @@ def _source_pins(ctx: CallContext, params: dict[str, str], facts: dict[str, Any]
     features_hash = feature_pipeline_hash(files[FEATURES_PATH], facts["config"]["features"]) if facts["config"] and files[FEATURES_PATH] is not None else None
     return [
         _pin("commit", True, commit, commit, ""),
-        _pin("config", facts["config"] is not None, params.get("config_hash"), None, "neither the logged config nor the committed one hashes to config_hash"),
+        _pin("config", facts["config"] is not None, params.get("config_hash"), facts["config"] and config_hash(facts["config"]), "neither the logged config nor the committed one hashes to config_hash"),
         _pin("features", features_hash == params.get("feature_pipeline_hash"), params.get("feature_pipeline_hash"), features_hash, f"{FEATURES_PATH} at the commit does not hash to feature_pipeline_hash"),
     ]
 
