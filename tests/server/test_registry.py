@@ -1,0 +1,102 @@
+"""The registry adapter against a real sqlite MLflow registry: versions by run, alias moves and the
+alias history that rollback replays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.registry import ModelRegistry, alias_stack, check_model_name
+from server.tracking import MlflowTracking
+from tests.server.registry_helpers import MODEL, model_run, promoted
+from tools.errors import InvalidInput, NotFound
+
+
+@pytest.fixture(scope="module")
+def tracking(tmp_path_factory: pytest.TempPathFactory) -> MlflowTracking:
+    store = tmp_path_factory.mktemp("registry")
+    return MlflowTracking(f"sqlite:///{store / 'mlflow.db'}", store / "artifacts")
+
+
+@pytest.fixture
+def experiment(tracking: MlflowTracking, request: pytest.FixtureRequest) -> str:
+    return tracking.get_or_create_experiment(f"demo-bank/{request.node.name}")
+
+
+@pytest.fixture
+def registry(tracking: MlflowTracking, tmp_path: Path) -> ModelRegistry:
+    return ModelRegistry(tracking, tmp_path / "registry")
+
+
+@pytest.fixture
+def model(request: pytest.FixtureRequest) -> str:
+    return f"{MODEL}-{request.node.name.replace('[', '-').replace(']', '')}"[:200]
+
+
+@pytest.mark.parametrize(
+    ("events", "stack"),
+    [
+        ([], []),
+        ([{"action": "promote", "version": "1"}, {"action": "promote", "version": "2"}], ["1", "2"]),
+        ([{"action": "promote", "version": "1"}, {"action": "promote", "version": "1"}], ["1"]),
+        ([{"action": "promote", "version": "1"}, {"action": "promote", "version": "2"}, {"action": "rollback", "version": "1"}], ["1"]),
+        ([{"action": "promote", "version": "1"}, {"action": "promote", "version": "2"}, {"action": "rollback", "version": "1"}, {"action": "promote", "version": "3"}], ["1", "3"]),
+        ([{"action": "rollback", "version": "1"}], []),
+    ],
+)
+def test_alias_stack_replays_promotions_and_rollbacks(events: list[dict[str, Any]], stack: list[str]) -> None:
+    assert alias_stack(events) == stack
+
+
+@pytest.mark.parametrize("name", ["x' or name='y", "../model", "-model", "", "a" * 201, "model name", "model\n"])
+def test_hostile_model_names_are_refused(name: str) -> None:
+    with pytest.raises(InvalidInput):
+        check_model_name(name)
+
+
+def test_a_registered_version_is_found_by_its_run(registry: ModelRegistry, tracking: MlflowTracking, experiment: str, model: str) -> None:
+    run_id = model_run(tracking, experiment)
+    assert registry.version_for_run(model, run_id) is None
+    version = registry.register(model, run_id, tracking.get_run(run_id)["artifact_uri"], {"mlgate.run_id": run_id})
+    assert registry.version_for_run(model, run_id) == version == "1"
+    found = registry.version(model, version)
+    assert found["run_id"] == run_id and found["source"].endswith("/model") and found["tags"]["mlgate.run_id"] == run_id
+    assert registry.has_model_artifact(run_id) and not registry.has_model_artifact(tracking.start_run(experiment, {}))
+
+
+def test_pointing_twice_at_the_same_version_records_one_move(registry: ModelRegistry, tracking: MlflowTracking, experiment: str, model: str) -> None:
+    (run_id, version), = promoted(registry, tracking, experiment, "candidate", 1, model)
+    registry.point(model, "candidate", version, {"run_id": run_id})
+    assert registry.alias_version(model, "candidate") == version
+    assert [e["action"] for e in registry.events(model, "candidate")] == ["promote"]
+
+
+def test_roll_back_returns_the_alias_to_the_previous_version_and_records_it(registry: ModelRegistry, tracking: MlflowTracking, experiment: str, model: str) -> None:
+    (first, v1), (_, v2) = promoted(registry, tracking, experiment, "champion", 2, model)
+    assert registry.roll_back(model, "champion", {"by": "alice"}) == (v2, v1)
+    assert registry.alias_version(model, "champion") == v1 and registry.stack(model, "champion") == [v1]
+    assert registry.events(model, "champion")[-1] == {"action": "rollback", "version": v1, "from_version": v2, "by": "alice"}
+    with pytest.raises(NotFound):
+        registry.roll_back(model, "champion", {"by": "alice"})
+
+
+def test_roll_back_refuses_an_alias_moved_outside_mlgate(registry: ModelRegistry, tracking: MlflowTracking, experiment: str, model: str) -> None:
+    (_, v1), (_, v2), (_, v3) = promoted(registry, tracking, experiment, "champion", 3, model)
+    tracking.set_alias(model, "champion", v1)
+    with pytest.raises(NotFound):
+        registry.roll_back(model, "champion", {"by": "alice"})
+    assert registry.alias_version(model, "champion") == v1 and registry.stack(model, "champion") == [v1, v2, v3]
+
+
+def test_aliases_keep_separate_histories(registry: ModelRegistry, tracking: MlflowTracking, experiment: str, model: str) -> None:
+    promoted(registry, tracking, experiment, "candidate", 2, model)
+    assert registry.stack(model, "champion") == [] and registry.stack(model, "candidate") == ["1", "2"]
+
+
+def test_list_models_shows_aliases_and_versions(registry: ModelRegistry, tracking: MlflowTracking, experiment: str, model: str) -> None:
+    (first, _), (second, _) = promoted(registry, tracking, experiment, "candidate", 2, model)
+    listed = next(m for m in registry.list_models() if m["name"] == model)
+    assert listed["aliases"] == {"candidate": "2"}
+    assert [(v["version"], v["run_id"]) for v in listed["versions"]] == [("1", first), ("2", second)]
