@@ -26,7 +26,7 @@ MAX_FILE_BYTES = 4 * 2**20
 def read_regular(root: Path, relpath: str, max_bytes: int = MAX_FILE_BYTES) -> bytes | None:
     """Bytes of the regular file `relpath` under `root`, None when absent. Raises IntegrityError
     for a symlink anywhere on the path, a non-regular file or an oversize file."""
-    if not SAFE_PATH.match(relpath):
+    if not SAFE_PATH.fullmatch(relpath):
         raise GitRefused(f"refused path {relpath!r}", "use a relative path")
     parts = relpath.split("/")
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
