@@ -202,3 +202,15 @@ async def test_an_approval_is_bound_to_its_run(lab: Lab) -> None:
     assert failed and denied_by(content) == {"promotion.human_approval"}
     assert content["approval_id"] != approved["id"] and content["approval_status"] == "pending"
     assert lab.ports.registry.alias_version(MODEL, "champion") is None
+
+
+async def test_rollback_after_two_promotions_restores_the_previous_candidate(lab: Lab) -> None:
+    first = (await call(lab, "promote", {"run_id": lab.run_id}))[1]
+    better = clone_run(lab, lab.run_id, metrics={"test_roc_auc": 0.9})
+    failed, second = await call(lab, "promote", {"run_id": better})
+    assert not failed and second["previous_version"] == first["version"] and second["version"] == "2"
+    command = ["rollback", MODEL, "--alias", "candidate", "--workspace", str(lab.workspace), "--as", "carol"]
+    assert await anyio.to_thread.run_sync(main, command) == 0
+    assert lab.ports.registry.alias_version(MODEL, "candidate") == first["version"]
+    failed, again = await call(lab, "promote", {"run_id": better})
+    assert not failed and again["version"] == "2" and again["created"] is False and again["changed"] is True
