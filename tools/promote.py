@@ -36,6 +36,7 @@ CARD_ARTIFACT = "model_card.json"
 REPORT_ARTIFACT = "evaluation_report.json"
 REPRODUCTION_TAG, SEED_RUNS_TAG, REPRODUCES_TAG = "mlgate.reproduction_run_id", "mlgate.seed_run_ids", "mlgate.reproduction_of"
 APPROVAL_RULE = "promotion.human_approval"
+MAX_SEED_RUNS = 20  # seed re-runs read per promotion (the policy asks for a few)
 
 
 class PromoteInput(StrictInput):
@@ -122,10 +123,13 @@ def _seed(run: Mapping[str, Any]) -> int | None:
 def _seed_runs(ctx: CallContext, run: Mapping[str, Any], metric: str) -> dict[str, Any]:
     """The primary metric of the run and of its recorded seed re-runs, each checked to re-run it."""
     params, seeds, values, problems = run["params"], [_seed(run)], [run["metrics"].get(metric)], []
-    for run_id in filter(None, ((run.get("tags") or {}).get(SEED_RUNS_TAG) or "").split(",")):
+    for run_id in list(filter(None, ((run.get("tags") or {}).get(SEED_RUNS_TAG) or "").split(",")))[:MAX_SEED_RUNS]:
         other = _other_run(ctx, run_id)
         if other is None or other["status"] != "FINISHED" or (other.get("tags") or {}).get(REPRODUCES_TAG) != run["run_id"] or pin_mismatches(params, other["params"], same_seed=False):
             problems.append(f"seed run {run_id[:12]} is missing, unfinished or does not re-run this run")
+            continue
+        if _seed(other) in seeds:
+            problems.append(f"seed run {run_id[:12]} repeats seed {_seed(other)}")
             continue
         seeds.append(_seed(other))
         values.append(other["metrics"].get(metric))

@@ -173,6 +173,15 @@ async def test_a_seed_run_of_another_run_does_not_count(lab: Lab) -> None:
     assert "does not re-run this run" in gates(content)["max_seed_variance"]["reason"]
 
 
+async def test_a_seed_counted_twice_counts_once(lab: Lab) -> None:
+    run_id = with_reproduction(lab, clone_run(lab, lab.run_id), (0.8, 0.8))
+    seeds = lab.ports.tracking.get_run(run_id)["tags"]["mlgate.seed_run_ids"].split(",")
+    lab.ports.tracking.set_tags(run_id, {"mlgate.seed_run_ids": f"{seeds[0]},{seeds[0]}"})
+    failed, content = await call(lab, "promote", {"run_id": run_id, "alias": "champion"}, lab.human())
+    assert failed and "promotion.max_seed_variance" in denied_by(content)
+    assert "repeats seed 43" in gates(content)["max_seed_variance"]["reason"]
+
+
 async def test_champion_without_approval_is_denied_and_with_approval_is_allowed(lab: Lab) -> None:
     failed, reproduced = await call(lab, "reproduce", {"run_id": lab.run_id})
     assert not failed and reproduced["reproduced"] is True, reproduced
