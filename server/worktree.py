@@ -28,19 +28,10 @@ def read_regular(root: Path, relpath: str, max_bytes: int = MAX_FILE_BYTES) -> b
     for a symlink anywhere on the path, a non-regular file or an oversize file."""
     if not SAFE_PATH.fullmatch(relpath):
         raise GitRefused(f"refused path {relpath!r}", "use a relative path")
-    parts = relpath.split("/")
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    fd = _open_without_links(root, relpath)
+    if fd is None:
+        return None
     try:
-        for index, part in enumerate(parts):
-            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | (os.O_DIRECTORY if index < len(parts) - 1 else 0)
-            try:
-                child = os.open(part, flags, dir_fd=fd)
-            except FileNotFoundError:
-                return None
-            except OSError:
-                raise _not_regular(relpath) from None
-            os.close(fd)
-            fd = child
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise _not_regular(relpath)
         data = _read_at_most(fd, max_bytes + 1)
@@ -49,6 +40,24 @@ def read_regular(root: Path, relpath: str, max_bytes: int = MAX_FILE_BYTES) -> b
     if len(data) > max_bytes:
         raise IntegrityError(f"{relpath} at the run's commit is over {max_bytes} bytes", "keep workspace source files small", rule_id="reproduce.file")
     return data
+
+
+def _open_without_links(root: Path, relpath: str) -> int | None:
+    """A descriptor of `relpath`, walked one component at a time with O_NOFOLLOW; None if absent."""
+    parts = relpath.split("/")
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    for index, part in enumerate(parts):
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | (os.O_DIRECTORY if index < len(parts) - 1 else 0)
+        try:
+            child = os.open(part, flags, dir_fd=fd)
+        except FileNotFoundError:
+            return None
+        except OSError:
+            raise _not_regular(relpath) from None
+        finally:
+            os.close(fd)
+        fd = child
+    return fd
 
 
 def _not_regular(relpath: str) -> IntegrityError:
