@@ -11,60 +11,23 @@ Every read-modify-write holds an exclusive `flock`, so the server and the `mlgat
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import re
 import secrets
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from policies import Principal
 from server import safe_yaml
+from server.files import fsync_dir, locked, write_atomic, write_temp
 from tools.errors import IntegrityError, InvalidInput, NotFound, PolicyDenied
 
 APPROVAL_ID = re.compile(r"^apr-[0-9a-f]{12}$")
 CHANGE_HASH = re.compile(r"^[0-9a-f]{64}$")
 LOG_HEADER = "# timestamp\tfield\told\tnew\tapprover\tconfig_path\tapproval_id\n"
-
-
-@contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_temp(target: Path, data: bytes) -> Path:
-    """Write `data` to a fresh temp file beside `target` and fsync it; returns the temp path."""
-    temp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return temp
-
-
-def write_atomic(target: Path, data: bytes) -> None:
-    os.replace(_write_temp(target, data), target)
-    _fsync_dir(target.parent)
 
 
 # --- approvals ------------------------------------------------------------------------------
@@ -119,7 +82,7 @@ class ApprovalStore:
         `kind` says what is approved: a protected config change, or a promotion (to champion)."""
         if not CHANGE_HASH.match(change_hash):
             raise InvalidInput("malformed change hash", "report to the operator", rule_id="approval.change_hash")
-        with _locked(self._lock):
+        with locked(self._lock):
             existing = self.live_for(change_hash)
             if existing is not None:
                 return existing, False
@@ -142,7 +105,7 @@ class ApprovalStore:
         """pending -> approved|denied by a human or operator. Raises PolicyDenied otherwise."""
         if not approver.is_human:
             raise PolicyDenied("agents cannot approve or deny approvals", "ask a human to decide", rule_id="role.agents_cannot_approve")
-        with _locked(self._lock):
+        with locked(self._lock):
             record = self.get(approval_id)
             if record["status"] != "pending":
                 raise PolicyDenied(f"approval {approval_id} is {record['status']}; decisions are final", "propose the change again to get a new approval", rule_id="approval.is_pending")
@@ -152,7 +115,7 @@ class ApprovalStore:
 
     def consume(self, approval_id: str, change_hash: str, *, now: str) -> dict[str, Any]:
         """approved -> consumed, once, for exactly `change_hash`. Raises PolicyDenied otherwise."""
-        with _locked(self._lock):
+        with locked(self._lock):
             record = self.get(approval_id)
             if record["status"] != "approved" or record["change_hash"] != change_hash:
                 raise PolicyDenied(f"approval {approval_id} is {record['status']} and cannot be used for this change", "propose the change again", rule_id="config.protected_fields")
@@ -169,7 +132,7 @@ class ApprovalStore:
 
     def set_in_force(self, values: Mapping[str, str]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        with _locked(self._lock):
+        with locked(self._lock):
             write_atomic(self._in_force, json.dumps(dict(values), sort_keys=True, indent=2).encode())
 
 
@@ -273,11 +236,11 @@ class ConfigFiles:
         an approval, append the overrides log); if it raises, nothing is renamed.
         Raises IntegrityError when a file changed since it was read.
         """
-        with _locked(self._lock):
+        with locked(self._lock):
             for relpath, digest in expected.items():
                 if self.sha256(relpath) != digest:
                     raise IntegrityError(f"{relpath} changed while the proposal was being decided", "call propose_config_change again", rule_id="integrity.config_changed")
-            temps = {self._path(rel): _write_temp(self._path(rel), text.encode()) for rel, text in files.items()}
+            temps = {self._path(rel): write_temp(self._path(rel), text.encode()) for rel, text in files.items()}
             try:
                 before_commit()
             except BaseException:
@@ -287,4 +250,4 @@ class ConfigFiles:
             for target, temp in temps.items():
                 os.replace(temp, target)
             for directory in {t.parent for t in temps}:
-                _fsync_dir(directory)
+                fsync_dir(directory)

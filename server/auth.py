@@ -8,7 +8,6 @@ revoked token stops working on a running server at its next request.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import hmac
 import json
@@ -16,9 +15,7 @@ import logging
 import os
 import re
 import secrets
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +24,7 @@ from mcp.server.auth.provider import AccessToken
 
 from policies import ROLES
 from server.clock import SystemClock
+from server.files import locked, write_atomic
 from server.identity import ROLE_SCOPE_PREFIX
 from tools.errors import IntegrityError, InvalidInput, NotFound
 
@@ -137,18 +135,11 @@ class TokenStore:
 
     def _write(self, records: list[TokenRecord]) -> None:
         payload = json.dumps({"version": FORMAT_VERSION, "tokens": [asdict(r) for r in records]}, indent=2) + "\n"
-        _atomic_write(self._path, payload.encode())
+        write_atomic(self._path, payload.encode(), mode=0o600)
         self._cache = None
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+    def _locked(self) -> AbstractContextManager[None]:
+        return locked(self._path.with_suffix(".lock"))
 
 
 def _records_from(data: Any, path: Path) -> tuple[TokenRecord, ...]:
@@ -158,25 +149,6 @@ def _records_from(data: Any, path: Path) -> tuple[TokenRecord, ...]:
         return tuple(TokenRecord(**{k: str(t[k]) for k in ("name", "role", "sha256", "created")}) for t in data["tokens"])
     except (AttributeError, KeyError, TypeError, ValueError):
         raise IntegrityError(f"the token store {path} is malformed", "restore it from a backup or remove it and issue new tokens", rule_id="token.store") from None
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write a temp file in the same directory (mkstemp creates it 0600), fsync, rename, fsync the dir."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 class TokenVerifier:

@@ -16,19 +16,17 @@ A provider exposes: `name`, `push(commit, branch)`, `remote_head(branch)`, `find
 from __future__ import annotations
 
 import base64
-import fcntl
 import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx2
 
-from server.approvals import write_atomic
+from server.files import locked, write_atomic
 from server.git import GitRepo, check_branch
 from server.settings import GitHubSettings, Settings
 from tools.errors import GitRefused, NotFound
@@ -36,17 +34,6 @@ from tools.errors import GitRefused, NotFound
 RECORD_NAME = re.compile(r"^(local|github)-([1-9][0-9]{0,9})\.json$")
 SAME_FIELDS = ("run_id", "commit", "title", "description")
 MAX_ARTIFACT_BYTES = 1 << 20
-
-
-@contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 class PrRecords:
@@ -128,7 +115,7 @@ class LocalProvider:
 
     def submit(self, draft: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
         """Create or update the PR of draft['branch']; returns (record, changed)."""
-        with _locked(self.records.lock):
+        with locked(self.records.lock):
             existing = self.find(draft["branch"])
             if existing is not None and _unchanged(existing, draft):
                 return existing, False
@@ -210,7 +197,7 @@ class GitHubProvider:
 
     def submit(self, draft: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
         """Open the PR, or update the open one of the branch; returns (record, changed)."""
-        with _locked(self.records.lock):
+        with locked(self.records.lock):
             existing = self.find(draft["branch"])
             if existing is not None and _unchanged(existing, draft):
                 return existing, False

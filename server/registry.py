@@ -10,16 +10,14 @@ Calls block; async callers run them in a worker thread.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from policies.promotion import MODEL_NAME
-from server.approvals import write_atomic
+from server.files import locked, write_atomic
 from server.tracking import RUN_ID
 from tools.errors import InvalidInput, NotFound
 
@@ -42,17 +40,6 @@ def alias_stack(events: Sequence[Mapping[str, Any]]) -> list[str]:
         elif event.get("action") == "rollback" and stack:
             stack.pop()
     return stack
-
-
-@contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 class ModelRegistry:
@@ -129,7 +116,7 @@ class ModelRegistry:
 
     def point(self, name: str, alias: str, version: str, event: Mapping[str, Any]) -> None:
         """Point `alias` at `version` and record the move (unless the history already ends there)."""
-        with _locked(self._lock):
+        with locked(self._lock):
             self.tracking.set_alias(check_model_name(name), alias, str(version))
             if self.stack(name, alias)[-1:] != [str(version)]:
                 self._append(name, alias, {**event, "action": "promote", "version": str(version)})
@@ -137,7 +124,7 @@ class ModelRegistry:
     def roll_back(self, name: str, alias: str, event: Mapping[str, Any]) -> tuple[str, str]:
         """Point `alias` at the version before the current one. Returns (from, to). Raises
         NotFound when there is none or the alias moved outside mlgate (re-checked under the lock)."""
-        with _locked(self._lock):
+        with locked(self._lock):
             stack, current = self.stack(name, alias), self.alias_version(name, alias)
             if len(stack) < 2 or stack[-1] != current:
                 raise NotFound(f"{name}@{alias} has no previous version in mlgate's history", "promote a run to the alias instead", rule_id="promotion.rollback_available")

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from server.files import write_atomic
 from server.audit.records import (
     CHAIN_FIELDS,
     GENESIS,
@@ -31,7 +32,6 @@ from server.audit.records import (
     record_hash,
     sibling,
     write_anchor,
-    write_atomically,
 )
 from server.clock import SystemClock
 from tools.errors import IntegrityError
@@ -179,7 +179,7 @@ class AuditChain:
         torn = os.pread(self._fd, size - end, end)
         digest = hashlib.sha256(torn).hexdigest()
         side = sibling(self.path, f"torn-{self._head.seq + 1}-{digest[:12]}")
-        write_atomically(side, torn)
+        write_atomic(side, torn, mode=0o600)
         os.ftruncate(self._fd, end)
         os.fsync(self._fd)
         note = {"kind": RECOVERED_KIND, "quarantine": side.name, "torn_bytes": len(torn), "torn_sha256": digest}

@@ -6,12 +6,12 @@ import hashlib
 import json
 import math
 import os
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from server.files import write_atomic
 from tools.errors import IntegrityError
 
 GENESIS_HASH = "0" * 64
@@ -188,25 +188,5 @@ def read_anchor(path: Path) -> Head | None:
         raise integrity_error("anchor_unreadable", f"the audit anchor {path.name} is not readable ({type(exc).__name__})") from None
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    temp = path.with_name(f"{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_anchor(path: Path, head: Head) -> None:
-    write_atomically(path, canonical({"seq": head.seq, "hash": head.hash, "offset": head.offset}) + b"\n")
+    write_atomic(path, canonical({"seq": head.seq, "hash": head.hash, "offset": head.offset}) + b"\n", mode=0o600)
