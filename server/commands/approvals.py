@@ -8,39 +8,14 @@ approve/deny run the decide_approval tool's spec through the same enforcement po
 from __future__ import annotations
 
 import argparse
-import getpass
-import os
-import re
-import sys
 from typing import Any
 
-import anyio
-
-from policies import Principal
 from policies.config_change import canonical
 from server.approvals import ApprovalStore
 from server.cli import add_workspace_option
-from server.enforcement import Enforcer
-from server.ports import build_ports
+from server.commands.governed import add_principal_options, principal_of, run_governed
 from server.settings import load_settings
-from tools.base import CallContext
 from tools.decide_approval import SPEC as DECIDE
-
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
-
-
-def _principal_name(text: str) -> str:
-    if not NAME.match(text):
-        raise argparse.ArgumentTypeError("names are 1-64 letters, digits, '.', '_', '@' or '-'")
-    return text
-
-
-def _os_user() -> str:
-    try:
-        name = getpass.getuser()
-    except (KeyError, OSError):
-        name = f"uid-{os.getuid()}"
-    return name if NAME.match(name) else f"uid-{os.getuid()}"
 
 
 def register(subparsers: Any) -> None:
@@ -54,8 +29,7 @@ def register(subparsers: Any) -> None:
         command = commands.add_parser(action, help=text)
         command.add_argument("approval_id", metavar="ID", help="approval id, e.g. apr-0123456789ab")
         add_workspace_option(command)
-        command.add_argument("--as", dest="as_name", type=_principal_name, default=None, metavar="NAME", help="who decides (default: the OS user)")
-        command.add_argument("--role", choices=("human", "operator"), default="human", help="role of the decider (default: human)")
+        add_principal_options(command, "decides")
         command.add_argument("--note", default=None, help="why, kept with the approval")
         command.set_defaults(handler=decide_command, decision=action)
 
@@ -78,19 +52,10 @@ def list_command(args: argparse.Namespace) -> int:
 
 
 def decide_command(args: argparse.Namespace) -> int:
-    settings = load_settings(args.workspace, transport="cli")
-    ports = build_ports(settings)
-    principal = Principal(args.as_name or _os_user(), args.role)
+    principal = principal_of(args)
     arguments = {"approval_id": args.approval_id, "decision": args.decision, **({"note": args.note} if args.note else {})}
-    enforcer = Enforcer(ports.audit, ports.standards.policy_config)
-    try:
-        result = anyio.run(enforcer.call, DECIDE, arguments, CallContext(principal=principal, transport="cli", ports=ports))
-    finally:
-        ports.audit.close()
-    payload = result.structured_content or {}
-    if result.is_error:
-        print(f"mlgate: {payload.get('reason')}", file=sys.stderr)
-        print(f"  what to do: {payload.get('remediation')}", file=sys.stderr)
+    payload = run_governed(args.workspace, DECIDE, arguments, principal)
+    if payload is None:
         return 2
     print(f"{payload['status']} {payload['approval_id']} (change {payload['change_hash'][:12]}) by {principal.name}")
     return 0

@@ -8,20 +8,13 @@ records the decision and the outcome.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-import anyio
-
-from policies import Principal
 from server.cli import add_workspace_option
-from server.commands.approvals import _os_user, _principal_name
-from server.enforcement import Enforcer
-from server.ports import build_ports
+from server.commands.governed import add_principal_options, principal_of, run_governed
 from server.registry import ModelRegistry
 from server.settings import load_settings
 from server.tracking import MlflowTracking
-from tools.base import CallContext
 from tools.rollback import SPEC as ROLLBACK
 
 
@@ -35,8 +28,7 @@ def register(subparsers: Any) -> None:
     rollback.add_argument("model", metavar="MODEL", help="registered model name (see `mlgate models list`)")
     rollback.add_argument("--alias", choices=("champion", "candidate"), default="champion", help="alias to roll back (default: champion)")
     add_workspace_option(rollback)
-    rollback.add_argument("--as", dest="as_name", type=_principal_name, default=None, metavar="NAME", help="who rolls back (default: the OS user)")
-    rollback.add_argument("--role", choices=("human", "operator"), default="human", help="role of the caller (default: human)")
+    add_principal_options(rollback, "rolls back")
     rollback.add_argument("--note", default=None, help="why, kept in the alias history")
     rollback.set_defaults(handler=rollback_command)
 
@@ -60,19 +52,10 @@ def list_command(args: argparse.Namespace) -> int:
 
 
 def rollback_command(args: argparse.Namespace) -> int:
-    settings = load_settings(args.workspace, transport="cli")
-    ports = build_ports(settings)
-    principal = Principal(args.as_name or _os_user(), args.role)
+    principal = principal_of(args)
     arguments = {"model": args.model, "alias": args.alias, **({"note": args.note} if args.note else {})}
-    enforcer = Enforcer(ports.audit, ports.standards.policy_config)
-    try:
-        result = anyio.run(enforcer.call, ROLLBACK, arguments, CallContext(principal=principal, transport="cli", ports=ports))
-    finally:
-        ports.audit.close()
-    payload = result.structured_content or {}
-    if result.is_error:
-        print(f"mlgate: {payload.get('reason')}", file=sys.stderr)
-        print(f"  what to do: {payload.get('remediation')}", file=sys.stderr)
+    payload = run_governed(args.workspace, ROLLBACK, arguments, principal)
+    if payload is None:
         return 2
     print(f"{payload['model']}@{payload['alias']}: v{payload['from_version']} -> v{payload['to_version']} (run {payload['run_id']}) by {principal.name}")
     return 0

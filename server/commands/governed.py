@@ -1,0 +1,61 @@
+"""Running a governed tool from the terminal for a human or operator (`approvals approve`,
+`rollback`): the same spec through the same enforcement point as an MCP call, with transport
+`cli`, so the same rules decide and the audit chain records decision and outcome."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import re
+import sys
+from typing import Any
+
+import anyio
+
+from policies import Principal
+from server.enforcement import Enforcer
+from server.ports import build_ports
+from server.settings import load_settings
+from tools.base import CallContext, ToolSpec
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+
+
+def principal_name(text: str) -> str:
+    if not NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError("names are 1-64 letters, digits, '.', '_', '@' or '-'")
+    return text
+
+
+def os_user() -> str:
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = f"uid-{os.getuid()}"
+    return name if NAME.fullmatch(name) else f"uid-{os.getuid()}"
+
+
+def add_principal_options(parser: argparse.ArgumentParser, who: str) -> None:
+    parser.add_argument("--as", dest="as_name", type=principal_name, default=None, metavar="NAME", help=f"who {who} (default: the OS user)")
+    parser.add_argument("--role", choices=("human", "operator"), default="human", help="role of the caller (default: human)")
+
+
+def principal_of(args: argparse.Namespace) -> Principal:
+    return Principal(args.as_name or os_user(), args.role)
+
+
+def run_governed(workspace: str, spec: ToolSpec, arguments: dict[str, Any], principal: Principal) -> dict[str, Any] | None:
+    """The tool's payload, or None after printing the refusal (reason and what to do) to stderr."""
+    ports = build_ports(load_settings(workspace, transport="cli"))
+    enforcer = Enforcer(ports.audit, ports.standards.policy_config)
+    try:
+        result = anyio.run(enforcer.call, spec, arguments, CallContext(principal=principal, transport="cli", ports=ports))
+    finally:
+        ports.audit.close()
+    payload = result.structured_content or {}
+    if result.is_error:
+        print(f"mlgate: {payload.get('reason')}", file=sys.stderr)
+        print(f"  what to do: {payload.get('remediation')}", file=sys.stderr)
+        return None
+    return payload
