@@ -25,8 +25,8 @@ from server import safe_yaml
 from server.files import fsync_dir, locked, write_atomic, write_temp
 from tools.errors import IntegrityError, InvalidInput, NotFound, PolicyDenied
 
-APPROVAL_ID = re.compile(r"^apr-[0-9a-f]{12}$")
-CHANGE_HASH = re.compile(r"^[0-9a-f]{64}$")
+APPROVAL_ID = re.compile(r"^apr-[0-9a-f]{12}\Z")
+CHANGE_HASH = re.compile(r"^[0-9a-f]{64}\Z")
 LOG_HEADER = "# timestamp\tfield\told\tnew\tapprover\tconfig_path\tapproval_id\n"
 
 

@@ -42,8 +42,8 @@ IDENTITY = {
 ISOLATION = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_ATTR_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat"}
 # Server environment passed on to git: TLS trust settings only.
 PASSED_GIT_ENV = ("GIT_SSL_CAINFO", "GIT_SSL_CAPATH")
-SAFE_REF = re.compile(r"^(?!-)(?!.*\.\.)(?!.*@\{)[A-Za-z0-9._/-]{1,100}$")
-SAFE_PATH = re.compile(r"^(?!/)(?!.*(^|/)\.\.(/|$))[A-Za-z0-9._/-]{1,200}$")
+SAFE_REF = re.compile(r"^(?!-)(?!.*\.\.)(?!.*@\{)[A-Za-z0-9._/-]{1,100}\Z")
+SAFE_PATH = re.compile(r"^(?!/)(?!.*(^|/)\.\.(/|$))[A-Za-z0-9._/-]{1,200}\Z")
 # Repository-local config that makes git run a program, and the inert value used instead.
 INERT = (
     (re.compile(r"^filter\..+\.(clean|smudge|process)$", re.S), ""),

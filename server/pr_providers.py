@@ -31,7 +31,7 @@ from server.git import GitRepo, check_branch
 from server.settings import GitHubSettings, Settings
 from tools.errors import GitRefused, NotFound
 
-RECORD_NAME = re.compile(r"^(local|github)-([1-9][0-9]{0,9})\.json$")
+RECORD_NAME = re.compile(r"^(local|github)-([1-9][0-9]{0,9})\.json\Z")
 SAME_FIELDS = ("run_id", "commit", "title", "description")
 MAX_ARTIFACT_BYTES = 1 << 20
 

@@ -18,7 +18,7 @@ from training.contract import MODEL_DIR, PREDICTIONS_FILE
 
 MAX_PREDICTION_BYTES = 512 * 2**20
 MAX_MODEL_FILE_BYTES = 1024 * 2**20
-STAGE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
+STAGE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}\Z")
 
 
 class RunDirs:

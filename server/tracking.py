@@ -26,9 +26,9 @@ from tools.errors import GovernanceError, InvalidInput, NotFound
 from tools.provenance import canonical_json, stable_json
 from tools.secrets_scan import find_secrets, secret_kind_of_value, strip_secrets
 
-RUN_ID = re.compile(r"^[0-9a-f]{32}$")
-MLFLOW_KEY = re.compile(r"^[A-Za-z0-9_\-. /]{1,250}$")
-ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,120}\.json$")
+RUN_ID = re.compile(r"^[0-9a-f]{32}\Z")
+MLFLOW_KEY = re.compile(r"^[A-Za-z0-9_\-. /]{1,250}\Z")
+ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,120}\.json\Z")
 END_STATUSES = ("FINISHED", "FAILED", "KILLED")
 REMOTE_SCHEMES = ("http", "https", "databricks")
 MAX_PARAM_CHARS, MAX_TAG_CHARS, BATCH = 6000, 8000, 100

@@ -27,7 +27,7 @@ from tools.base import CallContext, StrictInput, ToolSpec
 from tools.errors import InvalidInput
 from tools.experiment_schema import EXPERIMENT_PATH, REASONING_PATH, ReasoningConfig, validate_experiment
 
-PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]{0,63}){0,7}$")
+PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]{0,63}){0,7}\Z")
 MAX_CHANGES = 64
 EXPERIMENT_HEADER = "# What to run. Change it with propose_config_change; run_experiment re-checks it every time.\n"
 REASONING_HEADER = "# Why. Required for agents on every change and run.\n"
