@@ -290,7 +290,8 @@ def _max_seed_variance(gate: str, threshold: float, metric: str, observed: Mappi
     value = _measured(observed.get("seed_variance"))
     if value is None:
         return _gate(gate, "SKIPPED", None, threshold, "measured at promotion, across 3 seeds")
-    return _verdict(gate, value, value <= threshold, threshold, f"variance of {metric} across seeds must be <=")
+    # Strictly below: the standard reads "variance < max_seed_variance".
+    return _verdict(gate, value, value < threshold, threshold, f"variance of {metric} across seeds must be <")
 
 
 GATE_CHECKS = {

@@ -223,3 +223,9 @@ def test_evaluation_report_json_is_byte_identical_for_the_same_inputs() -> None:
     assert parsed["schema_version"] == 1
     assert parsed["extra"] == {"nan": None, "numpy": 0.123457, "count": 3, "flag": True, "neg_zero": 0.0}
     assert first.endswith("}\n") and list(parsed) == sorted(parsed)
+
+
+def test_seed_variance_must_be_strictly_below_the_threshold() -> None:
+    at = {g["gate"]: g for g in gate_receipt(TEMPLATE_GATES, {"primary_metric": 0.8, "baseline_primary_metric": 0.7, "seed_variance": 0.005})}
+    below = {g["gate"]: g for g in gate_receipt(TEMPLATE_GATES, {"primary_metric": 0.8, "baseline_primary_metric": 0.7, "seed_variance": 0.0049})}
+    assert at["max_seed_variance"]["status"] == "FAIL" and below["max_seed_variance"]["status"] == "PASS"
