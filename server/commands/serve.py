@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
+from typing import Any
 
 import uvicorn
 
 from server.app import build_server
 from server.cli import add_workspace_option
 from server.http import build_http_app, parse_bind, uvicorn_config
+from server.ports import build_ports
 from server.settings import load_settings
 
 
@@ -24,16 +27,37 @@ def register(subparsers) -> None:
     serve.set_defaults(handler=serve_command)
 
 
+def reconcile_in_background(ports: Any) -> threading.Thread:
+    """Runs a dead server left RUNNING become FAILED; in a thread, so MLflow's import never delays
+    the first answer to a client."""
+
+    def reconcile() -> None:
+        try:
+            ports.tracking.reconcile_orphans()
+        except Exception as exc:  # noqa: BLE001 - a store that cannot be read is reported, not fatal
+            print(f"mlgate: could not reconcile orphaned runs ({type(exc).__name__})", file=sys.stderr)
+
+    thread = threading.Thread(target=reconcile, name="mlgate-reconcile", daemon=True)
+    thread.start()
+    return thread
+
+
 def serve_command(args: argparse.Namespace) -> int:
     if args.http:
         return _serve_http(args)
-    build_server(load_settings(args.workspace, transport="stdio")).run("stdio")
+    settings = load_settings(args.workspace, transport="stdio")
+    ports = build_ports(settings)
+    reconcile_in_background(ports)
+    build_server(settings, ports).run("stdio")
     return 0
 
 
 def _serve_http(args: argparse.Namespace) -> int:
     bind = parse_bind(args.http)
-    app = build_http_app(load_settings(args.workspace), bind)
+    settings = load_settings(args.workspace)
+    ports = build_ports(settings)
+    app = build_http_app(settings, bind, ports=ports)
+    reconcile_in_background(ports)
     print(f"mlgate: serving {bind.url}/mcp (streamable HTTP) and {bind.url}/sse (SSE); bearer token required", file=sys.stderr)
     uvicorn.Server(uvicorn_config(app, bind)).run()
     return 0

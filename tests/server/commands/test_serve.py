@@ -92,3 +92,19 @@ async def test_stdio_serves_the_governed_tools_as_the_configured_principal(works
     assert result.is_error and result.structured_content["decision"] == "deny"
     record = read_tail(settings.audit_path, 1)[0]
     assert (record["principal"], record["role"], record["transport"], record["tool"]) == ("risk-officer", "human", "stdio", tool)
+
+
+async def test_a_starting_server_marks_runs_of_a_dead_server_failed(workspace: Path, settings: Settings) -> None:
+    import anyio
+
+    from server.tracking import MlflowTracking
+    from tests.server.test_tracking import dead_process_identity
+
+    dead = MlflowTracking(settings.mlflow_uri, settings.state_dir / "mlartifacts", owner=dead_process_identity())
+    orphan = dead.start_run(dead.get_or_create_experiment("demo-bank/credit-default"), {})
+    async with stdio(workspace) as client:
+        await client.list_tools()
+        with anyio.fail_after(START_TIMEOUT_S):
+            while dead.get_run(orphan)["status"] != "FAILED":
+                await anyio.sleep(0.1)
+    assert "orphaned" in dead.get_run(orphan)["tags"]["mlgate.end_reason"]
