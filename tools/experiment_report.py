@@ -48,10 +48,10 @@ def _test_section(results: list[Any], data: dict[str, Any], plan: Any, metrics_w
 
 
 def _baselines(results: list[Any], data: dict[str, Any], plan: Any) -> dict[str, Any]:
-    baseline = next(r for r in results if r.stage.name == "baseline")
-    development = baseline.stage.train
+    final = next(r for r in results if r.stage.name == "final")
+    development = final.stage.train
     return {
-        "logistic_regression": compute_metrics(data["labels"][plan.test], baseline.scores),
+        "logistic_regression": compute_metrics(data["labels"][plan.test], final.baseline_scores),
         "class_prior": prior_baseline(data["labels"][development], data["labels"][plan.test])["metrics"],
     }
 

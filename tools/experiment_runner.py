@@ -30,6 +30,7 @@ class Stage:
     train: np.ndarray
     evaluate: np.ndarray
     model: dict[str, Any]
+    baseline: dict[str, Any] | None = None
 
 
 @dataclass
@@ -38,6 +39,7 @@ class StageResult:
     scores: np.ndarray
     child: Any
     directory: Any
+    baseline_scores: np.ndarray | None = None
 
 
 def labels_of(frame: pd.DataFrame, config: dict[str, Any]) -> np.ndarray:
@@ -51,7 +53,8 @@ def labels_of(frame: pd.DataFrame, config: dict[str, Any]) -> np.ndarray:
 def stages_of(plan: SplitPlan, model: dict[str, Any]) -> list[Stage]:
     folds = [Stage(f"fold-{i}", f.train, f.validation, model) for i, f in enumerate(plan.folds)]
     development = np.sort(np.concatenate([plan.folds[0].train, plan.folds[0].validation]))
-    return [*folds, Stage("final", development, plan.test, model), Stage("baseline", development, plan.test, BASELINE_MODEL)]
+    # The final fit also fits the baseline on the same rows: same labels seen, one child fewer.
+    return [*folds, Stage("final", development, plan.test, model, BASELINE_MODEL)]
 
 
 def child_inputs(frame: pd.DataFrame, labels: np.ndarray, stage: Stage, features: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -90,7 +93,7 @@ async def run_stage(ctx: CallContext, run_id: str, stage: Stage, data: dict[str,
     ports, facts = ctx.ports, data["facts"]
     directory = ports.rundirs.stage_dir(run_id, stage.name)
     train, evaluation = child_inputs(data["frame"], data["labels"], stage, facts["feature_columns"])
-    spec = {"model": stage.model, "seed": data["seed"], "feature_columns": facts["feature_columns"], "categorical_columns": facts["categorical_columns"], "device": "auto", "task": "fit_predict"}
+    spec = {"model": stage.model, "seed": data["seed"], "feature_columns": facts["feature_columns"], "categorical_columns": facts["categorical_columns"], "device": "auto", "task": "fit_predict", "baseline_model": stage.baseline}
     await anyio.to_thread.run_sync(ports.rundirs.write_inputs, directory, train, evaluation, spec, facts["provenance"]["features_py"])
 
     async def on_progress(event: Any) -> None:
@@ -103,7 +106,10 @@ async def run_stage(ctx: CallContext, run_id: str, stage: Stage, data: dict[str,
     result = await ports.sandbox.run(directory, on_progress=on_progress)
     result.raise_for_failure()
     predictions = await anyio.to_thread.run_sync(ports.rundirs.read_predictions, directory)
-    return StageResult(stage, aligned_scores(predictions, stage.evaluate), result.result, directory)
+    baseline = None
+    if stage.baseline is not None:
+        baseline = aligned_scores(await anyio.to_thread.run_sync(ports.rundirs.read_predictions, directory, True), stage.evaluate)
+    return StageResult(stage, aligned_scores(predictions, stage.evaluate), result.result, directory, baseline)
 
 
 def _first_failure(failures: BaseExceptionGroup) -> BaseException:

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 PROGRESS_FILE = "progress.jsonl"
 RESULT_FILE = "result.json"
 PREDICTIONS_FILE = "predictions.parquet"
+BASELINE_PREDICTIONS_FILE = "baseline_predictions.parquet"
+BASELINE_DIR = "baseline"
 MODEL_DIR = "model"
 FEATURE_TRANSFORM_FILE = "feature_transform.json"
 MAX_MESSAGE_CHARS = 300

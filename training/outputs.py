@@ -45,9 +45,9 @@ def write_result(outputs: Path, result: SuccessResult | ErrorResult) -> None:
     _replace_atomically(outputs / RESULT_FILE, json.dumps(document, indent=2, sort_keys=True, allow_nan=False).encode())
 
 
-def write_predictions(outputs: Path, row_ids: np.ndarray, scores: np.ndarray) -> None:
+def write_predictions(outputs: Path, row_ids: np.ndarray, scores: np.ndarray, name: str = PREDICTIONS_FILE) -> None:
     """One row per evaluation row, in the order of eval.parquet."""
     frame = pd.DataFrame({"__row_id__": row_ids.astype("int64"), "score": scores.astype("float64")})
-    temporary = outputs / f".{PREDICTIONS_FILE}.tmp"
+    temporary = outputs / f".{name}.tmp"
     frame.to_parquet(temporary, index=False)
-    temporary.replace(outputs / PREDICTIONS_FILE)
+    temporary.replace(outputs / name)

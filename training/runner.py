@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from training.contract import FEATURE_TRANSFORM_FILE, MODEL_DIR, ErrorResult, SuccessResult
+from training.contract import BASELINE_DIR, BASELINE_PREDICTIONS_FILE, FEATURE_TRANSFORM_FILE, MODEL_DIR, ErrorResult, SuccessResult
 from training.determinism import seed_everything
 from training.errors import SpecError, TrainingError, error_message, error_type
 from training.families import FitOutcome, TrainingData, fit_predict
@@ -110,7 +110,19 @@ def run(run_dir: Path) -> SuccessResult:
     outcome = fit_predict(spec, data, ProgressWriter(outputs), model_dir)
     check_scores(outcome.scores, len(row_ids))
     write_predictions(outputs, row_ids, outcome.scores)
+    if spec.baseline_model is not None:
+        fit_baseline(spec, data, outputs, row_ids)
     return success_result(outcome, transform, (len(data.x_train), len(row_ids)))
+
+
+def fit_baseline(spec: RunSpec, data: TrainingData, outputs: Path, row_ids: np.ndarray) -> None:
+    """The baseline on the very same transformed rows; saves a child process per run."""
+    baseline_dir = outputs / BASELINE_DIR
+    baseline_dir.mkdir()
+    baseline_spec = spec.model_copy(update={"model": spec.baseline_model, "baseline_model": None})
+    outcome = fit_predict(baseline_spec, data, ProgressWriter(baseline_dir), baseline_dir)
+    check_scores(outcome.scores, len(row_ids))
+    write_predictions(outputs, row_ids, outcome.scores, BASELINE_PREDICTIONS_FILE)
 
 
 def main(argv: list[str] | None = None) -> int:

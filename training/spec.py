@@ -110,6 +110,9 @@ class RunSpec(StrictModel):
     max_categories: int = Field(
         50, ge=1, le=1000, description="Most frequent training categories kept per column; the rest encode as unknown."
     )
+    baseline_model: ModelSpec | None = Field(
+        None, description="Also fit this model on the same transformed rows and write baseline_predictions.parquet."
+    )
 
 
 def parse_spec(text: str | bytes) -> RunSpec:

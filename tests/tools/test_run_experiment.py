@@ -75,7 +75,7 @@ async def test_every_tier1_field_is_logged_on_a_successful_run(governed: dict[st
 async def test_evaluation_rows_given_to_the_child_carry_no_labels(governed: dict[str, Any]) -> None:
     content = (await call(governed, {"reasoning": REASONING})).structured_content
     stages = sorted((governed["settings"].state_dir / "runs" / content["run_id"]).iterdir())
-    assert [s.name for s in stages] == ["baseline", "final", "fold-0"]
+    assert [s.name for s in stages] == ["final", "fold-0"]
     for stage in stages:
         evaluation = pd.read_parquet(stage / "inputs" / "eval.parquet")
         train = pd.read_parquet(stage / "inputs" / "train.parquet")

@@ -107,3 +107,16 @@ def test_logistic_regression_artifact_alone_reproduces_its_predictions(tmp_path)
     data, _, _ = prepare(load_spec(run_dir / "inputs" / "spec.json"), run_dir / "inputs")
     expected = 1 / (1 + np.exp(-(data.x_eval.astype("float64") @ np.array(model["coef"]) + model["intercept"])))
     np.testing.assert_allclose(predictions(run_dir)["score"], expected, rtol=1e-6)
+
+
+def test_a_baseline_model_is_fitted_on_the_same_rows_and_predicts_every_row(tmp_path):
+    run_dir = write_run_dir(tmp_path / "run", "xgboost")
+    spec_path = run_dir / "inputs" / "spec.json"
+    spec = json.loads(spec_path.read_text())
+    spec_path.write_text(json.dumps({**spec, "baseline_model": {"type": "logistic_regression", "params": {}}}))
+    assert main(["--run-dir", str(run_dir)]) == 0
+    outputs = run_dir / "outputs"
+    model = pd.read_parquet(outputs / "predictions.parquet")
+    baseline = pd.read_parquet(outputs / "baseline_predictions.parquet")
+    assert baseline["__row_id__"].tolist() == model["__row_id__"].tolist() == eval_row_ids(run_dir)
+    assert not np.allclose(baseline["score"], model["score"])
