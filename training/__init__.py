@@ -12,7 +12,8 @@ Run-directory contract (the server writes inputs/, the child writes outputs/)
     spec.json            {"model": {"type": "xgboost" | "torch_mlp" | "logistic_regression" |
                          "random_forest", "params": {...}}, "seed": int, "feature_columns": [...],
                          "categorical_columns": [...], "device": "auto" | "cpu" | "cuda",
-                         "task": "fit_predict", "max_categories": int (optional, default 50)}
+                         "task": "fit_predict", "max_categories": int (optional, default 50),
+                         "baseline_model": {"type", "params"} or null (optional)}
                          validated by training.spec.RunSpec; unknown keys or hyperparameters are errors.
     train.parquet        feature columns + "__row_id__" (int) + "__label__" (0/1 int)
     eval.parquet         feature columns + "__row_id__", and NO "__label__" (the child refuses one)
@@ -20,6 +21,8 @@ Run-directory contract (the server writes inputs/, the child writes outputs/)
 <run>/outputs/           the only writable mount (at /sandbox/outputs); must be empty at launch
     predictions.parquet  "__row_id__" (int64), "score" (float64, P(label = 1)), one row per eval row
                          in eval.parquet order
+    baseline_predictions.parquet  the same for baseline_model when the spec names one (fitted on
+                         the same transformed rows; its files under baseline/)
     model/               feature_transform.json (columns, medians, means/stds, category lists) and
                            xgboost:              model.json (Booster.save_model, JSON)
                            torch_mlp:            model.pt (state_dict, CPU tensors) + architecture.json

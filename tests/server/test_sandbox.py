@@ -84,6 +84,7 @@ def test_child_environment_is_an_allowlist():
     assert not [name for name in env if "TOKEN" in name or "SECRET" in name or name.startswith("MLGATE")]
     assert env["PYTHONHASHSEED"] == "0" and env["OMP_NUM_THREADS"] == "3" and env["HOME"] == "/tmp"
     assert env["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8" and env["CUDA_VISIBLE_DEVICES"] == "0"
+    assert env["OMP_WAIT_POLICY"] == "PASSIVE"
 
 
 def test_missing_bwrap_refuses_to_train_unless_unconfined_is_allowed(tmp_path):
