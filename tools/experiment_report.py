@@ -18,12 +18,13 @@ from tools.evaluation import (
     prior_baseline, slice_metrics, summarize_folds,
 )
 
+RUN_KIND_TAG = "mlgate.run_kind"
 TIER1_KEYS = ("git_commit", "uv_lock_sha256", "feature_pipeline_hash", "config_hash", "standards_sha256")
 
 
 def run_tags(request: Any, facts: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
     standards = ctx.config["standards"]
-    tags = {"client_name": standards["client_name"], "project_name": standards["project_name"], "principal": ctx.principal.name, "role": ctx.principal.role, "transport": ctx.transport, "mlgate.sandbox_mode": facts["sandbox_mode"]}
+    tags = {"client_name": standards["client_name"], "project_name": standards["project_name"], "principal": ctx.principal.name, "role": ctx.principal.role, "transport": ctx.transport, "mlgate.sandbox_mode": facts["sandbox_mode"], RUN_KIND_TAG: facts.get("run_kind", "experiment")}
     return {**tags, **({"agent_model": request.agent_model} if request.agent_model else {})}
 
 
@@ -69,7 +70,8 @@ def _folds(results: list[Any], data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _comparison(ctx: CallContext, experiment: str, run_id: str, primary: str, test: dict[str, Any]) -> dict[str, Any]:
-    best = ctx.ports.tracking.best_prior_run(experiment, f"test_{primary}", exclude_run_id=run_id, lower_is_better=primary in LOWER_IS_BETTER)
+    # Reproductions and seed re-runs are checks of a run, not experiments to beat.
+    best = ctx.ports.tracking.best_prior_run(experiment, f"test_{primary}", exclude_run_id=run_id, lower_is_better=primary in LOWER_IS_BETTER, extra_filter=f"tags.`{RUN_KIND_TAG}` = 'experiment'")
     return compare_to_prior(primary, test[primary]["value"], test[primary]["ci95"], best)
 
 

@@ -158,7 +158,7 @@ def _rerun_facts(facts: dict[str, Any], ctx: CallContext, seed: int) -> dict[str
         "standards_sha256": ctx.config["standards_sha256"], "features_py": facts["features_py"],
     }  # fmt: skip
     reasoning = {"hypothesis_category": "reproduction", "change_description": f"re-run of {facts['run']['run_id']} from its pins with seed {seed}", "expected_effect": "the recorded test metrics, within the reproduction tolerance"}
-    return {"config": config, "dataset": facts["dataset"], "feature_columns": facts["feature_columns"], "categorical_columns": facts["categorical_columns"], "provenance": provenance, "reasoning": reasoning, "sandbox_mode": facts["sandbox_mode"]}
+    return {"config": config, "dataset": facts["dataset"], "feature_columns": facts["feature_columns"], "categorical_columns": facts["categorical_columns"], "provenance": provenance, "reasoning": reasoning, "sandbox_mode": facts["sandbox_mode"], "run_kind": "reproduction"}
 
 
 async def _rerun(facts: dict[str, Any], ctx: CallContext, seed: int, kind: str) -> dict[str, Any]:

@@ -39,6 +39,8 @@ async def test_reproducing_an_unchanged_run_passes_and_is_recorded(lab: Lab) -> 
     assert original["tags"]["reproduced"] == "true" and original["tags"]["mlgate.reproduction_run_id"] == rerun["run_id"]
     assert original["tags"]["mlgate.seed_run_ids"] == ",".join(s["run_id"] for s in content["seed_runs"])
     assert original["metrics"]["seed_variance_roc_auc"] == pytest.approx(content["seed_variance_roc_auc"])
+    assert rerun["tags"]["mlgate.run_kind"] == "reproduction" and original["tags"]["mlgate.run_kind"] == "experiment"
+    assert all(lab.ports.tracking.get_run(s["run_id"])["tags"]["mlgate.run_kind"] == "reproduction" for s in content["seed_runs"])
 
 
 async def test_the_worktree_is_gone_after_a_reproduction(lab: Lab) -> None:
