@@ -212,3 +212,20 @@ def approval_is_pending(facts: Mapping[str, Any], config: Mapping[str, Any]) -> 
         return Decision.allow("approval.is_pending", f"approval {approval.get('id')} is pending")
     status = approval.get("status") if isinstance(approval, Mapping) else "missing"
     return Decision.deny("approval.is_pending", f"the approval is {status}; decisions are final", "list pending approvals with `mlgate approvals list`; a new proposal creates a new approval")
+
+
+@rule(
+    "approval.four_eyes",
+    source="four-eyes principle of model risk management",
+    description="Whoever asked for an approval cannot grant it: the decider's name differs from the requester's.",
+)
+def approval_four_eyes(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
+    requested = (facts.get("requested_by") or {}).get("name")
+    decider = facts["principal"].name
+    if requested is not None and requested != decider:
+        return Decision.allow("approval.four_eyes", f"requested by {requested}, decided by {decider}")
+    return Decision.deny(
+        "approval.four_eyes",
+        f"{decider} requested this approval (or its requester is unknown) and cannot decide it",
+        "ask another human or operator to decide it",
+    )

@@ -26,7 +26,8 @@ def gather(request: DecideApprovalInput, ctx: CallContext) -> dict[str, Any]:
     """The approval as stored (None when unknown: approval.is_pending denies)."""
     record = ctx.ports.approvals.find(request.approval_id)
     summary = None if record is None else {k: record.get(k) for k in ("id", "status", "change_hash", "decided_by")}
-    return {"principal": ctx.principal, "approval": summary, "record": record}
+    requested_by = None if record is None else record.get("requested_by")
+    return {"principal": ctx.principal, "approval": summary, "record": record, "requested_by": requested_by}
 
 
 def _describe(record: dict[str, Any]) -> dict[str, Any]:
@@ -63,7 +64,7 @@ SPEC = ToolSpec(
         "operator role may decide; agents are always denied. Decisions are final; an approval is used once."
     ),
     input_model=DecideApprovalInput,
-    rules=tuple(_RULES[r] for r in ("role.known", "role.agents_cannot_approve", "approval.is_pending")),
+    rules=tuple(_RULES[r] for r in ("role.known", "role.agents_cannot_approve", "approval.is_pending", "approval.four_eyes")),
     gather=gather,
     execute=execute,
     preview=preview,

@@ -94,6 +94,9 @@ CASES = [
     RuleCase("approval.is_pending", "deny", {"principal": HUMAN, "approval": approval("approved")}, name="already_approved"),
     RuleCase("approval.is_pending", "deny", {"principal": HUMAN, "approval": approval("consumed")}, name="consumed"),
     RuleCase("approval.is_pending", "deny", {"principal": HUMAN, "approval": None}, name="unknown"),
+    RuleCase("approval.four_eyes", "allow", {"principal": HUMAN, "requested_by": {"name": "codex-1", "role": "agent"}}, name="someone_else"),
+    RuleCase("approval.four_eyes", "deny", {"principal": HUMAN, "requested_by": {"name": HUMAN.name, "role": "human"}}, name="own_request"),
+    RuleCase("approval.four_eyes", "deny", {"principal": HUMAN, "requested_by": None}, name="unknown_requester"),
 ]
 
 

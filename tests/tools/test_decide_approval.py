@@ -66,7 +66,7 @@ async def test_an_agent_is_denied_by_the_role_rule_and_the_approval_stays_pendin
     is_error, result = await call(settings, "decide_approval", {"approval_id": approval_id, "decision": "approve"})
     assert is_error and result["rule_id"] == "role.agents_cannot_approve" and "mlgate approvals approve" in result["remediation"]
     assert status(settings, approval_id) == "pending"
-    assert audit(settings)[-1]["denied_by"] == ["role.agents_cannot_approve"]
+    assert audit(settings)[-1]["denied_by"] == ["role.agents_cannot_approve", "approval.four_eyes"]
 
 
 async def test_an_agent_dry_run_is_denied_too(settings: Settings) -> None:
@@ -139,3 +139,10 @@ def test_cli_refuses_a_name_that_could_forge_log_lines(workspace: Path) -> None:
     with pytest.raises(SystemExit) as info:
         main(["approvals", "approve", "apr-0123456789ab", "--workspace", str(workspace), "--as", "alice\tfake"])
     assert info.value.code == 2
+
+
+async def test_a_human_cannot_approve_a_change_requested_under_their_own_name(settings: Settings) -> None:
+    approval_id = await pending_approval(settings)
+    exit_code = await anyio.to_thread.run_sync(main, ["approvals", "approve", approval_id, "--workspace", str(settings.workspace), "--as", settings.local_principal])
+    assert exit_code == 2 and status(settings, approval_id) == "pending"
+    assert audit(settings)[-1]["denied_by"] == ["approval.four_eyes"]
