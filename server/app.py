@@ -22,10 +22,10 @@ INSTRUCTIONS = (
 
 # Each module exposes `SPEC` (a ToolSpec) or `SPECS`; run_experiment, open_pr and promote join
 # this list as they are built (their names are reserved in RESERVED_TOOL_NAMES).
-TOOL_MODULES: tuple[str, ...] = ("load_dataset", "propose_config_change", "run_experiment", "decide_approval", "open_pr", "promote", "reproduce", "rollback")
+TOOL_MODULES: tuple[str, ...] = ("load_dataset", "propose_config_change", "run_experiment", "decide_approval", "open_pr", "promote", "reproduce", "rollback", "list_runs", "get_run", "compare_runs")
 RESERVED_TOOL_NAMES = ("load_dataset", "propose_config_change", "run_experiment", "open_pr", "promote")
 # Each module exposes `register(server, ports)` adding its resources and prompts.
-RESOURCE_MODULES = ("standards", "policies", "datasets", "audit", "briefing")
+RESOURCE_MODULES = ("standards", "policies", "datasets", "audit", "briefing", "runs", "model_cards")
 
 
 def tool_specs() -> list[ToolSpec]:

@@ -165,6 +165,11 @@ class MlflowTracking:
                 raise
             return existing.experiment_id
 
+    def find_experiment(self, name: str) -> str | None:
+        """The experiment id of `name`, or None: a lookup that never creates (read-only tools)."""
+        existing = self.client.get_experiment_by_name(name)
+        return None if existing is None else existing.experiment_id
+
     def start_run(self, experiment_id: str, tags: Mapping[str, Any], *, run_name: str | None = None) -> str:
         """Create a RUNNING run tagged with `tags` and the owning server process. Returns its id."""
         clean, dropped = self._clean_tags(tags)
@@ -279,6 +284,18 @@ class MlflowTracking:
         """Copy a local file into the run's artifacts; returns its artifact-relative path."""
         self.client.log_artifact(run_id, str(path), artifact_path)
         return f"{artifact_path}/{Path(path).name}" if artifact_path else Path(path).name
+
+    def list_artifacts(self, run_id: str, limit: int = 500) -> list[str]:
+        """Paths of the run's artifact files (directories walked), sorted, at most `limit`."""
+        found: list[str] = []
+        pending: list[str | None] = [None]
+        while pending and len(found) < limit:
+            for entry in self.client.list_artifacts(run_id, pending.pop()):
+                if entry.is_dir:
+                    pending.append(entry.path)
+                else:
+                    found.append(entry.path)
+        return sorted(found)[:limit]
 
     def log_json_artifact(self, run_id: str, name: str, payload: Any, artifact_path: str | None = None) -> str:
         """Write `payload` as stable JSON (sorted keys, same bytes for the same payload) to artifact

@@ -1,0 +1,89 @@
+"""Model resources: the registered models with their aliases, and a model's card.
+
+The card is the one promote logged (`model_card.json` on the promoted run, tools/model_card.py) for
+the version the `champion` alias points at, or the `candidate` version when there is no champion.
+When the run's artifact cannot be read, the card fields promote set as version tags (`card.*`) are
+served instead, marked as such. Read-only.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+import anyio
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+
+from policies.promotion import MODEL_NAME
+from tools.errors import GovernanceError
+from tools.promote import CARD_ARTIFACT
+
+MODELS_URI = "mlgate://models"
+CARD_URI = "mlgate://models/{name}/card"
+CARD_ALIASES = ("champion", "candidate")
+
+
+class Registry(Protocol):
+    def list_models(self) -> list[dict[str, Any]]: ...
+
+    def alias_version(self, name: str, alias: str) -> str | None: ...
+
+    def version(self, name: str, version: str) -> dict[str, Any]:
+        """{version, run_id, source, tags, aliases}. Raises NotFound."""
+        ...
+
+
+class JsonArtifacts(Protocol):
+    def read_json(self, run_id: str, name: str) -> Any | None: ...
+
+
+def models(registry: Registry) -> dict[str, Any]:
+    found = registry.list_models()
+    for model in found:
+        model["card_uri"] = f"mlgate://models/{model['name']}/card"
+    return {"models": found, "count": len(found)}
+
+
+def _carded_alias(registry: Registry, name: str) -> tuple[str, str]:
+    """(alias, version) of the champion, else the candidate. Raises ResourceNotFoundError."""
+    for alias in CARD_ALIASES:
+        version = registry.alias_version(name, alias)
+        if version is not None:
+            return alias, version
+    raise ResourceNotFoundError(f"model {name!r} has no champion or candidate version (or does not exist); {MODELS_URI} lists the registered models and their aliases, promote(run_id, alias='candidate') creates one")
+
+
+def card(registry: Registry, artifacts: JsonArtifacts | None, name: str) -> dict[str, Any]:
+    """The card of the champion (else candidate) version. Raises ResourceNotFoundError."""
+    if not MODEL_NAME.match(name):
+        raise ResourceNotFoundError(f"{name[:60]!r} is not a model name (letters, digits, '_', '.', '-'); {MODELS_URI} lists the models")
+    alias, version = _carded_alias(registry, name)
+    found = registry.version(name, version)
+    logged = artifacts.read_json(found["run_id"], CARD_ARTIFACT) if artifacts is not None else None
+    head = {"model": name, "alias": alias, "version": version, "run_id": found["run_id"], "aliases": sorted(found["aliases"])}
+    if isinstance(logged, dict):
+        return {**head, "source": f"run artifact {CARD_ARTIFACT}", "card": logged}
+    tags = {k: v for k, v in sorted(found["tags"].items()) if k.startswith("card.")}
+    if not tags:
+        raise ResourceNotFoundError(f"{name} version {version} ({alias}) has no model card: it was not registered by promote")
+    return {**head, "source": "model version tags card.* (the run's card artifact could not be read)", "card": tags}
+
+
+def register(server: Any, ports: Any) -> None:
+    registry: Registry | None = getattr(ports, "registry", None)
+    if registry is None:
+        return
+
+    @server.resource(MODELS_URI, name="models", title="Registered models", mime_type="application/json",
+                     description="Registered models with their aliases (champion, candidate) and versions, each version with its run id.")  # fmt: skip
+    async def registered_models() -> str:
+        return json.dumps(await anyio.to_thread.run_sync(models, registry), sort_keys=True)
+
+    @server.resource(CARD_URI, name="model_card", title="Model card", mime_type="application/json",
+                     description="The model card of a model's champion version (else its candidate): intended use, limitations, provenance, metrics, gates, reproduction, approvals.")  # fmt: skip
+    async def model_card(name: str) -> str:
+        try:
+            document = await anyio.to_thread.run_sync(card, registry, ports.run_artifacts, name)
+        except GovernanceError as exc:
+            raise ResourceError(f"[{exc.rule_id}] {exc.reason}; what to do: {exc.remediation}") from exc
+        return json.dumps(document, sort_keys=True)

@@ -1,0 +1,159 @@
+"""Views of MLflow runs for the read-only tools and resources (list, get, compare).
+
+Built from what run_experiment logs (tools/experiment_report.py): Tier 1 params, `config.*` and
+`reasoning.*` params, `test_<metric>` metrics with `test_<metric>_ci95_low|high`, `cv_<metric>_mean`,
+`baseline_<name>_<metric>`, `metric_delta`, and the tags `outcome`, `gates_passed`, `principal`.
+Params and tags pass the secret scanner again on the way out; no view carries data rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from tools.evaluation import LOWER_IS_BETTER, METRICS
+from tools.experiment_report import RUN_KIND_TAG
+from tools.model_card import PROVENANCE
+from tools.run_pins import unflatten
+from tools.secrets_scan import strip_secrets
+
+RUN_ID_PATTERN = r"^[0-9a-f]{32}$"
+STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
+OUTCOMES = ("confirmed", "neutral", "negative")
+RUN_KINDS = ("experiment", "reproduction")
+END_REASON_TAG = "mlgate.end_reason"
+REDACTED_TAG = "mlgate.redacted_keys"
+REPORT_ARTIFACT = "evaluation_report.json"
+SHOWN_TAGS = ("client_name", "project_name", "principal", "role", "transport", "agent_model", "mlgate.sandbox_mode", RUN_KIND_TAG, "outcome", "gates_passed", "reproduced", "promoted")
+TIMINGS = ("train_seconds_total", "train_seconds_final", "inference_latency_ms_per_row")
+DATA_SHAPE = ("n_rows", "n_columns", "n_features")
+COST = ("tokens_used", "estimated_cost", "agent_model")
+
+
+class Runs(Protocol):
+    def find_experiment(self, name: str) -> str | None: ...
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """Raises NotFound."""
+        ...
+
+    def search_runs(self, experiment_ids: list[str], filter_string: str = "", order_by: list[str] | None = None, max_results: int = 100) -> list[dict[str, Any]]: ...
+
+    def list_artifacts(self, run_id: str, limit: int = 500) -> list[str]: ...
+
+
+class JsonArtifacts(Protocol):
+    def read_json(self, run_id: str, name: str) -> Any | None: ...
+
+
+# --- the project -------------------------------------------------------------------------------
+
+
+def experiment_of(tracking: Runs, standards: Mapping[str, Any]) -> dict[str, Any]:
+    """This workspace's experiment `{name, id}`; id is None before the first run (never created here)."""
+    name = f"{standards['client_name']}/{standards['project_name']}"
+    return {"name": name, "id": tracking.find_experiment(name)}
+
+
+def primary_metric(standards: Mapping[str, Any]) -> str:
+    return str((standards.get("gates") or {}).get("primary_metric") or "roc_auc")
+
+
+# --- small readers -----------------------------------------------------------------------------
+
+
+def iso_time(millis: Any) -> str | None:
+    return None if not isinstance(millis, int) else datetime.fromtimestamp(millis / 1000, tz=UTC).isoformat()
+
+
+def flag(text: Any) -> bool | None:
+    return {"true": True, "false": False}.get(str(text).lower()) if text is not None else None
+
+
+def parsed(text: Any) -> Any:
+    """A param value as logged (canonical JSON for non-strings), back as a value."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return text
+
+
+def safe_params(run: Mapping[str, Any]) -> dict[str, str]:
+    return strip_secrets(run.get("params") or {})[0]
+
+
+def with_ci(metrics: Mapping[str, float], metric: str) -> dict[str, Any]:
+    """`{value, ci95}` of test metric `metric`; ci95 is None when no interval was logged."""
+    low, high = metrics.get(f"test_{metric}_ci95_low"), metrics.get(f"test_{metric}_ci95_high")
+    ci = None if low is None or high is None else {"low": low, "high": high}
+    return {"value": metrics.get(f"test_{metric}"), "ci95": ci}
+
+
+def test_metric_names(metrics: Mapping[str, float]) -> list[str]:
+    return sorted(k[5:] for k in metrics if k.startswith("test_") and "_ci95_" not in k)
+
+
+def baselines(metrics: Mapping[str, float]) -> dict[str, dict[str, float]]:
+    """{baseline name: {metric: value}} from `baseline_<name>_<metric>` metrics."""
+    found: dict[str, dict[str, float]] = {}
+    for key, value in metrics.items():
+        metric = next((m for m in METRICS if key.startswith("baseline_") and key.endswith(f"_{m}")), None)
+        if metric is not None:
+            found.setdefault(key[len("baseline_") : -len(metric) - 1], {})[metric] = value
+    return {name: dict(sorted(values.items())) for name, values in sorted(found.items())}
+
+
+# --- the views ---------------------------------------------------------------------------------
+
+
+def summary(run: Mapping[str, Any], primary: str) -> dict[str, Any]:
+    """One row of a run listing."""
+    params, tags = safe_params(run), run.get("tags") or {}
+    return {
+        "run_id": run["run_id"], "name": tags.get("mlflow.runName"), "status": run["status"], "start_time": iso_time(run.get("start_time")),
+        "principal": tags.get("principal"), "run_kind": tags.get(RUN_KIND_TAG), "outcome": tags.get("outcome"), "gates_passed": flag(tags.get("gates_passed")),
+        "primary_metric": {"metric": primary, **with_ci(run.get("metrics") or {}, primary)},
+        "dataset_hash": params.get("dataset_content_hash"), "commit": params.get("git_commit"), "dirty": flag(params.get("git_dirty")),
+    }  # fmt: skip
+
+
+def _comparison(run: Mapping[str, Any], primary: str, report: Mapping[str, Any] | None) -> dict[str, Any]:
+    prior = (report or {}).get("comparison") or {}
+    return {
+        "metric": primary, "metric_delta": (run.get("metrics") or {}).get("metric_delta"), "outcome": (run.get("tags") or {}).get("outcome"),
+        "best_prior_run_id": prior.get("best_prior_run_id"), "best_prior_value": prior.get("best_prior_value"), "rule": prior.get("rule"),
+    }  # fmt: skip
+
+
+def _picked(values: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    return {k: values[k] for k in keys if k in values}
+
+
+def detail(run: Mapping[str, Any], experiment: str, primary: str, artifacts: list[str], report: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Everything an agent needs about one run, with no data rows and no secrets."""
+    params, metrics, tags = safe_params(run), run.get("metrics") or {}, strip_secrets(run.get("tags") or {})[0]
+    gates = (report or {}).get("gates")
+    return {
+        **summary(run, primary), "experiment": experiment, "end_time": iso_time(run.get("end_time")), "end_reason": tags.get(END_REASON_TAG),
+        "provenance": {**_picked(params, PROVENANCE), "git_dirty": flag(params.get("git_dirty"))},
+        "config": unflatten(params), "reasoning": unflatten(params, "reasoning."), "feature_columns": parsed(params.get("feature_columns")),
+        "hardware": unflatten(params, "hardware."),
+        "metrics": {m: with_ci(metrics, m) for m in test_metric_names(metrics)},
+        "cv_metrics": {k[3:-5]: v for k, v in sorted(metrics.items()) if k.startswith("cv_") and k.endswith("_mean")},
+        "baselines": baselines(metrics), "comparison": _comparison(run, primary, report),
+        "gate_receipt": {"gates": gates if isinstance(gates, list) else None, "passed": flag(tags.get("gates_passed"))},
+        "timings": _picked(metrics, TIMINGS), "data_shape": _picked(metrics, DATA_SHAPE), "agent_cost": {k: parsed(v) for k, v in _picked(params, COST).items()},
+        "tags": _picked(tags, SHOWN_TAGS), "redacted_keys": [k for k in tags.get(REDACTED_TAG, "").split(",") if k], "artifacts": artifacts,
+    }  # fmt: skip
+
+
+def load_detail(tracking: Runs, run_artifacts: JsonArtifacts | None, run: Mapping[str, Any], experiment: str, primary: str) -> dict[str, Any]:
+    """`detail` with the run's artifact list and evaluation report read from MLflow (blocking)."""
+    report = run_artifacts.read_json(run["run_id"], REPORT_ARTIFACT) if run_artifacts is not None else None
+    return detail(run, experiment, primary, tracking.list_artifacts(run["run_id"]), report if isinstance(report, Mapping) else None)
+
+
+def lower_is_better(metric: str) -> bool:
+    return metric in LOWER_IS_BETTER
