@@ -15,6 +15,7 @@ from server.cli import main
 from server.git import GitRepo
 from server.pr_providers import LocalProvider, PrRecords
 from server.settings import load_settings
+from tests.mlflow_store import client_with_experiment, sqlite_uri
 
 IDENTITY = ("-c", "user.name=Reviewer", "-c", "user.email=reviewer@bank.example")
 
@@ -26,17 +27,12 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def tracking_uri(store: Path) -> str:
-    return f"sqlite:///{store / 'mlflow.db'}"
+    return sqlite_uri(store)
 
 
 @pytest.fixture(scope="module")
 def mlflow_client(tracking_uri: str, store: Path) -> Any:
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    import mlflow
-
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    client.create_experiment("hooks", artifact_location=(store / "artifacts").as_uri())
-    return client
+    return client_with_experiment(store, "hooks")
 
 
 @pytest.fixture

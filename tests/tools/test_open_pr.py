@@ -4,7 +4,6 @@ MLflow sqlite store, the local PR provider's bare remote and records, the audit 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,6 +21,7 @@ from server.settings import Settings, load_settings
 from tools.base import CallContext
 from tools.errors import GitRefused
 from tools.open_pr import OpenPrInput, default_branch, execute, gather
+from tests.mlflow_store import client_with_experiment, sqlite_uri
 
 pytestmark = pytest.mark.anyio
 
@@ -36,17 +36,12 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def tracking_uri(store: Path) -> str:
-    return f"sqlite:///{store / 'mlflow.db'}"
+    return sqlite_uri(store)
 
 
 @pytest.fixture(scope="module")
 def mlflow_client(tracking_uri: str, store: Path) -> Any:
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    import mlflow
-
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    client.create_experiment("demo-bank/credit-default", artifact_location=(store / "artifacts").as_uri())
-    return client
+    return client_with_experiment(store, "demo-bank/credit-default")
 
 
 @pytest.fixture
