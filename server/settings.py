@@ -6,7 +6,9 @@ workspace, then MLGATE_* environment variables, then explicit overrides (CLI fla
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,6 +66,20 @@ class PullRequestSettings(BaseModel):
     github: GitHubSettings = Field(default_factory=GitHubSettings)
 
 
+class AuditSettings(BaseModel):
+    """The audit chain's signing key (server/audit/signing.py): a file OUTSIDE the state directory,
+    readable only by the server's OS user. Default ~/.config/mlgate/keys/<workspace-id>.ed25519."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    signing_key_path: Path | None = Field(None, description="Ed25519 private key (PKCS#8 PEM, 0600); env MLGATE_AUDIT_SIGNING_KEY.")
+
+
+def workspace_id(workspace: Path) -> str:
+    """A file-name-safe id of a workspace: its directory name and a hash of its absolute path."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", workspace.name).strip("._") or "workspace"
+    return f"{name}-{hashlib.sha256(str(workspace).encode()).hexdigest()[:12]}"
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -78,6 +94,7 @@ class Settings(BaseModel):
     tracking_uri: str | None = None
     http: HttpSettings = Field(default_factory=HttpSettings)
     pull_requests: PullRequestSettings = Field(default_factory=PullRequestSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
 
     @property
     def local(self) -> Principal:
@@ -86,6 +103,11 @@ class Settings(BaseModel):
     @property
     def audit_path(self) -> Path:
         return self.state_dir / "audit.jsonl"
+
+    @property
+    def audit_signing_key(self) -> Path:
+        """Where the audit signing key is (whether or not it exists yet)."""
+        return self.audit.signing_key_path or Path.home() / ".config" / "mlgate" / "keys" / f"{workspace_id(self.workspace)}.ed25519"
 
     @property
     def mlflow_uri(self) -> str:
@@ -110,6 +132,8 @@ def load_settings(workspace: Path | str, **overrides: Any) -> Settings:
     state_dir = Path(overrides.get("state_dir") or os.environ.get("MLGATE_STATE_DIR") or workspace / ".mlgate")
     values.update(_yaml_file(state_dir / "server.yaml"))
     values.update({field: os.environ[key] for key, field in ENV_KEYS.items() if os.environ.get(key)})
+    if os.environ.get("MLGATE_AUDIT_SIGNING_KEY"):
+        values["audit"] = {**(values.get("audit") or {}), "signing_key_path": os.environ["MLGATE_AUDIT_SIGNING_KEY"]}
     values.update({k: v for k, v in overrides.items() if v is not None})
     values["workspace"], values["state_dir"] = workspace, Path(values.get("state_dir") or state_dir).resolve()
     return Settings.model_validate(values)
