@@ -22,8 +22,7 @@ from mcp.server.mcpserver import MCPServer
 from bench.governed_vs_bare import TINY_CSV
 from policies import Principal
 from server.app import build_server
-from server.cas_import import add_dataset
-from server.commands.data import store_for
+from server.commands.data import import_files
 from server.ports import build_ports
 from server.settings import load_settings
 from server.workspace import init_workspace
@@ -70,7 +69,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workspace = init_workspace(Path(tmp) / "ws")
         (Path(tmp) / "tiny.csv").write_text(TINY_CSV)
-        content_hash = add_dataset(store_for(str(workspace)), [Path(tmp) / "tiny.csv"]).content_hash
+        content_hash = import_files(workspace, [Path(tmp) / "tiny.csv"]).added.content_hash
         times = anyio.run(measure, workspace, content_hash)
     g50, b50 = statistics.median(times["governed"]), statistics.median(times["bare"])
     g99, b99 = percentile(times["governed"], 0.99), percentile(times["bare"], 0.99)

@@ -25,8 +25,7 @@ import yaml
 from mcp import Client
 
 from server.app import build_server
-from server.cas_import import add_dataset
-from server.commands.data import store_for
+from server.commands.data import import_files
 from server.demo_data import write_credit_csv
 from server.git import GitRepo
 from server.ports import build_ports
@@ -38,7 +37,7 @@ REASONING = {"hypothesis_category": "baseline", "change_description": "Benchmark
 
 def governed_workspace(root: Path, rows: int) -> Path:
     workspace = init_workspace(root / "ws")
-    content_hash = add_dataset(store_for(str(workspace)), [write_credit_csv(root / "credit.csv", rows=rows)]).content_hash
+    content_hash = import_files(workspace, [write_credit_csv(root / "credit.csv", rows=rows)]).added.content_hash
     path = workspace / "configs/experiment.yaml"
     document = yaml.safe_load(path.read_text())
     document["data"]["dataset"] = content_hash

@@ -91,3 +91,26 @@ def pii_masked(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
         f"sample rows would show PII columns unmasked: {unmasked}",
         "report this to the operator: the server must mask PII before returning a sample",
     )
+
+
+REGISTERED_REMEDIATION = (
+    "a directory under data/shadow is not a dataset until an operator imports its source files with "
+    "`mlgate data add WORKSPACE FILE...`, which records the import in the audit chain and the dataset registry; "
+    "ask the operator to import the file, then use the content hash it prints. Do not create, copy or edit "
+    "anything under data/shadow or the state directory"
+)
+
+
+@rule(
+    "data.registered",
+    source="issue 8 item 4; DESIGN.md §4 CAS integrity and shadow-only data",
+    description="The dataset was imported by an operator (`mlgate data add`): its content hash is in the dataset registry and the audit chain holds the matching import record.",
+)
+def registered(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
+    registration = facts.get("registration")
+    registration = registration if isinstance(registration, Mapping) else {}
+    short = f"{str(facts['requested'])[:12]}…"
+    if registration.get("registered") is True and registration.get("audited") is True:
+        return Decision.allow("data.registered", f"dataset {short} was imported by {registration.get('imported_by') or 'an operator'}")
+    detail = registration.get("detail") or "it is not in the dataset registry"
+    return Decision.deny("data.registered", f"dataset {short} was not imported by an operator: {detail}", REGISTERED_REMEDIATION)

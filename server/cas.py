@@ -22,8 +22,12 @@ Verification opens data, shadow and the dataset directory with O_NOFOLLOW, each 
 parent's descriptor, so no symbolic link is ever followed. Each file is opened with O_NOFOLLOW,
 fstat must show a regular file with exactly one link, and its bytes are read ONCE: those bytes are
 hashed and those same bytes are parsed (no check-then-swap). Integrity is decided by the pure
-rules `data.shadow_only` and `data.integrity` (policies/data.py). Importing lives in
-server/cas_import.py (`mlgate data add`).
+rules `data.shadow_only` and `data.integrity` (policies/data.py).
+
+Bytes that verify are not yet a dataset: using one (`verify`, `load`, `open`) also needs the
+`data.registered` rule, which holds only for a content hash an operator imported with
+`mlgate data add` (server/cas_import.py), as the dataset registry and the audit chain record it
+(server/dataset_registry.py). A directory made by hand or copied from another workspace is refused.
 """
 
 from __future__ import annotations
@@ -37,15 +41,15 @@ import re
 import stat
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from policies import evaluate
-from policies.data import SHADOW_DIR, integrity, shadow_only
-from tools.errors import IntegrityError, InvalidInput, NotFound
+from policies.data import SHADOW_DIR, integrity, registered, shadow_only
+from tools.errors import IntegrityError, InvalidInput, NotFound, PolicyDenied
 
 CONTENT_HASH = re.compile(r"^[0-9a-f]{64}\Z")
 FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.(csv|parquet)\Z")
@@ -54,6 +58,9 @@ READER: dict[str, dict[str, Any]] = {
     "csv": {"sep": ",", "encoding": "utf-8", "low_memory": False},
     "parquet": {"engine": "pyarrow"},
 }
+BYTE_RULES = (shadow_only, integrity)
+USE_RULES = (shadow_only, integrity, registered)
+NO_REGISTRY = {"registered": False, "audited": False, "detail": "this workspace's store has no dataset registry"}
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
@@ -89,6 +96,7 @@ class Inspection:
     recomputed: str | None
     files: tuple[StoredFile, ...] = ()
     problems: tuple[Problem, ...] = ()
+    registration: dict[str, Any] = field(default_factory=lambda: dict(NO_REGISTRY))
 
     def facts(self) -> dict[str, Any]:
         return {
@@ -98,6 +106,7 @@ class Inspection:
             "recomputed": self.recomputed,
             "problems": [asdict(p) for p in self.problems],
             "files": [f.entry() for f in self.files],
+            "registration": dict(self.registration),
         }
 
 
@@ -177,12 +186,14 @@ def read_frame(files: Sequence[StoredFile]) -> pd.DataFrame:
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
-def raise_unless_verified(inspection: Inspection) -> Inspection:
-    """The data.shadow_only and data.integrity rules over the inspection. Raises IntegrityError."""
-    verdict = evaluate((shadow_only, integrity), inspection.facts(), {})
+def raise_unless_verified(inspection: Inspection, rules: Sequence[Any] = USE_RULES) -> Inspection:
+    """The data.shadow_only, data.integrity and (by default) data.registered rules over the
+    inspection. Raises IntegrityError (PolicyDenied for an unregistered dataset)."""
+    verdict = evaluate(tuple(rules), inspection.facts(), {})
     if not verdict.allowed:
         deciding = verdict.deciding
-        raise IntegrityError(deciding.reason, deciding.remediation, rule_id=deciding.rule_id)
+        error = PolicyDenied if deciding.rule_id == registered.id else IntegrityError
+        raise error(deciding.reason, deciding.remediation, rule_id=deciding.rule_id)
     return inspection
 
 
@@ -259,11 +270,14 @@ class SymlinkOnPath(Exception):
 
 
 class CasStore:
-    """The workspace's dataset store. `max_files` caps the entries one dataset may have."""
+    """The workspace's dataset store. `max_files` caps the entries one dataset may have;
+    `registry` (server/dataset_registry.py) says which hashes an operator imported. A store
+    without one registers nothing, so it can verify bytes but never hand a dataset out."""
 
-    def __init__(self, workspace: Path, max_files: int) -> None:
+    def __init__(self, workspace: Path, max_files: int, registry: Any = None) -> None:
         self.workspace = Path(workspace).resolve()
         self.max_files = int(max_files)
+        self.registry = registry
 
     @contextmanager
     def open_dir(self, parts: Sequence[str], *, create: bool = False) -> Iterator[int]:
@@ -296,8 +310,17 @@ class CasStore:
 
     def inspect(self, content_hash: str, max_files: int | None = None, *, keep_bytes: bool = True) -> Inspection:
         """Read and hash every entry of the dataset directory once (keeping the bytes to parse
-        them when `keep_bytes`). Raises InvalidInput for a malformed hash and NotFound when no
-        such dataset exists; every other fault is a Problem of the inspection."""
+        them when `keep_bytes`), with what the registry says of the hash. Raises InvalidInput for
+        a malformed hash and NotFound when no such dataset exists; every other fault is a Problem
+        of the inspection."""
+        inspection = self._inspect_bytes(content_hash, max_files, keep_bytes)
+        return replace(inspection, registration=self.registration(content_hash))
+
+    def registration(self, content_hash: str) -> dict[str, Any]:
+        """Facts for data.registered: registered, audited, detail, imported_by."""
+        return self.registry.registration(content_hash).facts() if self.registry is not None else dict(NO_REGISTRY)
+
+    def _inspect_bytes(self, content_hash: str, max_files: int | None, keep_bytes: bool) -> Inspection:
         check_content_hash(content_hash)
         try:
             with self.open_dir(("data", "shadow", content_hash)) as dir_fd:
@@ -326,14 +349,16 @@ class CasStore:
         problems = [r for r in read if isinstance(r, Problem)] + _manifest_problems(content_hash, manifest, files, set(names))
         return Inspection(content_hash, location, False, content_hash_of(files), files, tuple(problems))
 
-    def verify(self, content_hash: str, max_files: int | None = None, *, keep_bytes: bool = False) -> Inspection:
-        """The inspection of a dataset that passed data.shadow_only and data.integrity.
-        Raises InvalidInput, NotFound or IntegrityError."""
-        return raise_unless_verified(self.inspect(content_hash, max_files, keep_bytes=keep_bytes))
+    def verify(self, content_hash: str, max_files: int | None = None, *, keep_bytes: bool = False, registered: bool = True) -> Inspection:
+        """The inspection of a dataset that passed data.shadow_only, data.integrity and (unless
+        `registered` is False: the bytes alone, as an import checks them) data.registered.
+        Raises InvalidInput, NotFound, IntegrityError or PolicyDenied."""
+        return raise_unless_verified(self.inspect(content_hash, max_files, keep_bytes=keep_bytes), USE_RULES if registered else BYTE_RULES)
 
     def open(self, inspection: Inspection) -> LoadedDataset:
-        """Parse the verified bytes. Raises IntegrityError (unverified, or bytes pandas cannot
-        read) and ValueError for an inspection that did not keep its bytes."""
+        """Parse the verified bytes of a registered dataset. Raises IntegrityError (unverified, or
+        bytes pandas cannot read), PolicyDenied (unregistered) and ValueError for an inspection
+        that did not keep its bytes."""
         raise_unless_verified(inspection)
         if any(f.data is None for f in inspection.files):
             raise ValueError("open() needs an inspection made with keep_bytes=True")

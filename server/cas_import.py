@@ -5,6 +5,10 @@ schema gets in), hashed, written into a fresh temp directory inside data/shadow 
 directory, fsynced) and renamed to the content hash in one atomic `rename`. When the hash's
 directory already exists it is verified and reused: importing the same bytes twice is a no-op.
 See server/cas.py for the layout and the hash definitions.
+
+`import_dataset` is the whole import: the files into the store, then the import recorded in the
+audit chain and the dataset registry (server/dataset_registry.py). Only a registered dataset can
+be used; `add_dataset` alone only stores bytes.
 """
 
 from __future__ import annotations
@@ -47,6 +51,28 @@ class Added:
     files: tuple[dict[str, Any], ...]
     rows: int
     reused: bool
+
+    def record(self) -> dict[str, Any]:
+        """What the registry and the audit chain record of the import: hashes, rows and the files
+        by base name (the operator's directories are never recorded)."""
+        files = [{"name": f["path"], "size": f["size"], "sha256": f["sha256"]} for f in self.files]
+        return {"content_hash": self.content_hash, "schema_hash": self.schema_hash, "rows": self.rows, "files": files}
+
+
+@dataclass(frozen=True)
+class Imported:
+    added: Added
+    entry: dict[str, Any]
+    registered: bool  # False: the registry already held a vouched entry for these bytes
+
+
+def import_dataset(store: CasStore, registry: Any, audit: Any, paths: Sequence[Path | str], principal: Any) -> Imported:
+    """Store the files as one dataset and record the import (audit chain, then registry) as
+    made by `principal`. Idempotent. Raises InvalidInput, IntegrityError (see add_dataset, and
+    an audit chain that cannot record) and OSError."""
+    added = add_dataset(store, paths)
+    entry, created = registry.register(added.record(), principal, audit)
+    return Imported(added, entry, created)
 
 
 def add_dataset(store: CasStore, paths: Sequence[Path | str]) -> Added:
@@ -155,7 +181,7 @@ def _publish(root_fd: int, digest: str, sources: Sequence[StoredFile]) -> bool:
 def _verify_existing(store: CasStore, digest: str, count: int) -> None:
     """Read back what is now under the hash (just written, or found there)."""
     try:
-        store.verify(digest, max(store.max_files, count))
+        store.verify(digest, max(store.max_files, count), registered=False)
     except IntegrityError as exc:
         raise IntegrityError(
             f"{SHADOW_DIR}/{digest} already exists but fails verification: {exc.reason}",

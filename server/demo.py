@@ -35,13 +35,12 @@ def say(step: str, detail: Any = None) -> None:
 
 def prepare(directory: Path | None, rows: int) -> tuple[Path, str]:
     """A fresh workspace with the synthetic credit dataset added; returns (workspace, content hash)."""
-    from server.cas_import import add_dataset
-    from server.commands.data import store_for
+    from server.commands.data import import_files
 
     root = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="mlgate-demo-"))
     workspace = init_workspace(root / "workspace")
     csv = write_credit_csv(root / "applications.csv", rows=rows)
-    return workspace, add_dataset(store_for(str(workspace)), [csv]).content_hash
+    return workspace, import_files(workspace, [csv]).added.content_hash
 
 
 def server_parameters(workspace: Path) -> StdioServerParameters:

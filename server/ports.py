@@ -13,6 +13,7 @@ from server.approvals import ApprovalStore, ConfigFiles, OverridesLog
 from server.audit import AuditChain, AuditOptions
 from server.cas import CasStore
 from server.clock import SystemClock
+from server.dataset_registry import DatasetRegistry
 from server.environment import Environment
 from server.git import GitRepo
 from server.pr_providers import RunArtifacts, build_provider
@@ -53,7 +54,8 @@ def build_ports(settings: Settings) -> Ports:
     git = GitRepo(settings.workspace)
     ports = Ports(settings=settings, git=git, clock=SystemClock())
     ports.standards = StandardsSource(git, settings.protected_ref)
-    ports.cas = CasStore(settings.workspace, int(policy_limits()["datasets"]["max_files"]))
+    registry = DatasetRegistry(settings.state_dir, settings.audit_path)
+    ports.cas = CasStore(settings.workspace, int(policy_limits()["datasets"]["max_files"]), registry)
     ports.configs = ConfigFiles(settings.workspace, settings.state_dir / "configs.lock")
     ports.approvals = ApprovalStore(settings.state_dir)
     ports.overrides = OverridesLog(settings.workspace)

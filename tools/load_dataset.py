@@ -4,7 +4,9 @@ small sample with PII masked.
 The store (server/cas.py) reads each file of data/shadow/<content hash>/ once, hashes those bytes
 and parses those same bytes. The rules decide on what it found: data.shadow_only (no link led
 elsewhere), data.integrity (the recomputed hash is the requested one, no extra, missing, linked or
-changed file) and data.pii_masked (every PII column of the standards is masked in the sample).
+changed file), data.registered (an operator imported it with `mlgate data add`: the dataset registry
+holds it and the audit chain holds the import record) and data.pii_masked (every PII column of
+the standards is masked in the sample).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pandas as pd
 from pydantic import Field
 
 from policies import Principal
-from policies.data import MASK, integrity, is_pii, shadow_only
+from policies.data import MASK, integrity, is_pii, registered, shadow_only
 from policies.registry import load_all
 from tools.base import CallContext, StrictInput, ToolSpec
 
@@ -35,7 +37,7 @@ class LoadDatasetInput(StrictInput):
 
 class Inspection(Protocol):
     def facts(self) -> dict[str, Any]:
-        """requested, location, symlinked, recomputed, problems, files (see policies/data.py)."""
+        """requested, location, symlinked, recomputed, problems, files, registration (see policies/data.py)."""
         ...
 
 
@@ -127,11 +129,12 @@ def masked_sample(frame: pd.DataFrame, pii_columns: Iterable[str], rows: int) ->
 
 
 def _verified(facts: Mapping[str, Any], config: Mapping[str, Any]) -> bool:
-    return shadow_only(facts, config).allowed and integrity(facts, config).allowed
+    return all(check(facts, config).allowed for check in (shadow_only, integrity, registered))
 
 
 def collect(store: DatasetStore, content_hash: str, config: Mapping[str, Any], principal: Principal) -> dict[str, Any]:
-    """Facts for policies/data.py. Nothing is parsed unless the bytes verified. Raises
+    """Facts for policies/data.py. Nothing is parsed unless the bytes verified and the dataset is
+    registered. Raises
     InvalidInput (malformed hash), NotFound (no such dataset), IntegrityError (unparseable bytes)."""
     limits, standards = config["policy"]["datasets"], config["standards"]
     inspection = store.inspect(content_hash, int(limits["max_files"]))
@@ -172,13 +175,13 @@ SPEC = ToolSpec(
     name="load_dataset",
     title="Load a dataset",
     description=(
-        "Verify a dataset of data/shadow by its content hash (every byte re-hashed) and return its manifest: "
+        "Verify a dataset an operator imported (`mlgate data add`) by its content hash (every byte re-hashed) and return its manifest: "
         "content and schema hashes, files, rows, columns, dtypes, quality checks (nulls per column, numeric "
         "ranges, duplicate rows, class balance of the label) and a few sample rows with PII columns masked. "
         "Raw data beyond that sample is never returned. Read-only."
     ),
     input_model=LoadDatasetInput,
-    rules=tuple(_RULES[r] for r in ("role.known", "data.shadow_only", "data.integrity", "data.pii_masked")),
+    rules=tuple(_RULES[r] for r in ("role.known", "data.shadow_only", "data.integrity", "data.registered", "data.pii_masked")),
     gather=gather,
     execute=execute,
     read_only=True,

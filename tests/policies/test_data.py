@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from policies.data import MASK, integrity, integrity_message, is_pii, pii_masked, shadow_only
+from policies.data import MASK, integrity, integrity_message, is_pii, pii_masked, registered, shadow_only
 from tests.policies.cases import RuleCase, config
 
 HASH = "ab" * 32
 OTHER = "cd" * 32
+IMPORTED = {"registered": True, "audited": True, "detail": "imported and recorded in the audit chain", "imported_by": "ops"}
 
 
 def facts(**overrides: Any) -> dict[str, Any]:
@@ -21,6 +22,7 @@ def facts(**overrides: Any) -> dict[str, Any]:
         "problems": [],
         "columns": ["customer_id", "Email", "income", "default"],
         "sample": [{"customer_id": MASK, "Email": MASK, "income": 1.5, "default": 0}],
+        "registration": IMPORTED,
     }
     return {**base, **overrides}
 
@@ -37,6 +39,11 @@ CASES = [
     RuleCase("data.integrity", "deny", facts(recomputed=OTHER), name="hash mismatch"),
     RuleCase("data.integrity", "deny", facts(recomputed=None), name="nothing readable"),
     RuleCase("data.integrity", "deny", facts(problems=[MODIFIED]), name="modified file"),
+    RuleCase("data.registered", "allow", facts(), name="imported and audited"),
+    RuleCase("data.registered", "deny", facts(registration={**IMPORTED, "registered": False, "audited": False}), name="never imported"),
+    RuleCase("data.registered", "deny", facts(registration={**IMPORTED, "audited": False}), name="registry entry without its audit record"),
+    RuleCase("data.registered", "deny", facts(registration=None), name="no registry facts"),
+    RuleCase("data.registered", "deny", facts(registration={"registered": "true", "audited": "true"}), name="truthy strings are not booleans"),
     RuleCase("data.pii_masked", "allow", facts(), name="pii masked"),
     RuleCase("data.pii_masked", "allow", facts(columns=[], sample=[]), name="nothing shown"),
     RuleCase("data.pii_masked", "deny", facts(sample=[{"customer_id": MASK, "Email": "a@b.c", "income": 1.5, "default": 0}]), name="case variant unmasked"),
@@ -70,3 +77,9 @@ def test_shadow_only_denial_says_where_the_link_led() -> None:
 def test_pii_rule_reads_the_pii_columns_from_the_standards() -> None:
     standards = {**config()["standards"], "pii_columns": ["income"]}
     assert not pii_masked(facts(), config(standards=standards)).allowed
+
+
+def test_registered_denial_says_an_operator_must_import_the_file() -> None:
+    decision = registered(facts(registration={**IMPORTED, "registered": False, "audited": False, "detail": "it is not in the dataset registry"}), config())
+    assert not decision.allowed and "not imported by an operator" in decision.reason and "not in the dataset registry" in decision.reason
+    assert "operator" in decision.remediation and "mlgate data add" in decision.remediation

@@ -12,8 +12,7 @@ from mcp.shared.exceptions import MCPError
 
 from resources.datasets import LIST_URI
 from server.app import build_server
-from server.cas import CasStore
-from server.cas_import import add_dataset
+from server.commands.data import import_files
 from server.demo_data import write_credit_csv
 from server.ports import Ports, build_ports
 from server.settings import Settings
@@ -31,7 +30,7 @@ def ports(settings: Settings) -> Iterator[Ports]:
 
 @pytest.fixture
 def dataset(workspace: Path, tmp_path: Path) -> str:
-    return add_dataset(CasStore(workspace, 64), [write_credit_csv(tmp_path / "credit.csv", rows=80)]).content_hash
+    return import_files(workspace, [write_credit_csv(tmp_path / "credit.csv", rows=80)]).added.content_hash
 
 
 async def read(settings: Settings, ports: Ports, uri: str) -> dict:

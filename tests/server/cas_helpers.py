@@ -1,5 +1,6 @@
-"""Shared pieces of the CAS tests: source files, a store on a tmp dir, an imported dataset, and
-helpers to snapshot a tree and to tamper with a read-only dataset directory."""
+"""Shared pieces of the CAS tests: source files, a store on a tmp dir (with its dataset registry and
+audit chain), an imported dataset, and helpers to snapshot a tree and to tamper with a read-only
+dataset directory."""
 
 from __future__ import annotations
 
@@ -11,9 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from policies import Principal
+from server.audit import AuditChain
 from server.cas import CasStore
-from server.cas_import import add_dataset
+from server.cas_import import import_dataset
+from server.dataset_registry import DatasetRegistry
 from server.demo_data import credit_frame
+
+OPERATOR = Principal("data-operator", "operator")
 
 
 @pytest.fixture
@@ -31,12 +37,22 @@ def sources(tmp_path: Path) -> Path:
 @pytest.fixture
 def store(tmp_path: Path) -> CasStore:
     (tmp_path / "ws").mkdir()
-    return CasStore(tmp_path / "ws", max_files=8)
+    state = tmp_path / "ws" / ".mlgate"
+    return CasStore(tmp_path / "ws", max_files=8, registry=DatasetRegistry(state, state / "audit.jsonl"))
+
+
+def imported(store: CasStore, paths: list[Path]) -> str:
+    """Import as `mlgate data add` does: store the files, chain the import, register it."""
+    audit = AuditChain(store.registry.audit_path)
+    try:
+        return import_dataset(store, store.registry, audit, paths, OPERATOR).added.content_hash
+    finally:
+        audit.close()
 
 
 @pytest.fixture
 def added(store: CasStore, sources: Path) -> str:
-    return add_dataset(store, [sources / "part-a.csv", sources / "part-b.csv"]).content_hash
+    return imported(store, [sources / "part-a.csv", sources / "part-b.csv"])
 
 
 def dataset_dir(store: CasStore, content_hash: str) -> Path:

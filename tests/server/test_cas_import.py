@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from collections.abc import Callable
@@ -11,8 +12,8 @@ import pytest
 
 from server.cas import MANIFEST, CasStore
 from server.cas_import import add_dataset
-from tests.server.cas_helpers import added, dataset_dir, snapshot, sources, store, writable
-from tools.errors import IntegrityError, InvalidInput
+from tests.server.cas_helpers import OPERATOR, added, dataset_dir, imported, snapshot, sources, store, writable
+from tools.errors import IntegrityError, InvalidInput, PolicyDenied
 
 __all__ = ["added", "sources", "store"]  # fixtures
 
@@ -34,8 +35,7 @@ def test_adding_the_same_bytes_again_reuses_the_verified_directory(store: CasSto
 
 
 def test_parquet_files_are_imported_and_loaded(store: CasStore, sources: Path) -> None:
-    added = add_dataset(store, [sources / "credit.parquet"])
-    loaded = store.load(added.content_hash)
+    loaded = store.load(imported(store, [sources / "credit.parquet"]))
     assert loaded.manifest["rows"] == 40 and loaded.manifest["columns"][0] == "customer_id"
     assert loaded.frame["income"].dtype == "float64"
 
@@ -101,7 +101,23 @@ def test_a_hard_linked_source_is_imported_as_a_single_link_copy(store: CasStore,
     os.link(sources / "part-a.csv", sources / "twin.csv")
     added = add_dataset(store, [sources / "twin.csv"])
     assert (dataset_dir(store, added.content_hash) / "twin.csv").stat().st_nlink == 1
-    assert store.verify(added.content_hash).files[0].path == "twin.csv"
+    assert store.verify(added.content_hash, registered=False).files[0].path == "twin.csv"
+
+
+def test_stored_bytes_alone_are_not_a_usable_dataset_until_the_import_is_recorded(store: CasStore, sources: Path) -> None:
+    stored = add_dataset(store, [sources / "part-a.csv"])
+    with pytest.raises(PolicyDenied) as denied:
+        store.load(stored.content_hash)
+    assert denied.value.rule_id == "data.registered" and "mlgate data add" in denied.value.remediation
+    assert imported(store, [sources / "part-a.csv"]) == stored.content_hash
+    assert len(store.load(stored.content_hash).frame) == 40
+
+
+def test_the_import_record_names_the_files_never_the_operator_paths(store: CasStore, sources: Path, added: str) -> None:
+    record = json.loads(store.registry.audit_path.read_text().splitlines()[-1])
+    assert record["kind"] == "dataset_import" and record["content_hash"] == added and record["principal"] == OPERATOR.name
+    assert [f["name"] for f in record["files"]] == ["part-a.csv", "part-b.csv"] and str(sources) not in json.dumps(record)
+    assert record["rows"] == 60 and record["schema_hash"] == store.load(added).manifest["schema_hash"]
 
 
 def test_add_refuses_to_reuse_an_existing_directory_that_fails_verification(store: CasStore, sources: Path, added: str) -> None:

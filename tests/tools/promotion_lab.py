@@ -23,8 +23,7 @@ import yaml
 from mcp import Client
 
 from server.app import build_server
-from server.cas_import import add_dataset
-from server.commands.data import store_for
+from server.commands.data import import_files
 from server.demo_data import write_credit_csv
 from server.git import GitRepo
 from server.ports import Ports, build_ports
@@ -77,9 +76,8 @@ def _commit_on(repo: GitRepo, branch: str, text: str) -> str:
 def build_lab(root: Path) -> Lab:
     """The workspace, its real run (made on agent/lab, PR opened) and the working tree back on main."""
     workspace = init_workspace(root / "ws")
-    store = store_for(str(workspace))
-    dataset_hash = add_dataset(store, [write_credit_csv(root / "credit.csv", rows=400)]).content_hash
-    spare_hash = add_dataset(store, [write_credit_csv(root / "spare.csv", rows=120, seed=3)]).content_hash
+    dataset_hash = import_files(workspace, [write_credit_csv(root / "credit.csv", rows=400)]).added.content_hash
+    spare_hash = import_files(workspace, [write_credit_csv(root / "spare.csv", rows=120, seed=3)]).added.content_hash
     _configure(workspace, dataset_hash)
     repo = GitRepo(workspace)
     repo.commit_all("use the credit dataset")

@@ -20,8 +20,7 @@ from mcp import Client
 
 from policies import Principal
 from server.app import build_server
-from server.cas_import import add_dataset
-from server.commands.data import store_for
+from server.commands.data import import_files
 from server.demo_data import write_credit_csv
 from server.git import GitRepo
 from server.ports import Ports, build_ports
@@ -54,7 +53,7 @@ class RunsLab:
 def build_runs_lab(root: Path) -> RunsLab:
     """A workspace with a CAS dataset configured (logistic regression, few bootstrap samples)."""
     workspace = init_workspace(root / "ws")
-    content_hash = add_dataset(store_for(str(workspace)), [write_credit_csv(root / "credit.csv", rows=300)]).content_hash
+    content_hash = import_files(workspace, [write_credit_csv(root / "credit.csv", rows=300)]).added.content_hash
     path = workspace / "configs/experiment.yaml"
     document = yaml.safe_load(path.read_text())
     document["data"]["dataset"] = content_hash

@@ -13,8 +13,7 @@ import pytest
 from mcp import Client
 
 from server.app import build_server
-from server.cas import CasStore
-from server.cas_import import add_dataset
+from server.commands.data import import_files
 from server.demo_data import credit_frame
 from server.ports import Ports, build_ports
 from server.settings import Settings
@@ -38,7 +37,7 @@ def dataset(workspace: Path, tmp_path: Path) -> str:
     frame = pd.concat([frame, frame.iloc[:3]], ignore_index=True)  # three duplicate rows
     source = tmp_path / "credit.csv"
     frame.to_csv(source, index=False)
-    return add_dataset(CasStore(workspace, 64), [source]).content_hash
+    return import_files(workspace, [source]).added.content_hash
 
 
 async def call(settings: Settings, ports: Ports, arguments: dict[str, Any]) -> Any:
@@ -76,7 +75,7 @@ async def test_quality_checks_count_nulls_duplicates_ranges_and_class_balance(se
 async def test_a_load_is_audited_with_the_content_hash(settings: Settings, ports: Ports, dataset: str) -> None:
     await call(settings, ports, {"content_hash": dataset})
     decision, outcome = ports.audit.tail(2)
-    assert decision["decision"] == "allow" and decision["rule_ids"] == ["role.known", "data.shadow_only", "data.integrity", "data.pii_masked"]
+    assert decision["decision"] == "allow" and decision["rule_ids"] == ["role.known", "data.shadow_only", "data.integrity", "data.registered", "data.pii_masked"]
     assert outcome["status"] == "ok" and outcome["content_hash"] == dataset
 
 

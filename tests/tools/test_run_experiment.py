@@ -36,10 +36,9 @@ def set_config(workspace: Path, **paths: Any) -> None:
 
 @pytest.fixture
 def governed(workspace: Path, tmp_path: Path) -> dict[str, Any]:
-    from server.cas_import import add_dataset
-    from server.commands.data import store_for
+    from server.commands.data import import_files
 
-    content_hash = add_dataset(store_for(str(workspace)), [write_credit_csv(tmp_path / "credit.csv", rows=600)]).content_hash
+    content_hash = import_files(workspace, [write_credit_csv(tmp_path / "credit.csv", rows=600)]).added.content_hash
     set_config(workspace, data__dataset=content_hash, model__params={"n_estimators": 20, "max_depth": 3}, evaluation__bootstrap_samples=50)
     GitRepo(workspace).commit_all("use the credit dataset")
     settings = load_settings(workspace, transport="memory")

@@ -58,10 +58,11 @@ def test_add_refuses_other_file_types_with_what_to_do(workspace: Path, tmp_path:
     assert not (workspace / "data").exists()
 
 
-def test_list_prints_each_hash(workspace: Path, csv: Path, capsys) -> None:
+def test_list_prints_each_registered_hash_with_its_import(workspace: Path, csv: Path, capsys) -> None:
     _, content_hash, _ = add(workspace, csv, capsys=capsys)
     assert main(["data", "list", "--workspace", str(workspace)]) == 0
-    assert capsys.readouterr().out == content_hash
+    fields = capsys.readouterr().out.rstrip("\n").split("\t")
+    assert fields[:2] == [content_hash.strip(), "registered"] and "50 rows, files credit.csv, imported by" in fields[2]
 
 
 def test_verify_exits_0_when_intact_and_1_with_the_problem_when_tampered(workspace: Path, csv: Path, capsys) -> None:

@@ -1,0 +1,170 @@
+"""The dataset registry: the content hashes an operator imported with `mlgate data add`.
+
+A directory under data/shadow proves only that its bytes match its name; anyone who can write the
+workspace can make one (by hand, or by copying one from another workspace). What makes it a
+dataset of this workspace is the import, recorded twice:
+
+1. a `dataset_import` record in the audit chain: content hash, schema hash, rows, the imported
+   files (base names, sizes, SHA-256; never the operator's paths) and the importing principal;
+2. an entry in `<state_dir>/datasets.json` (written atomically under `<state_dir>/datasets.lock`)
+   with the same fields and the cited record's `seq`, `hash` and byte offset in the chain.
+
+An entry counts only while the chain holds, at that seq, a well-formed record with that hash,
+kind `dataset_import` and the same content hash, schema hash, rows and files. A line pasted into
+datasets.json cites no such record and grants nothing; an entry copied from another workspace
+cites a record of another chain. (Forging a record inside the chain itself is the chain's
+concern: `mlgate audit verify` and its witnesses.)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from server.audit import canonical
+from server.audit.records import parse_line
+from server.files import locked, write_atomic
+
+IMPORT_KIND = "dataset_import"
+REGISTRY_FILE = "datasets.json"
+LOCK_FILE = "datasets.lock"
+MAX_RECORD_BYTES = 1 << 20
+VOUCHED_FIELDS = ("content_hash", "schema_hash", "rows", "files")
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What the registry says about one content hash (`facts()` feeds the data.registered rule)."""
+
+    content_hash: str
+    entry: dict[str, Any] | None
+    audited: bool
+    detail: str
+
+    def facts(self) -> dict[str, Any]:
+        who = (self.entry or {}).get("imported_by") or {}
+        return {"registered": self.entry is not None, "audited": self.audited, "detail": self.detail, "imported_by": who.get("name")}
+
+
+class DatasetRegistry:
+    """`<state_dir>/datasets.json`, vouched for by the audit chain at `audit_path`."""
+
+    def __init__(self, state_dir: Path | str, audit_path: Path | str) -> None:
+        self.path = Path(state_dir) / REGISTRY_FILE
+        self.lock_path = Path(state_dir) / LOCK_FILE
+        self.audit_path = Path(audit_path)
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def entries(self) -> tuple[dict[str, dict[str, Any]], str | None]:
+        """({content hash: entry}, problem): the file as written, vouched or not. An unreadable
+        file reads as no entries plus a problem (nothing in it can count)."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return {}, None
+        except OSError as exc:
+            return {}, f"{REGISTRY_FILE} cannot be read ({exc.strerror})"
+        try:
+            document = json.loads(raw)
+        except ValueError:
+            return {}, f"{REGISTRY_FILE} is not valid JSON"
+        datasets = document.get("datasets") if isinstance(document, dict) else None
+        if not isinstance(datasets, dict):
+            return {}, f"{REGISTRY_FILE} holds no datasets mapping"
+        return {k: v for k, v in datasets.items() if isinstance(v, dict)}, None
+
+    def registration(self, content_hash: str) -> Registration:
+        """Whether `content_hash` is registered and its entry is vouched for by the chain."""
+        entries, problem = self.entries()
+        entry = entries.get(content_hash)
+        if entry is None:
+            detail = problem or "it is not in the dataset registry (no `mlgate data add` imported it here)"
+            return Registration(content_hash, None, False, detail)
+        why_not = self.unvouched_reason(content_hash, entry)
+        return Registration(content_hash, entry, why_not is None, why_not or "imported and recorded in the audit chain")
+
+    def unvouched_reason(self, content_hash: str, entry: Mapping[str, Any]) -> str | None:
+        """None when the audit chain holds the import record `entry` cites; else why not."""
+        cited = entry.get("audit")
+        if entry.get("content_hash") != content_hash or not isinstance(cited, Mapping) or type(cited.get("seq")) is not int:
+            return "its registry entry is malformed (it cites no audit record)"
+        record = self._record_at(cited)
+        if record is None:
+            return f"the audit chain holds no record {cited.get('seq')} with the hash the registry entry cites (the entry was not written by `mlgate data add`)"
+        if record.get("kind") != IMPORT_KIND or any(record.get(k) != entry.get(k) for k in VOUCHED_FIELDS):
+            return f"audit record {cited['seq']} is not the import of this dataset (the registry entry was edited)"
+        return None
+
+    def unvouched(self) -> list[tuple[str, str]]:
+        """[(content hash, why)] for every registry entry the audit chain does not vouch for."""
+        entries, problem = self.entries()
+        found = [(content_hash, self.unvouched_reason(content_hash, entry)) for content_hash, entry in sorted(entries.items())]
+        return ([("-", problem)] if problem else []) + [(h, why) for h, why in found if why is not None]
+
+    def _record_at(self, cited: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The well-formed chain record with the cited seq and hash: read at the cited offset,
+        else found by a scan (an offset is only a hint)."""
+        try:
+            with open(self.audit_path, "rb") as chain:
+                record = _matching(_line_at(chain, cited.get("offset")), cited)
+                if record is not None:
+                    return record
+                chain.seek(0)
+                return next((r for r in (_matching(line, cited) for line in _lines(chain)) if r is not None), None)
+        except OSError:
+            return None
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def register(self, imported: Mapping[str, Any], principal: Any, audit: Any) -> tuple[dict[str, Any], bool]:
+        """Record an import: chain a `dataset_import` record, then write the entry citing it.
+        `imported`: content_hash, schema_hash, rows, files [{name, size, sha256}]. Returns
+        (entry, created); an entry the chain already vouches for is kept as it is. Raises what
+        the audit chain raises (IntegrityError) and OSError; nothing is written then."""
+        content_hash = str(imported["content_hash"])
+        with locked(self.lock_path):
+            entries, _ = self.entries()
+            current = entries.get(content_hash)
+            if current is not None and self.unvouched_reason(content_hash, current) is None:
+                return current, False
+            body = {k: imported[k] for k in VOUCHED_FIELDS}
+            record = audit.append({"kind": IMPORT_KIND, "principal": principal.name, "role": principal.role, "transport": "cli", **body})
+            entry = {**body, "imported_by": {"name": principal.name, "role": principal.role}, "imported_at": record["time"], "audit": _citation(audit, record)}
+            entries[content_hash] = entry
+            document = {"version": 1, "datasets": dict(sorted(entries.items()))}
+            write_atomic(self.path, (json.dumps(document, indent=2, sort_keys=True) + "\n").encode("utf-8"), 0o600)
+        return entry, True
+
+
+def _citation(audit: Any, record: Mapping[str, Any]) -> dict[str, Any]:
+    """seq, hash and (when the chain's head is this record) the byte offset of its line."""
+    head = getattr(audit, "head", None)
+    size = len(canonical(dict(record))) + 1
+    offset = head.offset - size if head is not None and head.seq == record["seq"] else None
+    return {"seq": record["seq"], "hash": record["hash"], "offset": offset}
+
+
+def _line_at(chain: Any, offset: Any) -> bytes:
+    if type(offset) is not int or offset < 0:
+        return b""
+    chain.seek(offset)
+    return chain.readline(MAX_RECORD_BYTES)
+
+
+def _lines(chain: Any) -> Iterator[bytes]:
+    while line := chain.readline(MAX_RECORD_BYTES):
+        yield line
+
+
+def _matching(line: bytes, cited: Mapping[str, Any]) -> dict[str, Any] | None:
+    # A cheap byte test first: a scan parses only the line that carries the cited hash.
+    if not line.endswith(b"\n") or f'"hash":"{cited.get("hash")}"'.encode() not in line:
+        return None
+    record, problem = parse_line(line)
+    if problem is not None or record is None:
+        return None
+    return record if record["seq"] == cited.get("seq") and record["hash"] == cited.get("hash") else None
