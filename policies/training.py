@@ -101,3 +101,32 @@ def concurrency(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision
     if config["policy"]["training"]["when_busy"] == "wait":
         return Decision.allow("training.concurrency", f"all {limit} run slots busy; the run waits for one")
     return Decision.deny("training.concurrency", f"{running} runs are in progress; the limit is {limit}", "wait for a run to finish and call run_experiment again")
+
+
+def fraction_tolerance(config: Mapping[str, Any]) -> float:
+    """The standards' split.fraction_tolerance, else configs/policy.yaml split.fraction_tolerance."""
+    declared = (config["standards"].get("split") or {}).get("fraction_tolerance")
+    return float(declared if declared is not None else config["policy"]["split"]["fraction_tolerance"])
+
+
+@rule(
+    "split.realised_fractions",
+    source="issue 9 item 5",
+    description="The split the server computed holds the protected window fractions (split.test_size, ...) within the configured tolerance.",
+)
+def realised_fractions(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
+    split = facts.get("split")
+    if not isinstance(split, Mapping):
+        return Decision.allow("split.realised_fractions", "not checked: no split was made (see the other rules)")
+    tolerance = fraction_tolerance(config)
+    realised, expected = split["fractions"], split["expected"]
+    off = {w: (realised[w], want) for w, want in sorted(expected.items()) if abs(realised[w] - want) > tolerance}
+    if not off:
+        return Decision.allow("split.realised_fractions", f"realised {realised} within {tolerance:g} of {expected}")
+    listed = "; ".join(f"{w} {got:.3f} instead of {want:g}" for w, (got, want) in off.items())
+    return Decision.deny(
+        "split.realised_fractions",
+        f"the split made {listed} (tolerance {tolerance:g}): equal times stay in one window, so coarse times (months) move the cut",
+        "use a finer time column or date bounds (split.train_end/validation_end, a protected change needing approval), "
+        "or ask the operator to widen split.fraction_tolerance in the standards",
+    )

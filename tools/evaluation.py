@@ -164,30 +164,50 @@ def _slice_values(values: Any, rows: int, attribute: str) -> np.ndarray:
     return np.asarray([MISSING_SLICE if pd.isna(v) else str(v) for v in series], dtype=object)
 
 
-def attribute_slices(labels: np.ndarray, scores: np.ndarray, values: np.ndarray, threshold: float) -> dict[str, Any]:
-    """Per value: count, positive rate, roc_auc, selection rate and their gaps to the overall group."""
+def attribute_slices(labels: np.ndarray, scores: np.ndarray, values: np.ndarray, threshold: float, min_slice_size: int = 1) -> dict[str, Any]:
+    """Per value: count, positive rate, roc_auc, selection rate, their gaps to the overall group and
+    the selection-rate ratio to the most favoured slice (highest selection rate). A slice of fewer
+    than `min_slice_size` rows is `{count, status: "insufficient"}`: too few rows for a metric."""
     overall = _group_stats(labels, scores, threshold)
-    slices = {}
+    slices: dict[str, Any] = {}
     for value in sorted(set(values.tolist())):
-        stats = _group_stats(labels[values == value], scores[values == value], threshold)
+        members = values == value
+        if int(members.sum()) < min_slice_size:
+            slices[value] = {"count": int(members.sum()), "status": "insufficient"}
+            continue
+        stats = {**_group_stats(labels[members], scores[members], threshold), "status": "ok"}
         stats["selection_rate_diff"] = _difference(stats["selection_rate"], overall["selection_rate"])
         stats["roc_auc_diff"] = _difference(stats["roc_auc"], overall["roc_auc"])
         slices[value] = stats
-    rates = [s["selection_rate"] for s in slices.values()]
-    ratio = min(rates) / max(rates) if max(rates) > 0 else None
-    return {"overall": overall, "slices": slices, "selection_rate_ratio_min_max": ratio,
-            "max_abs_selection_rate_diff": max(abs(s["selection_rate_diff"]) for s in slices.values())}
+    return {"overall": overall, "slices": slices, "min_slice_size": min_slice_size, **_selection_ratios(slices)}
 
 
-def slice_metrics(labels: Any, scores: Any, attributes: Mapping[str, Any], threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
+def _selection_ratios(slices: dict[str, Any]) -> dict[str, Any]:
+    """Each measured slice's selection rate over the most favoured one's (the four-fifths-rule
+    ratio); None when no measured slice selects anyone."""
+    measured = {k: s for k, s in slices.items() if s["status"] == "ok"}
+    if not measured:
+        return {"most_favoured": None, "selection_rate_ratio_min_max": None, "max_abs_selection_rate_diff": None}
+    favoured = max(measured, key=lambda k: (measured[k]["selection_rate"], k))
+    top = measured[favoured]["selection_rate"]
+    for stats in measured.values():
+        stats["selection_rate_ratio"] = stats["selection_rate"] / top if top > 0 else None
+    return {
+        "most_favoured": favoured,
+        "selection_rate_ratio_min_max": min(s["selection_rate"] for s in measured.values()) / top if top > 0 else None,
+        "max_abs_selection_rate_diff": max(abs(s["selection_rate_diff"]) for s in measured.values()),
+    }
+
+
+def slice_metrics(labels: Any, scores: Any, attributes: Mapping[str, Any], threshold: float = DEFAULT_THRESHOLD, min_slice_size: int = 1) -> dict[str, Any]:
     """Fairness evidence per protected attribute: `{attribute: attribute_slices(...)}`.
 
-    Values are compared as strings; missing values form their own slice "<missing>".
-    `selection_rate_ratio_min_max` is the lowest over the highest slice selection rate (the
-    four-fifths-rule ratio). Raises InvalidInput when an attribute's length differs from the labels.
+    Values are compared as strings (bin numeric attributes first: tools/fairness.py); missing values
+    form their own slice "<missing>". Slices under `min_slice_size` rows are reported as
+    insufficient, without metrics. Raises InvalidInput when an attribute's length differs from the labels.
     """
     y, p = labelled_scores(labels, scores)
-    return {name: attribute_slices(y, p, _slice_values(values, y.size, name), threshold) for name, values in sorted(attributes.items())}
+    return {name: attribute_slices(y, p, _slice_values(values, y.size, name), threshold, min_slice_size) for name, values in sorted(attributes.items())}
 
 
 def prior_baseline(train_labels: Any, eval_labels: Any, threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import pandas as pd
 from tools.base import CallContext
 from tools.errors import GovernanceError, SandboxFailed
 from tools.experiment_report import finish_report, run_params, run_tags
-from tools.splits import SplitPlan, binary_labels, plan_split
+from tools.splits import SplitPlan, labels_from_target, plan_split
 
 BASELINE_MODEL = {"type": "logistic_regression", "params": {}}
 _RECONCILED: set[int] = set()
@@ -43,11 +43,9 @@ class StageResult:
 
 
 def labels_of(frame: pd.DataFrame, config: dict[str, Any]) -> np.ndarray:
-    """0/1 labels: 1 where the target equals the positive class (compared as text, so 1 and "1" in
-    a CSV agree). Raises InvalidInput on missing labels."""
-    target = frame[config["data"]["target"]]
-    mapped = target.where(target.isna(), target.astype(str) == str(config["data"]["positive_class"]))
-    return binary_labels(mapped.map(lambda v: v if pd.isna(v) else int(v)))
+    """0/1 labels: 1 where the target is the positive class or any of a list of them (compared as
+    text, so 1 and "1" in a CSV agree). Raises InvalidInput on missing labels."""
+    return labels_from_target(frame[config["data"]["target"]], config["data"]["positive_class"])
 
 
 def stages_of(plan: SplitPlan, model: dict[str, Any]) -> list[Stage]:

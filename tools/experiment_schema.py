@@ -24,6 +24,7 @@ Metric = Literal["roc_auc", "pr_auc", "f1", "precision", "recall", "log_loss", "
 Outcome = Literal["pending", "confirmed", "neutral", "negative"]
 ColumnName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_ .-]{0,127}$")]
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
+PositiveValues = Annotated[list[int | str], Field(min_length=1, max_length=50)]
 
 
 class Strict(BaseModel):
@@ -41,7 +42,16 @@ class ExperimentSection(Strict):
 class DataSection(Strict):
     dataset: str | None = Field(description="Content hash (64 lowercase hex) of a dataset under data/shadow/, or null before one is chosen.", pattern=r"^[0-9a-f]{64}$")
     target: ColumnName = Field(description="Label column; fixed by the standards (protected).")
-    positive_class: int | str = Field(description="Value of the label that counts as positive; fixed by the standards (protected). 1 and \"1\" differ.")
+    positive_class: int | str | PositiveValues = Field(
+        description="Value of the label that counts as positive, or a list of values any of which counts as positive "
+        '(e.g. ["Late", "Charged Off"]); fixed by the standards (protected). 1 and \"1\" differ.'
+    )
+
+    @model_validator(mode="after")
+    def _distinct_positive_values(self) -> DataSection:
+        if isinstance(self.positive_class, list) and len({str(v) for v in self.positive_class}) != len(self.positive_class):
+            raise ValueError("positive_class values must not repeat")
+        return self
 
 
 # --- split ----------------------------------------------------------------------------------

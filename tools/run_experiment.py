@@ -21,6 +21,7 @@ from tools.experiment_runner import execute
 from tools.experiment_schema import EXPERIMENT_PATH, REASONING_PATH, ReasoningConfig
 from tools.propose_config_change import MAX_CHANGES, before_and_after, change_hash, config_diff, parse_changes
 from tools.provenance import feature_pipeline_hash, lockfile_hash, config_hash
+from tools.run_evidence import before_training
 from tools.run_features import select_features
 
 CONFIG_DOC = (
@@ -101,13 +102,16 @@ def gather(request: RunExperimentInput, ctx: CallContext) -> dict[str, Any]:
         running_runs=ctx.ports.slots.running,
         provenance=_provenance(config, ctx),
     )
+    # Columns, the split and the leakage scan are judged before any training (tools/run_evidence.py).
+    facts.update(before_training(dataset.frame, config, features, ctx.config, facts["in_force"]))
     return facts
 
 
 def preview(request: RunExperimentInput, facts: dict[str, Any]) -> dict[str, Any]:
     manifest = facts["dataset"].manifest
     provenance = {k: v for k, v in facts["provenance"].items() if k != "features_py"}
-    return {"config": facts["config"], "dataset_hash": manifest["content_hash"], "feature_columns": facts["feature_columns"], "provenance": provenance, "sandbox_mode": facts["sandbox_mode"]}
+    checks = {k: facts.get(k) for k in ("columns", "split", "leakage")}
+    return {"config": facts["config"], "dataset_hash": manifest["content_hash"], "feature_columns": facts["feature_columns"], "provenance": provenance, "sandbox_mode": facts["sandbox_mode"], **checks}
 
 
 _RULES = load_all()
@@ -116,6 +120,8 @@ RULE_IDS = (
     "config.no_unapproved_overrides", "reasoning.required_for_agents", "training.seed_set",
     "training.temporal_split_when_time", "training.no_pii_features", "training.protected_attributes_excluded",
     "training.effective_batch_size", "sandbox.available", "training.concurrency",
+    "data.columns_present", "fairness.protected_attributes_present", "split.realised_fractions",
+    "leakage.forbidden_columns", "leakage.single_feature_proxy",
 )
 SPEC = ToolSpec(
     name="run_experiment",

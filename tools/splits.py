@@ -71,6 +71,21 @@ def binary_labels(labels: Any) -> np.ndarray:
     return values.to_numpy(dtype=np.int8)
 
 
+def positive_values(positive_class: Any) -> list[str]:
+    """The label values that count as positive, as text: one value or a list of values."""
+    values = positive_class if isinstance(positive_class, (list, tuple)) else [positive_class]
+    return [str(v) for v in values]
+
+
+def labels_from_target(target: Any, positive_class: Any) -> np.ndarray:
+    """0/1 labels: 1 where the target is any of the positive values (compared as text, so 1 and "1"
+    in a CSV agree; surrounding spaces are ignored). Raises InvalidInput on missing labels."""
+    series = pd.Series(target).reset_index(drop=True)
+    positives = {v.strip() for v in positive_values(positive_class)}
+    mapped = series.where(series.isna(), series.astype(str).str.strip().isin(positives))
+    return binary_labels(mapped.map(lambda v: v if pd.isna(v) else int(v)))
+
+
 def _hash_indices(arrays: list[np.ndarray]) -> str:
     digest = hashlib.sha256()
     for array in arrays:
@@ -86,10 +101,24 @@ def _part(indices: np.ndarray, labels: np.ndarray | None) -> dict[str, Any]:
     return part
 
 
+def realised_fractions(folds: list[Fold], test: np.ndarray, rows: int) -> dict[str, float]:
+    """Shares of all rows that train, validate (mean over folds) and test: what the split really made."""
+    if rows <= 0:
+        return {"train": 0.0, "validation": 0.0, "test": 0.0}
+    mean = lambda sizes: float(np.mean(sizes)) / rows if sizes else 0.0  # noqa: E731
+    return {
+        "train": round(mean([f.train.size for f in folds]), 6),
+        "validation": round(mean([f.validation.size for f in folds]), 6),
+        "test": round(test.size / rows, 6),
+    }
+
+
 def _describe(strategy: str, folds: list[Fold], test: np.ndarray, labels: np.ndarray | None, extra: dict[str, Any]) -> dict[str, Any]:
     arrays = [a for f in folds for a in (f.train, f.validation)] + [test]
+    rows = int(extra.get("rows") or (labels.size if labels is not None else 0))
     return {
         "strategy": strategy,
+        "fractions": realised_fractions(folds, test, rows),
         "folds": [{"train": _part(f.train, labels), "validation": _part(f.validation, labels)} for f in folds],
         "test": _part(test, labels),
         "split_sha256": _hash_indices(arrays),
@@ -149,7 +178,7 @@ def time_values(frame: pd.DataFrame, time_column: str) -> pd.Series:
     if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
         parsed = raw.astype("float64")
     else:
-        parsed = pd.to_datetime(raw, errors="coerce", utc=True, format="mixed")
+        parsed = _parse_times(raw)
     bad = int(parsed.isna().sum())
     if bad:
         raise InvalidInput(
@@ -158,6 +187,19 @@ def time_values(frame: pd.DataFrame, time_column: str) -> pd.Series:
             rule_id="split.time_column",
         )
     return parsed
+
+
+# Month-only forms (loan books: "Mar-2018", "2018-03") parse to the first of the month with one
+# explicit format, never by per-value guessing.
+MONTH_FORMATS = ("%b-%Y", "%B-%Y", "%b %Y", "%B %Y", "%Y-%m", "%m/%Y")
+
+
+def _parse_times(raw: pd.Series) -> pd.Series:
+    text = raw.dropna().astype(str).str.strip()
+    for month_format in MONTH_FORMATS:
+        if len(text) and pd.to_datetime(text, errors="coerce", format=month_format).notna().all():
+            return pd.to_datetime(raw.astype("string").str.strip(), errors="coerce", utc=True, format=month_format)
+    return pd.to_datetime(raw, errors="coerce", utc=True, format="mixed")
 
 
 def _bound(value: Any, times: pd.Series, name: str) -> Any:
@@ -191,7 +233,21 @@ def _cuts_from_fractions(times: pd.Series, config: Mapping[str, Any]) -> tuple[A
         )
     ordered = times.sort_values(kind="mergesort").reset_index(drop=True)
     n = len(ordered)
-    return ordered.iloc[min(n - 1, int(round(n * (1 - test_size - validation_size))))], ordered.iloc[min(n - 1, int(round(n * (1 - test_size))))]
+    return _nearest_cut(ordered, n * (1 - test_size - validation_size)), _nearest_cut(ordered, n * (1 - test_size))
+
+
+def _nearest_cut(ordered: pd.Series, target: float) -> Any:
+    """The first time of the later window: the start or the end of the group of equal times the
+    target position falls in, whichever leaves the window sizes nearer the asked fractions (ties
+    keep the start). Monthly data would otherwise push a whole month into the later window."""
+    n = len(ordered)
+    position = min(n - 1, int(round(target)))
+    value = ordered.iloc[position]
+    start = int(ordered.searchsorted(value, side="left"))
+    end = int(ordered.searchsorted(value, side="right"))
+    if end < n and abs(end - target) < abs(start - target):
+        return ordered.iloc[end]
+    return value
 
 
 def _window_masks(times: pd.Series, validation_start: Any, test_start: Any) -> dict[str, np.ndarray]:
