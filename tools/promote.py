@@ -287,7 +287,7 @@ RULE_IDS = (
     "role.known", "standards.no_drift", "role.agents_cannot_set_champion", "promotion.run_succeeded", "promotion.run_clean",
     "promotion.model_logged", "promotion.commit_on_pr_branch", "promotion.dataset_verified", "promotion.protected_fields",
     "promotion.standards_current", "promotion.min_primary_metric", "promotion.min_lift_over_baseline", "promotion.champion_tolerance",
-    "promotion.reproduced", "promotion.max_seed_variance", "promotion.human_approval",
+    "promotion.reproduced", "promotion.max_seed_variance", "promotion.human_approval", "leakage.not_flagged",
 )  # fmt: skip
 SPEC = ToolSpec(
     name="promote",
