@@ -33,7 +33,7 @@ ANSWERS_FILE = ".copier-answers.yml"
 # What `_src_path` says in a committed answers file: the template ships with mlgate, not at a path.
 TEMPLATE_SOURCE = "mlgate:configs/template"
 TEMPLATE_REFS = "refs/mlgate/template"
-NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # fullmatch: "$" would let a trailing newline through
+NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")  # fullmatch: "$" would let a trailing newline through
 VERSION_TAG = re.compile(r"(?P<generation>[1-9][0-9]{0,5})\.0\.0\+tree\.(?P<tree>[0-9a-f]{12})")
 SKIPPED = frozenset({"__pycache__", ".git"})
 
@@ -141,9 +141,9 @@ def read_template_version(repo: GitRepo, ref: str = "main") -> str:
 
 
 def check_name(kind: str, value: str) -> str:
-    """Raises InvalidInput unless `value` is lowercase letters, digits and dashes."""
+    """Raises InvalidInput unless `value` is lowercase letters, digits, underscores and dashes."""
     if not NAME.fullmatch(value):
-        raise InvalidInput(f"{kind} name {value!r} is not allowed", "use lowercase letters, digits and dashes (at most 63), starting with a letter or digit", rule_id="workspace.name")
+        raise InvalidInput(f"{kind} name {value!r} is not allowed", "use lowercase letters, digits, underscores and dashes (at most 63), starting with a letter or digit, e.g. bank_x", rule_id="workspace.name")
     return value
 
 

@@ -13,8 +13,8 @@ from server.workspace import UpdateResult, init_workspace, update_workspace
 def register(subparsers: argparse._SubParsersAction) -> None:
     init = subparsers.add_parser("init", help="create a governed workspace (git repository on main) from the template")
     init.add_argument("directory", metavar="DIR", help="new or empty directory")
-    init.add_argument("--client", default="demo-bank", metavar="NAME", help="client name: lowercase letters, digits, dashes (default: demo-bank)")
-    init.add_argument("--project", default="credit-default", metavar="NAME", help="project name: lowercase letters, digits, dashes (default: credit-default)")
+    init.add_argument("--client", default="demo-bank", metavar="NAME", help="client name: lowercase letters, digits, underscores, dashes (default: demo-bank)")
+    init.add_argument("--project", default="credit-default", metavar="NAME", help="project name: lowercase letters, digits, underscores, dashes (default: credit-default)")
     init.set_defaults(handler=run_init)
     update = subparsers.add_parser(
         "update",

@@ -12,9 +12,12 @@ from jinja2 import TemplateSyntaxError
 
 from server.cli import main
 from server.git import GitRepo
+from server.registry import check_model_name
 from server.standards import StandardsSource
+from server.tracking import MlflowTracking, experiment_name
 from server.workspace import TEMPLATE_DIR, TEMPLATE_SOURCE, VERSION_TAG, init_workspace, read_template_version, template_files, update_workspace
 from tools.errors import GitRefused, IntegrityError, InvalidInput, NotFound
+from tools.promote import model_name
 
 EXPECTED_FILES = {
     ".copier-answers.yml",
@@ -108,11 +111,11 @@ def test_init_into_an_existing_empty_directory_works(tmp_path: Path, template: P
     assert (init_workspace(tmp_path / "empty", template_dir=template) / "AGENTS.md").is_file()
 
 
-@pytest.mark.parametrize("client", ["Demo-Bank", "demo_bank", "-x", "../up", "", "a" * 64, "bank\n"])
+@pytest.mark.parametrize("client", ["Demo-Bank", "_bank", "-x", "../up", "", "a" * 64, "bank\n", "bank x", "bank.x"])
 def test_init_refuses_a_bad_client_name_before_writing(tmp_path: Path, client: str) -> None:
     with pytest.raises(InvalidInput) as refused:
         init_workspace(tmp_path / "ws", client=client)
-    assert refused.value.rule_id == "workspace.name" and "lowercase letters, digits and dashes" in refused.value.remediation
+    assert refused.value.rule_id == "workspace.name" and "lowercase letters, digits, underscores and dashes" in refused.value.remediation
     assert not (tmp_path / "ws").exists()
 
 
@@ -291,3 +294,14 @@ def test_update_command_names_the_review_branch_and_how_to_merge_it(tmp_path: Pa
     assert f"one commit on branch {branch}" in out and f"merge {branch}" in out and "  AGENTS.md\n" in out
     assert "main and the working tree are unchanged" in out
     assert "A line the shipped template drops." not in git(older, "show", f"{branch}:AGENTS.md")
+
+
+def test_init_accepts_underscored_names_end_to_end(tmp_path: Path) -> None:
+    assert main(["init", str(tmp_path / "ws"), "--client", "bank_x", "--project", "fraud_model_v1"]) == 0
+    standards = StandardsSource(GitRepo(tmp_path / "ws"), "main").policy_config()["standards"]
+    assert (standards["client_name"], standards["project_name"]) == ("bank_x", "fraud_model_v1")
+    tracking = MlflowTracking(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "artifacts")
+    name = experiment_name(standards["client_name"], standards["project_name"])
+    assert name == "bank_x/fraud_model_v1" and tracking.get_or_create_experiment(name) == tracking.get_or_create_experiment(name)
+    assert check_model_name(model_name(standards)) == "bank_x-fraud_model_v1"
+
