@@ -24,6 +24,8 @@ from policies import Principal
 from policies.data import MASK, integrity, is_pii, registered, shadow_only
 from policies.registry import load_all
 from tools.base import CallContext, StrictInput, ToolSpec
+from tools.columns import column_report
+from tools.splits import positive_values
 
 HASH_DOC = (
     "The dataset's content hash: 64 lowercase hexadecimal characters (SHA-256 of its manifest), as printed by "
@@ -102,7 +104,19 @@ def class_balance(frame: pd.DataFrame, label: Mapping[str, Any], max_classes: in
         "shares": {str(k): round(int(v) / total, 6) for k, v in shown.items()} if total else {},
         "distinct_values": int(len(counts)),
         "missing": int(series.isna().sum()),
+        **positive_share(series, label.get("positive_class")),
     }
+
+
+def positive_share(series: pd.Series, positive_class: Any) -> dict[str, Any]:
+    """How many labelled rows are positive: the label is any of the positive values (one or a list,
+    compared as text as run_experiment binarises it)."""
+    if positive_class is None:
+        return {}
+    values = {v.strip() for v in positive_values(positive_class)}
+    labelled = series.dropna().astype(str).str.strip()
+    count = int(labelled.isin(values).sum())
+    return {"positive_values": sorted(values), "positive_count": count, "positive_share": round(count / len(labelled), 6) if len(labelled) else None}
 
 
 def quality_checks(frame: pd.DataFrame, standards: Mapping[str, Any], max_classes: int) -> dict[str, Any]:
@@ -112,6 +126,8 @@ def quality_checks(frame: pd.DataFrame, standards: Mapping[str, Any], max_classe
         "ranges": value_ranges(frame, standards.get("pii_columns") or []),
         "duplicate_rows": int(frame.duplicated().sum()),
         "class_balance": class_balance(frame, standards.get("label") or {}, max_classes),
+        # Columns the standards name that this dataset lacks are shown here, before any run.
+        "standards_columns": column_report(frame.columns, standards),
     }
 
 

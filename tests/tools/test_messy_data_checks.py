@@ -184,3 +184,14 @@ def test_bins_from_the_standards_win_over_quantiles() -> None:
     frame = pd.DataFrame({"age": [20, 30, 40, 50, 60, 70] * 10})
     slices = fairness_slices(frame, np.arange(60), np.tile([0, 1], 30), np.full(60, 0.6), ["age"], {"bins": {"age": [45]}, "min_slice_size": 1})
     assert sorted(slices["age"]["slices"]) == ["< 45", ">= 45"] and slices["age"]["bins"] == [45.0]
+
+
+def test_load_dataset_counts_any_of_the_positive_values_and_names_absent_columns() -> None:
+    from tools.load_dataset import quality_checks
+
+    frame = lending_frame(300)
+    quality = quality_checks(frame, {**STANDARDS, "protected_attributes": ["age", "race"]}, 50)
+    balance = quality["class_balance"]
+    assert balance["positive_values"] == sorted(BAD_STATUSES) and balance["positive_count"] == int(bad_labels(frame).sum())
+    assert quality["standards_columns"]["protected_attributes"] == {"present": ["age"], "absent": ["race"]}
+    json.dumps(quality)
