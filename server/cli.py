@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from tools.errors import GovernanceError
 
-COMMAND_MODULES = ("workspace", "data", "serve", "token", "approvals", "audit", "demo", "prs", "models")
+COMMAND_MODULES = ("workspace", "data", "serve", "token", "approvals", "audit", "demo", "prs", "models", "backup", "ui", "promote")
 
 
 def build_parser() -> argparse.ArgumentParser:

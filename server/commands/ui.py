@@ -1,0 +1,62 @@
+"""`mlgate ui`: the MLflow UI on the workspace's tracking store, bound to loopback.
+
+The MLflow UI has no authentication of its own and its REST API can write (tags, deletions), so
+mlgate only starts it on a loopback address; a team that wants it on the network puts an
+authenticating proxy in front of a tracking server instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from server.cli import add_workspace_option
+from server.settings import load_settings
+
+LOOPBACK_NAMES = ("localhost",)
+
+
+def register(subparsers: Any) -> None:
+    ui = subparsers.add_parser("ui", help="open the MLflow UI on this workspace's runs and models (loopback only)")
+    add_workspace_option(ui)
+    ui.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    ui.set_defaults(handler=ui_command)
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def ui_argv(python: str, tracking_uri: str, host: str, port: int) -> list[str]:
+    """The MLflow UI command line (pure): the workspace's store, one worker, the given bind."""
+    return [python, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri, "--registry-store-uri", tracking_uri, "--host", host, "--port", str(port), "--workers", "1"]
+
+
+def ui_command(args: argparse.Namespace) -> int:
+    if not is_loopback(args.host):
+        print(f"mlgate: refusing to serve the MLflow UI on {args.host}: it has no authentication", file=sys.stderr)
+        print("  what to do: bind a loopback address (the default) and reach it through an SSH tunnel or an authenticating proxy", file=sys.stderr)
+        return 2
+    if not 1 <= args.port <= 65535:
+        print(f"mlgate: port {args.port} is out of range 1-65535", file=sys.stderr)
+        return 2
+    settings = load_settings(args.workspace)
+    if settings.tracking_uri is None and not (settings.state_dir / "mlflow.db").is_file():
+        print(f"mlgate: {settings.workspace} has no runs yet (no MLflow store under {settings.state_dir.name}/)", file=sys.stderr)
+        print("  what to do: run an experiment first, or check --workspace", file=sys.stderr)
+        return 2
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    print(f"MLflow UI for {settings.workspace.name}: http://{args.host}:{args.port}", flush=True)
+    argv = ui_argv(sys.executable, settings.mlflow_uri, args.host, args.port)
+    return subprocess.call(argv, env=env, cwd=Path(settings.state_dir))

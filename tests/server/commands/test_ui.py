@@ -1,0 +1,79 @@
+"""`mlgate ui`: the MLflow UI on the workspace's store, loopback only, started for real once."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import httpx2
+import pytest
+
+from server.cli import main
+from server.commands.ui import is_loopback, ui_argv
+from server.ports import build_ports
+from server.settings import load_settings
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+START_TIMEOUT_S = 240  # a cold MLflow server import on a loaded 2-core machine
+
+
+@pytest.mark.parametrize(("host", "loopback"), [("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("[::1]", True), ("localhost", True), ("0.0.0.0", False), ("10.0.0.5", False), ("example.org", False), ("", False)])
+def test_only_loopback_hosts_count_as_loopback(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+def test_ui_argv_points_tracking_and_registry_at_the_workspace_store() -> None:
+    argv = ui_argv("/py", "sqlite:////ws/.mlgate/mlflow.db", "127.0.0.1", 5001)
+    assert argv[:4] == ["/py", "-m", "mlflow", "ui"]
+    assert argv[argv.index("--backend-store-uri") + 1] == argv[argv.index("--registry-store-uri") + 1] == "sqlite:////ws/.mlgate/mlflow.db"
+    assert argv[argv.index("--host") + 1] == "127.0.0.1" and argv[argv.index("--port") + 1] == "5001"
+
+
+def test_a_non_loopback_bind_is_refused(workspace: Path, capsys) -> None:
+    assert main(["ui", "--workspace", str(workspace), "--host", "0.0.0.0"]) == 2
+    assert "no authentication" in capsys.readouterr().err
+
+
+def test_a_workspace_without_runs_is_told_so(workspace: Path, capsys) -> None:
+    assert main(["ui", "--workspace", str(workspace)]) == 2
+    assert "no runs yet" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.anyio
+async def test_the_ui_serves_the_workspace_runs_on_loopback(workspace: Path) -> None:
+    ports = build_ports(load_settings(workspace))
+    experiment = ports.tracking.get_or_create_experiment("demo-bank/credit-default")
+    run_id = ports.tracking.start_run(experiment, {"client_name": "demo-bank"})
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    process = subprocess.Popen([sys.executable, "-m", "server.cli", "ui", "--workspace", str(workspace), "--port", str(port)], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        run = await _get_run(port, run_id)
+        assert run["info"]["run_id"] == run_id
+    finally:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=30)
+
+
+async def _get_run(port: int, run_id: str) -> dict:
+    url = f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/get"
+    async with httpx2.AsyncClient() as client:
+        with anyio.fail_after(START_TIMEOUT_S):
+            while True:
+                try:
+                    response = await client.get(url, params={"run_id": run_id})
+                    if response.status_code == 200:
+                        return response.json()["run"]
+                except httpx2.TransportError:
+                    pass
+                await anyio.sleep(0.2)
