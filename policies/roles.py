@@ -36,3 +36,23 @@ def agents_cannot_approve(facts: Mapping[str, Any], config: Mapping[str, Any]) -
         "agents cannot approve or deny approvals",
         "ask a human to run `mlgate approvals approve <id>` (or `deny`) at a terminal, then call propose_config_change again",
     )
+
+
+@rule(
+    "role.approver_authenticated",
+    source="DESIGN.md §4 roles (issue 8: approvals need a credential the agent does not hold)",
+    description=(
+        "Approvals and rollbacks are decided only by a human or operator authenticated with an operator-issued "
+        "token (HTTP bearer, or the CLI's MLGATE_TOKEN/prompt), never by the role a stdio server was started with."
+    ),
+)
+def approver_authenticated(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
+    principal = facts["principal"]
+    if isinstance(principal, Principal) and principal.is_human and principal.credential:
+        return Decision.allow("role.approver_authenticated", f"{principal.name} authenticated with token {principal.credential}")
+    return Decision.deny(
+        "role.approver_authenticated",
+        "deciding needs a human or operator token; this caller presented none",
+        "a human runs `mlgate approvals approve <id>` (or `mlgate rollback`) with their own token in MLGATE_TOKEN or at the prompt, "
+        "or calls over HTTP with a human token",
+    )

@@ -1,7 +1,8 @@
 """Adapters behind propose_config_change and decide_approval.
 
     ApprovalStore   pending/approved/denied/consumed approvals in the state directory, one JSON
-                    file each, bound to a change hash; decisions are final, approvals are used once
+                    file each, bound to a change hash; decisions are final, approvals are used once;
+                    every answer is vouched by the audit chain (server/approval_vouch.py)
     OverridesLog    appends to the workspace's logs/protected_overrides.log (a record, never a source)
     ConfigFiles     reads and atomically writes configs/experiment.yaml and configs/reasoning.yaml
 
@@ -22,7 +23,9 @@ from typing import Any
 
 from policies import Principal
 from server import safe_yaml
+from server.approval_vouch import UNVOUCHED, check_approver, is_approval_file, vouched
 from server.files import fsync_dir, locked, write_atomic, write_temp
+from server.ledger import IN_FORCE_KIND, ChainLedger, ChainWriter, actor
 from tools.errors import IntegrityError, InvalidInput, NotFound, PolicyDenied
 
 APPROVAL_ID = re.compile(r"^apr-[0-9a-f]{12}\Z")
@@ -34,31 +37,52 @@ LOG_HEADER = "# timestamp\tfield\told\tnew\tapprover\tconfig_path\tapproval_id\n
 
 
 class ApprovalStore:
-    """Approvals under `<state_dir>/approvals/`. Status moves pending -> approved|denied, approved -> consumed."""
+    """Approvals under `<state_dir>/approvals/`. Status moves pending -> approved|denied, approved -> consumed.
 
-    def __init__(self, state_dir: Path) -> None:
+    The files hold what was asked (diff, fields, reasoning); the audit chain decides what holds:
+    every request, decision and use is chained first (server/ledger.py) and every answer of this
+    store takes its status, requester and decider from those records. An approval file the chain
+    does not vouch for reads as `unvouched` and grants nothing; so do in-force values it lacks.
+    """
+
+    def __init__(self, state_dir: Path, audit: Any = None) -> None:
         self.root = Path(state_dir) / "approvals"
         self._lock = self.root / ".lock"
         self._in_force = self.root / "protected_in_force.json"
+        audit_path = Path(state_dir) / "audit.jsonl"
+        self.ledger = ChainLedger(audit_path)
+        self._writer = ChainWriter(audit_path, audit)
 
     def _path(self, approval_id: str) -> Path:
         if not isinstance(approval_id, str) or not APPROVAL_ID.match(approval_id):
             raise InvalidInput(f"{approval_id!r} is not an approval id", "approval ids look like apr-0123456789ab (see `mlgate approvals list`)", rule_id="input.schema")
         return self.root / f"{approval_id}.json"
 
-    def _read(self, path: Path) -> dict[str, Any]:
-        return json.loads(path.read_bytes())
+    def _read(self, path: Path) -> dict[str, Any] | None:
+        """The file as stored, or None when it is not an approval record at all."""
+        try:
+            record = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        return record if is_approval_file(record) and record["id"] == path.stem else None
 
     def _save(self, record: Mapping[str, Any]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        write_atomic(self._path(record["id"]), json.dumps(record, sort_keys=True, indent=2).encode())
+        stored = {k: v for k, v in record.items() if k != "vouch_problem"}
+        write_atomic(self._path(record["id"]), json.dumps(stored, sort_keys=True, indent=2).encode())
+
+    def stored(self, approval_id: str) -> dict[str, Any] | None:
+        """The file exactly as stored (None if missing or malformed): for reports, never for decisions."""
+        path = self._path(approval_id)
+        return self._read(path) if path.is_file() else None
 
     def get(self, approval_id: str) -> dict[str, Any]:
-        """Raises InvalidInput for a malformed id, NotFound for an unknown one."""
-        path = self._path(approval_id)
-        if not path.is_file():
+        """The approval as the chain vouches for it. Raises InvalidInput for a malformed id,
+        NotFound for an unknown one."""
+        record = self.stored(approval_id)
+        if record is None:
             raise NotFound(f"no approval {approval_id}", "list approvals with `mlgate approvals list`", rule_id="approval.not_found")
-        return self._read(path)
+        return vouched(record, self.ledger)
 
     def find(self, approval_id: str) -> dict[str, Any] | None:
         try:
@@ -69,17 +93,19 @@ class ApprovalStore:
     def list(self, status: str | None = None) -> list[dict[str, Any]]:
         if not self.root.is_dir():
             return []
-        records = [self._read(p) for p in self.root.glob("apr-*.json") if APPROVAL_ID.match(p.stem)]
-        return sorted((r for r in records if status in (None, r["status"])), key=lambda r: (r["created_at"], r["id"]))
+        found = (self._read(p) for p in self.root.glob("apr-*.json") if APPROVAL_ID.match(p.stem))
+        records = [vouched(r, self.ledger) for r in found if r is not None]
+        return sorted((r for r in records if status in (None, r["status"])), key=lambda r: (str(r["created_at"]), r["id"]))
 
     def live_for(self, change_hash: str) -> dict[str, Any] | None:
-        """The newest approval for this exact change that is not yet consumed."""
-        live = [r for r in self.list() if r["change_hash"] == change_hash and r["status"] != "consumed"]
+        """The newest vouched approval for this exact change that is not yet consumed."""
+        live = [r for r in self.list() if r["change_hash"] == change_hash and r["status"] not in ("consumed", UNVOUCHED)]
         return live[-1] if live else None
 
     def request(self, *, change_hash: str, target: str, diff: list, fields: list, requester: Principal, reasoning: Any, now: str, kind: str = "config_change") -> tuple[dict[str, Any], bool]:
         """The live approval for `change_hash`, or a new pending one. Returns (record, created).
-        `kind` says what is approved: a protected config change, or a promotion (to champion)."""
+        `kind` says what is approved: a protected config change, or a promotion (to champion).
+        Raises InvalidInput for a malformed hash, IntegrityError when the chain cannot record."""
         if not CHANGE_HASH.match(change_hash):
             raise InvalidInput("malformed change hash", "report to the operator", rule_id="approval.change_hash")
         with locked(self._lock):
@@ -87,29 +113,25 @@ class ApprovalStore:
             if existing is not None:
                 return existing, False
             record = {
-                "id": f"apr-{secrets.token_hex(6)}",
-                "status": "pending",
-                "kind": kind,
-                "change_hash": change_hash,
-                "target": target,
-                "diff": diff,
-                "protected_fields": fields,
-                "requested_by": {"name": requester.name, "role": requester.role},
-                "reasoning": reasoning,
-                "created_at": now,
-            }
+                "id": f"apr-{secrets.token_hex(6)}", "status": "pending", "kind": kind, "change_hash": change_hash,
+                "target": target, "diff": diff, "protected_fields": fields,
+                "requested_by": {"name": requester.name, "role": requester.role}, "reasoning": reasoning, "created_at": now,
+            }  # fmt: skip
+            self._writer.append({"kind": "approval_requested", "approval_id": record["id"], "change_hash": change_hash, "approval_kind": kind, **actor(requester)})
             self._save(record)
             return record, True
 
     def decide(self, approval_id: str, *, approve: bool, approver: Principal, note: str | None, now: str) -> dict[str, Any]:
-        """pending -> approved|denied by a human or operator. Raises PolicyDenied otherwise."""
-        if not approver.is_human:
-            raise PolicyDenied("agents cannot approve or deny approvals", "ask a human to decide", rule_id="role.agents_cannot_approve")
+        """pending -> approved|denied by a human or operator holding a credential the chain vouches
+        for. Raises PolicyDenied otherwise, IntegrityError when the chain cannot record."""
+        check_approver(approver, self.ledger)
         with locked(self._lock):
             record = self.get(approval_id)
             if record["status"] != "pending":
                 raise PolicyDenied(f"approval {approval_id} is {record['status']}; decisions are final", "propose the change again to get a new approval", rule_id="approval.is_pending")
-            record.update(status="approved" if approve else "denied", decided_by=approver.name, decided_role=approver.role, decided_at=now, note=note)
+            decision = "approve" if approve else "deny"
+            chained = self._writer.append({"kind": "approval_decided", "approval_id": approval_id, "change_hash": record["change_hash"], "decision": decision, **actor(approver)})
+            record.update(status="approved" if approve else "denied", decided_by=approver.name, decided_role=approver.role, decided_at=chained.get("time", now), credential=approver.credential, note=note)
             self._save(record)
             return record
 
@@ -119,21 +141,33 @@ class ApprovalStore:
             record = self.get(approval_id)
             if record["status"] != "approved" or record["change_hash"] != change_hash:
                 raise PolicyDenied(f"approval {approval_id} is {record['status']} and cannot be used for this change", "propose the change again", rule_id="config.protected_fields")
+            self._writer.append({"kind": "approval_consumed", "approval_id": approval_id, "change_hash": change_hash})
             record.update(status="consumed", consumed_at=now)
             self._save(record)
             return record
 
     def in_force(self) -> dict[str, str]:
-        """{protected path: canonical value} of the config the server last wrote ({} if never)."""
-        if not self._in_force.is_file():
-            return {}
-        loaded = json.loads(self._in_force.read_bytes())
-        return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
+        """{protected path: canonical value} of the config the server last wrote, as the audit chain
+        recorded it ({} if never). The file is a copy for people; editing it grants nothing."""
+        return self.ledger.in_force() or {}
+
+    def stored_in_force(self) -> dict[str, str] | None:
+        """protected_in_force.json as stored (None if missing or malformed): for reports only."""
+        try:
+            loaded = json.loads(self._in_force.read_bytes())
+        except (OSError, ValueError):
+            return None
+        return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else None
 
     def set_in_force(self, values: Mapping[str, str]) -> None:
+        """Records the protected values now in force (chain first, then the file). Raises
+        IntegrityError when the chain cannot record."""
         self.root.mkdir(parents=True, exist_ok=True)
+        values = {str(k): str(v) for k, v in values.items()}
         with locked(self._lock):
-            write_atomic(self._in_force, json.dumps(dict(values), sort_keys=True, indent=2).encode())
+            if self.ledger.in_force() != values:
+                self._writer.append({"kind": IN_FORCE_KIND, "values": values})
+            write_atomic(self._in_force, json.dumps(values, sort_keys=True, indent=2).encode())
 
 
 # --- the overrides log ----------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Bearer tokens for the HTTP transports: a hashed token store and the verifier the SDK calls.
 
 A token is shown once, when it is created; the state directory keeps only its SHA-256 with the
-token's name (the principal the audit records), its role and its creation time. The file is
+token's name (the principal the audit records), its role and its creation time, and the audit
+chain records its creation and revocation (a token without a creation record grants nothing). The file is
 written atomically with mode 0600 under an exclusive lock, and re-read whenever it changes, so a
 revoked token stops working on a running server at its next request.
 """
@@ -15,6 +16,7 @@ import logging
 import os
 import re
 import secrets
+import sys
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,11 +24,12 @@ from typing import Any
 
 from mcp.server.auth.provider import AccessToken
 
-from policies import ROLES
+from policies import ROLES, Principal
 from server.clock import SystemClock
 from server.files import locked, write_atomic
 from server.identity import ROLE_SCOPE_PREFIX
-from tools.errors import IntegrityError, InvalidInput, NotFound
+from server.ledger import APPROVER_ROLES, ChainLedger, ChainWriter, actor, token_body
+from tools.errors import IntegrityError, InvalidInput, NotFound, PolicyDenied
 
 TOKENS_FILE = "tokens.json"
 TOKEN_PREFIX = "mlgate_"
@@ -69,21 +72,31 @@ def check_role(role: str) -> None:
 
 
 class TokenStore:
-    """The tokens of one state directory (`<state_dir>/tokens.json`)."""
+    """The tokens of one state directory (`<state_dir>/tokens.json`).
 
-    def __init__(self, state_dir: Path, clock: Any = None) -> None:
+    A token counts only while the audit chain holds its `token_created` record and no
+    `token_revoked` one (server/ledger.py): a hash pasted into tokens.json grants nothing. Human and
+    operator tokens are issued by an operator; only the very first operator token of a state
+    directory is issued without one (bootstrap), and the chain records that too."""
+
+    def __init__(self, state_dir: Path, clock: Any = None, audit: Any = None) -> None:
         self._path = Path(state_dir) / TOKENS_FILE
         self._clock = clock or SystemClock()
         self._cache: tuple[tuple[int, int, int], tuple[TokenRecord, ...]] | None = None
+        audit_path = Path(state_dir) / "audit.jsonl"
+        self.ledger = ChainLedger(audit_path)
+        self._writer = ChainWriter(audit_path, audit)
 
     @property
     def path(self) -> Path:
         return self._path
 
-    def create(self, name: str, role: str) -> str:
-        """Stores a new token's hash and returns the token (shown once, never stored).
+    def create(self, name: str, role: str, *, issuer: Principal | None = None) -> str:
+        """Stores a new token's hash, chains its creation and returns the token (shown once, never stored).
 
-        Raises InvalidInput for a bad name or role, or a name already in use."""
+        Raises InvalidInput for a bad name or role, or a name already in use; PolicyDenied when a
+        human/operator token is asked for without an operator credential (see `needs_operator`);
+        IntegrityError when the audit chain cannot record."""
         check_name(name)
         check_role(role)
         token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
@@ -91,21 +104,55 @@ class TokenStore:
             records = list(self._read())
             if any(r.name == name for r in records):
                 raise InvalidInput(f"a token named {name!r} exists", f"revoke it first (mlgate token revoke {name}) or pick another name", rule_id="token.name")
-            records.append(TokenRecord(name, role, token_hash(token), self._clock.iso()))
+            bootstrap = self._check_issuer(role, issuer)
+            record = TokenRecord(name, role, token_hash(token), self._clock.iso())
+            self._writer.append({"kind": "token_created", "token": token_body(name, role, record.sha256), **_issued_by(issuer, bootstrap)})
+            records.append(record)
             self._write(records)
         return token
 
-    def revoke(self, name: str) -> None:
-        """Removes the token called `name`. Raises NotFound if there is none."""
+    def revoke(self, name: str, *, issuer: Principal | None = None) -> None:
+        """Removes the token called `name` and chains the revocation. Raises NotFound if there is
+        none, PolicyDenied for a live human/operator token without an operator credential."""
         with self._locked():
             records = list(self._read())
-            kept = [r for r in records if r.name != name]
-            if len(kept) == len(records):
+            found = [r for r in records if r.name == name]
+            if not found:
                 raise NotFound(f"no token named {name!r}", "list the tokens with `mlgate token list`", rule_id="token.unknown")
-            self._write(kept)
+            if found[0].role in APPROVER_ROLES and self.vouched(found[0]):
+                self._require_operator(issuer, f"revoking the {found[0].role} token {name!r}")
+            self._writer.append({"kind": "token_revoked", "token": token_body(name, None, found[0].sha256), **_issued_by(issuer, False)})
+            self._write([r for r in records if r.name != name])
+
+    def needs_operator(self, role: str) -> bool:
+        """Whether issuing a `role` token needs an operator credential: every human or operator
+        token does, except the first operator token of the state directory."""
+        return role in APPROVER_ROLES and (role != "operator" or bool(self.ledger.live_tokens(("operator",))))
+
+    def _check_issuer(self, role: str, issuer: Principal | None) -> bool:
+        """True for the bootstrap operator token. Raises PolicyDenied when an operator is needed."""
+        if self.needs_operator(role):
+            self._require_operator(issuer, f"issuing a {role} token")
+            return False
+        return role == "operator"
+
+    def _require_operator(self, issuer: Principal | None, what: str) -> None:
+        credential = getattr(issuer, "credential", None)
+        if issuer is None or issuer.role != "operator" or not self.ledger.credential_valid_at(credential, issuer.name, "operator", sys.maxsize):
+            raise PolicyDenied(
+                f"{what} needs an operator credential",
+                "an operator runs this with their own token in MLGATE_TOKEN (or types it at the prompt); "
+                "the first operator token of a state directory is created with `mlgate token create --name NAME --role operator`",
+                rule_id="token.operator_required",
+            )
+
+    def vouched(self, record: TokenRecord) -> bool:
+        """Whether the audit chain holds this entry's creation and no revocation."""
+        return self.ledger.live_token(record.name, record.role, record.sha256) is not None
 
     def records(self) -> tuple[TokenRecord, ...]:
-        """Every stored token, re-read only when the file changed. Raises IntegrityError if unreadable."""
+        """Every stored token as the file holds it (vouched or not), re-read only when the file
+        changed. Raises IntegrityError if unreadable."""
         try:
             stat = self._path.stat()
         except FileNotFoundError:
@@ -116,13 +163,14 @@ class TokenStore:
         return self._cache[1]
 
     def match(self, token: str) -> TokenRecord | None:
-        """The record whose hash equals the token's, compared in constant time over every record."""
+        """The record whose hash equals the token's, compared in constant time over every record,
+        if the audit chain vouches for it (None otherwise)."""
         digest = token_hash(token)
         found = None
         for record in self.records():
             if hmac.compare_digest(record.sha256, digest):
                 found = record
-        return found
+        return found if found is not None and self.vouched(found) else None
 
     def _read(self) -> tuple[TokenRecord, ...]:
         try:
@@ -140,6 +188,13 @@ class TokenStore:
 
     def _locked(self) -> AbstractContextManager[None]:
         return locked(self._path.with_suffix(".lock"))
+
+
+def _issued_by(issuer: Principal | None, bootstrap: bool) -> dict[str, Any]:
+    """Who issued or revoked a token, for its chain record (never the token)."""
+    if issuer is None:
+        return {"principal": "unauthenticated", "role": None, "bootstrap": bootstrap}
+    return {**actor(issuer), "bootstrap": bootstrap}
 
 
 def _records_from(data: Any, path: Path) -> tuple[TokenRecord, ...]:
@@ -167,5 +222,6 @@ class TokenVerifier:
             return None
         if record is None:
             return None
-        # The AccessToken travels in the request scope: it carries the hash, never the secret.
+        # The AccessToken travels in the request scope: it carries the hash, never the secret
+        # (server/identity.py names the credential `<name>:<first 12 hex digits>` from it).
         return AccessToken(token=record.sha256, client_id=record.name, scopes=[ROLE_SCOPE_PREFIX + record.role])

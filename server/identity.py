@@ -64,7 +64,9 @@ class Identifier:
         if token is None or role is None:
             # Unreachable behind the auth middleware; fail closed to the weakest role anyway.
             return UNAUTHENTICATED, transport_of(request)
-        return Principal(token.client_id, role), transport_of(request)  # type: ignore[arg-type]
+        # AccessToken.token holds the token's stored hash (server/auth.py); its prefix names the credential.
+        credential = f"{token.client_id}:{str(token.token)[:12]}"
+        return Principal(token.client_id, role, credential), transport_of(request)  # type: ignore[arg-type]
 
     def context_for(self, context: Any) -> CallContext:
         principal, transport = self.principal_for(context)

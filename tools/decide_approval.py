@@ -2,7 +2,10 @@
 
 The same rules govern `mlgate approvals approve|deny` at the terminal (server/commands/approvals.py
 runs this tool's spec through the enforcement point). An agent is always denied by
-role.agents_cannot_approve, whatever it sends; there is no confirm argument anywhere.
+role.agents_cannot_approve, whatever it sends; there is no confirm argument anywhere. A human or
+operator must also hold a verified token (role.approver_authenticated): over HTTP the bearer token,
+at the terminal MLGATE_TOKEN or the prompt. A stdio or in-memory server's own principal never
+decides, whatever role it was started with.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ async def execute(request: DecideApprovalInput, facts: dict[str, Any], ctx: Call
         request.approval_id, approve=request.decision == "approve", approver=ctx.principal, note=request.note, now=ctx.ports.clock.iso()
     )
     ctx.audit_refs.update(approval_id=record["id"], change_hash=record["change_hash"])
-    return {**_describe(record), "decided_by": record["decided_by"], "decided_at": record["decided_at"]}
+    return {**_describe(record), "decided_by": record["decided_by"], "decided_at": record["decided_at"], "credential": record.get("credential")}
 
 
 _RULES = load_all()
@@ -64,7 +67,7 @@ SPEC = ToolSpec(
         "operator role may decide; agents are always denied. Decisions are final; an approval is used once."
     ),
     input_model=DecideApprovalInput,
-    rules=tuple(_RULES[r] for r in ("role.known", "role.agents_cannot_approve", "approval.is_pending", "approval.four_eyes")),
+    rules=tuple(_RULES[r] for r in ("role.known", "role.agents_cannot_approve", "role.approver_authenticated", "approval.is_pending", "approval.four_eyes")),
     gather=gather,
     execute=execute,
     preview=preview,

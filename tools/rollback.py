@@ -65,7 +65,7 @@ SPEC = ToolSpec(
         "from mlgate's alias history. Humans and operators only; agents are always denied. Audited like every call."
     ),
     input_model=RollbackInput,
-    rules=tuple(_RULES[r] for r in ("role.known", "role.agents_cannot_rollback", "promotion.rollback_available")),
+    rules=tuple(_RULES[r] for r in ("role.known", "role.agents_cannot_rollback", "role.approver_authenticated", "promotion.rollback_available")),
     gather=gather,
     execute=execute,
     preview=preview,

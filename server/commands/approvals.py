@@ -1,6 +1,10 @@
 """`mlgate approvals list|approve ID|deny ID`: humans and operators decide protected-field changes
 at the terminal, out of band from any agent.
 
+approve/deny need the decider's own token (MLGATE_TOKEN or the prompt, never an argument); the
+decider's name and role come from it. `list` shows the status the audit chain vouches for and
+flags approval files it does not back.
+
 approve/deny run the decide_approval tool's spec through the same enforcement point as MCP calls
 (transport `cli`), so the same rules decide and the audit chain records the decision and outcome.
 """
@@ -11,6 +15,7 @@ import argparse
 from typing import Any
 
 from policies.config_change import canonical
+from server.approval_vouch import UNVOUCHED
 from server.approvals import ApprovalStore
 from server.cli import add_workspace_option
 from server.commands.governed import add_principal_options, principal_of, run_governed
@@ -35,10 +40,11 @@ def register(subparsers: Any) -> None:
 
 
 def _describe(record: dict[str, Any]) -> str:
-    fields = ", ".join(f"{f['path']} {canonical(f['old'])} -> {canonical(f['new'])}" for f in record.get("protected_fields") or [])
-    who = record["requested_by"]
-    decided = f"  decided by {record['decided_by']}" if record.get("decided_by") else ""
-    return f"{record['id']}  {record['status']:<8}  {record['created_at']}  requested by {who['name']} ({who['role']}){decided}\n    {fields}"
+    fields = ", ".join(f"{f.get('path')} {canonical(f.get('old'))} -> {canonical(f.get('new'))}" for f in record.get("protected_fields") or [] if isinstance(f, dict))
+    who = record.get("requested_by") or {}
+    decided = f"  decided by {record['decided_by']}" if record.get("decided_by") and record["status"] != UNVOUCHED else ""
+    problem = f"\n    NOT VOUCHED BY THE AUDIT CHAIN: {record['vouch_problem']}" if record.get("vouch_problem") else ""
+    return f"{record['id']}  {record['status']:<8}  {record['created_at']}  requested by {who.get('name')} ({who.get('role')}){decided}\n    {fields}{problem}"
 
 
 def list_command(args: argparse.Namespace) -> int:
@@ -52,10 +58,11 @@ def list_command(args: argparse.Namespace) -> int:
 
 
 def decide_command(args: argparse.Namespace) -> int:
+    """Raises PolicyDenied (exit 2) without a human/operator token in MLGATE_TOKEN or at the prompt."""
     principal = principal_of(args)
     arguments = {"approval_id": args.approval_id, "decision": args.decision, **({"note": args.note} if args.note else {})}
     payload = run_governed(args.workspace, DECIDE, arguments, principal)
     if payload is None:
         return 2
-    print(f"{payload['status']} {payload['approval_id']} (change {payload['change_hash'][:12]}) by {principal.name}")
+    print(f"{payload['status']} {payload['approval_id']} (change {payload['change_hash'][:12]}) by {principal.name} ({principal.role}, token {principal.credential})")
     return 0

@@ -1,6 +1,9 @@
 """Running a governed tool from the terminal for a human or operator (`approvals approve`,
 `rollback`): the same spec through the same enforcement point as an MCP call, with transport
-`cli`, so the same rules decide and the audit chain records decision and outcome."""
+`cli`, so the same rules decide and the audit chain records decision and outcome.
+
+Who calls is never declared on the command line: the principal is the one of the operator-issued
+token given in MLGATE_TOKEN or at the prompt (server/credentials.py), and records name its credential."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from typing import Any
 import anyio
 
 from policies import Principal
+from server.credentials import authenticate
 from server.enforcement import Enforcer
 from server.ports import build_ports
 from server.settings import load_settings
@@ -29,6 +33,7 @@ def principal_name(text: str) -> str:
 
 
 def os_user() -> str:
+    """The OS user, for records of commands that need no credential (never a decider's identity)."""
     try:
         name = getpass.getuser()
     except (KeyError, OSError):
@@ -36,13 +41,21 @@ def os_user() -> str:
     return name if NAME.fullmatch(name) else f"uid-{os.getuid()}"
 
 
+CREDENTIAL_HELP = (
+    "Needs a human or operator token issued by an operator: set MLGATE_TOKEN in your own shell, or run at a "
+    "terminal to be prompted. Your name and role come from the token."
+)
+
+
 def add_principal_options(parser: argparse.ArgumentParser, who: str) -> None:
-    parser.add_argument("--as", dest="as_name", type=principal_name, default=None, metavar="NAME", help=f"who {who} (default: the OS user)")
-    parser.add_argument("--role", choices=("human", "operator"), default="human", help="role of the caller (default: human)")
+    """No options: who {who} is the verified token's principal, never a flag."""
+    parser.epilog = f"Who {who}: {CREDENTIAL_HELP}"
 
 
 def principal_of(args: argparse.Namespace) -> Principal:
-    return Principal(args.as_name or os_user(), args.role)
+    """The human or operator the terminal's token stands for (server/credentials.py).
+    Raises PolicyDenied without a valid human/operator token."""
+    return authenticate(load_settings(args.workspace).state_dir)
 
 
 def run_governed(workspace: str, spec: ToolSpec, arguments: dict[str, Any], principal: Principal) -> dict[str, Any] | None:

@@ -52,6 +52,7 @@ def list_command(args: argparse.Namespace) -> int:
 
 
 def rollback_command(args: argparse.Namespace) -> int:
+    """Raises PolicyDenied (exit 2) without a human/operator token in MLGATE_TOKEN or at the prompt."""
     principal = principal_of(args)
     arguments = {"model": args.model, "alias": args.alias, **({"note": args.note} if args.note else {})}
     payload = run_governed(args.workspace, ROLLBACK, arguments, principal)

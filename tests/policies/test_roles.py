@@ -14,6 +14,10 @@ CASES = [
     RuleCase("role.agents_cannot_approve", "allow", {"principal": OPERATOR}, name="operator"),
     RuleCase("role.agents_cannot_approve", "deny", {"principal": AGENT}, name="agent"),
     RuleCase("role.agents_cannot_approve", "deny", {"principal": {"name": "alice", "role": "human"}}, name="forged_mapping"),
+    RuleCase("role.approver_authenticated", "allow", {"principal": Principal("alice", "human", "alice:0123456789ab")}, name="human_with_token"),
+    RuleCase("role.approver_authenticated", "allow", {"principal": Principal("root-op", "operator", "root-op:0123456789ab")}, name="operator_with_token"),
+    RuleCase("role.approver_authenticated", "deny", {"principal": HUMAN}, name="human_started_as_stdio_principal"),
+    RuleCase("role.approver_authenticated", "deny", {"principal": Principal("codex", "agent", "codex:0123456789ab")}, name="agent_with_token"),
 ]
 
 

@@ -12,9 +12,10 @@ import pytest
 
 from policies import Principal
 from server.approvals import ApprovalStore, ConfigFiles, OverridesLog
+from tests.credentials import approver
 from tools.errors import IntegrityError, InvalidInput, NotFound, PolicyDenied
 
-AGENT, ALICE = Principal("codex", "agent"), Principal("alice", "human")
+AGENT = Principal("codex", "agent")
 HASH, OTHER = "c" * 64, "d" * 64
 NOW = "2026-01-01T00:00:00.000000Z"
 
@@ -55,7 +56,7 @@ def test_concurrent_requests_for_one_change_create_one_approval(tmp_path: Path) 
 def test_approve_then_consume_once(tmp_path: Path) -> None:
     store = ApprovalStore(tmp_path)
     record, _ = request(store)
-    approved = store.decide(record["id"], approve=True, approver=ALICE, note="ok", now=NOW)
+    approved = store.decide(record["id"], approve=True, approver=approver(tmp_path, "alice"), note="ok", now=NOW)
     assert approved["status"] == "approved" and approved["decided_by"] == "alice" and approved["note"] == "ok"
     assert store.consume(record["id"], HASH, now=NOW)["status"] == "consumed"
     with pytest.raises(PolicyDenied):
@@ -66,7 +67,7 @@ def test_approve_then_consume_once(tmp_path: Path) -> None:
 def test_an_approval_cannot_be_used_for_another_change(tmp_path: Path) -> None:
     store = ApprovalStore(tmp_path)
     record, _ = request(store)
-    store.decide(record["id"], approve=True, approver=ALICE, note=None, now=NOW)
+    store.decide(record["id"], approve=True, approver=approver(tmp_path, "alice"), note=None, now=NOW)
     with pytest.raises(PolicyDenied):
         store.consume(record["id"], OTHER, now=NOW)
     assert store.get(record["id"])["status"] == "approved"
@@ -77,9 +78,9 @@ def test_decisions_are_final_and_a_pending_approval_cannot_be_consumed(tmp_path:
     record, _ = request(store)
     with pytest.raises(PolicyDenied):
         store.consume(record["id"], HASH, now=NOW)
-    store.decide(record["id"], approve=False, approver=ALICE, note=None, now=NOW)
+    store.decide(record["id"], approve=False, approver=approver(tmp_path, "alice"), note=None, now=NOW)
     with pytest.raises(PolicyDenied) as info:
-        store.decide(record["id"], approve=True, approver=ALICE, note=None, now=NOW)
+        store.decide(record["id"], approve=True, approver=approver(tmp_path, "alice"), note=None, now=NOW)
     assert info.value.rule_id == "approval.is_pending"
     assert request(store)[0]["status"] == "denied"
 
@@ -90,6 +91,25 @@ def test_an_agent_can_never_decide_even_calling_the_store_directly(tmp_path: Pat
     with pytest.raises(PolicyDenied) as info:
         store.decide(record["id"], approve=True, approver=AGENT, note=None, now=NOW)
     assert info.value.rule_id == "role.agents_cannot_approve" and store.get(record["id"])["status"] == "pending"
+
+
+def test_a_human_without_a_vouched_credential_cannot_decide(tmp_path: Path) -> None:
+    store = ApprovalStore(tmp_path)
+    record, _ = request(store)
+    for principal in (Principal("alice", "human"), Principal("alice", "human", "alice:0123456789ab")):
+        with pytest.raises(PolicyDenied) as info:
+            store.decide(record["id"], approve=True, approver=principal, note=None, now=NOW)
+        assert info.value.rule_id == "role.approver_authenticated"
+    assert store.get(record["id"])["status"] == "pending"
+
+
+def test_a_decision_records_the_credential_in_the_audit_chain(tmp_path: Path) -> None:
+    store, alice = ApprovalStore(tmp_path), approver(tmp_path, "alice")
+    record, _ = request(store)
+    decided = store.decide(record["id"], approve=True, approver=alice, note=None, now=NOW)
+    chained = store.ledger.approval(record["id"]).decided
+    assert chained is not None and chained["credential"] == alice.credential == decided["credential"]
+    assert (chained["principal"], chained["role"], chained["decision"], chained["change_hash"]) == ("alice", "human", "approve", HASH)
 
 
 @pytest.mark.parametrize("bad", ["../../etc/passwd", "apr-XYZ", "apr-0123456789ab/../x", "", "apr-0123456789abc"])

@@ -11,7 +11,9 @@ import pytest
 
 from server.auth import TOKENS_FILE, TokenStore, TokenVerifier
 from server.identity import role_from_scopes
-from tools.errors import IntegrityError, InvalidInput, NotFound
+from server.ledger import fingerprint
+from tests.credentials import approver, issue
+from tools.errors import IntegrityError, InvalidInput, NotFound, PolicyDenied
 
 pytestmark = pytest.mark.anyio
 
@@ -40,12 +42,12 @@ def test_writes_leave_no_temporary_files(tmp_path: Path) -> None:
     store = TokenStore(tmp_path)
     store.create("a", "agent")
     store.revoke("a")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["tokens.json", "tokens.lock"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audit.head", "audit.jsonl", "audit.lock", "tokens.json", "tokens.lock"]
 
 
 async def test_verifier_maps_a_token_to_its_name_and_role_scope(tmp_path: Path) -> None:
     store = TokenStore(tmp_path)
-    token = store.create("risk-officer", "human")
+    token = issue(tmp_path, "risk-officer", "human")
     access = await TokenVerifier(store).verify_token(token)
     assert access is not None and access.client_id == "risk-officer"
     assert access.scopes == ["role:human"] and role_from_scopes(access.scopes) == "human"
@@ -124,3 +126,39 @@ def test_store_format_is_plain_json_with_name_role_hash_and_creation_time(tmp_pa
     data = json.loads((tmp_path / TOKENS_FILE).read_text())
     assert data["version"] == 1
     assert sorted(data["tokens"][0]) == ["created", "name", "role", "sha256"]
+
+
+# --- vouched by the audit chain -------------------------------------------------------------
+
+
+def test_creation_and_revocation_are_audit_records_that_never_hold_the_token(tmp_path: Path) -> None:
+    token = TokenStore(tmp_path).create("ci-agent", "agent")
+    TokenStore(tmp_path).revoke("ci-agent")
+    records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert [r["kind"] for r in records] == ["token_created", "token_revoked"]
+    stored = hashlib.sha256(token.encode()).hexdigest()
+    assert records[0]["token"] == {"name": "ci-agent", "role": "agent", "id": stored[:12], "fingerprint": fingerprint(stored)}
+    assert token not in (tmp_path / "audit.jsonl").read_text() and stored not in (tmp_path / "audit.jsonl").read_text()
+
+
+def test_only_the_first_operator_token_is_issued_without_an_operator(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path)
+    with pytest.raises(PolicyDenied):
+        store.create("alice", "human")
+    issue(tmp_path, "root-op", "operator")
+    for role in ("human", "operator"):
+        with pytest.raises(PolicyDenied) as refused:
+            store.create("mallory", role)
+        assert refused.value.rule_id == "token.operator_required"
+    with pytest.raises(PolicyDenied):
+        store.create("mallory", "human", issuer=approver(tmp_path, "bob", "human"))
+    assert [r.name for r in store.records()] == ["root-op", "bob"]
+
+
+def test_a_human_token_is_revoked_only_by_an_operator(tmp_path: Path) -> None:
+    token = issue(tmp_path, "alice", "human")
+    store = TokenStore(tmp_path)
+    with pytest.raises(PolicyDenied):
+        store.revoke("alice")
+    store.revoke("alice", issuer=approver(tmp_path, "root-op", "operator"))
+    assert store.match(token) is None

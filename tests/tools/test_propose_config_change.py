@@ -17,6 +17,7 @@ from server.app import build_server
 from server.cli import main
 from server.safe_yaml import load_document
 from server.settings import Settings, load_settings, policy_limits
+from tests.credentials import use_token
 
 pytestmark = pytest.mark.anyio
 
@@ -56,6 +57,12 @@ def experiment(workspace: Path) -> dict[str, Any]:
 
 def audit(settings: Settings) -> list[dict[str, Any]]:
     return [json.loads(line) for line in settings.audit_path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture
+def alice_token(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> str:
+    """alice's human token in MLGATE_TOKEN, as in her own shell."""
+    return use_token(monkeypatch, settings.state_dir, "alice")
 
 
 async def cli(*argv: str) -> int:
@@ -160,11 +167,11 @@ async def test_a_second_identical_proposal_reuses_the_pending_approval(settings:
     assert other["approval_id"] != first["approval_id"] and len(approvals(settings)) == 2
 
 
-async def test_approved_change_is_applied_once_and_logged_per_protected_field(settings: Settings, workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_approved_change_is_applied_once_and_logged_per_protected_field(alice_token: str, settings: Settings, workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
     changes = {"data.target": "churn", "split.test_size": 0.25, "model.params.max_depth": 5}
     async with connect(settings) as client:
         denied = await propose(client, changes)
-        assert await cli("approvals", "approve", denied["approval_id"], "--workspace", str(workspace), "--as", "alice") == 0
+        assert await cli("approvals", "approve", denied["approval_id"], "--workspace", str(workspace)) == 0
         applied = await propose(client, changes)
     assert "approved " + denied["approval_id"] in capsys.readouterr().out
     assert applied["decision"] == "allow" and applied["approval_id"] == denied["approval_id"] and applied["protected_overrides_logged"] == 2
@@ -178,10 +185,10 @@ async def test_approved_change_is_applied_once_and_logged_per_protected_field(se
     assert approvals(settings)[0]["status"] == "consumed"
 
 
-async def test_an_approval_is_used_once(settings: Settings, workspace: Path) -> None:
+async def test_an_approval_is_used_once(alice_token: str, settings: Settings, workspace: Path) -> None:
     async with connect(settings) as client:
         denied = await propose(client, {"data.target": "churn"})
-        await cli("approvals", "approve", denied["approval_id"], "--workspace", str(workspace), "--as", "alice")
+        await cli("approvals", "approve", denied["approval_id"], "--workspace", str(workspace))
         await propose(client, {"data.target": "churn"})
         restored = await propose(client, {"data.target": "default"})
         again = await propose(client, {"data.target": "churn"})
@@ -189,29 +196,29 @@ async def test_an_approval_is_used_once(settings: Settings, workspace: Path) -> 
     assert again["decision"] == "deny" and again["change_hash"] == denied["change_hash"] and again["approval_id"] != denied["approval_id"]
 
 
-async def test_after_an_approved_override_unrelated_changes_stay_allowed(settings: Settings, workspace: Path) -> None:
+async def test_after_an_approved_override_unrelated_changes_stay_allowed(alice_token: str, settings: Settings, workspace: Path) -> None:
     async with connect(settings) as client:
         denied = await propose(client, {"data.target": "churn"})
-        await cli("approvals", "approve", denied["approval_id"], "--workspace", str(workspace), "--as", "alice")
+        await cli("approvals", "approve", denied["approval_id"], "--workspace", str(workspace))
         await propose(client, {"data.target": "churn"})
         later = await propose(client, {"experiment.seed": 7})
     assert later["decision"] == "allow" and experiment(workspace)["data"]["target"] == "churn"
 
 
-async def test_an_approval_does_not_cover_a_different_change(settings: Settings, workspace: Path) -> None:
+async def test_an_approval_does_not_cover_a_different_change(alice_token: str, settings: Settings, workspace: Path) -> None:
     async with connect(settings) as client:
         denied = await propose(client, {"data.target": "churn"})
-        await cli("approvals", "approve", denied["approval_id"], "--workspace", str(workspace), "--as", "alice")
+        await cli("approvals", "approve", denied["approval_id"], "--workspace", str(workspace))
         before = snapshot(workspace)
         other = await propose(client, {"data.target": "churn", "experiment.seed": 1})
     assert other["decision"] == "deny" and other["approval_id"] != denied["approval_id"]
     assert snapshot(workspace) == before
 
 
-async def test_a_denied_change_stays_denied(settings: Settings, workspace: Path) -> None:
+async def test_a_denied_change_stays_denied(alice_token: str, settings: Settings, workspace: Path) -> None:
     async with connect(settings) as client:
         first = await propose(client, {"data.target": "churn"})
-        assert await cli("approvals", "deny", first["approval_id"], "--workspace", str(workspace), "--as", "alice") == 0
+        assert await cli("approvals", "deny", first["approval_id"], "--workspace", str(workspace)) == 0
         again = await propose(client, {"data.target": "churn"})
     assert again["approval_id"] == first["approval_id"] and again["approval_status"] == "denied"
     assert "denied by alice" in again["reason"] and "different change" in again["remediation"]

@@ -9,6 +9,7 @@ import pytest
 
 from server.auth import TokenStore
 from server.cli import main
+from server.credentials import TOKEN_ENV
 from server.settings import load_settings
 
 
@@ -23,15 +24,39 @@ def test_create_prints_the_token_once_on_stdout_and_it_verifies(tmp_path: Path, 
     assert record is not None and (record.name, record.role) == ("remote-agent", "agent")
 
 
-def test_list_shows_names_roles_and_times_but_never_secrets_or_hashes(tmp_path: Path, capsys) -> None:
+def test_list_shows_names_roles_and_times_but_never_secrets_or_hashes(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     token = _create(tmp_path, "remote-agent", "agent", capsys)
+    monkeypatch.setenv(TOKEN_ENV, _create(tmp_path, "root-op", "operator", capsys))
     _create(tmp_path, "risk-officer", "human", capsys)
     assert main(["token", "list", "--workspace", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     rows = [json.loads(line) for line in out.splitlines()]
-    assert [(r["name"], r["role"]) for r in rows] == [("remote-agent", "agent"), ("risk-officer", "human")]
-    assert all(sorted(r) == ["created", "name", "role"] for r in rows)
+    assert [(r["name"], r["role"], r["vouched"]) for r in rows] == [("remote-agent", "agent", True), ("root-op", "operator", True), ("risk-officer", "human", True)]
+    assert all(sorted(r) == ["created", "name", "role", "vouched"] for r in rows)
     assert token not in out
+
+
+def test_the_first_operator_token_bootstraps_and_later_ones_need_an_operator(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    operator = _create(tmp_path, "root-op", "operator", capsys)
+    assert main(["token", "create", "--name", "mallory", "--role", "operator", "--workspace", str(tmp_path)]) == 2
+    assert "operator credential" in capsys.readouterr().err
+    monkeypatch.setenv(TOKEN_ENV, _create(tmp_path, "agent-1", "agent", capsys))
+    assert main(["token", "create", "--name", "mallory", "--role", "human", "--workspace", str(tmp_path)]) == 2
+    monkeypatch.setenv(TOKEN_ENV, operator)
+    assert _create(tmp_path, "alice", "human", capsys).startswith("mlgate_")
+    created = [json.loads(line) for line in (load_settings(tmp_path).audit_path).read_text().splitlines()]
+    assert [(r["token"]["name"], r["principal"], r["bootstrap"]) for r in created if r["kind"] == "token_created"] == [
+        ("root-op", "unauthenticated", True), ("agent-1", "unauthenticated", False), ("alice", "root-op", False),
+    ]
+
+
+def test_revoking_a_human_token_needs_an_operator_token(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TOKEN_ENV, _create(tmp_path, "root-op", "operator", capsys))
+    human = _create(tmp_path, "alice", "human", capsys)
+    monkeypatch.setenv(TOKEN_ENV, human)
+    assert main(["token", "revoke", "alice", "--workspace", str(tmp_path)]) == 2
+    assert TokenStore(load_settings(tmp_path).state_dir).match(human) is not None
 
 
 def test_revoke_removes_the_token(tmp_path: Path, capsys) -> None:

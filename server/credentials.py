@@ -1,0 +1,71 @@
+"""The credential of a human or operator at the terminal: a token an operator issued, read from the
+approver's own environment (`MLGATE_TOKEN`) or typed at a hidden prompt, never from the command line
+(arguments show in `ps`, shell history and an agent's transcript).
+
+The token is checked against the state directory's TokenStore, which accepts only tokens whose
+creation the audit chain recorded. The principal's name and role come from the token; the
+credential it carries (`<token name>:<id>`) is what audit records name, never the token.
+
+The environment is read here rather than in server/settings.py: a credential is not configuration
+and must never travel in Settings (which tools and resources can see through their ports).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from pathlib import Path
+
+from policies import Principal
+from server.auth import TokenStore
+from server.ledger import APPROVER_ROLES, credential_of
+from tools.errors import PolicyDenied
+
+TOKEN_ENV = "MLGATE_TOKEN"
+PROMPT = "mlgate token (human or operator; input hidden): "
+
+
+def read_token(prompt: bool = True) -> str | None:
+    """The token from MLGATE_TOKEN, else (with `prompt`) from a hidden prompt when stdin is a
+    terminal, else None."""
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if token:
+        return token
+    if prompt and sys.stdin is not None and sys.stdin.isatty():
+        try:
+            return getpass.getpass(PROMPT).strip() or None
+        except (EOFError, KeyboardInterrupt):
+            return None
+    return None
+
+
+def principal_for(store: TokenStore, token: str) -> Principal | None:
+    """The principal a token stands for, with its credential; None for a token the store (and the
+    audit chain) does not vouch for."""
+    record = store.match(token)
+    if record is None:
+        return None
+    return Principal(record.name, record.role, credential_of(record.name, record.sha256))  # type: ignore[arg-type]
+
+
+def authenticate(state_dir: Path, roles: tuple[str, ...] = APPROVER_ROLES, *, required: bool = True) -> Principal | None:
+    """The verified principal of the terminal's token. With `required=False`, only MLGATE_TOKEN is
+    read (no prompt) and None is returned when it is unset. Raises PolicyDenied for a missing (when
+    required), unknown or revoked token, or one whose role is not in `roles`."""
+    token = read_token(prompt=required)
+    if token is None:
+        if not required:
+            return None
+        raise PolicyDenied(
+            f"this command needs a {' or '.join(roles)} credential and none was given",
+            f"set {TOKEN_ENV} in your own shell to the token an operator issued you (`mlgate token create --role human`), "
+            "or run the command at a terminal to be prompted; tokens are never accepted as arguments",
+            rule_id="credential.missing",
+        )
+    principal = principal_for(TokenStore(state_dir), token)
+    if principal is None:
+        raise PolicyDenied("the token given is not a valid mlgate token of this workspace", "ask an operator for a token (`mlgate token create`)", rule_id="credential.unknown")
+    if principal.role not in roles:
+        raise PolicyDenied(f"token {principal.name!r} has role {principal.role}; this needs {' or '.join(roles)}", "use a token issued for that role", rule_id="credential.role")
+    return principal
