@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from server.approvals import ApprovalStore, ConfigFiles, OverridesLog
-from server.audit import AuditChain, AuditOptions
+from server.audit.witness import late_witness
+from server.audit.workspace import open_chain
+from server.redact import install_log_redaction
 from server.cas import CasStore
 from server.clock import SystemClock
 from server.dataset_registry import DatasetRegistry
@@ -50,6 +52,7 @@ class Ports:
 
 
 def build_ports(settings: Settings) -> Ports:
+    install_log_redaction()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     git = GitRepo(settings.workspace)
     ports = Ports(settings=settings, git=git, clock=SystemClock())
@@ -59,15 +62,17 @@ def build_ports(settings: Settings) -> Ports:
     ports.configs = ConfigFiles(settings.workspace, settings.state_dir / "configs.lock")
     ports.approvals = ApprovalStore(settings.state_dir)
     ports.overrides = OverridesLog(settings.workspace)
-    ports.tracking = MlflowTracking(settings.mlflow_uri, settings.state_dir / "mlartifacts", clock=ports.clock)
+    # adapters record the audit chain head as a witness (server/audit/witness.py); the chain is opened below
+    witness = late_witness(ports)
+    ports.tracking = MlflowTracking(settings.mlflow_uri, settings.state_dir / "mlartifacts", clock=ports.clock, witness=witness)
     ports.sandbox = SandboxLauncher.from_settings(settings)
     ports.rundirs = RunDirs(settings.state_dir / "runs")
     ports.environment = Environment(settings.workspace)
     training = policy_limits()["training"]
     ports.slots = RunSlots(int(training["max_concurrent_runs"]), str(training["when_busy"]))
-    ports.audit = AuditChain(settings.audit_path, clock=ports.clock, options=AuditOptions.from_config(policy_limits().get("audit", {})))
-    ports.prs = build_provider(settings, git)
+    ports.audit = open_chain(settings, ports.clock)
+    ports.prs = build_provider(settings, git, witness=witness)
     ports.run_artifacts = RunArtifacts(ports.tracking)
-    ports.registry = ModelRegistry(ports.tracking, settings.state_dir / "registry")
+    ports.registry = ModelRegistry(ports.tracking, settings.state_dir / "registry", witness=witness)
     ports.worktrees = Worktrees(git, settings.state_dir / "worktrees")
     return ports

@@ -20,7 +20,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +37,13 @@ MAX_ARTIFACT_BYTES = 1 << 20
 
 
 class PrRecords:
-    """PR records, `<provider>-<number>.json`. Written atomically under a lock."""
+    """PR records, `<provider>-<number>.json`. Written atomically under a lock. With `witness`, each
+    saved record and its newest history entry carry the audit chain head (server/audit/witness.py)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, witness: Callable[[], str] | None = None) -> None:
         self.root = Path(root)
         self.lock = self.root / ".lock"
+        self._witness = witness
 
     def _files(self) -> list[Path]:
         if not self.root.is_dir():
@@ -68,9 +70,18 @@ class PrRecords:
 
     def save(self, record: Mapping[str, Any]) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
+        if self._witness is not None:
+            record = _witnessed(record, self._witness())
         path = self.root / f"{record['provider']}-{record['number']}.json"
         write_atomic(path, json.dumps(dict(record), sort_keys=True, indent=2).encode())
         return path
+
+
+def _witnessed(record: Mapping[str, Any], witness: str) -> dict[str, Any]:
+    history = [dict(h) for h in record.get("history") or []]
+    if history and "audit_witness" not in history[-1]:
+        history[-1]["audit_witness"] = witness
+    return {**record, "history": history, "audit_witness": witness}
 
 
 def _unchanged(existing: Mapping[str, Any], draft: Mapping[str, Any]) -> bool:
@@ -250,10 +261,13 @@ def tracking_for(settings: Settings) -> Any:
     return MlflowTracking(settings.mlflow_uri, settings.state_dir / "mlartifacts")
 
 
-def build_provider(settings: Settings, repo: GitRepo, *, transport: httpx2.BaseTransport | None = None) -> LocalProvider | GitHubProvider:
-    """The configured PR provider. Raises GitRefused when the github provider lacks a repository."""
+def build_provider(
+    settings: Settings, repo: GitRepo, *, transport: httpx2.BaseTransport | None = None, witness: Callable[[], str] | None = None
+) -> LocalProvider | GitHubProvider:
+    """The configured PR provider (its records witness the audit head when `witness` is given).
+    Raises GitRefused when the github provider lacks a repository."""
     config = settings.pull_requests
-    records = PrRecords(settings.state_dir / "prs")
+    records = PrRecords(settings.state_dir / "prs", witness)
     if config.provider == "github":
         return GitHubProvider(repo, config.github, records, settings.protected_ref, transport)
     return LocalProvider(repo, config.remote_path or settings.state_dir / "remote.git", records)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +43,10 @@ def alias_stack(events: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 class ModelRegistry:
-    def __init__(self, tracking: Any, root: Path) -> None:
+    def __init__(self, tracking: Any, root: Path, witness: Callable[[], str] | None = None) -> None:
         self.tracking = tracking
+        # each alias event records the audit chain head (server/audit/witness.py)
+        self._witness = witness
         self.root = Path(root)
         self._history = self.root / "aliases.json"
         self._lock = self.root / ".lock"
@@ -134,6 +136,7 @@ class ModelRegistry:
 
     def _append(self, name: str, alias: str, event: Mapping[str, Any]) -> None:
         history = self._load()
-        history.setdefault(name, {}).setdefault(alias, []).append(dict(event))
+        witness = {"audit_witness": self._witness()} if self._witness is not None else {}
+        history.setdefault(name, {}).setdefault(alias, []).append({**event, **witness})
         self.root.mkdir(parents=True, exist_ok=True)
         write_atomic(self._history, json.dumps(history, sort_keys=True, indent=2).encode())

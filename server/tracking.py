@@ -24,6 +24,7 @@ from server.clock import SystemClock
 from server.liveness import OWNER_TAG_PREFIX, ProcessIdentity, owner_is_alive
 from tools.errors import GovernanceError, InvalidInput, NotFound
 from tools.provenance import canonical_json, stable_json
+from tools.redact import redact_text, redact_value
 from tools.secrets_scan import find_secrets, secret_kind_of_value, strip_secrets
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}\Z")
@@ -34,10 +35,15 @@ REMOTE_SCHEMES = ("http", "https", "databricks")
 MAX_PARAM_CHARS, MAX_TAG_CHARS, BATCH = 6000, 8000, 100
 END_REASON_TAG = "mlgate.end_reason"
 REDACTED_TAG = "mlgate.redacted_keys"
+# The audit chain head ("seq:hash") when the run was created and when it ended (server/audit/witness.py).
+WITNESS_TAG, WITNESS_END_TAG = "mlgate.audit_witness", "mlgate.audit_witness_end"
 
 
 def _import_mlflow() -> Any:
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    # MLflow prints "View run at: <tracking URI>" to stdout on every ended run: the URI may carry a
+    # password, and stdout is the MCP channel in stdio mode
+    os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     import mlflow  # noqa: PLC0415 (deferred: slow import)
 
     return mlflow
@@ -95,7 +101,7 @@ def _scrub(text: str) -> str:
 
 
 def run_record(run: Any) -> dict[str, Any]:
-    """A plain, JSON-able view of an MLflow Run."""
+    """A plain, JSON-able view of an MLflow Run; credentials in any URI it holds are redacted."""
     info, data = run.info, run.data
     return {
         "run_id": info.run_id,
@@ -103,10 +109,10 @@ def run_record(run: Any) -> dict[str, Any]:
         "status": info.status,
         "start_time": info.start_time,
         "end_time": info.end_time,
-        "artifact_uri": info.artifact_uri,
-        "params": dict(data.params),
+        "artifact_uri": redact_text(info.artifact_uri) if info.artifact_uri else info.artifact_uri,
+        "params": redact_value(dict(data.params)),
         "metrics": dict(data.metrics),
-        "tags": {k: v for k, v in data.tags.items() if not k.startswith("mlflow.log-model")},
+        "tags": redact_value({k: v for k, v in data.tags.items() if not k.startswith("mlflow.log-model")}),
     }
 
 
@@ -114,8 +120,11 @@ class MlflowTracking:
     """Tracking adapter over MlflowClient. `artifact_root` is used for local backends (sqlite, file);
     a remote tracking server decides its own artifact store."""
 
-    def __init__(self, tracking_uri: str, artifact_root: Path, *, clock: Any = None, owner: ProcessIdentity | None = None) -> None:
+    def __init__(
+        self, tracking_uri: str, artifact_root: Path, *, clock: Any = None, owner: ProcessIdentity | None = None, witness: Callable[[], str] | None = None
+    ) -> None:
         self.tracking_uri = tracking_uri
+        self._witness = witness
         self.artifact_root = Path(artifact_root)
         self._clock = clock or SystemClock()
         self._owner = owner
@@ -174,6 +183,8 @@ class MlflowTracking:
         """Create a RUNNING run tagged with `tags` and the owning server process. Returns its id."""
         clean, dropped = self._clean_tags(tags)
         clean.update(self.owner.tags())
+        if self._witness is not None:
+            clean[WITNESS_TAG] = self._witness()
         if dropped:
             clean[REDACTED_TAG] = ",".join(dropped)
         run = self.client.create_run(experiment_id, start_time=self._now_ms(), tags=clean, run_name=run_name)
@@ -184,7 +195,9 @@ class MlflowTracking:
         if status not in END_STATUSES:
             raise InvalidInput(f"run status must be one of {END_STATUSES}, got {status!r}", "pass FINISHED, FAILED or KILLED", rule_id="tracking.status")
         if reason:
-            self.client.set_tag(run_id, END_REASON_TAG, _truncate(_scrub(reason), MAX_TAG_CHARS))
+            self.client.set_tag(run_id, END_REASON_TAG, _truncate(_scrub(redact_text(reason)), MAX_TAG_CHARS))
+        if self._witness is not None:
+            self.client.set_tag(run_id, WITNESS_END_TAG, self._witness())
         self.client.set_terminated(run_id, status=status, end_time=self._now_ms())
 
     def get_run(self, run_id: str) -> dict[str, Any]:

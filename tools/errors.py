@@ -11,13 +11,17 @@
 
 from __future__ import annotations
 
+from tools.redact import redact_text
+
 
 class GovernanceError(Exception):
-    """A refusal an agent can act on. Never carries secrets or raw data."""
+    """A refusal an agent can act on. Never carries secrets or raw data: credentials in any URI
+    of its text (a tracking URI, a git remote) are redacted here, before it reaches a result or a log."""
 
     rule_id = "governance"
 
     def __init__(self, reason: str, remediation: str = "", *, rule_id: str | None = None) -> None:
+        reason, remediation = redact_text(reason), redact_text(remediation)
         super().__init__(reason)
         self.reason = reason
         self.remediation = remediation

@@ -35,6 +35,7 @@ from server.audit.records import (
 )
 from server.clock import SystemClock
 from tools.errors import IntegrityError
+from tools.redact import redact_value
 
 _LOCK_FIRST_PAUSE_S = 0.0001
 _LOCK_MAX_PAUSE_S = 0.005
@@ -46,9 +47,13 @@ class AuditChain:
     Raises IntegrityError on open when the chain is damaged (see the module docstring).
     """
 
-    def __init__(self, path: Path | str, clock: Any = None, options: AuditOptions | None = None) -> None:
+    def __init__(self, path: Path | str, clock: Any = None, options: AuditOptions | None = None, signer: Any = None) -> None:
         self.path = Path(path)
         self.anchor_path = sibling(self.path, "head")
+        self.checkpoints_path = sibling(self.path, "checkpoints")
+        # signs anchored heads when a signing key is configured (server/audit/signing.py Signer)
+        self._signer = signer
+        self._last_signed: tuple[int, str] | None = None
         self.options = options or AuditOptions()
         self._clock = clock or SystemClock()
         self._mutex = threading.RLock()
@@ -238,8 +243,19 @@ class AuditChain:
             self._timer = None
         os.fsync(self._fd)
         self._catch_up()
-        write_anchor(self.anchor_path, self._head)
+        signed = self._sign_head()
+        write_anchor(self.anchor_path, self._head, signed)
         self._pending = 0
+
+    def _sign_head(self) -> dict[str, Any] | None:
+        """The signed head for the anchor; each new one is also kept in the checkpoints file."""
+        if self._signer is None:
+            return None
+        signed = self._signer.sign(self._head, self._clock.iso())
+        if signed is not None and (signed["seq"], signed["hash"]) != self._last_signed:
+            _append_line(self.checkpoints_path, canonical(signed) + b"\n")
+            self._last_signed = (signed["seq"], signed["hash"])
+        return signed
 
     def _timed_sync(self) -> None:
         # A damaged file is reported by the next append; the timer has no caller to tell.
@@ -256,7 +272,16 @@ def _validated(record: Mapping[str, Any]) -> dict[str, Any]:
     clash = sorted(set(record) & set(CHAIN_FIELDS))
     if clash:
         raise ValueError(f"audit record sets chain fields {clash}; the chain assigns them")
-    return dict(record)
+    # a URI with credentials (a tracking URI, a git remote) never reaches the chain
+    return redact_value(dict(record))
+
+
+def _append_line(path: Path, line: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
 
 
 def _open_files(path: Path) -> tuple[int, int]:

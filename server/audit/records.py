@@ -188,5 +188,18 @@ def read_anchor(path: Path) -> Head | None:
         raise integrity_error("anchor_unreadable", f"the audit anchor {path.name} is not readable ({type(exc).__name__})") from None
 
 
-def write_anchor(path: Path, head: Head) -> None:
-    write_atomic(path, canonical({"seq": head.seq, "hash": head.hash, "offset": head.offset}) + b"\n", mode=0o600)
+def write_anchor(path: Path, head: Head, signed: Mapping[str, Any] | None = None) -> None:
+    """Anchors `head`; `signed` is its signed head (server/audit/signing.py) when a key is in use."""
+    anchor: dict[str, Any] = {"seq": head.seq, "hash": head.hash, "offset": head.offset}
+    if signed is not None:
+        anchor["signed"] = dict(signed)
+    write_atomic(path, canonical(anchor) + b"\n", mode=0o600)
+
+
+def read_anchor_signature(path: Path) -> dict[str, Any] | None:
+    """The signed head stored with the anchor, or None (no anchor, unreadable, or unsigned)."""
+    try:
+        signed = json.loads(path.read_bytes()).get("signed")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return signed if isinstance(signed, dict) else None

@@ -6,20 +6,23 @@ import argparse
 import json
 
 from server.audit import AuditOptions, read_tail, verify
+from server.audit.workspace import print_crosscheck
 from server.cli import add_workspace_option
+from server.commands.audit_keys import add_keygen
 from server.settings import load_settings, policy_limits
 
 
 def register(subparsers) -> None:
     audit = subparsers.add_parser("audit", help="verify or read the audit chain")
     commands = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    check = commands.add_parser("verify", help="check every record and the anchored head; exit 1 on any damage")
+    check = commands.add_parser("verify", help="check every record, the anchored head, witnesses and signatures; exit 1 on any damage")
     add_workspace_option(check)
     check.set_defaults(handler=verify_command)
     tail = commands.add_parser("tail", help="print the last records as JSON lines")
     add_workspace_option(tail)
     tail.add_argument("-n", type=_positive, default=None, metavar="N", help="number of records (default: audit.tail_default)")
     tail.set_defaults(handler=tail_command)
+    add_keygen(commands)
 
 
 def _positive(text: str) -> int:
@@ -33,9 +36,11 @@ def _positive(text: str) -> int:
 
 
 def verify_command(args: argparse.Namespace) -> int:
-    report = verify(load_settings(args.workspace).audit_path)
+    settings = load_settings(args.workspace)
+    report = verify(settings.audit_path)
     print(report.summary())
-    return 0 if report.ok else 1
+    witnessed = print_crosscheck(settings)
+    return 0 if report.ok and witnessed else 1
 
 
 def tail_command(args: argparse.Namespace) -> int:
