@@ -55,7 +55,7 @@ def _label_lines(standards: Mapping[str, Any]) -> list[str]:
     time_column = standards.get("time_column")
     split_hint = "use `split.strategy: temporal_split`" if time_column else "no time column: stratified k-fold is the default"
     return [
-        f"- Label: target {_code(label.get('target'))}, positive class {_code(label.get('positive_class'))}",
+        f"- Label: target {_code(label.get('target'))}, positive class {'any of ' if isinstance(label.get('positive_class'), list) else ''}{_code(label.get('positive_class'))}",
         f"- Time column: {_code(time_column)} ({split_hint})",
         f"- PII columns (masked in samples, never features): {_code(standards.get('pii_columns'))}",
         f"- Protected attributes (fairness slices, not features unless approved): {_code(standards.get('protected_attributes'))}",
