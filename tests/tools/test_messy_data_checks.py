@@ -195,3 +195,10 @@ def test_load_dataset_counts_any_of_the_positive_values_and_names_absent_columns
     assert balance["positive_values"] == sorted(BAD_STATUSES) and balance["positive_count"] == int(bad_labels(frame).sum())
     assert quality["standards_columns"]["protected_attributes"] == {"present": ["age"], "absent": ["race"]}
     json.dumps(quality)
+
+
+def test_the_briefing_reads_a_list_of_positive_values_as_any_of_them() -> None:
+    from resources.briefing import _label_lines
+
+    line = _label_lines({"label": {"target": "loan_status", "positive_class": ["Charged Off", "Late (31-120 days)"]}})[0]
+    assert line == "- Label: target `loan_status`, positive class any of `Charged Off`, `Late (31-120 days)`"
