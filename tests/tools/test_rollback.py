@@ -9,9 +9,13 @@ import pytest
 from mcp import Client
 
 from server.app import build_server
+from server.enforcement import Enforcer
 from server.ports import Ports, build_ports
 from server.settings import Settings, load_settings
+from tests.credentials import approver
 from tests.server.registry_helpers import MODEL, promoted
+from tools.base import CallContext
+from tools.rollback import SPEC as ROLLBACK
 
 pytestmark = pytest.mark.anyio
 
@@ -26,13 +30,22 @@ def experiment(ports: Ports) -> str:
     return ports.tracking.get_or_create_experiment("demo-bank/credit-default")
 
 
-def human(settings: Settings) -> Settings:
-    return load_settings(settings.workspace, transport="memory", local_principal="alice", local_role="human")
+HUMAN = object()  # stands for alice calling with her human token (see roll_back)
 
 
-async def roll_back(settings: Settings, ports: Ports, **arguments: Any) -> tuple[bool, dict[str, Any]]:
-    async with Client(build_server(settings, ports)) as client:
-        result = await client.call_tool("rollback_alias", {"model": MODEL, **arguments})
+def human(settings: Settings) -> object:
+    return HUMAN
+
+
+async def roll_back(settings: Settings | object, ports: Ports, **arguments: Any) -> tuple[bool, dict[str, Any]]:
+    """As the agent (in-memory client of `settings`), or as alice with a verified human token: the
+    principal the HTTP identifier builds from her bearer token, through the same enforcement point."""
+    if settings is not HUMAN:
+        async with Client(build_server(settings, ports)) as client:
+            result = await client.call_tool("rollback_alias", {"model": MODEL, **arguments})
+        return result.is_error, result.structured_content
+    context = CallContext(principal=approver(ports.settings.state_dir, "alice"), transport="streamable-http", ports=ports)
+    result = await Enforcer(ports.audit, ports.standards.policy_config).call(ROLLBACK, {"model": MODEL, **arguments}, context)
     return result.is_error, result.structured_content
 
 
@@ -60,6 +73,14 @@ async def test_agents_cannot_roll_back(settings: Settings, ports: Ports, experim
     _, (_, v2) = promoted(ports.registry, ports.tracking, experiment, "champion", 2)
     failed, content = await roll_back(settings, ports)
     assert failed and content["rule_id"] == "role.agents_cannot_rollback"
+    assert ports.registry.alias_version(MODEL, "champion") == v2
+
+
+async def test_a_server_started_as_a_human_cannot_roll_back_without_a_token(settings: Settings, ports: Ports, experiment: str) -> None:
+    _, (_, v2) = promoted(ports.registry, ports.tracking, experiment, "champion", 2)
+    stdio_human = load_settings(settings.workspace, transport="memory", local_principal="alice", local_role="human")
+    failed, content = await roll_back(stdio_human, ports)
+    assert failed and content["rule_id"] == "role.approver_authenticated"
     assert ports.registry.alias_version(MODEL, "champion") == v2
 
 

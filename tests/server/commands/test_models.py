@@ -7,8 +7,10 @@ import pytest
 
 from server.audit import verify
 from server.cli import main
+from server.credentials import TOKEN_ENV
 from server.ports import Ports, build_ports
 from server.settings import Settings
+from tests.credentials import use_token
 from tests.server.registry_helpers import MODEL, promoted
 
 
@@ -17,39 +19,53 @@ def ports(settings: Settings) -> Ports:
     return build_ports(settings)
 
 
+@pytest.fixture(autouse=True)
+def carol_token(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> str:
+    """carol's human token in MLGATE_TOKEN, as in her own shell."""
+    return use_token(monkeypatch, settings.state_dir, "carol")
+
+
 @pytest.fixture
 def experiment(ports: Ports) -> str:
     return ports.tracking.get_or_create_experiment("demo-bank/credit-default")
 
 
-def test_rollback_command_restores_the_previous_champion_and_is_audited(settings: Settings, ports: Ports, experiment: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_rollback_command_restores_the_previous_champion_and_is_audited(settings: Settings, ports: Ports, experiment: str, carol_token: str, capsys: pytest.CaptureFixture[str]) -> None:
     (first, v1), (_, v2) = promoted(ports.registry, ports.tracking, experiment, "champion", 2)
-    assert main(["rollback", MODEL, "--workspace", str(settings.workspace), "--as", "carol", "--note", "shadow scores drifted"]) == 0
+    assert main(["rollback", MODEL, "--workspace", str(settings.workspace), "--note", "shadow scores drifted"]) == 0
     assert f"{MODEL}@champion: v{v2} -> v{v1} (run {first}) by carol" in capsys.readouterr().out
     assert ports.registry.alias_version(MODEL, "champion") == v1
     outcome = [r for r in ports.audit.tail(5) if r.get("tool") == "rollback_alias"][-1]
     assert (outcome["principal"], outcome["role"], outcome["transport"], outcome["status"], outcome["run_id"]) == ("carol", "human", "cli", "ok", first)
+    assert outcome["credential"].startswith("carol:") and carol_token not in settings.audit_path.read_text()
     assert verify(settings.audit_path).ok
 
 
 def test_rollback_command_of_the_candidate_alias(settings: Settings, ports: Ports, experiment: str) -> None:
     (_, v1), _ = promoted(ports.registry, ports.tracking, experiment, "candidate", 2)
     promoted(ports.registry, ports.tracking, experiment, "champion", 1)
-    assert main(["rollback", MODEL, "--alias", "candidate", "--workspace", str(settings.workspace), "--as", "carol"]) == 0
+    assert main(["rollback", MODEL, "--alias", "candidate", "--workspace", str(settings.workspace)]) == 0
     assert ports.registry.alias_version(MODEL, "candidate") == v1 and ports.registry.alias_version(MODEL, "champion") == "3"
 
 
 def test_rollback_command_without_a_previous_version_explains_and_changes_nothing(settings: Settings, ports: Ports, experiment: str, capsys: pytest.CaptureFixture[str]) -> None:
     (_, v1), = promoted(ports.registry, ports.tracking, experiment, "champion", 1)
-    assert main(["rollback", MODEL, "--workspace", str(settings.workspace), "--as", "carol"]) == 2
+    assert main(["rollback", MODEL, "--workspace", str(settings.workspace)]) == 2
     err = capsys.readouterr().err
     assert "no previous version" in err and "what to do:" in err
     assert ports.registry.alias_version(MODEL, "champion") == v1
 
 
 def test_rollback_command_refuses_a_hostile_model_name(settings: Settings, ports: Ports, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["rollback", "x' or name='y", "--workspace", str(settings.workspace), "--as", "carol"]) == 2
+    assert main(["rollback", "x' or name='y", "--workspace", str(settings.workspace)]) == 2
     assert "model" in capsys.readouterr().err
+
+
+def test_rollback_command_without_a_token_is_refused(settings: Settings, ports: Ports, experiment: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    _, (_, v2) = promoted(ports.registry, ports.tracking, experiment, "champion", 2)
+    monkeypatch.delenv(TOKEN_ENV)
+    assert main(["rollback", MODEL, "--workspace", str(settings.workspace)]) == 2
+    assert "MLGATE_TOKEN" in capsys.readouterr().err and ports.registry.alias_version(MODEL, "champion") == v2
 
 
 def test_models_list_shows_aliases_and_versions(settings: Settings, ports: Ports, experiment: str, capsys: pytest.CaptureFixture[str]) -> None:
