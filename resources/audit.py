@@ -6,9 +6,10 @@ Reading the tail is not verification; `mlgate audit verify` checks the whole cha
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, Protocol
 
-import anyio
+from resources.base import ReadContext, ResourceSpec
 
 TAIL_URI = "mlgate://audit/tail"
 
@@ -19,18 +20,14 @@ class AuditTail(Protocol):
         ...
 
 
-def register(server: Any, ports: Any) -> None:
-    audit: AuditTail | None = ports.audit
-    if audit is None:
-        return
+def _tail(ctx: ReadContext, params: Mapping[str, str]) -> str:
+    records = ctx.ports.audit.tail()
+    return json.dumps({"records": records, "count": len(records)}, sort_keys=True)
 
-    @server.resource(
-        TAIL_URI,
-        name="audit_tail",
-        title="Audit chain tail",
-        description="The latest audit records (decisions and outcomes, hashes and ids only), oldest first.",
-        mime_type="application/json",
-    )
-    async def audit_tail() -> str:
-        records = await anyio.to_thread.run_sync(audit.tail)
-        return json.dumps({"records": records, "count": len(records)}, sort_keys=True)
+
+# Every principal's records: humans and operators only (configs/policy.yaml reads.audit_tail);
+# agents read their own through resources/audit_own.py.
+SPECS = (
+    ResourceSpec(TAIL_URI, "audit_tail", "Audit chain tail", "The latest audit records (decisions and outcomes, hashes and ids only), oldest first.",
+                 _tail, requires=("audit",)),
+)  # fmt: skip

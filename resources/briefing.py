@@ -13,10 +13,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import anyio
 from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
+from resources.base import PromptSpec, ReadContext
 from tools.errors import GovernanceError
 
 BRIEFING_TEMPLATE = Path(__file__).resolve().parent.parent / "configs" / "template" / "AGENTS.md.jinja"
@@ -88,10 +88,8 @@ def briefing(policy_config: Callable[[], Mapping[str, Any]], ref: str) -> str:
     return render_rules(config.get("standards") or {}) + "\n" + standards_section(config, ref)
 
 
-def register(server: Any, ports: Any) -> None:
-    policy_config = ports.standards.policy_config
-    ref: str = ports.settings.protected_ref
+def _render(ctx: ReadContext) -> str:
+    return briefing(ctx.ports.standards.policy_config, ctx.ports.settings.protected_ref)
 
-    @server.prompt(name="experiment_briefing", title="Experiment briefing", description=DESCRIPTION)
-    async def experiment_briefing() -> str:
-        return await anyio.to_thread.run_sync(briefing, policy_config, ref)
+
+SPECS = (PromptSpec("experiment_briefing", "Experiment briefing", DESCRIPTION, _render, requires=("standards",)),)

@@ -10,10 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-import anyio
-from mcp.server.mcpserver.exceptions import ResourceError
-
-from tools.errors import GovernanceError
+from resources.base import ReadContext, ResourceSpec
 from tools.load_dataset import quality_checks
 
 LIST_URI = "mlgate://datasets"
@@ -50,26 +47,23 @@ def manifest(store: DatasetCatalog, standards: PolicyConfig, content_hash: str) 
     return {**loaded.manifest, "quality": quality_checks(loaded.frame, config["standards"], int(limits["max_classes"]))}
 
 
-def register(server: Any, ports: Any) -> None:
-    store: DatasetCatalog | None = ports.cas
-    if store is None:
-        return
-    standards: PolicyConfig = ports.standards
+def _listing(ctx: ReadContext, params: Mapping[str, str]) -> str:
+    return json.dumps(listing(ctx.ports.cas), sort_keys=True)
 
-    @server.resource(LIST_URI, name="datasets", title="Datasets", description="Content hashes of the datasets in data/shadow, with their manifest URIs.", mime_type="application/json")
-    async def datasets() -> str:
-        return json.dumps(await anyio.to_thread.run_sync(listing, store), sort_keys=True)
 
-    @server.resource(
+def _manifest(ctx: ReadContext, params: Mapping[str, str]) -> str:
+    """Raises GovernanceError (malformed, unknown or corrupt dataset)."""
+    return json.dumps(manifest(ctx.ports.cas, ctx.ports.standards, str(params["content_hash"])), sort_keys=True)
+
+
+SPECS = (
+    ResourceSpec(LIST_URI, "datasets", "Datasets", "Content hashes of the datasets in data/shadow, with their manifest URIs.", _listing, requires=("cas",)),
+    ResourceSpec(
         MANIFEST_URI,
-        name="dataset_manifest",
-        title="Dataset manifest",
-        description="A dataset's verified manifest: content and schema hashes, files, rows, columns, dtypes and quality checks (no rows).",
-        mime_type="application/json",
-    )
-    async def dataset_manifest(content_hash: str) -> str:
-        try:
-            document = await anyio.to_thread.run_sync(manifest, store, standards, content_hash)
-        except GovernanceError as exc:
-            raise ResourceError(f"[{exc.rule_id}] {exc.reason}; what to do: {exc.remediation}") from exc
-        return json.dumps(document, sort_keys=True)
+        "dataset_manifest",
+        "Dataset manifest",
+        "A dataset's verified manifest: content and schema hashes, files, rows, columns, dtypes and quality checks (no rows).",
+        _manifest,
+        requires=("cas", "standards"),
+    ),
+)

@@ -9,13 +9,14 @@ served instead, marked as such. Read-only.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, Protocol
 
-import anyio
-from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 
 from policies.promotion import MODEL_NAME
-from tools.errors import GovernanceError
+from resources.base import ReadContext, ResourceSpec
+from tools.model_card import agent_card
 from tools.promote import CARD_ARTIFACT
 
 MODELS_URI = "mlgate://models"
@@ -53,8 +54,9 @@ def _carded_alias(registry: Registry, name: str) -> tuple[str, str]:
     raise ResourceNotFoundError(f"model {name!r} has no champion or candidate version (or does not exist); {MODELS_URI} lists the registered models and their aliases, promote(run_id, alias='candidate') creates one")
 
 
-def card(registry: Registry, artifacts: JsonArtifacts | None, name: str) -> dict[str, Any]:
-    """The card of the champion (else candidate) version. Raises ResourceNotFoundError."""
+def card(registry: Registry, artifacts: JsonArtifacts | None, name: str, reveal: bool = False) -> dict[str, Any]:
+    """The card of the champion (else candidate) version; its sealed test figures only when
+    `reveal` (a human reads it: tools/sealed.py). Raises ResourceNotFoundError."""
     if not MODEL_NAME.match(name):
         raise ResourceNotFoundError(f"{name[:60]!r} is not a model name (letters, digits, '_', '.', '-'); {MODELS_URI} lists the models")
     alias, version = _carded_alias(registry, name)
@@ -62,28 +64,25 @@ def card(registry: Registry, artifacts: JsonArtifacts | None, name: str) -> dict
     logged = artifacts.read_json(found["run_id"], CARD_ARTIFACT) if artifacts is not None else None
     head = {"model": name, "alias": alias, "version": version, "run_id": found["run_id"], "aliases": sorted(found["aliases"])}
     if isinstance(logged, dict):
-        return {**head, "source": f"run artifact {CARD_ARTIFACT}", "card": logged}
+        return {**head, "source": f"run artifact {CARD_ARTIFACT}", "card": logged if reveal else agent_card(logged)}
     tags = {k: v for k, v in sorted(found["tags"].items()) if k.startswith("card.")}
     if not tags:
         raise ResourceNotFoundError(f"{name} version {version} ({alias}) has no model card: it was not registered by promote")
-    return {**head, "source": "model version tags card.* (the run's card artifact could not be read)", "card": tags}
+    return {**head, "source": "model version tags card.* (the run's card artifact could not be read)", "card": tags if reveal else agent_card(tags)}
 
 
-def register(server: Any, ports: Any) -> None:
-    registry: Registry | None = getattr(ports, "registry", None)
-    if registry is None:
-        return
+def _models(ctx: ReadContext, params: Mapping[str, str]) -> str:
+    return json.dumps(models(ctx.ports.registry), sort_keys=True)
 
-    @server.resource(MODELS_URI, name="models", title="Registered models", mime_type="application/json",
-                     description="Registered models with their aliases (champion, candidate) and versions, each version with its run id.")  # fmt: skip
-    async def registered_models() -> str:
-        return json.dumps(await anyio.to_thread.run_sync(models, registry), sort_keys=True)
 
-    @server.resource(CARD_URI, name="model_card", title="Model card", mime_type="application/json",
-                     description="The model card of a model's champion version (else its candidate): intended use, limitations, provenance, metrics, gates, reproduction, approvals.")  # fmt: skip
-    async def model_card(name: str) -> str:
-        try:
-            document = await anyio.to_thread.run_sync(card, registry, ports.run_artifacts, name)
-        except GovernanceError as exc:
-            raise ResourceError(f"[{exc.rule_id}] {exc.reason}; what to do: {exc.remediation}") from exc
-        return json.dumps(document, sort_keys=True)
+def _card(ctx: ReadContext, params: Mapping[str, str]) -> str:
+    """Raises ResourceNotFoundError or GovernanceError."""
+    return json.dumps(card(ctx.ports.registry, ctx.ports.run_artifacts, str(params["name"]), ctx.principal.is_human), sort_keys=True)
+
+
+SPECS = (
+    ResourceSpec(MODELS_URI, "models", "Registered models", "Registered models with their aliases (champion, candidate) and versions, each version with its run id.",
+                 _models, requires=("registry",)),
+    ResourceSpec(CARD_URI, "model_card", "Model card", "The model card of a model's champion version (else its candidate): intended use, limitations, provenance, metrics, gates, reproduction, approvals.",
+                 _card, requires=("registry",)),
+)  # fmt: skip

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from collections.abc import Mapping
 
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 
 from policies.registry import describe
+from resources.base import ReadContext, ResourceSpec
 
 POLICIES_URI = "mlgate://policies"
 RULE_ID = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
@@ -23,13 +24,16 @@ def rule_document(rule_id: str) -> dict[str, str]:
     return found[0]
 
 
-def register(server: Any, ports: Any) -> None:
-    @server.resource(POLICIES_URI, name="policies", title="Policy rules", mime_type="application/json",
-                     description="Every governance rule the server enforces: id, source and description (JSON list).")
-    async def policies() -> str:
-        return json.dumps(describe(), indent=2, sort_keys=True)
+def _all_rules(ctx: ReadContext, params: Mapping[str, str]) -> str:
+    return json.dumps(describe(), indent=2, sort_keys=True)
 
-    @server.resource(POLICIES_URI + "/{rule_id}", name="policy_rule", title="One policy rule", mime_type="application/json",
-                     description="One rule by id, e.g. mlgate://policies/config.protected_fields: what it guards and where it comes from.")
-    async def policy_rule(rule_id: str) -> str:
-        return json.dumps(rule_document(rule_id), indent=2, sort_keys=True)
+
+def _one_rule(ctx: ReadContext, params: Mapping[str, str]) -> str:
+    return json.dumps(rule_document(str(params["rule_id"])), indent=2, sort_keys=True)
+
+
+SPECS = (
+    ResourceSpec(POLICIES_URI, "policies", "Policy rules", "Every governance rule the server enforces: id, source and description (JSON list).", _all_rules),
+    ResourceSpec(POLICIES_URI + "/{rule_id}", "policy_rule", "One policy rule",
+                 "One rule by id, e.g. mlgate://policies/config.protected_fields: what it guards and where it comes from.", _one_rule),
+)  # fmt: skip

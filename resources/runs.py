@@ -10,11 +10,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import anyio
-from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
-
 from policies.registry import load_all
-from tools.errors import GovernanceError, NotFound
+from resources.base import ReadContext, ResourceSpec
+from tools.errors import NotFound
 from tools.run_views import Runs, experiment_of, load_detail, primary_metric, summary
 
 RUNS_URI = "mlgate://runs"
@@ -40,30 +38,19 @@ def one_run(tracking: Runs, run_artifacts: Any, config: Mapping[str, Any], run_i
     return load_detail(tracking, run_artifacts, run, experiment["name"], primary_metric(standards))
 
 
-def _resource_error(exc: GovernanceError) -> Exception:
-    text = f"[{exc.rule_id}] {exc.reason}; what to do: {exc.remediation}"
-    return ResourceNotFoundError(text) if isinstance(exc, NotFound) else ResourceError(text)
+def _recent(ctx: ReadContext, params: Mapping[str, str]) -> str:
+    """Raises GovernanceError when the standards cannot be read."""
+    return json.dumps(recent(ctx.ports.tracking, ctx.ports.standards.policy_config()["standards"]), sort_keys=True)
 
 
-def register(server: Any, ports: Any) -> None:
-    tracking, standards_source = ports.tracking, ports.standards
-    if tracking is None or standards_source is None:
-        return
+def _one(ctx: ReadContext, params: Mapping[str, str]) -> str:
+    """Raises NotFound for an unknown run or one of another project."""
+    return json.dumps(one_run(ctx.ports.tracking, ctx.ports.run_artifacts, ctx.ports.standards.policy_config(), str(params["run_id"])), sort_keys=True)
 
-    @server.resource(RUNS_URI, name="runs", title="Recent runs", mime_type="application/json",
-                     description=f"The {RECENT} newest runs of this project: status, outcome, gates_passed, primary test metric with 95% CI, dataset hash, commit.")  # fmt: skip
-    async def runs() -> str:
-        try:
-            document = await anyio.to_thread.run_sync(lambda: recent(tracking, standards_source.policy_config()["standards"]))
-        except GovernanceError as exc:
-            raise _resource_error(exc) from exc
-        return json.dumps(document, sort_keys=True)
 
-    @server.resource(RUN_URI, name="run", title="One run", mime_type="application/json",
-                     description="One run of this project by id, as get_run returns it: provenance, config, metrics with CIs, baselines, outcome, gate receipt, artifacts.")  # fmt: skip
-    async def run(run_id: str) -> str:
-        try:
-            document = await anyio.to_thread.run_sync(lambda: one_run(tracking, ports.run_artifacts, standards_source.policy_config(), run_id))
-        except GovernanceError as exc:
-            raise _resource_error(exc) from exc
-        return json.dumps(document, sort_keys=True)
+SPECS = (
+    ResourceSpec(RUNS_URI, "runs", "Recent runs", f"The {RECENT} newest runs of this project: status, outcome, gates_passed, primary test metric with 95% CI, dataset hash, commit.",
+                 _recent, requires=("tracking", "standards")),
+    ResourceSpec(RUN_URI, "run", "One run", "One run of this project by id, as get_run returns it: provenance, config, metrics with CIs, baselines, outcome, gate receipt, artifacts.",
+                 _one, requires=("tracking", "standards")),
+)  # fmt: skip

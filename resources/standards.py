@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any, Protocol
 
-import anyio
-from mcp.server.mcpserver.exceptions import ResourceError
-
-from tools.errors import GovernanceError
+from resources.base import ReadContext, ResourceSpec
 
 STANDARDS_URI = "mlgate://standards"
 DESCRIPTION = (
@@ -42,14 +40,9 @@ def standards_document(source: StandardsBytes, ref: str) -> dict[str, Any]:
     }
 
 
-def register(server: Any, ports: Any) -> None:
-    source: StandardsBytes = ports.standards
-    ref: str = ports.settings.protected_ref
+def _read(ctx: ReadContext, params: Mapping[str, str]) -> str:
+    """Raises GovernanceError when the standards are not committed."""
+    return json.dumps(standards_document(ctx.ports.standards, ctx.ports.settings.protected_ref), sort_keys=True)
 
-    @server.resource(STANDARDS_URI, name="standards", title="Project standards", description=DESCRIPTION, mime_type="application/json")
-    async def standards() -> str:
-        try:
-            document = await anyio.to_thread.run_sync(standards_document, source, ref)
-        except GovernanceError as exc:
-            raise ResourceError(f"[{exc.rule_id}] {exc.reason}; what to do: {exc.remediation}") from exc
-        return json.dumps(document, sort_keys=True)
+
+SPECS = (ResourceSpec(STANDARDS_URI, "standards", "Project standards", DESCRIPTION, _read, requires=("standards",)),)

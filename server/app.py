@@ -1,16 +1,16 @@
-"""Composition root: builds the MCPServer with governed tools, resources and prompts."""
+"""Composition root: builds the GovernedServer with governed tools, resources and prompts."""
 
 from __future__ import annotations
 
 import importlib
 
-from mcp.server.mcpserver import MCPServer
-
+from resources.base import PromptSpec, ResourceSpec
 from server.enforcement import Enforcer
 from server.identity import Identifier
 from server.ports import Ports, build_ports
-from server.registration import governed_tool
-from server.settings import Settings
+from server.read_ports import read_ports
+from server.registration import GovernedServer, served
+from server.settings import Settings, policy_limits
 from tools.base import ToolSpec
 
 INSTRUCTIONS = (
@@ -24,8 +24,9 @@ INSTRUCTIONS = (
 # this list as they are built (their names are reserved in RESERVED_TOOL_NAMES).
 TOOL_MODULES: tuple[str, ...] = ("load_dataset", "propose_config_change", "run_experiment", "decide_approval", "open_pr", "promote", "reproduce", "rollback", "list_runs", "get_run", "compare_runs")
 RESERVED_TOOL_NAMES = ("load_dataset", "propose_config_change", "run_experiment", "open_pr", "promote")
-# Each module exposes `register(server, ports)` adding its resources and prompts.
-RESOURCE_MODULES = ("standards", "policies", "datasets", "audit", "briefing", "runs", "model_cards")
+# Each module exposes `SPECS`: ResourceSpecs and PromptSpecs (resources/base.py), read-only; who may
+# read each is configs/policy.yaml `reads`.
+RESOURCE_MODULES = ("standards", "policies", "datasets", "audit", "audit_own", "briefing", "runs", "model_cards")
 
 
 def tool_specs() -> list[ToolSpec]:
@@ -37,12 +38,18 @@ def tool_specs() -> list[ToolSpec]:
     return specs
 
 
-def build_server(settings: Settings, ports: Ports | None = None, *, auth: dict | None = None) -> MCPServer:
+def read_specs() -> list[ResourceSpec | PromptSpec]:
+    """Every resource and prompt, in the order they are listed to clients."""
+    return [spec for name in RESOURCE_MODULES for spec in importlib.import_module(f"resources.{name}").SPECS]
+
+
+def build_server(settings: Settings, ports: Ports | None = None, *, auth: dict | None = None) -> GovernedServer:
     ports = ports or build_ports(settings)
-    enforcer = Enforcer(ports.audit, ports.standards.policy_config)
+    enforcer = Enforcer(ports.audit, ports.standards.policy_config, {"policy": policy_limits()})
     identifier = Identifier(settings.local, settings.transport, ports)
-    tools = [governed_tool(spec, enforcer, identifier) for spec in tool_specs()]
-    server = MCPServer("mlgate", instructions=INSTRUCTIONS, tools=tools, **(auth or {}))
-    for name in RESOURCE_MODULES:
-        importlib.import_module(f"resources.{name}").register(server, ports)
-    return server
+    readable = read_ports(ports)
+    specs = served(read_specs(), readable)
+    resources = [s for s in specs if isinstance(s, ResourceSpec)]
+    prompts = [s for s in specs if isinstance(s, PromptSpec)]
+    return GovernedServer("mlgate", instructions=INSTRUCTIONS, enforcer=enforcer, identifier=identifier, read_ports=readable,
+                          tools=tool_specs(), resources=resources, prompts=prompts, **(auth or {}))  # fmt: skip

@@ -1,7 +1,11 @@
 """The one enforcement point: identify → validate → gather → decide → audit → execute → audit.
 
-Every governed tool call passes through `Enforcer.call`; nothing else reaches an adapter with a
-side effect. Errors become MCP results here (and only here, via server/results.py).
+Every governed tool call passes through `Enforcer.call`, every resource read and prompt get through
+`Enforcer.read`; nothing else reaches an adapter. `call` never raises (cancellation aside): a
+failure at any stage is audited with its exception type only and answered with a masked error.
+Every call ends with a terminal record: an `outcome` record, or the `deny` decision of a call that
+ran nothing. A read writes one `read` record (decision and outcome) before its text is released.
+Errors become MCP results here (and only here, via server/results.py).
 """
 
 from __future__ import annotations
@@ -9,17 +13,24 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import anyio
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp_types import CallToolResult
 from pydantic import BaseModel, ValidationError
 
 from policies import Decision, Verdict, evaluate
+from policies.reads import role_may_read
+from policies.roles import role_known
 from server import results
 from tools.base import CallContext, ToolSpec
-from tools.errors import GovernanceError, InvalidInput
+from tools.errors import GovernanceError, InvalidInput, NotFound
+
+UNKNOWN = "<unknown>"
+READ_RULES = (role_known, role_may_read)
 
 
 class AuditFailed(GovernanceError):
@@ -36,6 +47,11 @@ def args_hash(arguments: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def name_hash(name: Any) -> str:
+    """A client-chosen name the server does not know is hashed, never recorded: it may carry anything."""
+    return hashlib.sha256(str(name).encode("utf-8", "replace")).hexdigest()[:16]
+
+
 def validation_denial(exc: ValidationError) -> InvalidInput:
     """Field paths and messages only: rejected values are the caller's data and stay out."""
     problems = [f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()]
@@ -46,34 +62,65 @@ def validation_denial(exc: ValidationError) -> InvalidInput:
     )
 
 
-class Enforcer:
-    """Runs governed tool calls. `config_source()` gives the policy config for each call."""
+@dataclass
+class _Stage:
+    """How far a call got: what its outcome record says when something raises."""
 
-    def __init__(self, audit: AuditSink, config_source: Any) -> None:
+    name: str = "validate"
+    decision: str = "none"
+
+
+class Enforcer:
+    """Runs governed tool calls and reads. `config_source()` gives the policy config of each call;
+    `read_config` (`{"policy": configs/policy.yaml}`) decides reads, so a broken standards file
+    never hides the resources that explain it."""
+
+    def __init__(self, audit: AuditSink, config_source: Any, read_config: Mapping[str, Any] | None = None) -> None:
         self._audit = audit
         self._config_source = config_source
+        self._read_config = read_config or {"policy": {}}
+
+    # --- tool calls -------------------------------------------------------------------------------
 
     async def call(self, spec: ToolSpec, arguments: Mapping[str, Any], ctx: CallContext) -> CallToolResult:
-        """Never raises for a governed outcome; an audit chain that cannot record refuses the call."""
-        base = self._base_record(spec, arguments, ctx)
+        """Never raises but on cancellation; an audit chain that cannot record refuses the call."""
+        base = self._base_record(spec.name, arguments, ctx)
+        stage = _Stage()
         try:
-            return await self._governed(spec, arguments, ctx, base)
+            return await self._governed(spec, arguments, ctx, base, stage)
         except AuditFailed as exc:
             return results.denial(Decision.deny(exc.rule_id, exc.reason, exc.remediation))
+        except Exception as exc:  # noqa: BLE001 - whatever broke, the client gets no text of it
+            return self._crashed(spec.name, base, stage, exc)
 
-    async def _governed(self, spec: ToolSpec, arguments: Mapping[str, Any], ctx: CallContext, base: dict[str, Any]) -> CallToolResult:
+    async def unknown_tool(self, name: str, arguments: Mapping[str, Any], ctx: CallContext) -> CallToolResult:
+        """A call to a name no governed tool has: audited as tool `<unknown>`, then refused."""
+        decision = Decision.deny("tool.known", "this server has no tool of that name", "list the tools (tools/list) and call one by its exact name")
+        record = {**self._base_record(UNKNOWN, arguments, ctx), "name_hash": name_hash(name), "kind": "decision", "decision": "deny"}
+        try:
+            self._append({**record, "rule_ids": [decision.rule_id], "reason": decision.reason})
+        except AuditFailed as exc:
+            return results.denial(Decision.deny(exc.rule_id, exc.reason, exc.remediation))
+        return results.denial(decision)
+
+    async def _governed(self, spec: ToolSpec, arguments: Mapping[str, Any], ctx: CallContext, base: dict[str, Any], stage: _Stage) -> CallToolResult:
         try:
             request = self._validate(spec, arguments)
+            stage.name = "gather"
             facts = await self._gather(spec, request, ctx)
         except GovernanceError as exc:
             return self._refuse(base, exc)
+        stage.name = "decide"
         verdict = evaluate(spec.rules, facts, ctx.config)
         dry_run = bool(getattr(request, "dry_run", False))
         self._audit_decision(base, verdict, dry_run)
+        stage.decision = "allow" if verdict.allowed else "deny"
         if not verdict.allowed:
-            return self._deny(spec, request, facts, verdict, ctx, base, dry_run)
+            stage.name = "on_deny" if spec.on_deny is not None and not dry_run else "preview"
+            return await self._deny(spec, request, facts, verdict, ctx, base, dry_run)
+        stage.name = "preview" if dry_run else "execute"
         if dry_run:
-            return self._dry_run(spec, request, facts, verdict, base)
+            return await self._dry_run(spec, request, facts, verdict, base)
         return await self._execute(spec, request, facts, ctx, base)
 
     async def _gather(self, spec: ToolSpec, request: BaseModel, ctx: CallContext) -> Any:
@@ -101,14 +148,17 @@ class Enforcer:
         except ValidationError as exc:
             raise validation_denial(exc) from None
 
-    def _base_record(self, spec: ToolSpec, arguments: Mapping[str, Any], ctx: CallContext) -> dict[str, Any]:
+    def _who(self, principal: Any, transport: str) -> dict[str, Any]:
         return {
-            "principal": ctx.principal.name,
-            "role": ctx.principal.role,
-            "transport": ctx.transport,
-            "tool": spec.name,
-            "args_hash": args_hash(arguments),
+            "principal": principal.name,
+            "role": principal.role,
+            "transport": transport,
+            # The verified token the caller used (`<name>:<id>`), never the token itself.
+            **({"credential": principal.credential} if getattr(principal, "credential", None) else {}),
         }
+
+    def _base_record(self, tool: str, arguments: Mapping[str, Any], ctx: CallContext) -> dict[str, Any]:
+        return {**self._who(ctx.principal, ctx.transport), "tool": tool, "args_hash": args_hash(arguments)}
 
     def _refuse(self, base: dict[str, Any], exc: GovernanceError) -> CallToolResult:
         """A refusal before the policies ran (bad input, missing or corrupt data)."""
@@ -122,17 +172,19 @@ class Enforcer:
         record["dry_run"] = dry_run
         self._append(record)
 
-    def _deny(self, spec, request, facts, verdict: Verdict, ctx, base, dry_run: bool) -> CallToolResult:
+    async def _deny(self, spec, request, facts, verdict: Verdict, ctx, base, dry_run: bool) -> CallToolResult:
+        """on_deny and preview read and write files: they run off the event loop."""
         extra: dict[str, Any] = {}
         if spec.on_deny is not None and not dry_run:
-            extra = spec.on_deny(request, facts, verdict, ctx)
+            extra = await anyio.to_thread.run_sync(spec.on_deny, request, facts, verdict, ctx)
             self._append({**base, "kind": "outcome", "status": "denied", **_refs(extra)})
         elif dry_run and spec.preview is not None:
-            extra = _denied_preview(spec, request, facts)
+            extra = await anyio.to_thread.run_sync(_denied_preview, spec, request, facts)
         return results.denial(verdict.deciding, verdict, extra, dry_run=dry_run)
 
-    def _dry_run(self, spec, request, facts, verdict: Verdict, base) -> CallToolResult:
-        preview = spec.preview(request, facts) if spec.preview is not None else {}
+    async def _dry_run(self, spec, request, facts, verdict: Verdict, base) -> CallToolResult:
+        preview = await anyio.to_thread.run_sync(spec.preview, request, facts) if spec.preview is not None else {}
+        self._append({**base, "kind": "outcome", "status": "previewed", "dry_run": True})
         return results.success({"decision": "allow", "dry_run": True, "rule_ids": list(verdict.rule_ids), **preview})
 
     async def _execute(self, spec: ToolSpec, request, facts, ctx: CallContext, base) -> CallToolResult:
@@ -150,6 +202,64 @@ class Enforcer:
             return results.internal_error(spec.name)
         self._append({**base, "kind": "outcome", "status": "ok", **_refs({**ctx.audit_refs, **payload})})
         return results.success(payload)
+
+    def _crashed(self, tool: str, base: dict[str, Any], stage: _Stage, exc: Exception) -> CallToolResult:
+        """Something raised outside execute (gather, on_deny, preview, the store behind them): an
+        outcome record with the exception's type and the stage, and a masked error."""
+        record = {**base, "kind": "outcome", "stage": stage.name, "decision": stage.decision}
+        if isinstance(exc, GovernanceError):
+            record.update(status="failed", rule_ids=[exc.rule_id], reason=exc.reason)
+        else:
+            record.update(status="error", error=type(exc).__name__)
+        try:
+            self._append(record)
+        except AuditFailed as failed:
+            return results.denial(Decision.deny(failed.rule_id, failed.reason, failed.remediation))
+        if isinstance(exc, GovernanceError):
+            return results.failure(exc, decision=stage.decision)
+        return results.internal_error(tool, decision=stage.decision)
+
+    # --- resource reads and prompt gets ---------------------------------------------------------
+
+    async def read(self, target: Mapping[str, str], name: str, params: Mapping[str, Any], produce: Callable[[], str], principal: Any, transport: str) -> str:
+        """The text `produce()` returns (run off the event loop) once `resources.role` allowed
+        `principal` to read `name` and a `read` record holds the decision and the outcome.
+        `target` is `{"resource": <uri template>}` or `{"prompt": <name>}`.
+        Raises results.ReadRefused: a denial, a not-found, or a masked failure."""
+        record = {**self._who(principal, transport), "kind": "read", **target, "args_hash": args_hash(params)}
+        verdict = evaluate(READ_RULES, {"principal": principal, "read": name}, self._read_config)
+        record.update(decision="allow" if verdict.allowed else "deny", rule_ids=list(verdict.rule_ids))
+        if not verdict.allowed:
+            self._append_read({**record, "status": "denied", "denied_by": [d.rule_id for d in verdict.denials]})
+            raise results.read_denial(verdict.deciding)
+        try:
+            text = await anyio.to_thread.run_sync(produce)
+        except Exception as exc:  # noqa: BLE001 - recorded by type; the client sees server-written text only
+            self._append_read({**record, **_read_failure(exc)})
+            raise results.read_refusal(exc, name) from None
+        self._append_read({**record, "status": "ok"})
+        return text
+
+    async def unknown_read(self, target: str, requested: str, principal: Any, transport: str) -> None:
+        """A resource URI or prompt name nothing serves: audited as `<unknown>`, then not found.
+        Raises results.ReadRefused always."""
+        record = {**self._who(principal, transport), "kind": "read", target: UNKNOWN, "name_hash": name_hash(requested), "args_hash": args_hash({})}
+        self._append_read({**record, "decision": "deny", "rule_ids": [f"{target}s.known"], "status": "not_found"})
+        raise results.read_unknown(target, requested)
+
+    def _append_read(self, record: Mapping[str, Any]) -> None:
+        try:
+            self._append(record)
+        except AuditFailed as exc:
+            raise results.read_denial(Decision.deny(exc.rule_id, exc.reason, exc.remediation)) from None
+
+
+def _read_failure(exc: Exception) -> dict[str, Any]:
+    if isinstance(exc, GovernanceError):
+        return {"status": "not_found" if isinstance(exc, NotFound) else "failed", "rule_id": exc.rule_id}
+    if isinstance(exc, ResourceNotFoundError):
+        return {"status": "not_found"}
+    return {"status": "error", "error": type(exc).__name__}
 
 
 def _denied_preview(spec: ToolSpec, request: BaseModel, facts: Any) -> dict[str, Any]:

@@ -1,25 +1,43 @@
-"""Wires a ToolSpec into MCP so that every call goes through the Enforcer with its raw arguments.
+"""Wires tools, resources and prompts into MCP so that every request goes through the Enforcer.
 
-The SDK's own argument model would silently drop unknown fields; `GovernedTool.run` bypasses it
-and hands the untouched arguments to the enforcement point, which validates them strictly.
+`GovernedServer` overrides the three entry points the SDK dispatches to (`call_tool`,
+`read_resource`, `get_prompt`) and looks names up in its own tables of governed specs. The SDK's
+managers are used for listing only: a tool, resource or prompt added around this module
+(`@server.tool`, `@server.resource`, `add_prompt`) is listed at most, never served. Unknown names
+are audited as `<unknown>` and refused. The SDK's argument model would silently drop unknown
+fields; tool calls hand the untouched arguments to the enforcement point, which validates strictly.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from mcp.server.mcpserver import Context
+from mcp.server.lowlevel.helper_types import ReadResourceContents
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+from mcp.server.mcpserver.prompts import Prompt
+from mcp.server.mcpserver.resources import FunctionResource
+from mcp.server.mcpserver.resources.templates import ResourceSecurityError
 from mcp.server.mcpserver.tools.base import Tool
-from mcp_types import CallToolResult, ToolAnnotations
+from mcp.shared.exceptions import MCPError
+from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, CallToolResult, GetPromptResult, PromptMessage, TextContent, ToolAnnotations
 from pydantic import Field
 
+from resources.base import PromptSpec, ReadContext, ResourceSpec
 from server.enforcement import Enforcer
 from server.identity import Identifier
+from server.results import ReadRefused
 from tools.base import ToolSpec
 
 
 async def _unreachable(ctx: Context) -> CallToolResult:  # pragma: no cover - replaced by GovernedTool.run
     raise RuntimeError("governed tools run through the enforcement point only")
+
+
+def _unserved() -> str:  # pragma: no cover - GovernedServer reads specs, never the SDK's entries
+    raise RuntimeError("resources and prompts are served through the enforcement point only")
 
 
 class GovernedTool(Tool):
@@ -53,3 +71,87 @@ def governed_tool(spec: ToolSpec, enforcer: Enforcer, identifier: Identifier) ->
     tool.parameters = input_schema(spec)
     tool.spec, tool.enforcer, tool.identifier = spec, enforcer, identifier
     return tool
+
+
+def served(specs: Iterable[Any], ports: Any) -> list[Any]:
+    """The specs whose required read ports exist."""
+    return [s for s in specs if all(getattr(ports, name, None) is not None for name in s.requires)]
+
+
+class GovernedServer(MCPServer):
+    """An MCPServer that serves governed specs only, each request through the enforcement point."""
+
+    def __init__(self, name: str, *, enforcer: Enforcer, identifier: Identifier, read_ports: Any, tools: Sequence[ToolSpec] = (),
+                 resources: Sequence[ResourceSpec] = (), prompts: Sequence[PromptSpec] = (), **kwargs: Any) -> None:  # fmt: skip
+        governed = [governed_tool(spec, enforcer, identifier) for spec in tools]
+        super().__init__(name, tools=governed, **kwargs)
+        self._enforcer, self._identifier, self._read_ports = enforcer, identifier, read_ports
+        self._governed_tools = {tool.name: tool for tool in governed}
+        self._static: dict[str, ResourceSpec] = {}
+        self._templated: dict[str, ResourceSpec] = {}
+        self._prompt_specs: dict[str, PromptSpec] = {}
+        for spec in resources:
+            self._add_resource_spec(spec)
+        for prompt in prompts:
+            self._prompt_specs[prompt.name] = prompt
+            self.add_prompt(Prompt.from_function(_unserved, name=prompt.name, title=prompt.title, description=prompt.description))
+
+    def _add_resource_spec(self, spec: ResourceSpec) -> None:
+        """Listed through the SDK's manager; served from the tables here."""
+        listing = {"name": spec.name, "title": spec.title, "description": spec.description, "mime_type": spec.mime_type}
+        if "{" in spec.uri:
+            template = self._resource_manager.add_template(_unserved, uri_template=spec.uri, security=self._resource_security, **listing)
+            self._templated[template.uri_template] = spec
+        else:
+            self.add_resource(FunctionResource.from_function(_unserved, uri=spec.uri, **listing))
+            self._static[spec.uri] = spec
+
+    def _context(self, context: Context | None) -> Context:
+        return context if context is not None else Context(mcp_server=self)
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Context | None = None) -> CallToolResult:  # type: ignore[override]
+        """Every call reaches the Enforcer; a name no governed tool has is audited and refused."""
+        context = self._context(context)
+        tool = self._governed_tools.get(name)
+        if tool is None:
+            return await self._enforcer.unknown_tool(name, arguments or {}, self._identifier.context_for(context))
+        return await tool.run(arguments or {}, context)
+
+    def _match(self, uri: str) -> tuple[ResourceSpec, dict[str, Any]] | None:
+        if uri in self._static:
+            return self._static[uri], {}
+        for template in self._resource_manager.list_templates():
+            try:
+                params = template.matches(uri)
+            except ResourceSecurityError:
+                return None  # a path-like value: nothing here serves it
+            if params is not None and template.uri_template in self._templated:
+                return self._templated[template.uri_template], params
+        return None
+
+    async def read_resource(self, uri: Any, context: Context | None = None) -> list[ReadResourceContents]:  # type: ignore[override]
+        """Raises ResourceNotFoundError (unknown, or not found) or ResourceError (refused, failed)."""
+        principal, transport = self._identifier.principal_for(self._context(context))
+        found = self._match(str(uri))
+        try:
+            if found is None:
+                await self._enforcer.unknown_read("resource", str(uri), principal, transport)
+            spec, params = found  # type: ignore[misc]
+            produce = functools.partial(spec.read, ReadContext(principal, transport, self._read_ports), params)
+            text = await self._enforcer.read({"resource": spec.uri}, spec.name, params, produce, principal, transport)
+        except ReadRefused as refused:
+            raise (ResourceNotFoundError if refused.not_found else ResourceError)(refused.text) from None
+        return [ReadResourceContents(content=text, mime_type=spec.mime_type)]
+
+    async def get_prompt(self, name: str, arguments: dict[str, Any] | None = None, context: Context | None = None) -> GetPromptResult:  # type: ignore[override]
+        """Raises MCPError (unknown, refused or failed)."""
+        principal, transport = self._identifier.principal_for(self._context(context))
+        spec = self._prompt_specs.get(name)
+        try:
+            if spec is None:
+                await self._enforcer.unknown_read("prompt", name, principal, transport)
+            produce = functools.partial(spec.render, ReadContext(principal, transport, self._read_ports))  # type: ignore[union-attr]
+            text = await self._enforcer.read({"prompt": spec.name}, spec.name, arguments or {}, produce, principal, transport)  # type: ignore[union-attr]
+        except ReadRefused as refused:
+            raise MCPError(code=INVALID_PARAMS if refused.not_found else INTERNAL_ERROR, message=refused.text) from None
+        return GetPromptResult(description=spec.description, messages=[PromptMessage(role="user", content=TextContent(type="text", text=text))])  # type: ignore[union-attr]

@@ -1,14 +1,16 @@
-"""The one place that turns decisions and errors into MCP tool results."""
+"""The one place that turns decisions and errors into MCP results: tool results, and the error
+text of refused resource reads and prompt gets."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp_types import CallToolResult, TextContent
 
 from policies import Decision, Verdict
-from tools.errors import GovernanceError
+from tools.errors import GovernanceError, NotFound
 
 
 def _result(payload: dict[str, Any], *, is_error: bool) -> CallToolResult:
@@ -35,12 +37,55 @@ def denial(deciding: Decision, verdict: Verdict | None = None, extra: dict[str, 
     return _result({**payload, **(extra or {})}, is_error=True)
 
 
-def failure(exc: GovernanceError) -> CallToolResult:
-    """An allowed call that failed while executing (integrity, sandbox, git)."""
-    return _result({"decision": "allow", "status": "failed", **exc.as_dict()}, is_error=True)
+def _decided(decision: str) -> str:
+    """A call that failed before it was decided was not allowed: it reads as a denial."""
+    return "allow" if decision == "allow" else "deny"
 
 
-def internal_error(tool: str) -> CallToolResult:
+def failure(exc: GovernanceError, *, decision: str = "allow") -> CallToolResult:
+    """A call that failed with a governed error (integrity, sandbox, git, approvals)."""
+    return _result({"decision": _decided(decision), "status": "failed", **exc.as_dict()}, is_error=True)
+
+
+def internal_error(tool: str, *, decision: str = "allow") -> CallToolResult:
     """An unexpected crash: the type is audited; no text of it reaches the client."""
     reason = f"{tool} failed unexpectedly; the failure is recorded in the audit chain"
-    return _result({"decision": "allow", "status": "error", "rule_id": "server.internal", "reason": reason, "remediation": "retry once; if it persists, ask the operator to read the audit tail"}, is_error=True)
+    return _result({"decision": _decided(decision), "status": "error", "rule_id": "server.internal", "reason": reason, "remediation": "retry once; if it persists, ask the operator to read the audit tail"}, is_error=True)
+
+
+# --- resource reads and prompt gets -----------------------------------------------------------
+
+
+class ReadRefused(Exception):
+    """A read that serves no text: `text` is server-written; `not_found` picks the MCP error code."""
+
+    def __init__(self, text: str, *, not_found: bool = False) -> None:
+        super().__init__(text)
+        self.text = text
+        self.not_found = not_found
+
+
+def _governed_text(rule_id: str, reason: str, remediation: str) -> str:
+    return f"[{rule_id}] {reason}; what to do: {remediation}"
+
+
+def read_denial(deciding: Decision) -> ReadRefused:
+    return ReadRefused(_governed_text(deciding.rule_id, deciding.reason, deciding.remediation))
+
+
+def read_refusal(exc: Exception, name: str) -> ReadRefused:
+    """A read function that raised: a governed error or an SDK not-found keeps its server-written
+    text; anything else is masked (its type is in the audit record)."""
+    if isinstance(exc, GovernanceError):
+        return ReadRefused(_governed_text(exc.rule_id, exc.reason, exc.remediation), not_found=isinstance(exc, NotFound))
+    if isinstance(exc, ResourceNotFoundError):
+        return ReadRefused(str(exc), not_found=True)
+    reason = f"{name} could not be read; the failure is recorded in the audit chain"
+    return ReadRefused(_governed_text("server.internal", reason, "retry once; if it persists, ask the operator to read the audit tail"))
+
+
+def read_unknown(target: str, requested: str) -> ReadRefused:
+    """Nothing serves `requested`; it is the caller's own text, echoed clipped and on one line."""
+    shown = repr(str(requested)[:80])
+    listing = "resources/list and resources/templates/list" if target == "resource" else "prompts/list"
+    return ReadRefused(f"Unknown {target}: {shown}; {listing} name what this server serves", not_found=True)

@@ -10,9 +10,15 @@ from mcp import Client
 from resources.audit import TAIL_URI
 from server.app import build_server
 from server.ports import build_ports
-from server.settings import Settings, policy_limits
+from server.settings import Settings, load_settings, policy_limits
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def settings(workspace) -> Settings:
+    """The full tail is for humans and operators (configs/policy.yaml reads.audit_tail)."""
+    return load_settings(workspace, transport="memory", local_principal="ops", local_role="operator")
 
 
 async def _read_tail(server) -> dict:

@@ -96,7 +96,8 @@ async def test_dry_run_decides_without_side_effects() -> None:
     async with Client(_server(recorder)) as client:
         result = await client.call_tool("echo", {"text": "please", "dry_run": True})
     assert not result.is_error and result.structured_content["dry_run"] is True
-    assert recorder.executed == [] and [r["kind"] for r in recorder.records] == ["decision"]
+    assert recorder.executed == [] and [r["kind"] for r in recorder.records] == ["decision", "outcome"]
+    assert recorder.records[-1]["status"] == "previewed"
 
 
 async def test_integrity_failure_while_gathering_is_a_denial() -> None:
