@@ -2,9 +2,11 @@
 
 Governed: an in-memory MCP client calls run_experiment on a 10k-row credit dataset (xgboost,
 temporal split): enforcement, dataset verification, one sandboxed child per stage (validation fold,
-final fit, logistic baseline), server-side metrics with bootstrap CIs, MLflow Tier 1-3 and artifacts.
-Bare: the same three fits through the same training code called in this process, on the same
-inputs, plus one MLflow run logging the same params, metrics and model files. Target: overhead
+final fit), the logistic baseline fitted in the server, server-side metrics with bootstrap CIs,
+MLflow Tier 1-3 and artifacts.
+Bare: the same fits through the same training code called in this process, on the same inputs
+(the baseline through tools.baseline), plus one MLflow run logging the same params, metrics and
+model files. Target: overhead
 <= 1.0 s + 5% of the bare time. Also prints the server process's peak RSS during the governed
 run and the variance of test roc_auc over three seeds.
 Usage: python -m bench.run_experiment_overhead [ROWS]
@@ -63,6 +65,7 @@ def bare_run(workspace: Path, run_id: str, tracking_dir: Path) -> float:
     """The governed run's own stage inputs, trained in this process, logged to a fresh MLflow store."""
     import mlflow
 
+    from tools.baseline import fit_baseline
     from training.runner import run as train_stage
 
     settings = load_settings(workspace)
@@ -81,8 +84,24 @@ def bare_run(workspace: Path, run_id: str, tracking_dir: Path) -> float:
             result = train_stage(copy)
             mlflow.log_metrics({f"{copy.name}_train_seconds": result.train_seconds})
             mlflow.log_artifacts(str(copy / "outputs" / "model"), artifact_path=f"model/{copy.name}")
+        bare_baseline(next(s for s in stages if s.name == "final") / "inputs", fit_baseline)
         mlflow.log_params(yaml.safe_load((workspace / "configs/experiment.yaml").read_text())["model"]["params"])
     return time.perf_counter() - started
+
+
+def bare_baseline(inputs: Path, fit_baseline: Any) -> None:
+    """The logistic baseline on the final stage's rows, as the server fits it."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    spec = json.loads((inputs / "spec.json").read_text())
+    train, evaluation = pd.read_parquet(inputs / "train.parquet"), pd.read_parquet(inputs / "eval.parquet")
+    frame = pd.concat([train, evaluation], ignore_index=True)
+    labels = np.concatenate([train["__label__"].to_numpy(), np.zeros(len(evaluation), dtype="int64")])
+    rows = (np.arange(len(train)), np.arange(len(train), len(frame)))
+    fit_baseline(frame, labels, rows, (spec["feature_columns"], spec["categorical_columns"]), spec["seed"])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from server.sandbox_io import read_output_bytes
 from tools.errors import SandboxFailed
-from training.contract import BASELINE_PREDICTIONS_FILE, MODEL_DIR, PREDICTIONS_FILE
+from training.contract import MODEL_DIR, PREDICTIONS_FILE
 
 MAX_PREDICTION_BYTES = 512 * 2**20
 MAX_MODEL_FILE_BYTES = 1024 * 2**20
@@ -42,12 +42,10 @@ class RunDirs:
         (inputs / "spec.json").write_text(json.dumps(spec, sort_keys=True))
         (inputs / "features.py").write_bytes(features_py)
 
-    def read_predictions(self, stage_dir: Path, baseline: bool = False) -> pd.DataFrame:
-        """The model's (or the baseline's) predictions. Raises SandboxFailed when they are
-        missing, unreadable or malformed."""
-        name = BASELINE_PREDICTIONS_FILE if baseline else PREDICTIONS_FILE
+    def read_predictions(self, stage_dir: Path) -> pd.DataFrame:
+        """The model's predictions. Raises SandboxFailed when they are missing, unreadable or malformed."""
         try:
-            data = read_output_bytes(stage_dir / "outputs" / name, MAX_PREDICTION_BYTES)
+            data = read_output_bytes(stage_dir / "outputs" / PREDICTIONS_FILE, MAX_PREDICTION_BYTES)
             frame = pd.read_parquet(io.BytesIO(data))
             return frame[["__row_id__", "score"]].astype({"__row_id__": "int64", "score": "float64"})
         except Exception as exc:  # noqa: BLE001 - untrusted bytes: any parse failure is the child's fault

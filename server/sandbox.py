@@ -32,11 +32,14 @@ from typing import IO
 import anyio
 from anyio.abc import Process
 
-from server.sandbox_io import ProgressTail, RunPaths, audit_outputs, prepare_run_dir, sandbox_processes, stderr_tail
+from server.sandbox_io import (
+    ProgressTail, RunPaths, audit_outputs, count_lines, prepare_run_dir, sandbox_processes, stderr_tail, write_operator_log,
+)
 from server.sandbox_result import Mode, SandboxResult, classify, exit_signal, read_result
+from server.sandbox_vocabulary import ProgressGate, ProgressStep, plan_for
 from server.settings import SandboxLimits, Settings
 from tools.errors import SandboxFailed
-from training.contract import PREDICTIONS_FILE, PROGRESS_FILE, ProgressEvent, SuccessResult
+from training.contract import PREDICTIONS_FILE, PROGRESS_FILE, ErrorResult, SuccessResult
 
 SANDBOX_RUN_DIR = "/sandbox"
 SANDBOX_TRAINING_ROOT = "/opt/mlgate"
@@ -49,7 +52,7 @@ REQUIRED_INPUTS = ("spec.json", "train.parquet", "eval.parquet", "features.py")
 PROGRESS_POLL_S = 0.1
 KILL_DEADLINE_S = 10.0
 RUN_TOKEN_VARIABLE = "SANDBOX_RUN_TOKEN"
-ProgressCallback = Callable[[ProgressEvent], Awaitable[None]]
+ProgressCallback = Callable[[ProgressStep], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -224,12 +227,13 @@ class SandboxLauncher:
     async def run(self, run_dir: Path, timeout_s: float | None = None, on_progress: ProgressCallback | None = None) -> SandboxResult:
         """Run `python -m training` on run_dir; raises SandboxFailed when the sandbox is unavailable,
         the run directory is malformed, or the child's processes cannot all be killed. A failed
-        run is a SandboxResult with ok=False, not an exception. Cancellation kills the child."""
+        run is a SandboxResult with ok=False, not an exception. Cancellation kills the child.
+        on_progress gets server-worded steps bounded by inputs/spec.json, never the child's text."""
         mode = self._require_mode()
         paths = prepare_run_dir(run_dir, REQUIRED_INPUTS, mode == "bwrap" and self.layout.drop_privileges)
         timeout = min(timeout_s or math.inf, self.limits.wall_clock_seconds)
         started = time.monotonic()
-        tail = ProgressTail(paths.outputs / PROGRESS_FILE)
+        tail = ProgressTail(paths.outputs / PROGRESS_FILE, ProgressGate(plan_for(paths.inputs / "spec.json")))
         with (paths.logs / "child.stdout").open("wb") as out, (paths.logs / "child.stderr").open("wb") as err:
             child = await self._spawn(mode, paths, out, err)
             try:
@@ -312,12 +316,14 @@ class SandboxLauncher:
         result, unsafe, errors = read_result(paths.outputs), audit_outputs(paths.outputs), stderr_tail(paths.logs / "child.stderr")
         if isinstance(result, SuccessResult) and not _is_plain_file(paths.outputs / PREDICTIONS_FILE):
             result = None
-        reason, detail = classify(timed_out=timed_out, timeout_s=timeout, exit_code=exit_code, sig=sig,
-                                  result=result, unsafe=unsafe, stderr_tail=errors)
+        reason, detail = classify(timed_out=timed_out, timeout_s=timeout, exit_code=exit_code, sig=sig, result=result,
+                                  unsafe=unsafe, stderr_tail=errors, features_lines=count_lines(paths.inputs / "features.py"))
+        if isinstance(result, ErrorResult) or unsafe:
+            write_operator_log(paths.logs, reason, result if isinstance(result, ErrorResult) else None, unsafe)
         return SandboxResult(ok=reason == "ok", reason=reason, detail=detail, mode=mode, duration_s=duration,
                              exit_code=exit_code, signal=sig, result=result, progress_events=tail.delivered,
-                             orphans_killed=orphans, process_group=child.group, pid_namespace=child.pid_namespace,
-                             stderr_tail=errors)
+                             progress_rejected=tail.rejected, orphans_killed=orphans, process_group=child.group,
+                             pid_namespace=child.pid_namespace, stderr_tail=errors)
 
 
 async def _identify(child: _Child) -> None:

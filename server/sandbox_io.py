@@ -7,6 +7,8 @@ server secret, a FIFO that blocks a reader, or a hard link. Read it only through
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import stat
 from dataclasses import dataclass
@@ -14,13 +16,17 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from server.sandbox_vocabulary import ProgressGate, ProgressStep
 from tools.errors import SandboxFailed
-from training.contract import ProgressEvent
+from training.contract import ErrorResult, ProgressEvent
 
 MAX_PROGRESS_LINE_BYTES = 4096
 MAX_OUTPUT_ENTRIES = 10_000
 STDERR_TAIL_BYTES = 4096
 SANDBOX_UID = 65534
+OPERATOR_LOG = "child_report.json"
+MAX_LOGGED_UNSAFE = 50
+logger = logging.getLogger(__name__)
 
 
 def read_output_bytes(path: Path, max_bytes: int) -> bytes:
@@ -54,17 +60,18 @@ def audit_outputs(outputs: Path) -> list[str]:
 
 
 class ProgressTail:
-    """Reads complete new lines of progress.jsonl as the child appends them."""
+    """Reads complete new lines of progress.jsonl as the child appends them and hands on only what
+    the gate admits, as server-worded steps."""
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
+    def __init__(self, path: Path, gate: ProgressGate) -> None:
+        self._path, self._gate = path, gate
         self._fd: int | None = None
         self._pending = b""
         self.delivered = 0
         self.rejected = 0
         self.closed = False
 
-    def read_new(self) -> list[ProgressEvent]:
+    def read_new(self) -> list[ProgressStep]:
         if self.closed or not self._open():
             return []
         chunks = []
@@ -91,14 +98,16 @@ class ProgressTail:
             return False
         return True
 
-    def _parse(self, line: bytes) -> ProgressEvent | None:
+    def _parse(self, line: bytes) -> ProgressStep | None:
         try:
-            event = ProgressEvent.model_validate_json(line[:MAX_PROGRESS_LINE_BYTES])
+            step = self._gate.admit(ProgressEvent.model_validate_json(line[:MAX_PROGRESS_LINE_BYTES]))
         except ValidationError:
+            step = None
+        if step is None:
             self.rejected += 1
             return None
         self.delivered += 1
-        return event
+        return step
 
     def close(self) -> None:
         if self._fd is not None:
@@ -152,6 +161,24 @@ def _open_inputs_to_sandbox(inputs: Path) -> None:
     inputs.chmod(0o755)
     for path in inputs.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def count_lines(path: Path) -> int:
+    """Lines of a server-written input (0 when unreadable): bounds the features.py line a child reports."""
+    try:
+        return len(path.read_bytes().splitlines())
+    except OSError:
+        return 0
+
+
+def write_operator_log(logs: Path, reason: str, error: ErrorResult | None, unsafe: list[str]) -> None:
+    """The child's own account of a failure (its message may hold rows of data) goes to logs/ in
+    the run directory, for the operator only; the server log names just the file."""
+    document = {"reason": reason, "unsafe_outputs": unsafe[:MAX_LOGGED_UNSAFE],
+                "child_error": error.model_dump(mode="json") if error is not None else None}
+    path = logs / OPERATOR_LOG
+    path.write_text(json.dumps(document, indent=2, sort_keys=True))
+    logger.warning("training child failed (%s); its own report is in %s", reason, path)
 
 
 def stderr_tail(path: Path) -> str:

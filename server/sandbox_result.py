@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import TypeAdapter, ValidationError
 
 from server.sandbox_io import read_output_bytes
+from server.sandbox_vocabulary import PHASE_TEXT, child_error_text
 from tools.errors import SandboxFailed
 from training.contract import LIMIT_ERROR_TYPES, RESULT_FILE, ChildResult, ErrorResult, SuccessResult
 
@@ -20,7 +21,8 @@ _RESULT = TypeAdapter(ChildResult)
 
 @dataclass(frozen=True)
 class SandboxResult:
-    """How a run ended. `reason` is "ok" or the failure kind; `detail` is written for the agent."""
+    """How a run ended. `reason` is "ok" or the failure kind; `detail` is written by the server for
+    the agent from fixed words (server.sandbox_vocabulary), never from the child's text."""
 
     ok: bool
     reason: str
@@ -31,6 +33,7 @@ class SandboxResult:
     signal: int | None = None
     result: SuccessResult | ErrorResult | None = None
     progress_events: int = 0
+    progress_rejected: int = 0  # progress lines the child wrote that the server did not pass on
     orphans_killed: int = 0
     process_group: int | None = None  # with pid_namespace: how to prove no process of the run is left
     pid_namespace: int | None = None
@@ -69,15 +72,16 @@ def exit_signal(returncode: int | None, mode: Mode) -> int | None:
 
 def classify(
     *, timed_out: bool, timeout_s: float, exit_code: int | None, sig: int | None,
-    result: SuccessResult | ErrorResult | None, unsafe: list[str], stderr_tail: str,
+    result: SuccessResult | ErrorResult | None, unsafe: list[str], stderr_tail: str, features_lines: int = 0,
 ) -> tuple[str, str]:
-    """(reason, detail) for a finished run; pure, so every branch is tested by a table."""
+    """(reason, detail) for a finished run; pure, so every branch is tested by a table. The detail
+    names no path, message or value the child chose: only counts and checked fields."""
     if timed_out:
         return "timeout", f"the training child ran past the wall-clock limit of {timeout_s:g} s and was killed"
     if unsafe:
-        return "unsafe_output", f"the child left links or special files in outputs/: {', '.join(unsafe[:5])}"
+        return "unsafe_output", f"the child left {len(unsafe)} links or special files in outputs/"
     if isinstance(result, ErrorResult):
-        return _child_error(result)
+        return _child_error(result, features_lines)
     if sig is not None:
         return _signal_failure(sig)
     if exit_code == 0 and isinstance(result, SuccessResult):
@@ -89,11 +93,11 @@ def classify(
     return "invalid_output", "the training child exited without a valid result.json"
 
 
-def _child_error(result: ErrorResult) -> tuple[str, str]:
+def _child_error(result: ErrorResult, features_lines: int) -> tuple[str, str]:
     limit = LIMIT_ERROR_TYPES.get(result.error_type)
     if limit:
-        return f"{limit}_limit", f"the training child hit the sandbox {limit.replace('_', ' ')} limit: {result.message}"
-    return "child_error", f"training failed with {result.error_type}: {result.message}"
+        return f"{limit}_limit", f"the training child hit the sandbox {limit.replace('_', ' ')} limit while {PHASE_TEXT[result.phase]}"
+    return "child_error", child_error_text(result, features_lines)
 
 
 def _signal_failure(sig: int) -> tuple[str, str]:

@@ -2,8 +2,10 @@
 on the held-out test rows, a logistic-regression baseline → server-side metrics → artifacts.
 
 The child of a stage gets labels for its training rows only; its evaluation rows carry no label,
-and the test rows' labels never leave this process. Every failure ends the MLflow run (FAILED, or
-KILLED on cancellation) with a reason before the error reaches the enforcement point.
+and the test rows' labels never leave this process. The baseline is fitted here, in the server,
+on the raw feature columns (tools/baseline.py): the children run the agent's features.py, which
+could rewrite anything a child writes. Every failure ends the MLflow run (FAILED, or KILLED on
+cancellation) with a reason before the error reaches the enforcement point.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ import numpy as np
 import pandas as pd
 
 from tools.base import CallContext
+from tools.baseline import fit_baseline
 from tools.errors import GovernanceError, SandboxFailed
 from tools.experiment_report import finish_report, run_params, run_tags
 from tools.splits import SplitPlan, labels_from_target, plan_split
 
-BASELINE_MODEL = {"type": "logistic_regression", "params": {}}
 _RECONCILED: set[int] = set()
 
 
@@ -30,7 +32,6 @@ class Stage:
     train: np.ndarray
     evaluate: np.ndarray
     model: dict[str, Any]
-    baseline: dict[str, Any] | None = None
 
 
 @dataclass
@@ -39,7 +40,7 @@ class StageResult:
     scores: np.ndarray
     child: Any
     directory: Any
-    baseline_scores: np.ndarray | None = None
+    baseline_scores: np.ndarray | None = None  # the server-fitted baseline's scores of the stage's evaluation rows
 
 
 def labels_of(frame: pd.DataFrame, config: dict[str, Any]) -> np.ndarray:
@@ -51,8 +52,7 @@ def labels_of(frame: pd.DataFrame, config: dict[str, Any]) -> np.ndarray:
 def stages_of(plan: SplitPlan, model: dict[str, Any]) -> list[Stage]:
     folds = [Stage(f"fold-{i}", f.train, f.validation, model) for i, f in enumerate(plan.folds)]
     development = np.sort(np.concatenate([plan.folds[0].train, plan.folds[0].validation]))
-    # The final fit also fits the baseline on the same rows: same labels seen, one child fewer.
-    return [*folds, Stage("final", development, plan.test, model, BASELINE_MODEL)]
+    return [*folds, Stage("final", development, plan.test, model)]
 
 
 def child_inputs(frame: pd.DataFrame, labels: np.ndarray, stage: Stage, features: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -91,23 +91,28 @@ async def run_stage(ctx: CallContext, run_id: str, stage: Stage, data: dict[str,
     ports, facts = ctx.ports, data["facts"]
     directory = ports.rundirs.stage_dir(run_id, stage.name)
     train, evaluation = child_inputs(data["frame"], data["labels"], stage, facts["feature_columns"])
-    spec = {"model": stage.model, "seed": data["seed"], "feature_columns": facts["feature_columns"], "categorical_columns": facts["categorical_columns"], "device": "auto", "task": "fit_predict", "baseline_model": stage.baseline}
+    spec = {"model": stage.model, "seed": data["seed"], "feature_columns": facts["feature_columns"], "categorical_columns": facts["categorical_columns"], "device": "auto", "task": "fit_predict"}
     await anyio.to_thread.run_sync(ports.rundirs.write_inputs, directory, train, evaluation, spec, facts["provenance"]["features_py"])
 
-    async def on_progress(event: Any) -> None:
-        await progress.report(stage.name, event.step / max(event.total, 1), event.message)
-        metrics = {f"{stage.name}.{k}": v for k, v in event.metrics.items() if v is not None}
+    async def on_progress(step: Any) -> None:
+        # server.sandbox_vocabulary worded the message and clamped the metrics; stage names are ours.
+        await progress.report(stage.name, step.fraction, step.message)
+        metrics = {f"{stage.name}.{k}": v for k, v in step.metrics.items()}
         if metrics:
-            await anyio.to_thread.run_sync(lambda: ports.tracking.log_metrics(run_id, metrics, step=event.step))
+            await anyio.to_thread.run_sync(lambda: ports.tracking.log_metrics(run_id, metrics, step=step.step))
 
     await progress.report(stage.name, 0.0, f"training on {len(stage.train)} rows")
     result = await ports.sandbox.run(directory, on_progress=on_progress)
     result.raise_for_failure()
     predictions = await anyio.to_thread.run_sync(ports.rundirs.read_predictions, directory)
-    baseline = None
-    if stage.baseline is not None:
-        baseline = aligned_scores(await anyio.to_thread.run_sync(ports.rundirs.read_predictions, directory, True), stage.evaluate)
-    return StageResult(stage, aligned_scores(predictions, stage.evaluate), result.result, directory, baseline)
+    return StageResult(stage, aligned_scores(predictions, stage.evaluate), result.result, directory)
+
+
+async def baseline_scores(stage: Stage, data: dict[str, Any]) -> np.ndarray:
+    """The logistic baseline of a stage, fitted in this process on the raw feature columns."""
+    facts = data["facts"]
+    columns = (facts["feature_columns"], facts["categorical_columns"])
+    return await anyio.to_thread.run_sync(fit_baseline, data["frame"], data["labels"], (stage.train, stage.evaluate), columns, data["seed"])
 
 
 def _first_failure(failures: BaseExceptionGroup) -> BaseException:
@@ -150,17 +155,29 @@ async def _train_all(ctx: CallContext, run_id: str, facts: dict[str, Any]) -> tu
     results: dict[str, StageResult] = {}
     limiter = anyio.CapacityLimiter(int(ctx.config["policy"]["training"]["parallel_stages"]))
 
+    baseline: dict[str, np.ndarray] = {}
+
     async def one(stage: Stage) -> None:
         async with limiter:
             results[stage.name] = await run_stage(ctx, run_id, stage, data, progress)
 
-    # Stages are independent children (each sees only its own training labels): run them side by side.
+    async def fit_baselines() -> None:
+        # The final stage's baseline is scored on the (sealed) test rows; the folds' give the
+        # validation lift agents select by.
+        for stage in stages:
+            baseline[stage.name] = await baseline_scores(stage, data)
+
+    # Stages are independent children (each sees only its own training labels): run them side by
+    # side, and the server's own baseline fit with them.
     try:
         async with anyio.create_task_group() as group:
+            group.start_soon(fit_baselines)
             for stage in stages:
                 group.start_soon(one, stage)
     except BaseExceptionGroup as failures:
         raise _first_failure(failures) from None
+    for name, scores in baseline.items():
+        results[name].baseline_scores = scores
     await ctx.progress(len(stages), len(stages), "evaluating")
     return plan, [results[s.name] for s in stages], data
 

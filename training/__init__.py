@@ -12,25 +12,26 @@ Run-directory contract (the server writes inputs/, the child writes outputs/)
     spec.json            {"model": {"type": "xgboost" | "torch_mlp" | "logistic_regression" |
                          "random_forest", "params": {...}}, "seed": int, "feature_columns": [...],
                          "categorical_columns": [...], "device": "auto" | "cpu" | "cuda",
-                         "task": "fit_predict", "max_categories": int (optional, default 50),
-                         "baseline_model": {"type", "params"} or null (optional)}
+                         "task": "fit_predict", "max_categories": int (optional, default 50)}
                          validated by training.spec.RunSpec; unknown keys or hyperparameters are errors.
+                         No baseline is ever fitted here: this process runs features.py, which could
+                         rewrite it; the server fits its baselines itself (tools/baseline.py).
     train.parquet        feature columns + "__row_id__" (int) + "__label__" (0/1 int)
     eval.parquet         feature columns + "__row_id__", and NO "__label__" (the child refuses one)
     features.py          copy of the workspace src/features.py: build_features(frame) -> DataFrame
 <run>/outputs/           the only writable mount (at /sandbox/outputs); must be empty at launch
     predictions.parquet  "__row_id__" (int64), "score" (float64, P(label = 1)), one row per eval row
                          in eval.parquet order
-    baseline_predictions.parquet  the same for baseline_model when the spec names one (fitted on
-                         the same transformed rows; its files under baseline/)
     model/               feature_transform.json (columns, medians, means/stds, category lists) and
                            xgboost:              model.json (Booster.save_model, JSON)
                            torch_mlp:            model.pt (state_dict, CPU tensors) + architecture.json
                            logistic_regression:  model.json (coef, intercept over the transformed features)
                            random_forest:        model.skops (skops.io; load with trusted types only)
     progress.jsonl       one training.contract.ProgressEvent per line, flushed per line:
-                         {"step": i, "total": n, "message": "epoch 3/20", "metrics": {"train_loss": x}}
-                         torch: one per epoch; xgboost: one per tenth of the rounds; sklearn: one.
+                         {"step": i, "metrics": {"train_loss": x}}
+                         torch: one per epoch; xgboost: one per tenth of the rounds; sklearn: one
+                         (training.spec.progress_total). The server words every message itself and
+                         passes on only steps 1..total in order and allowlisted, rounded metrics.
     result.json          training.contract.SuccessResult: {"status": "ok", "train_seconds",
                          "predict_seconds", "inference_latency_ms_per_row", "wall_seconds", "device",
                          "gpu_name", "peak_gpu_memory_bytes" (torch on CUDA), "effective_batch_size"
@@ -38,11 +39,14 @@ Run-directory contract (the server writes inputs/, the child writes outputs/)
                          "library_versions", "n_features", "feature_names", "n_train_rows",
                          "n_eval_rows", "details": {"model_format", "threads", ...}}
                          or on failure training.contract.ErrorResult {"status": "error",
-                         "error_type", "message"} with exit status 1. error_type is the exception
-                         type, or MemoryError / FileSizeLimitError / ProcessLimitError when a sandbox
-                         limit was hit; message is short and names no data values (for exceptions
-                         not raised by training/ it says only the type and the file and line).
-<run>/logs/              written by the launcher on the host: child.stdout, child.stderr
+                         "error_type", "phase", "code", "features_line", "message"} with exit
+                         status 1. error_type is the exception type, or MemoryError /
+                         FileSizeLimitError / ProcessLimitError when a sandbox limit was hit; phase
+                         and code come from fixed lists. The server words the agent's message from
+                         these checked fields only (server/sandbox_vocabulary.py); message, the
+                         child's own text, goes to logs/child_report.json for the operator.
+<run>/logs/              written by the launcher on the host: child.stdout, child.stderr, and
+                         child_report.json (the child's own account of a failure, operator only)
 <run>/scratch/           HOME and TMPDIR of the child in unconfined mode (in bwrap: a private /tmp)
 
 Everything under outputs/ is untrusted: a hostile features.py can overwrite any of it. The server

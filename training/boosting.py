@@ -15,7 +15,7 @@ import numpy as np
 def _import_xgboost() -> ModuleType:
     """xgboost without its optional scikit-learn wrappers (unused: the native API trains here):
     importing scikit-learn would cost every xgboost child ~0.6 s. scikit-learn stays importable
-    afterwards for a baseline fitted in the same child."""
+    afterwards."""
     blocked = "sklearn" not in sys.modules
     if blocked:
         sys.modules["sklearn"] = None  # type: ignore[assignment] - makes `import sklearn` raise ImportError
@@ -33,10 +33,9 @@ from training.determinism import thread_count
 from training.errors import DeviceError
 from training.families import FitOutcome, TrainingData
 from training.outputs import ProgressWriter
-from training.spec import RunSpec, XGBoostParams
+from training.spec import RunSpec, XGBoostParams, boosting_chunk
 
 MODEL_FILE = "model.json"
-PROGRESS_CHUNKS = 10
 NVIDIA_CONTROL_DEVICE = Path("/dev/nvidiactl")
 
 
@@ -46,14 +45,12 @@ class ChunkProgress(xgb.callback.TrainingCallback):
     def __init__(self, progress: ProgressWriter, rounds: int) -> None:
         super().__init__()
         self._progress, self._rounds = progress, rounds
-        self._chunk = max(1, math.ceil(rounds / PROGRESS_CHUNKS))
+        self._chunk = boosting_chunk(rounds)
 
     def after_iteration(self, model: Any, epoch: int, evals_log: dict) -> bool:
         done = epoch + 1
         if done % self._chunk == 0 or done == self._rounds:
-            loss = evals_log["train"]["logloss"][-1]
-            total = math.ceil(self._rounds / self._chunk)
-            self._progress.step(math.ceil(done / self._chunk), total, f"round {done}/{self._rounds}", train_loss=loss)
+            self._progress.step(math.ceil(done / self._chunk), train_loss=evals_log["train"]["logloss"][-1])
         return False
 
 

@@ -6,23 +6,31 @@ hostile features.py can overwrite any file in outputs/. Imports only pydantic.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 PROGRESS_FILE = "progress.jsonl"
 RESULT_FILE = "result.json"
 PREDICTIONS_FILE = "predictions.parquet"
-BASELINE_PREDICTIONS_FILE = "baseline_predictions.parquet"
-BASELINE_DIR = "baseline"
 MODEL_DIR = "model"
 FEATURE_TRANSFORM_FILE = "feature_transform.json"
 MAX_MESSAGE_CHARS = 300
+MAX_PROGRESS_STEP = 1_000_000
 Seconds = Annotated[float, Field(ge=0)]
-# Progress and error text reach the agent while the run is going: fixed shapes keep that channel
-# from carrying arbitrary text (rows of training data) out of the sandbox.
-PROGRESS_MESSAGE_PATTERN = r"^[a-z_]+ (fitted|\d+/\d+)$"
 IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# Where in the child a failure happened. The child reports one of these; the server words the
+# message the agent reads from it (server.sandbox_vocabulary), never from the child's own text.
+Phase = Literal["start", "spec", "inputs", "features_import", "build_features", "transform", "fit", "outputs"]
+# What a failure raised by training/ itself was about; the server holds one fixed sentence per code.
+ErrorCode = Literal[
+    "spec_missing", "spec_invalid", "columns_missing", "labels_invalid", "labels_single_class", "eval_labelled",
+    "features_unloadable", "build_features_missing", "features_not_frame", "features_row_count",
+    "features_no_columns", "features_column_names", "features_columns_missing", "features_column_type",
+    "device_unavailable", "scores_invalid", "batch_size_mismatch", "training_failed",
+]
+PHASES: tuple[str, ...] = get_args(Phase)
+ERROR_CODES: tuple[str, ...] = get_args(ErrorCode)
 # error_type values the child reports when a resource limit of the sandbox was hit.
 LIMIT_ERROR_TYPES = {"MemoryError": "memory", "FileSizeLimitError": "file_size", "ProcessLimitError": "process"}
 
@@ -32,20 +40,25 @@ class ContractModel(BaseModel):
 
 
 class ProgressEvent(ContractModel):
-    step: int = Field(ge=0, description="Steps done so far.")
-    total: int = Field(ge=0, description="Steps of this run (epochs, boosting chunks, 1 for sklearn).")
-    message: str = Field(
-        max_length=80, pattern=PROGRESS_MESSAGE_PATTERN, description='"epoch 3/20", "round 40/200", "random_forest fitted".'
-    )
+    """One progress line as the child writes it. Untrusted: the server keeps only a step within the
+    total it derived from the spec and allowlisted metrics, rounded (server.sandbox_vocabulary)."""
+
+    step: int = Field(ge=0, le=MAX_PROGRESS_STEP, description="Steps done so far.")
     metrics: dict[Annotated[str, Field(max_length=64, pattern=IDENTIFIER_PATTERN)], float | None] = Field(
         default_factory=dict, max_length=16, description="e.g. train_loss of the step."
     )
 
 
 class ErrorResult(ContractModel):
+    """A failed run. Only error_type, phase, code and features_line reach the server's words for
+    the agent, each checked against a fixed list; message is for the operator's log only."""
+
     status: Literal["error"] = "error"
     error_type: str = Field(max_length=100, pattern=IDENTIFIER_PATTERN, description="Exception type, or a LIMIT_ERROR_TYPES name.")
-    message: str = Field(max_length=MAX_MESSAGE_CHARS, description="Short, data-free description.")
+    phase: Phase = Field("start", description="Where in the child the failure happened.")
+    code: ErrorCode | None = Field(None, description="What a failure raised by training/ was about.")
+    features_line: int | None = Field(None, ge=1, le=MAX_PROGRESS_STEP, description="Last features.py line in the traceback.")
+    message: str = Field(max_length=MAX_MESSAGE_CHARS, description="The child's own short text: operator's log only.")
 
 
 class SuccessResult(ContractModel):

@@ -19,13 +19,14 @@ from training.contract import PREDICTIONS_FILE, PROGRESS_FILE, RESULT_FILE, Erro
 
 
 class ProgressWriter:
-    """Appends one JSON line per step: {"step", "total", "message", "metrics"}."""
+    """Appends one JSON line per step: {"step", "metrics"}. The server words the message itself
+    and knows the number of steps from the spec it wrote (training.spec.progress_total)."""
 
     def __init__(self, outputs: Path) -> None:
         self._path = outputs / PROGRESS_FILE
 
-    def step(self, step: int, total: int, message: str, **metrics: float) -> None:
-        event = ProgressEvent(step=step, total=total, message=message, metrics={k: float(v) for k, v in metrics.items()})
+    def step(self, step: int, **metrics: float) -> None:
+        event = ProgressEvent(step=step, metrics={k: float(v) for k, v in metrics.items()})
         with self._path.open("a", encoding="utf-8") as handle:
             handle.write(event.model_dump_json() + "\n")
             handle.flush()

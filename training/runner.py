@@ -1,7 +1,7 @@
 """The child's main line: read inputs/, build and transform features, train, write outputs/.
 
-Any failure becomes result.json {"status": "error", "error_type", "message"} and exit status 1;
-see training/__init__.py for the whole contract.
+Any failure becomes result.json {"status": "error", "error_type", "phase", "code",
+"features_line", "message"} and exit status 1; see training/__init__.py for the whole contract.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from training.contract import BASELINE_DIR, BASELINE_PREDICTIONS_FILE, FEATURE_TRANSFORM_FILE, MODEL_DIR, ErrorResult, SuccessResult
+from training.contract import FEATURE_TRANSFORM_FILE, MODEL_DIR, ErrorResult, Phase, SuccessResult
 from training.determinism import seed_everything
-from training.errors import SpecError, TrainingError, error_message, error_type
+from training.errors import SpecError, TrainingError, error_code, error_message, error_type, features_line
 from training.families import FitOutcome, TrainingData, fit_predict
 from training.outputs import ProgressWriter, write_predictions, write_result
 from training.spec import RunSpec, parse_spec
@@ -29,11 +29,21 @@ ROW_ID, LABEL = "__row_id__", "__label__"
 REPORTED_LIBRARIES = ("numpy", "pandas", "pyarrow", "scikit-learn", "xgboost", "torch", "skops", "pydantic")
 
 
+class PhaseLog:
+    """Where the child is, so a failure can say in which phase it happened."""
+
+    def __init__(self) -> None:
+        self.name: Phase = "start"
+
+    def enter(self, name: Phase) -> None:
+        self.name = name
+
+
 def load_spec(path: Path) -> RunSpec:
     try:
         return parse_spec(path.read_bytes())
     except FileNotFoundError as exc:
-        raise SpecError("inputs/spec.json is missing") from exc
+        raise SpecError("inputs/spec.json is missing", "spec_missing") from exc
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False))
         raise SpecError(f"invalid spec.json: {problems}") from exc
@@ -43,37 +53,43 @@ def read_frame(path: Path, required: list[str], which: str) -> pd.DataFrame:
     frame = pd.read_parquet(path)
     missing = [name for name in required if name not in frame.columns]
     if missing:
-        raise SpecError(f"{which} rows lack columns {missing[:10]}")
+        raise SpecError(f"{which} rows lack columns {missing[:10]}", "columns_missing")
     return frame.reset_index(drop=True)
 
 
 def training_labels(train: pd.DataFrame) -> np.ndarray:
     labels = train[LABEL]
     if labels.isna().any() or not set(labels.unique()) <= {0, 1}:
-        raise SpecError("training labels must be 0 or 1")
+        raise SpecError("training labels must be 0 or 1", "labels_invalid")
     if labels.nunique() < 2:
-        raise SpecError("training rows hold a single class; a classifier needs both")
+        raise SpecError("training rows hold a single class; a classifier needs both", "labels_single_class")
     return labels.to_numpy().astype("int64")
 
 
-def prepare(spec: RunSpec, inputs: Path) -> tuple[TrainingData, FeatureTransform, np.ndarray]:
+def prepare(spec: RunSpec, inputs: Path, phase: PhaseLog | None = None) -> tuple[TrainingData, FeatureTransform, np.ndarray]:
+    phase = phase or PhaseLog()
     columns = list(spec.feature_columns)
+    phase.enter("inputs")
     train = read_frame(inputs / "train.parquet", [ROW_ID, LABEL, *columns], "training")
     evaluation = read_frame(inputs / "eval.parquet", [ROW_ID, *columns], "evaluation")
     if LABEL in evaluation.columns:
-        raise SpecError("evaluation rows must not carry labels")
+        raise SpecError("evaluation rows must not carry labels", "eval_labelled")
+    labels = training_labels(train)
+    phase.enter("features_import")
     build = load_build_features(inputs / "features.py")
+    phase.enter("build_features")
     train_built = apply_build_features(build, train[columns], "training")
     eval_built = apply_build_features(build, evaluation[columns], "evaluation")
+    phase.enter("transform")
     transform = FeatureTransform.fit(train_built, spec.categorical_columns, spec.max_categories)
-    data = TrainingData(transform.transform(train_built, "training"), training_labels(train),
+    data = TrainingData(transform.transform(train_built, "training"), labels,
                         transform.transform(eval_built, "evaluation"))
     return data, transform, evaluation[ROW_ID].to_numpy()
 
 
 def check_scores(scores: np.ndarray, n_rows: int) -> None:
     if scores.shape != (n_rows,) or not np.all(np.isfinite(scores)) or scores.min() < 0 or scores.max() > 1:
-        raise TrainingError("the model produced scores outside [0, 1] or not one per evaluation row")
+        raise TrainingError("the model produced scores outside [0, 1] or not one per evaluation row", "scores_invalid")
 
 
 def library_versions() -> dict[str, str]:
@@ -99,30 +115,29 @@ def success_result(outcome: FitOutcome, transform: FeatureTransform, n_rows: tup
     )
 
 
-def run(run_dir: Path) -> SuccessResult:
+def run(run_dir: Path, phase: PhaseLog | None = None) -> SuccessResult:
+    """Train and predict one run. Baselines are never fitted here: this process runs features.py,
+    which could rewrite them; the server fits its baselines itself."""
+    phase = phase or PhaseLog()
     inputs, outputs = run_dir / "inputs", run_dir / "outputs"
+    phase.enter("spec")
     spec = load_spec(inputs / "spec.json")
     seed_everything(spec.seed)
-    data, transform, row_ids = prepare(spec, inputs)
+    data, transform, row_ids = prepare(spec, inputs, phase)
+    phase.enter("fit")
     model_dir = outputs / MODEL_DIR
     model_dir.mkdir(exist_ok=True)
     (model_dir / FEATURE_TRANSFORM_FILE).write_text(json.dumps(transform.to_json(), indent=2, sort_keys=True))
     outcome = fit_predict(spec, data, ProgressWriter(outputs), model_dir)
     check_scores(outcome.scores, len(row_ids))
+    phase.enter("outputs")
     write_predictions(outputs, row_ids, outcome.scores)
-    if spec.baseline_model is not None:
-        fit_baseline(spec, data, outputs, row_ids)
     return success_result(outcome, transform, (len(data.x_train), len(row_ids)))
 
 
-def fit_baseline(spec: RunSpec, data: TrainingData, outputs: Path, row_ids: np.ndarray) -> None:
-    """The baseline on the very same transformed rows; saves a child process per run."""
-    baseline_dir = outputs / BASELINE_DIR
-    baseline_dir.mkdir()
-    baseline_spec = spec.model_copy(update={"model": spec.baseline_model, "baseline_model": None})
-    outcome = fit_predict(baseline_spec, data, ProgressWriter(baseline_dir), baseline_dir)
-    check_scores(outcome.scores, len(row_ids))
-    write_predictions(outputs, row_ids, outcome.scores, BASELINE_PREDICTIONS_FILE)
+def error_result(exc: BaseException, phase: Phase, features: Path) -> ErrorResult:
+    return ErrorResult(error_type=error_type(exc), phase=phase, code=error_code(exc),
+                       features_line=features_line(exc, features), message=error_message(exc, features))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,12 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", type=Path, required=True, help="Directory holding inputs/ and outputs/.")
     run_dir = parser.parse_args(argv).run_dir
     (run_dir / "outputs").mkdir(exist_ok=True)
-    started = time.perf_counter()
+    started, phase = time.perf_counter(), PhaseLog()
     try:
-        result = run(run_dir)
+        result = run(run_dir, phase)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - every failure must end as a result document
-        features = (run_dir / "inputs" / "features.py").resolve()
-        write_result(run_dir / "outputs", ErrorResult(error_type=error_type(exc), message=error_message(exc, features)))
+        write_result(run_dir / "outputs", error_result(exc, phase.name, (run_dir / "inputs" / "features.py").resolve()))
         return 1
     write_result(run_dir / "outputs", result.model_copy(update={"wall_seconds": time.perf_counter() - started}))
     return 0

@@ -41,7 +41,7 @@ def fit_predict(spec: RunSpec, data: TrainingData, progress: ProgressWriter, mod
     estimator.fit(data.x_train, data.y_train)
     train_seconds = time.perf_counter() - started
     train_loss = log_loss(data.y_train, estimator.predict_proba(data.x_train)[:, 1], labels=[0, 1])
-    progress.step(1, 1, f"{spec.model.type} fitted", train_loss=train_loss)
+    progress.step(1, train_loss=train_loss)
     started = time.perf_counter()
     scores = estimator.predict_proba(data.x_eval)[:, 1]
     predict_seconds = time.perf_counter() - started

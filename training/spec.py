@@ -7,6 +7,7 @@ silently ignored and then logged as if it had been used.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -110,9 +111,25 @@ class RunSpec(StrictModel):
     max_categories: int = Field(
         50, ge=1, le=1000, description="Most frequent training categories kept per column; the rest encode as unknown."
     )
-    baseline_model: ModelSpec | None = Field(
-        None, description="Also fit this model on the same transformed rows and write baseline_predictions.parquet."
-    )
+
+
+# xgboost reports progress once per tenth of its boosting rounds.
+PROGRESS_CHUNKS = 10
+
+
+def boosting_chunk(rounds: int) -> int:
+    """Boosting rounds per progress step."""
+    return max(1, math.ceil(rounds / PROGRESS_CHUNKS))
+
+
+def progress_total(model: XGBoostModel | LogisticRegressionModel | RandomForestModel | TorchMLPModel) -> int:
+    """How many progress steps a child training `model` writes: epochs for torch, chunks of rounds
+    for xgboost, one for scikit-learn. The server bounds the child's progress by this number."""
+    if isinstance(model, TorchMLPModel):
+        return model.params.epochs
+    if isinstance(model, XGBoostModel):
+        return math.ceil(model.params.n_estimators / boosting_chunk(model.params.n_estimators))
+    return 1
 
 
 def parse_spec(text: str | bytes) -> RunSpec:

@@ -75,7 +75,7 @@ class EpochTrainer:
         """Every window but the epoch's last holds exactly the effective batch size."""
         if interior and window_rows != self.params.effective_batch_size:
             raise TrainingError(f"optimizer step saw {window_rows} rows, not the effective batch size "
-                                f"{self.params.effective_batch_size}")
+                                f"{self.params.effective_batch_size}", "batch_size_mismatch")
         self.optimizer_steps += 1
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -116,7 +116,7 @@ def fit_predict(spec: RunSpec, data: TrainingData, progress: ProgressWriter, mod
     started = time.perf_counter()
     for epoch in range(1, params.epochs + 1):
         loss = trainer.run(x_train, y_train)
-        progress.step(epoch, params.epochs, f"epoch {epoch}/{params.epochs}", train_loss=loss)
+        progress.step(epoch, train_loss=loss)
     train_seconds = time.perf_counter() - started
     started = time.perf_counter()
     scores = predict(network, torch.from_numpy(data.x_eval).to(device))

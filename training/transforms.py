@@ -31,7 +31,7 @@ def load_build_features(path: Path) -> BuildFeatures:
     module_spec.loader.exec_module(module)
     build = getattr(module, "build_features", None)
     if not callable(build):
-        raise FeatureError("features.py must define build_features(frame) -> DataFrame")
+        raise FeatureError("features.py must define build_features(frame) -> DataFrame", "build_features_missing")
     return build
 
 
@@ -39,13 +39,13 @@ def apply_build_features(build: BuildFeatures, frame: pd.DataFrame, which: str) 
     """Run build_features on a copy and check its output; raises FeatureError."""
     built = build(frame.copy())
     if not isinstance(built, pd.DataFrame):
-        raise FeatureError(f"build_features returned {type(built).__name__} for {which} rows, not a DataFrame")
+        raise FeatureError(f"build_features returned {type(built).__name__} for {which} rows, not a DataFrame", "features_not_frame")
     if len(built) != len(frame):
-        raise FeatureError(f"build_features returned {len(built)} rows for {len(frame)} {which} rows")
+        raise FeatureError(f"build_features returned {len(built)} rows for {len(frame)} {which} rows", "features_row_count")
     if built.shape[1] == 0:
-        raise FeatureError(f"build_features returned no columns for {which} rows")
+        raise FeatureError(f"build_features returned no columns for {which} rows", "features_no_columns")
     if not all(isinstance(name, str) for name in built.columns) or built.columns.has_duplicates:
-        raise FeatureError("build_features must return unique string column names")
+        raise FeatureError("build_features must return unique string column names", "features_column_names")
     return built.reset_index(drop=True)
 
 
@@ -118,7 +118,7 @@ class FeatureTransform:
     def transform(self, frame: pd.DataFrame, which: str) -> np.ndarray:
         missing = [name for name in self.columns if name not in frame.columns]
         if missing:
-            raise FeatureError(f"build_features output for {which} rows lacks columns {missing[:10]}")
+            raise FeatureError(f"build_features output for {which} rows lacks columns {missing[:10]}", "features_columns_missing")
         blocks = [self._encode(name, frame[name]) for name in self.columns]
         return np.column_stack(blocks).astype("float32")
 
@@ -149,4 +149,4 @@ def _as_float_checked(series: pd.Series) -> np.ndarray:
     try:
         return _as_float(series)
     except (TypeError, ValueError) as exc:
-        raise FeatureError(f"column {series.name!r} is neither numeric nor categorical") from exc
+        raise FeatureError(f"column {series.name!r} is neither numeric nor categorical", "features_column_type") from exc

@@ -9,7 +9,10 @@ import subprocess
 import pytest
 
 from server.sandbox_io import ProgressTail, audit_outputs, prepare_run_dir, read_output_bytes, sandbox_processes
+from server.sandbox_vocabulary import ProgressGate, ProgressPlan
 from tools.errors import SandboxFailed
+
+TWO_EPOCHS = ProgressGate(ProgressPlan("torch_mlp", 2))
 
 
 def test_a_symlink_planted_as_an_output_is_never_followed(tmp_path):
@@ -42,24 +45,24 @@ def test_audit_outputs_lists_everything_but_plain_files_and_directories(tmp_path
     assert audit_outputs(tmp_path) == ["model/link", "pipe"]
 
 
-def test_progress_tail_yields_complete_valid_lines_only(tmp_path):
+def test_progress_tail_yields_complete_admitted_lines_only(tmp_path):
     path = tmp_path / "progress.jsonl"
-    tail = ProgressTail(path)
+    tail = ProgressTail(path, TWO_EPOCHS)
     assert tail.read_new() == []  # not written yet
     with path.open("a") as handle:
-        handle.write('{"step": 1, "total": 2, "message": "epoch 1/2", "metrics": {"train_loss": 0.5}}\n{"step": 2,')
-    assert [event.step for event in tail.read_new()] == [1]
+        handle.write('{"step": 1, "metrics": {"train_loss": 0.5}}\n{"step": 2,')
+    assert [(event.step, event.message) for event in tail.read_new()] == [(1, "epoch 1/2")]
     with path.open("a") as handle:
-        handle.write(' "total": 2, "message": "epoch 2/2"}\n{"step": 3, "total": 3, "message": "row 17: alice"}\n')
-    assert [event.step for event in tail.read_new()] == [2]
-    assert (tail.delivered, tail.rejected) == (2, 1)  # free text is not a progress message
+        handle.write(' "metrics": {}}\n{"step": 3}\n{"step": 1, "message": "row 17: alice"}\n')
+    assert [event.message for event in tail.read_new()] == ["epoch 2/2"]
+    assert (tail.delivered, tail.rejected) == (2, 2)  # past the total; free text is not a progress field
     tail.close()
 
 
 def test_progress_tail_refuses_a_symlinked_progress_file(tmp_path):
-    (tmp_path / "secret").write_text('{"step": 1, "total": 1, "message": "epoch 1/1"}\n')
+    (tmp_path / "secret").write_text('{"step": 1}\n')
     (tmp_path / "progress.jsonl").symlink_to(tmp_path / "secret")
-    tail = ProgressTail(tmp_path / "progress.jsonl")
+    tail = ProgressTail(tmp_path / "progress.jsonl", TWO_EPOCHS)
     assert tail.read_new() == [] and tail.closed
 
 

@@ -62,3 +62,20 @@ def test_read_result_rejects_documents_outside_the_contract(tmp_path):
     assert read_result(tmp_path) is None
     (tmp_path / "result.json").write_text(OK.model_dump_json())
     assert read_result(tmp_path) == OK
+
+
+def test_a_child_error_is_worded_by_the_server_from_checked_fields_only():
+    hostile = ErrorResult(error_type="Row_17_alice_label_1", phase="build_features", code="features_row_count",
+                          features_line=9_000, message="alice,52000,1\nbob,31000,0")
+    reason, detail = classify(timed_out=False, timeout_s=5, exit_code=1, sig=None, result=hostile, unsafe=[],
+                              stderr_tail="alice,52000,1", features_lines=40)
+    assert reason == "child_error"
+    assert detail == ("the training child failed while running build_features: an exception of another type "
+                      "(build_features returned a different number of rows than it was given)")
+
+
+def test_unsafe_outputs_are_counted_not_named():
+    reason, detail = classify(timed_out=False, timeout_s=5, exit_code=0, sig=None, result=OK,
+                              unsafe=["alice_52000_1", "bob_31000_0"], stderr_tail="")
+    assert reason == "unsafe_output" and "alice" not in detail and "2 links" in detail
+

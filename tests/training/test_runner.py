@@ -13,7 +13,7 @@ import pytest
 from tests.training.rundirs import eval_row_ids, write_run_dir
 from training.contract import ErrorResult, ProgressEvent, SuccessResult
 from training.runner import load_spec, main, prepare
-from training.spec import MODEL_TYPES
+from training.spec import MODEL_TYPES, progress_total
 
 
 def run_child(run_dir: Path) -> tuple[int, SuccessResult | ErrorResult]:
@@ -36,8 +36,10 @@ def test_each_family_predicts_every_evaluation_row_deterministically(tmp_path, m
     assert predictions(first)["__row_id__"].tolist() == eval_row_ids(first)
     assert predictions(first)["score"].between(0, 1).all()
     pd.testing.assert_frame_equal(predictions(first), predictions(second))
-    lines = (first / "outputs" / "progress.jsonl").read_text().splitlines()
-    assert lines and all(ProgressEvent.model_validate_json(line).metrics["train_loss"] > 0 for line in lines)
+    events = [ProgressEvent.model_validate_json(line) for line in (first / "outputs" / "progress.jsonl").read_text().splitlines()]
+    total = progress_total(load_spec(first / "inputs" / "spec.json").model)
+    assert [e.step for e in events] == list(range(1, total + 1))  # the server bounds progress by this total
+    assert all(e.metrics["train_loss"] > 0 for e in events)
     assert (first / "outputs" / "model" / "feature_transform.json").is_file()
 
 
@@ -60,6 +62,7 @@ def test_features_that_raise_give_a_data_free_error_naming_type_and_line(tmp_pat
     source = "def build_features(frame):\n    secret = frame['income'].iloc[0]\n    raise ValueError(f'bad {secret}')\n"
     status, result = run_child(write_run_dir(tmp_path, features_source=source))
     assert status == 1 and result.error_type == "ValueError"
+    assert (result.phase, result.code, result.features_line) == ("build_features", None, 3)
     assert "features.py line 3" in result.message and "bad" not in result.message
 
 
@@ -75,6 +78,7 @@ def test_evaluation_rows_carrying_labels_are_refused(tmp_path):
     frame.to_parquet(run_dir / "inputs" / "eval.parquet")
     status, result = run_child(run_dir)
     assert status == 1 and result.error_type == "SpecError" and "must not carry labels" in result.message
+    assert (result.phase, result.code) == ("inputs", "eval_labelled")
 
 
 def test_build_features_never_sees_labels_or_row_ids(tmp_path):
@@ -109,14 +113,11 @@ def test_logistic_regression_artifact_alone_reproduces_its_predictions(tmp_path)
     np.testing.assert_allclose(predictions(run_dir)["score"], expected, rtol=1e-6)
 
 
-def test_a_baseline_model_is_fitted_on_the_same_rows_and_predicts_every_row(tmp_path):
+def test_the_child_fits_no_baseline_a_spec_asking_for_one_is_refused(tmp_path):
     run_dir = write_run_dir(tmp_path / "run", "xgboost")
     spec_path = run_dir / "inputs" / "spec.json"
     spec = json.loads(spec_path.read_text())
     spec_path.write_text(json.dumps({**spec, "baseline_model": {"type": "logistic_regression", "params": {}}}))
-    assert main(["--run-dir", str(run_dir)]) == 0
-    outputs = run_dir / "outputs"
-    model = pd.read_parquet(outputs / "predictions.parquet")
-    baseline = pd.read_parquet(outputs / "baseline_predictions.parquet")
-    assert baseline["__row_id__"].tolist() == model["__row_id__"].tolist() == eval_row_ids(run_dir)
-    assert not np.allclose(baseline["score"], model["score"])
+    status, result = run_child(run_dir)
+    assert status == 1 and (result.error_type, result.phase, result.code) == ("SpecError", "spec", "spec_invalid")
+    assert [p.name for p in (run_dir / "outputs").iterdir()] == ["result.json"]
