@@ -211,6 +211,11 @@ class MlflowTracking:
         except MlflowException as error:
             raise NotFound(f"no run {run_id}", "list runs to find the id", rule_id="tracking.run_not_found") from error
 
+    def experiments(self) -> list[dict[str, str]]:
+        """Every active experiment of the store as `{id, name}`, oldest first (never creates one)."""
+        found = self.client.search_experiments(order_by=["creation_time ASC"])
+        return [{"id": e.experiment_id, "name": e.name} for e in found]
+
     def search_runs(self, experiment_ids: list[str], filter_string: str = "", order_by: list[str] | None = None, max_results: int = 100) -> list[dict[str, Any]]:
         """Runs of the experiments matching an MLflow filter, as plain dicts (at most `max_results`)."""
         runs = self.client.search_runs(experiment_ids, filter_string=filter_string, order_by=order_by or [], max_results=max_results)
