@@ -15,6 +15,7 @@ import pytest
 from policies import Principal
 from server.audit import verify
 from server.cli import main
+from tests.credentials import approver, use_token
 from tests.tools.promotion_lab import MODEL, Lab, build_lab, call, clone_run, config_params, reset_registry, tampered
 from tools.promote import promotion_hash
 from tools.provenance import stable_json
@@ -44,9 +45,17 @@ def registered_versions(lab: Lab) -> list[Any]:
     return lab.client.search_model_versions(f"name='{MODEL}'")
 
 
+async def as_human(name: str, lab: Lab, argv: list[str]) -> int:
+    """`mlgate ...` run by a human at a terminal with their own token in MLGATE_TOKEN (its own event
+    loop, like a process)."""
+    with pytest.MonkeyPatch.context() as env:
+        use_token(env, lab.settings.state_dir, name)
+        return await anyio.to_thread.run_sync(main, argv)
+
+
 async def approve(lab: Lab, approval_id: str) -> int:
-    """`mlgate approvals approve ID` as a human at a terminal (its own event loop, like a process)."""
-    return await anyio.to_thread.run_sync(main, ["approvals", "approve", approval_id, "--workspace", str(lab.workspace), "--as", "bob"])
+    """`mlgate approvals approve ID` as bob at a terminal."""
+    return await as_human("bob", lab, ["approvals", "approve", approval_id, "--workspace", str(lab.workspace)])
 
 
 def download_card(lab: Lab, run_id: str, scratch: Path) -> bytes:
@@ -205,7 +214,7 @@ async def test_an_approval_is_bound_to_its_run(lab: Lab) -> None:
         change_hash=promotion_hash(MODEL, lab.run_id, "champion"), target=f"{MODEL}@champion", diff=[], fields=[],
         requester=Principal("alice", "human"), reasoning=None, now="2026-01-01T00:00:00Z", kind="promotion",
     )  # fmt: skip
-    lab.ports.approvals.decide(approved["id"], approve=True, approver=Principal("bob", "human"), note=None, now="2026-01-01T00:01:00Z")
+    lab.ports.approvals.decide(approved["id"], approve=True, approver=approver(lab.settings.state_dir, "bob"), note=None, now="2026-01-01T00:01:00Z")
     other = with_reproduction(lab, clone_run(lab, lab.run_id), (0.8, 0.8))
     failed, content = await call(lab, "promote", {"run_id": other, "alias": "champion"}, lab.human())
     assert failed and denied_by(content) == {"promotion.human_approval"}
@@ -218,8 +227,8 @@ async def test_rollback_after_two_promotions_restores_the_previous_candidate(lab
     better = clone_run(lab, lab.run_id, metrics={"test_roc_auc": 0.9})
     failed, second = await call(lab, "promote", {"run_id": better})
     assert not failed and second["previous_version"] == first["version"] and second["version"] == "2"
-    command = ["rollback", MODEL, "--alias", "candidate", "--workspace", str(lab.workspace), "--as", "carol"]
-    assert await anyio.to_thread.run_sync(main, command) == 0
+    command = ["rollback", MODEL, "--alias", "candidate", "--workspace", str(lab.workspace)]
+    assert await as_human("carol", lab, command) == 0
     assert lab.ports.registry.alias_version(MODEL, "candidate") == first["version"]
     failed, again = await call(lab, "promote", {"run_id": better})
     assert not failed and again["version"] == "2" and again["created"] is False and again["changed"] is True
