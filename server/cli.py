@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from tools.errors import GovernanceError
 
-COMMAND_MODULES = ("workspace", "standards", "data", "serve", "token", "approvals", "audit", "demo", "prs", "models", "backup", "ui", "promote", "insights")
+COMMAND_MODULES = ("workspace", "standards", "data", "serve", "token", "approvals", "audit", "demo", "prs", "models", "backup", "ui", "promote", "insights", "drift")
 
 
 def build_parser() -> argparse.ArgumentParser:

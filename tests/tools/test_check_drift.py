@@ -141,3 +141,19 @@ def test_a_feature_exactly_at_the_threshold_is_not_flagged() -> None:
     frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0] * 10})
     report = drift_report(drift_baseline(frame), frame, threshold=0.0)
     assert report["psi"]["x"] == 0.0 and report["flagged"] == []
+
+
+def test_cli_twin_exits_1_and_lists_drifted_features_first(workspace: Path, lab: dict, capsys) -> None:
+    from server.cli import main  # noqa: PLC0415
+
+    assert main(["drift", "--workspace", str(workspace), "--run", lab["run_id"], "--dataset", lab["shifted"]]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[:2]] == ["DRIFT", "DRIFT"] and {lines[0].split()[-1], lines[1].split()[-1]} == {"income", "employment_type"}
+    assert lines[-1].endswith("2 of 4 features above PSI 0.2")
+
+
+def test_cli_twin_exits_0_when_nothing_drifted(workspace: Path, lab: dict, capsys) -> None:
+    from server.cli import main  # noqa: PLC0415
+
+    assert main(["drift", "--workspace", str(workspace), "--run", lab["run_id"], "--dataset", lab["same"]]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].endswith("no feature above PSI 0.2")
