@@ -30,7 +30,7 @@ from typing import Any
 
 from policies.decision import Decision, rule
 from policies.principal import Principal
-from policies.provenance import COMMIT, protected_deviations
+from policies.provenance import COMMIT, protected_deviations, run_files_problem
 
 SOURCE = "DESIGN.md §3 promote, §4 promotion gates"
 ROLE_SOURCE = "DESIGN.md §4 roles"
@@ -91,10 +91,11 @@ def gate_run_succeeded(facts: Mapping[str, Any], config: Mapping[str, Any]) -> E
 
 def gate_run_clean(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Entry:
     params = _params(facts)
-    observed = {"git_commit": params.get("git_commit"), "git_dirty": params.get("git_dirty")}
+    observed = {"git_commit": params.get("git_commit"), "git_dirty": params.get("git_dirty"), "run_files": facts.get("run_files")}
     ok = params.get("git_dirty") == "false" and bool(COMMIT.match(str(params.get("git_commit", ""))))
-    reason = "made from a clean commit" if ok else "the run was made from uncommitted changes or records no commit"
-    return entry("run_clean", "PASS" if ok else "FAIL", observed, {"git_dirty": "false"}, reason)
+    problem = None if not ok else run_files_problem(facts.get("run_files"))
+    reason = problem or ("made from a clean commit" if ok else "the run was made from uncommitted changes or records no commit")
+    return entry("run_clean", "PASS" if ok and problem is None else "FAIL", observed, {"git_dirty": "false", "run_files": "the blobs at the commit"}, reason)
 
 
 def gate_model_logged(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Entry:
@@ -197,7 +198,7 @@ GateCheck = Callable[[Mapping[str, Any], Mapping[str, Any]], Entry]
 # (rule id, gate, what it guards, what to do when it fails)
 GATES: tuple[tuple[str, GateCheck, str, str], ...] = (
     ("promotion.run_succeeded", gate_run_succeeded, "The run FINISHED.", "promote a run that FINISHED; run_experiment again if it failed"),
-    ("promotion.run_clean", gate_run_clean, "The run was made from a clean commit (git_dirty false, a full commit id).", "commit your work, run_experiment from the clean commit, then promote that run"),
+    ("promotion.run_clean", gate_run_clean, "The run was made from a clean commit (git_dirty false, a full commit id, every file it used is the blob at that commit).", "commit your work, run_experiment from the clean commit, then promote that run"),
     ("promotion.model_logged", gate_model_logged, "The run logged a model artifact (model/) to register.", "promote a run made by run_experiment (it logs the model)"),
     ("promotion.commit_on_pr_branch", gate_commit_on_pr_branch, "The run's commit exists and is reachable from the branch of a recorded pull request.", "open_pr for this run first (its commit must be on a recorded PR branch)"),
     ("promotion.dataset_verified", gate_dataset_verified, "The run's dataset, re-hashed at promotion, still matches its recorded content hash.", "the dataset changed since the run: ask the operator to run `mlgate data verify` and restore it; nothing trained on changed bytes is promoted"),

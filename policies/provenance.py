@@ -16,6 +16,8 @@ Facts are a mapping gathered by tools/open_pr.py:
     experiment       configs/experiment.yaml at C (parsed) or None
     in_force         {protected path: canonical value} approved values the server last wrote
     secret_findings  ["title", "body", ...] parts of the PR text that look like credentials
+    run_files        {recorded, mismatched}: the files the run used (its recorded SHA-256s) re-checked
+                     against the blobs at C (tools/run_pins.run_files_check)
 
 The helpers here are also used by the workspace hooks (server/hooks.py) on staged changes.
 """
@@ -81,6 +83,18 @@ def protected_deviations(document: Any, protected: Mapping[str, Any], in_force: 
     return found
 
 
+def run_files_problem(run_files: Any) -> str | None:
+    """Why the files a run used do not show it clean at its commit, or None. `run_files`:
+    {recorded: bool, mismatched: [paths]} as re-checked from the run's recorded hashes."""
+    if not isinstance(run_files, Mapping) or run_files.get("recorded") is not True:
+        return "the run recorded no hashes of the files it used (run_files_sha256), so it cannot be shown to match its commit"
+    mismatched = run_files.get("mismatched")
+    if not isinstance(mismatched, list) or mismatched:
+        listed = ", ".join(map(str, mismatched)) if isinstance(mismatched, list) else "unknown files"
+        return f"the bytes the run used differ from its commit in {listed} (an uncommitted or hidden change)"
+    return None
+
+
 def _run_params(facts: Mapping[str, Any]) -> Mapping[str, Any]:
     run = facts["run"]
     return (run.get("params") or {}) if isinstance(run, Mapping) else {}
@@ -98,16 +112,21 @@ def run_succeeded(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decisi
     return Decision.deny("pr.run_succeeded", f"the run's status is {status or 'unknown'}, not FINISHED", "open a PR only for a run that finished; run_experiment again if it failed or was killed")
 
 
-@rule("pr.run_clean", source=SOURCE, description="The run was made from a clean commit: git_dirty is false and git_commit is a full commit id.")
+@rule(
+    "pr.run_clean",
+    source=SOURCE,
+    description="The run was made from a clean commit: git_dirty is false, git_commit is a full commit id, and every file the run used (its recorded SHA-256) is the blob at that commit.",
+)
 def run_clean(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
     params = _run_params(facts)
-    if params.get("git_dirty") == "false" and COMMIT.match(str(params.get("git_commit", ""))):
-        return Decision.allow("pr.run_clean", f"run made from clean commit {params['git_commit']}")
-    return Decision.deny(
-        "pr.run_clean",
-        f"the run was made from a working tree with uncommitted changes (git_dirty={params.get('git_dirty')!r}) or records no commit",
-        "commit your changes, run_experiment again from the clean commit, then open_pr with the new run id",
-    )
+    remediation = "commit your changes (un-hide any file: git update-index --no-skip-worktree --no-assume-unchanged FILE), run_experiment again from the clean commit, then open_pr with the new run id"
+    if params.get("git_dirty") != "false" or not COMMIT.match(str(params.get("git_commit", ""))):
+        reason = f"the run was made from a working tree with uncommitted changes (git_dirty={params.get('git_dirty')!r}) or records no commit"
+        return Decision.deny("pr.run_clean", reason, remediation)
+    problem = run_files_problem(facts.get("run_files"))
+    if problem is not None:
+        return Decision.deny("pr.run_clean", problem, remediation)
+    return Decision.allow("pr.run_clean", f"run made from clean commit {params['git_commit']}")
 
 
 @rule("pr.branch_allowed", source="issue 5 git adapter", description=f"The feature branch is {BRANCH_RULE}; never the protected branch, never an option or a ref expression.")

@@ -177,6 +177,15 @@ class GitRepo:
         proc = self.run("show", f"{ref}:{relpath}", check=False)
         return proc.stdout if proc.returncode == 0 else None
 
+    def blob_at(self, commit: str, relpath: str) -> bytes | None:
+        """The raw blob of `relpath` in commit `commit` (no filter, textconv or eol conversion:
+        the bytes git stores), or None when the commit holds no such file. Raises GitRefused for
+        a refused commit id or path."""
+        if not SAFE_PATH.match(relpath):
+            raise GitRefused(f"refused path {relpath!r}", "use a relative path")
+        proc = self.run("cat-file", "blob", f"{check_commit(commit)}:{relpath}", check=False)
+        return proc.stdout if proc.returncode == 0 else None
+
     def staged(self, relpath: str) -> bytes | None:
         """The bytes of `relpath` in the index (what the next commit holds), or None."""
         if not SAFE_PATH.match(relpath):

@@ -32,6 +32,8 @@ def run_params(request: Any, facts: dict[str, Any], ctx: CallContext) -> dict[st
     """Tier 1 (provenance, every hyperparameter, seed) and Tier 3 (agent cost, reasoning)."""
     provenance, manifest, config = facts["provenance"], facts["dataset"].manifest, facts["config"]
     params: dict[str, Any] = {key: provenance[key] for key in TIER1_KEYS}
+    if "run_files_sha256" in provenance:  # what open_pr and promote re-check against the commit
+        params["run_files_sha256"] = provenance["run_files_sha256"]
     params.update(git_dirty=str(bool(provenance["git_dirty"])).lower(), dataset_content_hash=manifest["content_hash"], dataset_schema_hash=manifest["schema_hash"], seed=config["experiment"]["seed"])
     params["config"] = config
     params["feature_columns"] = facts["feature_columns"]

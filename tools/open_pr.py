@@ -22,6 +22,7 @@ from policies.registry import load_all
 from tools.base import CallContext, StrictInput, ToolSpec
 from tools.errors import GitRefused, InvalidInput
 from tools.experiment_schema import EXPERIMENT_PATH
+from tools.run_pins import run_files_check
 from tools.secrets_scan import secret_kind_of_value
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
@@ -167,6 +168,7 @@ def gather(request: OpenPrInput, ctx: CallContext) -> dict[str, Any]:
         "commit_known": known,
         "in_force": ports.approvals.in_force() if ports.approvals is not None else {},
         "secret_findings": _secret_parts(request),
+        "run_files": run_files_check(ports.git, run.get("params") or {}) if known else {"recorded": False, "mismatched": []},
         **(_diff_facts(ctx, commit) if known else NO_DIFF),
     }
     facts["gate_receipt"] = ports.run_artifacts.read_json(request.run_id, GATE_RECEIPT) if ports.run_artifacts is not None else None

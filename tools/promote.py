@@ -30,7 +30,7 @@ from tools.evaluation import gate_receipt
 from tools.experiment_schema import EXPERIMENT_PATH
 from tools.model_card import card_tags, model_card
 from tools.provenance import sha256_json
-from tools.run_pins import pin_mismatches, rebuild_config
+from tools.run_pins import pin_mismatches, rebuild_config, run_files_check
 
 CARD_ARTIFACT = "model_card.json"
 REPORT_ARTIFACT = "evaluation_report.json"
@@ -182,6 +182,7 @@ def gather(request: PromoteInput, ctx: CallContext) -> dict[str, Any]:
         "principal": ctx.principal, "alias": request.alias, "run": run, "model": model,
         "model_logged": ports.registry.has_model_artifact(request.run_id),
         "commit_known": known, "pr_reach": _pr_reach(ctx, commit) if known else [],
+        "run_files": run_files_check(ports.git, params) if known else {"recorded": False, "mismatched": []},
         "dataset": _dataset(ctx, params.get("dataset_content_hash")),
         "run_config": _run_config(ctx, params, commit if known else None),
         "metric_gates": _metric_gates(ctx, run, champion, _variance(seed_runs)),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -63,3 +64,39 @@ def feature_pipeline_hash(features_source: bytes, feature_config: Mapping[str, A
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.hexdigest()
+
+
+# --- the files a run used, against its commit (is the run "dirty"?) ----------------------------
+
+# The workspace files whose bytes a run uses: the feature code copied into the sandbox and the
+# configs it reads. A run is clean only if each file it used is byte-identical to the blob at
+# its commit; `git status` alone is not trusted (skip-worktree and assume-unchanged hide edits).
+FEATURES_PATH = "src/features.py"
+RUN_FILES = (FEATURES_PATH, "configs/experiment.yaml", "configs/reasoning.yaml")
+RUN_FILES_PARAM = "run_files_sha256"
+_SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
+
+
+def run_files_param(used: Mapping[str, str]) -> str:
+    """The `run_files_sha256` param: canonical JSON {path: SHA-256 of the bytes the run used}."""
+    return canonical_json(dict(used))
+
+
+def parse_run_files(text: Any) -> dict[str, str] | None:
+    """{path: SHA-256} of a `run_files_sha256` param; None when it is missing or malformed (a
+    path outside RUN_FILES, a value that is not 64 lowercase hex, no features.py)."""
+    try:
+        value = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    if not isinstance(value, dict) or FEATURES_PATH not in value:
+        return None
+    if any(path not in RUN_FILES or not isinstance(digest, str) or not _SHA256.match(digest) for path, digest in value.items()):
+        return None
+    return dict(value)
+
+
+def differing_files(used: Mapping[str, str], committed: Mapping[str, bytes | None]) -> list[str]:
+    """Paths whose used bytes (by SHA-256) are not the blob at the commit; a file missing at the
+    commit differs."""
+    return sorted(path for path, digest in used.items() if committed.get(path) is None or sha256_bytes(committed[path]) != digest)

@@ -20,7 +20,8 @@ from tools.errors import InvalidInput
 from tools.experiment_runner import execute
 from tools.experiment_schema import EXPERIMENT_PATH, REASONING_PATH, ReasoningConfig
 from tools.propose_config_change import MAX_CHANGES, before_and_after, change_hash, config_diff, parse_changes
-from tools.provenance import feature_pipeline_hash, lockfile_hash, config_hash
+from tools.provenance import FEATURES_PATH, config_hash, feature_pipeline_hash, lockfile_hash, run_files_param, sha256_bytes
+from tools.run_pins import dirtiness
 from tools.run_evidence import before_training
 from tools.run_features import select_features
 
@@ -40,10 +41,11 @@ class RunExperimentInput(StrictInput):
     agent_model: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:/@ -]+$", description="Model of the calling agent (logged, Tier 3).")
 
 
-def _reasoning(request: RunExperimentInput, ctx: CallContext, limits: dict[str, Any]) -> dict[str, Any] | None:
+def _reasoning(request: RunExperimentInput, ctx: CallContext, limits: dict[str, Any], used: dict[str, str]) -> dict[str, Any] | None:
+    """The request's reasoning, else configs/reasoning.yaml (whose SHA-256 joins `used`)."""
     if request.reasoning is not None:
         return request.reasoning.model_dump(mode="json")
-    raw, _ = ctx.ports.configs.read_document(REASONING_PATH, limits)
+    raw, used[REASONING_PATH] = ctx.ports.configs.read_document(REASONING_PATH, limits)
     try:
         return ReasoningConfig.model_validate(raw).model_dump(mode="json")
     except ValueError:
@@ -54,12 +56,13 @@ def _config(request: RunExperimentInput, ctx: CallContext, limits: dict[str, Any
     """Facts about the config (as propose_config_change gathers them). Raises InvalidInput when it
     does not validate: nothing else about the run can be judged then."""
     changes = parse_changes(request.config, limits, ctx.ports.configs) if request.config is not None else {}
-    raw, _ = ctx.ports.configs.read_document(EXPERIMENT_PATH, limits)
+    raw, digest = ctx.ports.configs.read_document(EXPERIMENT_PATH, limits)
     current, config, errors = before_and_after(raw, changes)
     if config is None:
         raise InvalidInput("the experiment config is invalid: " + "; ".join(errors[:10]), "fix it with propose_config_change (dry_run shows the problems)", rule_id="config.schema_valid")
     diff = config_diff(current, config)
-    return {"schema_errors": [], "current": current, "config": config, "diff": diff, "change_hash": change_hash(diff), "approval": None, "in_force": ctx.ports.approvals.in_force()}
+    facts = {"schema_errors": [], "current": current, "config": config, "diff": diff, "change_hash": change_hash(diff), "approval": None, "in_force": ctx.ports.approvals.in_force()}
+    return facts | {"used_files": {EXPERIMENT_PATH: digest}}
 
 
 def _dataset(config: dict[str, Any], ctx: CallContext) -> Any:
@@ -69,12 +72,17 @@ def _dataset(config: dict[str, Any], ctx: CallContext) -> Any:
     return ctx.ports.cas.load(content_hash, ctx.config["policy"]["datasets"])
 
 
-def _provenance(config: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+def _provenance(config: dict[str, Any], ctx: CallContext, used: dict[str, str], overridden: bool) -> dict[str, Any]:
+    """Tier 1 pins. Dirtiness is decided from the bytes used (features.py as copied into the
+    sandbox, the configs as read) against the blobs at the commit (tools/run_pins.dirtiness)."""
     ports = ctx.ports
-    features_py = ports.environment.workspace_file("src/features.py")
+    features_py = ports.environment.workspace_file(FEATURES_PATH)
+    used = {**used, FEATURES_PATH: sha256_bytes(features_py)}
+    commit = ports.git.head()
     return {
-        "git_commit": ports.git.head(),
-        "git_dirty": ports.git.is_dirty(),
+        "git_commit": commit,
+        **dirtiness(ports.git, commit, used, overridden=overridden),
+        "run_files_sha256": run_files_param(used),
         "uv_lock_sha256": lockfile_hash(ports.environment.lock_bytes()),
         "feature_pipeline_hash": feature_pipeline_hash(features_py, config["features"]),
         "config_hash": config_hash(config),
@@ -91,7 +99,7 @@ def gather(request: RunExperimentInput, ctx: CallContext) -> dict[str, Any]:
     features, categorical = select_features(dataset.frame, config, standards)
     facts.update(
         principal=ctx.principal,
-        reasoning=_reasoning(request, ctx, limits),
+        reasoning=_reasoning(request, ctx, limits, facts["used_files"]),
         dataset=dataset,
         dataset_columns=list(dataset.frame.columns),
         feature_columns=features,
@@ -100,7 +108,7 @@ def gather(request: RunExperimentInput, ctx: CallContext) -> dict[str, Any]:
         sandbox_mode=ctx.ports.sandbox.mode if ctx.ports.sandbox.mode != "unavailable" else ctx.ports.settings.sandbox_mode,
         sandbox_available=ctx.ports.sandbox.mode != "unavailable",
         running_runs=ctx.ports.slots.running,
-        provenance=_provenance(config, ctx),
+        provenance=_provenance(config, ctx, facts["used_files"], overridden=bool(facts["diff"])),
     )
     # Columns, the split and the leakage scan are judged before any training (tools/run_evidence.py).
     facts.update(before_training(dataset.frame, config, features, ctx.config, facts["in_force"]))

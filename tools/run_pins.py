@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
+from policies.provenance import COMMIT
 from tools.experiment_schema import validate_experiment
-from tools.provenance import config_hash
+from tools.provenance import RUN_FILES_PARAM, config_hash, differing_files, parse_run_files
 
 CONFIG_PREFIX = "config."
 # Params that must agree between a run and a re-run of it; `seed` and `config_hash` only when the
@@ -76,3 +77,38 @@ def pin_mismatches(original: Mapping[str, str], other: Mapping[str, str], *, sam
         keys = {k for k in (*original, *other) if k.startswith(CONFIG_PREFIX) and k != SEED_PARAM}
         found += sorted(k for k in keys if original.get(k) != other.get(k))
     return found
+
+
+class CommittedBlobs(Protocol):
+    """The git port (server/git.py GitRepo)."""
+
+    def blob_at(self, commit: str, relpath: str) -> bytes | None:
+        """The stored bytes of `relpath` at `commit`, None when absent. Raises GitRefused."""
+        ...
+
+
+class WorkingTree(CommittedBlobs, Protocol):
+    def is_dirty(self) -> bool:
+        """True when `git status` shows a tracked file changed."""
+        ...
+
+
+def dirtiness(git: WorkingTree, commit: str | None, used: Mapping[str, str], *, overridden: bool) -> dict[str, Any]:
+    """{git_dirty, dirty_files} of a run about to use files with these SHA-256s: dirty when a used
+    file is not the blob at `commit` (whatever `git status` says: skip-worktree and
+    assume-unchanged hide edits from it), when the config carries changes for this run only, or
+    when `git status` shows another tracked file changed."""
+    differing = differing_files(used, {path: git.blob_at(commit, path) for path in used}) if commit else sorted(used)
+    reasons = differing + (["config changes for this run only"] if overridden else [])
+    return {"git_dirty": bool(reasons) or git.is_dirty(), "dirty_files": reasons}
+
+
+def run_files_check(git: CommittedBlobs, params: Mapping[str, str]) -> dict[str, Any]:
+    """Re-check, from a run's recorded `run_files_sha256`, that every file it used is the blob at
+    its `git_commit`: {recorded: bool, mismatched: [paths]} (facts for pr.run_clean and
+    promotion.run_clean). A run that recorded no hashes cannot be shown clean."""
+    used, commit = parse_run_files(params.get(RUN_FILES_PARAM)), str(params.get("git_commit", ""))
+    if used is None or not COMMIT.match(commit):
+        return {"recorded": False, "mismatched": []}
+    committed = {path: git.blob_at(commit, path) for path in used}
+    return {"recorded": True, "mismatched": differing_files(used, committed)}

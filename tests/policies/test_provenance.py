@@ -39,6 +39,7 @@ def facts(**changes: Any) -> dict[str, Any]:
         "experiment": deepcopy(EXPERIMENT),
         "in_force": {},
         "secret_findings": [],
+        "run_files": {"recorded": True, "mismatched": []},
     }
     base.update(changes)
     return base
@@ -65,6 +66,9 @@ CASES = [
     RuleCase("pr.run_clean", "deny", with_params(git_dirty="true"), CFG, "dirty"),
     RuleCase("pr.run_clean", "deny", with_params(git_dirty=None), CFG, "no_flag"),
     RuleCase("pr.run_clean", "deny", with_params(git_commit="HEAD"), CFG, "commit_not_an_id"),
+    RuleCase("pr.run_clean", "deny", facts(run_files={"recorded": True, "mismatched": ["src/features.py"]}), CFG, "hidden_change_in_the_bytes_used"),
+    RuleCase("pr.run_clean", "deny", facts(run_files={"recorded": False, "mismatched": []}), CFG, "no_recorded_file_hashes"),
+    RuleCase("pr.run_clean", "deny", facts(run_files=None), CFG, "no_run_files_facts"),
     RuleCase("pr.branch_allowed", "allow", facts(), CFG, "agent_branch"),
     RuleCase("pr.branch_allowed", "deny", facts(branch="main", branch_problem=branch_problem("main")), CFG, "main"),
     RuleCase("pr.branch_allowed", "deny", facts(branch="--upload-pack=x", branch_problem=branch_problem("--upload-pack=x")), CFG, "option"),

@@ -210,3 +210,14 @@ def test_added_lines_carry_new_file_line_numbers(repo: GitRepo) -> None:
 def test_parse_added_lines_skips_deleted_files() -> None:
     patch = "--- gone.py\n+++ /dev/null\n@@ -1 +0,0 @@\n-x\n--- b.py\n+++ b.py\n@@ -3,0 +4,2 @@\n+y\n+z\n"
     assert parse_added_lines(patch) == {"b.py": [(4, "y"), (5, "z")]}
+
+
+def test_blob_at_reads_the_stored_bytes_of_a_commit_whatever_the_working_tree_says(repo: GitRepo) -> None:
+    commit = repo.head() or ""
+    (repo.path / "a.txt").write_text("changed\n")
+    repo.run("update-index", "--skip-worktree", "a.txt")
+    assert repo.blob_at(commit, "a.txt") == b"one\n" and repo.blob_at(commit, "missing.txt") is None
+    with pytest.raises(GitRefused):
+        repo.blob_at(commit, "../a.txt")
+    with pytest.raises(GitRefused):
+        repo.blob_at("HEAD", "a.txt")

@@ -3,6 +3,7 @@ MLflow sqlite store, the local PR provider's bare remote and records, the audit 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ import anyio
 import pytest
 from mcp import Client
 
+from policies.provenance import COMMIT
 from server.app import build_server
 from server.cli import main
 from server.git import GitRepo
@@ -21,6 +23,7 @@ from server.settings import Settings, load_settings
 from tools.base import CallContext
 from tools.errors import GitRefused
 from tools.open_pr import OpenPrInput, default_branch, execute, gather
+from tools.provenance import run_files_param
 from tests.mlflow_store import client_with_experiment, sqlite_uri
 
 pytestmark = pytest.mark.anyio
@@ -59,14 +62,22 @@ def repo(workspace: Path) -> GitRepo:
     return GitRepo(workspace)
 
 
-def make_run(client: Any, commit: str, *, dirty: str = "false", status: str = "FINISHED", receipt: Any = RECEIPT) -> str:
-    """A run as run_experiment leaves it: Tier 1 params, metrics, tags, gate receipt."""
+def used_files(repo: GitRepo, commit: str) -> str:
+    """The run_files_sha256 param of a run that used the files committed at `commit`."""
+    blobs = {path: repo.blob_at(commit, path) for path in ("src/features.py", "configs/experiment.yaml")} if COMMIT.match(commit) else {}
+    return run_files_param({path: hashlib.sha256(blob).hexdigest() for path, blob in blobs.items() if blob is not None})
+
+
+def make_run(client: Any, repo: GitRepo, commit: str, *, dirty: str = "false", status: str = "FINISHED", receipt: Any = RECEIPT, recorded_files: bool = True) -> str:
+    """A run as run_experiment leaves it: Tier 1 params (with the hashes of the files it used),
+    metrics, tags, gate receipt."""
     experiment = client.get_experiment_by_name("demo-bank/credit-default").experiment_id
     run_id = client.create_run(experiment, tags={"client_name": "demo-bank", "project_name": "credit-default", "principal": "local-agent", "transport": "memory"}).info.run_id
     params = {"git_commit": commit, "git_dirty": dirty, "dataset_content_hash": "d" * 64, "dataset_schema_hash": "e" * 64, "uv_lock_sha256": "f" * 64,
-              "feature_pipeline_hash": "1" * 64, "config_hash": "2" * 64, "standards_sha256": "3" * 64, "seed": "42"}  # fmt: skip
+              "feature_pipeline_hash": "1" * 64, "config_hash": "2" * 64, "standards_sha256": "3" * 64, "seed": "42", "run_files_sha256": used_files(repo, commit)}  # fmt: skip
     for key, value in params.items():
-        client.log_param(run_id, key, value)
+        if recorded_files or key != "run_files_sha256":
+            client.log_param(run_id, key, value)
     for key, value in {"test_roc_auc": 0.81, "baseline_roc_auc": 0.74, "test_pr_auc": 0.52}.items():
         client.log_metric(run_id, key, value)
     if receipt is not None:
@@ -118,7 +129,7 @@ def nothing_pushed_or_recorded(settings: Settings, branch: str) -> bool:
 
 async def test_open_pr_pushes_the_run_commit_and_records_the_pr_citing_the_run(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any, capsys: pytest.CaptureFixture[str]) -> None:
     commit = commit_on(repo, "agent/debt-ratio")
-    run_id = make_run(mlflow_client, commit)
+    run_id = make_run(mlflow_client, repo, commit)
     async with connect(settings, ports) as client:
         is_error, result = await open_pr(client, run_id, branch="agent/debt-ratio", body="Adds a debt-to-income ratio.")
     assert not is_error, result
@@ -139,7 +150,7 @@ async def test_open_pr_pushes_the_run_commit_and_records_the_pr_citing_the_run(s
 
 async def test_a_missing_branch_is_created_at_the_run_commit(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
     commit = commit_on(repo, "work")
-    run_id = make_run(mlflow_client, commit, receipt=None)
+    run_id = make_run(mlflow_client, repo, commit, receipt=None)
     async with connect(settings, ports) as client:
         is_error, result = await open_pr(client, run_id)
     assert not is_error, result
@@ -149,7 +160,7 @@ async def test_a_missing_branch_is_created_at_the_run_commit(settings: Settings,
 
 
 async def test_opening_the_same_pr_twice_changes_nothing(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
-    run_id = make_run(mlflow_client, commit_on(repo, "agent/twice"))
+    run_id = make_run(mlflow_client, repo, commit_on(repo, "agent/twice"))
     async with connect(settings, ports) as client:
         first = await open_pr(client, run_id, branch="agent/twice")
         second = await open_pr(client, run_id, branch="agent/twice")
@@ -159,7 +170,7 @@ async def test_opening_the_same_pr_twice_changes_nothing(settings: Settings, por
 
 async def test_dry_run_decides_and_previews_without_side_effects(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
     commit = commit_on(repo, "work")
-    run_id = make_run(mlflow_client, commit)
+    run_id = make_run(mlflow_client, repo, commit)
     async with connect(settings, ports) as client:
         is_error, result = await open_pr(client, run_id, dry_run=True)
     assert not is_error and result["dry_run"] and result["would_create_branch"] and f"mlgate-run-id: {run_id}" in result["description"]
@@ -168,7 +179,7 @@ async def test_dry_run_decides_and_previews_without_side_effects(settings: Setti
 
 async def test_verify_pr_accepts_the_branch_of_an_opened_pr(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any, tracking_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLGATE_TRACKING_URI", tracking_uri)
-    run_id = make_run(mlflow_client, commit_on(repo, "agent/verified"))
+    run_id = make_run(mlflow_client, repo, commit_on(repo, "agent/verified"))
     async with connect(settings, ports) as client:
         assert not (await open_pr(client, run_id, branch="agent/verified"))[0]
     assert await anyio.to_thread.run_sync(main, ["verify-pr", "agent/verified", "--workspace", str(settings.workspace)]) == 0
@@ -178,16 +189,24 @@ async def test_verify_pr_accepts_the_branch_of_an_opened_pr(settings: Settings, 
 
 
 async def test_a_dirty_run_is_refused(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
-    run_id = make_run(mlflow_client, commit_on(repo, "agent/dirty"), dirty="true")
+    run_id = make_run(mlflow_client, repo, commit_on(repo, "agent/dirty"), dirty="true")
     async with connect(settings, ports) as client:
         is_error, result = await open_pr(client, run_id, branch="agent/dirty")
     assert is_error and result["rule_id"] == "pr.run_clean" and "commit your changes" in result["remediation"]
     assert nothing_pushed_or_recorded(settings, "agent/dirty")
 
 
+async def test_a_run_that_recorded_no_hashes_of_the_files_it_used_is_refused(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
+    run_id = make_run(mlflow_client, repo, commit_on(repo, "agent/unhashed"), recorded_files=False)
+    async with connect(settings, ports) as client:
+        is_error, result = await open_pr(client, run_id, branch="agent/unhashed")
+    assert is_error and result["rule_id"] == "pr.run_clean" and "run_files_sha256" in result["reason"]
+    assert nothing_pushed_or_recorded(settings, "agent/unhashed")
+
+
 @pytest.mark.parametrize("status", ["FAILED", "KILLED", "RUNNING"])
 async def test_a_run_that_did_not_finish_is_refused(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any, status: str) -> None:
-    run_id = make_run(mlflow_client, commit_on(repo, "agent/failed"), status=status)
+    run_id = make_run(mlflow_client, repo, commit_on(repo, "agent/failed"), status=status)
     async with connect(settings, ports) as client:
         is_error, result = await open_pr(client, run_id, branch="agent/failed")
     assert is_error and result["rule_id"] == "pr.run_succeeded" and nothing_pushed_or_recorded(settings, "agent/failed")
@@ -195,7 +214,7 @@ async def test_a_run_that_did_not_finish_is_refused(settings: Settings, ports: P
 
 async def test_a_run_from_another_commit_than_the_branch_head_is_refused(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
     measured = commit_on(repo, "agent/moved-on")
-    run_id = make_run(mlflow_client, measured)
+    run_id = make_run(mlflow_client, repo, measured)
     repo.run("checkout", "-q", "agent/moved-on")
     (repo.path / "src/features.py").write_text("# later work\n")
     later = repo.commit_paths(["src/features.py"], "later work")
@@ -213,14 +232,14 @@ async def test_an_unknown_run_is_refused(settings: Settings, ports: Ports) -> No
 
 
 async def test_a_run_of_a_commit_already_on_main_is_refused(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
-    run_id = make_run(mlflow_client, repo.head() or "")
+    run_id = make_run(mlflow_client, repo, repo.head() or "")
     async with connect(settings, ports) as client:
         is_error, result = await open_pr(client, run_id)
     assert is_error and result["rule_id"] == "pr.has_changes"
 
 
 async def test_training_calls_in_the_diff_are_refused(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
-    run_id = make_run(mlflow_client, commit_on(repo, "agent/fits", text="\n\ndef scale(frame):\n    return StandardScaler().fit(frame)\n"))
+    run_id = make_run(mlflow_client, repo, commit_on(repo, "agent/fits", text="\n\ndef scale(frame):\n    return StandardScaler().fit(frame)\n"))
     async with connect(settings, ports) as client:
         is_error, result = await open_pr(client, run_id, branch="agent/fits")
     assert is_error and result["rule_id"] == "pr.training_guard" and "src/features.py:" in result["reason"]
@@ -233,7 +252,7 @@ async def test_a_protected_field_moved_in_the_commit_is_refused_unless_approved(
     (repo.path / "configs/experiment.yaml").write_text(text)
     commit = repo.commit_paths(["configs/experiment.yaml"], "bigger test split")
     repo.run("checkout", "-q", "main")
-    run_id = make_run(mlflow_client, commit)
+    run_id = make_run(mlflow_client, repo, commit)
     async with connect(settings, ports) as client:
         is_error, result = await open_pr(client, run_id, branch="agent/bigger-test")
         assert is_error and result["rule_id"] == "pr.protected_fields_unchanged" and "split.test_size" in result["reason"]
@@ -243,14 +262,14 @@ async def test_a_protected_field_moved_in_the_commit_is_refused_unless_approved(
 
 
 async def test_an_agent_changing_the_standards_is_refused(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
-    run_id = make_run(mlflow_client, commit_on(repo, "agent/looser", "configs/project_standards.yaml", "\n# looser\n"))
+    run_id = make_run(mlflow_client, repo, commit_on(repo, "agent/looser", "configs/project_standards.yaml", "\n# looser\n"))
     async with connect(settings, ports) as client:
         is_error, result = await open_pr(client, run_id, branch="agent/looser")
     assert is_error and result["rule_id"] == "pr.standards_unchanged" and nothing_pushed_or_recorded(settings, "agent/looser")
 
 
 async def test_a_credential_in_the_pr_text_is_refused(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
-    run_id = make_run(mlflow_client, commit_on(repo, "agent/leaky"))
+    run_id = make_run(mlflow_client, repo, commit_on(repo, "agent/leaky"))
     async with connect(settings, ports) as client:
         is_error, result = await open_pr(client, run_id, branch="agent/leaky", body="use token ghp_" + "A1b2C3d4E5" * 4)
     assert is_error and result["rule_id"] == "pr.no_secrets" and "ghp_" not in json.dumps(result)
@@ -260,7 +279,7 @@ async def test_a_credential_in_the_pr_text_is_refused(settings: Settings, ports:
 @pytest.mark.parametrize("branch", HOSTILE)
 async def test_hostile_branch_names_are_refused_with_no_side_effect(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any, branch: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(settings.workspace)
-    run_id = make_run(mlflow_client, commit_on(repo, "work"))
+    run_id = make_run(mlflow_client, repo, commit_on(repo, "work"))
     refs = repo.text("for-each-ref")
     async with connect(settings, ports) as client:
         is_error, result = await open_pr(client, run_id, branch=branch)
@@ -280,7 +299,7 @@ async def test_planted_hooks_and_filters_never_run_during_open_pr(settings: Sett
     (repo.path / ".git" / "info").mkdir(exist_ok=True)
     (repo.path / ".git" / "info" / "attributes").write_text("* filter=evil diff=evil\n")
     repo.run("config", "diff.evil.textconv", f"touch {marker}; cat")
-    run_id = make_run(mlflow_client, commit_on(repo, "agent/planted"))
+    run_id = make_run(mlflow_client, repo, commit_on(repo, "agent/planted"))
     async with connect(settings, ports) as client:
         is_error, result = await open_pr(client, run_id, branch="agent/planted")
     assert not is_error, result
@@ -297,7 +316,7 @@ def _context(ports: Ports) -> CallContext:
 async def test_a_branch_created_elsewhere_after_the_check_is_refused(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
     commit = commit_on(repo, "work")
     other = commit_on(repo, "other", "src/other.py", "x = 1\n")
-    run_id = make_run(mlflow_client, commit)
+    run_id = make_run(mlflow_client, repo, commit)
     request = OpenPrInput(run_id=run_id, title="Debt ratio", branch="agent/raced")
     ctx = _context(ports)
     facts = gather(request, ctx)
@@ -325,7 +344,7 @@ class RacingProvider:
 async def test_a_remote_branch_moved_after_the_push_is_refused(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
     commit = commit_on(repo, "agent/contested")
     other = commit_on(repo, "other", "src/other.py", "x = 1\n")
-    run_id = make_run(mlflow_client, commit)
+    run_id = make_run(mlflow_client, repo, commit)
     ports.prs = RacingProvider(ports.prs, repo, other)
     async with connect(settings, ports) as client:
         is_error, result = await open_pr(client, run_id, branch="agent/contested")
