@@ -58,8 +58,8 @@ def authenticate(state_dir: Path, roles: tuple[str, ...] = APPROVER_ROLES, *, re
         if not required:
             return None
         raise PolicyDenied(
-            f"this command needs a {' or '.join(roles)} credential and none was given",
-            f"set {TOKEN_ENV} in your own shell to the token an operator issued you (`mlgate token create --role human`), "
+            f"this command needs a credential of role {' or '.join(roles)} and none was given",
+            f"set {TOKEN_ENV} in your own shell to the token an operator issued you (`mlgate token create --name NAME --role ROLE`), "
             "or run the command at a terminal to be prompted; tokens are never accepted as arguments",
             rule_id="credential.missing",
         )
