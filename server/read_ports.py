@@ -18,11 +18,14 @@ from urllib.parse import quote
 from tools.errors import IntegrityError, NotFound
 
 SQLITE_PREFIX = "sqlite:///"
-UNREADABLE = IntegrityError(
-    "the tracking store cannot be read",
-    "ask the operator to check the MLflow store (`mlgate audit tail` shows the failed read)",
-    rule_id="tracking.unavailable",
-)
+
+
+def unreadable() -> IntegrityError:
+    return IntegrityError(
+        "the tracking store cannot be read",
+        "ask the operator to check the MLflow store (`mlgate audit tail` shows the failed read)",
+        rule_id="tracking.unavailable",
+    )
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ def sqlite_store_ready(path: Path) -> bool:
                 return False
             has_default = db.execute("SELECT 1 FROM experiments WHERE experiment_id = 0").fetchone() is not None
     except sqlite3.Error:
-        raise UNREADABLE from None
+        raise unreadable() from None
     return has_default and _expected_mlflow_tables() <= tables
 
 

@@ -24,7 +24,7 @@ from tests.e2e.transports import denied_calls, mlgate_http, sse, stdio, streamab
 
 TRANSPORTS = ("memory", "stdio", "streamable-http", "sse")
 # Who, when, how, and the chain's links: everything else in a record must match across transports.
-VARYING_FIELDS = {"time", "seq", "hash", "prev", "transport", "principal"}
+VARYING_FIELDS = {"time", "seq", "hash", "prev", "transport", "principal", "credential"}
 PROTECTED_CHANGE = {
     "changes": {"split.test_size": 0.5},
     "reasoning": {

@@ -250,3 +250,21 @@ async def test_a_broken_tracking_store_gives_masked_errors_and_audit_records(set
     outcome, read = read_tail(settings.audit_path, 2)
     assert (outcome["tool"], outcome["kind"], outcome["status"], outcome["stage"]) == ("list_runs", "outcome", "error", "gather")
     assert (read["resource"], read["status"], read["rule_id"]) == ("mlgate://runs", "failed", "tracking.unavailable")
+
+
+async def test_over_http_an_agent_token_cannot_read_the_full_audit_tail_and_an_operator_token_can(workspace: Path) -> None:
+    from server.auth import TokenStore  # noqa: PLC0415 (HTTP-only parts)
+    from tests.e2e.transports import mlgate_http, streamable_http  # noqa: PLC0415
+
+    settings = load_settings(workspace, transport="memory")
+    store = TokenStore(settings.state_dir)
+    agent, operator_token = store.create("remote-agent", "agent"), store.create("ops", "operator")  # the bootstrap operator
+    with anyio.fail_after(TIMEOUT_S), mlgate_http(settings) as url:
+        async with streamable_http(url, agent) as client:
+            with pytest.raises(MCPError, match=r"\[resources.role\]"):
+                await client.read_resource("mlgate://audit/tail")
+        async with streamable_http(url, operator_token) as client:
+            tail = json.loads((await client.read_resource("mlgate://audit/tail")).contents[0].text)
+    assert [(r["principal"], r["status"]) for r in tail["records"] if r.get("kind") == "read"] == [("remote-agent", "denied")]
+    reads = [(r["principal"], r["role"], r["transport"], r["decision"]) for r in read_tail(settings.audit_path, 100) if r.get("kind") == "read"]
+    assert reads == [("remote-agent", "agent", "streamable-http", "deny"), ("ops", "operator", "streamable-http", "allow")]
