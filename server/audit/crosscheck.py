@@ -50,8 +50,11 @@ class CrossReport:
         return not self.findings
 
     def lines(self) -> list[str]:
-        """What the CLI prints: one line per finding, then a summary of what was checked."""
+        """What the CLI prints: one line per finding, then a summary of what was checked (nothing
+        at all for a chain with neither witnesses nor a key, and nothing wrong)."""
         out = [f"audit {f.kind.replace('_', ' ').upper()}: {f.detail}" for f in self.findings]
+        if not (out or self.witnesses or self.key_id or self.notes):
+            return []
         by_source = ", ".join(f"{source} {n}" for source, n in sorted(self.witnesses.items())) or "none found"
         out.append(f"audit witnesses: {sum(self.witnesses.values())} checked ({by_source})")
         signing = f"key {self.key_id}, {self.checkpoints} signed head(s) checked" if self.key_id else "no signing key in the chain"
