@@ -8,6 +8,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from server.redact import install_log_redaction
 from tools.errors import GovernanceError
 
 COMMAND_MODULES = ("workspace", "standards", "data", "serve", "token", "approvals", "audit", "demo", "prs", "models", "backup", "ui", "promote", "insights", "drift")
@@ -26,6 +27,8 @@ def add_workspace_option(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # credentials in a URI (tracking store, git remote) never reach a log line or a traceback
+    install_log_redaction()
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args) or 0)
