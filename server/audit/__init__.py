@@ -26,8 +26,16 @@ complete record, and a `kind: recovered_torn_tail` record with the side file's n
 SHA-256 is chained, so the evidence is kept and the recovery itself is audited. Torn or missing
 bytes inside the anchored part are tampering: opening refuses with an IntegrityError.
 
+Outside the state directory. A chain rewritten whole (records dropped, re-linked, re-hashed, the
+anchor rewritten) is consistent in itself; two things give it away (server/audit/witness.py,
+signing.py, crosscheck.py): witnesses, the head (seq, hash) the server saw, recorded on every MLflow
+run, PR record and alias event; and, with a signing key, Ed25519 signed heads in the anchor and in
+`audit.checkpoints`, checked against the public key the chain announces and the one pinned beside
+the private key. `mlgate audit verify` checks the chain, then all of these.
+
 Records never carry raw secrets (the enforcement point sends hashes and ids); the chain rejects
-values that are not plain JSON (str keys, str/int/float/bool/None, lists, mappings; finite floats).
+values that are not plain JSON (str keys, str/int/float/bool/None, lists, mappings; finite floats),
+and credentials in any URI a record holds are redacted before it is written (tools/redact.py).
 """
 
 from server.audit.chain import AuditChain
