@@ -26,7 +26,7 @@ TOOL_MODULES: tuple[str, ...] = ("load_dataset", "propose_config_change", "run_e
 RESERVED_TOOL_NAMES = ("load_dataset", "propose_config_change", "run_experiment", "open_pr", "promote")
 # Each module exposes `SPECS`: ResourceSpecs and PromptSpecs (resources/base.py), read-only; who may
 # read each is configs/policy.yaml `reads`.
-RESOURCE_MODULES = ("standards", "policies", "datasets", "audit", "audit_own", "briefing", "runs", "model_cards")
+RESOURCE_MODULES = ("standards", "policies", "datasets", "audit", "audit_own", "briefing", "skills", "runs", "model_cards")
 
 
 def tool_specs() -> list[ToolSpec]:
