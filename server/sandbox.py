@@ -13,6 +13,7 @@ rlimits and process group, and `launcher.mode` says "unconfined" so the caller c
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import math
@@ -36,7 +37,8 @@ from server.sandbox_io import (
     ProgressTail, RunPaths, audit_outputs, count_lines, prepare_run_dir, sandbox_processes, stderr_tail, write_operator_log,
 )
 from server.sandbox_result import Mode, SandboxResult, classify, exit_signal, read_result
-from server.sandbox_vocabulary import ProgressGate, ProgressStep, plan_for
+from server.sandbox_facts import vouched
+from server.sandbox_vocabulary import ProgressGate, ProgressStep, plan_for, read_spec
 from server.settings import SandboxLimits, Settings
 from tools.errors import SandboxFailed
 from training.contract import PREDICTIONS_FILE, PROGRESS_FILE, ErrorResult, SuccessResult
@@ -233,7 +235,8 @@ class SandboxLauncher:
         paths = prepare_run_dir(run_dir, REQUIRED_INPUTS, mode == "bwrap" and self.layout.drop_privileges)
         timeout = min(timeout_s or math.inf, self.limits.wall_clock_seconds)
         started = time.monotonic()
-        tail = ProgressTail(paths.outputs / PROGRESS_FILE, ProgressGate(plan_for(paths.inputs / "spec.json")))
+        spec = read_spec(paths.inputs / "spec.json")
+        tail = ProgressTail(paths.outputs / PROGRESS_FILE, ProgressGate(plan_for(spec)))
         with (paths.logs / "child.stdout").open("wb") as out, (paths.logs / "child.stderr").open("wb") as err:
             child = await self._spawn(mode, paths, out, err)
             try:
@@ -244,7 +247,10 @@ class SandboxLauncher:
                 with anyio.CancelScope(shield=True):
                     orphans = await self._kill_all(child)
                     tail.close()
-        return self._conclude(mode, child, paths, deadline.cancelled_caught, timeout, time.monotonic() - started, tail, orphans)
+        outcome = self._conclude(mode, child, paths, deadline.cancelled_caught, timeout, time.monotonic() - started, tail, orphans)
+        if isinstance(outcome.result, SuccessResult):
+            outcome = dataclasses.replace(outcome, result=vouched(outcome.result, spec))
+        return outcome
 
     def _require_mode(self) -> Mode:
         if self.mode == "unavailable":

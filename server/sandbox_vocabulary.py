@@ -85,12 +85,16 @@ class ProgressPlan:
         return f"{self.family} fitted"
 
 
-def plan_for(spec_path: Path) -> ProgressPlan | None:
-    """The plan of the spec the server wrote into inputs/; None when it is unreadable or invalid."""
+def read_spec(path: Path) -> RunSpec | None:
+    """The spec the server wrote into inputs/; None when it is unreadable or invalid."""
     try:
-        return ProgressPlan.from_spec(parse_spec(spec_path.read_bytes()))
+        return parse_spec(path.read_bytes())
     except (OSError, ValueError, ValidationError):
         return None
+
+
+def plan_for(spec: RunSpec | None) -> ProgressPlan | None:
+    return ProgressPlan.from_spec(spec) if spec is not None else None
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ hostile features.py can overwrite any file in outputs/. Imports only pydantic.
 
 from __future__ import annotations
 
+import importlib.metadata
+import platform
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,6 +33,18 @@ ErrorCode = Literal[
 ]
 PHASES: tuple[str, ...] = get_args(Phase)
 ERROR_CODES: tuple[str, ...] = get_args(ErrorCode)
+REPORTED_LIBRARIES = ("numpy", "pandas", "pyarrow", "scikit-learn", "xgboost", "torch", "skops", "pydantic")
+
+
+def library_versions() -> dict[str, str]:
+    """Python and the installed versions of REPORTED_LIBRARIES (the child runs the server's venv)."""
+    versions = {"python": platform.python_version()}
+    for name in REPORTED_LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
 # error_type values the child reports when a resource limit of the sandbox was hit.
 LIMIT_ERROR_TYPES = {"MemoryError": "memory", "FileSizeLimitError": "file_size", "ProcessLimitError": "process"}
 

@@ -7,9 +7,7 @@ Any failure becomes result.json {"status": "error", "error_type", "phase", "code
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from training.contract import FEATURE_TRANSFORM_FILE, MODEL_DIR, ErrorResult, Phase, SuccessResult
+from training.contract import FEATURE_TRANSFORM_FILE, MODEL_DIR, ErrorResult, Phase, SuccessResult, library_versions
 from training.determinism import seed_everything
 from training.errors import SpecError, TrainingError, error_code, error_message, error_type, features_line
 from training.families import FitOutcome, TrainingData, fit_predict
@@ -26,7 +24,6 @@ from training.spec import RunSpec, parse_spec
 from training.transforms import FeatureTransform, apply_build_features, load_build_features
 
 ROW_ID, LABEL = "__row_id__", "__label__"
-REPORTED_LIBRARIES = ("numpy", "pandas", "pyarrow", "scikit-learn", "xgboost", "torch", "skops", "pydantic")
 
 
 class PhaseLog:
@@ -90,16 +87,6 @@ def prepare(spec: RunSpec, inputs: Path, phase: PhaseLog | None = None) -> tuple
 def check_scores(scores: np.ndarray, n_rows: int) -> None:
     if scores.shape != (n_rows,) or not np.all(np.isfinite(scores)) or scores.min() < 0 or scores.max() > 1:
         raise TrainingError("the model produced scores outside [0, 1] or not one per evaluation row", "scores_invalid")
-
-
-def library_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in REPORTED_LIBRARIES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return versions
 
 
 def success_result(outcome: FitOutcome, transform: FeatureTransform, n_rows: tuple[int, int]) -> SuccessResult:

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from server.sandbox_vocabulary import (
-    OTHER_ERROR, ProgressGate, ProgressPlan, child_error_text, clamp_metrics, plan_for, significant,
+    OTHER_ERROR, ProgressGate, ProgressPlan, child_error_text, clamp_metrics, plan_for, read_spec, significant,
 )
 from training.contract import ErrorResult, ProgressEvent
 from training.spec import parse_spec
@@ -25,13 +25,13 @@ from training.spec import parse_spec
 def test_the_plan_comes_from_the_spec_the_server_wrote(tmp_path, model, total, messages):
     spec = tmp_path / "spec.json"
     spec.write_text(parse_spec(json.dumps({"model": model, "seed": 1, "feature_columns": ["a"]})).model_dump_json())
-    plan = plan_for(spec)
+    plan = plan_for(read_spec(spec))
     assert plan.total == total
     assert [plan.message(step) for step in range(1, len(messages) + 1)] == messages
 
 
 def test_an_unreadable_spec_admits_no_progress(tmp_path):
-    gate = ProgressGate(plan_for(tmp_path / "missing.json"))
+    gate = ProgressGate(plan_for(read_spec(tmp_path / "missing.json")))
     assert gate.admit(ProgressEvent(step=1)) is None and gate.rejected == 1
 
 
