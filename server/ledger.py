@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -36,7 +37,9 @@ from server.audit.records import parse_line
 APPROVAL_KINDS = ("approval_requested", "approval_decided", "approval_consumed")
 TOKEN_KINDS = ("token_created", "token_revoked")
 IN_FORCE_KIND = "protected_in_force"
-_MARKERS = tuple(f'"kind":"{k}"'.encode() for k in (*APPROVAL_KINDS, *TOKEN_KINDS, IN_FORCE_KIND))
+# Canonical records are compact JSON with sorted keys, so a vouching record's line holds one of
+# these byte strings; only those lines are parsed (the kind is then checked on the parsed record).
+_MARKERS = re.compile(b"|".join(re.escape(f'"kind":"{k}"'.encode()) for k in (*APPROVAL_KINDS, *TOKEN_KINDS, IN_FORCE_KIND)))
 APPROVER_ROLES = ("human", "operator")
 
 
@@ -114,11 +117,10 @@ class ChainLedger:
             inode, offset, self._state = stat.st_ino, 0, _State()
         data = os.pread(fd, stat.st_size - offset, offset)
         complete = data[: data.rfind(b"\n") + 1]
-        for line in complete.splitlines(keepends=True):
-            if any(marker in line for marker in _MARKERS):
-                record, problem = parse_line(line)
-                if problem is None and record is not None and isinstance(record.get("kind"), str):
-                    self._state.add(record)
+        for line in _marked_lines(complete):
+            record, problem = parse_line(line)
+            if problem is None and record is not None and isinstance(record.get("kind"), str):
+                self._state.add(record)
         self._key = (inode, offset + len(complete))
 
     # --- approvals ------------------------------------------------------------------------------
@@ -174,6 +176,17 @@ class ChainLedger:
                 if role in APPROVER_ROLES and record["seq"] < seq and (revoked is None or revoked > seq):
                     return True
         return False
+
+
+def _marked_lines(data: bytes) -> list[bytes]:
+    """The complete lines of `data` that hold a vouching marker, in order (found at C speed)."""
+    lines, last = [], -1
+    for match in _MARKERS.finditer(data):
+        start = data.rfind(b"\n", 0, match.start()) + 1
+        if start > last:
+            lines.append(data[start : data.index(b"\n", match.end()) + 1])
+            last = start
+    return lines
 
 
 def token_body(name: str, role: str | None, stored_hash: str) -> dict[str, Any]:
