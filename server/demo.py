@@ -15,6 +15,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from server.audit import verify
+from server.credentials import TOKEN_ENV
 from server.demo_data import write_credit_csv
 from server.git import GitRepo
 from server.settings import load_settings
@@ -54,10 +55,23 @@ def brief(result: Any) -> dict[str, Any]:
     return {"is_error": bool(result.is_error), **content}
 
 
-async def approve(workspace: Path, approval_id: str) -> int:
-    """A human at another terminal: a separate `mlgate approvals approve` process."""
-    argv = [sys.executable, "-m", "server.cli", "approvals", "approve", approval_id, "--workspace", str(workspace), "--as", "risk-officer", "--note", "demo approval"]
-    process = await anyio.run_process(argv, check=False, stdout=None, stderr=None)
+def issue_approver_token(workspace: Path) -> str:
+    """What an operator does once per workspace: bootstrap the first operator token, then issue the
+    risk officer a human token (both recorded in the audit chain). Returns the risk officer's token."""
+    from server.auth import TokenStore
+    from server.credentials import principal_for
+
+    store = TokenStore(load_settings(workspace).state_dir)
+    operator = principal_for(store, store.create("demo-operator", "operator"))
+    return store.create("risk-officer", "human", issuer=operator)
+
+
+async def approve(workspace: Path, approval_id: str, token: str) -> int:
+    """A human at another terminal: a separate `mlgate approvals approve` process, with the risk
+    officer's own token in MLGATE_TOKEN (the agent's server never sees it)."""
+    argv = [sys.executable, "-m", "server.cli", "approvals", "approve", approval_id, "--workspace", str(workspace), "--note", "demo approval"]
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLGATE_")}, TOKEN_ENV: token}
+    process = await anyio.run_process(argv, check=False, stdout=None, stderr=None, env=env)
     return process.returncode
 
 
@@ -85,8 +99,8 @@ async def session(workspace: Path, content_hash: str, *, train: bool) -> dict[st
         protected = {"changes": {"split.test_size": 0.25}, "reasoning": {**REASONING, "change_description": "Hold out a quarter of the latest rows instead of a fifth for testing."}}
         answers["denied"] = brief(await client.call_tool("propose_config_change", protected))
         say("4. propose_config_change (protected field): denied, approval requested", {k: answers["denied"].get(k) for k in ("is_error", "decision", "rule_id", "reason", "remediation", "approval_id", "next_step")})
-        say("5. a risk officer approves out of band: mlgate approvals approve " + str(answers["denied"].get("approval_id")))
-        answers["approve_exit"] = await approve(workspace, answers["denied"]["approval_id"])
+        say("5. a risk officer approves out of band with her own token: MLGATE_TOKEN=... mlgate approvals approve " + str(answers["denied"].get("approval_id")))
+        answers["approve_exit"] = await approve(workspace, answers["denied"]["approval_id"], issue_approver_token(workspace))
         answers["approved"] = brief(await client.call_tool("propose_config_change", protected))
         say("6. the same change again: allowed once, override logged", {k: answers["approved"].get(k) for k in ("is_error", "decision", "protected_overrides_logged")})
         if train:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from server.approval_vouch import vouch_problems
 from server.cli import main
 from server.settings import load_settings
 from server.audit import verify
@@ -18,6 +19,7 @@ def test_demo_drives_the_scripted_session_and_leaves_an_intact_audit_chain(tmp_p
     report = verify(load_settings(workspace).audit_path)
     assert report.ok and report.count >= 12
     assert "split.test_size" in (workspace / "logs/protected_overrides.log").read_text()
+    assert "by risk-officer (human, token risk-officer:" in out and vouch_problems(load_settings(workspace).state_dir) == []
 
 
 def test_demo_refuses_a_directory_that_is_not_empty(tmp_path: Path) -> None:
