@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import fcntl
 import hashlib
+import json
 import os
 import threading
 import time
@@ -272,8 +273,10 @@ def _validated(record: Mapping[str, Any]) -> dict[str, Any]:
     clash = sorted(set(record) & set(CHAIN_FIELDS))
     if clash:
         raise ValueError(f"audit record sets chain fields {clash}; the chain assigns them")
-    # a URI with credentials (a tracking URI, a git remote) never reaches the chain
-    return redact_value(dict(record))
+    # a URI with credentials (a tracking URI, a git remote) never reaches the chain; one C-speed
+    # serialisation decides whether the record holds a URI at all
+    body = dict(record)
+    return redact_value(body) if "://" in json.dumps(body) else body
 
 
 def _append_line(path: Path, line: bytes) -> None:
