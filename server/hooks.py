@@ -1,7 +1,9 @@
 """The workspace's git hooks (configs/template/.githooks/ calls `mlgate hook NAME`).
 
     pre-commit         the staged configs validate against the schema, protected fields hold the
-                       standards' (or approved) values, no training/tracking calls are added
+                       standards' (or approved) values, no training/tracking calls are added; a
+                       commit changing the standards is told that the server needs
+                       `mlgate standards accept` before it serves again
     pre-merge-commit   a merge into the protected branch of agent work must be a PR mlgate opened:
                        the run id cited for the branch exists, FINISHED from a clean commit, and
                        its commit == the branch head == the commit being merged
@@ -101,7 +103,21 @@ def protected_problems(repo: GitRepo, settings: Settings, limits: Mapping[str, A
         return []
     protected = _standards(repo, settings, limits).get("protected_fields") or {}
     found = protected_deviations(document, protected, ApprovalStore(settings.state_dir).in_force())
-    return [f"{EXPERIMENT_PATH}: protected field {d['path']} is {d['value']}, the standards require {d['required']} (change it with propose_config_change; a human approves)" for d in found]
+    # An operator changing the standards is told how to keep the pair consistent, not sent to the
+    # agent's approval path.
+    advice = STANDARDS_ADVICE if standards_staged(repo) else "change it with propose_config_change; a human approves"
+    return [f"{EXPERIMENT_PATH}: protected field {d['path']} is {d['value']}, the standards require {d['required']} ({advice})" for d in found]
+
+
+STANDARDS_ADVICE = "this commit changes the standards: set the same value in configs/experiment.yaml in this commit, or let an operator run `mlgate standards set`, which writes both"
+ACCEPT_NOTICE = (
+    "this commit changes configs/project_standards.yaml: once it is on the protected branch the server refuses every "
+    "call until a human or operator runs `mlgate standards accept` (which shows the diff and records who accepted it)"
+)
+
+
+def standards_staged(repo: GitRepo) -> bool:
+    return STANDARDS_PATH in repo.staged_paths()
 
 
 def guard_problems(repo: GitRepo, limits: Mapping[str, Any]) -> list[str]:
@@ -197,6 +213,8 @@ def hook_main(name: str, workspace: Path | str = ".") -> int:
         problems = run_hook(name, Path(settings.workspace), settings)
     except GovernanceError as exc:
         problems = [f"{exc.reason} ({exc.remediation})"]
+    if not problems and name == "pre-commit" and standards_staged(hook_repo(Path(settings.workspace), os.environ)):
+        print(f"mlgate {name}: note: {ACCEPT_NOTICE}", file=sys.stderr)
     if problems:
         print(f"mlgate {name}: refused ({len(problems)} problems); fix them, or ask a human if a rule is in the way", file=sys.stderr)
     for problem in problems:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from server.acknowledgement_check import AcknowledgementCheck
 from server.approvals import ApprovalStore, ConfigFiles, OverridesLog
 from server.audit.witness import late_witness
 from server.audit.workspace import open_chain
@@ -56,7 +57,7 @@ def build_ports(settings: Settings) -> Ports:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     git = GitRepo(settings.workspace)
     ports = Ports(settings=settings, git=git, clock=SystemClock())
-    ports.standards = StandardsSource(git, settings.protected_ref)
+    ports.standards = StandardsSource(git, settings.protected_ref, AcknowledgementCheck(git, settings.workspace, settings.state_dir))
     registry = DatasetRegistry(settings.state_dir, settings.audit_path)
     ports.cas = CasStore(settings.workspace, int(policy_limits()["datasets"]["max_files"]), registry)
     ports.configs = ConfigFiles(settings.workspace, settings.state_dir / "configs.lock")

@@ -126,6 +126,22 @@ def policy_limits() -> dict[str, Any]:
     return _yaml_file(CONFIGS_DIR / "policy.yaml")
 
 
+# What the acknowledgement pin covers (server/acknowledgements.py): every setting that changes what
+# is governed or who may act. The rest is where things are (workspace, state_dir) or how the server
+# was reached (transport). A new Settings field must join one of the two tuples (a test checks).
+GOVERNED_SETTINGS = ("protected_ref", "local_principal", "local_role", "sandbox_mode", "sandbox", "tracking_uri", "http", "pull_requests", "audit")
+UNGOVERNED_SETTINGS = ("workspace", "state_dir", "transport")
+
+
+def load_file_settings(workspace: Path | str, state_dir: Path | str) -> Settings:
+    """The settings the configuration FILES give (shipped configs/server.yaml, then
+    <state_dir>/server.yaml), without environment or overrides: what the pin acknowledges. The
+    launch environment is the launcher's choice (in server mode, the operator's)."""
+    values: dict[str, Any] = {**_yaml_file(CONFIGS_DIR / "server.yaml"), **_yaml_file(Path(state_dir) / "server.yaml")}
+    values["workspace"], values["state_dir"] = Path(workspace).resolve(), Path(state_dir).resolve()
+    return Settings.model_validate(values)
+
+
 def load_settings(workspace: Path | str, **overrides: Any) -> Settings:
     workspace = Path(workspace).resolve()
     values: dict[str, Any] = _yaml_file(CONFIGS_DIR / "server.yaml")

@@ -1,5 +1,8 @@
 """Reads the project's standards from the protected ref (never the working tree) and builds the
-policy config every call is decided against."""
+policy config every call is decided against. With an acknowledgement check, no config is given
+out unless the standards and server config in force are the ones a human or operator last
+acknowledged (rule standards.acknowledged, server/acknowledgements.py): every governed call is
+refused, naming the drift, until `mlgate standards accept`."""
 
 from __future__ import annotations
 
@@ -8,10 +11,11 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from policies.standards import standards_acknowledged
 from server.git import GitRepo
 from server.safe_yaml import load_document
 from server.settings import policy_limits
-from tools.errors import IntegrityError
+from tools.errors import IntegrityError, PolicyDenied
 
 STANDARDS_PATH = "configs/project_standards.yaml"
 
@@ -40,9 +44,12 @@ class StandardsSource:
     """Caches the parsed standards per commit of the protected ref: a commit id names its content,
     so the cache can never serve standards other than the ones committed there."""
 
-    def __init__(self, git: GitRepo, protected_ref: str) -> None:
+    def __init__(self, git: GitRepo, protected_ref: str, acknowledgements: Any = None) -> None:
+        """`acknowledgements`: an AcknowledgementCheck (server/acknowledgement_check.py); None
+        gives the config unchecked (tests of the reading itself)."""
         self._git = git
         self._ref = protected_ref
+        self._acknowledgements = acknowledgements
         self._limits = policy_limits()
         self._cached: tuple[str, bytes, dict[str, Any]] | None = None
 
@@ -76,11 +83,20 @@ class StandardsSource:
         return data if data is not None else self.committed_bytes()
 
     def policy_config(self) -> dict[str, Any]:
-        """`{standards, standards_sha256, standards_drift, policy}` for the policies."""
+        """`{standards, standards_sha256, standards_drift, policy, acknowledgement}` for the policies.
+
+        Raises IntegrityError when the standards are not committed, PolicyDenied (rule
+        standards.acknowledged) when they or the server config are not the acknowledged ones."""
         committed, standards = self._committed()
-        return {
+        config = {
             "standards": copy.deepcopy(standards),
             "standards_sha256": hashlib.sha256(committed).hexdigest(),
             "standards_drift": self.working_tree_bytes() != committed,
             "policy": self._limits,
         }
+        if self._acknowledgements is not None:
+            config["acknowledgement"] = self._acknowledgements.facts(self._ref, committed)
+            decision = standards_acknowledged(None, config)
+            if not decision.allowed:
+                raise PolicyDenied(decision.reason, decision.remediation, rule_id=decision.rule_id)
+        return config

@@ -23,9 +23,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from server.acknowledgements import acknowledge_initial
 from server.git import GitRepo
 from server.safe_yaml import load_document
-from server.settings import CONFIGS_DIR, policy_limits
+from server.settings import CONFIGS_DIR, load_settings, policy_limits
 from tools.errors import GitRefused, IntegrityError, InvalidInput, NotFound
 
 TEMPLATE_DIR = CONFIGS_DIR / "template"
@@ -164,8 +165,15 @@ def _clear(target: Path, created: bool) -> None:
             child.unlink()
 
 
+def _acknowledge(target: Path, repo: GitRepo) -> None:
+    """The operator who made the workspace acknowledges its standards and server config: the
+    first record of its audit chain, which every later call is compared against."""
+    acknowledge_initial(load_settings(target), repo)
+
+
 def init_workspace(target: Path, client: str = "demo-bank", project: str = "credit-default", *, template_dir: Path = TEMPLATE_DIR) -> Path:
-    """Render the template into a new or empty `target`, `git init -b main` it and commit.
+    """Render the template into a new or empty `target`, `git init -b main` it, commit, and
+    chain the operator's first acknowledgement of its standards (server/acknowledgements.py).
 
     Raises InvalidInput for a non-empty target or a bad name (nothing written), GitRefused when
     git fails (what was written is removed again).
@@ -188,6 +196,7 @@ def init_workspace(target: Path, client: str = "demo-bank", project: str = "cred
             install_hooks(repo)  # core.hooksPath=.githooks, hooks executable (committed as such)
             repo.commit_all(f"mlgate: initialise governed workspace (template {tag})")
             _store_version(repo, Path(tmp), tag)
+            _acknowledge(target, repo)
     except BaseException:
         _clear(target, created)
         raise

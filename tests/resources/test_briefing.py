@@ -14,6 +14,7 @@ from server.app import build_server
 from server.git import GitRepo
 from server.ports import Ports, build_ports
 from server.settings import Settings
+from tests.acknowledge import accept_standards
 
 pytestmark = pytest.mark.anyio
 STANDARDS = "configs/project_standards.yaml"
@@ -70,6 +71,9 @@ async def test_briefing_fills_in_the_committed_standards(settings: Settings, por
 async def test_briefing_follows_standards_changed_on_main(settings: Settings, ports: Ports, workspace: Path) -> None:
     commit_standards(workspace, "time_column: application_date", "time_column: null")
     commit_standards(workspace, "  - age_band\n", "  - age_band\n  - marital_status\n")
+    unacknowledged = await get_briefing(settings, ports)
+    assert "Unavailable [standards.acknowledged]" in unacknowledged and "time_column" in unacknowledged
+    accept_standards(settings)
     text = await get_briefing(settings, ports)
     assert "- Time column: none (no time column: stratified k-fold is the default)" in text
     assert "`gender`, `age_band`, `marital_status`" in text

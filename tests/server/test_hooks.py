@@ -140,7 +140,16 @@ def test_a_standards_change_is_checked_against_itself(workspace: Path, env: dict
     for relpath in ("configs/project_standards.yaml", "configs/experiment.yaml"):
         path = workspace / relpath
         path.write_text(path.read_text().replace("test_size: 0.2", "test_size: 0.25"))
-    assert commit(workspace, env, "configs/project_standards.yaml", "configs/experiment.yaml").returncode == 0
+    result = commit(workspace, env, "configs/project_standards.yaml", "configs/experiment.yaml")
+    assert result.returncode == 0 and "mlgate standards accept" in result.stderr  # the server will want an acknowledgement
+
+
+def test_a_standards_change_alone_gets_the_operator_advice_not_the_agent_path(workspace: Path, env: dict[str, str]) -> None:
+    path = workspace / "configs/project_standards.yaml"
+    path.write_text(path.read_text().replace("target: default", "target: bad_loan"))
+    result = commit(workspace, env, "configs/project_standards.yaml")
+    assert result.returncode != 0 and "data.target" in result.stderr
+    assert "mlgate standards set" in result.stderr and "propose_config_change" not in result.stderr
 
 
 # --- pre-merge-commit and verify-pr ---------------------------------------------------------
