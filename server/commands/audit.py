@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from server.approval_vouch import report_unvouched
 from server.audit import AuditOptions, read_tail, verify
 from server.audit.workspace import print_crosscheck
 from server.cli import add_workspace_option
@@ -39,8 +40,9 @@ def verify_command(args: argparse.Namespace) -> int:
     settings = load_settings(args.workspace)
     report = verify(settings.audit_path)
     print(report.summary())
+    vouched = report_unvouched(settings.state_dir)
     witnessed = print_crosscheck(settings)
-    return 0 if report.ok and witnessed else 1
+    return 0 if report.ok and vouched and witnessed else 1
 
 
 def tail_command(args: argparse.Namespace) -> int:
