@@ -29,7 +29,10 @@ def crosscheck_workspace(settings: Settings) -> CrossReport:
     notes: list[str] = []
     witnesses = [*pr_witnesses(settings.state_dir / "prs"), *registry_witnesses(settings.state_dir / "registry" / "aliases.json")]
     witnesses += _mlflow_witnesses(settings, notes)
-    report = crosscheck(settings.audit_path, witnesses, pinned_public_key(settings.audit_signing_key))
+    pinned = pinned_public_key(settings.audit_signing_key)
+    report = crosscheck(settings.audit_path, witnesses, pinned)
+    if report.key_id is not None and pinned is None:
+        notes.append(f"the chain's key {report.key_id} was not compared with a pinned copy: no {settings.audit_signing_key.name}.pub readable beside the configured key path")
     report.notes.extend(notes)
     return report
 

@@ -170,7 +170,9 @@ def test_rewrite_by_someone_without_the_key_is_caught_by_the_signed_head(key_pat
 def test_forged_signature_is_reported(key_path: Path, workspace: Path, capsys) -> None:
     settings = load_settings(workspace, transport="memory")
     keygen(settings)
-    make_history(settings)
+    ports = build_ports(settings)
+    ports.audit.append({"kind": "decision", "tool": "load_dataset"})
+    ports.audit.close()
     anchor_path = settings.audit_path.with_name("audit.head")
     anchor = json.loads(anchor_path.read_text())
     sig = anchor["signed"]["sig"]
@@ -200,3 +202,4 @@ def test_new_key_announced_without_a_rotation_signed_by_the_old_key_is_reported(
     ports.audit.close()
     code, out = audit_verify(settings, capsys)
     assert code == 1 and "KEY CHANGED" in out
+
