@@ -13,7 +13,6 @@ nothing changed).
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import os
 import subprocess
@@ -35,7 +34,7 @@ from mcp.server.mcpserver import MCPServer
 
 from server.app import build_server
 from server.auth import TokenStore
-from server.cli import main as mlgate
+from server.commands.data import import_files
 from server.http import BindAddress, auth_options, combined_app, free_loopback_bind, transport_security, uvicorn_config
 from server.settings import HttpSettings, load_settings
 from server.workspace import init_workspace
@@ -101,21 +100,12 @@ def serve_bare_http(port: int, state_dir: str) -> None:
     uvicorn.Server(uvicorn_config(app, bind)).run()
 
 
-def _quiet_cli(*argv: str) -> str:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        code = mlgate(list(argv))
-    if code != 0:
-        raise RuntimeError(f"mlgate {' '.join(argv)} exited {code}")
-    return out.getvalue().strip()
-
-
 def governed_call(workspace: Path, tool_names: set[str]) -> Call:
     """load_dataset on a tiny imported dataset if served, else an allowed dry-run proposal."""
     if "load_dataset" in tool_names:
         csv = workspace.parent / "tiny.csv"
         csv.write_text(TINY_CSV)
-        content_hash = _quiet_cli("data", "add", str(workspace), str(csv)).split()[-1]
+        content_hash = import_files(workspace, [csv]).added.content_hash
         return "load_dataset", {"content_hash": content_hash}
     return "propose_config_change", ALLOWED_DRY_RUN
 

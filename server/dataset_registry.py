@@ -5,7 +5,8 @@ workspace can make one (by hand, or by copying one from another workspace). What
 dataset of this workspace is the import, recorded twice:
 
 1. a `dataset_import` record in the audit chain: content hash, schema hash, rows, the imported
-   files (base names, sizes, SHA-256; never the operator's paths) and the importing principal;
+   files (base names, sizes, SHA-256; never the operator's paths), the importing principal and
+   the credential it authenticated with (`mlgate data add` needs an operator token);
 2. an entry in `<state_dir>/datasets.json` (written atomically under `<state_dir>/datasets.lock`)
    with the same fields and the cited record's `seq`, `hash` and byte offset in the chain.
 
@@ -132,8 +133,9 @@ class DatasetRegistry:
             if current is not None and self.unvouched_reason(content_hash, current) is None:
                 return current, False
             body = {k: imported[k] for k in VOUCHED_FIELDS}
-            record = audit.append({"kind": IMPORT_KIND, "principal": principal.name, "role": principal.role, "transport": "cli", **body})
-            entry = {**body, "imported_by": {"name": principal.name, "role": principal.role}, "imported_at": record["time"], "audit": _citation(audit, record)}
+            who = {"name": principal.name, "role": principal.role, "credential": getattr(principal, "credential", None)}
+            record = audit.append({"kind": IMPORT_KIND, "principal": who["name"], "role": who["role"], "credential": who["credential"], "transport": "cli", **body})
+            entry = {**body, "imported_by": who, "imported_at": record["time"], "audit": _citation(audit, record)}
             entries[content_hash] = entry
             document = {"version": 1, "datasets": dict(sorted(entries.items()))}
             write_atomic(self.path, (json.dumps(document, indent=2, sort_keys=True) + "\n").encode("utf-8"), 0o600)

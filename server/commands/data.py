@@ -1,11 +1,15 @@
 """`mlgate data add|list|verify`: the operator's side of the content-addressed dataset store.
 
 `add WORKSPACE FILE...` imports CSV/Parquet files as one dataset, records the import (content and
-schema hashes, rows, file base names, the operator) in the audit chain and the dataset registry
+schema hashes, rows, file base names, the operator and the credential they authenticated with) in
+the audit chain and the dataset registry
 (server/dataset_registry.py), and prints the content hash (the only line on stdout, for scripts;
 details go to stderr). Importing the same bytes again reuses the verified directory and prints the
 same hash. Only imported datasets can be loaded or trained on: `list` flags directories under
 data/shadow that nobody imported and registry entries the audit chain does not vouch for.
+
+`add` needs an operator token (MLGATE_TOKEN in the operator's own shell, or the hidden prompt;
+server/credentials.py): an agent at its own shell cannot import data in the operator's name.
 """
 
 from __future__ import annotations
@@ -16,11 +20,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from policies import Principal
-from server.audit import AuditChain, AuditOptions
+from server.audit.workspace import open_chain
 from server.cas import CasStore
 from server.cas_import import Imported, import_dataset
 from server.cli import add_workspace_option
-from server.commands.governed import os_user, principal_name
+from server.commands.governed import os_user
+from server.credentials import authenticate
 from server.dataset_registry import DatasetRegistry
 from server.settings import load_settings, policy_limits
 from server.standards import STANDARDS_PATH
@@ -33,7 +38,7 @@ def register(subparsers) -> None:
     add = commands.add_parser("add", help="import CSV/Parquet files into data/shadow/<content hash>/, record the import and print the hash")
     add.add_argument("workspace", metavar="WORKSPACE", help="governed workspace (mlgate init DIR)")
     add.add_argument("paths", nargs="+", metavar="PATH", help="CSV or Parquet files, imported together as one dataset")
-    add.add_argument("--as", dest="as_name", type=principal_name, default=None, metavar="NAME", help="the operator importing (default: the OS user)")
+    add.epilog = "Needs an operator token issued by an operator (`mlgate token create --role operator`): set MLGATE_TOKEN in your own shell, or run at a terminal to be prompted."
     add.set_defaults(handler=add_command)
     listed = commands.add_parser("list", help="print the registered datasets and flag directories nobody imported")
     add_workspace_option(listed)
@@ -62,11 +67,11 @@ def store_for(workspace: str | Path) -> CasStore:
 
 
 def import_files(workspace: str | Path, paths: Sequence[Path | str], principal: Principal | None = None) -> Imported:
-    """The operator's import (what `mlgate data add` runs): store, audit, register. Raises
-    GovernanceError (InvalidInput, IntegrityError) and OSError; see server/cas_import.py."""
+    """The operator's import (what `mlgate data add` runs once the operator authenticated): store,
+    audit, register. Raises GovernanceError (InvalidInput, IntegrityError) and OSError; see
+    server/cas_import.py."""
     store = store_for(workspace)
-    settings = load_settings(store.workspace)
-    audit = AuditChain(settings.audit_path, options=AuditOptions.from_config(policy_limits().get("audit", {})))
+    audit = open_chain(load_settings(store.workspace))
     try:
         return import_dataset(store, store.registry, audit, list(paths), principal or Principal(os_user(), "operator"))
     finally:
@@ -74,7 +79,8 @@ def import_files(workspace: str | Path, paths: Sequence[Path | str], principal: 
 
 
 def add_command(args: argparse.Namespace) -> int:
-    imported = import_files(args.workspace, [Path(p) for p in args.paths], Principal(args.as_name or os_user(), "operator"))
+    operator = authenticate(load_settings(_governed(args.workspace)).state_dir, ("operator",))
+    imported = import_files(args.workspace, [Path(p) for p in args.paths], operator)
     added = imported.added
     state = "already present, verified and reused" if added.reused else "imported"
     record = f"import recorded in the audit chain (seq {imported.entry['audit']['seq']})" if imported.registered else "already registered"
@@ -100,7 +106,8 @@ def dataset_lines(store: CasStore) -> list[tuple[str, str, str]]:
             lines.append((content_hash, "MISSING", "registered, but no directory under data/shadow"))
         else:
             names = ",".join(str(f.get("name")) for f in entry.get("files") or [])
-            lines.append((content_hash, "registered", f"{entry.get('rows')} rows, files {names}, imported by {registration['imported_by']} at {entry.get('imported_at')}"))
+            credential = (entry.get("imported_by") or {}).get("credential") or "no credential"
+            lines.append((content_hash, "registered", f"{entry.get('rows')} rows, files {names}, imported by {registration['imported_by']} ({credential}) at {entry.get('imported_at')}"))
     return lines
 
 

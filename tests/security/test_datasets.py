@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,13 @@ from mcp import Client
 
 from server.app import build_server
 from server.cli import main
+from server.credentials import TOKEN_ENV
 from server.demo_data import write_credit_csv
 from server.git import GitRepo
 from server.ports import build_ports
 from server.settings import Settings, load_settings
 from server.workspace import init_workspace
+from tests.credentials import issue, use_token
 
 pytestmark = pytest.mark.anyio
 REASONING = {"hypothesis_category": "baseline", "change_description": "Train on the dataset found in data/shadow.", "expected_effect": "A first roc_auc on that data."}
@@ -45,9 +48,17 @@ def fabricate(workspace: Path, name: str, body: bytes) -> str:
     return content_hash
 
 
-def data_add(workspace: Path, source: Path, capsys: pytest.CaptureFixture[str]) -> str:
-    assert main(["data", "add", str(workspace), str(source)]) == 0
-    return capsys.readouterr().out.strip()
+@pytest.fixture
+def data_add(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Callable[[Path, Path], str]:
+    """`mlgate data add` run by the operator, with their token in their own shell."""
+
+    def run(workspace: Path, source: Path) -> str:
+        use_token(monkeypatch, load_settings(workspace).state_dir, "data-ops", "operator")
+        assert main(["data", "add", str(workspace), str(source)]) == 0
+        monkeypatch.delenv(TOKEN_ENV)
+        return capsys.readouterr().out.strip()
+
+    return run
 
 
 async def call(settings: Settings, tool: str, arguments: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
@@ -91,18 +102,18 @@ async def test_a_hand_made_directory_with_a_correct_manifest_neither_loads_nor_t
     assert "NOT USABLE [data.registered]" in capsys.readouterr().err
 
 
-async def test_the_same_file_loads_once_an_operator_imports_it(workspace: Path, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_the_same_file_loads_once_an_operator_imports_it(workspace: Path, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str], data_add: Callable[[Path, Path], str]) -> None:
     source = write_credit_csv(tmp_path / "credit.csv", rows=120)
     content_hash = fabricate(workspace, "credit.csv", source.read_bytes())
-    assert data_add(workspace, source, capsys) == content_hash  # the import verifies and reuses the directory
+    assert data_add(workspace, source) == content_hash  # the import verifies and reuses the directory
     denied, payload = await call(settings, "load_dataset", {"content_hash": content_hash})
     assert not denied and payload["rows"] == 120
     assert listed(workspace, capsys) == {content_hash: "registered"}
 
 
-async def test_a_dataset_copied_from_another_workspace_with_its_registry_is_refused(workspace: Path, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_a_dataset_copied_from_another_workspace_with_its_registry_is_refused(workspace: Path, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str], data_add: Callable[[Path, Path], str]) -> None:
     other = init_workspace(tmp_path / "other")
-    content_hash = data_add(other, write_credit_csv(tmp_path / "credit.csv", rows=120), capsys)
+    content_hash = data_add(other, write_credit_csv(tmp_path / "credit.csv", rows=120))
     shutil.copytree(other / "data", workspace / "data")
     assert_refused_as_unimported(*await call(settings, "load_dataset", {"content_hash": content_hash}))
     # The other workspace's registry copied too: its entry cites a record of the other chain.
@@ -115,8 +126,8 @@ async def test_a_dataset_copied_from_another_workspace_with_its_registry_is_refu
     assert "UNAUDITED" in capsys.readouterr().err
 
 
-async def test_a_registry_line_pasted_by_hand_grants_nothing(workspace: Path, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    real = data_add(workspace, write_credit_csv(tmp_path / "credit.csv", rows=120), capsys)
+async def test_a_registry_line_pasted_by_hand_grants_nothing(workspace: Path, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str], data_add: Callable[[Path, Path], str]) -> None:
+    real = data_add(workspace, write_credit_csv(tmp_path / "credit.csv", rows=120))
     forged = fabricate(workspace, "more.csv", write_credit_csv(tmp_path / "more.csv", rows=90, seed=7).read_bytes())
     registry = settings.state_dir / "datasets.json"
     document = json.loads(registry.read_text())
@@ -133,10 +144,20 @@ async def test_a_registry_line_pasted_by_hand_grants_nothing(workspace: Path, se
     assert not (await call(settings, "load_dataset", {"content_hash": real}))[0]
 
 
-async def test_run_experiment_refuses_a_dataset_whose_registry_file_is_garbage(workspace: Path, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    content_hash = data_add(workspace, write_credit_csv(tmp_path / "credit.csv", rows=120), capsys)
+async def test_run_experiment_refuses_a_dataset_whose_registry_file_is_garbage(workspace: Path, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str], data_add: Callable[[Path, Path], str]) -> None:
+    content_hash = data_add(workspace, write_credit_csv(tmp_path / "credit.csv", rows=120))
     use_dataset(workspace, content_hash)
     (settings.state_dir / "datasets.json").write_text("{not json")
     denied, payload = await call(load_settings(workspace, transport="memory"), "run_experiment", {"reasoning": REASONING, "dry_run": True})
     assert_refused_as_unimported(denied, payload)
     assert "datasets.json is not valid JSON" in payload["reason"]
+
+
+async def test_an_agent_at_its_own_shell_cannot_import_data_in_the_operators_name(workspace: Path, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    source = write_credit_csv(tmp_path / "credit.csv", rows=120)
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    assert main(["data", "add", str(workspace), str(source)]) != 0  # no token: refused before anything is written
+    monkeypatch.setenv(TOKEN_ENV, issue(settings.state_dir, "agent-1", "agent"))
+    assert main(["data", "add", str(workspace), str(source)]) != 0  # an agent's token is not an operator's
+    err = capsys.readouterr().err
+    assert "operator" in err and not (workspace / "data").exists() and not (settings.state_dir / "datasets.json").exists()

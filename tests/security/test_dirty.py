@@ -23,6 +23,7 @@ from server.demo_data import write_credit_csv
 from server.git import GitRepo
 from server.ports import Ports, build_ports
 from server.settings import Settings
+from tests.credentials import use_token
 
 pytestmark = pytest.mark.anyio
 REASONING = {"hypothesis_category": "feature_engineering", "change_description": "Add a debt ratio feature to the credit model.", "expected_effect": "A small roc_auc gain from the ratio."}
@@ -30,9 +31,11 @@ HIDDEN_EDIT = "\n\ndef hidden(frame):\n    return frame  # changed after the com
 
 
 @pytest.fixture
-def lab(workspace: Path, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[GitRepo, Ports]:
+def lab(workspace: Path, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> tuple[GitRepo, Ports]:
     """An imported dataset, a committed config using it, and a clean commit on an agent branch."""
-    assert main(["data", "add", str(workspace), str(write_credit_csv(tmp_path / "credit.csv", rows=300))]) == 0
+    with monkeypatch.context() as operator_shell:
+        use_token(operator_shell, settings.state_dir, "data-ops", "operator")
+        assert main(["data", "add", str(workspace), str(write_credit_csv(tmp_path / "credit.csv", rows=300))]) == 0
     content_hash = capsys.readouterr().out.strip()
     path = workspace / "configs/experiment.yaml"
     document = yaml.safe_load(path.read_text())

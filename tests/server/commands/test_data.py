@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,10 @@ from pathlib import Path
 import pytest
 
 from server.cli import main
+from server.credentials import TOKEN_ENV
 from server.demo_data import write_credit_csv
+from server.settings import load_settings
+from tests.credentials import issue, use_token
 from tests.server.cas_helpers import snapshot, writable
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -19,6 +23,12 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 @pytest.fixture
 def csv(tmp_path: Path) -> Path:
     return write_credit_csv(tmp_path / "credit.csv", rows=50)
+
+
+@pytest.fixture(autouse=True)
+def operator_token(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The operator's token in MLGATE_TOKEN, as in the operator's own shell."""
+    return use_token(monkeypatch, load_settings(workspace).state_dir, "data-ops", "operator")
 
 
 def add(workspace: Path, *paths: Path, capsys) -> tuple[int, str, str]:
@@ -32,7 +42,7 @@ def test_add_prints_only_the_content_hash_on_stdout(workspace: Path, csv: Path, 
     body = csv.read_bytes()
     manifest = f"credit.csv\t{len(body)}\t{hashlib.sha256(body).hexdigest()}\n".encode()
     assert code == 0 and out == hashlib.sha256(manifest).hexdigest() + "\n"
-    assert "imported: 1 file(s), 50 rows; schema hash" in err
+    assert "imported: 1 file(s), 50 rows; schema hash" in err and "import recorded in the audit chain" in err
     assert (workspace / "data" / "shadow" / out.strip() / "credit.csv").read_bytes() == body
 
 
@@ -82,7 +92,23 @@ def test_verify_refuses_a_path_instead_of_a_hash(workspace: Path, capsys) -> Non
     assert "64 lowercase hexadecimal" in capsys.readouterr().err
 
 
-def test_data_add_runs_as_a_real_process(workspace: Path, csv: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "server.cli", "data", "add", str(workspace), str(csv)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+def test_add_needs_an_operator_token_and_writes_nothing_without_one(workspace: Path, csv: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.delenv(TOKEN_ENV)
+    code, out, err = add(workspace, csv, capsys=capsys)
+    assert code != 0 and out == "" and "operator" in err and "MLGATE_TOKEN" in err and not (workspace / "data").exists()
+    monkeypatch.setenv(TOKEN_ENV, issue(load_settings(workspace).state_dir, "analyst", "human"))
+    code, out, err = add(workspace, csv, capsys=capsys)
+    assert code != 0 and out == "" and "role human" in err and not (workspace / "data").exists()
+
+
+def test_the_import_names_the_operator_and_the_credential(workspace: Path, csv: Path, capsys) -> None:
+    add(workspace, csv, capsys=capsys)
+    assert main(["data", "list", "--workspace", str(workspace)]) == 0
+    assert "imported by data-ops (data-ops:" in capsys.readouterr().out
+
+
+def test_data_add_runs_as_a_real_process(workspace: Path, csv: Path, operator_token: str) -> None:
+    env = {**os.environ, TOKEN_ENV: operator_token}
+    done = subprocess.run([sys.executable, "-m", "server.cli", "data", "add", str(workspace), str(csv)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0 and len(done.stdout.strip()) == 64
     assert (workspace / "data" / "shadow" / done.stdout.strip()).is_dir()
