@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from importlib import metadata
 
 from resources.base import PromptSpec, ResourceSpec
 from server.enforcement import Enforcer
@@ -29,6 +30,14 @@ RESERVED_TOOL_NAMES = ("load_dataset", "propose_config_change", "run_experiment"
 RESOURCE_MODULES = ("standards", "policies", "datasets", "audit", "audit_own", "briefing", "skills", "runs", "model_cards")
 
 
+def mlgate_version() -> str:
+    """The installed distribution's version (serverInfo.version in every initialize answer)."""
+    try:
+        return metadata.version("mlgate")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
 def tool_specs() -> list[ToolSpec]:
     """Every governed tool, in the order they are listed to clients."""
     specs: list[ToolSpec] = []
@@ -51,5 +60,5 @@ def build_server(settings: Settings, ports: Ports | None = None, *, auth: dict |
     specs = served(read_specs(), readable)
     resources = [s for s in specs if isinstance(s, ResourceSpec)]
     prompts = [s for s in specs if isinstance(s, PromptSpec)]
-    return GovernedServer("mlgate", instructions=INSTRUCTIONS, enforcer=enforcer, identifier=identifier, read_ports=readable,
+    return GovernedServer("mlgate", version=mlgate_version(), instructions=INSTRUCTIONS, enforcer=enforcer, identifier=identifier, read_ports=readable,
                           tools=tool_specs(), resources=resources, prompts=prompts, **(auth or {}))  # fmt: skip

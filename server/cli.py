@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -29,6 +30,9 @@ def add_workspace_option(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     # credentials in a URI (tracking store, git remote) never reach a log line or a traceback
     install_log_redaction()
+    # MLflow's on-import "agent skills" hint (server/tracking.py QUIET_MLFLOW), silenced before any
+    # command imports MLflow: even `from mlflow.exceptions import ...` runs mlflow/__init__.py.
+    os.environ["MLFLOW_DISABLE_AGENT_HINT"] = "1"
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args) or 0)

@@ -9,6 +9,7 @@ refused unless tokens exist and allowed hosts are configured.
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
 import threading
 import time
@@ -102,6 +103,53 @@ def auth_options(store: TokenStore, base_url: str) -> dict[str, Any]:
     return {"token_verifier": TokenVerifier(store), "auth": settings}
 
 
+TOKEN_NEEDED = (
+    "mlgate needs a bearer token issued by its operator (mlgate token create); "
+    "send the header Authorization: Bearer <token>. This server offers no OAuth sign-in."
+)
+# Paths OAuth clients probe for an authorization server after a 401; mlgate has none, and says so in
+# JSON (a plain-text 404 surfaces in some clients as a JSON parse error instead of the reason).
+AUTHORIZATION_SERVER_PATHS = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")
+
+
+class TokenHint:
+    """Rewrites the SDK's 401 ("Authentication required") to say what is needed, and answers the
+    OAuth authorization-server discovery paths with a JSON 404 carrying the same sentence."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+        elif scope["path"].startswith(AUTHORIZATION_SERVER_PATHS):
+            await _json_reply(send, 404, {"error": "no_authorization_server", "error_description": TOKEN_NEEDED})
+        else:
+            await self._app(scope, receive, _rewrite_401(send))
+
+
+def _rewrite_401(send: Send) -> Send:
+    state = {"rewriting": False}
+
+    async def wrapped(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start" and message["status"] == 401:
+            state["rewriting"] = True
+            header = dict(message.get("headers") or []).get(b"www-authenticate", b"Bearer").decode("latin-1")
+            header = header.replace('error_description="Authentication required"', f'error_description="{TOKEN_NEEDED}"')
+            await _json_reply(send, 401, {"error": "invalid_token", "error_description": TOKEN_NEEDED}, [(b"www-authenticate", header.encode("latin-1"))])
+        elif not state["rewriting"]:
+            await send(message)
+
+    return wrapped
+
+
+async def _json_reply(send: Send, status: int, body: dict[str, str], headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    data = json.dumps(body).encode()
+    start = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()), *(headers or [])]
+    await send({"type": "http.response.start", "status": status, "headers": start})
+    await send({"type": "http.response.body", "body": data})
+
+
 class HostOriginGuard:
     """Rejects a foreign Host (421) or Origin (403) before authentication or routing."""
 
@@ -151,7 +199,7 @@ def combined_app(server: MCPServer, bind: BindAddress, security: TransportSecuri
             on_shutdown()
 
     # Both SDK apps install the same bearer-auth middleware; one copy serves both.
-    middleware = [Middleware(HostOriginGuard, security=security), *streamable.user_middleware]
+    middleware = [Middleware(HostOriginGuard, security=security), Middleware(TokenHint), *streamable.user_middleware]
     return Starlette(routes=_unique_routes(streamable, sse), middleware=middleware, lifespan=lifespan)
 
 

@@ -39,11 +39,17 @@ REDACTED_TAG = "mlgate.redacted_keys"
 WITNESS_TAG, WITNESS_END_TAG = "mlgate.audit_witness", "mlgate.audit_witness_end"
 
 
+# MLflow prints a pointer to its "agent skills" on import when it sees a coding agent's environment
+# variables (Claude Code, Codex): noise on the server's stderr, and nothing an mlgate agent may use.
+QUIET_MLFLOW = {"MLFLOW_DISABLE_AGENT_HINT": "1"}
+
+
 def _import_mlflow() -> Any:
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
     # MLflow prints "View run at: <tracking URI>" to stdout on every ended run: the URI may carry a
     # password, and stdout is the MCP channel in stdio mode
     os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+    os.environ.update(QUIET_MLFLOW)
     import mlflow  # noqa: PLC0415 (deferred: slow import)
 
     return mlflow

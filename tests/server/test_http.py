@@ -204,3 +204,20 @@ async def test_token_roles_reach_the_enforcement_point_and_the_audit_over_mcp_an
         ("sse", "remote-agent", "agent", "deny"),
         ("sse", "risk-officer", "human", "allow"),
     ]
+
+
+async def test_a_401_says_plainly_that_an_operator_issued_bearer_token_is_needed(settings: Settings, token: str) -> None:
+    with mlgate_http(settings) as url:
+        reply = await _post_initialize(url, {})
+    assert reply.status_code == 401
+    assert "Authorization: Bearer <token>" in reply.json()["error_description"] and "mlgate token create" in reply.json()["error_description"]
+    assert "mlgate token create" in reply.headers["www-authenticate"] and "resource_metadata=" in reply.headers["www-authenticate"]
+
+
+@pytest.mark.parametrize("path", ["/.well-known/oauth-authorization-server", "/.well-known/oauth-authorization-server/mcp", "/.well-known/openid-configuration"])
+async def test_oauth_discovery_gets_a_json_answer_that_there_is_no_sign_in(settings: Settings, token: str, path: str) -> None:
+    with mlgate_http(settings) as url:
+        async with httpx2.AsyncClient(timeout=10.0) as http:
+            reply = await http.get(f"{url}{path}")
+    assert reply.status_code == 404 and reply.headers["content-type"] == "application/json"
+    assert reply.json()["error"] == "no_authorization_server" and "bearer token" in reply.json()["error_description"]

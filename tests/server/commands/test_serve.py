@@ -108,3 +108,33 @@ async def test_a_starting_server_marks_runs_of_a_dead_server_failed(workspace: P
             while dead.get_run(orphan)["status"] != "FAILED":
                 await anyio.sleep(0.1)
     assert "orphaned" in dead.get_run(orphan)["tags"]["mlgate.end_reason"]
+
+
+def _jsonrpc(*messages: dict) -> bytes:
+    import json  # noqa: PLC0415
+
+    return b"".join(json.dumps(m).encode() + b"\n" for m in messages)
+
+
+def test_stdio_names_its_version_and_mlflow_prints_nothing_even_under_an_agent(workspace: Path) -> None:
+    """A raw stdio exchange with the environment a coding agent sets (CLAUDECODE=1): serverInfo
+    carries mlgate's version, and MLflow (imported at start for reconciliation and by list_runs)
+    prints no hint on stderr."""
+    import json  # noqa: PLC0415
+    import os  # noqa: PLC0415
+    from importlib import metadata  # noqa: PLC0415
+
+    env = {**os.environ, "CLAUDECODE": "1", "CODEX_THREAD_ID": "t"}
+    env.pop("MLFLOW_DISABLE_AGENT_HINT", None)
+    argv = [sys.executable, "-m", "server.cli", "serve", "--workspace", str(workspace)]
+    process = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "list_runs", "arguments": {}}}
+    process.stdin.write(_jsonrpc(INITIALIZE, {"jsonrpc": "2.0", "method": "notifications/initialized"}, call))
+    process.stdin.flush()
+    answers = [json.loads(process.stdout.readline()) for _ in range(2)]
+    process.stdin.close()
+    process.wait(timeout=START_TIMEOUT_S)
+    assert answers[0]["result"]["serverInfo"] == {**answers[0]["result"]["serverInfo"], "name": "mlgate", "version": metadata.version("mlgate")}
+    assert answers[1]["id"] == 2 and "result" in answers[1]
+    stderr = process.stderr.read().decode()
+    assert "skill" not in stderr.lower() and "MLFLOW_DISABLE_AGENT_HINT" not in stderr, stderr
