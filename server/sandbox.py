@@ -5,6 +5,8 @@ package, its run's inputs/ read-only and outputs/ writable, a private /tmp, and 
 network, no home, no workspace, no .git, no state directory. It runs as an unprivileged uid with
 rlimits, in its own pid namespace and process group, and is killed as a whole on a wall-clock
 timeout, on cancellation, and after it exits (stragglers). Run-directory layout: training/__init__.py.
+Nothing the child writes reaches the caller as text: progress and failures are worded by the server
+(server/sandbox_vocabulary.py) and success facts bounded (server/sandbox_facts.py).
 
 Without bwrap the launcher refuses (SandboxFailed, rule sandbox.unavailable) unless the settings
 allow `sandbox_mode: unconfined`; then the child runs directly with the same environment allowlist,
