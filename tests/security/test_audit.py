@@ -10,6 +10,7 @@ signing key is configured, through the signed heads and the pinned public key.
 from __future__ import annotations
 
 import json
+import shutil
 import stat
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from server.audit.records import Head, canonical, record_hash
 from server.cli import main
 from server.ports import build_ports
 from server.settings import Settings, load_settings
+from server.workspace import init_workspace
 
 RUN_TAGS = {"principal": "codex", "client_name": "demo-bank", "project_name": "credit-default"}
 
@@ -90,37 +92,50 @@ def make_history(settings: Settings) -> dict[str, str]:
     return {"run_id": run_id}
 
 
+@pytest.fixture(scope="module")
+def history_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    workspace = init_workspace(tmp_path_factory.mktemp("history") / "ws")
+    return workspace, make_history(load_settings(workspace, transport="memory"))
+
+
 @pytest.fixture
-def history(settings: Settings) -> dict[str, str]:
-    return make_history(settings)
+def history(history_template: tuple[Path, dict[str, str]], tmp_path: Path) -> tuple[Settings, dict[str, str]]:
+    """A copy of a workspace with history (the MLflow store is costly to create once per test)."""
+    workspace = tmp_path / "ws"
+    shutil.copytree(history_template[0], workspace, symlinks=True)
+    return load_settings(workspace, transport="memory"), history_template[1]
 
 
 # --- witnesses ----------------------------------------------------------------------------------
 
 
-def test_untouched_chain_with_witnesses_verifies(settings: Settings, history: dict, capsys) -> None:
+def test_untouched_chain_with_witnesses_verifies(history: tuple[Settings, dict], capsys) -> None:
+    settings, _ = history
     code, out = audit_verify(settings, capsys)
     assert code == 0, out
     assert "audit witnesses: 5 checked (mlflow 2, pr 2, registry 1)" in out
 
 
-def test_rewritten_chain_with_rewritten_anchor_is_caught_by_the_run_witness(settings: Settings, history: dict, capsys) -> None:
+def test_rewritten_chain_with_rewritten_anchor_is_caught_by_the_run_witness(history: tuple[Settings, dict], capsys) -> None:
+    settings, ids = history
     drop_record(settings, 1)
     assert verify(settings.audit_path).ok  # the rewrite is consistent in itself
     code, out = audit_verify(settings, capsys)
     assert code == 1
-    assert "WITNESS MISMATCH" in out and f"run {history['run_id']} mlgate.audit_witness " in out
+    assert "WITNESS MISMATCH" in out and f"run {ids['run_id']} mlgate.audit_witness " in out
     assert "pr local-1.json" in out and "registry credit-default@candidate" in out
 
 
-def test_chain_cut_back_before_a_witness_is_reported_as_missing_records(settings: Settings, history: dict, capsys) -> None:
+def test_chain_cut_back_before_a_witness_is_reported_as_missing_records(history: tuple[Settings, dict], capsys) -> None:
+    settings, _ = history
     rewrite_chain(settings, records(settings)[:3])
     assert verify(settings.audit_path).ok
     code, out = audit_verify(settings, capsys)
     assert code == 1 and "WITNESS MISSING" in out and "records were removed" in out
 
 
-def test_a_tampered_witness_is_reported_not_trusted(settings: Settings, history: dict, capsys) -> None:
+def test_a_tampered_witness_is_reported_not_trusted(history: tuple[Settings, dict], capsys) -> None:
+    settings, _ = history
     path = settings.state_dir / "prs" / "local-1.json"
     record = json.loads(path.read_text())
     path.write_text(json.dumps({**record, "audit_witness": "not-a-witness"}))
