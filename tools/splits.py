@@ -105,12 +105,15 @@ def realised_fractions(folds: list[Fold], test: np.ndarray, rows: int) -> dict[s
     """Shares of all rows that train, validate (mean over folds) and test: what the split really made."""
     if rows <= 0:
         return {"train": 0.0, "validation": 0.0, "test": 0.0}
-    mean = lambda sizes: float(np.mean(sizes)) / rows if sizes else 0.0  # noqa: E731
     return {
-        "train": round(mean([f.train.size for f in folds]), 6),
-        "validation": round(mean([f.validation.size for f in folds]), 6),
+        "train": _mean_share([f.train.size for f in folds], rows),
+        "validation": _mean_share([f.validation.size for f in folds], rows),
         "test": round(test.size / rows, 6),
     }
+
+
+def _mean_share(sizes: list[int], rows: int) -> float:
+    return round(float(np.mean(sizes)) / rows, 6) if sizes else 0.0
 
 
 def _describe(strategy: str, folds: list[Fold], test: np.ndarray, labels: np.ndarray | None, extra: dict[str, Any]) -> dict[str, Any]:
