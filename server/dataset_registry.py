@@ -170,3 +170,14 @@ def _matching(line: bytes, cited: Mapping[str, Any]) -> dict[str, Any] | None:
     if problem is not None or record is None:
         return None
     return record if record["seq"] == cited.get("seq") and record["hash"] == cited.get("hash") else None
+
+
+def report_unvouched_datasets(state_dir: Path | str, audit_path: Path | str) -> bool:
+    """Prints every registry entry the audit chain does not vouch for (for `mlgate audit verify`);
+    True when there is none."""
+    found = DatasetRegistry(state_dir, audit_path).unvouched()
+    for content_hash, why in found:
+        print(f"NOT VOUCHED: dataset registry entry {content_hash}: {why}")
+    if found:
+        print(f"dataset registry NOT VOUCHED: {len(found)} entries have no matching import record in the audit chain")
+    return not found

@@ -10,6 +10,7 @@ from server.audit import AuditOptions, read_tail, verify
 from server.audit.workspace import print_crosscheck
 from server.cli import add_workspace_option
 from server.commands.audit_keys import add_keygen
+from server.dataset_registry import report_unvouched_datasets
 from server.settings import load_settings, policy_limits
 
 
@@ -41,8 +42,9 @@ def verify_command(args: argparse.Namespace) -> int:
     report = verify(settings.audit_path)
     print(report.summary())
     vouched = report_unvouched(settings.state_dir)
+    datasets = report_unvouched_datasets(settings.state_dir, settings.audit_path)
     witnessed = print_crosscheck(settings)
-    return 0 if report.ok and vouched and witnessed else 1
+    return 0 if report.ok and vouched and datasets and witnessed else 1
 
 
 def tail_command(args: argparse.Namespace) -> int:

@@ -141,6 +141,9 @@ async def test_a_registry_line_pasted_by_hand_grants_nothing(workspace: Path, se
         assert_refused_as_unimported(denied, payload)
         assert says in payload["reason"]
     assert listed(workspace, capsys) == {real: "registered", forged: "UNAUDITED"}
+    assert main(["audit", "verify", "--workspace", str(workspace)]) == 1
+    report = capsys.readouterr().out
+    assert f"NOT VOUCHED: dataset registry entry {forged}" in report and f"dataset registry entry {real}" not in report
     assert not (await call(settings, "load_dataset", {"content_hash": real}))[0]
 
 
