@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from server.audit.records import GENESIS_HASH, Head, read_anchor, read_anchor_signature, sibling
-from server.audit.signing import KEY_KIND, head_signature_ok, rotation_ok
+from server.audit.signing import KEY_KIND, head_signature_ok, key_id, rotation_ok
 from server.audit.witness import Witness
 from tools.errors import IntegrityError
 
@@ -141,10 +141,11 @@ def _check_keys(records: list[dict[str, Any]], pinned: str | None, report: Cross
     current: str | None = None
     for record in records:
         public = str(record.get("public_key", ""))
-        if current is None or rotation_ok(record, current):
+        named = _names_its_key(record, public)
+        if named and (current is None or rotation_ok(record, current)):
             keys[str(record.get("key_id"))], current = public, public
             continue
-        detail = f"seq {record['seq']} announces key {str(record.get('key_id'))[:16]} without a rotation signed by the key before it"
+        detail = f"seq {record['seq']} announces key {str(record.get('key_id'))[:16]} without a rotation signed by the key before it (or under another key's name)"
         report.findings.append(Finding("key_changed", detail))
     report.key_id = next((k for k, v in keys.items() if v == current), None)
     if pinned is not None and current is None:
@@ -152,6 +153,13 @@ def _check_keys(records: list[dict[str, Any]], pinned: str | None, report: Cross
     elif pinned is not None and pinned != current:
         report.findings.append(Finding("key_mismatch", f"the public key pinned beside the signing key is not the chain's key {report.key_id}: the key was swapped"))
     return keys
+
+
+def _names_its_key(record: dict[str, Any], public: str) -> bool:
+    try:
+        return record.get("key_id") == key_id(public) and len(bytes.fromhex(public)) == 32
+    except ValueError:
+        return False
 
 
 def _check_signed(where: str, head: dict[str, Any], keys: dict[str, str], scan: _Scan, report: CrossReport) -> None:

@@ -218,3 +218,15 @@ def test_new_key_announced_without_a_rotation_signed_by_the_old_key_is_reported(
     code, out = audit_verify(settings, capsys)
     assert code == 1 and "KEY CHANGED" in out
 
+
+
+def test_key_record_naming_another_keys_id_is_reported(key_path: Path, workspace: Path, capsys) -> None:
+    settings = load_settings(workspace, transport="memory")
+    keygen(settings)
+    (announced,) = [r for r in records(settings) if r.get("kind") == "audit_key"]
+    impostor = {**key_record(Ed25519PrivateKey.generate()), "key_id": announced["key_id"]}
+    ports = build_ports(settings)
+    ports.audit.append(impostor)
+    ports.audit.close()
+    code, out = audit_verify(settings, capsys)
+    assert code == 1 and "KEY CHANGED" in out and "under another key's name" in out
