@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 
 MAX_CATEGORIES = 50
@@ -49,10 +50,19 @@ class Encoding:
         stds = filled.std(ddof=0).fillna(0.0)
         return cls(numeric, medians, filled.mean(), stds.where(stds > 0, 1.0), {c: _top_categories(train[c]) for c in categorical})
 
-    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+    def transform(self, frame: pd.DataFrame) -> sparse.csr_matrix:
+        """Sparse, so wide one-hot blocks of a large dataset stay small in the server's memory."""
         numbers = ((_numbers(frame[self.numeric]).fillna(self.medians) - self.means) / self.stds).to_numpy()
-        blocks = [numbers] + [_labels(frame[c])[:, None] == known[None, :] for c, known in self.categories.items()]
-        return np.column_stack(blocks).astype("float64")
+        blocks = [sparse.csr_matrix(numbers.reshape(len(frame), len(self.numeric)))]
+        blocks += [_one_hot(_labels(frame[c]), known) for c, known in self.categories.items()]
+        return sparse.hstack(blocks, format="csr", dtype="float64")
+
+
+def _one_hot(labels: np.ndarray, known: np.ndarray) -> sparse.csr_matrix:
+    """One column per known category; an unseen category is a row of zeros."""
+    index = pd.Index(known).get_indexer(labels)
+    rows = np.flatnonzero(index >= 0)
+    return sparse.csr_matrix((np.ones(len(rows)), (rows, index[rows])), shape=(len(labels), len(known)))
 
 
 def _top_categories(series: pd.Series) -> np.ndarray:
