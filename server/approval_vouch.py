@@ -3,7 +3,8 @@
 An approval file says what was asked; its status, requester and decider are taken from the chain
 (server/ledger.py). A file the chain does not back reads as `unvouched`:
 
-    no approval_requested record for its id, or one for a different change_hash
+    no approval_requested record for its id, or one for a different change_hash, or a description
+        (kind, target, diff, fields) other than the one requested: what the approver reads is what applies
     a decision for a different change_hash, or an unknown decision
     a decision made with a credential the chain did not vouch for at that moment (no token_created
         record for that token name, id and role before the decision, or revoked before it)
@@ -15,6 +16,8 @@ entry without a live token_created record.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,13 +35,22 @@ def is_approval_file(record: Any) -> bool:
     return isinstance(record, dict) and all(isinstance(record.get(k), str) for k in ("id", "change_hash", "status")) and "created_at" in record
 
 
-def chain_status(change_hash: str, events: ApprovalEvents, ledger: ChainLedger) -> tuple[str, str | None]:
-    """(status, why unvouched or None) of an approval for `change_hash` from its chain records."""
-    requested, decided = events.requested, events.decided
+def described_sha256(record: dict[str, Any]) -> str:
+    """SHA-256 of what an approver is shown (kind, target, diff, fields): an approval whose
+    description was edited after its request no longer matches its chained request."""
+    shown = {k: record.get(k) for k in ("kind", "target", "diff", "protected_fields")}
+    return hashlib.sha256(json.dumps(shown, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+def chain_status(record: dict[str, Any], events: ApprovalEvents, ledger: ChainLedger) -> tuple[str, str | None]:
+    """(status, why unvouched or None) of the approval file `record` from its chain records."""
+    requested, decided, change_hash = events.requested, events.decided, record["change_hash"]
     if requested is None:
         return UNVOUCHED, "the audit chain holds no request for it"
     if requested.get("change_hash") != change_hash:
         return UNVOUCHED, "its change_hash is not the one the audit chain recorded for its request"
+    if requested.get("described_sha256") != described_sha256(record):
+        return UNVOUCHED, "the change it describes was edited after it was requested"
     if decided is None:
         return "pending", None
     if decided.get("change_hash") != change_hash or decided.get("decision") not in _DECIDED:
@@ -53,7 +65,7 @@ def vouched(record: dict[str, Any], ledger: ChainLedger) -> dict[str, Any]:
     """The approval with status, requester and decider from the chain; `vouch_problem` says how
     the file disagrees with the chain (absent when it agrees)."""
     events = ledger.approval(record["id"])
-    status, problem = chain_status(record["change_hash"], events, ledger)
+    status, problem = chain_status(record, events, ledger)
     view = {**record, "status": status}
     if status != UNVOUCHED:
         requested = events.requested or {}

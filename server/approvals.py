@@ -23,7 +23,7 @@ from typing import Any
 
 from policies import Principal
 from server import safe_yaml
-from server.approval_vouch import UNVOUCHED, check_approver, is_approval_file, vouched
+from server.approval_vouch import UNVOUCHED, check_approver, described_sha256, is_approval_file, vouched
 from server.files import fsync_dir, locked, write_atomic, write_temp
 from server.ledger import IN_FORCE_KIND, ChainLedger, ChainWriter, actor
 from tools.errors import IntegrityError, InvalidInput, NotFound, PolicyDenied
@@ -117,7 +117,10 @@ class ApprovalStore:
                 "target": target, "diff": diff, "protected_fields": fields,
                 "requested_by": {"name": requester.name, "role": requester.role}, "reasoning": reasoning, "created_at": now,
             }  # fmt: skip
-            self._writer.append({"kind": "approval_requested", "approval_id": record["id"], "change_hash": change_hash, "approval_kind": kind, **actor(requester)})
+            self._writer.append({
+                "kind": "approval_requested", "approval_id": record["id"], "change_hash": change_hash, "approval_kind": kind,
+                "described_sha256": described_sha256(record), **actor(requester),
+            })  # fmt: skip
             self._save(record)
             return record, True
 

@@ -4,7 +4,7 @@ State files (approvals/*.json, protected_in_force.json, tokens.json) are plain f
 its own shell can edit; the audit chain is the record of what mlgate itself did. Every change of
 governance state appends a record here first, and the stores answer from these records:
 
-    approval_requested   approval_id, change_hash, approval_kind, principal, role
+    approval_requested   approval_id, change_hash, approval_kind, described_sha256, principal, role
     approval_decided     approval_id, change_hash, decision (approve|deny), principal, role, credential
     approval_consumed    approval_id, change_hash
     protected_in_force   values {protected path: canonical value}

@@ -111,6 +111,20 @@ async def test_a_new_approval_file_written_by_hand_grants_nothing(settings: Sett
     assert code == 1 and "approval apr-0123456789ab (approved): the audit chain holds no request for it" in out
 
 
+async def test_an_approval_whose_described_change_was_edited_cannot_be_approved(settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The agent rewrites what the approver will read (an innocuous diff) under the same change hash."""
+    first = await pending(settings)
+    innocuous = [{"path": "experiment.seed", "op": "replace", "old": 42, "new": 7}]
+    rewrite(approval_file(settings, first["approval_id"]), diff=innocuous, protected_fields=[])
+    use_token(monkeypatch, settings.state_dir, "risk-officer")
+    assert await anyio.to_thread.run_sync(main, ["approvals", "approve", first["approval_id"], "--workspace", str(settings.workspace)]) == 2
+    assert "unvouched" in capsys.readouterr().err
+    denied, again = await call(settings, "propose_config_change", CHURN)
+    assert denied and again["approval_id"] != first["approval_id"]
+    code, out = audit_verify(settings, capsys)
+    assert code == 1 and "the change it describes was edited after it was requested" in out
+
+
 async def test_an_approval_retargeted_to_another_change_or_reset_after_use_grants_nothing(settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     first = await pending(settings)
     use_token(monkeypatch, settings.state_dir, "risk-officer")

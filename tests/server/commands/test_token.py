@@ -40,7 +40,7 @@ def test_the_first_operator_token_bootstraps_and_later_ones_need_an_operator(tmp
     monkeypatch.delenv(TOKEN_ENV, raising=False)
     operator = _create(tmp_path, "root-op", "operator", capsys)
     assert main(["token", "create", "--name", "mallory", "--role", "operator", "--workspace", str(tmp_path)]) == 2
-    assert "operator credential" in capsys.readouterr().err
+    assert "credential of role operator" in capsys.readouterr().err
     monkeypatch.setenv(TOKEN_ENV, _create(tmp_path, "agent-1", "agent", capsys))
     assert main(["token", "create", "--name", "mallory", "--role", "human", "--workspace", str(tmp_path)]) == 2
     monkeypatch.setenv(TOKEN_ENV, operator)
