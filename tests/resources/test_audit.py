@@ -34,13 +34,15 @@ async def test_audit_tail_lists_the_latest_records_oldest_first(settings: Settin
         ports.audit.append({"kind": "decision", "tool": "load_dataset", "n": n})
     tail = await _read_tail(build_server(settings, ports))
     assert tail["count"] == limit
-    assert [r["seq"] for r in tail["records"]] == list(range(3, limit + 3))
+    assert [r["n"] for r in tail["records"]] == list(range(3, limit + 3))
+    assert [r["seq"] for r in tail["records"]] == sorted(r["seq"] for r in tail["records"])
     ports.audit.close()
 
 
-async def test_audit_tail_of_a_fresh_workspace_is_empty(settings: Settings) -> None:
+async def test_audit_tail_of_a_fresh_workspace_holds_only_its_first_standards_acknowledgement(settings: Settings) -> None:
     ports = build_ports(settings)
-    assert await _read_tail(build_server(settings, ports)) == {"count": 0, "records": []}
+    tail = await _read_tail(build_server(settings, ports))
+    assert [r["kind"] for r in tail["records"]] == ["standards_acknowledged"] and tail["count"] == 1
     ports.audit.close()
 
 
