@@ -33,13 +33,13 @@ LENDING_STANDARDS = {
 }
 
 
-def _lending_template(root: Path) -> Path:
+def _lending_template(root: Path, extra: dict[str, Any]) -> Path:
     """The workspace template with the lending standards: what an operator's onboarding writes."""
     template = root / "template"
     shutil.copytree(TEMPLATE_DIR, template)
     path = template / "configs/project_standards.yaml.jinja"
     standards = yaml.safe_load(path.read_text().replace("{{ client_name }}", "demo-bank").replace("{{ project_name }}", "lending"))
-    standards.update(LENDING_STANDARDS)
+    standards.update({**LENDING_STANDARDS, **extra})
     standards["protected_fields"].update({"data.target": "loan_status", "data.positive_class": list(BAD_STATUSES)})
     text = yaml.safe_dump(standards, sort_keys=False).replace("demo-bank", "{{ client_name }}").replace("client_name: lending", "client_name: demo-bank")
     path.write_text(text.replace("project_name: lending", 'project_name: "{{ project_name }}"').replace("client_name: '{{ client_name }}'", 'client_name: "{{ client_name }}"'))
@@ -58,8 +58,8 @@ def _configure(workspace: Path, content_hash: str, lending: bool) -> None:
     GitRepo(workspace).commit_all("onboard the lending book")
 
 
-def _lab(root: Path, months: int = 24, *, standards: bool = True) -> dict[str, Any]:
-    template = _lending_template(root) if standards else TEMPLATE_DIR
+def _lab(root: Path, months: int = 24, *, standards: bool = True, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    template = _lending_template(root, extra or {}) if standards else TEMPLATE_DIR
     workspace = init_workspace(root / "ws", "demo-bank", "lending", template_dir=template)
     content_hash = import_files(workspace, [write_lending_csv(root / "lending.csv", rows=400, leaks=True, months=months)]).added.content_hash
     _configure(workspace, content_hash, standards)
@@ -100,6 +100,14 @@ async def test_a_dry_run_shows_columns_split_fractions_and_label_proxies_before_
     assert preview["split"]["expected"] == {"test": 0.2} and abs(preview["split"]["fractions"]["test"] - 0.2) <= 0.05
     assert set(preview["leakage"]["suspicious_columns"]) == {"int_rate_final", "status_note"}
     assert preview["leakage"]["checked_on"]["part"] == "training folds only"
+
+
+async def test_label_proxies_are_denied_before_training_when_the_standards_say_deny(tmp_path: Path) -> None:
+    lab = _lab(tmp_path, extra={"leakage": {"forbidden_columns": ["recoveries"], "action": "deny"}})
+    is_error, content = await call(lab, "run_experiment", {"reasoning": REASONING, "config": {"features.exclude": ["recoveries"]}})
+    assert is_error and content["rule_id"] == "leakage.single_feature_proxy"
+    assert "int_rate_final" in content["reason"] and "status_note" in content["reason"] and "features.exclude" in content["remediation"]
+    assert _runs(lab) == []
 
 
 async def test_coarse_months_that_move_the_test_window_are_denied_before_training(tmp_path: Path) -> None:
