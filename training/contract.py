@@ -1,7 +1,7 @@
 """The documents the child writes under outputs/, as models both sides validate.
 
 The child builds them; the server validates what it reads back with the same models, because a
-hostile features.py can overwrite any file in outputs/. Imports only pydantic.
+hostile features.py can overwrite any file in outputs/. Imports only pydantic and the standard library.
 """
 
 from __future__ import annotations
