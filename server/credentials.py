@@ -69,3 +69,11 @@ def authenticate(state_dir: Path, roles: tuple[str, ...] = APPROVER_ROLES, *, re
     if principal.role not in roles:
         raise PolicyDenied(f"token {principal.name!r} has role {principal.role}; this needs {' or '.join(roles)}", "use a token issued for that role", rule_id="credential.role")
     return principal
+
+
+def exposed_approver_token(state_dir: Path) -> Principal | None:
+    """The human/operator principal whose valid token sits in this process's MLGATE_TOKEN (None if
+    none). A stdio server is started from the agent's environment: a token there is the agent's too."""
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    principal = principal_for(TokenStore(state_dir), token) if token else None
+    return principal if principal is not None and principal.role in APPROVER_ROLES else None

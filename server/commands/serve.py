@@ -11,6 +11,7 @@ import uvicorn
 
 from server.app import build_server
 from server.cli import add_workspace_option
+from server.credentials import exposed_approver_token
 from server.http import build_http_app, parse_bind, uvicorn_config
 from server.ports import build_ports
 from server.settings import load_settings
@@ -46,6 +47,12 @@ def serve_command(args: argparse.Namespace) -> int:
     if args.http:
         return _serve_http(args)
     settings = load_settings(args.workspace, transport="stdio")
+    exposed = exposed_approver_token(settings.state_dir)
+    if exposed is not None:
+        # The stdio server runs in the agent's environment: the agent could approve as this human.
+        print(f"mlgate: MLGATE_TOKEN holds the {exposed.role} token of {exposed.name!r} in the environment the agent runs in; "
+              "unset it there and give it only in your own terminal (or at the prompt)", file=sys.stderr)  # fmt: skip
+        return 2
     ports = build_ports(settings)
     reconcile_in_background(ports)
     build_server(settings, ports).run("stdio")

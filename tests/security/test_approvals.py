@@ -193,6 +193,12 @@ async def test_the_agent_cannot_mint_itself_a_human_token_once_an_operator_exist
     assert [r.name for r in TokenStore(settings.state_dir).records()] == ["root-op"]
 
 
+async def test_a_stdio_server_refuses_to_start_where_an_approver_token_is_in_the_environment(settings: Settings) -> None:
+    """Exported in the shell that starts the agent, the approver's token would be the agent's too."""
+    refused = agent_cli(settings, "serve", token=issue(settings.state_dir, "risk-officer"))
+    assert refused.returncode == 2 and "MLGATE_TOKEN holds the human token of 'risk-officer'" in refused.stderr
+
+
 async def test_a_stdio_server_started_as_an_operator_cannot_approve(settings: Settings) -> None:
     approval_id = (await pending(settings))["approval_id"]
     operator = settings.model_copy(update={"local_principal": "risk-officer", "local_role": "operator"})
