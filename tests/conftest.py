@@ -23,3 +23,19 @@ def workspace(tmp_path: Path) -> Path:
 @pytest.fixture
 def settings(workspace: Path) -> Settings:
     return load_settings(workspace, transport="memory")
+
+
+# --- policy mutation (bench/mutation.py): `--mutate-rule ID` makes one rule allow everything, so a
+# run of the suite shows whether any test notices. Off unless asked for.
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--mutate-rule", default=None, metavar="RULE_ID", help="replace this policy rule with allow-all (mutation testing)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    rule_id = config.getoption("--mutate-rule", default=None)
+    if rule_id:
+        from tests.reliability.mutants import allow_all  # noqa: PLC0415
+
+        allow_all(rule_id)
