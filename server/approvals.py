@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from policies import Principal
-from server import safe_yaml
+from server import roundtrip_yaml, safe_yaml
 from server.approval_vouch import UNVOUCHED, check_approver, described_sha256, is_approval_file, vouched
 from server.files import fsync_dir, locked, write_atomic, write_temp
 from server.ledger import IN_FORCE_KIND, ChainLedger, ChainWriter, actor
@@ -261,6 +261,14 @@ class ConfigFiles:
     @staticmethod
     def render(document: Mapping[str, Any], header: str = "") -> str:
         return safe_yaml.dump_document(document, header=header)
+
+    def render_over(self, relpath: str, document: Mapping[str, Any], limits: Mapping[str, Any], header: str = "") -> str:
+        """`document` as YAML keeping the comments of the file now at `relpath` (server/roundtrip_yaml.py)."""
+        try:
+            original = self.read(relpath, int(limits["max_bytes"]))
+        except NotFound:
+            original = None
+        return roundtrip_yaml.render_over(original, document, limits, header=header)
 
     def sha256(self, relpath: str) -> str | None:
         path = self._path(relpath)

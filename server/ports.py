@@ -26,6 +26,7 @@ from server.sandbox import SandboxLauncher
 from server.settings import Settings, policy_limits
 from server.slots import RunSlots
 from server.standards import StandardsSource
+from server.test_queries import TestQueryLedger
 from server.tracking import MlflowTracking
 from server.worktree import Worktrees
 
@@ -50,6 +51,7 @@ class Ports:
     run_artifacts: Any = None  # a run's JSON artifacts (server/pr_providers.RunArtifacts)
     registry: Any = None  # model registry and alias history (server/registry.py)
     worktrees: Any = None  # temporary worktrees at past commits (server/worktree.py)
+    test_queries: Any = None  # test-set query counts per dataset (server/test_queries.py)
 
 
 def build_ports(settings: Settings) -> Ports:
@@ -76,4 +78,5 @@ def build_ports(settings: Settings) -> Ports:
     ports.run_artifacts = RunArtifacts(ports.tracking)
     ports.registry = ModelRegistry(ports.tracking, settings.state_dir / "registry", witness=witness)
     ports.worktrees = Worktrees(git, settings.state_dir / "worktrees")
+    ports.test_queries = TestQueryLedger(settings.state_dir, ports.audit)
     return ports

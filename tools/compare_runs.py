@@ -1,9 +1,10 @@
 """compare_runs: two to five runs of this project side by side (read-only).
 
-What differs in their configs (dotted experiment.yaml paths) and pins, every test metric with each
-run's value and its difference from the first run, and on the primary metric which run is best and
-whether its 95% CI overlaps another run's: overlapping intervals mean the difference is within the
-noise of the test set, the same reading run_experiment's `outcome` gives (tools/evaluation.py).
+What differs in their configs (dotted experiment.yaml paths) and pins, every validation metric with
+each run's value and its difference from the first run, and on the primary metric which run is best
+and whether its 95% CI overlaps another run's: overlapping intervals mean the difference is within
+the noise of the validation rows, the same reading run_experiment's `outcome` gives. Test-set
+figures are sealed (tools/sealed.py): comparing runs on them would select on the test set.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from tools.base import CallContext, StrictInput, ToolSpec
 from tools.evaluation import is_better
 from tools.model_card import PROVENANCE
 from tools.run_pins import CONFIG_PREFIX
-from tools.run_views import RUN_ID_PATTERN, experiment_of, lower_is_better, parsed, primary_metric, safe_params, summary, test_metric_names, with_ci
+from tools.run_views import RUN_ID_PATTERN, experiment_of, lower_is_better, parsed, primary_metric, safe_params, summary, metric_names, with_ci
 
 RunId = Annotated[str, Field(pattern=RUN_ID_PATTERN)]
 PINS = (*PROVENANCE, "git_dirty")
@@ -63,12 +64,12 @@ def best_of(metric: str, values: Mapping[str, float | None]) -> str | None:
 
 
 def metric_differences(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Every test metric: each run's value, its difference from the first run's, the best run."""
-    names = sorted({m for r in runs for m in test_metric_names(r["metrics"])})
+    """Every validation metric: each run's value, its difference from the first run's, the best run."""
+    names = sorted({m for r in runs for m in metric_names(r["metrics"])})
     first = runs[0]["run_id"]
     table = {}
     for name in names:
-        values = {r["run_id"]: r["metrics"].get(f"test_{name}") for r in runs}
+        values = {r["run_id"]: r["metrics"].get(f"val_{name}") for r in runs}
         deltas = {run_id: None if v is None or values[first] is None else v - values[first] for run_id, v in values.items()}
         table[name] = {"values": values, "delta_vs_first": deltas, "best_run_id": best_of(name, values), "lower_is_better": lower_is_better(name)}
     return table
@@ -83,7 +84,7 @@ def primary_comparison(runs: Sequence[Mapping[str, Any]], metric: str) -> dict[s
     measured = {r["run_id"]: with_ci(r["metrics"], metric) for r in runs}
     best = best_of(metric, {run_id: m["value"] for run_id, m in measured.items()})
     if best is None:
-        return {"metric": metric, "runs": measured, "best_run_id": None, "ci_overlap": None, "verdict": f"no run measured test_{metric}"}
+        return {"metric": metric, "runs": measured, "best_run_id": None, "ci_overlap": None, "verdict": f"no run measured val_{metric}"}
     overlap = {run_id: overlaps(measured[best]["ci95"], m["ci95"]) for run_id, m in measured.items() if run_id != best}
     any_overlap = None if None in overlap.values() else any(overlap.values())
     return {"metric": metric, "lower_is_better": lower_is_better(metric), "runs": measured, "best_run_id": best, "ci_overlap_with_best": overlap, "ci_overlap": any_overlap, "verdict": _verdict(metric, best, overlap)}
@@ -124,8 +125,8 @@ SPEC = ToolSpec(
     title="Compare runs",
     description=(
         "Compare 2-5 runs of this project (read-only): the config paths whose values differ, differing pins (commit, "
-        "dataset, hashes, seed), every test metric per run with its difference from the first run, and which run is "
-        "best on the primary metric and whether its 95% CI overlaps the others' (overlap = within noise)."
+        "dataset, hashes, seed), every validation metric per run with its difference from the first run, and which run is "
+        "best on the primary metric and whether its 95% CI overlaps the others' (overlap = within noise). Test metrics are sealed."
     ),
     input_model=CompareRunsInput,
     rules=(_RULES["role.known"], _RULES["runs.same_project"]),

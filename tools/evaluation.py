@@ -221,12 +221,16 @@ def prior_baseline(train_labels: Any, eval_labels: Any, threshold: float = DEFAU
 
 
 def summarize_folds(per_fold: Sequence[Mapping[str, float | None]]) -> dict[str, Any]:
-    """Mean, population std and per-fold values of each metric over the cross-validation folds."""
+    """Mean, population std and per-fold values of each metric over the cross-validation folds;
+    std is None (with `std_reason`) when fewer than two folds measured the metric."""
     summary = {}
     for metric in METRICS:
         values = [fold.get(metric) for fold in per_fold]
         defined = [v for v in values if v is not None]
-        summary[metric] = {"values": values, "mean": float(np.mean(defined)) if defined else None, "std": float(np.std(defined)) if defined else None}
+        summary[metric] = {"values": values, "mean": float(np.mean(defined)) if defined else None, "std": float(np.std(defined)) if len(defined) > 1 else None}
+        if len(defined) < 2:
+            # One window has no spread to measure: 0.0 would read as "perfectly stable".
+            summary[metric]["std_reason"] = f"unknown: {len(defined)} validation window(s) measured {metric}; a spread needs at least 2"
     return summary
 
 
@@ -292,7 +296,20 @@ def _min_primary_metric(gate: str, threshold: float, metric: str, observed: Mapp
     return _verdict(gate, value, passed, threshold, f"{metric} must be at least as good as")
 
 
+def _paired_verdict(gate: str, paired: Mapping[str, Any], minimum: float, threshold: float, wording: str) -> dict[str, Any]:
+    """A paired-bootstrap gate: PASS only when the lower confidence bound of the improvement clears
+    `minimum`, so a difference within the noise of the rows never passes by luck or flips a gate."""
+    low, point, level = _measured(paired.get("lower_bound")), _measured(paired.get("improvement")), paired.get("confidence")
+    observed = {"improvement": point, "lower_bound": low, "confidence": level}
+    if low is None:
+        return _gate(gate, "FAIL", observed, threshold, f"not measured ({wording} {minimum:g})")
+    passed = low >= minimum
+    return _gate(gate, "PASS" if passed else "FAIL", observed, threshold, f"{wording} {minimum:g} at {level:g} confidence (paired bootstrap on the same rows); observed {point:.6g}, lower bound {low:.6g}")
+
+
 def _min_lift_over_baseline(gate: str, threshold: float, metric: str, observed: Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(observed.get("baseline_paired"), Mapping):
+        return _paired_verdict(gate, observed["baseline_paired"], threshold, threshold, f"lift of {metric} over the baseline must be >=")
     primary, baseline = observed.get("primary_metric"), observed.get("baseline_primary_metric")
     value = None if primary is None or baseline is None else _measured(improvement(metric, primary, baseline))
     return _verdict(gate, value, value is not None and value >= threshold, threshold, f"lift of {metric} over the baseline must be >=")
@@ -302,8 +319,17 @@ def _champion_tolerance(gate: str, threshold: float, metric: str, observed: Mapp
     primary, champion = observed.get("primary_metric"), observed.get("champion_primary_metric")
     if champion is None:
         return _gate(gate, "SKIPPED", None, threshold, "no champion yet")
+    if isinstance(observed.get("champion_paired"), Mapping):
+        return _paired_verdict(gate, observed["champion_paired"], -threshold, threshold, f"{metric} minus the champion's must be >=")
     value = None if primary is None else _measured(improvement(metric, primary, champion))
     return _verdict(gate, value, value is not None and value >= -threshold, threshold, f"{metric} may trail the champion by at most")
+
+
+def _calibration_vs_prior(gate: str, threshold: float, metric: str, observed: Mapping[str, Any]) -> dict[str, Any]:
+    paired = observed.get("calibration_paired")
+    if not isinstance(paired, Mapping):
+        return _gate(gate, "FAIL", None, threshold, "not measured (calibration against the class-prior baseline)")
+    return _paired_verdict(gate, paired, threshold, threshold, f"{paired.get('metric')} gain over the class-prior baseline must be >=")
 
 
 def _max_seed_variance(gate: str, threshold: float, metric: str, observed: Mapping[str, Any]) -> dict[str, Any]:
@@ -319,6 +345,7 @@ GATE_CHECKS = {
     "min_lift_over_baseline": _min_lift_over_baseline,
     "champion_tolerance": _champion_tolerance,
     "max_seed_variance": _max_seed_variance,
+    "calibration_vs_prior": _calibration_vs_prior,
 }
 
 
@@ -335,7 +362,9 @@ def gate_receipt(gates: Mapping[str, Any], observed: Mapping[str, Any]) -> list[
 
     `gates` is the standards' `gates` section (`primary_metric` names the metric, every other key is a
     threshold). `observed` holds `primary_metric`, `baseline_primary_metric`, and where known
-    `champion_primary_metric` and `seed_variance`. Status is PASS, FAIL, or SKIPPED for a gate that
+    `champion_primary_metric` and `seed_variance`; `baseline_paired`, `champion_paired` and
+    `calibration_paired` (tools/paired.paired_improvement results) make the lift, champion and
+    calibration gates read the paired lower confidence bound instead of point estimates. Status is PASS, FAIL, or SKIPPED for a gate that
     does not apply yet (no champion; seed variance is measured at promotion). A gate the server does
     not know, a non-numeric threshold or a missing measurement FAILS: the receipt fails closed.
     For lower-is-better metrics (log_loss, brier) every comparison is made in the better direction.

@@ -12,11 +12,14 @@ import numpy as np
 import pandas as pd
 
 from tools.base import CallContext
+from tools import run_evidence as evidence
 from tools.drift import drift_baseline
 from tools.evaluation import (
     LOWER_IS_BETTER, bootstrap_ci, build_report, compare_to_prior, compute_metrics, gate_receipt, gates_passed,
-    prior_baseline, slice_metrics, summarize_folds,
+    prior_baseline, summarize_folds,
 )
+from tools.paired import as_metrics, paired_improvement
+from tools.sealed import SEALED_NOTE, count_query
 
 RUN_KIND_TAG = "mlgate.run_kind"
 TIER1_KEYS = ("git_commit", "uv_lock_sha256", "feature_pipeline_hash", "config_hash", "standards_sha256")
@@ -37,44 +40,106 @@ def run_params(request: Any, facts: dict[str, Any], ctx: CallContext) -> dict[st
     params.update(git_dirty=str(bool(provenance["git_dirty"])).lower(), dataset_content_hash=manifest["content_hash"], dataset_schema_hash=manifest["schema_hash"], seed=config["experiment"]["seed"])
     params["config"] = config
     params["feature_columns"] = facts["feature_columns"]
-    params["reasoning"] = facts["reasoning"] or {}
+    # outcome and metric_delta are logged once the run has measured them (_reasoning_result).
+    params["reasoning"] = {k: v for k, v in (facts["reasoning"] or {}).items() if k not in ("outcome", "metric_delta")}
     params.update({k: v for k, v in (("tokens_used", request.tokens_used), ("estimated_cost", request.estimated_cost), ("agent_model", request.agent_model)) if v is not None})
     return params
 
 
-def _test_section(results: list[Any], data: dict[str, Any], plan: Any, metrics_wanted: list[str], samples: int) -> dict[str, Any]:
-    final = next(r for r in results if r.stage.name == "final")
-    labels = data["labels"][plan.test]
-    values = compute_metrics(labels, final.scores)
-    ci = bootstrap_ci(labels, final.scores, n_samples=samples, seed=data["seed"]) if samples else {"intervals": {}}
+def _final(results: list[Any]) -> Any:
+    return next(r for r in results if r.stage.name == "final")
+
+
+def _folds_of(results: list[Any]) -> list[Any]:
+    return [r for r in results if r.stage.name.startswith("fold-")]
+
+
+def _measured(labels: np.ndarray, scores: np.ndarray, metrics_wanted: list[str], samples: int, seed: int) -> dict[str, Any]:
+    values = compute_metrics(labels, scores)
+    ci = bootstrap_ci(labels, scores, n_samples=samples, seed=seed) if samples else {"intervals": {}}
     return {m: {"value": values[m], "ci95": (ci["intervals"] or {}).get(m)} for m in metrics_wanted} | {"_all": values, "_bootstrap": ci}
 
 
+def _test_section(results: list[Any], data: dict[str, Any], plan: Any, metrics_wanted: list[str], samples: int) -> dict[str, Any]:
+    """Sealed: measured on the held-out test rows, stored for humans, never shown to agents."""
+    return _measured(data["labels"][plan.test], _final(results).scores, metrics_wanted, samples, data["seed"])
+
+
+def _validation_rows(results: list[Any], data: dict[str, Any]) -> dict[str, np.ndarray | None]:
+    """Out-of-fold predictions: every validation row scored by the model that did not train on it."""
+    folds = _folds_of(results)
+    rows = np.concatenate([r.stage.evaluate for r in folds])
+    prior = np.concatenate([np.full(len(r.stage.evaluate), float(data["labels"][r.stage.train].mean())) for r in folds])
+    logistic = None if any(r.baseline_scores is None for r in folds) else np.concatenate([r.baseline_scores for r in folds])
+    return {"rows": rows, "labels": data["labels"][rows], "scores": np.concatenate([r.scores for r in folds]), "class_prior": prior, "logistic_regression": logistic}
+
+
+def _validation_section(oof: dict[str, Any], data: dict[str, Any], metrics_wanted: list[str], samples: int) -> dict[str, Any]:
+    """The selection metrics: out-of-fold validation predictions, with 95% bootstrap intervals."""
+    return _measured(oof["labels"], oof["scores"], metrics_wanted, samples, data["seed"]) | {"_rows": int(len(oof["rows"]))}
+
+
+def _validation_baselines(oof: dict[str, Any]) -> dict[str, Any]:
+    found = {"class_prior": compute_metrics(oof["labels"], oof["class_prior"])}
+    if oof["logistic_regression"] is not None:
+        found["logistic_regression"] = compute_metrics(oof["labels"], oof["logistic_regression"])
+    return found
+
+
 def _baselines(results: list[Any], data: dict[str, Any], plan: Any) -> dict[str, Any]:
-    final = next(r for r in results if r.stage.name == "final")
-    development = final.stage.train
+    """Sealed: the baselines scored on the test rows."""
+    final = _final(results)
     return {
         "logistic_regression": compute_metrics(data["labels"][plan.test], final.baseline_scores),
-        "class_prior": prior_baseline(data["labels"][development], data["labels"][plan.test])["metrics"],
+        "class_prior": prior_baseline(data["labels"][final.stage.train], data["labels"][plan.test])["metrics"],
     }
 
 
-def _slices(results: list[Any], data: dict[str, Any], plan: Any, standards: dict[str, Any]) -> dict[str, Any]:
-    final = next(r for r in results if r.stage.name == "final")
-    frame = data["frame"]
-    attributes = {a: frame.iloc[plan.test][a].to_numpy() for a in standards.get("protected_attributes") or [] if a in frame.columns}
-    return slice_metrics(data["labels"][plan.test], final.scores, attributes)
+def _paired(labels: np.ndarray, scores: np.ndarray, references: dict[str, np.ndarray | None], primary: str, ctx: CallContext, seed: int) -> dict[str, Any]:
+    """Paired-bootstrap comparisons on the same rows: lift over the logistic baseline (primary
+    metric) and calibration gain over the class prior (the configured calibration metric)."""
+    promotion = ctx.config["policy"]["promotion"]
+    options = {"n_samples": int(promotion["paired_bootstrap_samples"]), "seed": seed, "confidence": float(promotion["gate_confidence"])}
+    found: dict[str, Any] = {}
+    if references.get("logistic_regression") is not None:
+        found["baseline_paired"] = paired_improvement(labels, scores, references["logistic_regression"], primary, **options)
+    found["calibration_paired"] = paired_improvement(labels, scores, references["class_prior"], str(promotion["calibration_metric"]), **options)
+    return found
+
+
+def gates_config(standards: dict[str, Any], policy: dict[str, Any]) -> dict[str, Any]:
+    """The standards' gates plus the calibration gate every workspace gets (configs/policy.yaml)."""
+    return {**standards["gates"], "calibration_vs_prior": policy["promotion"]["calibration_margin"]}
+
+
+def _receipt(ctx: CallContext, primary: str, metrics: dict[str, Any], baselines: dict[str, Any], paired: dict[str, Any]) -> list[dict[str, Any]]:
+    gates = gates_config(ctx.config["standards"], ctx.config["policy"])
+    metric = gates.get("primary_metric", primary)
+    observed = {"primary_metric": metrics[metric], "baseline_primary_metric": (baselines.get("logistic_regression") or {}).get(metric), **paired}
+    receipt = gate_receipt(gates, observed)
+    if "logistic_regression" not in baselines:
+        return [_unmeasured_lift(e) if e["gate"] == "min_lift_over_baseline" else e for e in receipt]
+    return receipt
+
+
+def _unmeasured_lift(found: dict[str, Any]) -> dict[str, Any]:
+    return {**found, "status": "SKIPPED", "observed": None, "reason": "the logistic baseline was not scored on the validation rows; promote checks this gate on the sealed test set"}
+
+
+def _slices(results: list[Any], data: dict[str, Any], plan: Any, ctx: CallContext) -> dict[str, Any]:
+    """Sealed: fairness slices of the test rows (binned, size-checked: tools/fairness.py)."""
+    return evidence.slices(data["frame"], plan.test, data["labels"][plan.test], _final(results).scores, ctx.config)
 
 
 def _folds(results: list[Any], data: dict[str, Any]) -> dict[str, Any]:
-    folds = [r for r in results if r.stage.name.startswith("fold-")]
-    return summarize_folds([compute_metrics(data["labels"][r.stage.evaluate], r.scores) for r in folds])
+    return summarize_folds([compute_metrics(data["labels"][r.stage.evaluate], r.scores) for r in _folds_of(results)])
 
 
-def _comparison(ctx: CallContext, experiment: str, run_id: str, primary: str, test: dict[str, Any]) -> dict[str, Any]:
-    # Reproductions and seed re-runs are checks of a run, not experiments to beat.
-    best = ctx.ports.tracking.best_prior_run(experiment, f"test_{primary}", exclude_run_id=run_id, lower_is_better=primary in LOWER_IS_BETTER, extra_filter=f"tags.`{RUN_KIND_TAG}` = 'experiment'")
-    return compare_to_prior(primary, test[primary]["value"], test[primary]["ci95"], best)
+def _comparison(ctx: CallContext, experiment: str, run_id: str, primary: str, validation: dict[str, Any]) -> dict[str, Any]:
+    # Selection is on validation metrics only; reproductions and seed re-runs are checks of a run,
+    # not experiments to beat.
+    best = ctx.ports.tracking.best_prior_run(experiment, f"val_{primary}", exclude_run_id=run_id, lower_is_better=primary in LOWER_IS_BETTER, extra_filter=f"tags.`{RUN_KIND_TAG}` = 'experiment' and {evidence.best_prior_filter()}")
+    return compare_to_prior(primary, validation[primary]["value"], validation[primary]["ci95"], best) | {"basis": "validation"}
 
 
 def _hardware(results: list[Any], ctx: CallContext) -> dict[str, Any]:
@@ -89,20 +154,30 @@ def _timings(results: list[Any]) -> dict[str, float]:
     return {"train_seconds_total": float(sum(r.child.train_seconds for r in results)), "train_seconds_final": final.train_seconds, "inference_latency_ms_per_row": final.inference_latency_ms_per_row}
 
 
+def _interval_metrics(prefix: str, section: dict[str, Any]) -> dict[str, Any]:
+    intervals = section["_bootstrap"]["intervals"] or {}
+    return {f"{prefix}{m}_ci95_{side}": (iv or {}).get(side) for m, iv in intervals.items() for side in ("low", "high")}
+
+
 def _log_metrics(ctx: CallContext, run_id: str, sections: dict[str, Any]) -> None:
     tracking = ctx.ports.tracking
-    tracking.log_metrics(run_id, {f"test_{m}": v for m, v in sections["test"]["_all"].items()})
-    tracking.log_metrics(run_id, {f"test_{m}_ci95_{side}": (iv or {}).get(side) for m, iv in sections["test"]["_bootstrap"]["intervals"].items() for side in ("low", "high")} if sections["test"]["_bootstrap"]["intervals"] else {})
-    tracking.log_metrics(run_id, {f"cv_{m}_mean": s["mean"] for m, s in sections["folds"].items()})
+    # Sealed (test_*, baseline_*): for humans in MLflow; the agent-facing views never show them.
+    tracking.log_metrics(run_id, {f"test_{m}": v for m, v in sections["test"]["_all"].items()} | _interval_metrics("test_", sections["test"]))
     for name, values in sections["baselines"].items():
         tracking.log_metrics(run_id, {f"baseline_{name}_{m}": v for m, v in values.items()})
+    tracking.log_metrics(run_id, {k: v for name, found in sections["test_paired"].items() for k, v in as_metrics(f"test_{name}", found).items()})
+    # Selection metrics: validation rows only.
+    tracking.log_metrics(run_id, {f"val_{m}": v for m, v in sections["validation"]["_all"].items()} | _interval_metrics("val_", sections["validation"]))
+    for name, values in sections["validation_baselines"].items():
+        tracking.log_metrics(run_id, {f"val_baseline_{name}_{m}": v for m, v in values.items()})
+    tracking.log_metrics(run_id, {f"cv_{m}_mean": s["mean"] for m, s in sections["folds"].items()} | {f"cv_{m}_std": s["std"] for m, s in sections["folds"].items() if s["std"] is not None})
     tracking.log_metrics(run_id, {"metric_delta": sections["comparison"]["metric_delta"], **sections["timings"], "n_rows": sections["data"]["rows"], "n_columns": sections["data"]["columns"], "n_features": len(sections["data"]["features"])})
 
 
 def _artifacts(ctx: CallContext, run_id: str, sections: dict[str, Any], results: list[Any], data: dict[str, Any], plan: Any) -> list[str]:
     tracking, final = ctx.ports.tracking, next(r for r in results if r.stage.name == "final")
     refs = [tracking.log_json_artifact(run_id, "evaluation_report.json", sections["report"]),
-            tracking.log_json_artifact(run_id, "gate_receipt.json", {"gates": sections["gates"], "passed": sections["gates_passed"]}),
+            tracking.log_json_artifact(run_id, "gate_receipt.json", {"basis": "validation", "gates": sections["gates"], "passed": sections["gates_passed"], "sealed_test": {"gates": sections["test_gates"], "passed": gates_passed(sections["test_gates"])}}),
             tracking.log_json_artifact(run_id, "drift_baseline.json", drift_baseline(data["frame"].iloc[final.stage.train][data["facts"]["feature_columns"]])),
             tracking.log_json_artifact(run_id, "split.json", plan.description)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -124,34 +199,73 @@ def _bundle(facts: dict[str, Any], sections: dict[str, Any], refs: list[str]) ->
     }
 
 
+def _sections(ctx: CallContext, experiment: str, run_id: str, plan: Any, results: list[Any], data: dict[str, Any]) -> dict[str, Any]:
+    config, standards = data["facts"]["config"], ctx.config["standards"]
+    primary, wanted, samples = config["evaluation"]["primary_metric"], config["evaluation"]["metrics"], config["evaluation"]["bootstrap_samples"]
+    gate_metric = standards["gates"].get("primary_metric", primary)
+    oof = _validation_rows(results, data)
+    sections: dict[str, Any] = {"validation": _validation_section(oof, data, wanted, samples), "validation_baselines": _validation_baselines(oof)}
+    sections.update(test=_test_section(results, data, plan, wanted, samples), folds=_folds(results, data), baselines=_baselines(results, data, plan), slices=_slices(results, data, plan, ctx), timings=_timings(results))
+    final, test_labels = _final(results), data["labels"][plan.test]
+    prior = np.full(len(plan.test), float(data["labels"][final.stage.train].mean()))
+    sections["test_paired"] = _paired(test_labels, final.scores, {"logistic_regression": final.baseline_scores, "class_prior": prior}, gate_metric, ctx, data["seed"])
+    sections["validation_paired"] = _paired(oof["labels"], oof["scores"], oof, gate_metric, ctx, data["seed"])
+    sections["comparison"] = _comparison(ctx, experiment, run_id, primary, sections["validation"])
+    # Evidence shown to the caller: fairness on the validation rows, split fractions, leakage verdict.
+    fairness = evidence.slices(data["frame"], oof["rows"], oof["labels"], oof["scores"], ctx.config)
+    sections["evidence"] = evidence.after(data["facts"], plan, sections["validation"]["_all"], fairness, ctx.config)
+    sections["gates"] = _receipt(ctx, primary, sections["validation"]["_all"], sections["validation_baselines"], sections["validation_paired"])
+    sections["test_gates"] = _receipt(ctx, primary, sections["test"]["_all"], sections["baselines"], sections["test_paired"])
+    sections["gates"] += evidence.leakage_gate(sections["evidence"])
+    sections["gates_passed"] = gates_passed(sections["gates"])
+    sections["data"] = {"rows": int(len(data["frame"])), "columns": int(data["frame"].shape[1]), "features": data["facts"]["feature_columns"], "test_rows": int(len(plan.test)), "validation_rows": sections["validation"]["_rows"]}
+    return sections
+
+
+def _report(sections: dict[str, Any], plan: Any, run_id: str) -> dict[str, Any]:
+    """The evaluation report: selection figures at the top level, test figures under `sealed_test`
+    (tools/sealed.py keeps that key from agents)."""
+    sealed = {"metrics": sections["test"], "baselines": sections["baselines"], "paired": sections["test_paired"], "gates": sections["test_gates"], "slices": sections["slices"]}
+    shown = {"validation": sections["validation"], "validation_baselines": sections["validation_baselines"], "validation_paired": sections["validation_paired"]}
+    return build_report(shown | {k: sections[k] for k in ("folds", "comparison", "gates", "data")} | evidence.report_sections(sections["evidence"]) | {"split": plan.description, "run_id": run_id, "gates_basis": "validation", "sealed_test": sealed})
+
+
 def finish_report(ctx: CallContext, experiment: str, run_id: str, plan: Any, results: list[Any], data: dict[str, Any]) -> dict[str, Any]:
     """Compute everything from predictions and labels, log it, and build the tool result."""
-    facts, config, standards = data["facts"], data["facts"]["config"], ctx.config["standards"]
-    primary = config["evaluation"]["primary_metric"]
-    sections: dict[str, Any] = {"test": _test_section(results, data, plan, config["evaluation"]["metrics"], config["evaluation"]["bootstrap_samples"])}
-    sections.update(folds=_folds(results, data), baselines=_baselines(results, data, plan), slices=_slices(results, data, plan, standards), timings=_timings(results))
-    sections["comparison"] = _comparison(ctx, experiment, run_id, primary, sections["test"])
-    sections["gates"] = gate_receipt(standards["gates"], {"primary_metric": sections["test"]["_all"][standards["gates"].get("primary_metric", primary)], "baseline_primary_metric": sections["baselines"]["logistic_regression"][standards["gates"].get("primary_metric", primary)]})
-    sections["gates_passed"] = gates_passed(sections["gates"])
-    sections["data"] = {"rows": int(len(data["frame"])), "columns": int(data["frame"].shape[1]), "features": facts["feature_columns"], "test_rows": int(len(plan.test))}
-    sections["report"] = build_report({k: sections[k] for k in ("test", "folds", "baselines", "slices", "comparison", "gates", "data")} | {"split": plan.description, "run_id": run_id})
+    facts = data["facts"]
+    sections = _sections(ctx, experiment, run_id, plan, results, data)
+    sections["report"] = _report(sections, plan, run_id)
     _log_metrics(ctx, run_id, sections)
-    ctx.ports.tracking.log_params(run_id, {"hardware": _hardware(results, ctx)})
+    ctx.ports.tracking.log_params(run_id, {"hardware": _hardware(results, ctx), **_reasoning_result(sections["comparison"])})
     refs = _artifacts(ctx, run_id, sections, results, data, plan)
     refs.append(ctx.ports.tracking.log_json_artifact(run_id, "bundle_manifest.json", _bundle(facts, sections, refs)))
-    ctx.ports.tracking.set_tags(run_id, {"outcome": sections["comparison"]["outcome"], "gates_passed": str(sections["gates_passed"]).lower()})
-    return _payload(run_id, facts, sections, refs)
+    evidence_metrics, evidence_tags = evidence.tracking_records(sections["evidence"])
+    ctx.ports.tracking.log_metrics(run_id, evidence_metrics)
+    ctx.ports.tracking.set_tags(run_id, {"outcome": sections["comparison"]["outcome"], "gates_passed": str(sections["gates_passed"]).lower(), **evidence_tags})
+    queries = count_query(ctx.ports, facts["dataset"].manifest["content_hash"], purpose="computed by run_experiment", run_id=run_id, principal=ctx.principal.name)
+    return _payload(run_id, facts, sections, refs, queries)
 
 
-def _payload(run_id: str, facts: dict[str, Any], sections: dict[str, Any], refs: list[str]) -> dict[str, Any]:
+def _reasoning_result(comparison: dict[str, Any]) -> dict[str, Any]:
+    """reasoning.outcome / reasoning.metric_delta: logged once known (MLflow params are write-once)."""
+    return {"reasoning": {"outcome": comparison["outcome"], "metric_delta": comparison["metric_delta"]}}
+
+
+def _cv(report: dict[str, Any]) -> dict[str, Any]:
+    return {m: {k: s[k] for k in ("mean", "std", "std_reason") if k in s} for m, s in report["folds"].items()}
+
+
+def _payload(run_id: str, facts: dict[str, Any], sections: dict[str, Any], refs: list[str], queries: int | None) -> dict[str, Any]:
+    """What the caller sees: validation (selection) figures only; the test set stays sealed."""
     report = sections["report"]
     return {
-        "run_id": run_id, "status": "FINISHED",
-        "metrics": {k: v for k, v in report["test"].items() if not k.startswith("_")},
-        "cv_metrics": {m: {"mean": s["mean"], "std": s["std"]} for m, s in report["folds"].items()},
-        "baseline_metrics": report["baselines"], "metric_delta": report["comparison"]["metric_delta"],
+        "run_id": run_id, "status": "FINISHED", "metrics_basis": "validation",
+        "metrics": {k: v for k, v in report["validation"].items() if not k.startswith("_")},
+        "cv_metrics": _cv(report), "baseline_metrics": report["validation_baselines"], "metric_delta": report["comparison"]["metric_delta"],
         "best_prior_run_id": report["comparison"]["best_prior_run_id"], "outcome": report["comparison"]["outcome"],
-        "gate_receipt": {"gates": report["gates"], "passed": sections["gates_passed"]},
+        "gate_receipt": {"basis": "validation", "gates": report["gates"], "passed": sections["gates_passed"]},
+        "test_set": {"sealed": True, "note": SEALED_NOTE, "rows": report["data"]["test_rows"], "queries_of_this_dataset": queries},
         "dataset_hash": facts["dataset"].manifest["content_hash"], "commit": facts["provenance"]["git_commit"],
         "dirty": bool(facts["provenance"]["git_dirty"]), "sandbox_mode": facts["sandbox_mode"], "artifacts": sorted(refs),
-    }
+        **evidence.payload_sections(report),
+    }  # fmt: skip

@@ -25,8 +25,8 @@ class ListRunsInput(StrictInput):
     status: Literal[STATUSES] | None = Field(None, description="Only runs with this MLflow status (RUNNING, FINISHED, FAILED, KILLED); omit for all.")
     outcome: Literal[OUTCOMES] | None = Field(None, description="Only runs whose outcome against the best prior run was this (confirmed, neutral, negative).")
     run_kind: Literal[RUN_KINDS] | None = Field(None, description="Only experiments, or only reproductions and seed re-runs; omit for both.")
-    min_primary_metric: float | None = Field(None, ge=-1e6, le=1e6, allow_inf_nan=False, description="Only runs whose primary test metric (the standards' gates.primary_metric) is at least this.")
-    sort_by: SortKey = Field("start_time", description="Sort by start time or by a test metric (test_<metric>).")
+    min_primary_metric: float | None = Field(None, ge=-1e6, le=1e6, allow_inf_nan=False, description="Only runs whose primary validation metric (the standards' gates.primary_metric) is at least this.")
+    sort_by: SortKey = Field("start_time", description="Sort by start time or by a validation metric (val_<metric>; test metrics are sealed).")
     ascending: bool = Field(False, description="Smallest first (default: largest/newest first).")
     max_results: int = Field(20, ge=1, le=MAX_RESULTS, description=f"At most this many runs (1-{MAX_RESULTS}).")
 
@@ -41,7 +41,7 @@ def search_filter(request: ListRunsInput, primary: str) -> str:
     if request.run_kind is not None:
         conditions.append(f"tags.`{RUN_KIND_TAG}` = '{request.run_kind}'")
     if request.min_primary_metric is not None:
-        conditions.append(f"metrics.`test_{primary}` >= {request.min_primary_metric!r}")
+        conditions.append(f"metrics.`val_{primary}` >= {request.min_primary_metric!r}")
     return " and ".join(conditions)
 
 
@@ -49,7 +49,7 @@ def order_by(request: ListRunsInput) -> list[str]:
     direction = "ASC" if request.ascending else "DESC"
     if request.sort_by == "start_time":
         return [f"attributes.start_time {direction}"]
-    return [f"metrics.`test_{request.sort_by}` {direction}", "attributes.start_time DESC"]
+    return [f"metrics.`val_{request.sort_by}` {direction}", "attributes.start_time DESC"]
 
 
 def gather(request: ListRunsInput, ctx: CallContext) -> dict[str, Any]:
@@ -71,8 +71,9 @@ SPEC = ToolSpec(
     title="List this project's runs",
     description=(
         "List the MLflow runs of this project (read-only): filter by status, outcome, run kind and a floor on the "
-        "primary test metric; sort by start time or a test metric. Each row: run_id, name, status, start_time, "
-        "principal, outcome, gates_passed, the primary test metric with its 95% CI, dataset hash, commit, dirty."
+        "primary validation metric; sort by start time or a validation metric. Each row: run_id, name, status, start_time, "
+        "principal, outcome, gates_passed, the primary validation metric with its 95% CI, dataset hash, commit, dirty. "
+        "Test metrics are sealed: models are selected on validation rows."
     ),
     input_model=ListRunsInput,
     rules=(_RULES["role.known"],),

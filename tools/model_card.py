@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from tools.sealed import SEALED_NOTE, is_sealed, sealed_receipt
+
 CARD_SCHEMA_VERSION = 1
 PROVENANCE = ("git_commit", "dataset_content_hash", "dataset_schema_hash", "uv_lock_sha256", "feature_pipeline_hash", "config_hash", "standards_sha256", "seed")
 FOUR_FIFTHS = 0.8
@@ -20,8 +22,10 @@ def intended_use(standards: Mapping[str, Any]) -> str:
     if declared:
         return str(declared)
     label = standards.get("label") or {}
+    positive = label.get("positive_class")
+    wanted = f"is any of {', '.join(map(str, positive))}" if isinstance(positive, list) else f"equals {positive}"
     return (
-        f"Scores the probability that {label.get('target')} equals {label.get('positive_class')} for "
+        f"Scores the probability that {label.get('target')} {wanted} for "
         f"{standards.get('client_name')} / {standards.get('project_name')}, as decision support under human review "
         "within the governed process. Any other use needs its own validation."
     )
@@ -54,7 +58,8 @@ def limitations(standards: Mapping[str, Any], run: Mapping[str, Any], report: Ma
 
 def model_card(card: Mapping[str, Any]) -> dict[str, Any]:
     """The card from its parts: `model`, `version`, `alias`, `run`, `standards`, `report`,
-    `receipt`, `approvals`, `reproduction`, `promoted_by`, `promoted_at`."""
+    `receipt`, `approvals`, `reproduction`, `promoted_by`, `promoted_at`, `test_queries`. It is a
+    document for humans: it holds the sealed test figures (agent_card removes them)."""
     run, standards = card["run"], card["standards"]
     params = run.get("params") or {}
     return {
@@ -64,13 +69,54 @@ def model_card(card: Mapping[str, Any]) -> dict[str, Any]:
         "intended_use": intended_use(standards),
         "limitations": limitations(standards, run, card["report"]),
         "provenance": {key: params.get(key) for key in PROVENANCE},
-        "metrics": dict(sorted((run.get("metrics") or {}).items())),
+        "metrics": _metrics(run.get("metrics") or {}),
+        "test_set": {"queries_of_this_dataset": card.get("test_queries"), "note": "times the test rows of this dataset were measured or revealed (runs, promotions, human reads); each one spends some of its independence"},
         "gates": list(card["receipt"]),
+        "fairness": fairness_section(card["report"]),
         "reproduction": card["reproduction"],
         "approvals": list(card["approvals"]),
         "promoted_by": card["promoted_by"],
         "promoted_at": card["promoted_at"],
     }
+
+
+def _attribute_summary(found: Mapping[str, Any]) -> dict[str, Any]:
+    ratio = found.get("selection_rate_ratio_min_max")
+    slices = {value: {k: s.get(k) for k in ("count", "status", "selection_rate", "selection_rate_ratio", "roc_auc") if k in s} for value, s in (found.get("slices") or {}).items()}
+    return {"bins": found.get("bins"), "min_slice_size": found.get("min_slice_size"), "most_favoured": found.get("most_favoured"),
+            "selection_rate_ratio_min_max": ratio, "four_fifths_met": None if ratio is None else ratio >= FOUR_FIFTHS, "slices": slices}
+
+
+def fairness_section(report: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Per protected attribute: slices (numeric ones binned; small ones "insufficient"), each
+    slice's selection rate over the most favoured one's, and whether the four-fifths rule holds;
+    on the validation rows and, for humans, the sealed test rows."""
+    report = report or {}
+    sealed = (report.get("sealed_test") or {}).get("slices") if isinstance(report.get("sealed_test"), Mapping) else report.get("slices")
+    return {basis: {name: _attribute_summary(found) for name, found in sorted((slices or {}).items()) if isinstance(found, Mapping)}
+            for basis, slices in (("validation", report.get("fairness")), ("sealed_test", sealed))}
+
+
+def _metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "validation": {k: v for k, v in sorted(metrics.items()) if not is_sealed(k)},
+        "sealed_test": {k: v for k, v in sorted(metrics.items()) if is_sealed(k)},
+    }
+
+
+def agent_card(card: Mapping[str, Any]) -> dict[str, Any]:
+    """The card as an agent may read it: no test-set figures (tools/sealed.py)."""
+    shown = dict(card)
+    metrics = shown.get("metrics")
+    if isinstance(metrics, Mapping):
+        shown["metrics"] = {"validation": metrics.get("validation"), "sealed_test": SEALED_NOTE} if "validation" in metrics else {k: v for k, v in metrics.items() if not is_sealed(str(k))}
+    if isinstance(shown.get("fairness"), Mapping):
+        shown["fairness"] = {**shown["fairness"], "sealed_test": SEALED_NOTE}
+    if isinstance(shown.get("gates"), list):
+        shown["gates"] = sealed_receipt([g for g in shown["gates"] if isinstance(g, Mapping)])
+    if isinstance(shown.get("card.metrics"), Mapping):
+        shown["card.metrics"] = {k: v for k, v in shown["card.metrics"].items() if not is_sealed(str(k))}
+    return shown
 
 
 def card_tags(card: Mapping[str, Any]) -> dict[str, Any]:
@@ -85,7 +131,7 @@ def card_tags(card: Mapping[str, Any]) -> dict[str, Any]:
         "card.dataset_hash": provenance["dataset_content_hash"],
         "card.commit": provenance["git_commit"],
         "card.uv_lock_sha256": provenance["uv_lock_sha256"],
-        "card.metrics": card["metrics"],
+        "card.metrics": card["metrics"]["validation"],  # tags are read by agents too: never the sealed test figures
         "card.approvals": card["approvals"],
         "card.promoted_by": card["promoted_by"],
         "card.artifact": "model_card.json",

@@ -29,6 +29,7 @@ from tools.errors import GovernanceError, NotFound
 from tools.evaluation import gate_receipt
 from tools.experiment_schema import EXPERIMENT_PATH
 from tools.model_card import card_tags, model_card
+from tools.sealed import count_query, sealed_entry
 from tools.provenance import sha256_json
 from tools.run_pins import pin_mismatches, rebuild_config, run_files_check
 
@@ -151,16 +152,35 @@ def _champion_value(ctx: CallContext, model: str, metric: str) -> float | None:
     return None if champion is None else champion["metrics"].get(metric)
 
 
+def _paired(run: Mapping[str, Any], name: str, metric: str, confidence: float) -> dict[str, Any] | None:
+    """A paired comparison run_experiment logged on the test rows (tools/paired.as_metrics)."""
+    metrics = run["metrics"]
+    if f"test_{name}_lcb" not in metrics:
+        return None
+    return {"metric": metric, "improvement": metrics.get(f"test_{name}"), "lower_bound": metrics.get(f"test_{name}_lcb"), "confidence": confidence}
+
+
 def _metric_gates(ctx: CallContext, run: Mapping[str, Any], champion: float | None, variance: float | None) -> dict[str, Any]:
-    gates = ctx.config["standards"].get("gates") or {}
-    metric = str(gates.get("primary_metric", "roc_auc"))
+    """The metric gates on the sealed test figures (plus the calibration gate every workspace gets)."""
+    promotion = ctx.config["policy"]["promotion"]
+    gates = {**(ctx.config["standards"].get("gates") or {}), "calibration_vs_prior": promotion["calibration_margin"]}
+    metric, confidence = str(gates.get("primary_metric", "roc_auc")), float(promotion["gate_confidence"])
     observed = {
         "primary_metric": run["metrics"].get(f"test_{metric}"),
         "baseline_primary_metric": run["metrics"].get(f"baseline_logistic_regression_{metric}"),
         "champion_primary_metric": champion,
         "seed_variance": variance,
+        "baseline_paired": _paired(run, "baseline_paired", metric, confidence),
+        "calibration_paired": _paired(run, "calibration_paired", str(promotion["calibration_metric"]), confidence),
     }
-    return {e["gate"]: e for e in gate_receipt(gates, observed)}
+    return {e["gate"]: e for e in gate_receipt(gates, {k: v for k, v in observed.items() if v is not None})}
+
+
+def _gates_for(ctx: CallContext, gates: dict[str, Any]) -> dict[str, Any]:
+    """`metric_gates` (what the rules, denials and receipt show) and `sealed_metric_gates` (the
+    figures, for the model card): an agent sees PASS/FAIL and thresholds, never test figures."""
+    shown = gates if ctx.principal.is_human else {name: sealed_entry(e) for name, e in gates.items()}
+    return {"metric_gates": shown, "sealed_metric_gates": gates}
 
 
 def _approval(ctx: CallContext, model: str, run_id: str, alias: str) -> dict[str, Any] | None:
@@ -185,7 +205,7 @@ def gather(request: PromoteInput, ctx: CallContext) -> dict[str, Any]:
         "run_files": run_files_check(ports.git, params) if known else {"recorded": False, "mismatched": []},
         "dataset": _dataset(ctx, params.get("dataset_content_hash")),
         "run_config": _run_config(ctx, params, commit if known else None),
-        "metric_gates": _metric_gates(ctx, run, champion, _variance(seed_runs)),
+        **_gates_for(ctx, _metric_gates(ctx, run, champion, _variance(seed_runs))),
         "reproduction": _reproduction(ctx, run), "seed_runs": seed_runs,
         "approval": _approval(ctx, model, request.run_id, request.alias),
         "run_version": ports.registry.version_for_run(model, request.run_id),
@@ -218,20 +238,27 @@ def _request_approval(request: PromoteInput, facts: Mapping[str, Any], ctx: Call
 
 
 def on_deny(request: PromoteInput, facts: dict[str, Any], verdict: Verdict, ctx: CallContext) -> dict[str, Any]:
-    """The receipt lists every failed gate; a champion promotion held back only by its missing
-    approval opens (or reuses) a pending approval bound to this exact promotion."""
+    """The receipt lists every failed gate. A human's champion promotion without its approval
+    opens (or reuses) a pending approval bound to this exact promotion even when other gates fail
+    too, so review can start at once; the denial names it and says the other gates must pass."""
     extra = _summary(request, facts, facts["receipt"])
-    if {d.rule_id for d in verdict.denials} == {APPROVAL_RULE}:
+    denied = {d.rule_id for d in verdict.denials}
+    if APPROVAL_RULE in denied and all(r.startswith("promotion.") for r in denied):
         extra.update(_request_approval(request, facts, ctx))
+        others = sorted(denied - {APPROVAL_RULE})
+        if others:
+            extra["next_step"] += f"; the other failed gates must pass too: {', '.join(others)}"
     return extra
 
 
 def with_receipt(gather_facts: Any) -> Any:
-    """Gather, then attach the receipt computed by the same gate functions the rules use."""
+    """Gather, then attach the receipt computed by the same gate functions the rules use. Every
+    receipt judges the sealed test figures, so each counts one test-set query of the dataset."""
 
     def gather_with_receipt(request: PromoteInput, ctx: CallContext) -> dict[str, Any]:
         facts = gather_facts(request, ctx)
         facts["receipt"] = receipt(facts, ctx.config)
+        facts["test_queries"] = count_query(ctx.ports, facts["run"]["params"].get("dataset_content_hash"), purpose=f"gates checked by promote ({request.alias})", run_id=request.run_id, principal=ctx.principal.name)
         return facts
 
     return gather_with_receipt
@@ -243,9 +270,10 @@ def with_receipt(gather_facts: Any) -> Any:
 def _card(request: PromoteInput, facts: Mapping[str, Any], ctx: CallContext, version: str, approvals: list[dict[str, Any]], now: str) -> dict[str, Any]:
     report = ctx.ports.run_artifacts.read_json(request.run_id, REPORT_ARTIFACT) if ctx.ports.run_artifacts is not None else None
     reproduction = facts["reproduction"] or {}
+    full = receipt({**facts, "metric_gates": facts["sealed_metric_gates"]}, ctx.config)
     return model_card({
         "model": facts["model"], "version": version, "alias": request.alias, "run": facts["run"], "standards": ctx.config["standards"],
-        "report": report, "receipt": facts["receipt"], "approvals": approvals, "promoted_by": {"name": ctx.principal.name, "role": ctx.principal.role},
+        "report": report, "receipt": full, "approvals": approvals, "test_queries": facts.get("test_queries"), "promoted_by": {"name": ctx.principal.name, "role": ctx.principal.role},
         "promoted_at": now, "reproduction": {"reproduced": reproduction.get("recorded"), "run_id": reproduction.get("run_id"), "seed_runs": facts["seed_runs"]},
     })  # fmt: skip
 
@@ -288,7 +316,7 @@ RULE_IDS = (
     "role.known", "standards.no_drift", "role.agents_cannot_set_champion", "promotion.run_succeeded", "promotion.run_clean",
     "promotion.model_logged", "promotion.commit_on_pr_branch", "promotion.dataset_verified", "promotion.protected_fields",
     "promotion.standards_current", "promotion.min_primary_metric", "promotion.min_lift_over_baseline", "promotion.champion_tolerance",
-    "promotion.reproduced", "promotion.max_seed_variance", "promotion.human_approval", "leakage.not_flagged",
+    "promotion.calibration_vs_prior", "promotion.reproduced", "promotion.max_seed_variance", "promotion.human_approval", "leakage.not_flagged",
 )  # fmt: skip
 SPEC = ToolSpec(
     name="promote",
@@ -296,7 +324,8 @@ SPEC = ToolSpec(
     description=(
         "Register a run's model in the MLflow registry under an alias after re-checking every promotion gate: run "
         "finished and clean, commit on a recorded PR branch, dataset re-verified, protected fields == standards, "
-        "metric >= floor, >= baseline, >= champion - tolerance; champion also needs a passing reproduction, the seed "
+        "metric >= floor, lift over the baseline and calibration against the class prior (paired bootstrap on the "
+        "same test rows), >= champion - tolerance; agents see PASS/FAIL only (the test set is sealed); champion also needs a passing reproduction, the seed "
         "variance check and a human approval. Agents may set candidate only. Returns the gate receipt either way; "
         "promoting the same run again creates no new version. Use dry_run to see the receipt."
     ),

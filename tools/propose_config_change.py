@@ -197,6 +197,14 @@ def _override_lines(fields: list[dict[str, Any]], approval: dict[str, Any], now:
     ]
 
 
+def _render(configs: Any, relpath: str, document: dict[str, Any], header: str, ctx: CallContext) -> str:
+    """The new file text, keeping the comments of the file it replaces where the port can."""
+    render_over = getattr(configs, "render_over", None)
+    if render_over is None:
+        return configs.render(document, header=header)
+    return render_over(relpath, document, ctx.config["policy"]["documents"], header=header)
+
+
 async def execute(request: ProposeConfigChangeInput, facts: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
     """Write the change (and the reasoning); consume the approval and log overrides first."""
     result: dict[str, Any] = {"decision": "allow", "target": EXPERIMENT_PATH, "diff": facts["diff"], "change_hash": facts["change_hash"]}
@@ -204,9 +212,9 @@ async def execute(request: ProposeConfigChangeInput, facts: dict[str, Any], ctx:
     if not facts["diff"]:
         return {**result, "changed": False, "written": []}
     fields, ports, now = _protected(facts, ctx), ctx.ports, ctx.ports.clock.iso()
-    files = {EXPERIMENT_PATH: ports.configs.render(facts["config"], header=EXPERIMENT_HEADER)}
+    files = {EXPERIMENT_PATH: _render(ports.configs, EXPERIMENT_PATH, facts["config"], EXPERIMENT_HEADER, ctx)}
     if facts["reasoning"] is not None:
-        files[REASONING_PATH] = ports.configs.render(facts["reasoning"], header=REASONING_HEADER)
+        files[REASONING_PATH] = _render(ports.configs, REASONING_PATH, facts["reasoning"], REASONING_HEADER, ctx)
 
     def consume_and_log() -> None:
         if fields:

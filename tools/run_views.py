@@ -1,9 +1,11 @@
 """Views of MLflow runs for the read-only tools and resources (list, get, compare).
 
 Built from what run_experiment logs (tools/experiment_report.py): Tier 1 params, `config.*` and
-`reasoning.*` params, `test_<metric>` metrics with `test_<metric>_ci95_low|high`, `cv_<metric>_mean`,
-`baseline_<name>_<metric>`, `metric_delta`, and the tags `outcome`, `gates_passed`, `principal`.
-Params and tags pass the secret scanner again on the way out; no view carries data rows.
+`reasoning.*` params, `val_<metric>` metrics with `val_<metric>_ci95_low|high`, `cv_<metric>_mean`,
+`val_baseline_<name>_<metric>`, `metric_delta`, and the tags `outcome`, `gates_passed`, `principal`.
+Every view shows the validation (selection) figures; test-set figures are sealed (tools/sealed.py)
+and only `detail(..., reveal=True)`, for humans, carries them. Params and tags pass the secret
+scanner again on the way out; no view carries data rows.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from typing import Any, Protocol
 from tools.evaluation import LOWER_IS_BETTER, METRICS
 from tools.experiment_report import RUN_KIND_TAG
 from tools.model_card import PROVENANCE
+from tools.run_evidence import payload_sections
 from tools.run_pins import unflatten
+from tools.sealed import SEALED_NOTE, is_sealed
 from tools.secrets_scan import strip_secrets
 
 RUN_ID_PATTERN = r"^[0-9a-f]{32}$"
@@ -26,7 +30,7 @@ RUN_KINDS = ("experiment", "reproduction")
 END_REASON_TAG = "mlgate.end_reason"
 REDACTED_TAG = "mlgate.redacted_keys"
 REPORT_ARTIFACT = "evaluation_report.json"
-SHOWN_TAGS = ("client_name", "project_name", "principal", "role", "transport", "agent_model", "mlgate.sandbox_mode", RUN_KIND_TAG, "outcome", "gates_passed", "reproduced", "promoted")
+SHOWN_TAGS = ("client_name", "project_name", "principal", "role", "transport", "agent_model", "mlgate.sandbox_mode", RUN_KIND_TAG, "outcome", "gates_passed", "reproduced", "promoted", "mlgate.leakage")
 TIMINGS = ("train_seconds_total", "train_seconds_final", "inference_latency_ms_per_row")
 DATA_SHAPE = ("n_rows", "n_columns", "n_features")
 COST = ("tokens_used", "estimated_cost", "agent_model")
@@ -84,24 +88,28 @@ def safe_params(run: Mapping[str, Any]) -> dict[str, str]:
     return strip_secrets(run.get("params") or {})[0]
 
 
-def with_ci(metrics: Mapping[str, float], metric: str) -> dict[str, Any]:
-    """`{value, ci95}` of test metric `metric`; ci95 is None when no interval was logged."""
-    low, high = metrics.get(f"test_{metric}_ci95_low"), metrics.get(f"test_{metric}_ci95_high")
+SELECTION = "val_"  # the metrics agents select by: validation rows (tools/sealed.py)
+
+
+def with_ci(metrics: Mapping[str, float], metric: str, prefix: str = SELECTION) -> dict[str, Any]:
+    """`{value, ci95}` of validation metric `metric` (test metric with prefix "test_"); ci95 is None
+    when no interval was logged."""
+    low, high = metrics.get(f"{prefix}{metric}_ci95_low"), metrics.get(f"{prefix}{metric}_ci95_high")
     ci = None if low is None or high is None else {"low": low, "high": high}
-    return {"value": metrics.get(f"test_{metric}"), "ci95": ci}
+    return {"value": metrics.get(f"{prefix}{metric}"), "ci95": ci}
 
 
-def test_metric_names(metrics: Mapping[str, float]) -> list[str]:
-    return sorted(k[5:] for k in metrics if k.startswith("test_") and "_ci95_" not in k)
+def metric_names(metrics: Mapping[str, float], prefix: str = SELECTION) -> list[str]:
+    return sorted(k[len(prefix) :] for k in metrics if k.startswith(prefix) and k[len(prefix) :] in METRICS)
 
 
-def baselines(metrics: Mapping[str, float]) -> dict[str, dict[str, float]]:
-    """{baseline name: {metric: value}} from `baseline_<name>_<metric>` metrics."""
+def baselines(metrics: Mapping[str, float], prefix: str = f"{SELECTION}baseline_") -> dict[str, dict[str, float]]:
+    """{baseline name: {metric: value}} from `<prefix><name>_<metric>` metrics."""
     found: dict[str, dict[str, float]] = {}
     for key, value in metrics.items():
-        metric = next((m for m in METRICS if key.startswith("baseline_") and key.endswith(f"_{m}")), None)
+        metric = next((m for m in METRICS if key.startswith(prefix) and key.endswith(f"_{m}")), None)
         if metric is not None:
-            found.setdefault(key[len("baseline_") : -len(metric) - 1], {})[metric] = value
+            found.setdefault(key[len(prefix) : -len(metric) - 1], {})[metric] = value
     return {name: dict(sorted(values.items())) for name, values in sorted(found.items())}
 
 
@@ -131,28 +139,42 @@ def _picked(values: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
     return {k: values[k] for k in keys if k in values}
 
 
-def detail(run: Mapping[str, Any], experiment: str, primary: str, artifacts: list[str], report: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Everything an agent needs about one run, with no data rows and no secrets."""
+def sealed_test(metrics: Mapping[str, float], report: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The test-set figures, for humans only: test metrics with CIs, test baselines, paired
+    comparisons and the gate receipt on the test rows."""
+    sealed = (report or {}).get("sealed_test") or {}
+    return {
+        "metrics": {m: with_ci(metrics, m, "test_") for m in metric_names(metrics, "test_")},
+        "baselines": baselines(metrics, "baseline_"), "paired": sealed.get("paired"), "gates": sealed.get("gates"),
+        "other": {k: v for k, v in sorted(metrics.items()) if is_sealed(k) and k.startswith("test_") and k[5:] not in METRICS and "_ci95_" not in k},
+    }  # fmt: skip
+
+
+def detail(run: Mapping[str, Any], experiment: str, primary: str, artifacts: list[str], report: Mapping[str, Any] | None, reveal: bool = False) -> dict[str, Any]:
+    """Everything an agent needs about one run, with no data rows and no secrets; the test-set
+    figures only when `reveal` (a human reads them), else a note that they are sealed."""
     params, metrics, tags = safe_params(run), run.get("metrics") or {}, strip_secrets(run.get("tags") or {})[0]
     gates = (report or {}).get("gates")
+    test = {"sealed": False, **sealed_test(metrics, report)} if reveal else {"sealed": True, "note": SEALED_NOTE}
     return {
         **summary(run, primary), "experiment": experiment, "end_time": iso_time(run.get("end_time")), "end_reason": tags.get(END_REASON_TAG),
         "provenance": {**_picked(params, PROVENANCE), "git_dirty": flag(params.get("git_dirty"))},
         "config": unflatten(params), "reasoning": unflatten(params, "reasoning."), "feature_columns": parsed(params.get("feature_columns")),
         "hardware": unflatten(params, "hardware."),
-        "metrics": {m: with_ci(metrics, m) for m in test_metric_names(metrics)},
-        "cv_metrics": {k[3:-5]: v for k, v in sorted(metrics.items()) if k.startswith("cv_") and k.endswith("_mean")},
+        "metrics_basis": "validation", "metrics": {m: with_ci(metrics, m) for m in metric_names(metrics)},
+        "cv_metrics": {k[3:-5]: v for k, v in sorted(metrics.items()) if k.startswith("cv_") and k.endswith("_mean")}, "test_set": test,
         "baselines": baselines(metrics), "comparison": _comparison(run, primary, report),
         "gate_receipt": {"gates": gates if isinstance(gates, list) else None, "passed": flag(tags.get("gates_passed"))},
         "timings": _picked(metrics, TIMINGS), "data_shape": _picked(metrics, DATA_SHAPE), "agent_cost": {k: parsed(v) for k, v in _picked(params, COST).items()},
         "tags": _picked(tags, SHOWN_TAGS), "redacted_keys": [k for k in tags.get(REDACTED_TAG, "").split(",") if k], "artifacts": artifacts,
+        **payload_sections(report or {}),
     }  # fmt: skip
 
 
-def load_detail(tracking: Runs, run_artifacts: JsonArtifacts | None, run: Mapping[str, Any], experiment: str, primary: str) -> dict[str, Any]:
+def load_detail(tracking: Runs, run_artifacts: JsonArtifacts | None, run: Mapping[str, Any], experiment: str, primary: str, reveal: bool = False) -> dict[str, Any]:
     """`detail` with the run's artifact list and evaluation report read from MLflow (blocking)."""
     report = run_artifacts.read_json(run["run_id"], REPORT_ARTIFACT) if run_artifacts is not None else None
-    return detail(run, experiment, primary, tracking.list_artifacts(run["run_id"]), report if isinstance(report, Mapping) else None)
+    return detail(run, experiment, primary, tracking.list_artifacts(run["run_id"]), report if isinstance(report, Mapping) else None, reveal)
 
 
 def lower_is_better(metric: str) -> bool:

@@ -29,6 +29,7 @@ PASS = {
     "min_lift_over_baseline": {"gate": "min_lift_over_baseline", "status": "PASS", "observed": 0.01, "threshold": 0.0, "reason": "ok"},
     "champion_tolerance": {"gate": "champion_tolerance", "status": "SKIPPED", "observed": None, "threshold": 0.005, "reason": "no champion yet"},
     "max_seed_variance": {"gate": "max_seed_variance", "status": "PASS", "observed": 0.0001, "threshold": 0.005, "reason": "ok"},
+    "calibration_vs_prior": {"gate": "calibration_vs_prior", "status": "PASS", "observed": {"improvement": 0.03, "lower_bound": 0.01, "confidence": 0.95}, "threshold": 0.0, "reason": "ok"},
 }
 
 
@@ -107,6 +108,9 @@ CASES = [
     RuleCase("promotion.min_lift_over_baseline", "deny", metric_gate("min_lift_over_baseline", "FAIL"), CFG, "below_baseline"),
     RuleCase("promotion.champion_tolerance", "allow", facts(), CFG, "no_champion"),
     RuleCase("promotion.champion_tolerance", "deny", metric_gate("champion_tolerance", "FAIL"), CFG, "trails"),
+    RuleCase("promotion.calibration_vs_prior", "allow", facts(), CFG, "better_than_prior"),
+    RuleCase("promotion.calibration_vs_prior", "deny", metric_gate("calibration_vs_prior", "FAIL"), CFG, "worse_than_prior"),
+    RuleCase("promotion.calibration_vs_prior", "deny", facts(metric_gates={k: v for k, v in PASS.items() if k != "calibration_vs_prior"}), CFG, "not_measured"),
     RuleCase("promotion.reproduced", "allow", facts(), CFG, "reproduced"),
     RuleCase("promotion.reproduced", "allow", facts(alias="candidate", reproduction=None), CFG, "candidate_skips"),
     RuleCase("promotion.reproduced", "deny", facts(reproduction=None), CFG, "none"),

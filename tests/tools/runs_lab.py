@@ -73,11 +73,21 @@ def trained_run(lab: RunsLab) -> str:
     return content["run_id"]
 
 
+SEALED_OFFSET = -0.0123  # the lab's sealed test figures differ from its validation ones by this
+
+
+def _with_intervals(prefix: str, values: dict[str, float], ci: float) -> dict[str, float]:
+    logged = {f"{prefix}{m}": v for m, v in values.items()}
+    return logged | {f"{prefix}{m}_ci95_low": v - ci for m, v in values.items()} | {f"{prefix}{m}_ci95_high": v + ci for m, v in values.items()}
+
+
 def _test_metrics(primary: float, ci: float) -> dict[str, float]:
+    """Validation (val_*, what agents see) at `primary`; sealed test figures (test_*, baseline_*) apart."""
     values = {"roc_auc": primary, "pr_auc": primary - 0.3, "f1": 0.4, "log_loss": 0.5, "brier": 0.18}
-    logged = {f"test_{m}": v for m, v in values.items()}
-    logged.update({f"test_{m}_ci95_low": v - ci for m, v in values.items()} | {f"test_{m}_ci95_high": v + ci for m, v in values.items()})
-    baselines = {f"baseline_{name}_{m}": v - 0.05 for name in ("logistic_regression", "class_prior") for m, v in values.items()}
+    sealed = {m: v + SEALED_OFFSET for m, v in values.items()}
+    logged = _with_intervals("val_", values, ci) | _with_intervals("test_", sealed, ci)
+    baselines = {f"val_baseline_{name}_{m}": v - 0.05 for name in ("logistic_regression", "class_prior") for m, v in values.items()}
+    baselines |= {f"baseline_{name}_{m}": v - 0.05 for name in ("logistic_regression", "class_prior") for m, v in sealed.items()}
     return {**logged, **baselines, **{f"cv_{m}_mean": v for m, v in values.items()}, "metric_delta": 0.0, "n_rows": 300, "n_columns": 12, "n_features": 8}
 
 

@@ -145,7 +145,13 @@ def test_prior_baseline_scores_every_row_with_the_training_positive_rate() -> No
 def test_summarize_folds_reports_mean_and_std_and_ignores_undefined_values() -> None:
     summary = summarize_folds([{"roc_auc": 0.7}, {"roc_auc": 0.9}, {"roc_auc": None}])
     assert summary["roc_auc"]["mean"] == pytest.approx(0.8) and summary["roc_auc"]["std"] == pytest.approx(0.1)
-    assert summary["brier"] == {"values": [None, None, None], "mean": None, "std": None}
+    assert {k: summary["brier"][k] for k in ("values", "mean", "std")} == {"values": [None, None, None], "mean": None, "std": None}
+
+
+def test_one_validation_window_reports_its_std_as_unknown_not_zero() -> None:
+    summary = summarize_folds([{"roc_auc": 0.7}])
+    assert summary["roc_auc"]["mean"] == pytest.approx(0.7) and summary["roc_auc"]["std"] is None
+    assert summary["roc_auc"]["std_reason"].startswith("unknown: 1 validation window")
 
 
 @pytest.mark.parametrize(

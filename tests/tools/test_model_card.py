@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from tools.model_card import card_tags, intended_use, limitations, model_card
+from tools.model_card import agent_card, card_tags, intended_use, limitations, model_card
 from tools.provenance import stable_json
 
 STANDARDS = {"client_name": "demo-bank", "project_name": "credit-default", "label": {"target": "default", "positive_class": 1}}
@@ -31,7 +32,15 @@ def test_the_same_promotion_gives_the_same_card_bytes() -> None:
 def test_the_card_carries_provenance_metrics_and_approvals() -> None:
     card = model_card(parts())
     assert card["provenance"]["dataset_content_hash"] == "d" * 64 and card["provenance"]["git_commit"] == "c" * 40
-    assert card["metrics"] == {"baseline_logistic_regression_roc_auc": 0.78, "test_roc_auc": 0.81}
+    assert card["metrics"] == {"validation": {}, "sealed_test": {"baseline_logistic_regression_roc_auc": 0.78, "test_roc_auc": 0.81}}
+
+
+def test_the_card_an_agent_reads_holds_no_test_figures() -> None:
+    card = model_card({**parts(), "test_queries": 4})
+    shown = agent_card(card)
+    assert card["test_set"]["queries_of_this_dataset"] == 4 and shown["test_set"]["queries_of_this_dataset"] == 4
+    assert "0.81" not in json.dumps(shown) and "0.78" not in json.dumps(shown)
+    assert card_tags(card)["card.metrics"] == {}
     assert card["approvals"][0]["decided_by"] == "bob" and card["model"] == {"name": "demo-bank-credit-default", "version": "3", "alias": "champion", "type": "xgboost"}
 
 

@@ -16,7 +16,6 @@ from policies import Principal
 from server.audit import verify
 from server.cli import main
 from tests.credentials import approver, use_token
-from tests.tools.promotion_lab import MODEL, Lab, build_lab, call, clone_run, config_params, reset_registry, tampered
 from tools.promote import promotion_hash
 from tools.provenance import stable_json
 
@@ -74,7 +73,11 @@ async def test_agent_promotes_a_gated_run_to_candidate_with_a_model_card(lab: La
     assert tags["card.dataset_hash"] == lab.dataset_hash == run["params"]["dataset_content_hash"]
     assert tags["card.commit"] == run["params"]["git_commit"] and tags["card.uv_lock_sha256"] == run["params"]["uv_lock_sha256"]
     card = json.loads(download_card(lab, lab.run_id, tmp_path))
-    assert card["metrics"] == dict(sorted(run["metrics"].items())) and card["approvals"] == []
+    assert {**card["metrics"]["validation"], **card["metrics"]["sealed_test"]} == run["metrics"] and card["approvals"] == []
+    assert card["metrics"]["sealed_test"]["test_roc_auc"] == run["metrics"]["test_roc_auc"] and card["test_set"]["queries_of_this_dataset"] >= 2
+    sealed = {g["gate"]: g for g in content["gate_receipt"]["gates"] if g["gate"] in ("min_primary_metric", "min_lift_over_baseline", "calibration_vs_prior")}
+    assert all(g["observed"] is None and g["reason"].startswith("PASS: sealed") for g in sealed.values()), sealed
+    assert str(round(run["metrics"]["test_roc_auc"], 4)) not in json.dumps(content)
     assert card["intended_use"] and any("held-out rows" in line for line in card["limitations"])
 
 
@@ -105,12 +108,12 @@ def _failing_run(lab: Lab, gate: str) -> str:
         "run_succeeded": {"status": "FAILED"},
         "run_clean": {"params": {"git_dirty": "true"}},
         "model_logged": {"model": False},
-        "commit_on_pr_branch": {"params": {"git_commit": lab.no_pr_commit}},
         "dataset_verified": {"params": {"dataset_content_hash": lab.spare_hash}},
         "protected_fields": {"params": config_params(lab, lab.run_id, split__test_size=0.3)},
         "standards_current": {"params": {"standards_sha256": "0" * 64}},
         "min_primary_metric": {"metrics": {"test_roc_auc": 0.6, "baseline_logistic_regression_roc_auc": 0.55}},
-        "min_lift_over_baseline": {"metrics": {"baseline_logistic_regression_roc_auc": 0.95}},
+        # the lift gate reads the paired lower bound of the lift on the same test rows
+        "min_lift_over_baseline": {"metrics": {"baseline_logistic_regression_roc_auc": 0.95, "test_baseline_paired": -0.2, "test_baseline_paired_lcb": -0.25}},
     }
     return clone_run(lab, lab.run_id, **variants[gate])
 
@@ -137,6 +140,8 @@ async def test_a_run_trailing_the_champion_beyond_tolerance_is_denied(lab: Lab) 
     lab.ports.registry.point(MODEL, "champion", version, {"run_id": better, "by": "test"})
     failed, content = await call(lab, "promote", {"run_id": lab.run_id})
     assert failed and denied_by(content) == {"promotion.champion_tolerance"}
+    assert gates(content)["champion_tolerance"]["observed"] is None  # an agent learns FAIL, not the sealed figures
+    failed, content = await call(lab, "promote", {"run_id": lab.run_id, "dry_run": True}, lab.human())
     observed = gates(content)["champion_tolerance"]["observed"]
     assert observed == pytest.approx(lab.ports.tracking.get_run(lab.run_id)["metrics"]["test_roc_auc"] - 0.99, abs=1e-6)
 
@@ -151,7 +156,8 @@ async def test_champion_needs_a_reproduction_and_the_seed_check(lab: Lab) -> Non
     never_reproduced = clone_run(lab, lab.run_id)
     failed, content = await call(lab, "promote", {"run_id": never_reproduced, "alias": "champion"}, lab.human())
     assert failed and {"promotion.reproduced", "promotion.max_seed_variance"} <= denied_by(content)
-    assert "approval_id" not in content
+    # the approval opens at once (review can start), and the denial says what else must pass
+    assert content["approval_status"] == "pending" and "promotion.reproduced" in content["next_step"]
 
 
 def with_reproduction(lab: Lab, run_id: str, seed_values: tuple[float, float]) -> str:
@@ -167,7 +173,7 @@ async def test_champion_whose_metric_swings_with_the_seed_is_denied(lab: Lab) ->
     run_id = with_reproduction(lab, clone_run(lab, lab.run_id), (0.55, 0.99))
     failed, content = await call(lab, "promote", {"run_id": run_id, "alias": "champion"}, lab.human())
     assert failed and denied_by(content) == {"promotion.max_seed_variance", "promotion.human_approval"}
-    assert gates(content)["reproduced"]["status"] == "PASS" and "approval_id" not in content
+    assert gates(content)["reproduced"]["status"] == "PASS" and "promotion.max_seed_variance" in content["next_step"]
     entry = gates(content)["max_seed_variance"]
     assert entry["observed"]["seeds"] == [42, 43, 44] and entry["observed"]["variance"] > entry["threshold"]
 

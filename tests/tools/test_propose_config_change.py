@@ -96,6 +96,14 @@ async def test_written_config_is_readable_yaml_in_schema_order(settings: Setting
     assert [line.split(":")[0] for line in text.splitlines() if line and not line.startswith(("#", " "))] == ["experiment", "data", "split", "model", "features", "evaluation"]
 
 
+async def test_a_server_write_keeps_the_comments_of_experiment_yaml(settings: Settings, workspace: Path) -> None:
+    async with connect(settings) as client:
+        await propose(client, {"model.params.max_depth": 6})
+    text = (workspace / "configs/experiment.yaml").read_text()
+    assert "test_size: 0.2             # latest 20% of rows: the held-out test set (protected)" in text
+    assert "max_depth: 6" in text and experiment(workspace)["model"]["params"]["max_depth"] == 6
+
+
 async def test_changes_as_yaml_text_mean_the_same_as_the_object(settings: Settings, workspace: Path) -> None:
     async with connect(settings) as client:
         as_text = await propose(client, "model.params.max_depth: 6\nevaluation.bootstrap_samples: 500\n", dry_run=True)
