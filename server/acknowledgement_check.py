@@ -15,11 +15,18 @@ from policies.provenance import STANDARDS_PATH
 from server.acknowledgements import PIN_FILE, AcknowledgementLedger, Observed, file_config, flatten, pin_of, read_pin
 from server.git import GitRepo
 from server.safe_yaml import load_document
-from server.settings import policy_limits
+from server.settings import CONFIGS_DIR, policy_limits
 from tools.errors import GovernanceError
 
 MAX_CHANGES = 20
 _BLOB = re.compile(r"^[0-9a-f]{40}\Z")
+
+
+def _bytes_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def _shown(value: Any) -> str:
@@ -80,10 +87,19 @@ class AcknowledgementCheck:
     def __init__(self, git: GitRepo, workspace: Path, state_dir: Path) -> None:
         self._git, self._workspace, self._state_dir = git, Path(workspace), Path(state_dir)
         self.ledger = AcknowledgementLedger(self._state_dir / "audit.jsonl")
+        self._config: tuple[tuple[bytes | None, ...], dict[str, Any]] | None = None
 
     def observe(self, ref: str, committed: bytes) -> Observed:
         """Raises ValueError when the server configuration files do not load."""
-        return Observed(ref, committed, file_config(self._workspace, self._state_dir))
+        return Observed(ref, committed, self._file_config())
+
+    def _file_config(self) -> dict[str, Any]:
+        """The governed config, parsed again only when the bytes of a config file changed (YAML
+        parsing costs milliseconds; reading two small files does not)."""
+        key = tuple(_bytes_or_none(path) for path in (CONFIGS_DIR / "server.yaml", self._state_dir / "server.yaml"))
+        if self._config is None or self._config[0] != key:
+            self._config = (key, file_config(self._workspace, self._state_dir))
+        return dict(self._config[1])
 
     def facts(self, ref: str, committed: bytes) -> dict[str, Any]:
         """{protected_ref, standards_sha256, server_config_sha256, acknowledged, changes, problem}."""

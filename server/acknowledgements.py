@@ -34,6 +34,7 @@ import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -92,11 +93,11 @@ class Observed:
     standards: bytes
     server_config: dict[str, Any]
 
-    @property
+    @cached_property
     def standards_sha256(self) -> str:
         return hashlib.sha256(self.standards).hexdigest()
 
-    @property
+    @cached_property
     def server_config_sha256(self) -> str:
         return sha256_of(self.server_config)
 

@@ -34,9 +34,13 @@ def run_init(args: argparse.Namespace) -> int:
     for path in repo.text("ls-files").splitlines():
         print(f"  {path}")
     print("Next steps:")
+    print(f"  mlgate token create --workspace {workspace} --name YOU --role operator   # your operator token (shown once)")
+    print(f"  mlgate standards set --workspace {workspace} --target COL --positive-class V [V ...] --time-column COL --pii COL ... --protected COL ...")
+    print("                                            # name your data's label and columns (one acknowledged commit on main)")
     print(f"  mlgate data add {workspace} PATH.csv      # import a dataset; prints its content hash")
     print(f"  mlgate serve --workspace {workspace}       # stdio MCP server for your agent")
-    print("  Agents read AGENTS.md there; configs/project_standards.yaml changes only through a reviewed merge to main.")
+    print("  Agents read AGENTS.md there. The server serves only the standards and server config a human or operator")
+    print("  acknowledged: after any other change on main, review it with `mlgate standards accept`.")
     return 0
 
 

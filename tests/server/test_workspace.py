@@ -270,7 +270,7 @@ def test_init_command_lists_what_it_made_and_the_next_steps(tmp_path: Path, caps
     assert main(["init", str(tmp_path / "ws"), "--client", "acme", "--project", "pd"]) == 0
     out = capsys.readouterr().out
     assert all(f"  {path}\n" in out for path in EXPECTED_FILES)
-    assert "mlgate data add" in out and "mlgate serve --workspace" in out
+    assert "mlgate data add" in out and "mlgate serve --workspace" in out and "mlgate standards set --workspace" in out
 
 
 def test_init_command_on_a_non_empty_directory_exits_2_with_the_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
