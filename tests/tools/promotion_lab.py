@@ -30,7 +30,7 @@ from server.ports import Ports, build_ports
 from server.settings import Settings, load_settings
 from server.tracking import as_text
 from server.workspace import init_workspace
-from tools.provenance import config_hash
+from tools.provenance import config_hash, parse_run_files, run_files_param, sha256_bytes
 from tools.run_pins import unflatten
 
 REASONING = {"hypothesis_category": "feature_engineering", "change_description": "Tuned feature engineering on the governed credit data.", "expected_effect": "A roc_auc at least as good as the baseline."}
@@ -128,6 +128,14 @@ def clone_run(lab: Lab, run_id: str, *, params: dict[str, str] | None = None, me
             client.log_artifacts(clone, local, "model")
     client.set_terminated(clone, status)
     return clone
+
+
+def commit_params(lab: Lab, run_id: str, commit: str) -> dict[str, str]:
+    """`git_commit` moved to `commit`, with the run's recorded file hashes of the files there (so
+    only the commit changes, not whether the run matches it)."""
+    used = parse_run_files(lab.client.get_run(run_id).data.params.get("run_files_sha256")) or {}
+    blobs = {path: lab.repo.blob_at(commit, path) or b"" for path in used}
+    return {"git_commit": commit, "run_files_sha256": run_files_param({path: sha256_bytes(blob) for path, blob in blobs.items()})}
 
 
 def config_params(lab: Lab, run_id: str, **changes: Any) -> dict[str, str]:

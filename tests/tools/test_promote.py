@@ -16,6 +16,7 @@ from policies import Principal
 from server.audit import verify
 from server.cli import main
 from tests.credentials import approver, use_token
+from tests.tools.promotion_lab import MODEL, Lab, build_lab, call, clone_run, commit_params, config_params, reset_registry, tampered
 from tools.promote import promotion_hash
 from tools.provenance import stable_json
 
@@ -108,6 +109,7 @@ def _failing_run(lab: Lab, gate: str) -> str:
         "run_succeeded": {"status": "FAILED"},
         "run_clean": {"params": {"git_dirty": "true"}},
         "model_logged": {"model": False},
+        "commit_on_pr_branch": {"params": commit_params(lab, lab.run_id, lab.no_pr_commit)},
         "dataset_verified": {"params": {"dataset_content_hash": lab.spare_hash}},
         "protected_fields": {"params": config_params(lab, lab.run_id, split__test_size=0.3)},
         "standards_current": {"params": {"standards_sha256": "0" * 64}},
