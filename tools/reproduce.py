@@ -174,7 +174,9 @@ async def _seed_runs(facts: dict[str, Any], ctx: CallContext, metric: str) -> tu
     runs = [await _rerun(facts, ctx, (seed + k) % (MAX_SEED + 1), "seed") for k in range(1, wanted)]
     values = [facts["run"]["metrics"].get(metric), *(r["metrics"].get(metric) for r in runs)]
     variance = statistics.variance(values) if len(values) >= 2 and None not in values else None
-    return [{"run_id": r["run_id"], "seed": int(r["params"]["seed"]), metric: r["metrics"].get(metric)} for r in runs], variance
+    # Each seed run's validation figure: its test figure is sealed (tools/sealed.py).
+    shown = "val_" + metric.removeprefix("test_")
+    return [{"run_id": r["run_id"], "seed": int(r["params"]["seed"]), shown: r["metrics"].get(shown)} for r in runs], variance
 
 
 async def _reproduce(request: ReproduceInput, facts: dict[str, Any], ctx: CallContext) -> dict[str, Any]:

@@ -32,6 +32,7 @@ async def test_reproducing_an_unchanged_run_passes_and_is_recorded(lab: Lab) -> 
     assert not failed, content
     assert content["reproduced"] is True and content["max_difference"] == 0.0 and content["environment_matches"] is True
     assert [s["seed"] for s in content["seed_runs"]] == [43, 44] and content["seed_variance_roc_auc"] is not None
+    assert all(set(s) == {"run_id", "seed", "val_roc_auc"} for s in content["seed_runs"])  # seed runs' test figures stay sealed
     original, rerun = lab.ports.tracking.get_run(lab.run_id), lab.ports.tracking.get_run(content["reproduction_run_id"])
     for pin in ("git_commit", "feature_pipeline_hash", "config_hash", "dataset_content_hash", "seed"):
         assert rerun["params"][pin] == original["params"][pin], pin
