@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from server.files import write_atomic
+from server.audit.signing import chain_signer
 from server.audit.records import (
     CHAIN_FIELDS,
     GENESIS,
@@ -52,8 +53,9 @@ class AuditChain:
         self.path = Path(path)
         self.anchor_path = sibling(self.path, "head")
         self.checkpoints_path = sibling(self.path, "checkpoints")
-        # signs anchored heads when a signing key is configured (server/audit/signing.py Signer)
-        self._signer = signer
+        # signs anchored heads when a signing key is configured (server/audit/signing.py); a chain
+        # opened by path alone signs with the key its `mlgate audit keygen` noted beside it
+        self._signer = signer if signer is not None else chain_signer(self.path)
         self._last_signed: tuple[int, str] | None = None
         self.options = options or AuditOptions()
         self._clock = clock or SystemClock()

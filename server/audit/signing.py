@@ -10,7 +10,9 @@ key is accepted only when its `audit_key` record carries a rotation signature by
 When the key file exists, every anchor the chain writes (batched: after `fsync_every` records or
 `fsync_interval_ms`) is a signed head {seq, hash, time, key_id, sig}: the anchor file carries it and
 `audit.checkpoints` keeps each one, one JSON line per checkpoint. Since each record's hash covers
-the one before it, a signed head commits to the whole chain up to it.
+the one before it, a signed head commits to the whole chain up to it. keygen also notes the key's
+path (never the key) in `audit.signer` beside the chain, so every process that appends signs, the
+CLI's one-off writers included; each must run as a user that can read the key.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from server.audit.records import Head, canonical
+from server.audit.records import Head, canonical, sibling
+from server.files import write_atomic
 from tools.errors import IntegrityError, InvalidInput
 
 KEY_KIND = "audit_key"
@@ -169,6 +172,21 @@ def _verifies(public: str, signature_hex: str, message: bytes) -> bool:
         return True
     except (InvalidSignature, ValueError):
         return False
+
+
+def record_key_location(chain_path: Path, key_path: Path) -> None:
+    """Notes beside the chain where its signing key is, so every writer of the chain signs (a CLI
+    command opening the chain by path alone, too). The key itself never enters the state dir."""
+    write_atomic(sibling(chain_path, "signer"), str(key_path.absolute()).encode() + b"\n", mode=0o600)
+
+
+def chain_signer(chain_path: Path) -> Signer | None:
+    """The signer named beside the chain by `record_key_location`, or None."""
+    try:
+        text = sibling(chain_path, "signer").read_text().strip()
+    except OSError:
+        return None
+    return Signer(Path(text)) if text else None
 
 
 class Signer:

@@ -13,7 +13,7 @@ import sys
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from server.audit.signing import create_key, key_id, key_record, load_key, public_hex, replace_key
+from server.audit.signing import create_key, key_id, key_record, load_key, public_hex, record_key_location, replace_key
 from server.audit.workspace import open_chain
 from server.cli import add_workspace_option
 from server.settings import load_settings
@@ -44,6 +44,7 @@ def keygen_command(args: argparse.Namespace) -> int:
 
 
 def _announce(settings, record: dict) -> None:
+    record_key_location(settings.audit_path, settings.audit_signing_key)
     chain = open_chain(settings)
     try:
         chain.append({**record, "actor": "operator", "action": "audit.keygen"})

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from server.audit import verify
+from server.audit import AuditChain, verify
 from server.audit.signing import key_record, sign_head
 from server.audit.records import Head, canonical, record_hash
 from server.cli import main
@@ -230,3 +230,16 @@ def test_key_record_naming_another_keys_id_is_reported(key_path: Path, workspace
     ports.audit.close()
     code, out = audit_verify(settings, capsys)
     assert code == 1 and "KEY CHANGED" in out and "under another key's name" in out
+
+
+def test_a_command_opening_the_chain_by_path_alone_signs_its_anchor_too(key_path: Path, workspace: Path, capsys) -> None:
+    settings = load_settings(workspace, transport="memory")
+    keygen(settings)
+    chain = AuditChain(settings.audit_path)  # as CLI commands and the vouching ledger open it
+    chain.append({"kind": "outcome", "tool": "backup"})
+    chain.close()
+    anchor = json.loads(settings.audit_path.with_name("audit.head").read_text())
+    assert anchor["signed"]["seq"] == anchor["seq"]
+    assert not (settings.state_dir / key_path.name).exists() and key_path.read_bytes() not in settings.audit_path.with_name("audit.signer").read_bytes()
+    code, out = audit_verify(settings, capsys)
+    assert code == 0, out
