@@ -240,3 +240,26 @@ async def test_rollback_after_two_promotions_restores_the_previous_candidate(lab
     assert lab.ports.registry.alias_version(MODEL, "candidate") == first["version"]
     failed, again = await call(lab, "promote", {"run_id": better})
     assert not failed and again["version"] == "2" and again["created"] is False and again["changed"] is True
+
+
+async def test_a_human_promotes_to_champion_at_the_terminal_and_a_second_human_approves(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    run_id = with_reproduction(lab, clone_run(lab, lab.run_id), (0.8, 0.8))
+    command = ["promote", run_id, "--alias", "champion", "--workspace", str(lab.workspace)]
+    assert await as_human("alice", lab, command) == 2
+    refusal = capsys.readouterr().err
+    (approval,) = [a for a in lab.ports.approvals.list() if a["kind"] == "promotion" and a["status"] == "pending"]
+    assert f"approval {approval['id']} is pending" in refusal and "FAIL    human_approval" in refusal
+    # four-eyes: whoever opened it cannot approve it
+    assert await as_human("alice", lab, ["approvals", "approve", approval["id"], "--workspace", str(lab.workspace)]) == 2
+    assert await approve(lab, approval["id"]) == 0
+    assert await as_human("alice", lab, command) == 0
+    assert "champion -> version" in capsys.readouterr().out
+    assert lab.ports.registry.alias_version(MODEL, "champion") == lab.ports.registry.version_for_run(MODEL, run_id)
+    assert lab.ports.approvals.get(approval["id"])["status"] == "consumed"
+
+
+async def test_the_terminal_promote_needs_a_human_token(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLGATE_TOKEN", raising=False)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False, raising=False)
+    code = await anyio.to_thread.run_sync(main, ["promote", lab.run_id, "--workspace", str(lab.workspace)])
+    assert code == 2 and lab.ports.registry.alias_version(MODEL, "champion") is None
