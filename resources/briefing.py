@@ -13,8 +13,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from jinja2 import StrictUndefined
-from jinja2.sandbox import SandboxedEnvironment
 
 from resources.base import PromptSpec, ReadContext
 from tools.errors import GovernanceError
@@ -31,6 +29,9 @@ DESCRIPTION = (
 def render_rules(standards: Mapping[str, Any]) -> str:
     """AGENTS.md.jinja rendered with the project's names. Raises jinja2 errors on a bad template."""
     names = {key: str(standards.get(key) or "this project") for key in ("client_name", "project_name")}
+    from jinja2 import StrictUndefined  # noqa: PLC0415 - deferred: a slow import kept off server start (bench.cold_start)
+    from jinja2.sandbox import SandboxedEnvironment  # noqa: PLC0415
+
     environment = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
     return environment.from_string(BRIEFING_TEMPLATE.read_text(encoding="utf-8")).render(**names)
 

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 from tools.errors import InvalidInput
 from tools.provenance import stable_json
@@ -60,6 +59,8 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     negatives = labels.size - positives
     if positives == 0 or negatives == 0:
         return None
+    from scipy.stats import rankdata  # noqa: PLC0415 - deferred: a slow import kept off server start (bench.cold_start)
+
     rank_sum = rankdata(scores)[labels == 1].sum()
     return float((rank_sum - positives * (positives + 1) / 2) / (positives * negatives))
 

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from tools.errors import IntegrityError, InvalidInput
 
@@ -160,6 +159,8 @@ def stratified_kfold(labels: Any, *, n_splits: int, test_size: float, seed: int)
     _check_fractions(test_size, n_splits)
     _check_class_counts(y, test_size, n_splits)
     positions = np.arange(y.size)
+    from sklearn.model_selection import StratifiedKFold, train_test_split  # noqa: PLC0415 - deferred: a slow import kept off server start (bench.cold_start)
+
     rest, test = train_test_split(positions, test_size=test_size, stratify=y, random_state=seed)
     rest = _sorted(rest)
     folder = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)

@@ -7,12 +7,9 @@ import sys
 import threading
 from typing import Any
 
-import uvicorn
-
 from server.app import build_server
 from server.cli import add_workspace_option
 from server.credentials import exposed_approver_token
-from server.http import build_http_app, parse_bind, uvicorn_config
 from server.ports import build_ports
 from server.settings import load_settings
 
@@ -60,6 +57,10 @@ def serve_command(args: argparse.Namespace) -> int:
 
 
 def _serve_http(args: argparse.Namespace) -> int:
+    import uvicorn  # noqa: PLC0415 - HTTP only: a stdio server starts without it (bench.cold_start)
+
+    from server.http import build_http_app, parse_bind, uvicorn_config  # noqa: PLC0415
+
     bind = parse_bind(args.http)
     settings = load_settings(args.workspace)
     ports = build_ports(settings)
