@@ -34,6 +34,7 @@ from tools.errors import GitRefused, NotFound
 RECORD_NAME = re.compile(r"^(local|github)-([1-9][0-9]{0,9})\.json\Z")
 SAME_FIELDS = ("run_id", "commit", "title", "description")
 MAX_ARTIFACT_BYTES = 1 << 20
+MAX_PREDICTION_BYTES = 256 << 20  # a run's test predictions read to compare it with the champion on the same rows
 
 
 class PrRecords:
@@ -252,6 +253,22 @@ class RunArtifacts:
                 return json.loads(local.read_bytes())
             except ValueError:
                 return None
+
+    def read_predictions(self, run_id: str, name: str = "test_predictions.parquet") -> Any | None:
+        """The run's scored test rows `{__row_id__, score, label}` as a DataFrame, or None when the
+        artifact is missing, too large (MAX_PREDICTION_BYTES) or not such a table."""
+        import pandas as pd  # noqa: PLC0415 (deferred: slow import)
+        from mlflow.exceptions import MlflowException  # noqa: PLC0415
+
+        with tempfile.TemporaryDirectory(prefix="mlgate-artifact-") as scratch:
+            try:
+                local = Path(self._tracking.client.download_artifacts(run_id, name, scratch))
+                if not local.is_file() or local.stat().st_size > MAX_PREDICTION_BYTES:
+                    return None
+                frame = pd.read_parquet(local)
+            except (MlflowException, OSError, ValueError):
+                return None
+        return frame if {"__row_id__", "score", "label"} <= set(frame.columns) else None
 
 
 def tracking_for(settings: Settings) -> Any:

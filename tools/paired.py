@@ -79,3 +79,13 @@ def _bounds(gains: list[float], confidence: float) -> tuple[float | None, float 
 def as_metrics(prefix: str, found: Mapping[str, Any]) -> dict[str, float | None]:
     """MLflow metric names for a paired comparison: `<prefix>`, `<prefix>_lcb`, `<prefix>_ucb`."""
     return {prefix: found["improvement"], f"{prefix}_lcb": found["lower_bound"], f"{prefix}_ucb": found["upper_bound"]}
+
+
+def on_shared_rows(run: Any, champion: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(labels, run scores, champion scores) of two runs' test predictions (frames with
+    `__row_id__`, `score`, `label`) when both scored exactly the same rows with the same labels;
+    None otherwise (different data or split: no paired comparison is honest then)."""
+    left, right = run.set_index("__row_id__").sort_index(), champion.set_index("__row_id__").sort_index()
+    if len(left) == 0 or not left.index.equals(right.index) or not np.array_equal(left["label"].to_numpy(), right["label"].to_numpy()):
+        return None
+    return left["label"].to_numpy(), left["score"].to_numpy(dtype=np.float64), right["score"].to_numpy(dtype=np.float64)

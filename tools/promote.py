@@ -29,6 +29,7 @@ from tools.errors import GovernanceError, NotFound
 from tools.evaluation import gate_receipt
 from tools.experiment_schema import EXPERIMENT_PATH
 from tools.model_card import card_tags, model_card
+from tools.paired import on_shared_rows, paired_improvement
 from tools.sealed import count_query, sealed_entry
 from tools.provenance import sha256_json
 from tools.run_pins import pin_mismatches, rebuild_config, run_files_check
@@ -143,13 +144,27 @@ def _variance(seed_runs: Mapping[str, Any]) -> float | None:
     return statistics.variance(values) if len(values) >= 2 and all(isinstance(v, (int, float)) for v in values) else None
 
 
-def _champion_value(ctx: CallContext, model: str, metric: str) -> float | None:
-    """The current champion's primary metric (None when there is no champion)."""
+def _champion_run(ctx: CallContext, model: str) -> dict[str, Any] | None:
+    """The current champion's run (None when there is no champion)."""
     version = ctx.ports.registry.alias_version(model, "champion")
-    if version is None:
+    return None if version is None else _other_run(ctx, ctx.ports.registry.version(model, version)["run_id"])
+
+
+def _champion_paired(ctx: CallContext, run: Mapping[str, Any], champion: Mapping[str, Any] | None, metric: str) -> dict[str, Any] | None:
+    """The run against the champion on the same test rows (paired bootstrap), or None when there is
+    no champion or the two did not score the same rows (then the point estimates are compared)."""
+    reader = getattr(ctx.ports.run_artifacts, "read_predictions", None)
+    if champion is None or reader is None or champion["run_id"] == run["run_id"]:
         return None
-    champion = _other_run(ctx, ctx.ports.registry.version(model, version)["run_id"])
-    return None if champion is None else champion["metrics"].get(metric)
+    shared = None
+    mine, theirs = reader(run["run_id"]), reader(champion["run_id"])
+    if mine is not None and theirs is not None:
+        shared = on_shared_rows(mine, theirs)
+    if shared is None:
+        return None
+    promotion = ctx.config["policy"]["promotion"]
+    seed = _seed(run) or 0
+    return paired_improvement(*shared, metric, n_samples=int(promotion["paired_bootstrap_samples"]), seed=seed, confidence=float(promotion["gate_confidence"]))
 
 
 def _paired(run: Mapping[str, Any], name: str, metric: str, confidence: float) -> dict[str, Any] | None:
@@ -160,7 +175,7 @@ def _paired(run: Mapping[str, Any], name: str, metric: str, confidence: float) -
     return {"metric": metric, "improvement": metrics.get(f"test_{name}"), "lower_bound": metrics.get(f"test_{name}_lcb"), "confidence": confidence}
 
 
-def _metric_gates(ctx: CallContext, run: Mapping[str, Any], champion: float | None, variance: float | None) -> dict[str, Any]:
+def _metric_gates(ctx: CallContext, run: Mapping[str, Any], champion: Mapping[str, Any] | None, variance: float | None) -> dict[str, Any]:
     """The metric gates on the sealed test figures (plus the calibration gate every workspace gets)."""
     promotion = ctx.config["policy"]["promotion"]
     gates = {**(ctx.config["standards"].get("gates") or {}), "calibration_vs_prior": promotion["calibration_margin"]}
@@ -168,7 +183,8 @@ def _metric_gates(ctx: CallContext, run: Mapping[str, Any], champion: float | No
     observed = {
         "primary_metric": run["metrics"].get(f"test_{metric}"),
         "baseline_primary_metric": run["metrics"].get(f"baseline_logistic_regression_{metric}"),
-        "champion_primary_metric": champion,
+        "champion_primary_metric": None if champion is None else champion["metrics"].get(f"test_{metric}"),
+        "champion_paired": _champion_paired(ctx, run, champion, metric),
         "seed_variance": variance,
         "baseline_paired": _paired(run, "baseline_paired", metric, confidence),
         "calibration_paired": _paired(run, "calibration_paired", str(promotion["calibration_metric"]), confidence),
@@ -197,7 +213,7 @@ def gather(request: PromoteInput, ctx: CallContext) -> dict[str, Any]:
     known = commit is not None and ports.git.has_commit(commit)
     metric = f"test_{(standards.get('gates') or {}).get('primary_metric', 'roc_auc')}"
     seed_runs = _seed_runs(ctx, run, metric)
-    champion = _champion_value(ctx, model, metric)
+    champion = _champion_run(ctx, model)
     return {
         "principal": ctx.principal, "alias": request.alias, "run": run, "model": model,
         "model_logged": ports.registry.has_model_artifact(request.run_id),

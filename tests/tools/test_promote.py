@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from contextlib import nullcontext
+from tempfile import TemporaryDirectory
 from pathlib import Path
 from typing import Any
 
@@ -263,3 +264,33 @@ async def test_the_terminal_promote_needs_a_human_token(lab: Lab, monkeypatch: p
     monkeypatch.setattr("sys.stdin.isatty", lambda: False, raising=False)
     code = await anyio.to_thread.run_sync(main, ["promote", lab.run_id, "--workspace", str(lab.workspace)])
     assert code == 2 and lab.ports.registry.alias_version(MODEL, "champion") is None
+
+
+def with_predictions(lab: Lab, run_id: str, source: str, scramble: bool) -> str:
+    """Log `source`'s test predictions on `run_id`, its scores shuffled across rows if `scramble`."""
+    import numpy as np
+    import pandas as pd
+
+    with TemporaryDirectory() as scratch:
+        frame = pd.read_parquet(lab.client.download_artifacts(source, "test_predictions.parquet", scratch))
+        if scramble:
+            frame["score"] = np.random.default_rng(0).permutation(frame["score"].to_numpy())
+        path = Path(scratch) / "test_predictions.parquet"
+        frame.to_parquet(path, index=False)
+        lab.client.log_artifact(run_id, str(path))
+    return run_id
+
+
+async def test_the_champion_gate_compares_the_two_models_on_the_same_rows_not_their_point_estimates(lab: Lab) -> None:
+    version = lab.ports.registry.register(MODEL, lab.run_id, lab.ports.tracking.get_run(lab.run_id)["artifact_uri"], {})
+    lab.ports.registry.point(MODEL, "champion", version, {"run_id": lab.run_id, "by": "test"})
+    # the same logged test_roc_auc as the champion (the point estimates tie), but scores that rank
+    # the champion's rows at random: on the same rows it plainly trails
+    challenger = with_predictions(lab, clone_run(lab, lab.run_id), lab.run_id, scramble=True)
+    failed, content = await call(lab, "promote", {"run_id": challenger, "dry_run": True}, lab.human())
+    entry = gates(content)["champion_tolerance"]
+    assert failed and entry["status"] == "FAIL" and "paired bootstrap" in entry["reason"]
+    assert entry["observed"]["lower_bound"] < -0.005 and entry["observed"]["confidence"] == 0.95
+    twin = with_predictions(lab, clone_run(lab, lab.run_id), lab.run_id, scramble=False)
+    failed, content = await call(lab, "promote", {"run_id": twin, "dry_run": True}, lab.human())
+    assert gates(content)["champion_tolerance"]["status"] == "PASS" and gates(content)["champion_tolerance"]["observed"]["improvement"] == 0
