@@ -4,6 +4,8 @@ experiment.yaml, acknowledged with the operator's own token; nothing written whe
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from server.settings import Settings, load_settings, policy_limits
 from tests.credentials import use_token
 
 STANDARDS, EXPERIMENT = "configs/project_standards.yaml", "configs/experiment.yaml"
+GIT_ENV = {**{k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "MLGATE_"))}, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
 LENDING = ["--target", "loan_status", "--positive-class", "Charged Off", "Late", "--time-column", "issue_d", "--pii", "id", "emp_title", "--protected", "addr_state"]
 
 
@@ -40,6 +43,8 @@ def test_set_writes_standards_and_experiment_in_one_acknowledged_commit(workspac
     text = (workspace / STANDARDS).read_text()
     assert "# experiment.yaml fields fixed by governance" in text and "# column to predict" in text  # comments kept
     assert repo.text("status", "--porcelain") == ""  # the checked-out main followed
+    hook = subprocess.run(["git", "-c", "user.name=Olga", "-c", "user.email=o@bank.example", "commit", "-q", "--allow-empty", "-m", "next"], cwd=workspace, env=GIT_ENV, capture_output=True, text=True, check=False)
+    assert hook.returncode == 0, hook.stderr  # the workspace pre-commit hook accepts the pair as committed
     config = build_ports(settings).standards.policy_config()  # acknowledged: calls are served
     assert config["acknowledgement"]["acknowledged"]["via"] == "set" and config["acknowledgement"]["acknowledged"]["principal"] == "olga"
 
