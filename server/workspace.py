@@ -268,3 +268,13 @@ def update_workspace(workspace: Path, *, template_dir: Path = TEMPLATE_DIR, base
         repo.run("fetch", "-q", "--no-tags", str(clone_dir), f"refs/heads/{branch}:refs/heads/{branch}")
         _store_version(repo, template_repo, new)
     return UpdateResult(old, new, branch, changed, conflicts)
+
+
+def check_is_workspace(path: Path | str) -> Path:
+    """`path` resolved, when it is a governed workspace (mlgate init's answers file and standards).
+    Raises InvalidInput otherwise, so state is never created beside an arbitrary directory."""
+    workspace = Path(path).resolve()
+    if not (workspace / ANSWERS_FILE).is_file() or not (workspace / "configs" / "project_standards.yaml").is_file():
+        raise InvalidInput(f"{workspace} is not an mlgate workspace", "pass --workspace DIR of a workspace made by `mlgate init DIR`", rule_id="workspace.not_found")
+    return workspace
+

@@ -19,6 +19,7 @@ from server.cli import add_workspace_option
 from server.credentials import authenticate
 from server.ledger import APPROVER_ROLES
 from server.settings import load_settings
+from server.workspace import check_is_workspace
 
 OPERATOR_ONLY = ("operator",)
 
@@ -54,6 +55,7 @@ def _operator(args: argparse.Namespace) -> Principal | None:
 
 def create_command(args: argparse.Namespace) -> int:
     """Raises PolicyDenied (exit 2) for a human/operator token without an operator credential."""
+    check_is_workspace(args.workspace)
     store = _store(args)
     needed = store.needs_operator(args.role)
     issuer = _operator(args) if needed else None

@@ -18,17 +18,17 @@ def _create(workspace: Path, name: str, role: str, capsys) -> str:
     return capsys.readouterr().out.strip()
 
 
-def test_create_prints_the_token_once_on_stdout_and_it_verifies(tmp_path: Path, capsys) -> None:
-    token = _create(tmp_path, "remote-agent", "agent", capsys)
-    record = TokenStore(load_settings(tmp_path).state_dir).match(token)
+def test_create_prints_the_token_once_on_stdout_and_it_verifies(workspace: Path, capsys) -> None:
+    token = _create(workspace, "remote-agent", "agent", capsys)
+    record = TokenStore(load_settings(workspace).state_dir).match(token)
     assert record is not None and (record.name, record.role) == ("remote-agent", "agent")
 
 
-def test_list_shows_names_roles_and_times_but_never_secrets_or_hashes(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
-    token = _create(tmp_path, "remote-agent", "agent", capsys)
-    monkeypatch.setenv(TOKEN_ENV, _create(tmp_path, "root-op", "operator", capsys))
-    _create(tmp_path, "risk-officer", "human", capsys)
-    assert main(["token", "list", "--workspace", str(tmp_path)]) == 0
+def test_list_shows_names_roles_and_times_but_never_secrets_or_hashes(workspace: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = _create(workspace, "remote-agent", "agent", capsys)
+    monkeypatch.setenv(TOKEN_ENV, _create(workspace, "root-op", "operator", capsys))
+    _create(workspace, "risk-officer", "human", capsys)
+    assert main(["token", "list", "--workspace", str(workspace)]) == 0
     out = capsys.readouterr().out
     rows = [json.loads(line) for line in out.splitlines()]
     assert [(r["name"], r["role"], r["vouched"]) for r in rows] == [("remote-agent", "agent", True), ("root-op", "operator", True), ("risk-officer", "human", True)]
@@ -36,48 +36,56 @@ def test_list_shows_names_roles_and_times_but_never_secrets_or_hashes(tmp_path: 
     assert token not in out
 
 
-def test_the_first_operator_token_bootstraps_and_later_ones_need_an_operator(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_first_operator_token_bootstraps_and_later_ones_need_an_operator(workspace: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(TOKEN_ENV, raising=False)
-    operator = _create(tmp_path, "root-op", "operator", capsys)
-    assert main(["token", "create", "--name", "mallory", "--role", "operator", "--workspace", str(tmp_path)]) == 2
+    operator = _create(workspace, "root-op", "operator", capsys)
+    assert main(["token", "create", "--name", "mallory", "--role", "operator", "--workspace", str(workspace)]) == 2
     assert "credential of role operator" in capsys.readouterr().err
-    monkeypatch.setenv(TOKEN_ENV, _create(tmp_path, "agent-1", "agent", capsys))
-    assert main(["token", "create", "--name", "mallory", "--role", "human", "--workspace", str(tmp_path)]) == 2
+    monkeypatch.setenv(TOKEN_ENV, _create(workspace, "agent-1", "agent", capsys))
+    assert main(["token", "create", "--name", "mallory", "--role", "human", "--workspace", str(workspace)]) == 2
     monkeypatch.setenv(TOKEN_ENV, operator)
-    assert _create(tmp_path, "alice", "human", capsys).startswith("mlgate_")
-    created = [json.loads(line) for line in (load_settings(tmp_path).audit_path).read_text().splitlines()]
+    assert _create(workspace, "alice", "human", capsys).startswith("mlgate_")
+    created = [json.loads(line) for line in (load_settings(workspace).audit_path).read_text().splitlines()]
     assert [(r["token"]["name"], r["principal"], r["bootstrap"]) for r in created if r["kind"] == "token_created"] == [
         ("root-op", "unauthenticated", True), ("agent-1", "unauthenticated", False), ("alice", "root-op", False),
     ]
 
 
-def test_revoking_a_human_token_needs_an_operator_token(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TOKEN_ENV, _create(tmp_path, "root-op", "operator", capsys))
-    human = _create(tmp_path, "alice", "human", capsys)
+def test_revoking_a_human_token_needs_an_operator_token(workspace: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TOKEN_ENV, _create(workspace, "root-op", "operator", capsys))
+    human = _create(workspace, "alice", "human", capsys)
     monkeypatch.setenv(TOKEN_ENV, human)
-    assert main(["token", "revoke", "alice", "--workspace", str(tmp_path)]) == 2
-    assert TokenStore(load_settings(tmp_path).state_dir).match(human) is not None
+    assert main(["token", "revoke", "alice", "--workspace", str(workspace)]) == 2
+    assert TokenStore(load_settings(workspace).state_dir).match(human) is not None
 
 
-def test_revoke_removes_the_token(tmp_path: Path, capsys) -> None:
-    token = _create(tmp_path, "remote-agent", "agent", capsys)
-    assert main(["token", "revoke", "remote-agent", "--workspace", str(tmp_path)]) == 0
-    assert TokenStore(load_settings(tmp_path).state_dir).match(token) is None
+def test_revoke_removes_the_token(workspace: Path, capsys) -> None:
+    token = _create(workspace, "remote-agent", "agent", capsys)
+    assert main(["token", "revoke", "remote-agent", "--workspace", str(workspace)]) == 0
+    assert TokenStore(load_settings(workspace).state_dir).match(token) is None
 
 
-def test_revoking_an_unknown_token_exits_2_with_what_to_do(tmp_path: Path, capsys) -> None:
-    assert main(["token", "revoke", "nobody", "--workspace", str(tmp_path)]) == 2
+def test_revoking_an_unknown_token_exits_2_with_what_to_do(workspace: Path, capsys) -> None:
+    assert main(["token", "revoke", "nobody", "--workspace", str(workspace)]) == 2
     err = capsys.readouterr().err
     assert "no token named 'nobody'" in err and "mlgate token list" in err
 
 
-def test_a_second_token_with_the_same_name_exits_2(tmp_path: Path, capsys) -> None:
-    _create(tmp_path, "remote-agent", "agent", capsys)
-    assert main(["token", "create", "--name", "remote-agent", "--role", "operator", "--workspace", str(tmp_path)]) == 2
+def test_a_second_token_with_the_same_name_exits_2(workspace: Path, capsys) -> None:
+    _create(workspace, "remote-agent", "agent", capsys)
+    assert main(["token", "create", "--name", "remote-agent", "--role", "operator", "--workspace", str(workspace)]) == 2
     assert "exists" in capsys.readouterr().err
 
 
-def test_an_unknown_role_is_rejected_by_the_parser(tmp_path: Path, capsys) -> None:
+def test_an_unknown_role_is_rejected_by_the_parser(workspace: Path, capsys) -> None:
     with pytest.raises(SystemExit) as exited:
-        main(["token", "create", "--name", "x", "--role", "admin", "--workspace", str(tmp_path)])
+        main(["token", "create", "--name", "x", "--role", "admin", "--workspace", str(workspace)])
     assert exited.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_token_create_outside_a_workspace_is_refused_and_creates_no_state(tmp_path, capsys) -> None:
+    from server.cli import main  # noqa: PLC0415
+
+    assert main(["token", "create", "--workspace", str(tmp_path), "--name", "codex-1", "--role", "agent"]) == 2
+    assert "not an mlgate workspace" in capsys.readouterr().err
+    assert not (tmp_path / ".mlgate").exists()
