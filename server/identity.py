@@ -7,6 +7,7 @@ token's client id is the principal and its `role:<role>` scope is the role.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mcp.server.auth.middleware.auth_context import get_access_token
@@ -71,7 +72,20 @@ class Identifier:
     def context_for(self, context: Any) -> CallContext:
         principal, transport = self.principal_for(context)
 
-        async def progress(done: float, total: float | None, message: str | None) -> None:
-            await context.report_progress(done, total, message)
+        return CallContext(principal=principal, transport=transport, ports=self._ports, progress=increasing(context.report_progress))
 
-        return CallContext(principal=principal, transport=transport, ports=self._ports, progress=progress)
+
+def increasing(report: Callable[[float, float | None, str | None], Awaitable[None]]) -> Callable[[float, float | None, str | None], Awaitable[None]]:
+    """A progress reporter that forwards only values above the last one sent: the MCP spec asks
+    that progress increase with every notification, and clients (the Inspector, Claude Code)
+    show a repeated value as a stall."""
+    last: list[float] = []
+
+    async def progress(done: float, total: float | None, message: str | None) -> None:
+        if last and done <= last[0]:
+            return
+        last[:] = [done]
+        await report(done, total, message)
+
+    return progress
+
