@@ -294,3 +294,19 @@ async def test_the_champion_gate_compares_the_two_models_on_the_same_rows_not_th
     twin = with_predictions(lab, clone_run(lab, lab.run_id), lab.run_id, scramble=False)
     failed, content = await call(lab, "promote", {"run_id": twin, "dry_run": True}, lab.human())
     assert gates(content)["champion_tolerance"]["status"] == "PASS" and gates(content)["champion_tolerance"]["observed"]["improvement"] == 0
+
+
+async def test_the_model_card_resource_shows_an_agent_no_test_figures_and_a_human_all_of_them(lab: Lab) -> None:
+    from mcp import Client
+
+    from server.app import build_server
+
+    failed, _ = await call(lab, "promote", {"run_id": lab.run_id})
+    assert not failed
+    test_auc = lab.ports.tracking.get_run(lab.run_id)["metrics"]["test_roc_auc"]
+    cards = {}
+    for who, settings in (("agent", lab.settings), ("human", lab.human())):
+        async with Client(build_server(settings, lab.ports)) as client:
+            cards[who] = json.loads((await client.read_resource(f"mlgate://models/{MODEL}/card")).contents[0].text)["card"]
+    assert str(round(test_auc, 6)) not in json.dumps(cards["agent"]) and cards["agent"]["metrics"]["sealed_test"].startswith("the test set is sealed")
+    assert cards["human"]["metrics"]["sealed_test"]["test_roc_auc"] == test_auc and cards["human"]["test_set"]["queries_of_this_dataset"] >= 1
