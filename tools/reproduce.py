@@ -34,7 +34,7 @@ from tools.errors import GovernanceError
 from tools.experiment_runner import execute as run_stages
 from tools.experiment_schema import EXPERIMENT_PATH
 from tools.promote import REPRODUCES_TAG, REPRODUCTION_TAG, SEED_RUNS_TAG
-from tools.provenance import config_hash, feature_pipeline_hash, lockfile_hash
+from tools.provenance import config_hash, feature_pipeline_hash, lockfile_hash, run_files_param, sha256_bytes
 from tools.run_features import select_features
 from tools.run_pins import rebuild_config
 
@@ -156,6 +156,8 @@ def _rerun_facts(facts: dict[str, Any], ctx: CallContext, seed: int) -> dict[str
         "git_commit": params["git_commit"], "git_dirty": False, "uv_lock_sha256": facts["uv_lock_sha256"],
         "feature_pipeline_hash": feature_pipeline_hash(facts["features_py"], config["features"]), "config_hash": config_hash(config),
         "standards_sha256": ctx.config["standards_sha256"], "features_py": facts["features_py"],
+        # the only workspace file a re-run uses is features.py, read from the commit itself
+        "run_files_sha256": run_files_param({FEATURES_PATH: sha256_bytes(facts["features_py"])}),
     }  # fmt: skip
     reasoning = {"hypothesis_category": "reproduction", "change_description": f"re-run of {facts['run']['run_id']} from its pins with seed {seed}", "expected_effect": "the recorded test metrics, within the reproduction tolerance"}
     return {"config": config, "dataset": facts["dataset"], "feature_columns": facts["feature_columns"], "categorical_columns": facts["categorical_columns"], "provenance": provenance, "reasoning": reasoning, "sandbox_mode": facts["sandbox_mode"], "run_kind": "reproduction"}

@@ -3,6 +3,7 @@ bwrap re-runs, the CAS re-hashed, the verdict recorded on the original MLflow ru
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -37,6 +38,8 @@ async def test_reproducing_an_unchanged_run_passes_and_is_recorded(lab: Lab) -> 
     for pin in ("git_commit", "feature_pipeline_hash", "config_hash", "dataset_content_hash", "seed"):
         assert rerun["params"][pin] == original["params"][pin], pin
     assert rerun["tags"]["mlgate.reproduction_of"] == lab.run_id and rerun["params"]["git_dirty"] == "false"
+    used = [json.loads(run["params"]["run_files_sha256"])["src/features.py"] for run in (original, rerun)]
+    assert used[0] == used[1]  # the re-run used the features.py bytes the original recorded, read from its commit
     assert original["tags"]["reproduced"] == "true" and original["tags"]["mlgate.reproduction_run_id"] == rerun["run_id"]
     assert original["tags"]["mlgate.seed_run_ids"] == ",".join(s["run_id"] for s in content["seed_runs"])
     assert original["metrics"]["seed_variance_roc_auc"] == pytest.approx(content["seed_variance_roc_auc"])
