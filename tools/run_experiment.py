@@ -136,9 +136,10 @@ SPEC = ToolSpec(
     title="Run an experiment",
     description=(
         "Train and evaluate the configured model in the sandbox and log everything to MLflow. Returns run_id, "
-        "test metrics with 95% confidence intervals, baseline metrics, metric_delta against the best prior run, "
-        "outcome (confirmed/neutral/negative) and a gate receipt. Progress is reported per fold/epoch; cancelling "
-        "kills the training child. Use dry_run to check a config without training."
+        "validation metrics (out-of-fold) with 95% confidence intervals, baseline metrics, metric_delta against the "
+        "best prior run, outcome (confirmed/neutral/negative) and a gate receipt, all on validation rows: the test "
+        "set is sealed (logged for human reviewers; promote checks its gates and says PASS or FAIL). Progress is "
+        "reported per fold/epoch; cancelling kills the training child. Use dry_run to check a config without training."
     ),
     input_model=RunExperimentInput,
     rules=tuple(_RULES[r] for r in RULE_IDS),
