@@ -271,7 +271,7 @@ def _denied_preview(spec: ToolSpec, request: BaseModel, facts: Any) -> dict[str,
         return {}
 
 
-_REF_KEYS = ("run_id", "commit", "dataset_hash", "approval_id", "change_hash", "content_hash", "sandbox_mode")
+_REF_KEYS = ("run_id", "commit", "dataset_hash", "approval_id", "change_hash", "content_hash", "sandbox_mode", "lifecycle")
 
 
 def _refs(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -16,12 +16,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from policies.lifecycle import STAGE_TAG, stage_of
 from policies.promotion import MODEL_NAME
 from server.files import locked, write_atomic
 from server.tracking import RUN_ID
 from tools.errors import InvalidInput, NotFound
 
 MODEL_DIR = "model"
+LIFECYCLE_KEY = "lifecycle"  # history list of archive events, beside the aliases' lists
 
 
 def check_model_name(name: str) -> str:
@@ -74,6 +76,13 @@ class ModelRegistry:
             raise NotFound(f"no version {version} of model {name}", "list models with `mlgate models list`", rule_id="registry.not_found") from None
         return {"version": str(found.version), "run_id": found.run_id, "source": found.source, "tags": dict(found.tags), "aliases": list(found.aliases)}
 
+    def stage(self, name: str, version: str | None) -> str | None:
+        """The lifecycle stage of a version (policies/lifecycle.py), None for no version."""
+        if version is None:
+            return None
+        found = self.version(name, version)
+        return stage_of(found["tags"], found["aliases"])
+
     def alias_version(self, name: str, alias: str) -> str | None:
         return self.tracking.alias_version(check_model_name(name), alias)
 
@@ -102,7 +111,7 @@ class ModelRegistry:
         models = []
         for model in self._client.search_registered_models(max_results=1000):
             versions = self._client.search_model_versions(f"name='{model.name}'")
-            rows = sorted(({"version": str(v.version), "run_id": v.run_id, "promoted": v.tags.get("promoted") == "true"} for v in versions), key=lambda r: int(r["version"]))
+            rows = sorted(({"version": str(v.version), "run_id": v.run_id, "promoted": v.tags.get("promoted") == "true", "stage": stage_of(v.tags, v.aliases)} for v in versions), key=lambda r: int(r["version"]))
             models.append({"name": model.name, "aliases": {a: str(v) for a, v in sorted(model.aliases.items())}, "versions": rows})
         return sorted(models, key=lambda m: m["name"])
 
@@ -116,23 +125,61 @@ class ModelRegistry:
     def set_version_tags(self, name: str, version: str, tags: Mapping[str, Any]) -> list[str]:
         return self.tracking.set_model_version_tags(check_model_name(name), str(version), tags)
 
-    def point(self, name: str, alias: str, version: str, event: Mapping[str, Any]) -> None:
-        """Point `alias` at `version` and record the move (unless the history already ends there)."""
+    def point(self, name: str, alias: str, version: str, event: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Point `alias` at `version`, give it the alias's stage (a champion it replaces is archived)
+        and record the move (unless the history already ends there). Returns the stage changes."""
         with locked(self._lock):
+            previous = self.alias_version(name, alias)
+            moves = [(str(version), alias)] + ([(previous, "archived")] if alias == "champion" and previous not in (None, str(version)) else [])
+            before = self._stages(name, moves)
             self.tracking.set_alias(check_model_name(name), alias, str(version))
+            changes = self._restage(name, moves, before)
             if self.stack(name, alias)[-1:] != [str(version)]:
-                self._append(name, alias, {**event, "action": "promote", "version": str(version)})
+                self._append(name, alias, {**event, "action": "promote", "version": str(version), "stages": changes})
+            return changes
 
-    def roll_back(self, name: str, alias: str, event: Mapping[str, Any]) -> tuple[str, str]:
-        """Point `alias` at the version before the current one. Returns (from, to). Raises
+    def roll_back(self, name: str, alias: str, event: Mapping[str, Any]) -> tuple[str, str, list[dict[str, Any]]]:
+        """Point `alias` at the version before the current one. Returns (from, to, stage changes):
+        a champion rolled back from is archived, the one restored is champion again. Raises
         NotFound when there is none or the alias moved outside mlgate (re-checked under the lock)."""
         with locked(self._lock):
             stack, current = self.stack(name, alias), self.alias_version(name, alias)
             if len(stack) < 2 or stack[-1] != current:
                 raise NotFound(f"{name}@{alias} has no previous version in mlgate's history", "promote a run to the alias instead", rule_id="promotion.rollback_available")
+            moves = [(stack[-1], "archived"), (stack[-2], "champion")] if alias == "champion" else [(stack[-2], "candidate")]
+            before = self._stages(name, moves)
             self.tracking.set_alias(name, alias, stack[-2])
-            self._append(name, alias, {**event, "action": "rollback", "version": stack[-2], "from_version": stack[-1]})
-            return stack[-1], stack[-2]
+            changes = self._restage(name, moves, before)
+            self._append(name, alias, {**event, "action": "rollback", "version": stack[-2], "from_version": stack[-1], "stages": changes})
+            return stack[-1], stack[-2], changes
+
+    def archive(self, name: str, version: str, event: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Archive a version no alias points at (re-checked under the lock); recorded in the
+        history's `lifecycle` list. Raises NotFound when an alias holds it now."""
+        with locked(self._lock):
+            aliases = self.version(name, version)["aliases"]
+            if aliases:
+                raise NotFound(f"version {version} of {name} is what {', '.join(sorted(aliases))} points at", "move the alias first, then archive", rule_id="lifecycle.archive_unaliased")
+            moves = [(str(version), "archived")]
+            changes = self._restage(name, moves, self._stages(name, moves))
+            self._append(name, LIFECYCLE_KEY, {**event, "action": "archive", "version": str(version), "stages": changes})
+            return changes
+
+    def _stages(self, name: str, moves: Sequence[tuple[str, str]]) -> dict[str, str | None]:
+        """Each moving version's recorded stage before the move (None: none recorded yet, as for a
+        version just registered)."""
+        return {version: self.version(name, version)["tags"].get(STAGE_TAG) for version, _ in moves}
+
+    def _restage(self, name: str, moves: Sequence[tuple[str, str]], before: Mapping[str, str | None]) -> list[dict[str, Any]]:
+        """Set each version's stage tag; [{version, from, to}] for those that changed. A candidate
+        alias never demotes a champion (rolling the candidate alias back onto it keeps it champion)."""
+        changes = []
+        for version, target in moves:
+            after = before[version] if target == "candidate" and before[version] == "champion" else target
+            self.set_version_tags(name, version, {STAGE_TAG: after})
+            if after != before[version]:
+                changes.append({"version": version, "from": before[version], "to": after})
+        return changes
 
     def _append(self, name: str, alias: str, event: Mapping[str, Any]) -> None:
         history = self._load()

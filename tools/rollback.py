@@ -15,6 +15,7 @@ from pydantic import Field
 
 from policies.registry import load_all
 from tools.base import CallContext, StrictInput, ToolSpec
+from tools.lifecycle import stage_changes_ref
 
 
 class RollbackInput(StrictInput):
@@ -26,12 +27,15 @@ class RollbackInput(StrictInput):
 
 def gather(request: RollbackInput, ctx: CallContext) -> dict[str, Any]:
     registry = ctx.ports.registry
+    stack = registry.stack(request.model, request.alias)
+    restored = stack[-2] if len(stack) >= 2 else None
     return {
         "principal": ctx.principal,
         "model": request.model,
         "alias": request.alias,
-        "stack": registry.stack(request.model, request.alias),
+        "stack": stack,
         "alias_version": registry.alias_version(request.model, request.alias),
+        "lifecycle": {"action": "rollback", "version": restored, "stage": registry.stage(request.model, restored), "target": request.alias},
     }
 
 
@@ -43,11 +47,11 @@ def preview(request: RollbackInput, facts: dict[str, Any]) -> dict[str, Any]:
 def _roll_back(request: RollbackInput, ctx: CallContext) -> dict[str, Any]:
     registry, now = ctx.ports.registry, ctx.ports.clock.iso()
     event = {"by": ctx.principal.name, "role": ctx.principal.role, "at": now, "note": request.note}
-    from_version, to_version = registry.roll_back(request.model, request.alias, event)
+    from_version, to_version, stages = registry.roll_back(request.model, request.alias, event)
     registry.set_version_tags(request.model, from_version, {f"mlgate.rolled_back.{request.alias}": now})
     restored = registry.version(request.model, to_version)
-    ctx.audit_refs["run_id"] = restored["run_id"]
-    return {"decision": "allow", "model": request.model, "alias": request.alias, "from_version": from_version, "to_version": to_version, "run_id": restored["run_id"], "rolled_back_at": now}
+    ctx.audit_refs.update(run_id=restored["run_id"], lifecycle=stage_changes_ref(stages))
+    return {"decision": "allow", "model": request.model, "alias": request.alias, "from_version": from_version, "to_version": to_version, "run_id": restored["run_id"], "rolled_back_at": now, "stage_changes": stages}
 
 
 async def execute(request: RollbackInput, facts: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
@@ -62,10 +66,10 @@ SPEC = ToolSpec(
     title="Roll a model alias back (humans and operators)",
     description=(
         "Point a model alias (champion or candidate) back at the version it pointed at before the last promotion, "
-        "from mlgate's alias history. Humans and operators only; agents are always denied. Audited like every call."
+        "from mlgate's alias history; a champion rolled back from is archived, the one restored is champion again. Humans and operators only; agents are always denied. Audited like every call."
     ),
     input_model=RollbackInput,
-    rules=tuple(_RULES[r] for r in ("role.known", "role.agents_cannot_rollback", "role.approver_authenticated", "promotion.rollback_available")),
+    rules=tuple(_RULES[r] for r in ("role.known", "role.agents_cannot_rollback", "role.approver_authenticated", "promotion.rollback_available", "lifecycle.transition")),
     gather=gather,
     execute=execute,
     preview=preview,

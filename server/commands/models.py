@@ -1,8 +1,9 @@
-"""`mlgate models list` and `mlgate rollback MODEL [--alias champion|candidate]`.
+"""`mlgate models list`, `mlgate models archive MODEL VERSION` and `mlgate rollback MODEL [--alias
+champion|candidate]`.
 
-rollback runs the rollback_alias tool's spec through the same enforcement point as MCP calls
-(transport `cli`), so the same rules decide (humans and operators only) and the audit chain
-records the decision and the outcome.
+archive and rollback run the archive_version and rollback_alias tools' specs through the same
+enforcement point as MCP calls (transport `cli`), so the same rules decide (humans and operators
+with a token only, lifecycle stages) and the audit chain records the decision and the outcome.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from server.commands.governed import add_principal_options, principal_of, run_go
 from server.registry import ModelRegistry
 from server.settings import load_settings
 from server.tracking import MlflowTracking
+from tools.lifecycle import SPEC as ARCHIVE
 from tools.rollback import SPEC as ROLLBACK
 
 
@@ -24,6 +26,13 @@ def register(subparsers: Any) -> None:
     listing = commands.add_parser("list", help="every registered model with its aliases and versions")
     add_workspace_option(listing)
     listing.set_defaults(handler=list_command)
+    archive = commands.add_parser("archive", help="retire a candidate version no alias points at (humans and operators)")
+    archive.add_argument("model", metavar="MODEL", help="registered model name (see `mlgate models list`)")
+    archive.add_argument("version", metavar="VERSION", help="the version to archive")
+    add_workspace_option(archive)
+    add_principal_options(archive, "archives")
+    archive.add_argument("--note", default=None, help="why, kept in the alias history")
+    archive.set_defaults(handler=archive_command)
     rollback = subparsers.add_parser("rollback", help="point a model alias back at its previous version (humans and operators)")
     rollback.add_argument("model", metavar="MODEL", help="registered model name (see `mlgate models list`)")
     rollback.add_argument("--alias", choices=("champion", "candidate"), default="champion", help="alias to roll back (default: champion)")
@@ -36,7 +45,7 @@ def register(subparsers: Any) -> None:
 def _describe(model: dict[str, Any]) -> str:
     aliases = ", ".join(f"{alias} -> v{version}" for alias, version in model["aliases"].items()) or "no aliases"
     lines = [f"{model['name']}  ({aliases})"]
-    lines += [f"    v{v['version']}  run {v['run_id']}{'  promoted' if v['promoted'] else ''}" for v in model["versions"]]
+    lines += [f"    v{v['version']}  {v['stage']:<9}  run {v['run_id']}{'  promoted' if v['promoted'] else ''}" for v in model["versions"]]
     return "\n".join(lines)
 
 
@@ -59,4 +68,17 @@ def rollback_command(args: argparse.Namespace) -> int:
     if payload is None:
         return 2
     print(f"{payload['model']}@{payload['alias']}: v{payload['from_version']} -> v{payload['to_version']} (run {payload['run_id']}) by {principal.name}")
+    if payload.get("stage_changes"):
+        print("  stages: " + ", ".join(f"v{c['version']} {c['from'] or 'none'} -> {c['to']}" for c in payload["stage_changes"]))
+    return 0
+
+
+def archive_command(args: argparse.Namespace) -> int:
+    """Raises PolicyDenied (exit 2) without a human/operator token in MLGATE_TOKEN or at the prompt."""
+    principal = principal_of(args)
+    arguments = {"model": args.model, "version": args.version, **({"note": args.note} if args.note else {})}
+    payload = run_governed(args.workspace, ARCHIVE, arguments, principal)
+    if payload is None:
+        return 2
+    print(f"{payload['model']} v{payload['version']}: archived (run {payload['run_id']}) by {principal.name}")
     return 0

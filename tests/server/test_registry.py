@@ -75,9 +75,10 @@ def test_pointing_twice_at_the_same_version_records_one_move(registry: ModelRegi
 
 def test_roll_back_returns_the_alias_to_the_previous_version_and_records_it(registry: ModelRegistry, tracking: MlflowTracking, experiment: str, model: str) -> None:
     (first, v1), (_, v2) = promoted(registry, tracking, experiment, "champion", 2, model)
-    assert registry.roll_back(model, "champion", {"by": "alice"}) == (v2, v1)
+    stages = [{"version": v2, "from": "champion", "to": "archived"}, {"version": v1, "from": "archived", "to": "champion"}]
+    assert registry.roll_back(model, "champion", {"by": "alice"}) == (v2, v1, stages)
     assert registry.alias_version(model, "champion") == v1 and registry.stack(model, "champion") == [v1]
-    assert registry.events(model, "champion")[-1] == {"action": "rollback", "version": v1, "from_version": v2, "by": "alice"}
+    assert registry.events(model, "champion")[-1] == {"action": "rollback", "version": v1, "from_version": v2, "by": "alice", "stages": stages}
     with pytest.raises(NotFound):
         registry.roll_back(model, "champion", {"by": "alice"})
 
@@ -100,3 +101,33 @@ def test_list_models_shows_aliases_and_versions(registry: ModelRegistry, trackin
     listed = next(m for m in registry.list_models() if m["name"] == model)
     assert listed["aliases"] == {"candidate": "2"}
     assert [(v["version"], v["run_id"]) for v in listed["versions"]] == [("1", first), ("2", second)]
+
+
+def stages(registry: ModelRegistry, model: str) -> dict[str, str]:
+    return {v["version"]: v["stage"] for m in registry.list_models() if m["name"] == model for v in m["versions"]}
+
+
+def test_a_replaced_champion_is_archived_and_the_history_records_both_stage_changes(registry: ModelRegistry, tracking: MlflowTracking, experiment: str, model: str) -> None:
+    (_, v1), (_, v2) = promoted(registry, tracking, experiment, "candidate", 2, model)
+    assert registry.point(model, "champion", v1, {"by": "alice"}) == [{"version": v1, "from": "candidate", "to": "champion"}]
+    assert registry.point(model, "champion", v2, {"by": "alice"}) == [
+        {"version": v2, "from": "candidate", "to": "champion"}, {"version": v1, "from": "champion", "to": "archived"},
+    ]  # fmt: skip
+    assert stages(registry, model) == {v1: "archived", v2: "champion"}
+    assert tracking.client.get_model_version(model, v1).tags["mlgate.stage"] == "archived"
+    assert registry.events(model, "champion")[-1]["stages"][-1] == {"version": v1, "from": "champion", "to": "archived"}
+
+
+def test_a_new_version_pointed_at_by_the_candidate_alias_records_its_first_stage(registry: ModelRegistry, tracking: MlflowTracking, experiment: str, model: str) -> None:
+    (run_id, version), = promoted(registry, tracking, experiment, "candidate", 1, model)
+    assert registry.events(model, "candidate")[0]["stages"] == [{"version": version, "from": None, "to": "candidate"}]
+    assert registry.stage(model, version) == "candidate"
+
+
+def test_archive_retires_an_unaliased_candidate_and_refuses_an_aliased_one(registry: ModelRegistry, tracking: MlflowTracking, experiment: str, model: str) -> None:
+    (_, v1), (_, v2) = promoted(registry, tracking, experiment, "candidate", 2, model)
+    with pytest.raises(NotFound):
+        registry.archive(model, v2, {"by": "alice"})
+    assert registry.archive(model, v1, {"by": "alice"}) == [{"version": v1, "from": "candidate", "to": "archived"}]
+    assert stages(registry, model) == {v1: "archived", v2: "candidate"}
+    assert registry.events(model, "lifecycle")[-1]["action"] == "archive" and registry.stack(model, "candidate") == [v1, v2]

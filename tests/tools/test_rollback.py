@@ -58,6 +58,10 @@ async def test_rollback_restores_the_previous_alias(settings: Settings, ports: P
     assert "mlgate.rolled_back.champion" in ports.tracking.client.get_model_version(MODEL, v2).tags
     event = ports.registry.events(MODEL, "champion")[-1]
     assert event["action"] == "rollback" and event["by"] == "alice" and event["note"] == "v2 misbehaves in shadow scoring"
+    assert content["stage_changes"] == [{"version": v2, "from": "champion", "to": "archived"}, {"version": v1, "from": "archived", "to": "champion"}]
+    assert (ports.registry.stage(MODEL, v1), ports.registry.stage(MODEL, v2)) == ("champion", "archived")
+    outcome = [r for r in ports.audit.tail(5) if r.get("tool") == "rollback_alias"][-1]
+    assert outcome["lifecycle"] == f"v{v2}:champion->archived,v{v1}:archived->champion"
 
 
 async def test_successive_rollbacks_walk_back_the_history(settings: Settings, ports: Ports, experiment: str) -> None:

@@ -33,7 +33,8 @@ def experiment(ports: Ports) -> str:
 def test_rollback_command_restores_the_previous_champion_and_is_audited(settings: Settings, ports: Ports, experiment: str, carol_token: str, capsys: pytest.CaptureFixture[str]) -> None:
     (first, v1), (_, v2) = promoted(ports.registry, ports.tracking, experiment, "champion", 2)
     assert main(["rollback", MODEL, "--workspace", str(settings.workspace), "--note", "shadow scores drifted"]) == 0
-    assert f"{MODEL}@champion: v{v2} -> v{v1} (run {first}) by carol" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"{MODEL}@champion: v{v2} -> v{v1} (run {first}) by carol" in out and f"stages: v{v2} champion -> archived, v{v1} archived -> champion" in out
     assert ports.registry.alias_version(MODEL, "champion") == v1
     outcome = [r for r in ports.audit.tail(5) if r.get("tool") == "rollback_alias"][-1]
     assert (outcome["principal"], outcome["role"], outcome["transport"], outcome["status"], outcome["run_id"]) == ("carol", "human", "cli", "ok", first)
@@ -74,4 +75,23 @@ def test_models_list_shows_aliases_and_versions(settings: Settings, ports: Ports
     (first, _), (second, _) = promoted(ports.registry, ports.tracking, experiment, "champion", 2)
     assert main(["models", "list", "--workspace", str(settings.workspace)]) == 0
     out = capsys.readouterr().out
-    assert f"{MODEL}  (champion -> v2)" in out and f"v1  run {first}" in out and f"v2  run {second}" in out
+    assert f"{MODEL}  (champion -> v2)" in out and f"v1  archived   run {first}" in out and f"v2  champion   run {second}" in out
+
+
+def test_models_archive_command_retires_a_candidate_and_is_audited(settings: Settings, ports: Ports, experiment: str, capsys: pytest.CaptureFixture[str]) -> None:
+    (first, v1), _ = promoted(ports.registry, ports.tracking, experiment, "candidate", 2)
+    assert main(["models", "archive", MODEL, v1, "--workspace", str(settings.workspace), "--note", "superseded"]) == 0
+    assert f"{MODEL} v{v1}: archived (run {first}) by carol" in capsys.readouterr().out
+    assert main(["models", "list", "--workspace", str(settings.workspace)]) == 0
+    assert f"v{v1}  archived   run {first}" in capsys.readouterr().out
+    outcome = [r for r in ports.audit.tail(5) if r.get("tool") == "archive_version"][-1]
+    assert (outcome["principal"], outcome["transport"], outcome["lifecycle"]) == ("carol", "cli", f"v{v1}:candidate->archived")
+    assert main(["models", "archive", MODEL, v1, "--workspace", str(settings.workspace)]) == 2
+    assert "cannot become archived" in capsys.readouterr().err
+
+
+def test_models_archive_command_without_a_token_is_refused(settings: Settings, ports: Ports, experiment: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    (_, v1), _ = promoted(ports.registry, ports.tracking, experiment, "candidate", 2)
+    monkeypatch.delenv(TOKEN_ENV)
+    assert main(["models", "archive", MODEL, v1, "--workspace", str(settings.workspace)]) == 2
+    assert "MLGATE_TOKEN" in capsys.readouterr().err and ports.registry.stage(MODEL, v1) == "candidate"
