@@ -23,6 +23,7 @@ from tools.base import CallContext, StrictInput, ToolSpec
 from tools.errors import GitRefused, InvalidInput
 from tools.experiment_schema import EXPERIMENT_PATH
 from tools.run_pins import run_files_check
+from tools.sealed import unsealed_metrics
 from tools.secrets_scan import secret_kind_of_value
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
@@ -78,9 +79,16 @@ def run_link(run: Mapping[str, Any], ui_url: str | None) -> str:
 
 
 def split_metrics(metrics: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(model metrics, baseline metrics): baseline metrics are those named baseline_*."""
-    baseline = {k: v for k, v in sorted(metrics.items()) if k.startswith("baseline_")}
-    return {k: v for k, v in sorted(metrics.items()) if k not in baseline}, baseline
+    """(model metrics, baseline metrics) as the PR shows them: the sealed test figures are left out
+    (an agent reads the PR; tools/sealed.py), baseline metrics are those named val_baseline_*."""
+    shown = unsealed_metrics(metrics)
+    baseline = {k: v for k, v in sorted(shown.items()) if k.startswith("val_baseline_")}
+    return {k: v for k, v in sorted(shown.items()) if k not in baseline}, baseline
+
+
+def shown_receipt(receipt: Any) -> Any:
+    """The gate receipt without its sealed test section."""
+    return {k: v for k, v in receipt.items() if k != "sealed_test"} if isinstance(receipt, Mapping) else receipt
 
 
 def _table(rows: Mapping[str, Any], header: tuple[str, str]) -> list[str]:
@@ -171,7 +179,7 @@ def gather(request: OpenPrInput, ctx: CallContext) -> dict[str, Any]:
         "run_files": run_files_check(ports.git, run.get("params") or {}) if known else {"recorded": False, "mismatched": []},
         **(_diff_facts(ctx, commit) if known else NO_DIFF),
     }
-    facts["gate_receipt"] = ports.run_artifacts.read_json(request.run_id, GATE_RECEIPT) if ports.run_artifacts is not None else None
+    facts["gate_receipt"] = shown_receipt(ports.run_artifacts.read_json(request.run_id, GATE_RECEIPT)) if ports.run_artifacts is not None else None
     facts["description"] = _description(request, facts, ctx)
     return facts
 

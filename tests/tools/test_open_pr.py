@@ -78,10 +78,11 @@ def make_run(client: Any, repo: GitRepo, commit: str, *, dirty: str = "false", s
     for key, value in params.items():
         if recorded_files or key != "run_files_sha256":
             client.log_param(run_id, key, value)
-    for key, value in {"test_roc_auc": 0.81, "baseline_roc_auc": 0.74, "test_pr_auc": 0.52}.items():
+    sealed = {"test_roc_auc": 0.8123, "baseline_logistic_regression_roc_auc": 0.7456}  # test figures: never in the PR (an agent reads it)
+    for key, value in {"val_roc_auc": 0.81, "val_baseline_logistic_regression_roc_auc": 0.74, "val_pr_auc": 0.52, **sealed}.items():
         client.log_metric(run_id, key, value)
     if receipt is not None:
-        client.log_text(run_id, json.dumps(receipt), "gate_receipt.json")
+        client.log_text(run_id, json.dumps({**receipt, "sealed_test": {"gates": [{"observed": 0.8123}]}}), "gate_receipt.json")
     client.set_terminated(run_id, status)
     return run_id
 
@@ -137,11 +138,12 @@ async def test_open_pr_pushes_the_run_commit_and_records_the_pr_citing_the_run(s
     assert remote(settings).branch_head("agent/debt-ratio") == commit and remote(settings).branch_head("main") is None
     [record] = records(settings)
     assert record["run_id"] == run_id and record["commit"] == commit and record["base"] == "main"
-    assert record["metrics"] == {"test_pr_auc": 0.52, "test_roc_auc": 0.81} and record["baseline"] == {"baseline_roc_auc": 0.74}
+    assert record["metrics"] == {"val_pr_auc": 0.52, "val_roc_auc": 0.81} and record["baseline"] == {"val_baseline_logistic_regression_roc_auc": 0.74}
     assert record["gate_receipt"] == RECEIPT and record["opened_by"]["role"] == "agent"
     description = record["description"]
     assert description.startswith("Adds a debt-to-income ratio.") and f"mlgate-run-id: {run_id}" in description and f"runs:/{run_id}" in description
-    assert "test_roc_auc | `0.81`" in description and "baseline_roc_auc | `0.74`" in description and '"verdict": "PASS"' in description
+    assert "val_roc_auc | `0.81`" in description and "val_baseline_logistic_regression_roc_auc | `0.74`" in description and '"verdict": "PASS"' in description
+    assert "0.8123" not in description and "0.7456" not in description and "sealed_test" not in json.dumps(record)
     outcome = audit(settings)[-1]
     assert outcome["kind"] == "outcome" and outcome["status"] == "ok" and outcome["run_id"] == run_id and outcome["commit"] == commit
     assert await anyio.to_thread.run_sync(main, ["prs", "--workspace", str(settings.workspace)]) == 0
