@@ -28,6 +28,7 @@ from tools.base import CallContext, StrictInput, ToolSpec
 from tools.errors import GovernanceError, NotFound
 from tools.evaluation import gate_receipt
 from tools.experiment_schema import EXPERIMENT_PATH
+from tools.lifecycle import stage_changes_ref
 from tools.model_card import card_tags, model_card
 from tools.paired import on_shared_rows, paired_improvement
 from tools.sealed import count_query, sealed_entry
@@ -204,6 +205,12 @@ def _approval(ctx: CallContext, model: str, run_id: str, alias: str) -> dict[str
     return None if live is None else {k: live.get(k) for k in ("id", "status", "change_hash", "decided_by", "decided_at")}
 
 
+def _lifecycle(ctx: CallContext, model: str, request: PromoteInput) -> dict[str, Any]:
+    """The run's version and its stage now, for lifecycle.transition (champion only from candidate)."""
+    version = ctx.ports.registry.version_for_run(model, request.run_id)
+    return {"action": "promote", "version": version, "stage": ctx.ports.registry.stage(model, version), "target": request.alias}
+
+
 def gather(request: PromoteInput, ctx: CallContext) -> dict[str, Any]:
     """Facts for policies/promotion.py. Raises NotFound for an unknown run (a deny)."""
     ports, standards = ctx.ports, ctx.config["standards"]
@@ -226,6 +233,7 @@ def gather(request: PromoteInput, ctx: CallContext) -> dict[str, Any]:
         "approval": _approval(ctx, model, request.run_id, request.alias),
         "run_version": ports.registry.version_for_run(model, request.run_id),
         "alias_version": ports.registry.alias_version(model, request.alias),
+        "lifecycle": _lifecycle(ctx, model, request),
     }  # fmt: skip
 
 
@@ -314,11 +322,12 @@ def _promote(request: PromoteInput, facts: Mapping[str, Any], ctx: CallContext) 
     if created:
         version = registry.register(facts["model"], request.run_id, run["artifact_uri"], {"mlgate.run_id": request.run_id})
     card = _card(request, facts, ctx, version, approvals, now)
-    registry.point(facts["model"], request.alias, version, {"run_id": request.run_id, "by": ctx.principal.name, "role": ctx.principal.role, "at": now, "approvals": [a["id"] for a in approvals]})
+    stages = registry.point(facts["model"], request.alias, version, {"run_id": request.run_id, "by": ctx.principal.name, "role": ctx.principal.role, "at": now, "approvals": [a["id"] for a in approvals]})
+    ctx.audit_refs["lifecycle"] = stage_changes_ref(stages)
     registry.set_version_tags(facts["model"], version, card_tags(card))
     ctx.ports.tracking.log_json_artifact(request.run_id, CARD_ARTIFACT, card)
     ctx.ports.tracking.set_tags(request.run_id, {"promoted": "true", f"mlgate.promoted.{request.alias}": f"{facts['model']}/{version}"})
-    return {**result, "version": version, "created": created, "changed": True, "model_card": CARD_ARTIFACT, "promotion_timestamp": now}
+    return {**result, "version": version, "created": created, "changed": True, "model_card": CARD_ARTIFACT, "promotion_timestamp": now, "stage_changes": stages}
 
 
 async def execute(request: PromoteInput, facts: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
@@ -332,7 +341,7 @@ RULE_IDS = (
     "role.known", "standards.no_drift", "role.agents_cannot_set_champion", "promotion.run_succeeded", "promotion.run_clean",
     "promotion.model_logged", "promotion.commit_on_pr_branch", "promotion.dataset_verified", "promotion.protected_fields",
     "promotion.standards_current", "promotion.min_primary_metric", "promotion.min_lift_over_baseline", "promotion.champion_tolerance",
-    "promotion.calibration_vs_prior", "promotion.reproduced", "promotion.max_seed_variance", "promotion.human_approval", "leakage.not_flagged",
+    "promotion.calibration_vs_prior", "promotion.reproduced", "promotion.max_seed_variance", "promotion.human_approval", "leakage.not_flagged", "lifecycle.transition",
 )  # fmt: skip
 SPEC = ToolSpec(
     name="promote",

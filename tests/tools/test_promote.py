@@ -54,6 +54,13 @@ async def as_human(name: str, lab: Lab, argv: list[str]) -> int:
         return await anyio.to_thread.run_sync(main, argv)
 
 
+async def as_candidate(lab: Lab, run_id: str) -> str:
+    """Promote `run_id` to candidate (as the agent): a version becomes champion only from candidate."""
+    failed, content = await call(lab, "promote", {"run_id": run_id})
+    assert not failed, content
+    return run_id
+
+
 async def approve(lab: Lab, approval_id: str) -> int:
     """`mlgate approvals approve ID` as bob at a terminal."""
     return await as_human("bob", lab, ["approvals", "approve", approval_id, "--workspace", str(lab.workspace)])
@@ -156,11 +163,18 @@ async def test_agents_cannot_set_champion(lab: Lab) -> None:
 
 
 async def test_champion_needs_a_reproduction_and_the_seed_check(lab: Lab) -> None:
-    never_reproduced = clone_run(lab, lab.run_id)
+    never_reproduced = await as_candidate(lab, clone_run(lab, lab.run_id))
     failed, content = await call(lab, "promote", {"run_id": never_reproduced, "alias": "champion"}, lab.human())
     assert failed and {"promotion.reproduced", "promotion.max_seed_variance"} <= denied_by(content)
     # the approval opens at once (review can start), and the denial says what else must pass
     assert content["approval_status"] == "pending" and "promotion.reproduced" in content["next_step"]
+
+
+async def test_a_run_that_never_was_a_candidate_cannot_become_champion(lab: Lab) -> None:
+    run_id = with_reproduction(lab, clone_run(lab, lab.run_id), (0.8, 0.8))
+    failed, content = await call(lab, "promote", {"run_id": run_id, "alias": "champion"}, lab.human())
+    assert failed and "lifecycle.transition" in denied_by(content) and "approval_id" not in content
+    assert lab.ports.registry.alias_version(MODEL, "champion") is None
 
 
 def with_reproduction(lab: Lab, run_id: str, seed_values: tuple[float, float]) -> str:
@@ -173,7 +187,7 @@ def with_reproduction(lab: Lab, run_id: str, seed_values: tuple[float, float]) -
 
 
 async def test_champion_whose_metric_swings_with_the_seed_is_denied(lab: Lab) -> None:
-    run_id = with_reproduction(lab, clone_run(lab, lab.run_id), (0.55, 0.99))
+    run_id = await as_candidate(lab, with_reproduction(lab, clone_run(lab, lab.run_id), (0.55, 0.99)))
     failed, content = await call(lab, "promote", {"run_id": run_id, "alias": "champion"}, lab.human())
     assert failed and denied_by(content) == {"promotion.max_seed_variance", "promotion.human_approval"}
     assert gates(content)["reproduced"]["status"] == "PASS" and "promotion.max_seed_variance" in content["next_step"]
@@ -203,6 +217,7 @@ async def test_a_seed_counted_twice_counts_once(lab: Lab) -> None:
 async def test_champion_without_approval_is_denied_and_with_approval_is_allowed(lab: Lab) -> None:
     failed, reproduced = await call(lab, "reproduce", {"run_id": lab.run_id})
     assert not failed and reproduced["reproduced"] is True, reproduced
+    await as_candidate(lab, lab.run_id)
     failed, content = await call(lab, "promote", {"run_id": lab.run_id, "alias": "champion"}, lab.human())
     assert failed and denied_by(content) == {"promotion.human_approval"}
     approval_id = content["approval_id"]
@@ -212,6 +227,7 @@ async def test_champion_without_approval_is_denied_and_with_approval_is_allowed(
     assert not failed, content
     assert lab.ports.registry.alias_version(MODEL, "champion") == content["version"]
     assert lab.ports.approvals.get(approval_id)["status"] == "consumed"
+    assert content["stage_changes"] == [{"version": content["version"], "from": "candidate", "to": "champion"}]
     assert json.loads(lab.client.get_model_version(MODEL, content["version"]).tags["card.approvals"])[0]["decided_by"] == "bob"
     outcome = [r for r in lab.ports.audit.tail(20) if r.get("tool") == "promote" and r.get("kind") == "outcome"][-1]
     assert outcome["status"] == "ok" and outcome["approval_id"] == approval_id and outcome["run_id"] == lab.run_id
@@ -224,7 +240,7 @@ async def test_an_approval_is_bound_to_its_run(lab: Lab) -> None:
         requester=Principal("alice", "human"), reasoning=None, now="2026-01-01T00:00:00Z", kind="promotion",
     )  # fmt: skip
     lab.ports.approvals.decide(approved["id"], approve=True, approver=approver(lab.settings.state_dir, "bob"), note=None, now="2026-01-01T00:01:00Z")
-    other = with_reproduction(lab, clone_run(lab, lab.run_id), (0.8, 0.8))
+    other = await as_candidate(lab, with_reproduction(lab, clone_run(lab, lab.run_id), (0.8, 0.8)))
     failed, content = await call(lab, "promote", {"run_id": other, "alias": "champion"}, lab.human())
     assert failed and denied_by(content) == {"promotion.human_approval"}
     assert content["approval_id"] != approved["id"] and content["approval_status"] == "pending"
@@ -244,7 +260,7 @@ async def test_rollback_after_two_promotions_restores_the_previous_candidate(lab
 
 
 async def test_a_human_promotes_to_champion_at_the_terminal_and_a_second_human_approves(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
-    run_id = with_reproduction(lab, clone_run(lab, lab.run_id), (0.8, 0.8))
+    run_id = await as_candidate(lab, with_reproduction(lab, clone_run(lab, lab.run_id), (0.8, 0.8)))
     command = ["promote", run_id, "--alias", "champion", "--workspace", str(lab.workspace)]
     assert await as_human("alice", lab, command) == 2
     refusal = capsys.readouterr().err
