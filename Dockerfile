@@ -20,6 +20,7 @@ COPY resources/ ./resources/
 COPY training/ ./training/
 COPY server/ ./server/
 COPY configs/ ./configs/
+COPY contracts/ ./contracts/
 RUN uv sync --locked --no-dev
 
 # --- stage 2: runtime, no build tools, a non-root user ------------------------------------------

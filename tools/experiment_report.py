@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from tools.base import CallContext
+from tools.contracts import validated
 from tools import run_evidence as evidence
 from tools.drift import drift_baseline
 from tools.evaluation import (
@@ -176,8 +177,8 @@ def _log_metrics(ctx: CallContext, run_id: str, sections: dict[str, Any]) -> Non
 
 def _artifacts(ctx: CallContext, run_id: str, sections: dict[str, Any], results: list[Any], data: dict[str, Any], plan: Any) -> list[str]:
     tracking, final = ctx.ports.tracking, next(r for r in results if r.stage.name == "final")
-    refs = [tracking.log_json_artifact(run_id, "evaluation_report.json", sections["report"]),
-            tracking.log_json_artifact(run_id, "gate_receipt.json", {"basis": "validation", "gates": sections["gates"], "passed": sections["gates_passed"], "sealed_test": {"gates": sections["test_gates"], "passed": gates_passed(sections["test_gates"])}}),
+    refs = [tracking.log_json_artifact(run_id, "evaluation_report.json", validated("evaluation_report", sections["report"])),
+            tracking.log_json_artifact(run_id, "gate_receipt.json", validated("gate_receipt", {"basis": "validation", "gates": sections["gates"], "passed": sections["gates_passed"], "sealed_test": {"gates": sections["test_gates"], "passed": gates_passed(sections["test_gates"])}})),
             tracking.log_json_artifact(run_id, "drift_baseline.json", drift_baseline(data["frame"].iloc[final.stage.train][data["facts"]["feature_columns"]])),
             tracking.log_json_artifact(run_id, "split.json", plan.description)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -238,7 +239,7 @@ def finish_report(ctx: CallContext, experiment: str, run_id: str, plan: Any, res
     _log_metrics(ctx, run_id, sections)
     ctx.ports.tracking.log_params(run_id, {"hardware": _hardware(results, ctx), **_reasoning_result(sections["comparison"])})
     refs = _artifacts(ctx, run_id, sections, results, data, plan)
-    refs.append(ctx.ports.tracking.log_json_artifact(run_id, "bundle_manifest.json", _bundle(facts, sections, refs)))
+    refs.append(ctx.ports.tracking.log_json_artifact(run_id, "bundle_manifest.json", validated("model_bundle", _bundle(facts, sections, refs))))
     evidence_metrics, evidence_tags = evidence.tracking_records(sections["evidence"])
     ctx.ports.tracking.log_metrics(run_id, evidence_metrics)
     ctx.ports.tracking.set_tags(run_id, {"outcome": sections["comparison"]["outcome"], "gates_passed": str(sections["gates_passed"]).lower(), **evidence_tags})
