@@ -175,10 +175,23 @@ def _log_metrics(ctx: CallContext, run_id: str, sections: dict[str, Any]) -> Non
     tracking.log_metrics(run_id, {"metric_delta": sections["comparison"]["metric_delta"], **sections["timings"], "n_rows": sections["data"]["rows"], "n_columns": sections["data"]["columns"], "n_features": len(sections["data"]["features"])})
 
 
+def _gate_receipt(sections: dict[str, Any]) -> dict[str, Any]:
+    receipt = {"basis": "validation", "gates": sections["gates"], "passed": sections["gates_passed"], "sealed_test": {"gates": sections["test_gates"], "passed": gates_passed(sections["test_gates"])}}
+    return validated("gate_receipt", receipt)
+
+
+def _check_contracts(facts: dict[str, Any], sections: dict[str, Any]) -> None:
+    """Every public document of the run matches its contract before the first is logged, so a
+    mismatch (a server bug, ContractViolation) leaves no half-written set of artifacts."""
+    validated("evaluation_report", sections["report"])
+    _gate_receipt(sections)
+    validated("model_bundle", _bundle(facts, sections, []))
+
+
 def _artifacts(ctx: CallContext, run_id: str, sections: dict[str, Any], results: list[Any], data: dict[str, Any], plan: Any) -> list[str]:
     tracking, final = ctx.ports.tracking, next(r for r in results if r.stage.name == "final")
     refs = [tracking.log_json_artifact(run_id, "evaluation_report.json", validated("evaluation_report", sections["report"])),
-            tracking.log_json_artifact(run_id, "gate_receipt.json", validated("gate_receipt", {"basis": "validation", "gates": sections["gates"], "passed": sections["gates_passed"], "sealed_test": {"gates": sections["test_gates"], "passed": gates_passed(sections["test_gates"])}})),
+            tracking.log_json_artifact(run_id, "gate_receipt.json", _gate_receipt(sections)),
             tracking.log_json_artifact(run_id, "drift_baseline.json", drift_baseline(data["frame"].iloc[final.stage.train][data["facts"]["feature_columns"]])),
             tracking.log_json_artifact(run_id, "split.json", plan.description)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -236,6 +249,7 @@ def finish_report(ctx: CallContext, experiment: str, run_id: str, plan: Any, res
     facts = data["facts"]
     sections = _sections(ctx, experiment, run_id, plan, results, data)
     sections["report"] = _report(sections, plan, run_id)
+    _check_contracts(facts, sections)
     _log_metrics(ctx, run_id, sections)
     ctx.ports.tracking.log_params(run_id, {"hardware": _hardware(results, ctx), **_reasoning_result(sections["comparison"])})
     refs = _artifacts(ctx, run_id, sections, results, data, plan)
