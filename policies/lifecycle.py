@@ -16,6 +16,7 @@ history says was there before. Facts are a mapping with `lifecycle`:
     stage     its stage now (None when unregistered)
     target    the stage the action would give it
     aliases   aliases pointing at it now (archive only)
+    recorded  the stage mlgate's alias history last gave the version (None: never recorded)
 """
 
 from __future__ import annotations
@@ -88,4 +89,21 @@ def archive_unaliased(facts: Mapping[str, Any], config: Mapping[str, Any]) -> De
         "lifecycle.archive_unaliased",
         f"version {facts['lifecycle'].get('version')} is what {', '.join(aliases)} points at",
         "promote another version to that alias (or roll the alias back) first, then archive this one",
+    )
+
+
+@rule(
+    "lifecycle.stage_recorded",
+    source=SOURCE,
+    description="A version's stage tag agrees with the stage mlgate's witnessed alias history last gave it (a tag set or removed outside mlgate is not trusted).",
+)
+def stage_recorded(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
+    lifecycle = facts["lifecycle"]
+    recorded, stage = lifecycle.get("recorded"), lifecycle.get("stage")
+    if recorded is None or recorded == stage:
+        return Decision.allow("lifecycle.stage_recorded", "the stage agrees with mlgate's history" if recorded else "no stage recorded in mlgate's history")
+    return Decision.deny(
+        "lifecycle.stage_recorded",
+        f"version {lifecycle.get('version')} is tagged {stage} but mlgate's alias history last made it {recorded}: the stage was changed outside mlgate",
+        "an operator restores the mlgate.stage tag from the alias history (`mlgate models list` shows the tag) and checks `mlgate audit verify`",
     )

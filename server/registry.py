@@ -83,6 +83,17 @@ class ModelRegistry:
         found = self.version(name, version)
         return stage_of(found["tags"], found["aliases"])
 
+    def recorded_stage(self, name: str, version: str | None) -> str | None:
+        """The stage mlgate's (witnessed) history last gave a version, None when it never did. The
+        tag is what MLflow shows; this is what a tag changed outside mlgate is checked against."""
+        moves = [(e.get("seq", -1), n, e) for events in self._load().get(name, {}).values() for n, e in enumerate(events) if isinstance(e, dict)]
+        recorded = None
+        for _, _, event in sorted(moves, key=lambda m: (m[0], m[1])):
+            for change in event.get("stages") or []:
+                if isinstance(change, dict) and change.get("version") == version:
+                    recorded = change.get("to")
+        return recorded
+
     def alias_version(self, name: str, alias: str) -> str | None:
         return self.tracking.alias_version(check_model_name(name), alias)
 
@@ -184,6 +195,8 @@ class ModelRegistry:
     def _append(self, name: str, alias: str, event: Mapping[str, Any]) -> None:
         history = self._load()
         witness = {"audit_witness": self._witness()} if self._witness is not None else {}
-        history.setdefault(name, {}).setdefault(alias, []).append({**event, **witness})
+        # seq orders events across the model's lists (recorded_stage replays them in that order)
+        seq = 1 + sum(len(events) for events in history.get(name, {}).values() if isinstance(events, list))
+        history.setdefault(name, {}).setdefault(alias, []).append({**event, "seq": seq, **witness})
         self.root.mkdir(parents=True, exist_ok=True)
         write_atomic(self._history, json.dumps(history, sort_keys=True, indent=2).encode())

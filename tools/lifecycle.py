@@ -36,6 +36,7 @@ def gather(request: ArchiveInput, ctx: CallContext) -> dict[str, Any]:
     registry = ctx.ports.registry
     found = registry.version(request.model, request.version)
     lifecycle = {"action": "archive", "version": request.version, "stage": registry.stage(request.model, request.version), "target": "archived", "aliases": found["aliases"]}
+    lifecycle["recorded"] = registry.recorded_stage(request.model, request.version)
     return {"principal": ctx.principal, "model": request.model, "run_id": found["run_id"], "lifecycle": lifecycle}
 
 
@@ -66,7 +67,7 @@ SPEC = ToolSpec(
         "to candidate again before it can be champion). Humans and operators with a token only; agents are always denied. Audited."
     ),
     input_model=ArchiveInput,
-    rules=tuple(_RULES[r] for r in ("role.known", "role.approver_authenticated", "lifecycle.transition", "lifecycle.archive_unaliased")),
+    rules=tuple(_RULES[r] for r in ("role.known", "role.approver_authenticated", "lifecycle.transition", "lifecycle.stage_recorded", "lifecycle.archive_unaliased")),
     gather=gather,
     execute=execute,
     preview=preview,

@@ -208,7 +208,8 @@ def _approval(ctx: CallContext, model: str, run_id: str, alias: str) -> dict[str
 def _lifecycle(ctx: CallContext, model: str, request: PromoteInput) -> dict[str, Any]:
     """The run's version and its stage now, for lifecycle.transition (champion only from candidate)."""
     version = ctx.ports.registry.version_for_run(model, request.run_id)
-    return {"action": "promote", "version": version, "stage": ctx.ports.registry.stage(model, version), "target": request.alias}
+    registry = ctx.ports.registry
+    return {"action": "promote", "version": version, "stage": registry.stage(model, version), "recorded": registry.recorded_stage(model, version), "target": request.alias}
 
 
 def gather(request: PromoteInput, ctx: CallContext) -> dict[str, Any]:
@@ -341,7 +342,7 @@ RULE_IDS = (
     "role.known", "standards.no_drift", "role.agents_cannot_set_champion", "promotion.run_succeeded", "promotion.run_clean",
     "promotion.model_logged", "promotion.commit_on_pr_branch", "promotion.dataset_verified", "promotion.protected_fields",
     "promotion.standards_current", "promotion.min_primary_metric", "promotion.min_lift_over_baseline", "promotion.champion_tolerance",
-    "promotion.calibration_vs_prior", "promotion.reproduced", "promotion.max_seed_variance", "promotion.human_approval", "leakage.not_flagged", "lifecycle.transition",
+    "promotion.calibration_vs_prior", "promotion.reproduced", "promotion.max_seed_variance", "promotion.human_approval", "leakage.not_flagged", "lifecycle.transition", "lifecycle.stage_recorded",
 )  # fmt: skip
 SPEC = ToolSpec(
     name="promote",

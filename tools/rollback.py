@@ -35,7 +35,7 @@ def gather(request: RollbackInput, ctx: CallContext) -> dict[str, Any]:
         "alias": request.alias,
         "stack": stack,
         "alias_version": registry.alias_version(request.model, request.alias),
-        "lifecycle": {"action": "rollback", "version": restored, "stage": registry.stage(request.model, restored), "target": request.alias},
+        "lifecycle": {"action": "rollback", "version": restored, "stage": registry.stage(request.model, restored), "recorded": registry.recorded_stage(request.model, restored), "target": request.alias},
     }
 
 
@@ -69,7 +69,7 @@ SPEC = ToolSpec(
         "from mlgate's alias history; a champion rolled back from is archived, the one restored is champion again. Humans and operators only; agents are always denied. Audited like every call."
     ),
     input_model=RollbackInput,
-    rules=tuple(_RULES[r] for r in ("role.known", "role.agents_cannot_rollback", "role.approver_authenticated", "promotion.rollback_available", "lifecycle.transition")),
+    rules=tuple(_RULES[r] for r in ("role.known", "role.agents_cannot_rollback", "role.approver_authenticated", "promotion.rollback_available", "lifecycle.transition", "lifecycle.stage_recorded")),
     gather=gather,
     execute=execute,
     preview=preview,

@@ -21,6 +21,9 @@ CASES = [
     RuleCase("lifecycle.transition", "deny", move("archive", "champion", "archived"), name="archive_the_champion_by_hand"),
     RuleCase("lifecycle.transition", "deny", move("archive", "archived", "archived"), name="archive_twice"),
     RuleCase("lifecycle.transition", "deny", move("promote", "retired", "champion"), name="unknown_stage"),
+    RuleCase("lifecycle.stage_recorded", "allow", {"lifecycle": {"version": "3", "stage": "candidate", "recorded": "candidate"}}, name="agrees"),
+    RuleCase("lifecycle.stage_recorded", "allow", {"lifecycle": {"version": "3", "stage": "candidate", "recorded": None}}, name="never_recorded"),
+    RuleCase("lifecycle.stage_recorded", "deny", {"lifecycle": {"version": "3", "stage": "candidate", "recorded": "archived"}}, name="tag_forged_back_to_candidate"),
     RuleCase("lifecycle.archive_unaliased", "allow", move("archive", "candidate", "archived"), name="unaliased"),
     RuleCase("lifecycle.archive_unaliased", "deny", move("archive", "candidate", "archived", aliases=("candidate",)), name="candidate_alias_holds_it"),
 ]

@@ -78,7 +78,7 @@ def test_roll_back_returns_the_alias_to_the_previous_version_and_records_it(regi
     stages = [{"version": v2, "from": "champion", "to": "archived"}, {"version": v1, "from": "archived", "to": "champion"}]
     assert registry.roll_back(model, "champion", {"by": "alice"}) == (v2, v1, stages)
     assert registry.alias_version(model, "champion") == v1 and registry.stack(model, "champion") == [v1]
-    assert registry.events(model, "champion")[-1] == {"action": "rollback", "version": v1, "from_version": v2, "by": "alice", "stages": stages}
+    assert registry.events(model, "champion")[-1] == {"action": "rollback", "version": v1, "from_version": v2, "by": "alice", "stages": stages, "seq": 3}
     with pytest.raises(NotFound):
         registry.roll_back(model, "champion", {"by": "alice"})
 
