@@ -177,6 +177,17 @@ async def test_a_run_that_never_was_a_candidate_cannot_become_champion(lab: Lab)
     assert lab.ports.registry.alias_version(MODEL, "champion") is None
 
 
+async def test_an_archived_version_retagged_candidate_outside_mlgate_cannot_become_champion(lab: Lab) -> None:
+    run_id = await as_candidate(lab, with_reproduction(lab, clone_run(lab, lab.run_id), (0.8, 0.8)))
+    version = lab.ports.registry.version_for_run(MODEL, run_id)
+    await as_candidate(lab, clone_run(lab, lab.run_id))
+    lab.ports.registry.archive(MODEL, version, {"by": "carol"})
+    lab.client.set_model_version_tag(MODEL, version, "mlgate.stage", "candidate")  # the forgery
+    failed, content = await call(lab, "promote", {"run_id": run_id, "alias": "champion"}, lab.human())
+    assert failed and "lifecycle.stage_recorded" in denied_by(content) and "approval_id" not in content
+    assert lab.ports.registry.alias_version(MODEL, "champion") is None
+
+
 def with_reproduction(lab: Lab, run_id: str, seed_values: tuple[float, float]) -> str:
     """Record on `run_id` a same-seed re-run and two seed re-runs (clones) with these metrics."""
     rerun = clone_run(lab, run_id, tags={"mlgate.reproduction_of": run_id})
