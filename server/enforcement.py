@@ -26,6 +26,7 @@ from policies import Decision, Verdict, evaluate
 from policies.reads import role_may_read
 from policies.roles import role_known
 from server import results
+from server.tracking_busy import busy, is_locked
 from tools.base import CallContext, ToolSpec
 from tools.errors import GovernanceError, InvalidInput, NotFound
 
@@ -91,7 +92,7 @@ class Enforcer:
         except AuditFailed as exc:
             return results.denial(Decision.deny(exc.rule_id, exc.reason, exc.remediation))
         except Exception as exc:  # noqa: BLE001 - whatever broke, the client gets no text of it
-            return self._crashed(spec.name, base, stage, exc)
+            return self._crashed(spec.name, base, stage, busy() if is_locked(exc) else exc)
 
     async def unknown_tool(self, name: str, arguments: Mapping[str, Any], ctx: CallContext) -> CallToolResult:
         """A call to a name no governed tool has: audited as tool `<unknown>`, then refused."""
@@ -191,17 +192,22 @@ class Enforcer:
         try:
             payload = await spec.execute(request, facts, ctx)
         except GovernanceError as exc:
-            self._append({**base, "kind": "outcome", "status": "failed", "rule_ids": [exc.rule_id], "reason": exc.reason, **_refs(ctx.audit_refs)})
-            return results.failure(exc)
+            return self._failed(base, exc, ctx)
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
                 self._append({**base, "kind": "outcome", "status": "cancelled", **_refs(ctx.audit_refs)})
             raise
         except Exception as exc:
+            if is_locked(exc):  # sqlite's lock timeout: the agent may retry; the SQL text stays here
+                return self._failed(base, busy(), ctx)
             self._append({**base, "kind": "outcome", "status": "error", "error": type(exc).__name__, **_refs(ctx.audit_refs)})
             return results.internal_error(spec.name)
         self._append({**base, "kind": "outcome", "status": "ok", **_refs({**ctx.audit_refs, **payload})})
         return results.success(payload)
+
+    def _failed(self, base: dict[str, Any], exc: GovernanceError, ctx: CallContext) -> CallToolResult:
+        self._append({**base, "kind": "outcome", "status": "failed", "rule_ids": [exc.rule_id], "reason": exc.reason, **_refs(ctx.audit_refs)})
+        return results.failure(exc)
 
     def _crashed(self, tool: str, base: dict[str, Any], stage: _Stage, exc: Exception) -> CallToolResult:
         """Something raised outside execute (gather, on_deny, preview, the store behind them): an

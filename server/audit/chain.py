@@ -290,6 +290,19 @@ def _append_line(path: Path, line: bytes) -> None:
 
 
 def _open_files(path: Path) -> tuple[int, int]:
+    """(lock fd, chain fd). Raises IntegrityError (audit.unavailable) where the state dir cannot be
+    written (read-only, full, not ours): the server must not start without a chain to record in."""
+    try:
+        return _open_for_append(path)
+    except OSError as exc:
+        raise IntegrityError(
+            f"the audit chain {path.name} cannot be opened for writing: {exc.strerror or type(exc).__name__}",
+            "make the state directory writable (and give its filesystem free space), then start mlgate again",
+            rule_id="audit.unavailable",
+        ) from None
+
+
+def _open_for_append(path: Path) -> tuple[int, int]:
     lock_fd = os.open(sibling(path, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         return lock_fd, os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
