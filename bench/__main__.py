@@ -10,7 +10,7 @@ import bench
 
 
 # Hours at full size: run only when named (`python -m bench mutation`).
-EXPLICIT_ONLY = ("mutation",)
+EXPLICIT_ONLY = ("mutation", "reliability")
 
 
 def modules() -> list[str]:
