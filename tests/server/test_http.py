@@ -27,6 +27,7 @@ from server.identity import HTTP_TRANSPORT, Identifier
 from server.ports import build_ports
 from server.registration import governed_tool
 from server.settings import HttpSettings, Settings
+from tests.credentials import issue
 from tests.e2e.transports import bearer, mlgate_http, sse, streamable_http
 from tools.base import CallContext, StrictInput, ToolSpec
 from tools.errors import InvalidInput
@@ -185,7 +186,7 @@ def _roles_server(settings: Settings, bind: BindAddress):
 
 async def test_token_roles_reach_the_enforcement_point_and_the_audit_over_mcp_and_sse(settings: Settings) -> None:
     store = TokenStore(settings.state_dir)
-    tokens = {"agent": store.create("remote-agent", "agent"), "human": store.create("risk-officer", "human")}
+    tokens = {"agent": store.create("remote-agent", "agent"), "human": issue(settings.state_dir, "risk-officer", "human")}
     bind, sock = free_loopback_bind()
     results = {}
     with serving_in_background(_roles_server(settings, bind), bind, sock) as url:
