@@ -25,5 +25,5 @@ def demo_command(args: Any) -> int:
     expected = answers["audit_ok"] and answers["denied"].get("is_error") and not answers["approved"].get("is_error")
     if not args.no_train:
         expected = expected and not answers["run"].get("is_error")
-    print(f"\nworkspace: {workspace}\nMLflow UI: uv run mlflow ui --backend-store-uri sqlite:///{workspace}/.mlgate/mlflow.db")
+    print(f"\nworkspace: {workspace}\nMLflow UI: uv run mlgate ui --workspace {workspace}")
     return 0 if expected else 1
