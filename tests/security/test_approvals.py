@@ -18,16 +18,14 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp import Client
 
-from server.app import build_server
 from server.auth import TokenStore, TokenVerifier
 from server.cli import main
 from server.commands.data import import_files
 from server.credentials import TOKEN_ENV
 from server.demo_data import write_credit_csv
-from server.ports import build_ports
 from server.settings import Settings
+from tests.mcp_calls import call_tool
 from tests.credentials import issue, use_token
 
 pytestmark = pytest.mark.anyio
@@ -40,15 +38,7 @@ REASONING = {
 CHURN = {"changes": {"data.target": "churn"}, "reasoning": REASONING}
 
 
-async def call(settings: Settings, tool: str, arguments: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
-    """The agent's call over the in-memory client (its stdio server's principal)."""
-    ports = build_ports(settings)
-    try:
-        async with Client(build_server(settings, ports)) as client:
-            result = await client.call_tool(tool, arguments)
-    finally:
-        ports.audit.close()
-    return result.is_error, result.structured_content or {}
+call = call_tool  # the agent's call over the in-memory client (its stdio server's principal)
 
 
 def approval_file(settings: Settings, approval_id: str) -> Path:

@@ -17,9 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from mcp import Client
 
-from server.app import build_server
 from server.cli import main
 from server.credentials import TOKEN_ENV
 from server.demo_data import write_credit_csv
@@ -27,6 +25,7 @@ from server.git import GitRepo
 from server.ports import build_ports
 from server.settings import Settings, load_settings
 from server.workspace import init_workspace
+from tests.mcp_calls import call_tool
 from tests.credentials import issue, use_token
 
 pytestmark = pytest.mark.anyio
@@ -61,14 +60,7 @@ def data_add(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
     return run
 
 
-async def call(settings: Settings, tool: str, arguments: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
-    ports = build_ports(settings)
-    try:
-        async with Client(build_server(settings, ports)) as client:
-            result = await client.call_tool(tool, arguments)
-    finally:
-        ports.audit.close()
-    return result.is_error, result.structured_content or {}
+call = call_tool
 
 
 def use_dataset(workspace: Path, content_hash: str) -> None:

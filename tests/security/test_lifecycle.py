@@ -4,36 +4,16 @@ is checked against mlgate's witnessed alias history and refused; an agent cannot
 
 from __future__ import annotations
 
-from typing import Any
 
 import pytest
 
-from server.enforcement import Enforcer
-from server.ports import Ports, build_ports
-from server.settings import Settings
-from tests.credentials import approver
+from server.ports import Ports
 from tests.server.registry_helpers import MODEL, promoted
-from tools.base import CallContext
+from tests.tools.test_lifecycle import as_alice, experiment, ports  # noqa: F401 - fixtures
 from tools.lifecycle import SPEC as ARCHIVE
 from tools.rollback import SPEC as ROLLBACK
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def ports(settings: Settings) -> Ports:
-    return build_ports(settings)
-
-
-@pytest.fixture
-def experiment(ports: Ports) -> str:
-    return ports.tracking.get_or_create_experiment("demo-bank/credit-default")
-
-
-async def as_alice(ports: Ports, spec: Any, **arguments: Any) -> tuple[bool, dict[str, Any]]:
-    context = CallContext(principal=approver(ports.settings.state_dir, "alice"), transport="streamable-http", ports=ports)
-    result = await Enforcer(ports.audit, ports.standards.policy_config).call(spec, {"model": MODEL, **arguments}, context)
-    return result.is_error, result.structured_content
 
 
 async def test_an_archived_version_retagged_candidate_outside_mlgate_is_refused(ports: Ports, experiment: str) -> None:

@@ -11,13 +11,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from mcp import Client
 
-from server.app import build_server
 from server.commands.data import import_files
 from server.demo_data import credit_frame
 from server.ports import Ports, build_ports
 from server.settings import Settings
+from tests.mcp_calls import call_tool
 from tools.check_drift import drift_report, psi_threshold
 from tools.drift import drift_baseline
 from tools.promote import model_name
@@ -60,9 +59,7 @@ def lab(workspace: Path, tmp_path: Path, ports: Ports) -> dict[str, Any]:
 
 
 async def _call(settings: Settings, ports: Ports, arguments: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
-    async with Client(build_server(settings, ports)) as client:
-        result = await client.call_tool("check_drift", arguments)
-    return result.is_error, result.structured_content or json.loads(result.content[0].text)
+    return await call_tool(settings, "check_drift", arguments, ports)
 
 
 async def test_data_like_the_training_rows_shows_no_drift(settings: Settings, ports: Ports, lab: dict) -> None:

@@ -9,14 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp import Client
 
-from policies import Principal
-from server.app import build_server
 from server.auth import TokenStore
 from server.cli import main
 from server.ports import Ports, build_ports
 from server.settings import Settings, load_settings
+from tests.mcp_calls import call_tool
 
 pytestmark = pytest.mark.anyio
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -52,9 +50,7 @@ def history(ports: Ports) -> dict[str, Any]:
 
 
 async def _call(settings: Settings, ports: Ports, tool: str, arguments: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
-    async with Client(build_server(settings, ports)) as client:
-        result = await client.call_tool(tool, arguments)
-    return result.is_error, result.structured_content or json.loads(result.content[0].text)
+    return await call_tool(settings, tool, arguments, ports)
 
 
 async def test_top_improvements_of_this_project_only(settings: Settings, ports: Ports, history: dict) -> None:
