@@ -2,12 +2,16 @@
 and the storage faults, each on a fresh workspace, with the functions the tests use
 (tests/reliability/). Prints one table and exits 1 when any figure but "inputs tried" is not 0.
 
-    python -m bench.reliability
+    python -m bench.reliability [--size small|medium|full] [--suites a,b] [--jobs N]
 
-Sizes (full size by default; hours on a small machine):
-    MLGATE_REL_FUZZ_PER_TOOL=10000  MLGATE_REL_FUZZ_HTTP_PER_TOOL=1000
-    MLGATE_REL_LOAD_CLIENTS=8  MLGATE_REL_LOAD_CALLS=500  MLGATE_REL_LOAD_RUNS=4
-    MLGATE_REL_KILLS=200  MLGATE_REL_FAULTS=1 (0 skips the storage faults)
+Sizes (`SIZES`; full by default; each figure can be overridden by its MLGATE_REL_* variable):
+    full    10 000 fuzzed inputs per tool in memory and over HTTP, 8 clients x 500 mixed calls
+            with 4 real runs, kill -9 per mode as in CRASH_KILLS (>= 200 in all)
+    medium  1 000 / 100 inputs per tool, 8 x 60 calls, fewer kills
+    small   the CI size: a few per tool, a few kills per mode
+--suites picks suites by function name (default: all); --jobs runs that many suites at once, each
+in its own process on its own workspace (the HTTP fuzz also runs FUZZ_HTTP_SESSIONS sessions at
+once: the server handles them concurrently).
 
 Columns: inputs tried (calls, kills or faults); crashes (a call answered without rule_id/reason,
 with a traceback or server path, a client or worker that broke, a fault answered unclearly); 5xx
@@ -19,13 +23,18 @@ partial or unvouched dataset)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import logging
+import multiprocessing
 import os
 import random
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,8 +60,20 @@ ROOT = Path(__file__).resolve().parents[1]
 PWN = Path("/tmp/pwn")
 
 
-def size(name: str, default: int) -> int:
-    return int(os.environ.get(f"MLGATE_REL_{name}", str(default)))
+SIZES: dict[str, dict[str, int]] = {
+    "full": {"FUZZ_PER_TOOL": 10_000, "FUZZ_HTTP_PER_TOOL": 10_000, "FUZZ_HTTP_SESSIONS": 4, "LOAD_CLIENTS": 8, "LOAD_CALLS": 500, "LOAD_RUNS": 4,
+             "KILLS_AUDIT": 100, "KILLS_IMPORT": 50, "KILLS_RUN": 20, "KILLS_PROMOTION": 30, "KILLS_APPROVAL": 30},
+    "medium": {"FUZZ_PER_TOOL": 1_000, "FUZZ_HTTP_PER_TOOL": 100, "FUZZ_HTTP_SESSIONS": 4, "LOAD_CLIENTS": 8, "LOAD_CALLS": 60, "LOAD_RUNS": 2,
+               "KILLS_AUDIT": 40, "KILLS_IMPORT": 40, "KILLS_RUN": 5, "KILLS_PROMOTION": 10, "KILLS_APPROVAL": 10},
+    "small": {"FUZZ_PER_TOOL": 20, "FUZZ_HTTP_PER_TOOL": 5, "FUZZ_HTTP_SESSIONS": 2, "LOAD_CLIENTS": 2, "LOAD_CALLS": 10, "LOAD_RUNS": 1,
+              "KILLS_AUDIT": 4, "KILLS_IMPORT": 2, "KILLS_RUN": 1, "KILLS_PROMOTION": 2, "KILLS_APPROVAL": 2},
+}
+CHOSEN = {"size": "full"}
+
+
+def size(name: str) -> int:
+    """A figure of the chosen size; MLGATE_REL_<NAME> overrides it."""
+    return int(os.environ.get(f"MLGATE_REL_{name}", str(SIZES[CHOSEN["size"]][name])))
 
 
 @dataclass
@@ -65,6 +86,7 @@ class Row:
     escapes: int = 0
     tampering: int = 0
     note: str = ""
+    seconds: int = 0
 
     def off(self) -> bool:
         return any((self.crashes, self.http_5xx, self.lost, self.escapes, self.tampering))
@@ -92,7 +114,9 @@ def with_fresh_workspace(suite: Callable[[Path, Settings, Path], Row]) -> Row:
         workspace = init_workspace(scratch / "ws")
         before = outside(scratch)
         row = suite(workspace, load_settings(workspace, transport="memory"), scratch / "inputs")
-        row.escapes += len(outside(scratch) - before)
+        escaped = sorted(outside(scratch) - before)
+        row.escapes += len(escaped)
+        row.note += f" escaped: {escaped[:10]}" if escaped else ""
         return row
 
 
@@ -104,7 +128,7 @@ def chain_broken(settings: Settings) -> int:
 
 
 def fuzz_memory(workspace: Path, settings: Settings, _: Path) -> Row:
-    row, per_tool = Row("fuzz, in memory"), size("FUZZ_PER_TOOL", 10_000)
+    row, per_tool = Row("fuzz, in memory"), size("FUZZ_PER_TOOL")
     ports = build_ports(settings)
     before = len(settings.audit_path.read_bytes().splitlines())
 
@@ -124,24 +148,32 @@ def fuzz_memory(workspace: Path, settings: Settings, _: Path) -> Row:
 
 
 def fuzz_http(workspace: Path, settings: Settings, _: Path) -> Row:
-    row, per_tool = Row("fuzz, streamable HTTP"), size("FUZZ_HTTP_PER_TOOL", 1_000)
+    """FUZZ_HTTP_SESSIONS sessions at once, each taking the next tool's inputs from a shared queue."""
+    row, per_tool = Row("fuzz, streamable HTTP"), size("FUZZ_HTTP_PER_TOOL")
     token = TokenStore(settings.state_dir).create("fuzz-agent", "agent")
+    headers = {**bearer(token), "Accept": "application/json, text/event-stream"}
+
+    async def session_loop(url: str, http: httpx2.AsyncClient, queue: list) -> None:
+        session = await _open_session(http, url)
+        while queue:
+            spec = queue.pop()
+            for index, arguments in enumerate(fuzzed_arguments(input_schema(spec), per_tool, seed=index_seed(spec.name))):
+                reply = await http.post(f"{url}/mcp", json=_call(index, spec.name, arguments), headers=session)
+                row.inputs += 1
+                row.http_5xx += reply.status_code >= 500
+                row.crashes += "Traceback" in reply.text or str(settings.workspace) in reply.text
+        final = await http.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": "last", "method": "tools/list"}, headers=session)
+        row.crashes += final.status_code != 200
 
     async def go(url: str) -> None:
-        headers = {**bearer(token), "Accept": "application/json, text/event-stream"}
+        queue = list(tool_specs())
         async with httpx2.AsyncClient(headers=headers, timeout=120.0) as http:
-            session = await _open_session(http, url)
-            for spec in tool_specs():
-                for index, arguments in enumerate(fuzzed_arguments(input_schema(spec), per_tool, seed=index_seed(spec.name))):
-                    reply = await http.post(f"{url}/mcp", json=_call(index, spec.name, arguments), headers=session)
-                    row.inputs += 1
-                    row.http_5xx += reply.status_code >= 500
-                    row.crashes += "Traceback" in reply.text or str(settings.workspace) in reply.text
-            final = await http.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": "last", "method": "tools/list"}, headers=session)
-            row.crashes += final.status_code != 200
+            await asyncio.gather(*(session_loop(url, http, queue) for _ in range(size("FUZZ_HTTP_SESSIONS"))))
 
+    before = len(settings.audit_path.read_bytes().splitlines())
     with mlgate_http(settings) as url:
         asyncio.run(go(url))
+    row.lost = max(0, row.inputs - (len(settings.audit_path.read_bytes().splitlines()) - before))
     row.tampering = chain_broken(settings)
     return row
 
@@ -150,7 +182,7 @@ def fuzz_http(workspace: Path, settings: Settings, _: Path) -> Row:
 
 
 def load_suite(workspace: Path, settings: Settings, inputs: Path) -> Row:
-    clients, calls, runs = size("LOAD_CLIENTS", 8), size("LOAD_CALLS", 500), size("LOAD_RUNS", 4)
+    clients, calls, runs = size("LOAD_CLIENTS"), size("LOAD_CALLS"), size("LOAD_RUNS")
     dataset = load.prepare(workspace, inputs)
     answered = asyncio.run(load.run_load(workspace, settings, clients, calls, runs, dataset))
     found = load.load_problems(answered, settings, clients * calls + min(runs, clients))
@@ -168,7 +200,7 @@ def load_suite(workspace: Path, settings: Settings, inputs: Path) -> Row:
 
 def crash_audit(workspace: Path, settings: Settings, _: Path) -> Row:
     rng, acked, row = random.Random(1), [], Row("kill -9, audit appends")
-    for round_ in range(size("KILLS", 200)):
+    for round_ in range(size("KILLS_AUDIT")):
         acked += kill_after_or_count(row, workspace, "audit", f"r{round_}", rng.randint(1, 60))
         row.tampering += reopen_broken(workspace)
     row.lost = len(set(acked) - chained_units(workspace))
@@ -177,7 +209,7 @@ def crash_audit(workspace: Path, settings: Settings, _: Path) -> Row:
 
 def crash_import(workspace: Path, settings: Settings, _: Path) -> Row:
     rng, acked, row = random.Random(2), [], Row("kill -9, dataset imports")
-    for round_ in range(size("KILLS", 200)):
+    for round_ in range(size("KILLS_IMPORT")):
         acked += kill_after_or_count(row, workspace, "import", f"i{round_}", rng.randint(1, 3))
         row.tampering += reopen_broken(workspace)
     store = store_for(workspace)
@@ -244,6 +276,7 @@ def locked_problems(settings: Settings) -> int:
 
 
 SUITES = (fuzz_memory, fuzz_http, load_suite, crash_audit, crash_import, fault_suite)
+SUITE_BY_NAME: dict[str, Callable[[Path, Settings, Path], Row]] = {s.__name__: s for s in SUITES}
 HEADER = ("suite", "inputs tried", "crashes", "5xx", "lost records", "escapes", "detected tampering")
 
 
@@ -251,23 +284,60 @@ def print_table(rows: list[Row]) -> None:
     cells = [HEADER] + [(r.suite, r.inputs, r.crashes, r.http_5xx, r.lost, r.escapes, r.tampering) for r in rows]
     total = ("total", *(sum(r[i] for r in cells[1:]) for i in range(1, 7)))
     widths = [max(len(str(row[i])) for row in [*cells, total]) for i in range(7)]
-    for row in [*cells, total]:
-        print(" | ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True))))
+    for n, row in enumerate([*cells, total]):
+        print("| " + " | ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True))) + " |")
+        if n == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for r in rows:
-        if r.note:
-            print(f"{r.suite}: {r.note}")
+        print(f"{r.suite}: {r.seconds} s{'; ' + r.note.strip() if r.note.strip() else ''}")
 
 
-def main() -> None:
-    """Run every suite (MLGATE_REL_FAULTS=0 leaves out the storage faults); exit 1 if a figure is off."""
-    suites = [s for s in SUITES if s is not fault_suite or size("FAULTS", 1)]
-    rows = []
-    for suite in suites:
-        print(f"-- {suite.__name__}", flush=True)
-        rows.append(with_fresh_workspace(suite))
+def run_one(name: str, chosen_size: str) -> Row:
+    """One suite on a fresh workspace (the entry point of a --jobs worker process)."""
+    CHOSEN["size"] = chosen_size
+    quiet()
+    started = time.monotonic()
+    print(f"-- {name} started", flush=True)
+    row = with_fresh_workspace(SUITE_BY_NAME[name])
+    row.seconds = round(time.monotonic() - started)
+    print(f"-- {name} done in {row.seconds} s: {row}", flush=True)
+    return row
+
+
+def quiet() -> None:
+    """One line per HTTP request or MLflow migration would bury the table."""
+    for name in ("httpx", "httpx2", "mcp", "uvicorn", "uvicorn.access", "mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.reliability")
+    parser.add_argument("--size", choices=sorted(SIZES), default="full")
+    parser.add_argument("--suites", default=",".join(SUITE_BY_NAME), help="comma-separated suite names: " + ", ".join(SUITE_BY_NAME))
+    parser.add_argument("--jobs", type=int, default=1, help="suites run at once, each in its own process")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the chosen suites at the chosen size; print one table; exit 1 if a figure is off."""
+    args = arguments(sys.argv[1:] if argv is None else argv)
+    names = [n.strip() for n in args.suites.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SUITE_BY_NAME]
+    if unknown:
+        sys.exit(f"unknown suite(s) {unknown}; known: {', '.join(SUITE_BY_NAME)}")
+    print(f"bench.reliability --size {args.size}: {', '.join(f'{k}={size_of(args.size, k)}' for k in SIZES[args.size])}", flush=True)
+    if args.jobs > 1:
+        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            rows = list(pool.map(run_one, names, [args.size] * len(names)))
+    else:
+        rows = [run_one(name, args.size) for name in names]
     print_table(rows)
     if any(r.off() for r in rows):
         sys.exit(1)
+
+
+def size_of(chosen: str, name: str) -> int:
+    return int(os.environ.get(f"MLGATE_REL_{name}", str(SIZES[chosen][name])))
 
 
 if __name__ == "__main__":
