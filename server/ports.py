@@ -17,6 +17,7 @@ from server.redact import install_log_redaction
 from server.cas import CasStore
 from server.clock import SystemClock
 from server.dataset_registry import DatasetRegistry
+from server.detached_runs import DetachedRuns
 from server.environment import Environment
 from server.git import GitRepo
 from server.pr_providers import RunArtifacts, build_provider
@@ -52,6 +53,7 @@ class Ports:
     registry: Any = None  # model registry and alias history (server/registry.py)
     worktrees: Any = None  # temporary worktrees at past commits (server/worktree.py)
     test_queries: Any = None  # test-set query counts per dataset (server/test_queries.py)
+    detached: Any = None  # detached runs: launch, live count, reconcile, cancel (server/detached_runs.py)
 
 
 def build_ports(settings: Settings) -> Ports:
@@ -67,13 +69,15 @@ def build_ports(settings: Settings) -> Ports:
     ports.overrides = OverridesLog(settings.workspace)
     # adapters record the audit chain head as a witness (server/audit/witness.py); the chain is opened below
     witness = late_witness(ports)
-    ports.tracking = MlflowTracking(settings.mlflow_uri, settings.state_dir / "mlartifacts", clock=ports.clock, witness=witness)
+    ports.tracking = MlflowTracking.for_settings(settings, clock=ports.clock, witness=witness)
     ports.sandbox = SandboxLauncher.from_settings(settings)
     ports.rundirs = RunDirs(settings.state_dir / "runs")
     ports.environment = Environment(settings.workspace)
     training = policy_limits()["training"]
     ports.slots = RunSlots(int(training["max_concurrent_runs"]), str(training["when_busy"]))
     ports.audit = open_chain(settings, ports.clock)
+    ports.detached = DetachedRuns(settings, ports.audit, ports.tracking)
+    ports.slots.external = ports.detached.live_count  # a live detached worker holds a slot
     ports.prs = build_provider(settings, git, witness=witness)
     ports.run_artifacts = RunArtifacts(ports.tracking)
     ports.registry = ModelRegistry(ports.tracking, settings.state_dir / "registry", witness=witness)

@@ -275,7 +275,7 @@ def tracking_for(settings: Settings) -> Any:
     """The MLflow tracking adapter for a workspace (used where no server ports exist: the CLI)."""
     from server.tracking import MlflowTracking  # noqa: PLC0415
 
-    return MlflowTracking(settings.mlflow_uri, settings.state_dir / "mlartifacts")
+    return MlflowTracking.for_settings(settings)
 
 
 def build_provider(

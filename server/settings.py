@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from policies import Principal, Role
 
@@ -41,6 +41,33 @@ class SandboxLimits(BaseModel):
     nproc: int = Field(256, ge=16, description="RLIMIT_NPROC (processes + threads of the sandbox uid).")
     wall_clock_seconds: float = Field(3600, gt=0, description="Upper bound on a run's wall-clock time.")
     threads: int = Field(2, ge=1, le=64, description="OMP/MKL/OpenBLAS threads and library thread pools.")
+
+
+class RayExecutorSettings(BaseModel):
+    """Where and how runs go to a Ray cluster (server/ray_executor.py). The address is hashed in
+    the acknowledgement pin and never shown: it may carry credentials."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    address: str | None = Field(None, min_length=1, max_length=500, description="The cluster's address as ray.init takes it (host:port of the GCS, ray://host:port or auto).")
+    namespace: str = Field("mlgate", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Ray namespace of mlgate's tasks.")
+    num_cpus: float = Field(1, gt=0, le=1024, description="CPUs a run's task requests from Ray.")
+    num_gpus: float = Field(0, ge=0, le=64, description="GPUs a run's task requests from Ray (0: none; CUDA_VISIBLE_DEVICES follows Ray's assignment).")
+    scratch_dir: Path | None = Field(None, description="Where a worker makes a run's temporary directory; null: the worker's temp dir.")
+    connect_timeout_seconds: float = Field(30.0, gt=0, le=600, description="How long a probe of the workers may take.")
+
+
+class ExecutorSettings(BaseModel):
+    """Which backend runs the training child (server/executors.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    backend: Literal["local", "ray"] = "local"
+    ray: RayExecutorSettings = Field(default_factory=RayExecutorSettings)
+
+    @model_validator(mode="after")
+    def _ray_needs_an_address(self) -> ExecutorSettings:
+        if self.backend == "ray" and self.ray.address is None:
+            raise ValueError("executor.backend ray needs executor.ray.address")
+        return self
 
 
 class GitHubSettings(BaseModel):
@@ -80,6 +107,16 @@ def workspace_id(workspace: Path) -> str:
     return f"{name}-{hashlib.sha256(str(workspace).encode()).hexdigest()[:12]}"
 
 
+class TrackingSettings(BaseModel):
+    """Where a database-backed tracking store keeps artifacts, and how servers sharing one tracking
+    store tell a live run from an orphan (server/tracking_owners.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    artifact_root: str | None = Field(None, description="Artifact root for a database tracking_uri (postgresql://, mysql://, mssql://): a directory or URI outside the state dir; env MLGATE_TRACKING_ARTIFACT_ROOT.")
+    heartbeat_seconds: float = Field(30.0, gt=0, le=3600, description="How often a server refreshes the heartbeat tag of the runs it owns.")
+    stale_after_seconds: float = Field(600.0, gt=0, description="A RUNNING run of another host whose heartbeat is older than this is an orphan.")
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -91,7 +128,9 @@ class Settings(BaseModel):
     transport: str = "stdio"
     sandbox_mode: Literal["bwrap", "unconfined"] = "bwrap"
     sandbox: SandboxLimits = Field(default_factory=SandboxLimits)
+    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     tracking_uri: str | None = None
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     pull_requests: PullRequestSettings = Field(default_factory=PullRequestSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
@@ -129,7 +168,7 @@ def policy_limits() -> dict[str, Any]:
 # What the acknowledgement pin covers (server/acknowledgements.py): every setting that changes what
 # is governed or who may act. The rest is where things are (workspace, state_dir) or how the server
 # was reached (transport). A new Settings field must join one of the two tuples (a test checks).
-GOVERNED_SETTINGS = ("protected_ref", "local_principal", "local_role", "sandbox_mode", "sandbox", "tracking_uri", "http", "pull_requests", "audit")
+GOVERNED_SETTINGS = ("protected_ref", "local_principal", "local_role", "sandbox_mode", "sandbox", "executor", "tracking_uri", "tracking", "http", "pull_requests", "audit")
 UNGOVERNED_SETTINGS = ("workspace", "state_dir", "transport")
 
 
@@ -150,6 +189,8 @@ def load_settings(workspace: Path | str, **overrides: Any) -> Settings:
     values.update({field: os.environ[key] for key, field in ENV_KEYS.items() if os.environ.get(key)})
     if os.environ.get("MLGATE_AUDIT_SIGNING_KEY"):
         values["audit"] = {**(values.get("audit") or {}), "signing_key_path": os.environ["MLGATE_AUDIT_SIGNING_KEY"]}
+    if os.environ.get("MLGATE_TRACKING_ARTIFACT_ROOT"):
+        values["tracking"] = {**(values.get("tracking") or {}), "artifact_root": os.environ["MLGATE_TRACKING_ARTIFACT_ROOT"]}
     values.update({k: v for k, v in overrides.items() if v is not None})
     values["workspace"], values["state_dir"] = workspace, Path(values.get("state_dir") or state_dir).resolve()
     return Settings.model_validate(values)

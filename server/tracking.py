@@ -21,7 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from server.clock import SystemClock
-from server.liveness import OWNER_TAG_PREFIX, ProcessIdentity, owner_is_alive
+from server.liveness import OWNER_TAG_PREFIX, ProcessIdentity
+from server.tracking_owners import HEARTBEAT_TAG, PID_NS_TAG, Heartbeat, pid_namespace, run_owner_alive
+from server.tracking_store import artifact_root as configured_artifact_root
+from server.tracking_store import is_remote
 from tools.errors import GovernanceError, InvalidInput, NotFound
 from tools.provenance import canonical_json, stable_json
 from tools.redact import redact_text, redact_value
@@ -31,7 +34,6 @@ RUN_ID = re.compile(r"^[0-9a-f]{32}\Z")
 MLFLOW_KEY = re.compile(r"^[A-Za-z0-9_\-. /]{1,250}\Z")
 ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,120}\.json\Z")
 END_STATUSES = ("FINISHED", "FAILED", "KILLED")
-REMOTE_SCHEMES = ("http", "https", "databricks")
 MAX_PARAM_CHARS, MAX_TAG_CHARS, BATCH = 6000, 8000, 100
 END_REASON_TAG = "mlgate.end_reason"
 REDACTED_TAG = "mlgate.redacted_keys"
@@ -123,18 +125,32 @@ def run_record(run: Any) -> dict[str, Any]:
 
 
 class MlflowTracking:
-    """Tracking adapter over MlflowClient. `artifact_root` is used for local backends (sqlite, file);
-    a remote tracking server decides its own artifact store."""
+    """Tracking adapter over MlflowClient. `artifact_root` (a directory or a URI) is used for stores
+    the client writes directly (sqlite, file, a database); a tracking server decides its own.
+    While a run it started is RUNNING, a heartbeat thread refreshes its heartbeat tag every
+    `heartbeat_s` (server/tracking_owners.py); other hosts' runs count as orphans `stale_after_s`
+    after their last heartbeat."""
 
     def __init__(
-        self, tracking_uri: str, artifact_root: Path, *, clock: Any = None, owner: ProcessIdentity | None = None, witness: Callable[[], str] | None = None
-    ) -> None:
+        self, tracking_uri: str, artifact_root: Path | str, *, clock: Any = None, owner: ProcessIdentity | None = None, witness: Callable[[], str] | None = None,
+        heartbeat_s: float = 30.0, stale_after_s: float = 600.0,
+    ) -> None:  # fmt: skip
         self.tracking_uri = tracking_uri
         self._witness = witness
-        self.artifact_root = Path(artifact_root)
+        self.artifact_root = artifact_root
         self._clock = clock or SystemClock()
         self._owner = owner
         self._client_instance: Any = None
+        self._stale_after_ms = int(stale_after_s * 1000)
+        self.heartbeat = Heartbeat(lambda run_id: self.client.set_tag(run_id, HEARTBEAT_TAG, str(self._now_ms())), heartbeat_s)
+
+    @classmethod
+    def for_settings(cls, settings: Any, **kwargs: Any) -> MlflowTracking:
+        """The adapter for the settings' tracking store. Raises InvalidInput for a database URI
+        without an artifact root outside the state dir (server/tracking_store.py)."""
+        tracking = settings.tracking
+        root = configured_artifact_root(settings.mlflow_uri, tracking.artifact_root, settings.state_dir)
+        return cls(settings.mlflow_uri, root, heartbeat_s=tracking.heartbeat_seconds, stale_after_s=tracking.stale_after_seconds, **kwargs)
 
     @property
     def owner(self) -> ProcessIdentity:
@@ -152,14 +168,13 @@ class MlflowTracking:
     def _now_ms(self) -> int:
         return int(self._clock.now().timestamp() * 1000)
 
-    def _is_remote(self) -> bool:
-        return self.tracking_uri.split(":", 1)[0].lower() in REMOTE_SCHEMES
-
     def _artifact_location(self, name: str) -> str | None:
-        if self._is_remote():
+        if is_remote(self.tracking_uri):
             return None
         slug = re.sub(r"[^A-Za-z0-9_.\-]+", "_", name).strip("._") or "experiment"
-        location = self.artifact_root / slug
+        if isinstance(self.artifact_root, str):  # an object-store URI (s3://...): the store makes its "directories"
+            return f"{self.artifact_root.rstrip('/')}/{slug}"
+        location = Path(self.artifact_root) / slug
         location.mkdir(parents=True, exist_ok=True)
         return location.resolve().as_uri()
 
@@ -188,12 +203,13 @@ class MlflowTracking:
     def start_run(self, experiment_id: str, tags: Mapping[str, Any], *, run_name: str | None = None) -> str:
         """Create a RUNNING run tagged with `tags` and the owning server process. Returns its id."""
         clean, dropped = self._clean_tags(tags)
-        clean.update(self.owner.tags())
+        clean.update({**self.owner.tags(), PID_NS_TAG: pid_namespace(), HEARTBEAT_TAG: str(self._now_ms())})
         if self._witness is not None:
             clean[WITNESS_TAG] = self._witness()
         if dropped:
             clean[REDACTED_TAG] = ",".join(dropped)
         run = self.client.create_run(experiment_id, start_time=self._now_ms(), tags=clean, run_name=run_name)
+        self.heartbeat.add(run.info.run_id)
         return run.info.run_id
 
     def end_run(self, run_id: str, status: str, reason: str | None = None) -> None:
@@ -205,6 +221,7 @@ class MlflowTracking:
         if self._witness is not None:
             self.client.set_tag(run_id, WITNESS_END_TAG, self._witness())
         self.client.set_terminated(run_id, status=status, end_time=self._now_ms())
+        self.heartbeat.discard(run_id)
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """The run as a plain dict. Raises NotFound for a malformed or unknown run id."""
@@ -353,9 +370,10 @@ class MlflowTracking:
                 yield from page
 
     def reconcile_orphans(self, is_alive: Callable[[Mapping[str, str]], bool | None] | None = None) -> list[str]:
-        """Mark FAILED every RUNNING run whose owning server process is gone. Runs owned by another
-        host, or without owner tags, are left alone. Returns the ids of the runs it reconciled."""
-        alive = is_alive or (lambda tags: owner_is_alive(tags, self.owner))
+        """Mark FAILED every RUNNING run whose owning server process is gone: on this host by pid,
+        elsewhere by a stale heartbeat (server/tracking_owners.py); runs it cannot tell about are left
+        alone. Returns the ids of the runs it reconciled."""
+        alive = is_alive or (lambda tags: run_owner_alive(tags, self.owner, now_ms=self._now_ms(), stale_after_ms=self._stale_after_ms))
         reconciled = []
         for run in list(self._running_runs()):
             tags = run.data.tags
