@@ -23,7 +23,7 @@ INSTRUCTIONS = (
 
 # Each module exposes `SPEC` (a ToolSpec) or `SPECS`; run_experiment, open_pr and promote join
 # this list as they are built (their names are reserved in RESERVED_TOOL_NAMES).
-TOOL_MODULES: tuple[str, ...] = ("load_dataset", "propose_config_change", "run_experiment", "decide_approval", "open_pr", "promote", "reproduce", "rollback", "lifecycle", "list_runs", "get_run", "compare_runs", "check_drift", "query_reasoning", "cost_report")
+TOOL_MODULES: tuple[str, ...] = ("load_dataset", "propose_config_change", "run_experiment", "decide_approval", "open_pr", "promote", "reproduce", "rollback", "lifecycle", "list_runs", "get_run", "cancel_run", "compare_runs", "check_drift", "query_reasoning", "cost_report")
 RESERVED_TOOL_NAMES = ("load_dataset", "propose_config_change", "run_experiment", "open_pr", "promote")
 # Each module exposes `SPECS`: ResourceSpecs and PromptSpecs (resources/base.py), read-only; who may
 # read each is configs/policy.yaml `reads`.

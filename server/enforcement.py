@@ -114,7 +114,9 @@ class Enforcer:
         stage.name = "decide"
         verdict = evaluate(spec.rules, facts, ctx.config)
         dry_run = bool(getattr(request, "dry_run", False))
-        self._audit_decision(base, verdict, dry_run)
+        decided = self._audit_decision(base, verdict, dry_run)
+        # Which decision allowed the call: a detached run's worker executes only what it names.
+        ctx.audit_refs["decision"] = {"seq": decided.get("seq"), "hash": decided.get("hash"), "args_hash": base["args_hash"]}
         stage.decision = "allow" if verdict.allowed else "deny"
         if not verdict.allowed:
             stage.name = "on_deny" if spec.on_deny is not None and not dry_run else "preview"
@@ -136,9 +138,9 @@ class Enforcer:
 
         return await anyio.to_thread.run_sync(read)
 
-    def _append(self, record: Mapping[str, Any]) -> None:
+    def _append(self, record: Mapping[str, Any]) -> Mapping[str, Any]:
         try:
-            self._audit.append(record)
+            return self._audit.append(record) or {}
         except Exception as exc:  # noqa: BLE001 - whatever broke, nothing may run unrecorded
             reason = exc.reason if isinstance(exc, GovernanceError) else f"the audit chain could not record ({type(exc).__name__})"
             raise AuditFailed(reason, "an operator must run `mlgate audit verify` and repair the state directory", rule_id="audit.unavailable") from exc
@@ -166,12 +168,12 @@ class Enforcer:
         self._append({**base, "kind": "decision", "decision": "deny", "rule_ids": [exc.rule_id], "reason": exc.reason})
         return results.denial(Decision.deny(exc.rule_id, exc.reason, exc.remediation))
 
-    def _audit_decision(self, base: dict[str, Any], verdict: Verdict, dry_run: bool) -> None:
+    def _audit_decision(self, base: dict[str, Any], verdict: Verdict, dry_run: bool) -> Mapping[str, Any]:
         record = {**base, "kind": "decision", "decision": "allow" if verdict.allowed else "deny"}
         record["rule_ids"] = list(verdict.rule_ids)
         record["denied_by"] = [d.rule_id for d in verdict.denials]
         record["dry_run"] = dry_run
-        self._append(record)
+        return self._append(record)
 
     async def _deny(self, spec, request, facts, verdict: Verdict, ctx, base, dry_run: bool) -> CallToolResult:
         """on_deny and preview read and write files: they run off the event loop."""

@@ -48,7 +48,15 @@ class ProcessIdentity:
         return {f"{OWNER_TAG_PREFIX}{name}": str(getattr(self, name)) for name in OWNER_TAGS}
 
 
+def _is_zombie(pid: int) -> bool:
+    """An exited process not yet reaped by its parent still has a pid: it owns nothing any more."""
+    stat = _read(f"/proc/{pid}/stat")
+    return bool(stat) and stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
 def _pid_exists(pid: int) -> bool:
+    if _is_zombie(pid):
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from tools.base import CallContext
 from tools.baseline import fit_baseline
+from tools.detached_view import RESULT_ARTIFACT
 from tools.errors import GovernanceError, SandboxFailed
 from tools.experiment_report import finish_report, run_params, run_tags
 from tools.splits import SplitPlan, labels_from_target, plan_split
@@ -182,31 +183,78 @@ async def _train_all(ctx: CallContext, run_id: str, facts: dict[str, Any]) -> tu
     return plan, [results[s.name] for s in stages], data
 
 
-def _end_status(exc: BaseException) -> tuple[str, str]:
+PIN_KEYS = ("config_hash", "run_files_sha256", "feature_pipeline_hash", "git_commit")
+DETACHED_NEXT = "get_run(run_id) shows progress and status, and once FINISHED this call's full result; cancel_run(run_id) stops it"
+
+
+def _end_status(exc: BaseException, cancelled: str) -> tuple[str, str]:
     if isinstance(exc, anyio.get_cancelled_exc_class()):
-        return "KILLED", "cancelled by the client"
+        return "KILLED", cancelled
     if isinstance(exc, GovernanceError):
         return "FAILED", f"{exc.rule_id}: {exc.reason}"
     return "FAILED", f"internal error ({type(exc).__name__})"
 
 
-async def execute(request: Any, facts: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-    """Train and evaluate; returns the result payload. Raises GovernanceError on a failed run."""
-    ports = ctx.ports
+def detach_pins(facts: dict[str, Any]) -> dict[str, Any]:
+    """What must be the same when a detached worker starts as when the call was decided."""
+    provenance = facts["provenance"]
+    return {**{k: provenance.get(k) for k in PIN_KEYS}, "dataset_hash": facts["dataset"].manifest["content_hash"]}
 
+
+def _note_refs(ctx: CallContext, run_id: str, facts: dict[str, Any]) -> None:
+    ctx.audit_refs.update(run_id=run_id, commit=facts["provenance"]["git_commit"] or "", dataset_hash=facts["dataset"].manifest["content_hash"], sandbox_mode=facts["sandbox_mode"])
+
+
+async def _end(ctx: CallContext, run_id: str, status: str, reason: str | None = None) -> None:
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(ctx.ports.tracking.end_run, run_id, status, reason)
+
+
+async def train_and_finish(ctx: CallContext, experiment: str, run_id: str, facts: dict[str, Any], *, detached: bool = False) -> dict[str, Any]:
+    """Train every stage, evaluate, log, end the run FINISHED; a detached run also records the
+    result (RESULT_ARTIFACT) before it ends, for get_run. Any failure ends the run FAILED, a
+    cancellation KILLED, then is raised (GovernanceError for a failed run)."""
+    try:
+        plan, results, data = await _train_all(ctx, run_id, facts)
+        payload = await anyio.to_thread.run_sync(finish_report, ctx, experiment, run_id, plan, results, data)
+        if detached:
+            await anyio.to_thread.run_sync(ctx.ports.tracking.log_json_artifact, run_id, RESULT_ARTIFACT, payload)
+    except BaseException as exc:
+        await _end(ctx, run_id, *_end_status(exc, "cancelled through cancel_run" if detached else "cancelled by the client"))
+        raise
+    await anyio.to_thread.run_sync(ctx.ports.tracking.end_run, run_id, "FINISHED")
+    return payload
+
+
+def _waiting(ctx: CallContext) -> Any:
     async def waiting(message: str) -> None:
         await ctx.progress(0, None, message)
 
-    async with ports.slots.hold(waiting):
-        experiment, run_id = await _start(request, facts, ctx)
-        ctx.audit_refs.update(run_id=run_id, commit=facts["provenance"]["git_commit"] or "", dataset_hash=facts["dataset"].manifest["content_hash"], sandbox_mode=facts["sandbox_mode"])
+    return waiting
+
+
+async def _detach(request: Any, facts: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+    """Create the run, hand it to a detached worker, return at once (the run is RUNNING)."""
+    ports = ctx.ports
+    async with ports.slots.hold(_waiting(ctx)):
+        _experiment, run_id = await _start(request, facts, ctx)
+        _note_refs(ctx, run_id, facts)
+        arguments = request.model_dump(mode="json", exclude_unset=True)
         try:
-            plan, results, data = await _train_all(ctx, run_id, facts)
-            payload = await anyio.to_thread.run_sync(finish_report, ctx, experiment, run_id, plan, results, data)
+            call_id = await anyio.to_thread.run_sync(lambda: ports.detached.launch(
+                run_id=run_id, principal=ctx.principal, transport=ctx.transport, arguments=arguments, decision=ctx.audit_refs["decision"], pins=detach_pins(facts)))
         except BaseException as exc:
-            status, reason = _end_status(exc)
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(ports.tracking.end_run, run_id, status, reason)
+            await _end(ctx, run_id, *_end_status(exc, "cancelled by the client"))
             raise
-        await anyio.to_thread.run_sync(ports.tracking.end_run, run_id, "FINISHED")
-    return payload
+    return {"run_id": run_id, "status": "RUNNING", "detached": True, "call_id": call_id, "next": DETACHED_NEXT}
+
+
+async def execute(request: Any, facts: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+    """Train and evaluate; returns the result payload (with detach: the RUNNING run at once).
+    Raises GovernanceError on a failed run."""
+    if getattr(request, "detach", False):
+        return await _detach(request, facts, ctx)
+    async with ctx.ports.slots.hold(_waiting(ctx)):
+        experiment, run_id = await _start(request, facts, ctx)
+        _note_refs(ctx, run_id, facts)
+        return await train_and_finish(ctx, experiment, run_id, facts)

@@ -36,6 +36,10 @@ class RunExperimentInput(StrictInput):
     config: Annotated[dict[str, JsonValue], Field(min_length=1, max_length=MAX_CHANGES)] | None = Field(None, description=CONFIG_DOC)
     reasoning: ReasoningConfig | None = Field(None, description="Why this run (required for agents); omitted: configs/reasoning.yaml.")
     dry_run: bool = Field(False, description="Run every check (config, standards, dataset integrity, sandbox) and start nothing.")
+    detach: bool = Field(False, description=(
+        "Return the run id at once (status RUNNING) after the same checks, and train in a worker that outlives this call, the client "
+        "session and the server: for runs longer than the client waits for a tool (Codex: 60 s). Follow with get_run(run_id) "
+        "(progress, status, and the full result once FINISHED); stop with cancel_run(run_id)."))
     tokens_used: int | None = Field(None, ge=0, le=10**12, description="Tokens the agent spent on this experiment (logged, Tier 3).")
     estimated_cost: float | None = Field(None, ge=0, le=10**7, description="Estimated cost in the operator's currency (logged, Tier 3).")
     agent_model: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:/@ -]+$", description="Model of the calling agent (logged, Tier 3).")
@@ -139,7 +143,8 @@ SPEC = ToolSpec(
         "validation metrics (out-of-fold) with 95% confidence intervals, baseline metrics, metric_delta against the "
         "best prior run, outcome (confirmed/neutral/negative) and a gate receipt, all on validation rows: the test "
         "set is sealed (logged for human reviewers; promote checks its gates and says PASS or FAIL). Progress is "
-        "reported per fold/epoch; cancelling kills the training child. Use dry_run to check a config without training."
+        "reported per fold/epoch; cancelling kills the training child. Use dry_run to check a config without training, "
+        "detach for a run that may outlast the client's tool timeout (then get_run / cancel_run)."
     ),
     input_model=RunExperimentInput,
     rules=tuple(_RULES[r] for r in RULE_IDS),

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from tools.detached_view import RESULT_ARTIFACT, detached_view, is_detached
 from tools.evaluation import LOWER_IS_BETTER, METRICS
 from tools.experiment_report import RUN_KIND_TAG
 from tools.model_card import PROVENANCE
@@ -174,7 +175,10 @@ def detail(run: Mapping[str, Any], experiment: str, primary: str, artifacts: lis
 def load_detail(tracking: Runs, run_artifacts: JsonArtifacts | None, run: Mapping[str, Any], experiment: str, primary: str, reveal: bool = False) -> dict[str, Any]:
     """`detail` with the run's artifact list and evaluation report read from MLflow (blocking)."""
     report = run_artifacts.read_json(run["run_id"], REPORT_ARTIFACT) if run_artifacts is not None else None
-    return detail(run, experiment, primary, tracking.list_artifacts(run["run_id"]), report if isinstance(report, Mapping) else None, reveal)
+    view = detail(run, experiment, primary, tracking.list_artifacts(run["run_id"]), report if isinstance(report, Mapping) else None, reveal)
+    # A detached run: its progress, and once FINISHED the result its call would have returned.
+    finished = run_artifacts is not None and is_detached(run) and run["status"] == "FINISHED"
+    return view | detached_view(run, run_artifacts.read_json(run["run_id"], RESULT_ARTIFACT) if finished else None)
 
 
 def lower_is_better(metric: str) -> bool:

@@ -1,0 +1,45 @@
+"""Rules of cancel_run: who may stop a detached run, and which runs can be stopped.
+
+Facts are a mapping gathered by tools/cancel_run.py:
+
+    principal     Principal: who asks
+    run           {run_id, status, started_by, detached}: the run to cancel (started_by: the
+                  principal tag it was started with; detached: whether it has a detached worker)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from policies.decision import Decision, rule
+
+SOURCE = "issue 12: detached long runs (cancel_run)"
+
+
+@rule(
+    "cancel.own_run",
+    source=SOURCE,
+    description="An agent cancels only the runs it started; a human or operator may cancel any run of the project.",
+)
+def own_run(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
+    principal, run = facts["principal"], facts["run"]
+    if principal.is_human:
+        return Decision.allow("cancel.own_run", f"{principal.role} {principal.name} may cancel any run of the project")
+    if run.get("started_by") == principal.name:
+        return Decision.allow("cancel.own_run", f"{principal.name} started this run")
+    return Decision.deny("cancel.own_run", f"run {run.get('run_id')} was started by another principal", "ask a human to cancel it, or cancel a run you started")
+
+
+@rule(
+    "cancel.detached_running",
+    source=SOURCE,
+    description="Only a RUNNING run started with run_experiment(detach=true) is cancelled by cancel_run; a run inside a call is stopped by cancelling that call.",
+)
+def detached_running(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
+    run = facts["run"]
+    if run.get("status") != "RUNNING":
+        return Decision.deny("cancel.detached_running", f"run {run.get('run_id')} is {run.get('status')}, not RUNNING", "nothing to cancel; get_run shows how it ended")
+    if not run.get("detached"):
+        return Decision.deny("cancel.detached_running", f"run {run.get('run_id')} was not started detached", "cancel the run_experiment call that is training it (the client's cancel)")
+    return Decision.allow("cancel.detached_running", "the run is RUNNING in a detached worker")

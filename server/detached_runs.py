@@ -1,0 +1,188 @@
+"""Detached runs, server side: launch a worker, count and reconcile live ones, cancel one.
+
+`run_experiment(detach=true)` is decided, audited and started (its MLflow run created) by the
+server as any call is; the training then runs in a worker process of its own (`python -m
+server.detached`, server/detached.py) started in a new session, so it outlives the client's session
+and the server process itself: a stdio server exits with its client, and an HTTP session ending
+cancels only the calls still in flight. A thread of the server reaps the worker when it exits.
+
+What the worker executes is written to `<state_dir>/detached/<call_id>.json` and vouched for by a
+`detached_run accepted` record in the audit chain (server/detached_vouch.py) naming the request's
+SHA-256 and the allow decision of the call. `<call_id>.owner.json` names the worker process
+(server/liveness.py identity); the worker removes it when it ends. Its MLflow run carries the same
+identity as owner tags, so `reconcile_orphans` of any later server tells a live worker from a dead
+one. A live worker holds a run slot (server/slots.py counts them); a dead one's run is ended FAILED
+with a reason, audited, and its slot released (`reconcile`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from server.files import write_atomic
+from server.liveness import ProcessIdentity, owner_is_alive
+from server.settings import PACKAGE_ROOT, Settings
+from server.detached_vouch import CALL_ID, EVENT_KIND, request_sha256
+from tools.detached_view import CALL_TAG
+
+WORKER_MODULE = "server.detached"
+POLL_S = 0.05
+
+
+def request_bytes(document: Mapping[str, Any]) -> bytes:
+    """The request file's bytes: canonical JSON, so its SHA-256 is stable."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+class DetachedRuns:
+    """The detached runs of one workspace (state dir). Blocking; async callers use a thread."""
+
+    def __init__(self, settings: Settings, audit: Any, tracking: Any) -> None:
+        self.settings = settings
+        self.root = settings.state_dir / "detached"
+        self._audit, self._tracking = audit, tracking
+        self._exit_listeners: list[Callable[[str], None]] = []
+
+    # --- paths ------------------------------------------------------------------------------------
+
+    def request_path(self, call_id: str) -> Path:
+        return self.root / f"{call_id}.json"
+
+    def owner_path(self, call_id: str) -> Path:
+        return self.root / f"{call_id}.owner.json"
+
+    def log_path(self, call_id: str) -> Path:
+        return self.root / f"{call_id}.log"
+
+    def on_exit(self, listener: Callable[[str], None]) -> None:
+        """`listener(run_id)` is called (in a thread) when a worker this server started exits."""
+        self._exit_listeners.append(listener)
+
+    # --- launching --------------------------------------------------------------------------------
+
+    def launch(self, *, run_id: str, principal: Any, transport: str, arguments: Mapping[str, Any], decision: Mapping[str, Any], pins: Mapping[str, Any]) -> str:
+        """Record the request, chain its `accepted` record, start the worker; returns the call id.
+        Raises IntegrityError when the chain cannot record (nothing is started then)."""
+        call_id = secrets.token_hex(16)
+        who = {"name": principal.name, "role": principal.role, "credential": getattr(principal, "credential", None)}
+        document = {"call_id": call_id, "run_id": run_id, "principal": who, "transport": transport, "arguments": dict(arguments),
+                    "pins": dict(pins), "settings": self.settings.model_dump(mode="json")}  # fmt: skip
+        data = request_bytes(document)
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_atomic(self.request_path(call_id), data, mode=0o600)
+        self._audit.append({"kind": EVENT_KIND, "event": "accepted", "call_id": call_id, "run_id": run_id, "request_sha256": request_sha256(data),
+                            "args_hash": decision["args_hash"], "decision_seq": decision["seq"], "decision_hash": decision["hash"],
+                            "principal": principal.name, "role": principal.role, "transport": transport})  # fmt: skip
+        self._tracking.set_tags(run_id, {CALL_TAG: call_id})
+        process = self._spawn(call_id)
+        identity = ProcessIdentity.of(process.pid)
+        write_atomic(self.owner_path(call_id), request_bytes({"call_id": call_id, "run_id": run_id, "tags": identity.tags()}), mode=0o600)
+        self._tracking.set_tags(run_id, identity.tags())  # the worker owns the run from now on
+        heartbeat = getattr(self._tracking, "heartbeat", None)
+        if heartbeat is not None:
+            heartbeat.discard(run_id)  # ... and keeps its heartbeat fresh
+        threading.Thread(target=self._reap, args=(process, run_id), name=f"mlgate-detached-{call_id[:8]}", daemon=True).start()
+        return call_id
+
+    def _spawn(self, call_id: str) -> subprocess.Popen:
+        argv = [sys.executable, "-m", WORKER_MODULE, "--state-dir", str(self.settings.state_dir), call_id]
+        with self.log_path(call_id).open("ab") as log:
+            # A new session: the client's terminal, the server's exit and its signals do not reach it.
+            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=PACKAGE_ROOT, start_new_session=True, close_fds=True)
+
+    def _reap(self, process: subprocess.Popen, run_id: str) -> None:
+        process.wait()
+        for listener in list(self._exit_listeners):
+            try:
+                listener(run_id)
+            except Exception:  # noqa: BLE001, S110 - a notification that fails changes nothing of the run
+                pass
+
+    # --- the live ones ----------------------------------------------------------------------------
+
+    def owners(self) -> list[dict[str, Any]]:
+        """Every owner file: `{call_id, run_id, tags}` (unreadable ones skipped)."""
+        found = []
+        for path in sorted(self.root.glob("*.owner.json")) if self.root.is_dir() else []:
+            try:
+                owner = json.loads(path.read_bytes())
+            except (OSError, ValueError):
+                continue
+            if isinstance(owner, dict) and CALL_ID.match(str(owner.get("call_id"))) and isinstance(owner.get("tags"), dict):
+                found.append(owner)
+        return found
+
+    def _alive(self, owner: Mapping[str, Any]) -> bool | None:
+        return owner_is_alive(owner["tags"], ProcessIdentity.of(os.getpid()))
+
+    def live_count(self) -> int:
+        """Detached runs whose worker is alive (a worker never counts itself)."""
+        me = str(os.getpid())
+        return sum(1 for o in self.owners() if self._alive(o) is not False and o["tags"].get("mlgate.server.pid") != me)
+
+    def reconcile(self) -> list[str]:
+        """End FAILED, with a reason, each RUNNING detached run whose worker is dead; its slot is
+        released. Returns the reconciled run ids."""
+        reconciled = []
+        for owner in self.owners():
+            if self._alive(owner) is False and self.settle(owner, "FAILED", f"its detached worker (pid {owner['tags'].get('mlgate.server.pid')}) exited without ending the run"):
+                reconciled.append(owner["run_id"])
+        return reconciled
+
+    def settle(self, owner: Mapping[str, Any], status: str, reason: str) -> bool:
+        """End the run of a dead worker (if still RUNNING), audit it, remove its owner file.
+        Returns whether the run was still RUNNING."""
+        run_id, call_id = str(owner["run_id"]), str(owner["call_id"])
+        running = self._tracking.get_run(run_id)["status"] == "RUNNING"
+        if running:
+            self._tracking.end_run(run_id, status, f"{reason}; reconciled by pid {os.getpid()}")
+            self._audit.append({"kind": EVENT_KIND, "event": "reconciled", "call_id": call_id, "run_id": run_id, "status": status, "reason": reason})
+        self.owner_path(call_id).unlink(missing_ok=True)
+        return running
+
+    # --- cancelling -------------------------------------------------------------------------------
+
+    def cancel(self, call_id: str, grace_s: float) -> str:
+        """Stop the worker of `call_id` (SIGTERM: it cancels training, the sandbox kills the child,
+        the run ends KILLED; SIGKILL to its session after `grace_s`). Returns how it went:
+        "cancelled", "killed" or "not_running". Raises ValueError for a malformed call id."""
+        if not CALL_ID.match(call_id):
+            raise ValueError("malformed call id")
+        owner = next((o for o in self.owners() if o["call_id"] == call_id), None)
+        if owner is None or self._alive(owner) is not True:
+            if owner is not None:
+                self.settle(owner, "KILLED", "cancelled; its detached worker had already exited")
+            return "not_running"
+        pid = int(owner["tags"]["mlgate.server.pid"])
+        os.kill(pid, signal.SIGTERM)
+        if self._wait_dead(owner, grace_s):
+            return "cancelled"
+        _kill_session(pid)
+        self._wait_dead(owner, grace_s)
+        self.settle(owner, "KILLED", "cancelled; its detached worker did not stop in time and was killed")
+        return "killed"
+
+    def _wait_dead(self, owner: Mapping[str, Any], timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while self._alive(owner) is True:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(POLL_S)
+        return True
+
+
+def _kill_session(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)  # the worker leads its own session and group
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,118 @@
+"""What a detached worker does with a vouched request (server/detached.py explains the design).
+
+`Work.open` builds the worker's own ports from the settings the request carries (vouched with it),
+records `started` in the audit chain and takes over the run's heartbeat. `run` gathers the facts
+again, decides run_experiment's rules again, checks that the pins are the ones decided, trains
+and reports exactly as a non-detached call (tools/experiment_runner.train_and_finish), and returns
+the status the run ended with. Progress goes to the run's tags, where get_run reads it. `close`
+records `ended` and gives the run slot back (the owner file goes).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from policies import Principal, evaluate
+from server.detached_vouch import EVENT_KIND, Vouched
+from server.ports import Ports, build_ports
+from server.settings import Settings
+from tools.base import CallContext
+from tools.detached_view import PROGRESS_TAGS
+from tools.errors import GovernanceError, PolicyDenied
+from tools.experiment_runner import detach_pins, train_and_finish
+from tools.run_experiment import SPEC, RunExperimentInput
+
+
+
+class TagProgress:
+    """Progress as run tags (done, total, message): what get_run shows of a detached run."""
+
+    def __init__(self, tracking: Any, run_id: str) -> None:
+        self._tracking, self._run_id = tracking, run_id
+
+    async def report(self, done: float, total: float | None, message: str | None) -> None:
+        values = dict(zip(PROGRESS_TAGS, (done, "" if total is None else total, message or ""), strict=True))
+        await anyio.to_thread.run_sync(self._tracking.set_tags, self._run_id, values)
+
+
+@dataclass
+class Work:
+    vouched: Vouched
+    ports: Ports
+    ctx: CallContext
+    run_id: str
+    reason: str | None = field(default=None)
+
+    @classmethod
+    def open(cls, vouched: Vouched) -> Work:
+        """Raises IntegrityError when the audit chain cannot record `started` (nothing runs then)."""
+        document = vouched.document
+        ports = build_ports(Settings.model_validate(document["settings"]))
+        who, run_id = document["principal"], document["run_id"]
+        principal = Principal(who["name"], who["role"], who.get("credential"))
+        ctx = CallContext(principal=principal, transport=str(document["transport"]), ports=ports, progress=TagProgress(ports.tracking, run_id).report)
+        ports.audit.append({"kind": EVENT_KIND, "event": "started", "call_id": document["call_id"], "run_id": run_id, "pid": os.getpid()})
+        heartbeat = getattr(ports.tracking, "heartbeat", None)
+        if heartbeat is not None:
+            heartbeat.add(run_id)
+        return cls(vouched, ports, ctx, run_id)
+
+    def _decide(self, request: RunExperimentInput) -> dict[str, Any]:
+        """The facts, gathered and decided again. Raises GovernanceError when the rules deny now or
+        the workspace changed since the call was decided."""
+        self.ctx.config = self.ports.standards.policy_config()
+        facts = SPEC.gather(request, self.ctx)
+        verdict = evaluate(SPEC.rules, facts, self.ctx.config)
+        if not verdict.allowed:
+            decision = verdict.deciding
+            raise PolicyDenied(decision.reason, decision.remediation, rule_id=decision.rule_id)
+        if detach_pins(facts) != self.vouched.document["pins"]:
+            raise PolicyDenied("the workspace changed between the call and the start of its run (config, features.py, dataset or commit)",
+                               "call run_experiment again", rule_id="detached.unchanged")  # fmt: skip
+        return facts
+
+    async def run(self) -> str:
+        """Train; the status the run ended with. Cancellation (SIGTERM) ends it KILLED and is raised."""
+        try:
+            request = RunExperimentInput.model_validate(self.vouched.document["arguments"])
+            facts = await anyio.to_thread.run_sync(self._decide, request)
+            experiment = (await anyio.to_thread.run_sync(self.ports.tracking.get_run, self.run_id))["experiment_id"]
+        except BaseException as exc:
+            return await self._refused(exc)
+        self.ctx.audit_refs.update(run_id=self.run_id)
+        try:
+            await train_and_finish(self.ctx, experiment, self.run_id, facts, detached=True)
+        except Exception as exc:  # noqa: BLE001 - train_and_finish ended the run FAILED; the record names the rule or the type
+            self.reason = _reason(exc)
+            return "FAILED"
+        return "FINISHED"
+
+    async def _refused(self, exc: BaseException) -> str:
+        """End the run before training started: FAILED with the reason, or KILLED (then raised)."""
+        cancelled = isinstance(exc, anyio.get_cancelled_exc_class())
+        status, self.reason = ("KILLED", "cancelled through cancel_run") if cancelled else ("FAILED", _reason(exc))
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self.ports.tracking.end_run, self.run_id, status, self.reason)
+        if not isinstance(exc, Exception):
+            raise exc
+        return status
+
+    def close(self, status: str) -> None:
+        """Record how the run ended and give its slot back."""
+        document = self.vouched.document
+        record = {"kind": EVENT_KIND, "event": "ended", "call_id": document["call_id"], "run_id": self.run_id, "status": status}
+        if status == "KILLED":
+            self.reason = "cancelled through cancel_run"
+        try:
+            self.ports.audit.append({**record, **({"reason": self.reason} if self.reason else {})})
+        finally:
+            (self.ports.settings.state_dir / "detached" / f"{document['call_id']}.owner.json").unlink(missing_ok=True)
+            self.ports.audit.close()
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{exc.rule_id}: {exc.reason}" if isinstance(exc, GovernanceError) else f"internal error ({type(exc).__name__})"

@@ -1,0 +1,16 @@
+"""cancel.own_run and cancel.detached_running: who may cancel a detached run, and which runs."""
+
+from policies import Principal
+from tests.policies.cases import RuleCase
+
+AGENT, OTHER, HUMAN = Principal("codex", "agent"), Principal("claude", "agent"), Principal("risk-officer", "human")
+RUN = {"run_id": "a" * 32, "status": "RUNNING", "started_by": "codex", "detached": True}
+
+CASES = [
+    RuleCase("cancel.own_run", "allow", {"principal": AGENT, "run": RUN}, name="agent_cancels_its_own_run"),
+    RuleCase("cancel.own_run", "allow", {"principal": HUMAN, "run": RUN}, name="human_cancels_any_run"),
+    RuleCase("cancel.own_run", "deny", {"principal": OTHER, "run": RUN}, name="agent_cancels_another_agents_run"),
+    RuleCase("cancel.detached_running", "allow", {"principal": AGENT, "run": RUN}, name="running_detached"),
+    RuleCase("cancel.detached_running", "deny", {"principal": AGENT, "run": {**RUN, "status": "FINISHED"}}, name="already_finished"),
+    RuleCase("cancel.detached_running", "deny", {"principal": AGENT, "run": {**RUN, "detached": False}}, name="run_inside_a_call"),
+]

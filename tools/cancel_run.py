@@ -1,0 +1,67 @@
+"""cancel_run: stop a detached run (run_experiment detach=true) of this project.
+
+The run's worker gets SIGTERM: training is cancelled, the sandbox launcher kills the training child,
+and the worker ends the MLflow run KILLED and records `ended` in the audit chain. A worker that does
+not stop within `training.cancel_grace_seconds` (configs/policy.yaml) is killed with its session
+and its run ended KILLED by the server. A run inside a live call is stopped by cancelling that call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+from pydantic import Field
+
+from policies.registry import load_all
+from tools.base import CallContext, StrictInput, ToolSpec
+from tools.detached_view import CALL_TAG
+from tools.run_views import RUN_ID_PATTERN, experiment_of
+
+DEFAULT_GRACE_S = 30.0
+
+
+class CancelRunInput(StrictInput):
+    run_id: str = Field(description="MLflow run id (32 lowercase hex) of a RUNNING detached run, as run_experiment(detach=true) returned it.", pattern=RUN_ID_PATTERN)
+    dry_run: bool = Field(False, description="Check who may cancel and whether the run can be cancelled; stop nothing.")
+
+
+def gather(request: CancelRunInput, ctx: CallContext) -> dict[str, Any]:
+    """The run and who started it. Raises NotFound for an unknown run id (a deny)."""
+    tracking, standards = ctx.ports.tracking, ctx.config["standards"]
+    run = tracking.get_run(request.run_id)
+    tags = run.get("tags") or {}
+    summary = {"run_id": run["run_id"], "status": run["status"], "started_by": tags.get("principal"), "detached": bool(tags.get(CALL_TAG))}
+    return {"principal": ctx.principal, "experiment": experiment_of(tracking, standards), "runs": [run], "run": summary, "call_id": tags.get(CALL_TAG)}
+
+
+async def execute(request: CancelRunInput, facts: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+    """Stop the worker and wait for it; returns the run's final status."""
+    ports, run_id = ctx.ports, request.run_id
+    ctx.audit_refs.update(run_id=run_id)
+    grace = float((ctx.config.get("policy") or {}).get("training", {}).get("cancel_grace_seconds", DEFAULT_GRACE_S))
+    how = await anyio.to_thread.run_sync(ports.detached.cancel, str(facts["call_id"]), grace)
+    run = await anyio.to_thread.run_sync(ports.tracking.get_run, run_id)
+    return {"run_id": run_id, "status": run["status"], "cancelled": how, "end_reason": (run.get("tags") or {}).get("mlgate.end_reason")}
+
+
+def preview(request: CancelRunInput, facts: dict[str, Any]) -> dict[str, Any]:
+    return {"run_id": request.run_id, "status": facts["run"]["status"], "would": "cancel the run's detached worker (the run ends KILLED)"}
+
+
+_RULES = load_all()
+SPEC = ToolSpec(
+    name="cancel_run",
+    title="Cancel a detached run",
+    description=(
+        "Stop a RUNNING run started with run_experiment(detach=true): the training child is killed and the MLflow run ends "
+        "KILLED (audited). Agents cancel only runs they started; humans and operators any run of the project. Returns the "
+        "run's final status. Use dry_run to check without stopping anything."
+    ),
+    input_model=CancelRunInput,
+    rules=(_RULES["role.known"], _RULES["runs.same_project"], _RULES["cancel.own_run"], _RULES["cancel.detached_running"]),
+    gather=gather,
+    execute=execute,
+    preview=preview,
+    destructive=True,
+)
