@@ -64,7 +64,7 @@ def protected_attributes_excluded(facts: Mapping[str, Any], config: Mapping[str,
 @rule(
     "training.effective_batch_size",
     source=SOURCE,
-    description="torch runs declare batch_size and grad_accum_steps; their product is the effective batch size.",
+    description="torch runs declare batch_size (or auto) and grad_accum_steps; their product is the effective batch size.",
 )
 def effective_batch_size(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
     model = facts["config"]["model"]
@@ -75,10 +75,13 @@ def effective_batch_size(facts: Mapping[str, Any], config: Mapping[str, Any]) ->
     declared = params.get("effective_batch_size", None)
     if isinstance(batch, int) and isinstance(accum, int) and batch > 0 and accum > 0 and declared in (None, batch * accum):
         return Decision.allow("training.effective_batch_size", f"effective batch size {batch * accum}")
+    # auto: the child picks the batch for its device (training.spec) and reports the size it used.
+    if batch == "auto" and isinstance(accum, int) and accum > 0 and declared is None:
+        return Decision.allow("training.effective_batch_size", f"batch_size auto (per device) x {accum}")
     return Decision.deny(
         "training.effective_batch_size",
         f"batch_size={batch}, grad_accum_steps={accum}, effective_batch_size={declared} do not agree",
-        "set positive integers batch_size and grad_accum_steps; effective_batch_size, if given, must be their product",
+        "set batch_size (a positive integer or auto) and a positive integer grad_accum_steps; effective_batch_size, if given, must be their product",
     )
 
 

@@ -4,7 +4,7 @@ A child's result.json is written by the process that imported features.py, and i
 MLflow params the agent reads (hardware, timings): free text or full-precision numbers there are a
 channel out of the sandbox. So library versions come from the server's own environment (the child
 runs the server's interpreter and venv), a GPU name only when the host has a GPU of that name, the
-effective batch size only when it is the spec's, and durations and memory to METRIC_DIGITS
+batch sizes only when they are the spec's, and durations and memory to METRIC_DIGITS
 significant digits.
 """
 
@@ -37,18 +37,22 @@ def host_gpu_names() -> frozenset[str]:
     return frozenset(names)
 
 
-def _expected_batch(spec: RunSpec | None) -> int | None:
-    return spec.model.params.effective_batch_size if spec is not None and spec.model.type == "torch_mlp" else None
+def _expected_batch(spec: RunSpec | None, device: str) -> tuple[int | None, int | None]:
+    """(batch_size, effective batch size) the spec means on `device` (batch_size auto: per device)."""
+    if spec is None or spec.model.type != "torch_mlp":
+        return None, None
+    return spec.model.params.batch_size_on(device), spec.model.params.effective_batch_size_on(device)
 
 
 def vouched(result: SuccessResult, spec: RunSpec | None) -> SuccessResult:
     """The child's success facts with every exported field replaced or bounded by the server."""
-    batch = _expected_batch(spec)
+    batch, effective = _expected_batch(spec, result.device)
     peak = result.peak_gpu_memory_bytes
     return result.model_copy(update={
         **{name: significant(getattr(result, name)) for name in SECONDS_FIELDS},
         "library_versions": host_library_versions(),
         "gpu_name": result.gpu_name if result.gpu_name in host_gpu_names() else None,
-        "effective_batch_size": batch if result.effective_batch_size == batch else None,
+        "batch_size": batch if result.batch_size == batch else None,
+        "effective_batch_size": effective if result.effective_batch_size == effective else None,
         "peak_gpu_memory_bytes": None if peak is None else int(significant(float(peak))),
     })

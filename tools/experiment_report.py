@@ -147,7 +147,7 @@ def _hardware(results: list[Any], ctx: CallContext) -> dict[str, Any]:
     final = next(r for r in results if r.stage.name == "final").child
     host = ctx.ports.environment.hardware()
     return {**host, "device": final.device, "gpu_name": final.gpu_name, "peak_gpu_memory_bytes": final.peak_gpu_memory_bytes,
-            "effective_batch_size": final.effective_batch_size, "library_versions": final.library_versions}
+            "batch_size": final.batch_size, "effective_batch_size": final.effective_batch_size, "library_versions": final.library_versions}
 
 
 def _timings(results: list[Any]) -> dict[str, float]:

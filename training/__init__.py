@@ -34,8 +34,10 @@ Run-directory contract (the server writes inputs/, the child writes outputs/)
                          passes on only steps 1..total in order and allowlisted, rounded metrics.
     result.json          training.contract.SuccessResult: {"status": "ok", "train_seconds",
                          "predict_seconds", "inference_latency_ms_per_row", "wall_seconds", "device",
-                         "gpu_name", "peak_gpu_memory_bytes" (torch on CUDA), "effective_batch_size"
-                         (torch: batch_size x grad_accum_steps, asserted per optimizer step),
+                         "gpu_name", "peak_gpu_memory_bytes" (torch on CUDA), "batch_size" (torch:
+                         rows per micro-batch used; "auto" resolves per device, training.spec),
+                         "effective_batch_size" (torch: batch_size x grad_accum_steps, asserted
+                         per optimizer step),
                          "library_versions", "n_features", "feature_names", "n_train_rows",
                          "n_eval_rows", "details": {"model_format", "threads", ...}}
                          or on failure training.contract.ErrorResult {"status": "error",

@@ -1,10 +1,17 @@
-"""xgboost (hist), trained with the native API so progress can be reported per chunk of rounds."""
+"""xgboost (hist), trained with the native API so progress can be reported per chunk of rounds.
+
+On CUDA (device auto or cuda, with a GPU in the sandbox) the same hist method runs on the GPU
+(`device: cuda`). Its histograms are summed with pre-rounding, so a fixed seed gives bit-identical
+trees on the same GPU model, driver and xgboost version; CPU and GPU trees differ from each other.
+"""
 
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -36,7 +43,8 @@ from training.outputs import ProgressWriter
 from training.spec import RunSpec, XGBoostParams, boosting_chunk
 
 MODEL_FILE = "model.json"
-NVIDIA_CONTROL_DEVICE = Path("/dev/nvidiactl")
+DEV = Path("/dev")
+NVIDIA_CONTROL_DEVICE = "nvidiactl"
 
 
 class ChunkProgress(xgb.callback.TrainingCallback):
@@ -67,18 +75,30 @@ def booster_params(params: XGBoostParams, seed: int, device: str) -> dict[str, A
     }
 
 
-def select_device(requested: str) -> str:
-    """CUDA only when asked for explicitly: CPU and GPU histograms give different trees."""
-    if requested != "cuda":
+def cuda_visible(environ: Mapping[str, str] = os.environ, dev: Path = DEV) -> bool:
+    """A CUDA device the child may use: NVIDIA device nodes bound into the sandbox, not hidden by
+    CUDA_VISIBLE_DEVICES, and an xgboost built with CUDA. Checked without initialising CUDA."""
+    if environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
+        return False
+    nodes = (dev / NVIDIA_CONTROL_DEVICE).exists() and any(dev.glob("nvidia[0-9]*"))
+    return nodes and bool(xgb.build_info().get("USE_CUDA"))
+
+
+def select_device(requested: str, cuda_available: bool) -> str:
+    """cuda when asked (or auto) and visible, cpu otherwise; raises DeviceError for cuda without one.
+    CPU and GPU histograms give different trees, so the device used is reported with the run."""
+    if requested == "cpu":
         return "cpu"
-    if not NVIDIA_CONTROL_DEVICE.exists():
+    if cuda_available:
+        return "cuda"
+    if requested == "cuda":
         raise DeviceError("device cuda requested but no NVIDIA device is visible in the sandbox")
-    return "cuda"
+    return "cpu"
 
 
 def fit_predict(spec: RunSpec, data: TrainingData, progress: ProgressWriter, model_dir: Path) -> FitOutcome:
     params = spec.model.params
-    device = select_device(spec.device)
+    device = select_device(spec.device, cuda_visible())
     dtrain = xgb.DMatrix(data.x_train, label=data.y_train, nthread=thread_count())
     started = time.perf_counter()
     booster = xgb.train(

@@ -84,6 +84,7 @@ class SuccessResult(ContractModel):
     device: Literal["cpu", "cuda"]
     gpu_name: str | None = Field(None, max_length=200)
     peak_gpu_memory_bytes: int | None = Field(None, ge=0, description="torch on CUDA only.")
+    batch_size: int | None = Field(None, ge=1, description="torch: rows per micro-batch used (the spec's, or auto's size for the device).")
     effective_batch_size: int | None = Field(None, ge=1, description="torch: batch_size x grad_accum_steps.")
     library_versions: dict[str, str] = Field(max_length=32)
     n_features: int = Field(ge=1)

@@ -96,7 +96,7 @@ def success_result(outcome: FitOutcome, transform: FeatureTransform, n_rows: tup
         inference_latency_ms_per_row=1000 * outcome.predict_seconds / max(n_rows[1], 1),
         device=outcome.device, gpu_name=facts.pop("gpu_name", None),
         peak_gpu_memory_bytes=facts.pop("peak_gpu_memory_bytes", None),
-        effective_batch_size=facts.pop("effective_batch_size", None),
+        batch_size=facts.pop("batch_size", None), effective_batch_size=facts.pop("effective_batch_size", None),
         library_versions=library_versions(), n_features=len(transform.feature_names),
         feature_names=transform.feature_names, n_train_rows=n_rows[0], n_eval_rows=n_rows[1], details=facts,
     )

@@ -58,6 +58,8 @@ CASES = [
     RuleCase("training.effective_batch_size", "allow", torch(batch_size=32, grad_accum_steps=4, effective_batch_size=128), CFG, "product"),
     RuleCase("training.effective_batch_size", "deny", torch(batch_size=32, grad_accum_steps=4, effective_batch_size=64), CFG, "mismatch"),
     RuleCase("training.effective_batch_size", "deny", torch(batch_size=32), CFG, "missing_accum"),
+    RuleCase("training.effective_batch_size", "allow", torch(batch_size="auto", grad_accum_steps=2), CFG, "auto"),
+    RuleCase("training.effective_batch_size", "deny", torch(batch_size="auto", grad_accum_steps=2, effective_batch_size=512), CFG, "auto_declared"),
     RuleCase("sandbox.available", "allow", facts(), CFG, "bwrap"),
     RuleCase("sandbox.available", "allow", facts(sandbox_mode="unconfined", sandbox_available=False), CFG, "unconfined"),
     RuleCase("sandbox.available", "deny", facts(sandbox_available=False), CFG, "missing_bwrap"),

@@ -35,6 +35,6 @@ async def test_a_torch_run_logs_its_effective_batch_size(governed: dict[str, Any
     result = await call(governed, {"reasoning": REASONING, "config": {"model": model}})
     assert not result.is_error, result.structured_content
     run = governed["ports"].tracking.get_run(result.structured_content["run_id"])
-    assert run["params"]["hardware.effective_batch_size"] == "64"
+    assert run["params"]["hardware.effective_batch_size"] == "64" and run["params"]["hardware.batch_size"] == "32"
     assert run["params"]["hardware.device"] in ("cpu", "cuda") and run["params"]["config.model.type"] == "torch_mlp"
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from training.spec import MODEL_TYPES, RunSpec, parse_spec
+from training.spec import CPU_BATCH_SIZE, CUDA_BATCH_SIZE, MODEL_TYPES, RunSpec, parse_spec
 
 
 def spec_json(model: dict, **extra) -> str:
@@ -45,7 +45,20 @@ def test_unknown_top_level_keys_are_rejected():
 
 def test_effective_batch_size_is_batch_size_times_accumulation():
     spec = parse_spec(spec_json({"type": "torch_mlp", "params": {"batch_size": 32, "grad_accum_steps": 4}}))
-    assert spec.model.params.effective_batch_size == 128
+    assert spec.model.params.effective_batch_size_on("cpu") == spec.model.params.effective_batch_size_on("cuda") == 128
+
+
+def test_the_default_batch_size_is_auto_and_larger_on_cuda():
+    params = parse_spec(spec_json({"type": "torch_mlp", "params": {"grad_accum_steps": 2}})).model.params
+    assert params.batch_size == "auto"
+    assert params.batch_size_on("cpu") == CPU_BATCH_SIZE and params.batch_size_on("cuda") == CUDA_BATCH_SIZE > CPU_BATCH_SIZE
+    assert params.effective_batch_size_on("cuda") == 2 * CUDA_BATCH_SIZE
+
+
+def test_batch_size_is_a_positive_integer_or_auto():
+    for bad in ("Auto", "", 0, 1.5):
+        with pytest.raises(ValidationError, match="batch_size"):
+            parse_spec(spec_json({"type": "torch_mlp", "params": {"batch_size": bad}}))
 
 
 def test_spec_requires_a_seed():
