@@ -54,7 +54,7 @@ PIN_FILE = "standards_pin.json"
 VIAS = ("init", "accept", "set")
 _MARKER = f'"kind":"{ACK_KIND}"'.encode()
 # Settings that may carry credentials (user:password@host): the chain keeps their hash only.
-HASHED_SETTINGS = ("tracking_uri",)
+HASHED_SETTINGS = ("tracking_uri", "executor.ray.address")
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:

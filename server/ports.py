@@ -19,11 +19,11 @@ from server.clock import SystemClock
 from server.dataset_registry import DatasetRegistry
 from server.detached_runs import DetachedRuns
 from server.environment import Environment
+from server.executors import build_executor
 from server.git import GitRepo
 from server.pr_providers import RunArtifacts, build_provider
 from server.registry import ModelRegistry
 from server.rundirs import RunDirs
-from server.sandbox import SandboxLauncher
 from server.settings import Settings, policy_limits
 from server.slots import RunSlots
 from server.standards import StandardsSource
@@ -43,7 +43,7 @@ class Ports:
     approvals: Any = None
     overrides: Any = None
     tracking: Any = None
-    sandbox: Any = None
+    sandbox: Any = None  # the executor of training children (server/executors.py)
     clock: Any = None
     rundirs: Any = None
     environment: Any = None
@@ -70,7 +70,7 @@ def build_ports(settings: Settings) -> Ports:
     # adapters record the audit chain head as a witness (server/audit/witness.py); the chain is opened below
     witness = late_witness(ports)
     ports.tracking = MlflowTracking.for_settings(settings, clock=ports.clock, witness=witness)
-    ports.sandbox = SandboxLauncher.from_settings(settings)
+    ports.sandbox = build_executor(settings)  # server/executors.Executor: local bwrap or Ray
     ports.rundirs = RunDirs(settings.state_dir / "runs")
     ports.environment = Environment(settings.workspace)
     training = policy_limits()["training"]

@@ -15,7 +15,6 @@ rlimits and process group, and `launcher.mode` says "unconfined" so the caller c
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import json
 import math
@@ -23,7 +22,6 @@ import os
 import secrets
 import shutil
 import signal
-import stat
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -35,15 +33,13 @@ from typing import IO
 import anyio
 from anyio.abc import Process
 
-from server.sandbox_io import (
-    ProgressTail, RunPaths, audit_outputs, count_lines, prepare_run_dir, sandbox_processes, stderr_tail, write_operator_log,
-)
-from server.sandbox_result import Mode, SandboxResult, classify, exit_signal, read_result
-from server.sandbox_facts import vouched
+from server.sandbox_io import ProgressTail, RunPaths, prepare_run_dir, sandbox_processes
+from server.sandbox_outcome import ChildExit, conclude
+from server.sandbox_result import Mode, SandboxResult
 from server.sandbox_vocabulary import ProgressGate, ProgressStep, plan_for, read_spec
 from server.settings import SandboxLimits, Settings
 from tools.errors import SandboxFailed
-from training.contract import PREDICTIONS_FILE, PROGRESS_FILE, ErrorResult, SuccessResult
+from training.contract import PROGRESS_FILE
 
 SANDBOX_RUN_DIR = "/sandbox"
 SANDBOX_TRAINING_ROOT = "/opt/mlgate"
@@ -210,7 +206,10 @@ class _Child:
 
 
 class SandboxLauncher:
-    """Runs one training child per call; safe to call concurrently for different run directories."""
+    """Runs one training child per call; safe to call concurrently for different run directories.
+    The local backend of server/executors.Executor."""
+
+    backend = "local"
 
     def __init__(self, limits: SandboxLimits, allow_unconfined: bool = False, layout: HostLayout | None = None) -> None:
         self.limits = limits
@@ -249,10 +248,9 @@ class SandboxLauncher:
                 with anyio.CancelScope(shield=True):
                     orphans = await self._kill_all(child)
                     tail.close()
-        outcome = self._conclude(mode, child, paths, deadline.cancelled_caught, timeout, time.monotonic() - started, tail, orphans)
-        if isinstance(outcome.result, SuccessResult):
-            outcome = dataclasses.replace(outcome, result=vouched(outcome.result, spec))
-        return outcome
+        ended = ChildExit(child.process.returncode, deadline.cancelled_caught, timeout, time.monotonic() - started,
+                          tail.delivered, tail.rejected, orphans, child.group, child.pid_namespace)
+        return conclude(mode, paths, ended, spec)
 
     def _require_mode(self) -> Mode:
         if self.mode == "unavailable":
@@ -317,22 +315,6 @@ class SandboxLauncher:
             with anyio.move_on_after(0.05):
                 await child.process.wait()
 
-    def _conclude(self, mode: Mode, child: _Child, paths: RunPaths, timed_out: bool, timeout: float,
-                  duration: float, tail: ProgressTail, orphans: int) -> SandboxResult:
-        exit_code = child.process.returncode
-        sig = exit_signal(exit_code, mode)
-        result, unsafe, errors = read_result(paths.outputs), audit_outputs(paths.outputs), stderr_tail(paths.logs / "child.stderr")
-        if isinstance(result, SuccessResult) and not _is_plain_file(paths.outputs / PREDICTIONS_FILE):
-            result = None
-        reason, detail = classify(timed_out=timed_out, timeout_s=timeout, exit_code=exit_code, sig=sig, result=result,
-                                  unsafe=unsafe, stderr_tail=errors, features_lines=count_lines(paths.inputs / "features.py"))
-        if isinstance(result, ErrorResult) or unsafe:
-            write_operator_log(paths.logs, reason, result if isinstance(result, ErrorResult) else None, unsafe)
-        return SandboxResult(ok=reason == "ok", reason=reason, detail=detail, mode=mode, duration_s=duration,
-                             exit_code=exit_code, signal=sig, result=result, progress_events=tail.delivered,
-                             progress_rejected=tail.rejected, orphans_killed=orphans, process_group=child.group,
-                             pid_namespace=child.pid_namespace, stderr_tail=errors)
-
 
 async def _identify(child: _Child) -> None:
     """Learn the sandbox's pid namespace, which its processes cannot leave (setsid can leave a group)."""
@@ -366,11 +348,3 @@ def _kill_group(group: int) -> None:
         os.killpg(group, signal.SIGKILL)
     except ProcessLookupError:
         pass
-
-
-def _is_plain_file(path: Path) -> bool:
-    try:
-        info = path.lstat()
-    except OSError:
-        return False
-    return stat.S_ISREG(info.st_mode) and info.st_nlink == 1

@@ -122,6 +122,7 @@ def gather(request: ReproduceInput, ctx: CallContext) -> dict[str, Any]:
         uv_lock_sha256=lockfile_hash(ports.environment.lock_bytes()),
         sandbox_mode=ports.sandbox.mode if ports.sandbox.mode != "unavailable" else ports.settings.sandbox_mode,
         sandbox_available=ports.sandbox.mode != "unavailable",
+        executor_backend=ports.sandbox.backend,
         running_runs=ports.slots.running,
     )
     return facts
@@ -222,7 +223,7 @@ async def execute(request: ReproduceInput, facts: dict[str, Any], ctx: CallConte
 
 
 _RULES = load_all()
-RULE_IDS = ("role.known", "reproduce.run_finished", "reproduce.pins_intact", "sandbox.available", "training.concurrency")
+RULE_IDS = ("role.known", "reproduce.run_finished", "reproduce.pins_intact", "sandbox.available", "executor.isolation", "training.concurrency")
 SPEC = ToolSpec(
     name="reproduce",
     title="Reproduce a run from its pins",

@@ -111,6 +111,7 @@ def gather(request: RunExperimentInput, ctx: CallContext) -> dict[str, Any]:
         protected_override_approved=ctx.ports.approvals.in_force().get("features.use_protected_attributes") == canonical_at(config, "features.use_protected_attributes") == "true",
         sandbox_mode=ctx.ports.sandbox.mode if ctx.ports.sandbox.mode != "unavailable" else ctx.ports.settings.sandbox_mode,
         sandbox_available=ctx.ports.sandbox.mode != "unavailable",
+        executor_backend=ctx.ports.sandbox.backend,
         running_runs=ctx.ports.slots.running,
         provenance=_provenance(config, ctx, facts["used_files"], overridden=bool(facts["diff"])),
     )
@@ -131,7 +132,7 @@ RULE_IDS = (
     "role.known", "standards.no_drift", "config.schema_valid", "config.allowed_values", "config.protected_fields",
     "config.no_unapproved_overrides", "reasoning.required_for_agents", "training.seed_set",
     "training.temporal_split_when_time", "training.no_pii_features", "training.protected_attributes_excluded",
-    "training.effective_batch_size", "sandbox.available", "training.concurrency",
+    "training.effective_batch_size", "sandbox.available", "executor.isolation", "training.concurrency",
     "data.columns_present", "fairness.protected_attributes_present", "split.realised_fractions",
     "leakage.forbidden_columns", "leakage.single_feature_proxy",
 )

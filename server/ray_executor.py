@@ -1,0 +1,255 @@
+"""The Ray executor: a run's training child runs on an existing Ray cluster instead of this host.
+
+The server keeps everything it owns locally: the split, the labels of evaluation and test rows,
+the MLflow run and every metric. A run's task carries exactly the four input files the local
+sandbox would mount (spec.json, train.parquet with the training rows' labels, eval.parquet
+WITHOUT labels, features.py); the worker runs the same launcher under bubblewrap on its node
+(server/ray_worker.py), relays progress steps while the child runs and sends outputs/ back.
+Here the progress is gated again through the run's own ProgressGate, the outputs are written into
+the run directory's outputs/ and judged by server/sandbox_outcome.conclude, as a local child's are.
+
+Isolation: the probe asks a worker how it would confine the child; a run must be confined the same
+way on the node that takes it, or the worker refuses it. Cancelling kills the task (politely,
+then by force) and with it the child. The cluster's address may carry credentials: it is never
+put into a message, and errors name only their type.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+import pyarrow.parquet as pq
+import ray
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from server import ray_worker
+from server.sandbox import REQUIRED_INPUTS
+from server.sandbox_io import MAX_OUTPUT_ENTRIES, RunPaths, prepare_run_dir
+from server.sandbox_outcome import ChildExit, conclude
+from server.sandbox_result import Mode, SandboxResult
+from server.sandbox_vocabulary import ProgressGate, ProgressStep, plan_for, read_spec
+from server.settings import RayExecutorSettings, SandboxLimits, Settings
+from tools.errors import SandboxFailed
+from training.contract import ProgressEvent
+
+PROBE_TTL_S = 60.0
+CANCEL_GRACE_S = 5.0
+LABEL_COLUMN = "__label__"
+logger = logging.getLogger(__name__)
+ProgressCallback = Callable[[ProgressStep], Awaitable[None]]
+_CONNECT = threading.Lock()
+_PROBE = ray.remote(ray_worker.probe)
+_RUN = ray.remote(ray_worker.run_child)
+
+
+class WorkerReport(BaseModel):
+    """The worker's last message about a run that ran. Untrusted: bounded here, judged by conclude()."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["done"]
+    mode: Literal["bwrap", "unconfined"]
+    exit_code: int | None = Field(ge=-255, le=255)
+    timed_out: bool
+    duration_s: float = Field(ge=0, le=10**7)
+    orphans_killed: int = Field(ge=0, le=10**6)
+    progress_rejected: int = Field(ge=0, le=10**9)
+    unsafe: list[str] = Field(max_length=MAX_OUTPUT_ENTRIES + 1)
+    files: dict[str, bytes] = Field(max_length=MAX_OUTPUT_ENTRIES)
+    stderr_tail: str = Field(max_length=16384)
+
+
+class RayExecutor:
+    """Runs training children as Ray tasks; `mode` is what a worker reports (cached PROBE_TTL_S)."""
+
+    backend = "ray"
+
+    def __init__(self, config: RayExecutorSettings, limits: SandboxLimits, allow_unconfined: bool = False) -> None:
+        self.config, self.limits, self.allow_unconfined = config, limits, allow_unconfined
+        self._probed: tuple[float, Mode] | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RayExecutor:
+        return cls(settings.executor.ray, settings.sandbox, allow_unconfined=settings.sandbox_mode == "unconfined")
+
+    @property
+    def mode(self) -> Mode:
+        """"bwrap" or "unconfined" as a worker reports it; "unavailable" when no worker answers."""
+        with self._lock:
+            if self._probed is None or time.monotonic() - self._probed[0] > PROBE_TTL_S:
+                self._probed = (time.monotonic(), self._probe())
+            return self._probed[1]
+
+    def _probe(self) -> Mode:
+        try:
+            connect(self.config)
+            task = _PROBE.options(num_cpus=0, max_retries=0, name="mlgate-probe")
+            answer = ray.get(task.remote(self.limits.model_dump(mode="json"), self.allow_unconfined),
+                             timeout=self.config.connect_timeout_seconds)
+        except Exception as exc:  # noqa: BLE001 - any failure to reach a worker means no sandbox; the type says which
+            logger.warning("no Ray worker answered the executor's probe (%s)", type(exc).__name__)
+            return "unavailable"
+        mode = answer.get("mode") if isinstance(answer, dict) else None
+        return mode if mode in ("bwrap", "unconfined") else "unavailable"
+
+    async def run(self, run_dir: Path, timeout_s: float | None = None, on_progress: ProgressCallback | None = None) -> SandboxResult:
+        """As server.executors.Executor.run. Raises SandboxFailed when no worker can confine the
+        child (sandbox.unavailable), the cluster fails the task (sandbox.executor_error), or the
+        run directory is malformed (sandbox.run_dir)."""
+        mode = await anyio.to_thread.run_sync(lambda: self.mode)
+        if mode == "unavailable":
+            raise _unavailable()
+        paths = prepare_run_dir(run_dir, REQUIRED_INPUTS, sandbox_owns_outputs=False)
+        spec = read_spec(paths.inputs / "spec.json")
+        inputs = await anyio.to_thread.run_sync(pack_inputs, paths)
+        timeout = min(timeout_s or math.inf, self.limits.wall_clock_seconds)
+        gate, started = _CountingGate(ProgressGate(plan_for(spec))), time.monotonic()
+        stream = self._submit(inputs, mode, timeout)
+        try:
+            message = await _follow(stream, gate, on_progress)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await _cancel(stream)
+            raise
+        report = _parse_report(message)
+        await anyio.to_thread.run_sync(unpack_outputs, paths, report)
+        ended = ChildExit(report.exit_code, report.timed_out, timeout, time.monotonic() - started, gate.delivered,
+                          gate.rejected + report.progress_rejected, report.orphans_killed, unsafe_elsewhere=tuple(report.unsafe))
+        return conclude(report.mode, paths, ended, spec)
+
+    def _submit(self, inputs: dict[str, bytes], mode: Mode, timeout: float) -> Any:
+        task = _RUN.options(
+            num_cpus=self.config.num_cpus, num_gpus=self.config.num_gpus, max_retries=0,
+            num_returns="streaming", name="mlgate-training",
+        )
+        scratch = str(self.config.scratch_dir) if self.config.scratch_dir else None
+        return task.remote(inputs, self.limits.model_dump(mode="json"), mode, timeout, scratch)
+
+
+def connect(config: RayExecutorSettings) -> None:
+    """Joins the configured cluster once per process (a process that already joined one keeps it).
+    Raises ConnectionError when a host:port address does not accept connections."""
+    with _CONNECT:
+        if ray.is_initialized():
+            return
+        _check_reachable(str(config.address), config.connect_timeout_seconds)
+        ray.init(address=config.address, namespace=config.namespace, log_to_driver=False, logging_level=logging.WARNING)
+
+
+def _check_reachable(address: str, timeout: float) -> None:
+    """A plain host:port that refuses connections fails fast here; ray.init would retry for minutes."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=min(timeout, 5.0)).close()
+    except OSError:
+        raise ConnectionError("the Ray cluster does not accept connections") from None
+
+
+class _CountingGate:
+    def __init__(self, gate: ProgressGate) -> None:
+        self.gate, self.delivered, self.rejected = gate, 0, 0
+
+    def admit(self, message: dict[str, Any]) -> ProgressStep | None:
+        try:
+            step = self.gate.admit(ProgressEvent.model_validate({"step": message.get("step"), "metrics": message.get("metrics") or {}}))
+        except ValidationError:
+            step = None
+        self.delivered, self.rejected = self.delivered + (step is not None), self.rejected + (step is None)
+        return step
+
+
+async def _follow(stream: Any, gate: _CountingGate, on_progress: ProgressCallback | None) -> dict[str, Any]:
+    """Relays progress through the gate until the worker's last message, which is returned.
+    Raises SandboxFailed when the task fails or the worker refuses the run."""
+    try:
+        async for ref in stream:
+            message = await ref
+            kind = message.get("kind") if isinstance(message, dict) else None
+            if kind != "progress":
+                return _final(message)
+            step = gate.admit(message)
+            if step is not None and on_progress is not None:
+                await on_progress(step)
+    except ray.exceptions.RayError as exc:
+        logger.warning("the Ray task of a training run failed (%s)", type(exc).__name__)
+        raise SandboxFailed("the Ray task running the training child failed", "An operator should check the Ray cluster; run again.",
+                            rule_id="sandbox.executor_error") from None
+    raise SandboxFailed("the Ray task ended without a result", "An operator should check the Ray cluster.", rule_id="sandbox.executor_error")
+
+
+def _final(message: Any) -> dict[str, Any]:
+    kind = message.get("kind") if isinstance(message, dict) else None
+    if kind == "done":
+        return message
+    if kind == "refused":
+        raise _unavailable("the Ray worker that took the run cannot confine it as the probed worker could")
+    rule = message.get("rule_id") if kind == "failed" else None
+    if rule in ("sandbox.orphans", "sandbox.run_dir", "sandbox.unavailable"):
+        raise SandboxFailed("the sandbox on the Ray worker failed", "An operator should check the worker node.", rule_id=rule)
+    raise SandboxFailed("the Ray worker sent an unexpected answer", "An operator should check the Ray cluster.", rule_id="sandbox.executor_error")
+
+
+def _parse_report(message: dict[str, Any]) -> WorkerReport:
+    try:
+        return WorkerReport.model_validate(message)
+    except ValidationError:
+        raise SandboxFailed("the Ray worker's report is malformed", "An operator should check the Ray cluster.",
+                            rule_id="sandbox.executor_error") from None
+
+
+async def _cancel(stream: Any) -> None:
+    """Cancel politely (the worker's launcher kills the child), then by force after CANCEL_GRACE_S
+    (the worker process dies; bubblewrap's --die-with-parent takes the child with it)."""
+    try:
+        ray.cancel(stream, force=False)
+        with anyio.move_on_after(CANCEL_GRACE_S):
+            await stream.completed()
+            return
+        ray.cancel(stream, force=True)
+    except Exception as exc:  # noqa: BLE001 - a finished task cannot be cancelled; the child is gone either way
+        logger.info("cancelling a Ray training task: %s", type(exc).__name__)
+
+
+def _unavailable(reason: str = "no Ray worker can confine the training child") -> SandboxFailed:
+    return SandboxFailed(reason, "An operator should check the Ray cluster's address and that bubblewrap is installed on its nodes.",
+                         rule_id="sandbox.unavailable")
+
+
+def pack_inputs(paths: RunPaths) -> dict[str, bytes]:
+    """The bytes of the four inputs a child may see. Raises SandboxFailed (sandbox.run_dir) when the
+    evaluation rows carry labels: they never leave the server."""
+    if LABEL_COLUMN in pq.read_schema(paths.inputs / "eval.parquet").names:
+        raise SandboxFailed("evaluation rows carry labels", "The server writes evaluation rows without labels.", rule_id="sandbox.run_dir")
+    return {name: (paths.inputs / name).read_bytes() for name in REQUIRED_INPUTS}
+
+
+def unpack_outputs(paths: RunPaths, report: WorkerReport) -> None:
+    """Writes the worker's output files under outputs/ (fresh, plain files, no link followed) and
+    its stderr tail to logs/child.stderr. Raises SandboxFailed (sandbox.unsafe_output) on a path
+    that would leave outputs/."""
+    (paths.logs / "child.stderr").write_text(report.stderr_tail)
+    for relative, data in sorted(report.files.items()):
+        parts = relative.split("/")
+        if relative.startswith("/") or any(part in ("", ".", "..") for part in parts):
+            raise SandboxFailed("the Ray worker sent an output outside outputs/", "An operator should check the Ray cluster.",
+                                rule_id="sandbox.unsafe_output")
+        target = paths.outputs.joinpath(*parts)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError:
+            raise SandboxFailed("the Ray worker sent overlapping outputs", "An operator should check the Ray cluster.",
+                                rule_id="sandbox.unsafe_output") from None
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)

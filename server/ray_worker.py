@@ -1,0 +1,113 @@
+"""The Ray side of the Ray executor (server/ray_executor.py): what a Ray worker runs.
+
+A run's task rebuilds the run directory's inputs/ in a private temporary directory on the worker
+node and runs the SAME launcher as the local backend (server.sandbox.SandboxLauncher: bubblewrap,
+rlimits, environment allowlist, wall-clock limit) on it, relaying the launcher's progress steps and
+finally the child's outputs/. Nothing here judges the child: the server re-gates the progress and
+reads the pulled-back outputs itself (server/sandbox_outcome.py). mlgate must be installed on
+every worker node at the server's version (the worker imports server.sandbox and training/).
+
+The functions are plain Python; server/ray_executor.py wraps them with ray.remote.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio.from_thread
+
+from server.sandbox import REQUIRED_INPUTS, SandboxLauncher
+from server.sandbox_io import MAX_OUTPUT_ENTRIES, audit_outputs, read_output_bytes, stderr_tail
+from server.sandbox_result import SandboxResult
+from server.sandbox_vocabulary import ProgressStep
+from server.settings import SandboxLimits
+from tools.errors import SandboxFailed
+
+RELAY_POLL_S = 0.1
+
+
+def probe(limits: dict[str, Any], allow_unconfined: bool) -> dict[str, str]:
+    """How this worker node would confine a child: {"mode": "bwrap" | "unconfined" | "unavailable"}."""
+    return {"mode": SandboxLauncher(SandboxLimits.model_validate(limits), allow_unconfined=allow_unconfined).mode}
+
+
+def run_child(inputs: dict[str, bytes], limits: dict[str, Any], required_mode: str, timeout_s: float,
+              scratch_dir: str | None) -> Iterator[dict[str, Any]]:
+    """Yields {"kind": "progress", "step", "metrics"} while the child runs, then one of
+    {"kind": "done", ...} (the child's exit and outputs), {"kind": "refused", "mode"} (this node
+    cannot confine the child as required) or {"kind": "failed", "rule_id"} (the launcher raised).
+    Cancelling the task (KeyboardInterrupt, GeneratorExit) cancels the launcher, which kills the
+    child; bubblewrap's --die-with-parent kills it should this process die first."""
+    with tempfile.TemporaryDirectory(prefix="mlgate-ray-", dir=scratch_dir) as scratch:
+        run_dir = Path(scratch) / "run"
+        _write_inputs(run_dir / "inputs", inputs)
+        launcher = SandboxLauncher(SandboxLimits.model_validate(limits), allow_unconfined=required_mode == "unconfined")
+        if launcher.mode != required_mode:
+            yield {"kind": "refused", "mode": launcher.mode}
+            return
+        outcome: dict[str, Any] = {}
+        yield from _relay(launcher, run_dir, timeout_s, outcome)
+        yield _report(outcome["result"], run_dir, limits) if "result" in outcome else {"kind": "failed", "rule_id": outcome["rule_id"]}
+
+
+def _relay(launcher: SandboxLauncher, run_dir: Path, timeout_s: float, outcome: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Runs the launcher on an event loop in a helper thread and yields its progress as it comes."""
+    events: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+
+    async def on_progress(step: ProgressStep) -> None:
+        events.put({"kind": "progress", "step": step.step, "metrics": dict(step.metrics)})
+
+    with anyio.from_thread.start_blocking_portal() as portal:
+        future = portal.start_task_soon(launcher.run, run_dir, timeout_s, on_progress)
+        try:
+            while not (future.done() and events.empty()):
+                try:
+                    yield events.get(timeout=RELAY_POLL_S)
+                except queue.Empty:
+                    continue
+        finally:
+            future.cancel()  # a no-op once done; otherwise the launcher kills the child on its way out
+    try:
+        outcome["result"] = future.result()
+    except SandboxFailed as exc:
+        outcome["rule_id"] = exc.rule_id
+
+
+def _write_inputs(inputs: Path, files: dict[str, bytes]) -> None:
+    inputs.mkdir(parents=True)
+    for name in REQUIRED_INPUTS:
+        (inputs / name).write_bytes(files[name])
+
+
+def _report(result: SandboxResult, run_dir: Path, limits: dict[str, Any]) -> dict[str, Any]:
+    outputs = run_dir / "outputs"
+    unsafe = audit_outputs(outputs)
+    files, unreadable = _output_files(outputs, set(unsafe), int(limits.get("file_size_bytes") or 2**30))
+    return {
+        "kind": "done", "mode": result.mode, "exit_code": result.exit_code, "timed_out": result.reason == "timeout",
+        "duration_s": result.duration_s, "orphans_killed": result.orphans_killed, "progress_rejected": result.progress_rejected,
+        "unsafe": sorted({*unsafe, *unreadable}), "files": files, "stderr_tail": stderr_tail(run_dir / "logs" / "child.stderr"),
+    }
+
+
+def _output_files(outputs: Path, unsafe: set[str], max_bytes: int) -> tuple[dict[str, bytes], list[str]]:
+    """{relative path: bytes} of the plain files under outputs/ (read without following links)."""
+    files: dict[str, bytes] = {}
+    unreadable: list[str] = []
+    for root, dirs, names in os.walk(outputs, followlinks=False):
+        for name in names:
+            path = Path(root, name)
+            relative = str(path.relative_to(outputs))
+            if relative in unsafe or not stat.S_ISREG(path.lstat().st_mode) or len(files) >= MAX_OUTPUT_ENTRIES:
+                continue
+            try:
+                files[relative] = read_output_bytes(path, max_bytes)
+            except OSError:
+                unreadable.append(relative)
+    return files, unreadable

@@ -1,0 +1,152 @@
+"""The Ray executor against a real local Ray cluster (one per module: starting one takes ~20 s on
+two cores), real bwrap on the worker, real MLflow, run_experiment through an in-memory MCP client."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pandas as pd
+import pytest
+import yaml
+from mcp import Client
+
+from server.app import build_server
+from server.ports import build_ports
+from server.ray_executor import RayExecutor, WorkerReport, pack_inputs, unpack_outputs
+from server.sandbox_io import RunPaths
+from server.settings import ExecutorSettings, load_settings
+from tests.acknowledge import accept_standards
+from tests.tools.test_run_experiment import REASONING, _experiments, governed  # noqa: F401 - fixture
+from tools.errors import SandboxFailed
+
+ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.anyio
+SLOW_FEATURES = "import time\n\ndef build_features(frame):\n    time.sleep(120)\n    return frame\n"
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[str]:
+    """A local Ray head on this host (token authentication on, as Ray 2.60 defaults); its session
+    directory in a short private temp dir (Ray's socket paths must stay under 108 bytes)."""
+    session = tempfile.mkdtemp(prefix="mlgr-")
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=session, log_to_driver=False, namespace="mlgate")
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+        shutil.rmtree(session, ignore_errors=True)
+
+
+def on_ray(governed: dict[str, Any], address: str, scratch: Path) -> dict[str, Any]:
+    """The same workspace served with executor.backend ray, the change acknowledged by an operator."""
+    state_dir = governed["settings"].state_dir
+    executor = {"backend": "ray", "ray": {"address": address, "scratch_dir": str(scratch)}}
+    (state_dir / "server.yaml").write_text(yaml.safe_dump({"executor": executor}))
+    settings = load_settings(governed["workspace"], transport="memory")
+    accept_standards(settings)
+    return {**governed, "settings": settings, "ports": build_ports(settings)}
+
+
+async def call(governed: dict[str, Any], arguments: dict[str, Any], on_progress: Any = None) -> Any:
+    async with Client(build_server(governed["settings"], governed["ports"])) as client:
+        return await client.call_tool("run_experiment", arguments, progress_callback=on_progress)
+
+
+def ray_token() -> str | None:
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    return os.environ.get("RAY_AUTH_TOKEN") or (path.read_text().strip() if path.is_file() else None)
+
+
+def sandbox_processes_under(scratch: Path) -> list[int]:
+    """Live processes whose command line names the scratch dir (bwrap binds the run's inputs from it)."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if str(scratch).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                pids.append(int(pid))
+        except OSError:
+            continue
+    return pids
+
+
+async def test_a_run_on_ray_has_the_local_runs_metrics_progress_and_no_ray_credential(
+    governed: dict[str, Any], ray_cluster: str, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    local = await call(governed, {"reasoning": REASONING})
+    assert not local.is_error, local.structured_content
+    remote = on_ray(governed, ray_cluster, tmp_path / "scratch")
+    (tmp_path / "scratch").mkdir()
+    assert remote["ports"].sandbox.backend == "ray" and remote["ports"].sandbox.mode == "bwrap"
+    messages: list[str] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        messages.append(message or "")
+
+    result = await call(remote, {"reasoning": REASONING}, on_progress)
+    assert not result.is_error, result.structured_content
+    assert result.structured_content["metrics"] == local.structured_content["metrics"]
+    assert result.structured_content["sandbox_mode"] == "bwrap"
+    assert any(m.startswith("fold-0: round") for m in messages) and any(m.startswith("final: round") for m in messages)
+    run = remote["ports"].tracking.get_run(result.structured_content["run_id"])
+    exposed = [json.dumps(result.structured_content), json.dumps(run, default=str), remote["settings"].audit_path.read_text(), caplog.text]
+    secrets = [s for s in (ray_token(), ray_cluster) if s]
+    assert secrets and not [s for s in secrets for text in exposed if s in text]
+    assert list((tmp_path / "scratch").iterdir()) == []  # the worker's run directories are gone
+
+
+async def test_cancelling_a_ray_run_kills_the_task_and_its_child(governed: dict[str, Any], ray_cluster: str, tmp_path: Path) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    remote = on_ray(governed, ray_cluster, scratch)
+    (remote["workspace"] / "src/features.py").write_text(SLOW_FEATURES)
+    async with Client(build_server(remote["settings"], remote["ports"])) as client:
+        async with anyio.create_task_group() as group:
+            group.start_soon(lambda: client.call_tool("run_experiment", {"reasoning": REASONING}))
+            with anyio.fail_after(120):
+                while not sandbox_processes_under(scratch):
+                    await anyio.sleep(0.1)
+            group.cancel_scope.cancel()
+    with anyio.fail_after(60):
+        while sandbox_processes_under(scratch) or list(scratch.iterdir()):
+            await anyio.sleep(0.1)
+    with anyio.fail_after(60):
+        while (runs := remote["ports"].tracking.search_runs(_experiments(remote)))[0]["status"] != "KILLED":
+            await anyio.sleep(0.05)
+    assert runs[0]["tags"]["mlgate.sandbox_mode"] == "bwrap"
+
+
+def test_evaluation_labels_never_leave_the_server(tmp_path: Path) -> None:
+    paths = RunPaths(tmp_path)
+    paths.inputs.mkdir()
+    for name in ("spec.json", "features.py", "train.parquet"):
+        (paths.inputs / name).write_bytes(b"")
+    pd.DataFrame({"x": [1.0], "__row_id__": [0], "__label__": [1]}).to_parquet(paths.inputs / "eval.parquet")
+    with pytest.raises(SandboxFailed) as refused:
+        pack_inputs(paths)
+    assert refused.value.rule_id == "sandbox.run_dir"
+
+
+@pytest.mark.parametrize("name", ["../escape", "/etc/passwd", "model/../../x", "a//b"])
+def test_a_worker_report_cannot_write_outside_outputs(tmp_path: Path, name: str) -> None:
+    paths = RunPaths(tmp_path / "run")
+    for directory in (paths.outputs, paths.logs):
+        directory.mkdir(parents=True)
+    report = WorkerReport(kind="done", mode="bwrap", exit_code=0, timed_out=False, duration_s=1.0, orphans_killed=0,
+                          progress_rejected=0, unsafe=[], files={name: b"x"}, stderr_tail="")
+    with pytest.raises(SandboxFailed) as refused:
+        unpack_outputs(paths, report)
+    assert refused.value.rule_id == "sandbox.unsafe_output" and not (tmp_path / "escape").exists()
+
+
+def test_the_ray_backend_needs_an_address_and_is_chosen_by_the_config(workspace: Path) -> None:
+    with pytest.raises(ValueError, match="executor.ray.address"):
+        ExecutorSettings(backend="ray")
+    settings = load_settings(workspace, transport="memory", executor={"backend": "ray", "ray": {"address": "127.0.0.1:1"}})
+    assert isinstance(build_ports(settings).sandbox, RayExecutor)
