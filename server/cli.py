@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from server.redact import install_log_redaction
 from tools.errors import GovernanceError
 
-COMMAND_MODULES = ("workspace", "standards", "data", "serve", "token", "approvals", "audit", "demo", "prs", "models", "backup", "ui", "promote", "insights", "drift")
+COMMAND_MODULES = ("workspace", "standards", "data", "serve", "token", "approvals", "audit", "demo", "prs", "models", "backup", "ui", "promote", "insights", "drift", "tracking")
 
 
 def build_parser() -> argparse.ArgumentParser:

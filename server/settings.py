@@ -116,6 +116,12 @@ class TrackingSettings(BaseModel):
     heartbeat_seconds: float = Field(30.0, gt=0, le=3600, description="How often a server refreshes the heartbeat tag of the runs it owns.")
     stale_after_seconds: float = Field(600.0, gt=0, description="A RUNNING run of another host whose heartbeat is older than this is an orphan.")
 
+    @model_validator(mode="after")
+    def _stale_after_several_beats(self) -> TrackingSettings:
+        if self.stale_after_seconds < 3 * self.heartbeat_seconds:
+            raise ValueError("tracking.stale_after_seconds must be at least 3 x heartbeat_seconds: one late beat is not a dead owner")
+        return self
+
 
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -73,8 +73,9 @@ def _commit_on(repo: GitRepo, branch: str, text: str) -> str:
     return repo.commit_all(f"features on {branch}")
 
 
-def build_lab(root: Path) -> Lab:
-    """The workspace, its real run (made on agent/lab, PR opened) and the working tree back on main."""
+def build_lab(root: Path, **overrides: Any) -> Lab:
+    """The workspace, its real run (made on agent/lab, PR opened) and the working tree back on main.
+    `overrides` are settings (a tracking_uri, for a tracking server)."""
     workspace = init_workspace(root / "ws")
     dataset_hash = import_files(workspace, [write_credit_csv(root / "credit.csv", rows=400)]).added.content_hash
     spare_hash = import_files(workspace, [write_credit_csv(root / "spare.csv", rows=120, seed=3)]).added.content_hash
@@ -83,7 +84,7 @@ def build_lab(root: Path) -> Lab:
     repo.commit_all("use the credit dataset")
     no_pr_commit = _commit_on(repo, "agent/no-pr", "\n# work nobody opened a PR for\n")
     _commit_on(repo, "agent/lab", "\n# tuned for the lab\n")
-    settings = load_settings(workspace, transport="memory")
+    settings = load_settings(workspace, transport="memory", **overrides)
     ports = build_ports(settings)
     run_id = anyio.run(_run_and_open_pr, settings, ports)
     repo.run("checkout", "-q", "main")

@@ -1,0 +1,68 @@
+"""`mlgate tracking migrate --to URI --artifacts DIR`: move the workspace's embedded sqlite MLflow
+store into a shared database (server/tracking_migrate.py), keeping every run id; the migration is
+recorded in the audit chain and its report (tables, run ids, artifact manifest hash) kept in
+`<state_dir>/tracking-migrations/`. The server config is not changed: the command prints the
+settings to set, which a human then acknowledges (`mlgate standards accept`)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from server.audit import AuditChain
+from server.cli import add_workspace_option
+from server.clock import SystemClock
+from server.commands.governed import os_user
+from server.files import write_atomic
+from server.settings import load_settings
+from server.tracking_migrate import migrate_sqlite
+from tools.provenance import stable_json
+from tools.redact import redact_text
+
+
+def register(subparsers: Any) -> None:
+    tracking = subparsers.add_parser("tracking", help="the MLflow tracking store: migrate the embedded sqlite store to a shared database")
+    commands = tracking.add_subparsers(dest="tracking_command", required=True, metavar="SUBCOMMAND")
+    migrate = commands.add_parser("migrate", help="copy the sqlite store (run ids kept) into an empty database and the artifacts into DIR")
+    migrate.add_argument("--to", required=True, metavar="URI", help="the empty target database (postgresql://USER@HOST:PORT/DB), e.g. the tracking server's --backend-store-uri")
+    migrate.add_argument("--artifacts", required=True, metavar="DIR", help="where the artifact files are copied (a shared directory, or the server's --artifacts-destination)")
+    migrate.add_argument("--artifact-uri", default=None, metavar="URI", help="what artifact locations say afterwards (default: DIR as file://; `mlflow-artifacts:` when DIR is the server's --artifacts-destination)")
+    add_workspace_option(migrate)
+    migrate.set_defaults(handler=migrate_command)
+
+
+def migrate_command(args: argparse.Namespace) -> int:
+    settings = load_settings(args.workspace, transport="cli")
+    if settings.tracking_uri:
+        print(f"mlgate: this workspace already uses {redact_text(settings.tracking_uri)}; only the embedded sqlite store is migrated", file=sys.stderr)
+        return 2
+    target = Path(args.artifacts).resolve()
+    report = migrate_sqlite(settings.state_dir / "mlflow.db", settings.state_dir / "mlartifacts", args.to, target, args.artifact_uri)
+    stamp = SystemClock().now().strftime("%Y%m%dT%H%M%S%fZ")
+    document = {"from": "sqlite (state dir)", "to": redact_text(args.to), "artifacts": str(target), "artifact_uri": args.artifact_uri or target.as_uri(), **report.as_dict()}
+    path = settings.state_dir / "tracking-migrations" / f"{stamp}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = stable_json(document).encode()
+    write_atomic(path, data)
+    _record(settings.audit_path, document, path, data)
+    print(f"migrated {report.tables.get('runs', 0)} runs, {report.tables.get('model_versions', 0)} model versions and {report.artifact_files} artifact files; run ids kept (report: {path})")
+    print("next: stop using the sqlite store: set in <state_dir>/server.yaml")
+    print(f"  tracking_uri: {redact_text(args.to)}   (or the http:// URL of an mlflow server on that database)")
+    print(f"  tracking:\n    artifact_root: {target}   (with a database tracking_uri)")
+    print("then acknowledge the changed server config with `mlgate standards accept`")
+    return 0
+
+
+def _record(audit_path: Path, document: dict[str, Any], path: Path, data: bytes) -> None:
+    chain = AuditChain(audit_path)
+    try:
+        counts = {name: document["tables"].get(name, 0) for name in ("experiments", "runs", "registered_models", "model_versions", "registered_model_aliases")}
+        chain.append({"kind": "outcome", "status": "ok", "tool": "tracking_migrate", "principal": os_user(), "role": "operator", "transport": "cli",
+                      "to": document["to"], "rows": counts, "artifact_files": document["artifact_files"], "artifact_manifest_sha256": document["artifact_manifest_sha256"],
+                      "report": path.name, "report_sha256": hashlib.sha256(data).hexdigest()})  # fmt: skip
+    finally:
+        chain.close()
+

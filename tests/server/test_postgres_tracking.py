@@ -1,0 +1,99 @@
+"""mlgate against an MLflow tracking server on PostgreSQL (tests/postgres.py: a private cluster on
+loopback, `mlflow server --serve-artifacts`), pointed at it by URI only: a real run trained in
+bwrap, open_pr, reproduce, promote to candidate and to champion with a second human's approval,
+the alias history and a rollback, all through the in-memory MCP client; and a `postgresql://`
+tracking_uri used directly, which must never put artifacts into the local state dir."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from server.audit import verify
+from server.audit.workspace import crosscheck_workspace
+from server.ports import build_ports
+from server.settings import load_settings
+from server.tracking import MlflowTracking
+from tests.credentials import approver
+from tests.postgres import PostgresCluster, TrackingServer
+from tests.tools.promotion_lab import MODEL, Lab, build_lab, call
+from tools.errors import InvalidInput
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def lab(tracking_server: TrackingServer, tmp_path_factory: pytest.TempPathFactory) -> Lab:
+    return build_lab(tmp_path_factory.mktemp("pg-lab"), tracking_uri=tracking_server.url)
+
+
+def files_under(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+async def test_a_run_lands_in_postgres_with_its_artifacts_on_the_tracking_server(lab: Lab, tracking_server: TrackingServer) -> None:
+    failed, content = await call(lab, "get_run", {"run_id": lab.run_id})
+    assert not failed and content["run_id"] == lab.run_id and content["status"] == "FINISHED", content
+    run = lab.ports.tracking.get_run(lab.run_id)
+    assert run["artifact_uri"].startswith("mlflow-artifacts:/") and run["params"]["git_dirty"] == "false"
+    served = {p.name for p in files_under(tracking_server.artifacts / run["experiment_id"] / lab.run_id)}
+    assert {"evaluation_report.json", "gate_receipt.json"} <= served
+    assert not (lab.settings.state_dir / "mlartifacts").exists() and not (lab.settings.state_dir / "mlflow.db").exists()
+
+
+async def test_reproduce_promote_champion_and_rollback_work_unchanged_on_the_tracking_server(lab: Lab) -> None:
+    failed, reproduced = await call(lab, "reproduce", {"run_id": lab.run_id})
+    assert not failed and reproduced["reproduced"] is True, reproduced
+    failed, candidate = await call(lab, "promote", {"run_id": lab.run_id})
+    assert not failed and candidate["version"] == "1", candidate
+    failed, refused = await call(lab, "promote", {"run_id": lab.run_id, "alias": "champion"}, lab.human())
+    assert failed and refused["approval_status"] == "pending", refused
+    lab.ports.approvals.decide(refused["approval_id"], approve=True, approver=approver(lab.settings.state_dir, "bob"), note=None, now="2026-01-01T00:01:00Z")
+    failed, champion = await call(lab, "promote", {"run_id": lab.run_id, "alias": "champion"}, lab.human())
+    assert not failed and champion["stage_changes"] == [{"version": "1", "from": "candidate", "to": "champion"}], champion
+    registry = lab.ports.registry
+    assert registry.alias_version(MODEL, "champion") == "1" and registry.stack(MODEL, "champion") == ["1"]
+    assert registry.version(MODEL, "1")["run_id"] == lab.run_id and registry.stage(MODEL, "1") == "champion"
+    assert [e["action"] for e in registry.events(MODEL, "champion")] == ["promote"] and registry.events(MODEL, "champion")[0]["audit_witness"]
+    assert verify(lab.settings.audit_path).ok
+
+
+async def test_the_chain_cross_checks_the_witnesses_on_the_tracking_server(lab: Lab, tracking_server: TrackingServer) -> None:
+    settings = load_settings(lab.workspace, tracking_uri=tracking_server.url)
+    report = crosscheck_workspace(settings)
+    # the server is shared by this session's other workspaces: only this lab's runs (made in this
+    # process) must cross-check; another chain's witnesses are not this chain's to vouch for
+    mine = {r["run_id"] for r in lab.ports.tracking.search_runs([lab.ports.tracking.find_experiment("demo-bank/credit-default")], f"tags.`mlgate.server.pid` = '{os.getpid()}'", max_results=1000)}
+    assert len(mine) >= 4 and report.witnesses.get("mlflow", 0) >= 2 * len(mine) and not report.notes, report.notes
+    assert not [f for f in report.findings if any(run_id in f.detail for run_id in mine)], report.findings
+
+
+def test_a_database_tracking_uri_without_an_artifact_root_is_refused(workspace: Path) -> None:
+    settings = load_settings(workspace, transport="memory", tracking_uri="postgresql://mlgate@127.0.0.1:5432/mlflow")
+    with pytest.raises(InvalidInput) as refused:
+        build_ports(settings)
+    assert refused.value.rule_id == "tracking.artifact_root" and "state dir" in refused.value.reason
+
+
+def test_an_artifact_root_inside_the_state_dir_is_refused_for_a_database_uri(workspace: Path) -> None:
+    inside = workspace / ".mlgate" / "shared-artifacts"
+    settings = load_settings(workspace, transport="memory", tracking_uri="mysql://mlgate@127.0.0.1/mlflow", tracking={"artifact_root": str(inside)})
+    with pytest.raises(InvalidInput) as refused:
+        MlflowTracking.for_settings(settings)
+    assert refused.value.rule_id == "tracking.artifact_root" and "inside the state dir" in refused.value.reason
+
+
+def test_a_postgresql_uri_used_directly_keeps_artifacts_in_the_configured_root(workspace: Path, postgres: PostgresCluster, tmp_path: Path) -> None:
+    uri = postgres.create_database("direct")
+    settings = load_settings(workspace, transport="memory", tracking_uri=uri, tracking={"artifact_root": str(tmp_path / "shared")})
+    tracking = MlflowTracking.for_settings(settings)
+    run_id = tracking.start_run(tracking.get_or_create_experiment("acme/churn"), {"purpose": "direct"})
+    tracking.log_json_artifact(run_id, "report.json", {"auc": 0.8})
+    tracking.end_run(run_id, "FINISHED")
+    assert [p.name for p in files_under(tmp_path / "shared")] == ["report.json"]
+    assert json.loads((next(iter(files_under(tmp_path / "shared")))).read_text()) == {"auc": 0.8}
+    assert not (settings.state_dir / "mlartifacts").exists()
+    assert tracking.get_run(run_id)["status"] == "FINISHED"
