@@ -1,0 +1,104 @@
+"""cancel_run: the owner (or a human) stops a detached run; the training child is killed, the run
+ends KILLED, both sides audited. A worker killed outright is reconciled FAILED by the next server,
+and its run slot is free again."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import anyio
+import pytest
+
+from server.audit import read_tail
+from server.ports import build_ports
+from server.settings import load_settings
+from tests.e2e.transports import stdio
+from tests.tools.detached_lab import detached_records, ended, owner_pid, processes_naming, training_started, wait_for_run
+from tests.tools.runs_lab import REASONING, RunsLab, build_runs_lab
+
+pytestmark = pytest.mark.anyio
+GONE_S = 60.0
+
+# features.py that never finishes: the run is still training whenever the test acts on it.
+SLOW_FEATURES = '''import time
+
+import pandas as pd
+
+
+def build_features(frame: pd.DataFrame) -> pd.DataFrame:
+    time.sleep(3600)
+    return frame.copy()
+'''
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> RunsLab:
+    lab = build_runs_lab(tmp_path)
+    (lab.workspace / "src/features.py").write_text(SLOW_FEATURES)
+    return lab
+
+
+async def _detach(lab: RunsLab) -> dict:
+    is_error, started = await lab.call("run_experiment", {"reasoning": REASONING, "detach": True})
+    assert not is_error, started
+    await wait_for_run(lab.settings, started["run_id"], training_started)
+    return started
+
+
+async def _gone(pids: list[int]) -> None:
+    with anyio.fail_after(GONE_S):
+        while any(Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) for pid in pids):
+            await anyio.sleep(0.1)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
+
+
+async def test_cancel_run_kills_the_training_child_and_ends_the_run_killed(lab: RunsLab) -> None:
+    started = await _detach(lab)
+    run_id, call_id = started["run_id"], started["call_id"]
+    other = load_settings(lab.workspace, transport="memory", local_principal="claude")
+    is_error, refused = await lab.call("cancel_run", {"run_id": run_id}, other)
+    assert is_error and refused["rule_id"] == "cancel.own_run"
+    worker = owner_pid(lab.settings, call_id)
+    with anyio.fail_after(GONE_S):
+        while not [p for p in processes_naming(run_id) if p != worker]:
+            await anyio.sleep(0.1)  # the sandboxed child of a stage exists
+    children = [p for p in processes_naming(run_id) if p != worker]
+    is_error, cancelled = await lab.call("cancel_run", {"run_id": run_id})
+    assert not is_error, cancelled
+    assert (cancelled["status"], cancelled["cancelled"]) == ("KILLED", "cancelled")
+    await _gone([worker, *children])
+    run = await wait_for_run(lab.settings, run_id, ended)
+    assert run["status"] == "KILLED" and "cancel_run" in run["tags"]["mlgate.end_reason"]
+    ends = [r for r in detached_records(lab.settings, call_id) if r["event"] == "ended"]
+    assert [(r["status"], r["run_id"]) for r in ends] == [("KILLED", run_id)]
+    outcome = [r for r in read_tail(lab.settings.audit_path, 200) if r.get("tool") == "cancel_run" and r.get("kind") == "outcome"]
+    assert [(r["status"], r["run_id"], r["principal"]) for r in outcome] == [("ok", run_id, lab.settings.local_principal)]
+    is_error, again = await lab.call("cancel_run", {"run_id": run_id})
+    assert is_error and again["rule_id"] == "cancel.detached_running"
+
+
+async def test_a_killed_workers_run_is_reconciled_failed_by_the_next_server_and_frees_its_slot(lab: RunsLab) -> None:
+    started = await _detach(lab)
+    run_id, call_id = started["run_id"], started["call_id"]
+    worker = owner_pid(lab.settings, call_id)
+    children = [p for p in processes_naming(run_id) if p != worker]
+    os.kill(worker, signal.SIGKILL)
+    await _gone([worker, *children])
+    async with stdio(lab.workspace) as client:
+        await client.list_tools()
+        run = await wait_for_run(lab.settings, run_id, ended)
+    assert run["status"] == "FAILED" and "worker" in run["tags"]["mlgate.end_reason"]
+    assert not (lab.settings.state_dir / "detached" / f"{call_id}.owner.json").exists()
+    ports = build_ports(lab.settings)
+    try:
+        assert ports.slots.running == 0
+    finally:
+        ports.audit.close()
