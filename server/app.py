@@ -61,4 +61,4 @@ def build_server(settings: Settings, ports: Ports | None = None, *, auth: dict |
     resources = [s for s in specs if isinstance(s, ResourceSpec)]
     prompts = [s for s in specs if isinstance(s, PromptSpec)]
     return GovernedServer("mlgate", version=mlgate_version(), instructions=INSTRUCTIONS, enforcer=enforcer, identifier=identifier, read_ports=readable,
-                          tools=tool_specs(), resources=resources, prompts=prompts, **(auth or {}))  # fmt: skip
+                          tools=tool_specs(), resources=resources, prompts=prompts, subscriptions=ports.events, **(auth or {}))  # fmt: skip

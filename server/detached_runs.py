@@ -4,7 +4,9 @@
 server as any call is; the training then runs in a worker process of its own (`python -m
 server.detached`, server/detached.py) started in a new session, so it outlives the client's session
 and the server process itself: a stdio server exits with its client, and an HTTP session ending
-cancels only the calls still in flight. A thread of the server reaps the worker when it exits.
+cancels only the calls still in flight. A thread of the server reaps the worker when it exits and
+publishes `ResourceUpdated(mlgate://runs/<run_id>)` on the servers' subscriptions bus (clients of
+the 2026-07-28 protocol that `subscriptions/listen` to the run's URI learn that it ended).
 
 What the worker executes is written to `<state_dir>/detached/<call_id>.json` and vouched for by a
 `detached_run accepted` record in the audit chain (server/detached_vouch.py) naming the request's
@@ -25,9 +27,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+from mcp.shared.subscriptions import ResourceUpdated
 
 from server.files import write_atomic
 from server.liveness import ProcessIdentity, owner_is_alive
@@ -35,6 +43,7 @@ from server.settings import PACKAGE_ROOT, Settings
 from server.detached_vouch import CALL_ID, EVENT_KIND, request_sha256
 from tools.detached_view import CALL_TAG
 
+RUN_URI = "mlgate://runs/{run_id}"  # resources/runs.py
 WORKER_MODULE = "server.detached"
 POLL_S = 0.05
 
@@ -47,11 +56,11 @@ def request_bytes(document: Mapping[str, Any]) -> bytes:
 class DetachedRuns:
     """The detached runs of one workspace (state dir). Blocking; async callers use a thread."""
 
-    def __init__(self, settings: Settings, audit: Any, tracking: Any) -> None:
+    def __init__(self, settings: Settings, audit: Any, tracking: Any, events: Any = None) -> None:
         self.settings = settings
         self.root = settings.state_dir / "detached"
         self._audit, self._tracking = audit, tracking
-        self._exit_listeners: list[Callable[[str], None]] = []
+        self._events = events  # the servers' subscriptions bus: ResourceUpdated when a worker exits
 
     # --- paths ------------------------------------------------------------------------------------
 
@@ -63,10 +72,6 @@ class DetachedRuns:
 
     def log_path(self, call_id: str) -> Path:
         return self.root / f"{call_id}.log"
-
-    def on_exit(self, listener: Callable[[str], None]) -> None:
-        """`listener(run_id)` is called (in a thread) when a worker this server started exits."""
-        self._exit_listeners.append(listener)
 
     # --- launching --------------------------------------------------------------------------------
 
@@ -91,7 +96,7 @@ class DetachedRuns:
         heartbeat = getattr(self._tracking, "heartbeat", None)
         if heartbeat is not None:
             heartbeat.discard(run_id)  # ... and keeps its heartbeat fresh
-        threading.Thread(target=self._reap, args=(process, run_id), name=f"mlgate-detached-{call_id[:8]}", daemon=True).start()
+        threading.Thread(target=self._reap, args=(process, run_id, _loop_token()), name=f"mlgate-detached-{call_id[:8]}", daemon=True).start()
         return call_id
 
     def _spawn(self, call_id: str) -> subprocess.Popen:
@@ -100,13 +105,11 @@ class DetachedRuns:
             # A new session: the client's terminal, the server's exit and its signals do not reach it.
             return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=PACKAGE_ROOT, start_new_session=True, close_fds=True)
 
-    def _reap(self, process: subprocess.Popen, run_id: str) -> None:
+    def _reap(self, process: subprocess.Popen, run_id: str, token: Any) -> None:
         process.wait()
-        for listener in list(self._exit_listeners):
-            try:
-                listener(run_id)
-            except Exception:  # noqa: BLE001, S110 - a notification that fails changes nothing of the run
-                pass
+        if self._events is not None and token is not None:
+            with suppress(Exception):  # the server's loop may be gone (stdio client left): nobody listens then
+                anyio.from_thread.run(self._events.publish, ResourceUpdated(uri=RUN_URI.format(run_id=run_id)), token=token)
 
     # --- the live ones ----------------------------------------------------------------------------
 
@@ -179,6 +182,15 @@ class DetachedRuns:
                 return False
             time.sleep(POLL_S)
         return True
+
+
+def _loop_token() -> Any:
+    """The event loop of the server that launches (launch runs in one of its worker threads); None
+    when called outside one."""
+    try:
+        return anyio.from_thread.run_sync(anyio.lowlevel.current_token)
+    except RuntimeError:
+        return None
 
 
 def _kill_session(pid: int) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mcp.server.subscriptions import InMemorySubscriptionBus
+
 from server.acknowledgement_check import AcknowledgementCheck
 from server.approvals import ApprovalStore, ConfigFiles, OverridesLog
 from server.audit.witness import late_witness
@@ -54,6 +56,7 @@ class Ports:
     worktrees: Any = None  # temporary worktrees at past commits (server/worktree.py)
     test_queries: Any = None  # test-set query counts per dataset (server/test_queries.py)
     detached: Any = None  # detached runs: launch, live count, reconcile, cancel (server/detached_runs.py)
+    events: Any = None  # the subscriptions bus every server built on these ports publishes to (resource updates)
 
 
 def build_ports(settings: Settings) -> Ports:
@@ -76,7 +79,8 @@ def build_ports(settings: Settings) -> Ports:
     training = policy_limits()["training"]
     ports.slots = RunSlots(int(training["max_concurrent_runs"]), str(training["when_busy"]))
     ports.audit = open_chain(settings, ports.clock)
-    ports.detached = DetachedRuns(settings, ports.audit, ports.tracking)
+    ports.events = InMemorySubscriptionBus()
+    ports.detached = DetachedRuns(settings, ports.audit, ports.tracking, ports.events)
     ports.slots.external = ports.detached.live_count  # a live detached worker holds a slot
     ports.prs = build_provider(settings, git, witness=witness)
     ports.run_artifacts = RunArtifacts(ports.tracking)

@@ -1,5 +1,5 @@
 """cancel_run: the owner (or a human) stops a detached run; the training child is killed, the run
-ends KILLED, both sides audited. A worker killed outright is reconciled FAILED by the next server,
+ends KILLED, both sides audited, and a client listening to the run's resource is told it changed. A worker killed outright is reconciled FAILED by the next server,
 and its run slot is free again."""
 
 from __future__ import annotations
@@ -11,6 +11,9 @@ from pathlib import Path
 import anyio
 import pytest
 
+from mcp import Client
+
+from server.app import build_server
 from server.audit import read_tail
 from server.ports import build_ports
 from server.settings import load_settings
@@ -71,8 +74,14 @@ async def test_cancel_run_kills_the_training_child_and_ends_the_run_killed(lab: 
         while not [p for p in processes_naming(run_id) if p != worker]:
             await anyio.sleep(0.1)  # the sandboxed child of a stage exists
     children = [p for p in processes_naming(run_id) if p != worker]
-    is_error, cancelled = await lab.call("cancel_run", {"run_id": run_id})
-    assert not is_error, cancelled
+    async with Client(build_server(lab.settings, lab.ports)) as client:
+        async with client.listen(resource_subscriptions=[f"mlgate://runs/{run_id}"]) as updates:
+            result = await client.call_tool("cancel_run", {"run_id": run_id})
+            with anyio.fail_after(GONE_S):
+                update = await updates.__anext__()  # the worker exited: the run's resource changed
+    cancelled = result.structured_content
+    assert not result.is_error, cancelled
+    assert update.uri == f"mlgate://runs/{run_id}"
     assert (cancelled["status"], cancelled["cancelled"]) == ("KILLED", "cancelled")
     await _gone([worker, *children])
     run = await wait_for_run(lab.settings, run_id, ended)
