@@ -6,7 +6,8 @@ and the storage faults, each on a fresh workspace, with the functions the tests 
 
 Sizes (`SIZES`; full by default; each figure can be overridden by its MLGATE_REL_* variable):
     full    10 000 fuzzed inputs per tool in memory and over HTTP, 8 clients x 500 mixed calls
-            with 4 real runs, kill -9 per mode as in CRASH_KILLS (>= 200 in all)
+            with 4 real runs, kill -9 per mode as in KILLS_* (204 in all: the
+            governed modes start a server per kill, so most kills are audit appends and imports)
     medium  1 000 / 100 inputs per tool, 8 x 60 calls, fewer kills
     small   the CI size: a few per tool, a few kills per mode
 --suites picks suites by function name (default: all); --jobs runs that many suites at once, each
@@ -50,7 +51,7 @@ from server.registration import input_schema
 from server.settings import Settings, load_settings
 from server.workspace import init_workspace
 from tests.e2e.transports import bearer, mlgate_http
-from tests.reliability import faults, load
+from tests.reliability import crash_lab, faults, load
 from tests.reliability.checks import problems
 from tests.reliability.inputs import fuzzed_arguments
 from tests.reliability.test_crash_loop import chained_units, kill_after
@@ -62,9 +63,9 @@ PWN = Path("/tmp/pwn")
 
 SIZES: dict[str, dict[str, int]] = {
     "full": {"FUZZ_PER_TOOL": 10_000, "FUZZ_HTTP_PER_TOOL": 10_000, "FUZZ_HTTP_SESSIONS": 4, "LOAD_CLIENTS": 8, "LOAD_CALLS": 500, "LOAD_RUNS": 4,
-             "KILLS_AUDIT": 100, "KILLS_IMPORT": 50, "KILLS_RUN": 20, "KILLS_PROMOTION": 30, "KILLS_APPROVAL": 30},
+             "KILLS_AUDIT": 120, "KILLS_IMPORT": 50, "KILLS_RUN": 10, "KILLS_PROMOTION": 12, "KILLS_APPROVAL": 12},
     "medium": {"FUZZ_PER_TOOL": 1_000, "FUZZ_HTTP_PER_TOOL": 100, "FUZZ_HTTP_SESSIONS": 4, "LOAD_CLIENTS": 8, "LOAD_CALLS": 60, "LOAD_RUNS": 2,
-               "KILLS_AUDIT": 40, "KILLS_IMPORT": 40, "KILLS_RUN": 5, "KILLS_PROMOTION": 10, "KILLS_APPROVAL": 10},
+               "KILLS_AUDIT": 40, "KILLS_IMPORT": 20, "KILLS_RUN": 3, "KILLS_PROMOTION": 5, "KILLS_APPROVAL": 5},
     "small": {"FUZZ_PER_TOOL": 20, "FUZZ_HTTP_PER_TOOL": 5, "FUZZ_HTTP_SESSIONS": 2, "LOAD_CLIENTS": 2, "LOAD_CALLS": 10, "LOAD_RUNS": 1,
               "KILLS_AUDIT": 4, "KILLS_IMPORT": 2, "KILLS_RUN": 1, "KILLS_PROMOTION": 2, "KILLS_APPROVAL": 2},
 }
@@ -220,6 +221,31 @@ def crash_import(workspace: Path, settings: Settings, _: Path) -> Row:
     return row
 
 
+def governed_crash(mode: str, title: str) -> Callable[[Path, Settings, Path], Row]:
+    """kill -9 inside governed work of `mode` (tests/reliability/crash_lab.py), restarting each
+    time; its own workspace (a lab with a promotable run, an approver token) under `inputs`."""
+
+    def suite(_: Path, __: Settings, inputs: Path) -> Row:
+        workspace = crash_lab.WORKSPACES[mode](inputs)
+        kills = size(f"KILLS_{mode.upper()}")
+        outcome = crash_lab.crash_rounds(mode, workspace, kills, seed=len(mode))
+        row = Row(title, inputs=kills, crashes=len(outcome["died"]))
+        row.lost = sum(1 for p in outcome["problems"] if "acknowledged" in p or "no ok outcome" in p)
+        row.tampering = len(outcome["problems"]) - row.lost
+        row.note = f"{len(outcome['acked'])} units acknowledged; {len(outcome['repaired'])} repairs on restart: {str(outcome['repaired'])[:300]}"
+        row.note += f"; problems: {outcome['problems'][:5]}" if outcome["problems"] else ""
+        row.note += f"; died: {[d[-300:] for d in outcome['died'][:2]]}" if outcome["died"] else ""
+        return row
+
+    suite.__name__ = f"crash_{mode}"
+    return suite
+
+
+crash_run = governed_crash("run", "kill -9, mid-run (training)")
+crash_promotion = governed_crash("promotion", "kill -9, promotion")
+crash_approval = governed_crash("approval", "kill -9, approval")
+
+
 def kill_after_or_count(row: Row, workspace: Path, mode: str, tag: str, acks: int) -> list[str]:
     row.inputs += 1
     try:
@@ -275,7 +301,7 @@ def locked_problems(settings: Settings) -> int:
         ports.audit.close()
 
 
-SUITES = (fuzz_memory, fuzz_http, load_suite, crash_audit, crash_import, fault_suite)
+SUITES = (fuzz_memory, fuzz_http, load_suite, crash_audit, crash_import, crash_run, crash_promotion, crash_approval, fault_suite)
 SUITE_BY_NAME: dict[str, Callable[[Path, Settings, Path], Row]] = {s.__name__: s for s in SUITES}
 HEADER = ("suite", "inputs tried", "crashes", "5xx", "lost records", "escapes", "detected tampering")
 

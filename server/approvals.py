@@ -149,6 +149,15 @@ class ApprovalStore:
             self._save(record)
             return record
 
+    def repair(self, view: Mapping[str, Any]) -> None:
+        """Rewrite an approval's file from its chain view (`get`): a decision or use the chain
+        recorded whose file rewrite a crash cut short (server/recovery.py)."""
+        with locked(self._lock):
+            current, stored = self.get(view["id"]), self.stored(view["id"]) or {}
+            if current["status"] == view["status"] and stored.get("status") != current["status"]:
+                consumed = self.ledger.approval(view["id"]).consumed if current["status"] == "consumed" else None
+                self._save({**current, **({"consumed_at": consumed.get("time")} if consumed else {})})
+
     def in_force(self) -> dict[str, str]:
         """{protected path: canonical value} of the config the server last wrote, as the audit chain
         recorded it ({} if never). The file is a copy for people; editing it grants nothing."""

@@ -176,6 +176,35 @@ class ModelRegistry:
             self._append(name, LIFECYCLE_KEY, {**event, "action": "archive", "version": str(version), "stages": changes})
             return changes
 
+    def restore_alias(self, name: str, alias: str) -> dict[str, Any] | None:
+        """Point `alias` back where the history says (remove it when the history says nowhere) if
+        MLflow's pointer differs; checked under the lock, so a move in progress is never undone.
+        Used on start (server/recovery.py). Returns what was restored, None when nothing was."""
+        with locked(self._lock):
+            current, recorded = self.alias_version(name, alias), (self.stack(name, alias) or [None])[-1]
+            if current == recorded:
+                return None
+            if recorded is None:
+                self._client.delete_registered_model_alias(check_model_name(name), alias)
+            else:
+                self.tracking.set_alias(check_model_name(name), alias, recorded)
+            return {"model": name, "alias": alias, "pointed_at": current, "restored_to": recorded}
+
+    def restore_stage(self, name: str, version: str) -> dict[str, Any] | None:
+        """Set a version's stage tag back to the stage the history gave it; remove a tag the history
+        never gave a version no alias holds (a move cut short). A version with no recorded stage
+        that an alias holds (promoted before stages were recorded) is left alone. Under the lock."""
+        with locked(self._lock):
+            found = self.version(name, version)
+            tag, recorded = found["tags"].get(STAGE_TAG), self.recorded_stage(name, version)
+            if tag == recorded or (recorded is None and (tag is None or found["aliases"])):
+                return None
+            if recorded is None:
+                self._client.delete_model_version_tag(check_model_name(name), str(version), STAGE_TAG)
+            else:
+                self.set_version_tags(name, version, {STAGE_TAG: recorded})
+            return {"model": name, "version": str(version), "stage_tag": tag, "restored_to": recorded}
+
     def _stages(self, name: str, moves: Sequence[tuple[str, str]]) -> dict[str, str | None]:
         """Each moving version's recorded stage before the move (None: none recorded yet, as for a
         version just registered)."""

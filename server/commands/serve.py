@@ -11,6 +11,7 @@ from server.app import build_server
 from server.cli import add_workspace_option
 from server.credentials import exposed_approver_token
 from server.ports import build_ports
+from server.recovery import recover
 from server.settings import load_settings
 
 
@@ -26,14 +27,15 @@ def register(subparsers) -> None:
 
 
 def reconcile_in_background(ports: Any) -> threading.Thread:
-    """Runs a dead server left RUNNING become FAILED; in a thread, so MLflow's import never delays
-    the first answer to a client."""
+    """What a dead server left half-done is repaired (server/recovery.py: RUNNING runs become
+    FAILED, approval files and aliases follow their records); in a thread, so MLflow's import never
+    delays the first answer to a client."""
 
     def reconcile() -> None:
         try:
-            ports.tracking.reconcile_orphans()
+            recover(ports)
         except Exception as exc:  # noqa: BLE001 - a store that cannot be read is reported, not fatal
-            print(f"mlgate: could not reconcile orphaned runs ({type(exc).__name__})", file=sys.stderr)
+            print(f"mlgate: could not recover what a previous server left half-done ({type(exc).__name__})", file=sys.stderr)
 
     thread = threading.Thread(target=reconcile, name="mlgate-reconcile", daemon=True)
     thread.start()

@@ -1,0 +1,62 @@
+"""What a server does when it starts, before it trusts its state: finish or undo what a killed
+predecessor (kill -9, power loss) left half-done. The audit chain recovers its own torn tail when it
+is opened (server/audit/chain.py); the rest is here:
+
+    runs       RUNNING runs whose server process or detached worker is gone become FAILED with a
+               reason (server/detached_runs.py `reconcile`, server/tracking.py `reconcile_orphans`)
+    approvals  an approval file one step behind the chain (the chain records a decision or use first,
+               then the file is rewritten: a kill between the two) is rewritten from the chain
+    registry   an alias move is recorded in mlgate's alias history after MLflow's pointer moves and
+               the stage tags change; a kill in between leaves an alias pointing at a version whose
+               move was never recorded. The history is the record: the alias is put back where the
+               history says (removed when it says nowhere) and every version's stage tag is set back
+               to the stage the history last gave it. A version registered whose move never
+               completed keeps no alias and no stage; it is listed (a retried promote reuses it).
+
+Whatever was repaired is appended to the audit chain as one `recovered` record, so a repair (or a
+pointer moved outside mlgate that this undid) is visible to `mlgate audit verify` readers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# (status in the file, status in the chain): a rewrite the chain already recorded, cut short
+LAGGING = {("pending", "approved"), ("pending", "denied"), ("approved", "consumed")}
+
+
+def recover(ports: Any) -> dict[str, list]:
+    """Repair runs, approval files and aliases left half-done; record what was repaired in the
+    chain. Returns {runs, approvals, registry} (empty lists when nothing was found)."""
+    found = {
+        # dead detached workers first (server/detached_runs.py): their runs' reason names the worker
+        "runs": [*(ports.detached.reconcile() if getattr(ports, "detached", None) is not None else []), *ports.tracking.reconcile_orphans()],
+        "approvals": repair_approval_files(ports.approvals),
+        "registry": reconcile_registry(ports.registry) if ports.registry is not None else [],
+    }
+    if any(found.values()):
+        ports.audit.append({"kind": "recovered", **found})
+        ports.audit.sync()
+    return found
+
+
+def repair_approval_files(store: Any) -> list[str]:
+    """Rewrite, from the chain, approval files one step behind it. Returns their ids."""
+    repaired = []
+    for view in store.list():
+        stored = store.stored(view["id"]) or {}
+        if (stored.get("status"), view["status"]) in LAGGING:
+            store.repair(view)
+            repaired.append(view["id"])
+    return repaired
+
+
+def reconcile_registry(registry: Any) -> list[dict[str, Any]]:
+    """Put every alias back where mlgate's history says and every version's stage tag back to the
+    stage the history gave it (server/registry.py `restore_alias`, `restore_stage`)."""
+    found: list[dict[str, Any]] = []
+    for model in registry.list_models():
+        name = model["name"]
+        found += [r for alias in sorted(model["aliases"]) if (r := registry.restore_alias(name, alias))]
+        found += [r for row in model["versions"] if (r := registry.restore_stage(name, row["version"]))]
+    return found
