@@ -8,8 +8,9 @@ WITHOUT labels, features.py); the worker runs the same launcher under bubblewrap
 Here the progress is gated again through the run's own ProgressGate, the outputs are written into
 the run directory's outputs/ and judged by server/sandbox_outcome.conclude, as a local child's are.
 
-Isolation: the probe asks a worker how it would confine the child; a run must be confined the same
-way on the node that takes it, or the worker refuses it. Cancelling kills the task (politely,
+Isolation: the probe asks a worker how it would confine the child and which training and launcher
+code it has (server.ray_worker.code_digest); a worker with other code counts as no worker, and a run
+must find the probed confinement and code on the node that takes it, or the worker refuses it. Cancelling kills the task (politely,
 then by force) and with it the child. The cluster's address may carry credentials: it is never
 put into a message, and errors name only their type.
 """
@@ -98,7 +99,11 @@ class RayExecutor:
         except Exception as exc:  # noqa: BLE001 - any failure to reach a worker means no sandbox; the type says which
             logger.warning("no Ray worker answered the executor's probe (%s)", type(exc).__name__)
             return "unavailable"
-        mode = answer.get("mode") if isinstance(answer, dict) else None
+        answer = answer if isinstance(answer, dict) else {}
+        if answer.get("code") != ray_worker.code_digest():
+            logger.warning("the Ray worker runs other mlgate training or launcher code than this server; refusing it")
+            return "unavailable"
+        mode = answer.get("mode")
         return mode if mode in ("bwrap", "unconfined") else "unavailable"
 
     async def run(self, run_dir: Path, timeout_s: float | None = None, on_progress: ProgressCallback | None = None) -> SandboxResult:
@@ -132,7 +137,7 @@ class RayExecutor:
             num_returns="streaming", name="mlgate-training",
         )
         scratch = str(self.config.scratch_dir) if self.config.scratch_dir else None
-        return task.remote(inputs, self.limits.model_dump(mode="json"), mode, timeout, scratch)
+        return task.remote(inputs, self.limits.model_dump(mode="json"), mode, timeout, scratch, ray_worker.code_digest())
 
 
 def connect(config: RayExecutorSettings) -> None:
@@ -193,7 +198,7 @@ def _final(message: Any) -> dict[str, Any]:
     if kind == "done":
         return message
     if kind == "refused":
-        raise _unavailable("the Ray worker that took the run cannot confine it as the probed worker could")
+        raise _unavailable("the Ray worker that took the run cannot confine it as the probed worker could, or runs other code")
     rule = message.get("rule_id") if kind == "failed" else None
     if rule in ("sandbox.orphans", "sandbox.run_dir", "sandbox.unavailable"):
         raise SandboxFailed("the sandbox on the Ray worker failed", "An operator should check the worker node.", rule_id=rule)

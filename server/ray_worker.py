@@ -12,6 +12,9 @@ The functions are plain Python; server/ray_executor.py wraps them with ray.remot
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import importlib.util
 import os
 import queue
 import stat
@@ -30,25 +33,42 @@ from server.settings import SandboxLimits
 from tools.errors import SandboxFailed
 
 RELAY_POLL_S = 0.1
+LAUNCHER_MODULES = ("server.sandbox", "server.sandbox_io", "server.ray_worker")
+
+
+@functools.cache
+def code_digest() -> str:
+    """SHA-256 of the training package and the launcher's modules: a worker whose digest differs
+    from the server's would not run the same `python -m training` under the same launcher."""
+    digest = hashlib.sha256()
+    training = Path(next(iter(importlib.util.find_spec("training").submodule_search_locations)))
+    files = [(f"training/{p.relative_to(training)}", p) for p in sorted(training.rglob("*.py"))]
+    files += [(name, Path(importlib.util.find_spec(name).origin)) for name in LAUNCHER_MODULES]
+    for name, path in files:
+        data = path.read_bytes()
+        digest.update(f"{name}\0{len(data)}\0".encode() + data)
+    return digest.hexdigest()
 
 
 def probe(limits: dict[str, Any], allow_unconfined: bool) -> dict[str, str]:
-    """How this worker node would confine a child: {"mode": "bwrap" | "unconfined" | "unavailable"}."""
-    return {"mode": SandboxLauncher(SandboxLimits.model_validate(limits), allow_unconfined=allow_unconfined).mode}
+    """How this worker node would confine a child, and which code it would run:
+    {"mode": "bwrap" | "unconfined" | "unavailable", "code": code_digest()}."""
+    return {"mode": SandboxLauncher(SandboxLimits.model_validate(limits), allow_unconfined=allow_unconfined).mode, "code": code_digest()}
 
 
 def run_child(inputs: dict[str, bytes], limits: dict[str, Any], required_mode: str, timeout_s: float,
-              scratch_dir: str | None) -> Iterator[dict[str, Any]]:
+              scratch_dir: str | None, required_code: str) -> Iterator[dict[str, Any]]:
     """Yields {"kind": "progress", "step", "metrics"} while the child runs, then one of
     {"kind": "done", ...} (the child's exit and outputs), {"kind": "refused", "mode"} (this node
-    cannot confine the child as required) or {"kind": "failed", "rule_id"} (the launcher raised).
+    cannot confine the child as required, or runs other code than the server) or {"kind": "failed",
+    "rule_id"} (the launcher raised).
     Cancelling the task (KeyboardInterrupt, GeneratorExit) cancels the launcher, which kills the
     child; bubblewrap's --die-with-parent kills it should this process die first."""
     with tempfile.TemporaryDirectory(prefix="mlgate-ray-", dir=scratch_dir) as scratch:
         run_dir = Path(scratch) / "run"
         _write_inputs(run_dir / "inputs", inputs)
         launcher = SandboxLauncher(SandboxLimits.model_validate(limits), allow_unconfined=required_mode == "unconfined")
-        if launcher.mode != required_mode:
+        if launcher.mode != required_mode or code_digest() != required_code:
             yield {"kind": "refused", "mode": launcher.mode}
             return
         outcome: dict[str, Any] = {}

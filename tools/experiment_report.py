@@ -28,7 +28,7 @@ TIER1_KEYS = ("git_commit", "uv_lock_sha256", "feature_pipeline_hash", "config_h
 
 def run_tags(request: Any, facts: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
     standards = ctx.config["standards"]
-    tags = {"client_name": standards["client_name"], "project_name": standards["project_name"], "principal": ctx.principal.name, "role": ctx.principal.role, "transport": ctx.transport, "mlgate.sandbox_mode": facts["sandbox_mode"], RUN_KIND_TAG: facts.get("run_kind", "experiment")}
+    tags = {"client_name": standards["client_name"], "project_name": standards["project_name"], "principal": ctx.principal.name, "role": ctx.principal.role, "transport": ctx.transport, "mlgate.sandbox_mode": facts["sandbox_mode"], "mlgate.executor": facts.get("executor_backend", "local"), RUN_KIND_TAG: facts.get("run_kind", "experiment")}
     return {**tags, **({"agent_model": request.agent_model} if request.agent_model else {})}
 
 

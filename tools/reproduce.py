@@ -161,7 +161,7 @@ def _rerun_facts(facts: dict[str, Any], ctx: CallContext, seed: int) -> dict[str
         "run_files_sha256": run_files_param({FEATURES_PATH: sha256_bytes(facts["features_py"])}),
     }  # fmt: skip
     reasoning = {"hypothesis_category": "reproduction", "change_description": f"re-run of {facts['run']['run_id']} from its pins with seed {seed}", "expected_effect": "the recorded test metrics, within the reproduction tolerance"}
-    return {"config": config, "dataset": facts["dataset"], "feature_columns": facts["feature_columns"], "categorical_columns": facts["categorical_columns"], "provenance": provenance, "reasoning": reasoning, "sandbox_mode": facts["sandbox_mode"], "run_kind": "reproduction"}
+    return {"config": config, "dataset": facts["dataset"], "feature_columns": facts["feature_columns"], "categorical_columns": facts["categorical_columns"], "provenance": provenance, "reasoning": reasoning, "sandbox_mode": facts["sandbox_mode"], "executor_backend": facts["executor_backend"], "run_kind": "reproduction"}
 
 
 async def _rerun(facts: dict[str, Any], ctx: CallContext, seed: int, kind: str) -> dict[str, Any]:

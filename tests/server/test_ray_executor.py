@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,6 +77,19 @@ def sandbox_processes_under(scratch: Path) -> list[int]:
     return pids
 
 
+async def test_an_unreachable_ray_cluster_refuses_the_run_without_naming_its_address(governed: dict[str, Any], tmp_path: Path) -> None:
+    if ray.is_initialized():
+        pytest.skip("this process already joined a Ray cluster (one per process)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"  # closed again: nothing listens there
+    remote = on_ray(governed, address, tmp_path)
+    result = await call(remote, {"reasoning": REASONING})
+    assert result.is_error and "executor.isolation" in json.dumps(result.structured_content)
+    assert address not in json.dumps(result.structured_content) + remote["settings"].audit_path.read_text()
+    assert not ray.is_initialized()
+
+
 async def test_a_run_on_ray_has_the_local_runs_metrics_progress_and_no_ray_credential(
     governed: dict[str, Any], ray_cluster: str, tmp_path: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -95,6 +109,8 @@ async def test_a_run_on_ray_has_the_local_runs_metrics_progress_and_no_ray_crede
     assert result.structured_content["sandbox_mode"] == "bwrap"
     assert any(m.startswith("fold-0: round") for m in messages) and any(m.startswith("final: round") for m in messages)
     run = remote["ports"].tracking.get_run(result.structured_content["run_id"])
+    assert run["tags"]["mlgate.executor"] == "ray" and run["tags"]["mlgate.sandbox_mode"] == "bwrap"
+    assert remote["ports"].tracking.get_run(local.structured_content["run_id"])["tags"]["mlgate.executor"] == "local"
     exposed = [json.dumps(result.structured_content), json.dumps(run, default=str), remote["settings"].audit_path.read_text(), caplog.text]
     secrets = [s for s in (ray_token(), ray_cluster) if s]
     assert secrets and not [s for s in secrets for text in exposed if s in text]
