@@ -15,9 +15,10 @@ from mcp import Client
 
 from server.app import build_server
 from server.audit import read_tail
+from server.auth import TokenStore
 from server.ports import build_ports
 from server.settings import load_settings
-from tests.e2e.transports import stdio
+from tests.e2e.transports import mlgate_http, stdio, streamable_http
 from tests.tools.detached_lab import detached_records, ended, owner_pid, processes_naming, training_started, wait_for_run
 from tests.tools.runs_lab import REASONING, RunsLab, build_runs_lab
 
@@ -111,3 +112,19 @@ async def test_a_killed_workers_run_is_reconciled_failed_by_the_next_server_and_
         assert ports.slots.running == 0
     finally:
         ports.audit.close()
+
+
+async def test_an_http_session_ending_leaves_the_detached_run_training_and_a_human_cancels_it(lab: RunsLab) -> None:
+    token = TokenStore(lab.settings.state_dir).create("remote-agent", "agent")
+    with mlgate_http(lab.settings) as url:
+        async with streamable_http(url, token) as client:
+            result = await client.call_tool("run_experiment", {"reasoning": REASONING, "detach": True})
+        assert not result.is_error, result.structured_content
+        run_id, call_id = result.structured_content["run_id"], result.structured_content["call_id"]
+        run = await wait_for_run(lab.settings, run_id, training_started)  # after the session ended
+        assert run["status"] == "RUNNING" and run["tags"]["principal"] == "remote-agent"
+    worker = owner_pid(lab.settings, call_id)
+    assert Path(f"/proc/{worker}").exists() and _state(worker) != "Z"  # ... and after the HTTP server stopped
+    is_error, cancelled = await lab.call("cancel_run", {"run_id": run_id}, load_settings(lab.workspace, transport="memory", local_principal="alice", local_role="human"))
+    assert not is_error and cancelled["status"] == "KILLED"
+    await _gone([worker])
