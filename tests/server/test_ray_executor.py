@@ -138,6 +138,35 @@ async def test_cancelling_a_ray_run_kills_the_task_and_its_child(governed: dict[
     assert runs[0]["tags"]["mlgate.sandbox_mode"] == "bwrap"
 
 
+ESCAPE_FEATURES = """import socket
+
+def build_features(frame):
+    reached = []
+    try:
+        reached.append(open({token_path!r}).read())
+    except OSError:
+        pass
+    try:
+        socket.create_connection(({host!r}, {port}), timeout=2).close()
+        reached.append("gcs")
+    except OSError:
+        pass
+    if not reached:
+        raise PermissionError("contained")
+    return frame
+"""
+
+
+async def test_features_on_a_ray_worker_reach_neither_the_ray_token_nor_the_cluster(governed: dict[str, Any], ray_cluster: str, tmp_path: Path) -> None:
+    remote = on_ray(governed, ray_cluster, tmp_path)
+    host, port = ray_cluster.rsplit(":", 1)
+    token_path = str(Path.home() / ".ray" / "auth_token")
+    (remote["workspace"] / "src/features.py").write_text(ESCAPE_FEATURES.format(token_path=token_path, host=host, port=int(port)))
+    result = await call(remote, {"reasoning": REASONING})
+    assert result.is_error and result.structured_content["rule_id"] == "sandbox.child_error", result.structured_content
+    assert "PermissionError" in result.structured_content["reason"]
+
+
 def test_evaluation_labels_never_leave_the_server(tmp_path: Path) -> None:
     paths = RunPaths(tmp_path)
     paths.inputs.mkdir()
