@@ -158,11 +158,15 @@ class DetachedRuns:
     def cancel(self, call_id: str, grace_s: float) -> str:
         """Stop the worker of `call_id` (SIGTERM: it cancels training, the sandbox kills the child,
         the run ends KILLED; SIGKILL to its session after `grace_s`). Returns how it went:
-        "cancelled", "killed" or "not_running". Raises ValueError for a malformed call id."""
+        "cancelled", "killed", "not_running" or "elsewhere" (a worker on another host: untouched).
+        Raises ValueError for a malformed call id."""
         if not CALL_ID.match(call_id):
             raise ValueError("malformed call id")
         owner = next((o for o in self.owners() if o["call_id"] == call_id), None)
-        if owner is None or self._alive(owner) is not True:
+        alive = None if owner is None else self._alive(owner)
+        if owner is not None and alive is None:
+            return "elsewhere"  # a worker of another host (replica): only its own server can signal it
+        if owner is None or alive is False:
             if owner is not None:
                 self.settle(owner, "KILLED", "cancelled; its detached worker had already exited")
             return "not_running"

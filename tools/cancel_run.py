@@ -16,6 +16,7 @@ from pydantic import Field
 from policies.registry import load_all
 from tools.base import CallContext, StrictInput, ToolSpec
 from tools.detached_view import CALL_TAG
+from tools.errors import PolicyDenied
 from tools.run_views import RUN_ID_PATTERN, experiment_of
 
 DEFAULT_GRACE_S = 30.0
@@ -36,11 +37,14 @@ def gather(request: CancelRunInput, ctx: CallContext) -> dict[str, Any]:
 
 
 async def execute(request: CancelRunInput, facts: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-    """Stop the worker and wait for it; returns the run's final status."""
+    """Stop the worker and wait for it; returns the run's final status. Raises PolicyDenied when the
+    worker runs on another host (a replica's): nothing is stopped then."""
     ports, run_id = ctx.ports, request.run_id
     ctx.audit_refs.update(run_id=run_id)
     grace = float((ctx.config.get("policy") or {}).get("training", {}).get("cancel_grace_seconds", DEFAULT_GRACE_S))
     how = await anyio.to_thread.run_sync(ports.detached.cancel, str(facts["call_id"]), grace)
+    if how == "elsewhere":
+        raise PolicyDenied("the run's worker runs on another host", "call cancel_run on the mlgate server of the host that started the run", rule_id="cancel.worker_here")
     run = await anyio.to_thread.run_sync(ports.tracking.get_run, run_id)
     return {"run_id": run_id, "status": run["status"], "cancelled": how, "end_reason": (run.get("tags") or {}).get("mlgate.end_reason")}
 
