@@ -1,4 +1,8 @@
-"""`python -m bench`: run every benchmark module of this package (each exposes `main()`)."""
+"""`python -m bench`: run every benchmark module of this package (each exposes `main()`).
+
+`python -m bench NAME... [--option...]`: only the named ones; options (arguments starting with
+"-") are passed to each named module's `main(options)`, e.g. `python -m bench scale --quick`.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +14,23 @@ import bench
 
 
 # Hours at full size: run only when named (`python -m bench mutation`).
-EXPLICIT_ONLY = ("mutation", "reliability")
+EXPLICIT_ONLY = ("mutation", "reliability", "scale")
 
 
 def modules() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_") and m.name not in EXPLICIT_ONLY)
 
 
-def main(names: list[str] | None = None) -> int:
+def main(arguments: list[str] | None = None) -> int:
     """Run the named benchmarks (all by default), in name order; exit 1 if one failed."""
+    names = [a for a in arguments or [] if not a.startswith("-")]
+    options = [a for a in arguments or [] if a.startswith("-")]
     failed = 0
     for name in names or modules():
         print(f"== bench.{name}", flush=True)
         try:
-            importlib.import_module(f"bench.{name}").main()
+            module = importlib.import_module(f"bench.{name}")
+            module.main(options) if options else module.main()
         except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the others
             failed += 1
             print(f"bench.{name} failed: {type(exc).__name__}: {exc}", flush=True)

@@ -1,0 +1,188 @@
+"""torch_mlp efficiency: the real training child against a bare loop of the same network, same data.
+
+Child: `python -m training` on a prepared run directory (torch_mlp with its default
+hyperparameters: batch_size auto), launched by server.sandbox.SandboxLauncher (bwrap when installed,
+else unconfined). Its time is the train_seconds of its result.json: the epochs only, not process
+start, imports or feature preparation.
+Bare: the same rows (training.runner.prepare on the same inputs), the same network, seed and batch
+order, trained by the shortest loop that does the same work, in a process of its own with the child's
+environment (thread counts, OpenMP wait policy). Two bare loops: with the child's optimizer (fused Adam: the ratio is pure loop
+overhead; the bare loop must end with the child's weights, bit for bit) and with torch's default
+Adam (what a hand-written loop would use). Runs alternate so machine noise hits both alike; the
+minimum of the repeats is kept.
+Prints child/bare (target <= 1.05) per device, and where CUDA is visible the child's GPU time
+against its CPU time for the default configuration (target: the GPU not slower).
+
+    python -m bench gpu_efficiency    (MLGATE_BENCH_ROWS=100000, MLGATE_BENCH_EPOCHS=20,
+                                       MLGATE_BENCH_REPEATS=3, MLGATE_BENCH_THREADS=2)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from server.sandbox import SandboxLauncher, child_environment
+from server.settings import SandboxLimits
+from training.determinism import thread_count
+from training.runner import prepare
+from training.spec import RunSpec, parse_spec
+from training.torch_mlp import MODEL_FILE, build_network
+
+ROWS = int(os.environ.get("MLGATE_BENCH_ROWS", "100000"))
+EPOCHS = int(os.environ.get("MLGATE_BENCH_EPOCHS", "20"))
+REPEATS = int(os.environ.get("MLGATE_BENCH_REPEATS", "3"))
+THREADS = int(os.environ.get("MLGATE_BENCH_THREADS", "2"))
+SEED = 7
+TARGET_RATIO = 1.05
+NUMERIC = [f"x{i}" for i in range(12)]
+FEATURES = [*NUMERIC, "segment"]
+REPO_ROOT = Path(__file__).resolve().parent.parent
+IDENTITY_FEATURES = "def build_features(frame):\n    return frame.copy()\n"
+
+
+def write_inputs(run_dir: Path, rows: int, device: str) -> Path:
+    """inputs/ of one torch_mlp run: 12 numbers and a category, a label tied to them, 80/20 rows."""
+    rng = np.random.default_rng(SEED)
+    frame = pd.DataFrame(rng.normal(size=(rows, len(NUMERIC))), columns=NUMERIC)
+    frame["segment"] = rng.choice(np.array(["a", "b", "c"], dtype=object), rows)
+    signal = frame["x0"] - 0.5 * frame["x1"] * frame["x2"] + (frame["segment"] == "a") + rng.normal(0, 1, rows)
+    frame["__row_id__"] = np.arange(rows, dtype="int64")
+    frame["__label__"] = (signal > signal.median()).astype("int64")
+    inputs, cut = run_dir / "inputs", int(rows * 0.8)
+    inputs.mkdir(parents=True)
+    frame.iloc[:cut].to_parquet(inputs / "train.parquet", index=False)
+    frame.iloc[cut:].drop(columns="__label__").to_parquet(inputs / "eval.parquet", index=False)
+    (inputs / "features.py").write_text(IDENTITY_FEATURES)
+    spec = {"model": {"type": "torch_mlp", "params": {"epochs": EPOCHS}}, "seed": SEED, "feature_columns": FEATURES,
+            "categorical_columns": ["segment"], "device": device, "task": "fit_predict"}
+    (inputs / "spec.json").write_text(json.dumps(spec))
+    return run_dir
+
+
+@dataclass
+class ChildRun:
+    train_seconds: float
+    device: str
+    batch_size: int
+    n_train: int
+
+
+def run_child(launcher: SandboxLauncher, template: Path, run_dir: Path) -> ChildRun:
+    """The real child on a fresh copy of the template's inputs, through the real launcher."""
+    (run_dir / "inputs").mkdir(parents=True)
+    for source in (template / "inputs").iterdir():
+        (run_dir / "inputs" / source.name).write_bytes(source.read_bytes())
+    outcome = anyio.run(launcher.run, run_dir)
+    if not outcome.ok:
+        raise RuntimeError(f"the child failed: {outcome.result}")
+    result = outcome.result
+    return ChildRun(result.train_seconds, result.device, result.batch_size, result.n_train_rows)
+
+
+def bare_loop(spec: RunSpec, x: np.ndarray, y: np.ndarray, device: str, fused: bool) -> tuple[float, nn.Module]:
+    """The same network, seed and batch order as the child, in the shortest loop doing that work."""
+    params = spec.model.params
+    torch.manual_seed(spec.seed)
+    network = build_network(x.shape[1], params).to(device)
+    x_t, y_t = torch.from_numpy(x).to(device), torch.from_numpy(y.astype("float32")).to(device)
+    optimizer = torch.optim.Adam(network.parameters(), lr=params.lr, weight_decay=params.weight_decay, fused=fused or None)
+    loss_fn, batch = nn.BCEWithLogitsLoss(), params.batch_size_on(device)
+    generator = torch.Generator(device=device).manual_seed(spec.seed)
+    started = time.perf_counter()
+    for _ in range(params.epochs):
+        order = torch.randperm(len(x_t), generator=generator, device=device)
+        for start in range(0, len(x_t), batch):
+            rows = order[start:start + batch]
+            loss = loss_fn(network(x_t.index_select(0, rows)).squeeze(1), y_t.index_select(0, rows))
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - started, network
+
+
+def same_weights(network: nn.Module, child: dict[str, torch.Tensor]) -> bool:
+    mine = {k: v.detach().cpu() for k, v in network.state_dict().items()}
+    return mine.keys() == child.keys() and all(torch.equal(mine[k], child[k]) for k in mine)
+
+
+def run_bare(limits: SandboxLimits, template: Path, device: str, fused: bool, child: Path) -> dict[str, object]:
+    """The bare loop in a process of its own with the child's environment (threads, OpenMP wait
+    policy), so the two differ only in their loops; it times the loop alone."""
+    env = child_environment(limits, str(REPO_ROOT), tempfile.gettempdir(), os.environ)
+    argv = [sys.executable, "-m", "bench.gpu_efficiency", "--bare", str(template / "inputs"), device, str(int(fused)), str(child)]
+    done = subprocess.run(argv, env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure(launcher: SandboxLauncher, root: Path, device: str) -> dict[str, object]:
+    """REPEATS alternations of child, bare (fused Adam) and bare (default Adam) on one device."""
+    template = write_inputs(root / f"template-{device}", ROWS, device)
+    child_s, fused_s, plain_s, identical = [], [], [], True
+    for repeat in range(REPEATS):
+        child = run_child(launcher, template, root / f"run-{device}-{repeat}")
+        weights = root / f"run-{device}-{repeat}" / "outputs" / "model" / MODEL_FILE
+        fused = run_bare(launcher.limits, template, child.device, True, weights)
+        identical = identical and fused["identical"]
+        child_s.append(child.train_seconds)
+        fused_s.append(fused["seconds"])
+        plain_s.append(run_bare(launcher.limits, template, child.device, False, weights)["seconds"])
+    return {"device": child.device, "batch_size": child.batch_size, "child": min(child_s), "bare_fused": min(fused_s),
+            "bare_plain": min(plain_s), "identical": identical, "n_train": child.n_train}
+
+
+def bare_main(argv: list[str]) -> None:
+    """`--bare INPUTS DEVICE FUSED CHILD_WEIGHTS`: time the bare loop; print {seconds, identical}."""
+    inputs, device, fused, weights = Path(argv[0]), argv[1], argv[2] == "1", Path(argv[3])
+    torch.set_num_threads(thread_count())
+    spec = parse_spec((inputs / "spec.json").read_bytes())
+    data, _, _ = prepare(spec, inputs)
+    seconds, network = bare_loop(spec, data.x_train, data.y_train, device, fused)
+    identical = same_weights(network, torch.load(weights, weights_only=True))
+    print(json.dumps({"seconds": seconds, "identical": identical}))
+
+
+def report(figures: dict[str, object]) -> None:
+    ratio = figures["child"] / figures["bare_fused"]
+    print(f"device={figures['device']} batch_size={figures['batch_size']} train_rows={figures['n_train']} epochs={EPOCHS} "
+          f"threads={THREADS}: child train {figures['child']:.2f}s, bare loop (fused Adam) {figures['bare_fused']:.2f}s, "
+          f"bare loop (default Adam) {figures['bare_plain']:.2f}s")
+    print(f"  child/bare = {ratio:.3f} (target <= {TARGET_RATIO}) {'OK' if ratio <= TARGET_RATIO else 'OVER'}; "
+          f"child/bare(default Adam) = {figures['child'] / figures['bare_plain']:.3f}; "
+          f"bare loop ends with the child's weights bit for bit: {'yes' if figures['identical'] else 'NO'}")
+
+
+def main() -> None:
+    launcher = SandboxLauncher(SandboxLimits(threads=THREADS, wall_clock_seconds=3600), allow_unconfined=True)
+    print(f"launcher mode {launcher.mode}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        cpu = measure(launcher, Path(tmp), "cpu")
+        report(cpu)
+        if not torch.cuda.is_available():
+            print("no CUDA device visible: GPU vs CPU not measured")
+            return
+        gpu = measure(launcher, Path(tmp), "auto")
+        report(gpu)
+    speed = gpu["child"] / cpu["child"]
+    print(f"default configuration, child train time GPU/CPU = {speed:.3f} (target <= 1.0) {'OK' if speed <= 1.0 else 'SLOWER'}")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--bare"]:
+        bare_main(sys.argv[2:])
+    else:
+        main()
