@@ -37,7 +37,8 @@ def ray_cluster() -> Iterator[str]:
     """A local Ray head on this host (token authentication on, as Ray 2.60 defaults); its session
     directory in a short private temp dir (Ray's socket paths must stay under 108 bytes)."""
     session = tempfile.mkdtemp(prefix="mlgr-")
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=session, log_to_driver=False, namespace="mlgate")
+    # One GPU declared (none is needed to schedule on it): a run asking for it holds it while it runs.
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=session, log_to_driver=False, namespace="mlgate")
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
@@ -45,10 +46,10 @@ def ray_cluster() -> Iterator[str]:
         shutil.rmtree(session, ignore_errors=True)
 
 
-def on_ray(governed: dict[str, Any], address: str, scratch: Path) -> dict[str, Any]:
+def on_ray(governed: dict[str, Any], address: str, scratch: Path, **ray_settings: Any) -> dict[str, Any]:
     """The same workspace served with executor.backend ray, the change acknowledged by an operator."""
     state_dir = governed["settings"].state_dir
-    executor = {"backend": "ray", "ray": {"address": address, "scratch_dir": str(scratch)}}
+    executor = {"backend": "ray", "ray": {"address": address, "scratch_dir": str(scratch), **ray_settings}}
     (state_dir / "server.yaml").write_text(yaml.safe_dump({"executor": executor}))
     settings = load_settings(governed["workspace"], transport="memory")
     accept_standards(settings)
@@ -117,16 +118,18 @@ async def test_a_run_on_ray_has_the_local_runs_metrics_progress_and_no_ray_crede
     assert list((tmp_path / "scratch").iterdir()) == []  # the worker's run directories are gone
 
 
-async def test_cancelling_a_ray_run_kills_the_task_and_its_child(governed: dict[str, Any], ray_cluster: str, tmp_path: Path) -> None:
+async def test_a_ray_run_holds_the_gpu_it_asks_for_and_cancelling_kills_the_task_and_its_child(
+    governed: dict[str, Any], ray_cluster: str, tmp_path: Path,
+) -> None:
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    remote = on_ray(governed, ray_cluster, scratch)
+    remote = on_ray(governed, ray_cluster, scratch, num_gpus=1)
     (remote["workspace"] / "src/features.py").write_text(SLOW_FEATURES)
     async with Client(build_server(remote["settings"], remote["ports"])) as client:
         async with anyio.create_task_group() as group:
             group.start_soon(lambda: client.call_tool("run_experiment", {"reasoning": REASONING}))
             with anyio.fail_after(120):
-                while not sandbox_processes_under(scratch):
+                while not sandbox_processes_under(scratch) or ray.available_resources().get("GPU", 0) != 0:
                     await anyio.sleep(0.1)
             group.cancel_scope.cancel()
     with anyio.fail_after(60):
@@ -136,6 +139,9 @@ async def test_cancelling_a_ray_run_kills_the_task_and_its_child(governed: dict[
         while (runs := remote["ports"].tracking.search_runs(_experiments(remote)))[0]["status"] != "KILLED":
             await anyio.sleep(0.05)
     assert runs[0]["tags"]["mlgate.sandbox_mode"] == "bwrap"
+    with anyio.fail_after(30):
+        while ray.available_resources().get("GPU", 0) != 1:  # released with the cancelled task
+            await anyio.sleep(0.1)
 
 
 ESCAPE_FEATURES = """import socket
