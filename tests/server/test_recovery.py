@@ -1,0 +1,81 @@
+"""server/recovery.py: what a server repairs when it starts after a kill -9, each state made for
+real with the adapters a killed call would have used, stopped where the kill would have stopped
+it (tests/reliability/test_crash_points.py kills real processes at random moments)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from policies import Principal
+from policies.lifecycle import STAGE_TAG
+from server.approval_vouch import vouch_problems
+from server.ports import Ports, build_ports
+from server.recovery import recover
+from server.settings import Settings
+from tests.credentials import approver
+
+MODEL = "crash-model"
+AGENT = Principal("agent-1", "agent", None)
+
+
+@pytest.fixture
+def ports(settings: Settings) -> Iterator[Ports]:
+    ports = build_ports(settings)
+    yield ports
+    ports.audit.close()
+
+
+def registered(ports: Ports) -> str:
+    """A version of MODEL from a fresh (finished) run, as promote registers one."""
+    experiment = ports.tracking.client.create_experiment(f"e-{len(ports.registry.list_models())}-{id(ports)}")
+    run_id = ports.tracking.client.create_run(experiment).info.run_id
+    ports.tracking.client.set_terminated(run_id)
+    return ports.registry.register(MODEL, run_id, f"file:///nowhere/{run_id}/artifacts", {"mlgate.run_id": run_id})
+
+
+def test_an_alias_moved_but_never_recorded_is_put_back_and_the_stage_tags_restored(ports: Ports) -> None:
+    first = registered(ports)
+    ports.registry.point(MODEL, "candidate", first, {"by": "agent-1"})
+    second = registered(ports)
+    # the kill: MLflow's pointer and the new version's tag changed, the history never written
+    ports.tracking.set_alias(MODEL, "candidate", second)
+    ports.registry.set_version_tags(MODEL, second, {STAGE_TAG: "candidate"})
+    found = recover(ports)
+    assert ports.registry.alias_version(MODEL, "candidate") == first
+    assert STAGE_TAG not in ports.registry.version(MODEL, second)["tags"]
+    assert ports.registry.version(MODEL, first)["tags"][STAGE_TAG] == "candidate"
+    assert {"model": MODEL, "alias": "candidate", "pointed_at": second, "restored_to": first} in found["registry"]
+    assert any(r.get("kind") == "recovered" for r in ports.audit.tail(3))
+    assert recover(ports) == {"runs": [], "approvals": [], "registry": []}
+
+
+def test_an_alias_whose_first_move_was_never_recorded_is_removed(ports: Ports) -> None:
+    version = registered(ports)
+    ports.tracking.set_alias(MODEL, "candidate", version)
+    recover(ports)
+    assert ports.registry.alias_version(MODEL, "candidate") is None
+
+
+def test_an_approval_file_behind_the_chain_is_rewritten_from_it(ports: Ports, settings: Settings) -> None:
+    record, _ = ports.approvals.request(change_hash="a" * 64, target="configs/experiment.yaml", diff=[], fields=[], requester=AGENT, reasoning=None, now="2026-01-01T00:00:00Z")
+    stale = ports.approvals.stored(record["id"])
+    ports.approvals.decide(record["id"], approve=True, approver=approver(settings.state_dir, "risk-officer"), note=None, now="2026-01-01T00:01:00Z")
+    # the kill: the decision chained, the file rewrite lost
+    (settings.state_dir / "approvals" / f"{record['id']}.json").write_text(json.dumps(stale))
+    assert vouch_problems(settings.state_dir) != []
+    assert recover(ports)["approvals"] == [record["id"]]
+    assert vouch_problems(settings.state_dir) == []
+    assert ports.approvals.stored(record["id"])["status"] == "approved"
+
+
+def test_a_running_run_of_a_dead_server_fails_with_a_reason(ports: Ports) -> None:
+    experiment = ports.tracking.client.create_experiment("dead-server")
+    run_id = ports.tracking.start_run(experiment, {})
+    ports.tracking.client.set_tag(run_id, "mlgate.server.pid", "999999999")  # its server: gone
+    found = recover(ports)
+    assert run_id in found["runs"]
+    run = ports.tracking.get_run(run_id)
+    assert run["status"] == "FAILED" and "orphaned" in run["tags"]["mlgate.end_reason"]
