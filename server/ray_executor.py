@@ -43,6 +43,7 @@ from tools.errors import SandboxFailed
 from training.contract import ProgressEvent
 
 PROBE_TTL_S = 60.0
+FAILED_PROBE_TTL_S = 5.0  # a cluster that was down is asked again soon
 CANCEL_GRACE_S = 5.0
 LABEL_COLUMN = "__label__"
 logger = logging.getLogger(__name__)
@@ -69,7 +70,8 @@ class WorkerReport(BaseModel):
 
 
 class RayExecutor:
-    """Runs training children as Ray tasks; `mode` is what a worker reports (cached PROBE_TTL_S)."""
+    """Runs training children as Ray tasks; `mode` is what a worker reports (cached PROBE_TTL_S,
+    FAILED_PROBE_TTL_S when none answered)."""
 
     backend = "ray"
 
@@ -86,7 +88,8 @@ class RayExecutor:
     def mode(self) -> Mode:
         """"bwrap" or "unconfined" as a worker reports it; "unavailable" when no worker answers."""
         with self._lock:
-            if self._probed is None or time.monotonic() - self._probed[0] > PROBE_TTL_S:
+            age = math.inf if self._probed is None else time.monotonic() - self._probed[0]
+            if age > (FAILED_PROBE_TTL_S if self._probed and self._probed[1] == "unavailable" else PROBE_TTL_S):
                 self._probed = (time.monotonic(), self._probe())
             return self._probed[1]
 

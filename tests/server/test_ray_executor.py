@@ -20,9 +20,10 @@ from mcp import Client
 
 from server.app import build_server
 from server.ports import build_ports
-from server.ray_executor import RayExecutor, WorkerReport, pack_inputs, unpack_outputs
+from server import ray_worker
+from server.ray_executor import RayExecutor, WorkerReport, _final, pack_inputs, unpack_outputs
 from server.sandbox_io import RunPaths
-from server.settings import ExecutorSettings, load_settings
+from server.settings import ExecutorSettings, SandboxLimits, load_settings
 from tests.acknowledge import accept_standards
 from tests.tools.test_run_experiment import REASONING, _experiments, governed  # noqa: F401 - fixture
 from tools.errors import SandboxFailed
@@ -194,6 +195,15 @@ def test_a_worker_report_cannot_write_outside_outputs(tmp_path: Path, name: str)
     with pytest.raises(SandboxFailed) as refused:
         unpack_outputs(paths, report)
     assert refused.value.rule_id == "sandbox.unsafe_output" and not (tmp_path / "escape").exists()
+
+
+def test_a_worker_with_other_training_code_refuses_the_run(tmp_path: Path) -> None:
+    inputs = dict.fromkeys(("spec.json", "train.parquet", "eval.parquet", "features.py"), b"")
+    answers = list(ray_worker.run_child(inputs, SandboxLimits().model_dump(mode="json"), "bwrap", 60.0, str(tmp_path), "0" * 64))
+    assert answers == [{"kind": "refused", "mode": "bwrap"}] and list(tmp_path.iterdir()) == []
+    with pytest.raises(SandboxFailed) as refused:
+        _final(answers[0])
+    assert refused.value.rule_id == "sandbox.unavailable"
 
 
 def test_the_ray_backend_needs_an_address_and_is_chosen_by_the_config(workspace: Path) -> None:
