@@ -12,7 +12,9 @@ from pathlib import Path
 
 import anyio
 import pytest
+from mcp import Client
 
+from server.app import build_server
 from server.detached import REFUSED_EXIT
 from tests.e2e.transports import REPO_ROOT, stdio
 from tests.tools.detached_lab import detached_records, ended, start_worker, wait_for_run
@@ -43,6 +45,9 @@ async def test_a_detached_run_returns_at_once_and_get_run_follows_it_to_the_resu
     result = view["detached"]["result"]
     assert result["run_id"] == started["run_id"] and result["metrics"] == plain["metrics"] and result["split"] == plain["split"]
     assert view["detached"]["progress"]["fraction"] == 1.0
+    async with Client(build_server(lab.settings, lab.ports)) as client:
+        resource = await client.read_resource(f"mlgate://runs/{started['run_id']}")
+    assert json.loads(resource.contents[0].text)["detached"] == view["detached"]  # the run resource shows the same
     events = [r["event"] for r in detached_records(lab.settings, started["call_id"])]
     assert events == ["accepted", "started", "ended"]
     # The same call id again, as an agent's shell would start it: a detached request runs once.
