@@ -18,6 +18,7 @@ from tests.reliability.crash_lab import WORKSPACES, crash_rounds
 KILLS = {"run": 1, "promotion": 2, "approval": 2}
 
 
+@pytest.mark.timeout(900)  # each kill starts a server and restarts one: minutes on a busy machine
 @pytest.mark.parametrize("mode", ["run", "promotion", "approval"])
 def test_kill_9_inside_governed_work_leaves_nothing_half_done_after_restart(tmp_path: Path, mode: str) -> None:
     workspace = WORKSPACES[mode](tmp_path)
