@@ -13,7 +13,7 @@ from mcp.server.subscriptions import InMemorySubscriptionBus
 
 from server.acknowledgement_check import AcknowledgementCheck
 from server.approvals import ApprovalStore, ConfigFiles, OverridesLog
-from server.audit.witness import late_witness
+from server.audit.witness import chain_id, late_witness
 from server.audit.workspace import open_chain
 from server.redact import install_log_redaction
 from server.cas import CasStore
@@ -72,7 +72,7 @@ def build_ports(settings: Settings) -> Ports:
     ports.overrides = OverridesLog(settings.workspace)
     # adapters record the audit chain head as a witness (server/audit/witness.py); the chain is opened below
     witness = late_witness(ports)
-    ports.tracking = MlflowTracking.for_settings(settings, clock=ports.clock, witness=witness)
+    ports.tracking = MlflowTracking.for_settings(settings, clock=ports.clock, witness=witness, chain=lambda: chain_id(settings.audit_path))
     ports.sandbox = build_executor(settings)  # server/executors.Executor: local bwrap or Ray
     ports.rundirs = RunDirs(settings.state_dir / "runs")
     ports.environment = Environment(settings.workspace)

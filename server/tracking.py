@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from server.clock import SystemClock
+from server.audit.witness import CHAIN_TAG
 from server.liveness import OWNER_TAG_PREFIX, ProcessIdentity
 from server.tracking_owners import HEARTBEAT_TAG, PID_NS_TAG, Heartbeat, pid_namespace, run_owner_alive
 from server.tracking_store import artifact_root as configured_artifact_root
@@ -133,10 +134,11 @@ class MlflowTracking:
 
     def __init__(
         self, tracking_uri: str, artifact_root: Path | str, *, clock: Any = None, owner: ProcessIdentity | None = None, witness: Callable[[], str] | None = None,
-        heartbeat_s: float = 30.0, stale_after_s: float = 600.0,
+        heartbeat_s: float = 30.0, stale_after_s: float = 600.0, chain: Callable[[], str | None] | None = None,
     ) -> None:  # fmt: skip
         self.tracking_uri = tracking_uri
         self._witness = witness
+        self._chain = chain  # the id of the audit chain the witnesses belong to (server/audit/witness.py)
         self.artifact_root = artifact_root
         self._clock = clock or SystemClock()
         self._owner = owner
@@ -206,6 +208,9 @@ class MlflowTracking:
         clean.update({**self.owner.tags(), PID_NS_TAG: pid_namespace(), HEARTBEAT_TAG: str(self._now_ms())})
         if self._witness is not None:
             clean[WITNESS_TAG] = self._witness()
+        chain = self._chain() if self._chain is not None else None
+        if chain:
+            clean[CHAIN_TAG] = chain
         if dropped:
             clean[REDACTED_TAG] = ",".join(dropped)
         run = self.client.create_run(experiment_id, start_time=self._now_ms(), tags=clean, run_name=run_name)

@@ -79,15 +79,32 @@ class Heartbeat:
         with self._lock:
             self._runs.discard(run_id)
 
+    @property
+    def running(self) -> bool:
+        """Whether the heartbeat thread is running (it ends once no run is left to beat)."""
+        with self._lock:
+            return self._thread is not None
+
     def owned(self) -> list[str]:
         with self._lock:
             return sorted(self._runs)
 
     def _loop(self) -> None:
-        idle = threading.Event()
-        while not idle.wait(self._interval_s):
-            for run_id in self.owned():
+        pause = threading.Event()
+        while not pause.wait(self._interval_s):
+            runs = self._owned_or_stop()
+            if runs is None:
+                return
+            for run_id in runs:
                 try:
                     self._beat(run_id)
                 except Exception:  # noqa: BLE001, S112 - a store hiccup must not stop the heartbeat
                     continue
+
+    def _owned_or_stop(self) -> list[str] | None:
+        """The runs to beat; None when none is left: the thread ends (the next `add` starts another)."""
+        with self._lock:
+            if not self._runs:
+                self._thread = None
+                return None
+            return sorted(self._runs)

@@ -25,6 +25,9 @@ from server.audit.records import Head
 
 WITNESS_FIELD = "audit_witness"
 RUN_TAGS = ("mlgate.audit_witness", "mlgate.audit_witness_end")
+# Which chain a run's witnesses belong to (the hash of that chain's first record): a tracking server
+# shared by several workspaces holds runs witnessed by other chains, which are not this chain's to check.
+CHAIN_TAG = "mlgate.audit_chain"
 _WITNESS = re.compile(r"^(-1|0|[1-9][0-9]{0,15}):([0-9a-f]{64})\Z")
 
 
@@ -82,9 +85,22 @@ def registry_witnesses(history_file: Path) -> Iterator[Witness]:
                     yield Witness("registry", f"{model}@{alias} event {n}", event[WITNESS_FIELD])
 
 
-def run_witnesses(runs: Iterator[Mapping[str, Any]]) -> Iterator[Witness]:
-    """Witnesses in MLflow runs given as {run_id, tags}."""
+def chain_id(audit_path: Path) -> str | None:
+    """The id of a chain: the hash of its first record (None for an empty or unreadable chain)."""
+    try:
+        with Path(audit_path).open("rb") as chain:
+            first = json.loads(chain.readline())
+    except (OSError, ValueError):
+        return None
+    return first.get("hash") if isinstance(first, dict) and first.get("seq") == 0 and isinstance(first.get("hash"), str) else None
+
+
+def run_witnesses(runs: Iterator[Mapping[str, Any]], chain: str | None = None) -> Iterator[Witness]:
+    """Witnesses in MLflow runs given as {run_id, tags}; with `chain`, runs tagged as witnessed by
+    another chain are skipped (runs without the tag are checked)."""
     for run in runs:
+        if chain is not None and run["tags"].get(CHAIN_TAG, chain) != chain:
+            continue
         for tag in RUN_TAGS:
             if tag in run["tags"]:
                 yield Witness("mlflow", f"run {run['run_id']} {tag}", run["tags"][tag])

@@ -10,7 +10,7 @@ from server.audit.chain import AuditChain
 from server.audit.crosscheck import CrossReport, crosscheck
 from server.audit.records import AuditOptions
 from server.audit.signing import Signer, pinned_public_key
-from server.audit.witness import Witness, mlflow_runs, pr_witnesses, registry_witnesses, run_witnesses
+from server.audit.witness import Witness, chain_id, mlflow_runs, pr_witnesses, registry_witnesses, run_witnesses
 from server.settings import Settings, policy_limits
 from tools.redact import redact_text
 
@@ -42,7 +42,7 @@ def _mlflow_witnesses(settings: Settings, notes: list[str]) -> list[Witness]:
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         return []  # no store yet; opening it would create one
     try:
-        return list(run_witnesses(_runs(settings)))
+        return list(run_witnesses(_runs(settings), chain_id(settings.audit_path)))
     except Exception as exc:  # noqa: BLE001 - an unreachable store is reported as unchecked, not as damage
         notes.append(f"MLflow runs at {redact_text(uri)} were not checked ({type(exc).__name__})")
         return []

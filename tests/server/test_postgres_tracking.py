@@ -7,16 +7,16 @@ tracking_uri used directly, which must never put artifacts into the local state 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from server.audit import verify
+from server.audit.witness import CHAIN_TAG, chain_id
 from server.audit.workspace import crosscheck_workspace
 from server.ports import build_ports
 from server.settings import load_settings
-from server.tracking import MlflowTracking
+from server.tracking import WITNESS_TAG, MlflowTracking
 from tests.credentials import approver
 from tests.postgres import PostgresCluster, TrackingServer
 from tests.tools.promotion_lab import MODEL, Lab, build_lab, call
@@ -64,11 +64,19 @@ async def test_reproduce_promote_champion_and_rollback_work_unchanged_on_the_tra
 async def test_the_chain_cross_checks_the_witnesses_on_the_tracking_server(lab: Lab, tracking_server: TrackingServer) -> None:
     settings = load_settings(lab.workspace, tracking_uri=tracking_server.url)
     report = crosscheck_workspace(settings)
-    # the server is shared by this session's other workspaces: only this lab's runs (made in this
-    # process) must cross-check; another chain's witnesses are not this chain's to vouch for
-    mine = {r["run_id"] for r in lab.ports.tracking.search_runs([lab.ports.tracking.find_experiment("demo-bank/credit-default")], f"tags.`mlgate.server.pid` = '{os.getpid()}'", max_results=1000)}
-    assert len(mine) >= 4 and report.witnesses.get("mlflow", 0) >= 2 * len(mine) and not report.notes, report.notes
-    assert not [f for f in report.findings if any(run_id in f.detail for run_id in mine)], report.findings
+    assert report.ok and not report.notes, (report.findings, report.notes)
+    mine = lab.ports.tracking.search_runs([lab.ports.tracking.find_experiment("demo-bank/credit-default")], f"tags.`{CHAIN_TAG}` = '{chain_id(settings.audit_path)}'", max_results=1000)
+    assert len(mine) >= 4 and report.witnesses.get("mlflow", 0) >= 2 * len(mine)
+
+
+def test_runs_witnessed_by_another_workspaces_chain_on_a_shared_server_are_not_checked_against_this_one(lab: Lab, tracking_server: TrackingServer) -> None:
+    settings = load_settings(lab.workspace, tracking_uri=tracking_server.url)
+    experiment = lab.ports.tracking.find_experiment("demo-bank/credit-default")
+    forged = {WITNESS_TAG: f"1:{'ab' * 32}", CHAIN_TAG: chain_id(settings.audit_path)}
+    run_id = lab.client.create_run(experiment, tags=forged).info.run_id
+    assert {f.kind for f in crosscheck_workspace(settings).findings} == {"witness_mismatch"}
+    lab.client.set_tag(run_id, CHAIN_TAG, "f" * 64)  # the same witness, from another workspace's chain
+    assert crosscheck_workspace(settings).ok
 
 
 def test_a_database_tracking_uri_without_an_artifact_root_is_refused(workspace: Path) -> None:

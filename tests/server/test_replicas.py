@@ -212,3 +212,7 @@ def test_the_owner_refreshes_the_heartbeat_while_the_run_is_running_and_stops_wh
         time.sleep(0.05)
     tracking.end_run(run_id, "FINISHED")
     assert tracking.heartbeat.owned() == []
+    deadline = time.monotonic() + 30
+    while tracking.heartbeat.running:  # nothing left to beat: the thread ends
+        assert time.monotonic() < deadline, "the heartbeat thread outlived its last run"
+        time.sleep(0.05)
