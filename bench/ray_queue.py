@@ -7,7 +7,7 @@ Prints both wall times for the N runs and their ratio (Ray / local); starting th
 timed separately (a real deployment joins a running cluster). Where the ratio is above 1, what
 dominates is Ray's per-task overhead (scheduling, a worker process per concurrent task, shipping
 the four input files and the outputs through the object store), not training.
-Usage: python -m bench.ray_queue [N] [PARALLEL]
+Usage: python -m bench.ray_queue [N] [PARALLEL], or python -m bench ray_queue --runs=N --parallel=P
 """
 
 from __future__ import annotations
@@ -76,9 +76,15 @@ def ray_executor(parallel: int, session: str) -> tuple[Executor, float]:
     return executor, time.perf_counter() - started
 
 
+def _options(argv: list[str]) -> tuple[int, int]:
+    """(runs, parallel) from `--runs=N --parallel=P` (python -m bench ray_queue --runs=N) or `N P`."""
+    named = dict(a.lstrip("-").split("=", 1) for a in argv if a.startswith("--") and "=" in a)
+    positional = [int(a) for a in argv if a.isdigit()]
+    return int(named.get("runs", positional[0] if positional else 8)), int(named.get("parallel", positional[1] if len(positional) > 1 else 2))
+
+
 def main(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else argv
-    count, parallel = (int(args[0]) if args else 8), (int(args[1]) if len(args) > 1 else 2)
+    count, parallel = _options(argv or [])
     root, session = Path(tempfile.mkdtemp(prefix="mlgate-bench-ray-")), tempfile.mkdtemp(prefix="mlgr-")
     try:
         features = (init_workspace(root / "ws") / "src/features.py").read_bytes()
@@ -101,4 +107,4 @@ def _stop_ray() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
