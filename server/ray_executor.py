@@ -159,7 +159,7 @@ def _check_reachable(address: str, timeout: float) -> None:
     if "://" in address or not host or not port.isdigit():
         return
     try:
-        socket.create_connection((host, int(port)), timeout=min(timeout, 5.0)).close()
+        socket.create_connection((host.strip("[]"), int(port)), timeout=min(timeout, 5.0)).close()
     except OSError:
         raise ConnectionError("the Ray cluster does not accept connections") from None
 
