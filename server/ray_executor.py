@@ -129,6 +129,8 @@ class RayExecutor:
                 await _cancel(stream)
             raise
         report = _parse_report(message)
+        if report.mode != mode:
+            raise _unavailable("the Ray worker ran the child confined otherwise than the probed worker")
         await anyio.to_thread.run_sync(unpack_outputs, paths, report)
         ended = ChildExit(report.exit_code, report.timed_out, timeout, time.monotonic() - started, gate.delivered,
                           gate.rejected + report.progress_rejected, report.orphans_killed, unsafe_elsewhere=tuple(report.unsafe))
