@@ -13,9 +13,9 @@ Why it re-validates: an agent with a shell as the same user can start this modul
 request file it wrote. So the worker executes only a request the audit chain vouches for
 (server/detached_vouch.py: the `accepted` record of the call names the file's SHA-256 and the
 allow decision), and only once (a `started` record, claimed under a lock). Then it gathers the
-facts again and decides the run's rules again, and refuses when the workspace changed between the
-call and the start (config, features.py, dataset or commit pins differ): it trains exactly what was
-decided. A refusal is audited (`refused`) and ends the run FAILED when the request was genuine.
+facts again and decides the run's rules again, and refuses when the workspace or the server's
+settings changed between the call and the start (config, features.py, dataset or commit pins, or
+the settings' digest, differ): it trains exactly what was decided. A refusal is audited (`refused`) and ends the run FAILED when the request was genuine.
 """
 
 from __future__ import annotations

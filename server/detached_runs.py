@@ -19,6 +19,7 @@ with a reason, audited, and its slot released (`reconcile`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -37,6 +38,7 @@ import anyio.from_thread
 import anyio.lowlevel
 from mcp.shared.subscriptions import ResourceUpdated
 
+from server.acknowledgements import governed_config
 from server.files import write_atomic
 from server.liveness import ProcessIdentity, owner_is_alive
 from server.settings import PACKAGE_ROOT, Settings
@@ -46,6 +48,20 @@ from tools.detached_view import CALL_TAG
 RUN_URI = "mlgate://runs/{run_id}"  # resources/runs.py
 WORKER_MODULE = "server.detached"
 POLL_S = 0.05
+
+
+def settings_digest(settings: Settings) -> str:
+    """SHA-256 of the governed settings (credential-bearing ones hashed, server/acknowledgements.py)
+    but the local principal, whom the request names itself."""
+    governed = {k: v for k, v in governed_config(settings).items() if k not in ("local_principal", "local_role")}
+    return hashlib.sha256(request_bytes(governed)).hexdigest()
+
+
+def settings_ref(settings: Settings) -> dict[str, str]:
+    """How a worker finds the server's settings: where, and their digest; never the settings
+    themselves (a tracking URI may carry a password). The worker loads them from the same files
+    and environment and refuses when the digest differs."""
+    return {"workspace": str(settings.workspace), "state_dir": str(settings.state_dir), "transport": settings.transport, "sha256": settings_digest(settings)}
 
 
 def request_bytes(document: Mapping[str, Any]) -> bytes:
@@ -81,7 +97,7 @@ class DetachedRuns:
         call_id = secrets.token_hex(16)
         who = {"name": principal.name, "role": principal.role, "credential": getattr(principal, "credential", None)}
         document = {"call_id": call_id, "run_id": run_id, "principal": who, "transport": transport, "arguments": dict(arguments),
-                    "pins": dict(pins), "settings": self.settings.model_dump(mode="json")}  # fmt: skip
+                    "pins": dict(pins), "settings": settings_ref(self.settings)}  # fmt: skip
         data = request_bytes(document)
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         write_atomic(self.request_path(call_id), data, mode=0o600)

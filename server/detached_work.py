@@ -1,11 +1,13 @@
 """What a detached worker does with a vouched request (server/detached.py explains the design).
 
-`Work.open` builds the worker's own ports from the settings the request carries (vouched with it),
-records `started` in the audit chain and takes over the run's heartbeat. `run` gathers the facts
-again, decides run_experiment's rules again, checks that the pins are the ones decided, trains
-and reports exactly as a non-detached call (tools/experiment_runner.train_and_finish), and returns
-the status the run ended with. Progress goes to the run's tags, where get_run reads it. `close`
-records `ended` and gives the run slot back (the owner file goes).
+`Work.open` builds the worker's own ports from the server's settings, loaded from the same files
+and environment (the request names where and their digest, never the settings themselves: a
+tracking URI may carry a password), records `started` in the audit chain and takes over the run's
+heartbeat. `run` checks the settings' digest, gathers the facts again, decides run_experiment's
+rules again, checks that the pins are the ones decided, trains and reports exactly as a
+non-detached call (tools/experiment_runner.train_and_finish), and returns the status the run ended
+with. Progress goes to the run's tags, where get_run reads it. `close` records `ended` and gives
+the run slot back (the owner file goes).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import anyio
 from policies import Principal, evaluate
 from server.detached_vouch import EVENT_KIND, Vouched
 from server.ports import Ports, build_ports
-from server.settings import Settings
+from server.detached_runs import settings_digest
+from server.settings import load_settings
 from tools.base import CallContext
 from tools.detached_view import PROGRESS_TAGS
 from tools.errors import GovernanceError, PolicyDenied
@@ -51,7 +54,8 @@ class Work:
     def open(cls, vouched: Vouched) -> Work:
         """Raises IntegrityError when the audit chain cannot record `started` (nothing runs then)."""
         document = vouched.document
-        ports = build_ports(Settings.model_validate(document["settings"]))
+        where = document["settings"]
+        ports = build_ports(load_settings(where["workspace"], state_dir=where["state_dir"], transport=where["transport"]))
         who, run_id = document["principal"], document["run_id"]
         principal = Principal(who["name"], who["role"], who.get("credential"))
         ctx = CallContext(principal=principal, transport=str(document["transport"]), ports=ports, progress=TagProgress(ports.tracking, run_id).report)
@@ -64,6 +68,9 @@ class Work:
     def _decide(self, request: RunExperimentInput) -> dict[str, Any]:
         """The facts, gathered and decided again. Raises GovernanceError when the rules deny now or
         the workspace changed since the call was decided."""
+        if settings_digest(self.ports.settings) != self.vouched.document["settings"]["sha256"]:
+            raise PolicyDenied("the server settings this worker loads are not the ones the call was decided with",
+                               "start the server with its configuration in files and environment, then call run_experiment again", rule_id="detached.settings")  # fmt: skip
         self.ctx.config = self.ports.standards.policy_config()
         facts = SPEC.gather(request, self.ctx)
         verdict = evaluate(SPEC.rules, facts, self.ctx.config)

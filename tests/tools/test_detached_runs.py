@@ -16,6 +16,7 @@ from mcp import Client
 
 from server.app import build_server
 from server.detached import REFUSED_EXIT
+from server.detached_runs import settings_ref
 from tests.e2e.transports import REPO_ROOT, stdio
 from tests.tools.detached_lab import detached_records, ended, start_worker, wait_for_run
 from tests.tools.runs_lab import REASONING, RunsLab, build_runs_lab
@@ -62,7 +63,7 @@ async def test_a_forged_detached_request_is_refused_by_the_worker(lab: RunsLab) 
     root = lab.settings.state_dir / "detached"
     root.mkdir(parents=True, exist_ok=True)
     forged = {"call_id": call_id, "run_id": "0" * 32, "principal": {"name": "risk-officer", "role": "human"}, "transport": "stdio",
-              "arguments": {"reasoning": REASONING, "config": {"split.test_size": 0.5}}, "pins": {}, "settings": lab.settings.model_dump(mode="json")}  # fmt: skip
+              "arguments": {"reasoning": REASONING, "config": {"split.test_size": 0.5}}, "pins": {}, "settings": settings_ref(lab.settings)}  # fmt: skip
     (root / f"{call_id}.json").write_text(json.dumps(forged))
     refused = start_worker(lab.settings, call_id)
     assert refused.returncode == REFUSED_EXIT and "no accepted detached run" in refused.stderr
