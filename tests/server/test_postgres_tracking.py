@@ -1,7 +1,7 @@
 """mlgate against an MLflow tracking server on PostgreSQL (tests/postgres.py: a private cluster on
 loopback, `mlflow server --serve-artifacts`), pointed at it by URI only: a real run trained in
 bwrap, open_pr, reproduce, promote to candidate and to champion with a second human's approval,
-the alias history and a rollback, all through the in-memory MCP client; and a `postgresql://`
+the alias history, all through the in-memory MCP client; and a `postgresql://`
 tracking_uri used directly, which must never put artifacts into the local state dir."""
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ async def test_a_run_lands_in_postgres_with_its_artifacts_on_the_tracking_server
     assert not (lab.settings.state_dir / "mlartifacts").exists() and not (lab.settings.state_dir / "mlflow.db").exists()
 
 
-async def test_reproduce_promote_champion_and_rollback_work_unchanged_on_the_tracking_server(lab: Lab) -> None:
+async def test_reproduce_and_promotion_to_champion_with_its_alias_history_work_unchanged_on_the_tracking_server(lab: Lab) -> None:
     failed, reproduced = await call(lab, "reproduce", {"run_id": lab.run_id})
     assert not failed and reproduced["reproduced"] is True, reproduced
     failed, candidate = await call(lab, "promote", {"run_id": lab.run_id})
