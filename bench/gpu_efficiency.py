@@ -75,6 +75,7 @@ def write_inputs(run_dir: Path, rows: int, device: str) -> Path:
 @dataclass
 class ChildRun:
     train_seconds: float
+    train_cpu_seconds: float
     device: str
     batch_size: int
     n_train: int
@@ -89,10 +90,10 @@ def run_child(launcher: SandboxLauncher, template: Path, run_dir: Path) -> Child
     if not outcome.ok:
         raise RuntimeError(f"the child failed: {outcome.result}")
     result = outcome.result
-    return ChildRun(result.train_seconds, result.device, result.batch_size, result.n_train_rows)
+    return ChildRun(result.train_seconds, result.details["train_cpu_seconds"], result.device, result.batch_size, result.n_train_rows)
 
 
-def bare_loop(spec: RunSpec, x: np.ndarray, y: np.ndarray, device: str, fused: bool) -> tuple[float, nn.Module]:
+def bare_loop(spec: RunSpec, x: np.ndarray, y: np.ndarray, device: str, fused: bool) -> tuple[float, float, nn.Module]:
     """The same network, seed and batch order as the child, in the shortest loop doing that work."""
     params = spec.model.params
     torch.manual_seed(spec.seed)
@@ -101,7 +102,7 @@ def bare_loop(spec: RunSpec, x: np.ndarray, y: np.ndarray, device: str, fused: b
     optimizer = torch.optim.Adam(network.parameters(), lr=params.lr, weight_decay=params.weight_decay, fused=fused or None)
     loss_fn, batch = nn.BCEWithLogitsLoss(), params.batch_size_on(device)
     generator = torch.Generator(device=device).manual_seed(spec.seed)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for _ in range(params.epochs):
         order = torch.randperm(len(x_t), generator=generator, device=device)
         for start in range(0, len(x_t), batch):
@@ -112,7 +113,7 @@ def bare_loop(spec: RunSpec, x: np.ndarray, y: np.ndarray, device: str, fused: b
             optimizer.zero_grad(set_to_none=True)
     if device == "cuda":
         torch.cuda.synchronize()
-    return time.perf_counter() - started, network
+    return time.perf_counter() - started, time.process_time() - cpu_started, network
 
 
 def same_weights(network: nn.Module, child: dict[str, torch.Tensor]) -> bool:
@@ -120,40 +121,46 @@ def same_weights(network: nn.Module, child: dict[str, torch.Tensor]) -> bool:
     return mine.keys() == child.keys() and all(torch.equal(mine[k], child[k]) for k in mine)
 
 
-def run_bare(limits: SandboxLimits, template: Path, device: str, fused: bool, child: Path) -> dict[str, object]:
+def run_bare(limits: SandboxLimits, template: Path, device: str, fused: bool, child: Path | None) -> dict[str, object]:
     """The bare loop in a process of its own with the child's environment (threads, OpenMP wait
     policy), so the two differ only in their loops; it times the loop alone."""
     env = child_environment(limits, str(REPO_ROOT), tempfile.gettempdir(), os.environ)
-    argv = [sys.executable, "-m", "bench.gpu_efficiency", "--bare", str(template / "inputs"), device, str(int(fused)), str(child)]
+    argv = [sys.executable, "-m", "bench.gpu_efficiency", "--bare", str(template / "inputs"), device, str(int(fused)), str(child or "-")]
     done = subprocess.run(argv, env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def measure(launcher: SandboxLauncher, root: Path, device: str) -> dict[str, object]:
-    """REPEATS alternations of child, bare (fused Adam) and bare (default Adam) on one device."""
+    """REPEATS rounds of child, bare (fused Adam) and bare (default Adam) on one device, the child
+    first in even rounds and last in odd ones; wall and CPU seconds, minimum over rounds."""
     template = write_inputs(root / f"template-{device}", ROWS, device)
-    child_s, fused_s, plain_s, identical = [], [], [], True
+    times: dict[str, list[float]] = {k: [] for k in ("child", "child_cpu", "bare_fused", "bare_fused_cpu", "bare_plain")}
+    identical = True
     for repeat in range(REPEATS):
-        child = run_child(launcher, template, root / f"run-{device}-{repeat}")
-        weights = root / f"run-{device}-{repeat}" / "outputs" / "model" / MODEL_FILE
-        fused = run_bare(launcher.limits, template, child.device, True, weights)
+        run_dir = root / f"run-{device}-{repeat}"
+        if repeat % 2:
+            plain = run_bare(launcher.limits, template, "cpu" if device == "cpu" else "cuda", False, None)
+        child = run_child(launcher, template, run_dir)
+        fused = run_bare(launcher.limits, template, child.device, True, run_dir / "outputs" / "model" / MODEL_FILE)
+        if not repeat % 2:
+            plain = run_bare(launcher.limits, template, child.device, False, None)
         identical = identical and fused["identical"]
-        child_s.append(child.train_seconds)
-        fused_s.append(fused["seconds"])
-        plain_s.append(run_bare(launcher.limits, template, child.device, False, weights)["seconds"])
-    return {"device": child.device, "batch_size": child.batch_size, "child": min(child_s), "bare_fused": min(fused_s),
-            "bare_plain": min(plain_s), "identical": identical, "n_train": child.n_train}
+        for key, value in (("child", child.train_seconds), ("child_cpu", child.train_cpu_seconds), ("bare_fused", fused["seconds"]),
+                           ("bare_fused_cpu", fused["cpu_seconds"]), ("bare_plain", plain["seconds"])):
+            times[key].append(value)
+    return {"device": child.device, "batch_size": child.batch_size, "identical": identical, "n_train": child.n_train,
+            **{key: min(values) for key, values in times.items()}}
 
 
 def bare_main(argv: list[str]) -> None:
-    """`--bare INPUTS DEVICE FUSED CHILD_WEIGHTS`: time the bare loop; print {seconds, identical}."""
+    """`--bare INPUTS DEVICE FUSED CHILD_WEIGHTS`: time the bare loop; print {seconds, cpu_seconds, identical}."""
     inputs, device, fused, weights = Path(argv[0]), argv[1], argv[2] == "1", Path(argv[3])
     torch.set_num_threads(thread_count())
     spec = parse_spec((inputs / "spec.json").read_bytes())
     data, _, _ = prepare(spec, inputs)
-    seconds, network = bare_loop(spec, data.x_train, data.y_train, device, fused)
-    identical = same_weights(network, torch.load(weights, weights_only=True))
-    print(json.dumps({"seconds": seconds, "identical": identical}))
+    seconds, cpu_seconds, network = bare_loop(spec, data.x_train, data.y_train, device, fused)
+    identical = weights.name != "-" and same_weights(network, torch.load(weights, weights_only=True))
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "identical": identical}))
 
 
 def report(figures: dict[str, object]) -> None:
@@ -161,6 +168,8 @@ def report(figures: dict[str, object]) -> None:
     print(f"device={figures['device']} batch_size={figures['batch_size']} train_rows={figures['n_train']} epochs={EPOCHS} "
           f"threads={THREADS}: child train {figures['child']:.2f}s, bare loop (fused Adam) {figures['bare_fused']:.2f}s, "
           f"bare loop (default Adam) {figures['bare_plain']:.2f}s")
+    print(f"  CPU seconds: child {figures['child_cpu']:.2f}, bare loop (fused Adam) {figures['bare_fused_cpu']:.2f}, "
+          f"child/bare = {figures['child_cpu'] / figures['bare_fused_cpu']:.3f} (less sensitive to other load than wall time)")
     print(f"  child/bare = {ratio:.3f} (target <= {TARGET_RATIO}) {'OK' if ratio <= TARGET_RATIO else 'OVER'}; "
           f"child/bare(default Adam) = {figures['child'] / figures['bare_plain']:.3f}; "
           f"bare loop ends with the child's weights bit for bit: {'yes' if figures['identical'] else 'NO'}")

@@ -130,13 +130,14 @@ def fit_predict(spec: RunSpec, data: TrainingData, progress: ProgressWriter, mod
     y_train = torch.from_numpy(data.y_train.astype("float32")).to(device)
     network = build_network(data.x_train.shape[1], params).to(device)
     trainer = EpochTrainer(network, params, device, spec.seed)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for epoch in range(1, params.epochs + 1):
         loss = trainer.run(x_train, y_train)
         progress.step(epoch, train_loss=loss)
-    train_seconds = time.perf_counter() - started
+    train_seconds, train_cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     started = time.perf_counter()
     scores = predict(network, torch.from_numpy(data.x_eval).to(device))
     predict_seconds = time.perf_counter() - started
     save_model(network, data.x_train.shape[1], params, model_dir)
-    return FitOutcome(scores, train_seconds, predict_seconds, device.type, device_facts(device, trainer))
+    facts = device_facts(device, trainer) | {"train_cpu_seconds": train_cpu_seconds}
+    return FitOutcome(scores, train_seconds, predict_seconds, device.type, facts)
