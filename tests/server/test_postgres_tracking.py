@@ -14,6 +14,7 @@ import pytest
 from server.audit import verify
 from server.audit.witness import CHAIN_TAG, chain_id
 from server.audit.workspace import crosscheck_workspace
+from server.cli import main
 from server.ports import build_ports
 from server.settings import load_settings
 from server.tracking import WITNESS_TAG, MlflowTracking
@@ -105,3 +106,11 @@ def test_a_postgresql_uri_used_directly_keeps_artifacts_in_the_configured_root(w
     assert json.loads((next(iter(files_under(tmp_path / "shared")))).read_text()) == {"auc": 0.8}
     assert not (settings.state_dir / "mlartifacts").exists()
     assert tracking.get_run(run_id)["status"] == "FINISHED"
+
+
+def test_mlgate_serve_refuses_to_start_on_a_database_uri_without_an_artifact_root(workspace: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("MLGATE_TRACKING_URI", "postgresql://mlgate:s3cret-pass@127.0.0.1:5432/mlflow")
+    assert main(["serve", "--workspace", str(workspace)]) == 2
+    err = capsys.readouterr().err
+    assert "explicit artifact root" in err and "MLGATE_TRACKING_ARTIFACT_ROOT" in err and "s3cret-pass" not in err
+    assert not (workspace / ".mlgate" / "mlartifacts").exists()
