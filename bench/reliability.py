@@ -121,6 +121,12 @@ def with_fresh_workspace(suite: Callable[[Path, Settings, Path], Row]) -> Row:
         return row
 
 
+def fuzzed_tools() -> list:
+    """Every governed tool, or those named in MLGATE_REL_FUZZ_TOOLS (comma-separated)."""
+    named = [n for n in os.environ.get("MLGATE_REL_FUZZ_TOOLS", "").split(",") if n]
+    return [s for s in tool_specs() if not named or s.name in named]
+
+
 def chain_broken(settings: Settings) -> int:
     return 0 if verify(settings.audit_path).ok else 1
 
@@ -135,7 +141,7 @@ def fuzz_memory(workspace: Path, settings: Settings, _: Path) -> Row:
 
     async def go() -> None:
         async with Client(build_server(settings, ports)) as client:
-            for spec in tool_specs():
+            for spec in fuzzed_tools():
                 for arguments in fuzzed_arguments(input_schema(spec), per_tool, seed=index_seed(spec.name)):
                     row.crashes += bool(problems(await client.call_tool(spec.name, arguments), private_paths(settings)))
                     row.inputs += 1
@@ -167,7 +173,7 @@ def fuzz_http(workspace: Path, settings: Settings, _: Path) -> Row:
         row.crashes += final.status_code != 200
 
     async def go(url: str) -> None:
-        queue = list(tool_specs())
+        queue = fuzzed_tools()
         async with httpx2.AsyncClient(headers=headers, timeout=120.0) as http:
             await asyncio.gather(*(session_loop(url, http, queue) for _ in range(size("FUZZ_HTTP_SESSIONS"))))
 
