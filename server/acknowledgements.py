@@ -67,9 +67,20 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+# Blocks added to the governed settings after workspaces were first pinned: left at their defaults
+# they are not part of the pin, so upgrading mlgate does not invalidate existing acknowledgements;
+# any value other than the default is pinned (and reported as drift until acknowledged).
+ELIDED_AT_DEFAULT = ("executor", "tracking")
+
+
+def _elide_defaults(flat: dict[str, Any]) -> dict[str, Any]:
+    defaults = flatten(Settings.model_construct().model_dump(mode="json", include=set(ELIDED_AT_DEFAULT)))
+    return {key: value for key, value in flat.items() if key not in defaults or defaults[key] != value}
+
+
 def governed_config(settings: Settings) -> dict[str, Any]:
     """{dotted setting: JSON value} of the governed settings; credential-bearing ones hashed."""
-    flat = flatten(settings.model_dump(mode="json", include=set(GOVERNED_SETTINGS)))
+    flat = _elide_defaults(flatten(settings.model_dump(mode="json", include=set(GOVERNED_SETTINGS))))
     for key in HASHED_SETTINGS:
         if flat.get(key) is not None:
             flat[key] = "sha256:" + hashlib.sha256(str(flat[key]).encode()).hexdigest()

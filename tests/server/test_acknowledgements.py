@@ -47,3 +47,11 @@ def test_init_pins_its_first_record(workspace: Path, settings: Settings) -> None
     pin = json.loads((settings.state_dir / "standards_pin.json").read_text())
     assert pin == {k: record[k] for k in ("seq", "hash", "standards_sha256", "server_config_sha256")}
     assert record["standards_blob"] == GitRepo(workspace).text("rev-parse", "main:configs/project_standards.yaml") and record["commit"] == GitRepo(workspace).head()
+
+
+def test_executor_and_tracking_blocks_at_their_defaults_leave_the_pin_of_an_older_workspace_valid(workspace: Path, settings: Settings) -> None:
+    config = file_config(workspace, settings.state_dir)
+    assert not [key for key in config if key.startswith(("executor", "tracking."))]
+    (settings.state_dir / "server.yaml").write_text("executor:\n  backend: ray\n  ray:\n    address: 10.0.0.5:6379\n")
+    changed = file_config(workspace, settings.state_dir)
+    assert changed["executor.backend"] == "ray" and changed["executor.ray.address"].startswith("sha256:")
