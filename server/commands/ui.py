@@ -52,6 +52,10 @@ def ui_command(args: argparse.Namespace) -> int:
         print(f"mlgate: port {args.port} is out of range 1-65535", file=sys.stderr)
         return 2
     settings = load_settings(args.workspace)
+    if settings.mlflow_uri.split(":", 1)[0].lower() in ("http", "https"):
+        print("mlgate: this workspace tracks runs on an MLflow tracking server, which serves its own UI", file=sys.stderr)
+        print("  what to do: open the tracking server's address in a browser (ask the operator for it)", file=sys.stderr)
+        return 2
     if settings.tracking_uri is None and not (settings.state_dir / "mlflow.db").is_file():
         print(f"mlgate: {settings.workspace} has no runs yet (no MLflow store under {settings.state_dir.name}/)", file=sys.stderr)
         print("  what to do: run an experiment first, or check --workspace", file=sys.stderr)

@@ -43,6 +43,13 @@ def test_a_workspace_without_runs_is_told_so(workspace: Path, capsys) -> None:
     assert "no runs yet" in capsys.readouterr().err
 
 
+def test_a_workspace_on_a_tracking_server_is_sent_to_the_servers_own_ui(workspace: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setenv("MLGATE_TRACKING_URI", "http://bob:hunter2@127.0.0.1:5999")
+    assert main(["ui", "--workspace", str(workspace)]) == 2
+    err = capsys.readouterr().err
+    assert "tracking server" in err and "hunter2" not in err
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
