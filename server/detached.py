@@ -32,6 +32,7 @@ from typing import Any
 import anyio
 
 from server.detached_vouch import CALL_ID, EVENT_KIND, Refused, Vouched, vouch
+from server.redact import install_log_redaction
 
 MAX_REQUEST_BYTES = 1 << 20
 REFUSED_EXIT = 3
@@ -77,6 +78,7 @@ def _refuse(audit_path: Path, call_id: str, reason: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    install_log_redaction()  # its stderr is kept in <state_dir>/detached/<call_id>.log
     parser = argparse.ArgumentParser(prog="python -m server.detached")
     parser.add_argument("--state-dir", required=True, type=Path)
     parser.add_argument("call_id")
