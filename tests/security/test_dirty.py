@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from mcp import Client
 
 from server.app import build_server
@@ -24,6 +23,7 @@ from server.git import GitRepo
 from server.ports import Ports, build_ports
 from server.settings import Settings
 from tests.credentials import use_token
+from tests.tools.runs_lab import use_quick_run
 
 pytestmark = pytest.mark.anyio
 REASONING = {"hypothesis_category": "feature_engineering", "change_description": "Add a debt ratio feature to the credit model.", "expected_effect": "A small roc_auc gain from the ratio."}
@@ -37,12 +37,7 @@ def lab(workspace: Path, settings: Settings, tmp_path: Path, capsys: pytest.Capt
         use_token(operator_shell, settings.state_dir, "data-ops", "operator")
         assert main(["data", "add", str(workspace), str(write_credit_csv(tmp_path / "credit.csv", rows=300))]) == 0
     content_hash = capsys.readouterr().out.strip()
-    path = workspace / "configs/experiment.yaml"
-    document = yaml.safe_load(path.read_text())
-    document["data"]["dataset"] = content_hash
-    document["model"] = {"type": "logistic_regression", "params": {}}
-    document["evaluation"]["bootstrap_samples"] = 20
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    use_quick_run(workspace, content_hash)
     repo = GitRepo(workspace)
     repo.commit_all("use the credit dataset")
     repo.run("checkout", "-q", "-b", "agent/ratio")

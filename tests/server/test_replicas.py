@@ -19,7 +19,6 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-import yaml
 
 from server.audit import verify
 from server.auth import TokenStore
@@ -34,6 +33,7 @@ from server.workspace import init_workspace
 from tests.e2e.transports import REPO_ROOT, streamable_http
 from tests.postgres import TrackingServer, free_port
 from tests.tools.promotion_lab import REASONING
+from tests.tools.runs_lab import use_quick_run
 
 pytestmark = pytest.mark.anyio
 START_S, RUN_S = 90.0, 300.0
@@ -49,12 +49,7 @@ class Replica:
 def _prepare(workspace: Path, scratch: Path) -> None:
     """A small credit dataset and a quick model, committed on main."""
     content_hash = import_files(workspace, [write_credit_csv(scratch / "credit.csv", rows=300)]).added.content_hash
-    path = workspace / "configs/experiment.yaml"
-    document = yaml.safe_load(path.read_text())
-    document["data"]["dataset"] = content_hash
-    document["model"] = {"type": "logistic_regression", "params": {}}
-    document["evaluation"]["bootstrap_samples"] = 20
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    use_quick_run(workspace, content_hash)
     GitRepo(workspace).commit_all("use the credit dataset")
 
 

@@ -50,16 +50,22 @@ class RunsLab:
         return yaml.safe_load((self.workspace / "configs/experiment.yaml").read_text())
 
 
-def build_runs_lab(root: Path) -> RunsLab:
-    """A workspace with a CAS dataset configured (logistic regression, few bootstrap samples)."""
-    workspace = init_workspace(root / "ws")
-    content_hash = import_files(workspace, [write_credit_csv(root / "credit.csv", rows=300)]).added.content_hash
+def use_quick_run(workspace: Path, content_hash: str) -> None:
+    """Point the workspace's experiment.yaml at `content_hash` with a quick model (logistic
+    regression, few bootstrap samples); the caller commits."""
     path = workspace / "configs/experiment.yaml"
     document = yaml.safe_load(path.read_text())
     document["data"]["dataset"] = content_hash
     document["model"] = {"type": "logistic_regression", "params": {}}
     document["evaluation"]["bootstrap_samples"] = 20
     path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def build_runs_lab(root: Path) -> RunsLab:
+    """A workspace with a CAS dataset configured (logistic regression, few bootstrap samples)."""
+    workspace = init_workspace(root / "ws")
+    content_hash = import_files(workspace, [write_credit_csv(root / "credit.csv", rows=300)]).added.content_hash
+    use_quick_run(workspace, content_hash)
     GitRepo(workspace).commit_all("use the credit dataset")
     settings = load_settings(workspace, transport="memory")
     ports = build_ports(settings)
