@@ -3,8 +3,9 @@
 Facts are a mapping gathered by tools/cancel_run.py:
 
     principal     Principal: who asks
-    run           {run_id, status, started_by, detached}: the run to cancel (started_by: the
-                  principal tag it was started with; detached: whether it has a detached worker)
+    run           {run_id, status, started_by, detached, worker_elsewhere}: the run to cancel
+                  (started_by: the principal tag it was started with; detached: whether it has a
+                  detached worker; worker_elsewhere: its worker lives on another host)
 """
 
 from __future__ import annotations
@@ -43,3 +44,14 @@ def detached_running(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Dec
     if not run.get("detached"):
         return Decision.deny("cancel.detached_running", f"run {run.get('run_id')} was not started detached", "cancel the run_experiment call that is training it (the client's cancel)")
     return Decision.allow("cancel.detached_running", "the run is RUNNING in a detached worker")
+
+
+@rule(
+    "cancel.worker_here",
+    source=SOURCE,
+    description="A detached run's worker is signalled only by a server on its own host; a worker of another host (a replica's) is left to that host's server.",
+)
+def worker_here(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
+    if facts["run"].get("worker_elsewhere"):
+        return Decision.deny("cancel.worker_here", "the run's worker runs on another host", "call cancel_run on the mlgate server of the host that started the run")
+    return Decision.allow("cancel.worker_here", "no worker of another host holds the run")

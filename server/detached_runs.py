@@ -144,6 +144,11 @@ class DetachedRuns:
     def _alive(self, owner: Mapping[str, Any]) -> bool | None:
         return owner_is_alive(owner["tags"], ProcessIdentity.of(os.getpid()))
 
+    def worker_elsewhere(self, call_id: str) -> bool:
+        """Whether the worker of `call_id` lives on another host (its liveness cannot be read here)."""
+        owner = next((o for o in self.owners() if o["call_id"] == call_id), None)
+        return owner is not None and self._alive(owner) is None
+
     def live_count(self) -> int:
         """Detached runs whose worker is alive (a worker never counts itself)."""
         me = str(os.getpid())

@@ -32,13 +32,16 @@ def gather(request: CancelRunInput, ctx: CallContext) -> dict[str, Any]:
     tracking, standards = ctx.ports.tracking, ctx.config["standards"]
     run = tracking.get_run(request.run_id)
     tags = run.get("tags") or {}
-    summary = {"run_id": run["run_id"], "status": run["status"], "started_by": tags.get("principal"), "detached": bool(tags.get(CALL_TAG))}
-    return {"principal": ctx.principal, "experiment": experiment_of(tracking, standards), "runs": [run], "run": summary, "call_id": tags.get(CALL_TAG)}
+    call_id = tags.get(CALL_TAG)
+    summary = {"run_id": run["run_id"], "status": run["status"], "started_by": tags.get("principal"), "detached": bool(call_id),
+               "worker_elsewhere": bool(call_id) and ctx.ports.detached.worker_elsewhere(str(call_id))}
+    return {"principal": ctx.principal, "experiment": experiment_of(tracking, standards), "runs": [run], "run": summary, "call_id": call_id}
 
 
 async def execute(request: CancelRunInput, facts: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
     """Stop the worker and wait for it; returns the run's final status. Raises PolicyDenied when the
-    worker runs on another host (a replica's): nothing is stopped then."""
+    worker moved to another host's view since gather (cancel.worker_here decided on the facts):
+    nothing is stopped then."""
     ports, run_id = ctx.ports, request.run_id
     ctx.audit_refs.update(run_id=run_id)
     grace = float((ctx.config.get("policy") or {}).get("training", {}).get("cancel_grace_seconds", DEFAULT_GRACE_S))
@@ -63,7 +66,7 @@ SPEC = ToolSpec(
         "run's final status. Use dry_run to check without stopping anything."
     ),
     input_model=CancelRunInput,
-    rules=(_RULES["role.known"], _RULES["runs.same_project"], _RULES["cancel.own_run"], _RULES["cancel.detached_running"]),
+    rules=(_RULES["role.known"], _RULES["runs.same_project"], _RULES["cancel.own_run"], _RULES["cancel.detached_running"], _RULES["cancel.worker_here"]),
     gather=gather,
     execute=execute,
     preview=preview,

@@ -1,4 +1,4 @@
-"""cancel.own_run and cancel.detached_running: who may cancel a detached run, and which runs."""
+"""cancel.own_run, cancel.detached_running and cancel.worker_here: who may cancel a detached run, which runs, and where."""
 
 from policies import Principal
 from tests.policies.cases import RuleCase
@@ -13,4 +13,6 @@ CASES = [
     RuleCase("cancel.detached_running", "allow", {"principal": AGENT, "run": RUN}, name="running_detached"),
     RuleCase("cancel.detached_running", "deny", {"principal": AGENT, "run": {**RUN, "status": "FINISHED"}}, name="already_finished"),
     RuleCase("cancel.detached_running", "deny", {"principal": AGENT, "run": {**RUN, "detached": False}}, name="run_inside_a_call"),
+    RuleCase("cancel.worker_here", "allow", {"principal": AGENT, "run": {**RUN, "worker_elsewhere": False}}, name="worker_on_this_host"),
+    RuleCase("cancel.worker_here", "deny", {"principal": AGENT, "run": {**RUN, "worker_elsewhere": True}}, name="worker_of_another_host"),
 ]

@@ -54,5 +54,6 @@ def test_a_worker_on_another_host_is_neither_reconciled_nor_cancelled_here(ports
     run_id = _owned_run(ports, {**dead_process_identity().tags(), "mlgate.server.host": "another-host"})
     assert ports.slots.running == 1  # cannot be told: counted, to stay under the limit
     assert ports.detached.reconcile() == []
+    assert ports.detached.worker_elsewhere(CALL_ID)
     assert ports.detached.cancel(CALL_ID, grace_s=1.0) == "elsewhere"
     assert ports.tracking.get_run(run_id)["status"] == "RUNNING" and ports.detached.owner_path(CALL_ID).exists()
