@@ -21,9 +21,11 @@ from server.audit import AuditChain, verify
 from server.audit.signing import key_record, sign_head
 from server.audit.records import Head, canonical, record_hash
 from server.cli import main
+from server.credentials import TOKEN_ENV
 from server.ports import build_ports
 from server.settings import Settings, load_settings
 from server.workspace import init_workspace
+from tests.credentials import issue
 
 RUN_TAGS = {"principal": "codex", "client_name": "demo-bank", "project_name": "credit-default"}
 
@@ -147,7 +149,10 @@ def test_a_tampered_witness_is_reported_not_trusted(history: tuple[Settings, dic
 
 
 def keygen(settings: Settings, *extra: str) -> int:
-    return main(["audit", "keygen", "--workspace", str(settings.workspace), *extra])
+    """`mlgate audit keygen` as the operator runs it: their token in MLGATE_TOKEN."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(TOKEN_ENV, issue(settings.state_dir, "key-ops", "operator"))
+        return main(["audit", "keygen", "--workspace", str(settings.workspace), *extra])
 
 
 def test_keygen_writes_a_private_key_only_its_owner_reads_outside_the_state_dir(settings: Settings, key_path: Path) -> None:
@@ -177,7 +182,8 @@ def test_rewrite_by_someone_without_the_key_is_caught_by_the_signed_head(key_pat
     for n in range(6):
         ports.audit.append({"kind": "decision", "n": n})
     ports.audit.close()
-    drop_record(settings, 3)  # no witnesses at all: only the signature can tell
+    third = [r for r in records(settings) if r.get("kind") == "decision"][2]
+    drop_record(settings, third["seq"])  # no witnesses at all: only the signature can tell
     code, out = audit_verify(settings, capsys)
     assert code == 1 and "UNSIGNED HEAD" in out
 
