@@ -26,6 +26,7 @@ from server.liveness import OWNER_TAG_PREFIX, ProcessIdentity
 from server.tracking_owners import HEARTBEAT_TAG, PID_NS_TAG, Heartbeat, pid_namespace, run_owner_alive
 from server.tracking_store import artifact_root as configured_artifact_root
 from server.tracking_store import is_remote
+from server.tracking_stats import refresh as refresh_planner_statistics
 from tools.errors import GovernanceError, InvalidInput, NotFound
 from tools.provenance import canonical_json, stable_json
 from tools.redact import redact_text, redact_value
@@ -227,6 +228,12 @@ class MlflowTracking:
             self.client.set_tag(run_id, WITNESS_END_TAG, self._witness())
         self.client.set_terminated(run_id, status=status, end_time=self._now_ms())
         self.heartbeat.discard(run_id)
+        self.refresh_statistics()
+
+    def refresh_statistics(self) -> bool:
+        """Keep the sqlite store's planner statistics in step with its size (server/tracking_stats.py:
+        without them the metric-sorted searches grow with the square of the number of runs)."""
+        return refresh_planner_statistics(self.tracking_uri)
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """The run as a plain dict. Raises NotFound for a malformed or unknown run id."""

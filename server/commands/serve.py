@@ -28,12 +28,14 @@ def register(subparsers) -> None:
 
 def reconcile_in_background(ports: Any) -> threading.Thread:
     """What a dead server left half-done is repaired (server/recovery.py: RUNNING runs become
-    FAILED, approval files and aliases follow their records); in a thread, so MLflow's import never
+    FAILED, approval files and aliases follow their records) and the store's planner statistics
+    brought up to date; in a thread, so MLflow's import never
     delays the first answer to a client."""
 
     def reconcile() -> None:
         try:
             recover(ports)
+            ports.tracking.refresh_statistics()  # a store from before statistics were kept (server/tracking_stats.py)
         except Exception as exc:  # noqa: BLE001 - a store that cannot be read is reported, not fatal
             print(f"mlgate: could not recover what a previous server left half-done ({type(exc).__name__})", file=sys.stderr)
 

@@ -16,6 +16,7 @@ from server.auth import TokenStore
 from server.cli import main
 from server.http import free_loopback_bind
 from server.settings import Settings
+from server.tracking import MlflowTracking
 from tests.e2e.transports import REPO_ROOT, bearer, denied_calls, stdio
 
 pytestmark = pytest.mark.anyio
@@ -97,7 +98,6 @@ async def test_stdio_serves_the_governed_tools_as_the_configured_principal(works
 async def test_a_starting_server_marks_runs_of_a_dead_server_failed(workspace: Path, settings: Settings) -> None:
     import anyio
 
-    from server.tracking import MlflowTracking
     from tests.server.test_tracking import dead_process_identity
 
     dead = MlflowTracking(settings.mlflow_uri, settings.state_dir / "mlartifacts", owner=dead_process_identity())
@@ -108,6 +108,29 @@ async def test_a_starting_server_marks_runs_of_a_dead_server_failed(workspace: P
             while dead.get_run(orphan)["status"] != "FAILED":
                 await anyio.sleep(0.1)
     assert "orphaned" in dead.get_run(orphan)["tags"]["mlgate.end_reason"]
+
+
+async def test_a_starting_server_gathers_planner_statistics_for_a_store_that_has_none(workspace: Path, settings: Settings) -> None:
+    import sqlite3
+
+    import anyio
+
+    from server.tracking_stats import MIN_RUNS
+    from tests.server.test_tracking_stats import described_runs
+
+    store = settings.state_dir / "mlflow.db"
+    client = MlflowTracking(settings.mlflow_uri, settings.state_dir / "mlartifacts").client
+    experiment = client.create_experiment("demo-bank/credit-default")
+    for _ in range(MIN_RUNS):  # as a store written before statistics were kept: no sqlite_stat1
+        client.set_terminated(client.create_run(experiment).info.run_id)
+    with sqlite3.connect(store) as db:
+        db.execute("DROP TABLE IF EXISTS sqlite_stat1")
+    async with stdio(workspace) as mcp:
+        await mcp.list_tools()
+        with anyio.fail_after(START_TIMEOUT_S):
+            while described_runs(store) is None:
+                await anyio.sleep(0.1)
+    assert described_runs(store) == MIN_RUNS
 
 
 def _jsonrpc(*messages: dict) -> bytes:
