@@ -1,4 +1,9 @@
-"""Dataset resources: the content hashes under data/shadow, and one dataset's manifest.
+"""Dataset resources: the registered datasets under data/shadow, and one dataset's manifest.
+
+The listing names only the datasets the data.registered rule accepts (imported by an operator with
+`mlgate data add`: in the dataset registry and vouched for by the audit chain's import record), the
+only ones load_dataset and run_experiment will use. Directories nobody imported are not offered;
+they are counted (`unregistered`) so a copied or fabricated directory is not silently ignored.
 
 Read-only. A manifest is served only after the dataset verified (every byte re-hashed, as
 load_dataset does); it carries no sample rows (load_dataset returns those, PII masked).
@@ -10,6 +15,8 @@ import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from policies.data import registered
+from policies.decision import decide_one
 from resources.base import ReadContext, ResourceSpec
 from tools.load_dataset import quality_checks
 
@@ -25,6 +32,10 @@ class Loaded(Protocol):
 class DatasetCatalog(Protocol):
     def list_hashes(self) -> list[str]: ...
 
+    def registration(self, content_hash: str) -> Mapping[str, Any]:
+        """The facts data.registered decides on: registered, audited, detail, imported_by."""
+        ...
+
     def load(self, content_hash: str, limits: Mapping[str, Any] | None = None) -> Loaded:
         """Verify and parse. Raises InvalidInput, NotFound, IntegrityError."""
         ...
@@ -34,9 +45,20 @@ class PolicyConfig(Protocol):
     def policy_config(self) -> dict[str, Any]: ...
 
 
+UNREGISTERED_NOTE = "directories under data/shadow that no operator imported with `mlgate data add`: not listed, and they cannot be loaded or trained on"
+
+
+def usable(store: DatasetCatalog, content_hash: str) -> bool:
+    """Whether data.registered allows this dataset (the rule itself decides, as for load_dataset)."""
+    return decide_one(registered, {"requested": content_hash, "registration": dict(store.registration(content_hash))}, {}).allowed
+
+
 def listing(store: DatasetCatalog) -> dict[str, Any]:
+    """The registered datasets on disk, and how many other directories there are."""
     hashes = store.list_hashes()
-    return {"datasets": [{"content_hash": h, "uri": f"mlgate://datasets/{h}"} for h in hashes], "count": len(hashes)}
+    listed = [h for h in hashes if usable(store, h)]
+    datasets = [{"content_hash": h, "uri": f"mlgate://datasets/{h}"} for h in listed]
+    return {"datasets": datasets, "count": len(listed), "unregistered": len(hashes) - len(listed), "unregistered_note": UNREGISTERED_NOTE}
 
 
 def manifest(store: DatasetCatalog, standards: PolicyConfig, content_hash: str) -> dict[str, Any]:
@@ -57,7 +79,7 @@ def _manifest(ctx: ReadContext, params: Mapping[str, str]) -> str:
 
 
 SPECS = (
-    ResourceSpec(LIST_URI, "datasets", "Datasets", "Content hashes of the datasets in data/shadow, with their manifest URIs.", _listing, requires=("cas",)),
+    ResourceSpec(LIST_URI, "datasets", "Datasets", "Content hashes of the registered datasets (imported by an operator) in data/shadow, with their manifest URIs; directories nobody imported are only counted.", _listing, requires=("cas",)),
     ResourceSpec(
         MANIFEST_URI,
         "dataset_manifest",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from resources.datasets import LIST_URI
+from resources.datasets import LIST_URI, UNREGISTERED_NOTE
 from server.app import build_server
 from server.commands.data import import_files
 from server.demo_data import write_credit_csv
@@ -39,13 +40,44 @@ async def read(settings: Settings, ports: Ports, uri: str) -> dict:
     return json.loads(result.contents[0].text)
 
 
-async def test_the_listing_names_every_dataset_with_its_manifest_uri(settings: Settings, ports: Ports, dataset: str) -> None:
+def fabricate(workspace: Path, body: bytes) -> str:
+    """A dataset directory laid out by hand exactly as an import would (its bytes verify against its
+    name), which no operator imported."""
+    manifest = f"made.csv\t{len(body)}\t{hashlib.sha256(body).hexdigest()}\n".encode()
+    content_hash = hashlib.sha256(manifest).hexdigest()
+    folder = workspace / "data" / "shadow" / content_hash
+    folder.mkdir(parents=True)
+    (folder / "made.csv").write_bytes(body)
+    (folder / "manifest.tsv").write_bytes(manifest)
+    return content_hash
+
+
+async def test_the_listing_names_every_registered_dataset_with_its_manifest_uri(settings: Settings, ports: Ports, dataset: str) -> None:
     listing = await read(settings, ports, LIST_URI)
-    assert listing == {"count": 1, "datasets": [{"content_hash": dataset, "uri": f"mlgate://datasets/{dataset}"}]}
+    expected = [{"content_hash": dataset, "uri": f"mlgate://datasets/{dataset}"}]
+    assert listing == {"count": 1, "datasets": expected, "unregistered": 0, "unregistered_note": UNREGISTERED_NOTE}
 
 
 async def test_an_empty_workspace_lists_no_datasets(settings: Settings, ports: Ports) -> None:
-    assert await read(settings, ports, LIST_URI) == {"count": 0, "datasets": []}
+    listing = await read(settings, ports, LIST_URI)
+    assert listing["datasets"] == [] and listing["count"] == 0 and listing["unregistered"] == 0
+
+
+async def test_a_directory_nobody_imported_is_not_listed_only_counted(settings: Settings, ports: Ports, workspace: Path, tmp_path: Path, dataset: str) -> None:
+    made = fabricate(workspace, write_credit_csv(tmp_path / "made.csv", rows=30, seed=3).read_bytes())
+    listing = await read(settings, ports, LIST_URI)
+    assert [d["content_hash"] for d in listing["datasets"]] == [dataset] and listing["count"] == 1
+    assert listing["unregistered"] == 1 and made not in json.dumps(listing) and "mlgate data add" in listing["unregistered_note"]
+
+
+async def test_a_registry_entry_the_audit_chain_does_not_vouch_for_is_not_listed(settings: Settings, ports: Ports, workspace: Path, tmp_path: Path, dataset: str) -> None:
+    made = fabricate(workspace, write_credit_csv(tmp_path / "made.csv", rows=30, seed=3).read_bytes())
+    registry = settings.state_dir / "datasets.json"
+    document = json.loads(registry.read_text())
+    document["datasets"][made] = {**document["datasets"][dataset], "content_hash": made, "rows": 30}  # pasted by hand
+    registry.write_text(json.dumps(document))
+    listing = await read(settings, ports, LIST_URI)
+    assert [d["content_hash"] for d in listing["datasets"]] == [dataset] and listing["unregistered"] == 1
 
 
 async def test_a_manifest_is_served_after_verification_without_any_rows(settings: Settings, ports: Ports, dataset: str) -> None:
