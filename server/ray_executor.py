@@ -13,6 +13,14 @@ code it has (server.ray_worker.code_digest); a worker with other code counts as 
 must find the probed confinement and code on the node that takes it, or the worker refuses it. Cancelling kills the task (politely,
 then by force) and with it the child. The cluster's address may carry credentials: it is never
 put into a message, and errors name only their type.
+
+Deadlines: the worker kills its child at the run's timeout, but a worker that stops answering
+(frozen node, SIGSTOP, partition) cannot. So the server waits for a worker to take the run, and
+then for its answer, at most the run's timeout plus executor.ray.result_grace_seconds each; past
+that it cancels the task (CANCEL_GRACE_S more) and the run ends as a timed-out local run does
+(reason "timeout"). A frozen worker acts on the cancellation, killing its child, only once it
+runs again; until then (or until its node leaves the cluster) Ray keeps its CPUs and GPUs held.
+A probe waits connect_timeout_seconds and is cancelled when unanswered.
 """
 
 from __future__ import annotations
@@ -95,10 +103,7 @@ class RayExecutor:
 
     def _probe(self) -> Mode:
         try:
-            connect(self.config)
-            task = _PROBE.options(num_cpus=0, max_retries=0, name="mlgate-probe")
-            answer = ray.get(task.remote(self.limits.model_dump(mode="json"), self.allow_unconfined),
-                             timeout=self.config.connect_timeout_seconds)
+            answer = self._ask_probe()
         except Exception as exc:  # noqa: BLE001 - any failure to reach a worker means no sandbox; the type says which
             logger.warning("no Ray worker answered the executor's probe (%s)", type(exc).__name__)
             return "unavailable"
@@ -109,10 +114,21 @@ class RayExecutor:
         mode = answer.get("mode")
         return mode if mode in ("bwrap", "unconfined") else "unavailable"
 
+    def _ask_probe(self) -> Any:
+        connect(self.config)
+        task = _PROBE.options(num_cpus=0, max_retries=0, name="mlgate-probe")
+        ref = task.remote(self.limits.model_dump(mode="json"), self.allow_unconfined)
+        try:
+            return ray.get(ref, timeout=self.config.connect_timeout_seconds)
+        except ray.exceptions.GetTimeoutError:
+            ray.cancel(ref, force=True)  # a probe nobody answered must not stay queued (or hung) in the cluster
+            raise
+
     async def run(self, run_dir: Path, timeout_s: float | None = None, on_progress: ProgressCallback | None = None) -> SandboxResult:
         """As server.executors.Executor.run. Raises SandboxFailed when no worker can confine the
-        child (sandbox.unavailable), the cluster fails the task (sandbox.executor_error), or the
-        run directory is malformed (sandbox.run_dir)."""
+        child (sandbox.unavailable), the cluster fails the task or no worker takes it in time
+        (sandbox.executor_error), or the run directory is malformed (sandbox.run_dir). A worker
+        silent past the deadline ends the run as timed out (exit_code None: no worker reported)."""
         mode = await anyio.to_thread.run_sync(lambda: self.mode)
         if mode == "unavailable":
             raise _unavailable()
@@ -121,13 +137,10 @@ class RayExecutor:
         inputs = await anyio.to_thread.run_sync(pack_inputs, paths)
         timeout = min(timeout_s or math.inf, self.limits.wall_clock_seconds)
         gate, started = _CountingGate(ProgressGate(plan_for(spec))), time.monotonic()
-        stream = self._submit(inputs, mode, timeout)
-        try:
-            message = await _follow(stream, gate, on_progress)
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await _cancel(stream)
-            raise
+        message = await self._answer(self._submit(inputs, mode, timeout), gate, on_progress, timeout)
+        if message is None:
+            silent = ChildExit(None, True, timeout, time.monotonic() - started, gate.delivered, gate.rejected)
+            return conclude(mode, paths, silent, spec)
         report = _parse_report(message)
         if report.mode != mode:
             raise _unavailable("the Ray worker ran the child confined otherwise than the probed worker")
@@ -135,6 +148,20 @@ class RayExecutor:
         ended = ChildExit(report.exit_code, report.timed_out, timeout, time.monotonic() - started, gate.delivered,
                           gate.rejected + report.progress_rejected, report.orphans_killed, unsafe_elsewhere=tuple(report.unsafe))
         return conclude(report.mode, paths, ended, spec)
+
+    async def _answer(self, stream: Any, gate: _CountingGate, on_progress: ProgressCallback | None, timeout: float) -> dict[str, Any] | None:
+        """The worker's last message; None when the worker took the run but fell silent past its
+        deadline. The task is cancelled on any other way out (a worker that answered cleans up)."""
+        deadline = _Deadline(timeout + self.config.result_grace_seconds)
+        try:
+            with deadline.scope:
+                return await _follow(stream, gate, on_progress, deadline)
+        except BaseException:
+            await _cancel(stream)
+            raise
+        await _cancel(stream)
+        deadline.expired()
+        return None
 
     def _submit(self, inputs: dict[str, bytes], mode: Mode, timeout: float) -> Any:
         task = _RUN.options(
@@ -166,6 +193,27 @@ def _check_reachable(address: str, timeout: float) -> None:
         raise ConnectionError("the Ray cluster does not accept connections") from None
 
 
+class _Deadline:
+    """The server's bound on a worker's silence: `limit` seconds for a worker to take the run, then
+    `limit` seconds again from its "started" (the run's timeout plus the grace)."""
+
+    def __init__(self, limit: float) -> None:
+        self.limit, self.started = limit, False
+        self.scope = anyio.CancelScope(deadline=anyio.current_time() + limit)
+
+    def restart(self) -> None:
+        self.started = True
+        self.scope.deadline = anyio.current_time() + self.limit
+
+    def expired(self) -> None:
+        """Logs the silent worker for operators; raises SandboxFailed when no worker took the run."""
+        if not self.started:
+            raise SandboxFailed(f"no Ray worker took the run within {self.limit:g} s",
+                                "An operator should check that the Ray cluster has the CPUs and GPUs a run asks for "
+                                "(executor.ray.num_cpus, num_gpus) and is not full; run again.", rule_id="sandbox.executor_error")
+        logger.warning("a Ray worker did not answer within the run's timeout plus result_grace_seconds; its task was cancelled")
+
+
 class _CountingGate:
     def __init__(self, gate: ProgressGate) -> None:
         self.gate, self.delivered, self.rejected = gate, 0, 0
@@ -179,23 +227,30 @@ class _CountingGate:
         return step
 
 
-async def _follow(stream: Any, gate: _CountingGate, on_progress: ProgressCallback | None) -> dict[str, Any]:
-    """Relays progress through the gate until the worker's last message, which is returned.
-    Raises SandboxFailed when the task fails or the worker refuses the run."""
+async def _follow(stream: Any, gate: _CountingGate, on_progress: ProgressCallback | None, deadline: _Deadline) -> dict[str, Any]:
+    """Relays progress through the gate until the worker's last message, which is returned; the
+    worker's "started" restarts the deadline. Raises SandboxFailed when the task fails or the
+    worker refuses the run."""
     try:
         async for ref in stream:
             message = await ref
             kind = message.get("kind") if isinstance(message, dict) else None
-            if kind != "progress":
+            if kind == "started":
+                deadline.restart()
+            elif kind == "progress":
+                await _pass_on(gate.admit(message), on_progress)
+            else:
                 return _final(message)
-            step = gate.admit(message)
-            if step is not None and on_progress is not None:
-                await on_progress(step)
     except ray.exceptions.RayError as exc:
         logger.warning("the Ray task of a training run failed (%s)", type(exc).__name__)
         raise SandboxFailed("the Ray task running the training child failed", "An operator should check the Ray cluster; run again.",
                             rule_id="sandbox.executor_error") from None
     raise SandboxFailed("the Ray task ended without a result", "An operator should check the Ray cluster.", rule_id="sandbox.executor_error")
+
+
+async def _pass_on(step: ProgressStep | None, on_progress: ProgressCallback | None) -> None:
+    if step is not None and on_progress is not None:
+        await on_progress(step)
 
 
 def _final(message: Any) -> dict[str, Any]:
@@ -220,7 +275,13 @@ def _parse_report(message: dict[str, Any]) -> WorkerReport:
 
 async def _cancel(stream: Any) -> None:
     """Cancel politely (the worker's launcher kills the child), then by force after CANCEL_GRACE_S
-    (the worker process dies; bubblewrap's --die-with-parent takes the child with it)."""
+    (the worker process dies; bubblewrap's --die-with-parent takes the child with it). Shielded:
+    it also runs when the run itself is cancelled."""
+    with anyio.CancelScope(shield=True):
+        await _cancel_task(stream)
+
+
+async def _cancel_task(stream: Any) -> None:
     try:
         ray.cancel(stream, force=False)
         with anyio.move_on_after(CANCEL_GRACE_S):

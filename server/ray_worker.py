@@ -58,7 +58,8 @@ def probe(limits: dict[str, Any], allow_unconfined: bool) -> dict[str, str]:
 
 def run_child(inputs: dict[str, bytes], limits: dict[str, Any], required_mode: str, timeout_s: float,
               scratch_dir: str | None, required_code: str) -> Iterator[dict[str, Any]]:
-    """Yields {"kind": "progress", "step", "metrics"} while the child runs, then one of
+    """Yields {"kind": "started"} once this node takes the run (the server's deadline counts from
+    it), {"kind": "progress", "step", "metrics"} while the child runs, then one of
     {"kind": "done", ...} (the child's exit and outputs), {"kind": "refused", "mode"} (this node
     cannot confine the child as required, or runs other code than the server) or {"kind": "failed",
     "rule_id"} (the launcher raised).
@@ -72,6 +73,7 @@ def run_child(inputs: dict[str, bytes], limits: dict[str, Any], required_mode: s
             yield {"kind": "refused", "mode": launcher.mode}
             return
         outcome: dict[str, Any] = {}
+        yield {"kind": "started"}
         yield from _relay(launcher, run_dir, timeout_s, outcome)
         yield _report(outcome["result"], run_dir, limits) if "result" in outcome else {"kind": "failed", "rule_id": outcome["rule_id"]}
 

@@ -54,6 +54,7 @@ class RayExecutorSettings(BaseModel):
     num_gpus: float = Field(0, ge=0, le=64, description="GPUs a run's task requests from Ray (0: none; CUDA_VISIBLE_DEVICES follows Ray's assignment).")
     scratch_dir: Path | None = Field(None, description="Where a worker makes a run's temporary directory; null: the worker's temp dir.")
     connect_timeout_seconds: float = Field(30.0, gt=0, le=600, description="How long a probe of the workers may take.")
+    result_grace_seconds: float = Field(60.0, ge=1, le=3600, description="How long past a run's timeout the server waits for a worker's answer before it cancels the task and fails the run as timed out (a hung or frozen worker); the same bound applies to waiting for a worker to take the run.")
 
 
 class ExecutorSettings(BaseModel):

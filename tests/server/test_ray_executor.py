@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,14 +19,16 @@ import pandas as pd
 import pytest
 import yaml
 from mcp import Client
+from pydantic import ValidationError
 
 from server.app import build_server
 from server.ports import build_ports
 from server import ray_worker
-from server.ray_executor import RayExecutor, WorkerReport, _final, pack_inputs, unpack_outputs
+from server.ray_executor import CANCEL_GRACE_S, RayExecutor, WorkerReport, _final, pack_inputs, unpack_outputs
 from server.sandbox_io import RunPaths
-from server.settings import ExecutorSettings, SandboxLimits, load_settings
+from server.settings import ExecutorSettings, RayExecutorSettings, SandboxLimits, load_settings
 from tests.acknowledge import accept_standards
+from tests.training.rundirs import write_run_dir
 from tests.tools.test_run_experiment import REASONING, _experiments, governed  # noqa: F401 - fixture
 from tools.errors import SandboxFailed
 
@@ -143,6 +147,73 @@ async def test_a_ray_run_holds_the_gpu_it_asks_for_and_cancelling_kills_the_task
     with anyio.fail_after(30):
         while ray.available_resources().get("GPU", 0) != 1:  # released with the cancelled task
             await anyio.sleep(0.1)
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+async def stop_the_worker_running(scratch: Path, stopped: dict[str, Any]) -> None:
+    """SIGSTOPs the Ray worker process that launched bwrap under `scratch` (bwrap's parent) as soon
+    as the child runs: a frozen worker that can neither enforce its timeout nor answer."""
+    with anyio.fail_after(60):
+        while not (sandbox := sandbox_processes_under(scratch)):
+            await anyio.sleep(0.05)
+    (worker,) = {parent_of(pid) for pid in sandbox} - set(sandbox)
+    assert Path(f"/proc/{worker}/cmdline").read_bytes().startswith(b"ray::mlgate-training")
+    os.kill(worker, signal.SIGSTOP)
+    stopped.update(pid=worker, at=time.monotonic())
+
+
+def resume(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGCONT)
+    except ProcessLookupError:
+        pass  # the forced cancel already killed it
+
+
+async def test_a_ray_worker_that_stops_answering_is_given_up_by_the_server_as_a_timed_out_run(ray_cluster: str, tmp_path: Path) -> None:
+    timeout, grace, scratch = 5.0, 1.0, tmp_path / "scratch"
+    scratch.mkdir()
+    config = RayExecutorSettings(address=ray_cluster, scratch_dir=scratch, num_gpus=1, result_grace_seconds=grace)
+    run_dir = write_run_dir(tmp_path / "run", features_source=SLOW_FEATURES)
+    stopped: dict[str, Any] = {}
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(stop_the_worker_running, scratch, stopped)
+            with anyio.fail_after(60 + timeout + grace + CANCEL_GRACE_S):
+                result = await RayExecutor(config, SandboxLimits(threads=1)).run(run_dir, timeout_s=timeout)
+        given_up = time.monotonic() - stopped["at"]
+    finally:
+        if "pid" in stopped:
+            resume(stopped["pid"])
+    assert result.reason == "timeout" and not result.ok and f"limit of {timeout:g} s" in result.detail
+    assert result.exit_code is None  # no worker reported: the server's deadline ended it, not the worker's timeout
+    assert timeout + grace <= result.duration_s and given_up <= timeout + grace + CANCEL_GRACE_S + 5
+    with pytest.raises(SandboxFailed) as failed:
+        result.raise_for_failure()
+    assert failed.value.rule_id == "sandbox.timeout"
+    with anyio.fail_after(30):
+        while sandbox_processes_under(scratch) or ray.available_resources().get("GPU", 0) != 1 or ray.available_resources().get("CPU", 0) != 2:
+            await anyio.sleep(0.1)
+
+
+async def test_a_run_no_ray_worker_can_take_is_refused_after_the_timeout_and_grace(ray_cluster: str, tmp_path: Path) -> None:
+    config = RayExecutorSettings(address=ray_cluster, scratch_dir=tmp_path, num_gpus=2, result_grace_seconds=1)  # the cluster has one GPU
+    started = time.monotonic()
+    with pytest.raises(SandboxFailed) as refused, anyio.fail_after(2 + CANCEL_GRACE_S + 20):
+        await RayExecutor(config, SandboxLimits(threads=1)).run(write_run_dir(tmp_path / "run"), timeout_s=1)
+    assert refused.value.rule_id == "sandbox.executor_error" and "within 2 s" in str(refused.value)
+    assert 2 <= time.monotonic() - started and list(tmp_path.iterdir()) == [tmp_path / "run"]
+
+
+@pytest.mark.parametrize(("grace", "valid"), [(0.5, False), (1, True), (3600, True), (3601, False)])
+def test_the_result_grace_is_bounded(grace: float, valid: bool) -> None:
+    if valid:
+        assert RayExecutorSettings(result_grace_seconds=grace).result_grace_seconds == grace
+    else:
+        with pytest.raises(ValidationError):
+            RayExecutorSettings(result_grace_seconds=grace)
 
 
 ESCAPE_FEATURES = """import socket
