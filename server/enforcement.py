@@ -26,7 +26,7 @@ from policies import Decision, Verdict, evaluate
 from policies.reads import role_may_read
 from policies.roles import role_known
 from server import results
-from server.tracking_busy import busy, is_locked
+from server.tracking_busy import store_refusal
 from tools.base import CallContext, ToolSpec
 from tools.errors import GovernanceError, InvalidInput, NotFound
 
@@ -92,7 +92,7 @@ class Enforcer:
         except AuditFailed as exc:
             return results.denial(Decision.deny(exc.rule_id, exc.reason, exc.remediation))
         except Exception as exc:  # noqa: BLE001 - whatever broke, the client gets no text of it
-            return self._crashed(spec.name, base, stage, busy() if is_locked(exc) else exc)
+            return self._crashed(spec.name, base, stage, store_refusal(exc) or exc)
 
     async def unknown_tool(self, name: str, arguments: Mapping[str, Any], ctx: CallContext) -> CallToolResult:
         """A call to a name no governed tool has: audited as tool `<unknown>`, then refused."""
@@ -200,8 +200,9 @@ class Enforcer:
                 self._append({**base, "kind": "outcome", "status": "cancelled", **_refs(ctx.audit_refs)})
             raise
         except Exception as exc:
-            if is_locked(exc):  # sqlite's lock timeout: the agent may retry; the SQL text stays here
-                return self._failed(base, busy(), ctx)
+            refusal = store_refusal(exc)  # locked or not answering: the agent may retry; the SQL text stays here
+            if refusal is not None:
+                return self._failed(base, refusal, ctx)
             self._append({**base, "kind": "outcome", "status": "error", "error": type(exc).__name__, **_refs(ctx.audit_refs)})
             return results.internal_error(spec.name)
         self._append({**base, "kind": "outcome", "status": "ok", **_refs({**ctx.audit_refs, **payload})})

@@ -114,3 +114,41 @@ def test_mlgate_serve_refuses_to_start_on_a_database_uri_without_an_artifact_roo
     err = capsys.readouterr().err
     assert "explicit artifact root" in err and "MLGATE_TRACKING_ARTIFACT_ROOT" in err and "s3cret-pass" not in err
     assert not (workspace / ".mlgate" / "mlartifacts").exists()
+
+
+def _refuse_connections(postgres: PostgresCluster, database: str, refuse: bool) -> None:
+    """The database stops (or resumes) taking connections, and the open ones are cut, as a
+    restarting or overloaded PostgreSQL looks to its clients."""
+    statements = [f"ALTER DATABASE {database} ALLOW_CONNECTIONS {'false' if refuse else 'true'}"]
+    if refuse:
+        statements.append(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'")
+    for sql in statements:
+        postgres._run(str(postgres.bin / "psql"), "-h", "127.0.0.1", "-p", str(postgres.port), "-U", postgres.user, "-d", "postgres", "-qAtc", sql)
+
+
+async def test_a_tracking_database_refusing_connections_is_a_retry_refusal_without_driver_text(workspace: Path, postgres: PostgresCluster, tmp_path: Path) -> None:
+    from mcp import Client
+
+    from server.app import build_server
+    from tests.reliability.faults import answer_problems
+    from tests.reliability.fault_worker import answer
+
+    uri = postgres.create_database("pgfault7")
+    settings = load_settings(workspace, transport="memory", tracking_uri=uri, tracking={"artifact_root": str(tmp_path / "shared")})
+    ports = build_ports(settings)
+    try:
+        async with Client(build_server(settings, ports)) as client:
+            assert not (await client.call_tool("list_runs", {})).is_error  # creates MLflow's tables
+            _refuse_connections(postgres, "pgfault7", refuse=True)
+            try:
+                refused = answer(await client.call_tool("list_runs", {}))
+            finally:
+                _refuse_connections(postgres, "pgfault7", refuse=False)
+            after = await client.call_tool("list_runs", {})
+    finally:
+        ports.audit.close()
+    assert refused["is_error"] and refused["payload"]["rule_id"] == "tracking.unavailable", refused
+    assert answer_problems({"tool": "list_runs", **refused}) == [] and "pgfault7" not in refused["text"] and str(postgres.port) not in refused["text"]
+    assert not after.is_error, after.structured_content
+    assert verify(settings.audit_path).ok
+    assert any("tracking.unavailable" in r.get("rule_ids", ()) for r in ports.audit.tail(6))
