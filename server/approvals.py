@@ -3,7 +3,8 @@
     ApprovalStore   pending/approved/denied/consumed approvals in the state directory, one JSON
                     file each, bound to a change hash; decisions are final, approvals are used once;
                     every answer is vouched by the audit chain (server/approval_vouch.py)
-    OverridesLog    appends to the workspace's logs/protected_overrides.log (a record, never a source)
+    OverridesLog    appends to the workspace's logs/protected_overrides.log (a record, never a source),
+                    each line witnessed by an audit record listing its hash (server/audit/overrides.py)
     ConfigFiles     reads and atomically writes configs/experiment.yaml and configs/reasoning.yaml
 
 Every read-modify-write holds an exclusive `flock`, so the server and the `mlgate approvals` CLI
@@ -24,13 +25,15 @@ from typing import Any
 from policies import Principal
 from server import roundtrip_yaml, safe_yaml
 from server.approval_vouch import UNVOUCHED, check_approver, described_sha256, is_approval_file, vouched
+from server.audit.overrides import OVERRIDES_LOG, logged_record
 from server.files import fsync_dir, locked, write_atomic, write_temp
 from server.ledger import IN_FORCE_KIND, ChainLedger, ChainWriter, actor
 from tools.errors import IntegrityError, InvalidInput, NotFound, PolicyDenied
 
 APPROVAL_ID = re.compile(r"^apr-[0-9a-f]{12}\Z")
 CHANGE_HASH = re.compile(r"^[0-9a-f]{64}\Z")
-LOG_HEADER = "# timestamp\tfield\told\tnew\tapprover\tconfig_path\tapproval_id\n"
+LOG_FIELDS = ("timestamp", "field", "old", "new", "approver", "config_path", "approval_id")
+LOG_HEADER = "# " + "\t".join(LOG_FIELDS) + "\taudit_witness\n"
 
 
 # --- approvals ------------------------------------------------------------------------------
@@ -191,29 +194,41 @@ def _cell(value: str) -> str:
 
 
 class OverridesLog:
-    """Append-only `logs/protected_overrides.log` in the workspace. Written by mlgate, read by people."""
+    """Append-only `logs/protected_overrides.log` in the workspace. Written by mlgate, read by people.
 
-    def __init__(self, workspace: Path, relpath: str = "logs/protected_overrides.log") -> None:
+    Each append chains an `overrides_logged` record listing the SHA-256 of every new line's text,
+    then writes the lines, each ending with that record's witness: `mlgate audit verify` reports a
+    line edited, removed or added by hand (server/audit/overrides.py)."""
+
+    def __init__(self, workspace: Path, audit_path: Path | str, audit: Any = None, relpath: str = OVERRIDES_LOG) -> None:
         self.workspace = Path(workspace)
         self.relpath = relpath
         self.path = self.workspace / relpath
+        self._writer = ChainWriter(audit_path, audit)
 
     def append(self, entries: list[Mapping[str, Any]]) -> int:
-        """One line per entry (timestamp, field, old, new, approver, config_path, approval_id);
-        old/new as canonical JSON. Raises IntegrityError if the log path is a symlink."""
-        lines = "".join("\t".join(_cell(str(e[k])) for k in ("timestamp", "field", "old", "new", "approver", "config_path", "approval_id")) + "\n" for e in entries)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """One line per entry (timestamp, field, old, new, approver, config_path, approval_id, then
+        the audit witness); old/new as canonical JSON. Raises IntegrityError if the log path is a
+        symlink (nothing is chained then) or the chain cannot record (nothing is written)."""
+        texts = ["\t".join(_cell(str(e[k])) for k in LOG_FIELDS) for e in entries]
+        fd = self._open()
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-        except OSError as exc:
-            raise IntegrityError(f"{self.relpath} cannot be opened for appending ({exc.strerror})", "restore the log from git; it must be a regular file") from None
-        try:
+            # chained first: a line is never in the log without the record that vouches for it
+            chained = self._writer.append(logged_record(texts, (str(e["approval_id"]) for e in entries), self.relpath))
+            witness = f"{chained['seq']}:{chained['hash']}"  # as server/audit/witness.py writes one
             prefix = LOG_HEADER if os.fstat(fd).st_size == 0 else ""
-            os.write(fd, (prefix + lines).encode())
+            os.write(fd, (prefix + "".join(f"{text}\t{witness}\n" for text in texts)).encode())
             os.fsync(fd)
         finally:
             os.close(fd)
         return len(entries)
+
+    def _open(self) -> int:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise IntegrityError(f"{self.relpath} cannot be opened for appending ({exc.strerror})", "restore the log from git; it must be a regular file") from None
 
 
 # --- experiment.yaml and reasoning.yaml -----------------------------------------------------

@@ -69,7 +69,7 @@ def build_ports(settings: Settings) -> Ports:
     ports.cas = CasStore(settings.workspace, int(policy_limits()["datasets"]["max_files"]), registry)
     ports.configs = ConfigFiles(settings.workspace, settings.state_dir / "configs.lock")
     ports.approvals = ApprovalStore(settings.state_dir)
-    ports.overrides = OverridesLog(settings.workspace)
+    ports.overrides = OverridesLog(settings.workspace, settings.audit_path)
     # adapters record the audit chain head as a witness (server/audit/witness.py); the chain is opened below
     witness = late_witness(ports)
     ports.tracking = MlflowTracking.for_settings(settings, clock=ports.clock, witness=witness, chain=lambda: chain_id(settings.audit_path))

@@ -11,6 +11,8 @@
     checkpoint_missing   a signed head names a seq the chain no longer holds
     checkpoint_mismatch  the chain's record at a signed seq has another hash
     unsigned_head        the anchored head is not signed although a key is in force
+    override_*           the protected-field overrides log disagrees with its audit records
+                         (server/audit/overrides.py)
 
 Reads only; `crosscheck` never raises for a damaged chain or store.
 """
@@ -23,7 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from server.audit.records import GENESIS_HASH, Head, read_anchor, read_anchor_signature, sibling
+from server.audit.overrides import MARK as _OVERRIDES_MARK
+from server.audit.overrides import OVERRIDES_KIND, check_log, read_log
+from server.audit.records import GENESIS_HASH, Head, parse_line, read_anchor, read_anchor_signature, sibling
 from server.audit.signing import KEY_KIND, head_signature_ok, key_id, rotation_ok
 from server.audit.witness import Witness
 from tools.errors import IntegrityError
@@ -65,15 +69,18 @@ class CrossReport:
 
 @dataclass
 class _Scan:
-    """What one pass over the chain file yields: hashes at the wanted seqs, key records, the end."""
+    """What one pass over the chain file yields: hashes at the wanted seqs, key records, overrides
+    records (intact ones only: their line lists are what the log is checked against), the end."""
 
     hashes: dict[int, str] = field(default_factory=dict)
     keys: list[dict[str, Any]] = field(default_factory=list)
+    overrides: list[dict[str, Any]] = field(default_factory=list)
     last_seq: int = -1
 
 
-def crosscheck(chain_path: Path, witnesses: Iterable[Witness], pinned_key: str | None) -> CrossReport:
-    """Checks witnesses, signed heads and the pinned public key against the chain at `chain_path`."""
+def crosscheck(chain_path: Path, witnesses: Iterable[Witness], pinned_key: str | None, overrides_log: Path | None = None) -> CrossReport:
+    """Checks witnesses, signed heads, the pinned public key and (given its path) the overrides log
+    against the chain at `chain_path`."""
     report = CrossReport()
     witnesses = list(witnesses)
     signed = [*_checkpoints(sibling(chain_path, "checkpoints"))]
@@ -89,6 +96,8 @@ def crosscheck(chain_path: Path, witnesses: Iterable[Witness], pinned_key: str |
     for where, head in signed:
         _check_signed(where, head, keys, scan, report)
     _check_anchor_signed(anchor, anchor_signed, scan.keys, report)
+    if overrides_log is not None:
+        _check_overrides(overrides_log, scan, report)
     return report
 
 
@@ -106,6 +115,9 @@ def _scan(path: Path, wanted: set[int]) -> _Scan:
                 if record is not None:
                     scan.hashes[record["seq"]] = record["hash"]
                     scan.keys += [record] if record.get("kind") == KEY_KIND else []
+            if _OVERRIDES_MARK in raw:
+                record, why = parse_line(raw)
+                scan.overrides += [record] if why is None and record is not None and record.get("kind") == OVERRIDES_KIND else []
             scan.last_seq = line_no
     return scan
 
@@ -133,6 +145,15 @@ def _check_witness(witness: Witness, scan: _Scan, report: CrossReport) -> None:
     elif scan.hashes.get(seq) != digest:
         detail = f"{witness.source} {witness.where} saw seq {seq} with hash {digest[:16]}; the chain's seq {seq} is {str(scan.hashes.get(seq))[:16]}: the chain was rewritten"
         report.findings.append(Finding("witness_mismatch", detail))
+
+
+def _check_overrides(log_path: Path, scan: _Scan, report: CrossReport) -> None:
+    lines, unreadable = read_log(log_path)
+    if unreadable is not None:
+        report.findings.append(Finding("overrides_log_unreadable", unreadable))
+    if lines:
+        report.witnesses["overrides"] = len(lines)
+    report.findings += [Finding(kind, detail) for kind, detail in check_log(lines, scan.overrides)]
 
 
 def _check_keys(records: list[dict[str, Any]], pinned: str | None, report: CrossReport) -> dict[str, str]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from server.audit.chain import AuditChain
 from server.audit.crosscheck import CrossReport, crosscheck
+from server.audit.overrides import OVERRIDES_LOG
 from server.audit.records import AuditOptions
 from server.audit.signing import Signer, pinned_public_key
 from server.audit.witness import Witness, chain_id, mlflow_runs, pr_witnesses, registry_witnesses, run_witnesses
@@ -25,12 +26,13 @@ def open_chain(settings: Settings, clock: Any = None) -> AuditChain:
 
 
 def crosscheck_workspace(settings: Settings) -> CrossReport:
-    """Every witness this process can reach, the signed heads and the pinned key, against the chain."""
+    """Every witness this process can reach, the signed heads, the pinned key and the workspace's
+    overrides log, against the chain."""
     notes: list[str] = []
     witnesses = [*pr_witnesses(settings.state_dir / "prs"), *registry_witnesses(settings.state_dir / "registry" / "aliases.json")]
     witnesses += _mlflow_witnesses(settings, notes)
     pinned = pinned_public_key(settings.audit_signing_key)
-    report = crosscheck(settings.audit_path, witnesses, pinned)
+    report = crosscheck(settings.audit_path, witnesses, pinned, settings.workspace / OVERRIDES_LOG)
     if report.key_id is not None and pinned is None:
         notes.append(f"the chain's key {report.key_id} was not compared with a pinned copy: no {settings.audit_signing_key.name}.pub readable beside the configured key path")
     report.notes.extend(notes)

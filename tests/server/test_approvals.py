@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 from pathlib import Path
@@ -139,32 +140,41 @@ def entry(**overrides: Any) -> dict[str, Any]:
     return {**base, **overrides}
 
 
-def test_overrides_log_appends_one_tab_separated_line_per_entry(tmp_path: Path) -> None:
-    log = OverridesLog(tmp_path)
+def overrides_log(tmp_path: Path) -> OverridesLog:
+    return OverridesLog(tmp_path, tmp_path / "state" / "audit.jsonl")
+
+
+def test_overrides_log_appends_one_tab_separated_line_per_entry_witnessed_by_its_audit_record(tmp_path: Path) -> None:
+    log = overrides_log(tmp_path)
     assert log.append([entry(), entry(field="split.test_size", old="0.2", new="0.3")]) == 2
     lines = log.path.read_text().splitlines()
-    assert lines[0].startswith("# timestamp\tfield")
-    assert lines[1].split("\t") == [NOW, "data.target", '"default"', '"churn"', "alice", "configs/experiment.yaml", "apr-0123456789ab"]
-    assert lines[2].split("\t")[1:4] == ["split.test_size", "0.2", "0.3"]
+    assert lines[0].startswith("# timestamp\tfield") and lines[0].endswith("\tapproval_id\taudit_witness")
+    (record,) = [json.loads(r) for r in (tmp_path / "state" / "audit.jsonl").read_text().splitlines()]
+    witness = f"{record['seq']}:{record['hash']}"
+    assert lines[1].split("\t") == [NOW, "data.target", '"default"', '"churn"', "alice", "configs/experiment.yaml", "apr-0123456789ab", witness]
+    assert lines[2].split("\t")[1:4] == ["split.test_size", "0.2", "0.3"] and lines[2].endswith("\t" + witness)
+    texts = [line.rpartition("\t")[0] for line in lines[1:]]
+    assert record["kind"] == "overrides_logged" and record["approval_ids"] == ["apr-0123456789ab"]
+    assert record["lines"] == [hashlib.sha256(t.encode()).hexdigest() for t in texts]
 
 
 def test_overrides_log_keeps_existing_lines_and_control_characters_cannot_forge_lines(tmp_path: Path) -> None:
-    log = OverridesLog(tmp_path)
+    log = overrides_log(tmp_path)
     log.path.parent.mkdir(parents=True)
     log.path.write_text("# header written by the template\n")
     log.append([entry(approver="mallory\n2026\tdata.target\tx\ty\tboss")])
     lines = log.path.read_text().splitlines()
-    assert lines[0] == "# header written by the template" and len(lines) == 2 and len(lines[1].split("\t")) == 7
+    assert lines[0] == "# header written by the template" and len(lines) == 2 and len(lines[1].split("\t")) == 8
 
 
-def test_overrides_log_refuses_a_symlink(tmp_path: Path) -> None:
-    log = OverridesLog(tmp_path)
+def test_overrides_log_refuses_a_symlink_and_chains_nothing(tmp_path: Path) -> None:
+    log = overrides_log(tmp_path)
     log.path.parent.mkdir(parents=True)
     (tmp_path / "elsewhere").write_text("")
     log.path.symlink_to(tmp_path / "elsewhere")
     with pytest.raises(IntegrityError):
         log.append([entry()])
-    assert (tmp_path / "elsewhere").read_text() == ""
+    assert (tmp_path / "elsewhere").read_text() == "" and not (tmp_path / "state" / "audit.jsonl").exists()
 
 
 # --- ConfigFiles ------------------------------------------------------------------------------

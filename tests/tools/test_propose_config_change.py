@@ -186,7 +186,7 @@ async def test_approved_change_is_applied_once_and_logged_per_protected_field(al
     written = experiment(workspace)
     assert written["data"]["target"] == "churn" and written["split"]["test_size"] == 0.25
     log = [line.split("\t") for line in (workspace / "logs/protected_overrides.log").read_text().splitlines() if not line.startswith("#")]
-    assert [(f, o, n, who, path, aid) for _, f, o, n, who, path, aid in log] == [
+    assert [(f, o, n, who, path, aid) for _, f, o, n, who, path, aid, _witness in log] == [
         ("data.target", '"default"', '"churn"', "alice", "configs/experiment.yaml", denied["approval_id"]),
         ("split.test_size", "0.2", "0.25", "alice", "configs/experiment.yaml", denied["approval_id"]),
     ]
