@@ -77,7 +77,7 @@ def build_ports(settings: Settings) -> Ports:
     ports.rundirs = RunDirs(settings.state_dir / "runs")
     ports.environment = Environment(settings.workspace)
     training = policy_limits()["training"]
-    ports.slots = RunSlots(int(training["max_concurrent_runs"]), str(training["when_busy"]))
+    ports.slots = RunSlots(int(training["max_concurrent_runs"]), str(training["when_busy"]), state_dir=settings.state_dir)
     ports.audit = open_chain(settings, ports.clock)
     ports.events = InMemorySubscriptionBus()
     ports.detached = DetachedRuns(settings, ports.audit, ports.tracking, ports.events)
