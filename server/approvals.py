@@ -25,7 +25,7 @@ from typing import Any
 from policies import Principal
 from server import roundtrip_yaml, safe_yaml
 from server.approval_vouch import UNVOUCHED, check_approver, described_sha256, is_approval_file, vouched
-from server.audit.overrides import OVERRIDES_LOG, logged_record
+from server.audit.overrides import OVERRIDES_LOG, chained_records, logged_record, missing_lines, read_log
 from server.files import fsync_dir, locked, write_atomic, write_temp
 from server.ledger import IN_FORCE_KIND, ChainLedger, ChainWriter, actor
 from tools.errors import IntegrityError, InvalidInput, NotFound, PolicyDenied
@@ -205,23 +205,39 @@ class OverridesLog:
         self.relpath = relpath
         self.path = self.workspace / relpath
         self._writer = ChainWriter(audit_path, audit)
+        # one writer at a time (replicas, a restoring server): a restore never sees a record
+        # whose lines another process is about to write
+        self._lock = Path(audit_path).parent / "overrides.lock"
 
     def append(self, entries: list[Mapping[str, Any]]) -> int:
         """One line per entry (timestamp, field, old, new, approver, config_path, approval_id, then
         the audit witness); old/new as canonical JSON. Raises IntegrityError if the log path is a
         symlink (nothing is chained then) or the chain cannot record (nothing is written)."""
         texts = ["\t".join(_cell(str(e[k])) for k in LOG_FIELDS) for e in entries]
-        fd = self._open()
-        try:
-            # chained first: a line is never in the log without the record that vouches for it
-            chained = self._writer.append(logged_record(texts, (str(e["approval_id"]) for e in entries), self.relpath))
-            witness = f"{chained['seq']}:{chained['hash']}"  # as server/audit/witness.py writes one
-            prefix = LOG_HEADER if os.fstat(fd).st_size == 0 else ""
-            os.write(fd, (prefix + "".join(f"{text}\t{witness}\n" for text in texts)).encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        with locked(self._lock):
+            fd = self._open()
+            try:
+                # chained first: a line is never in the log without the record that vouches for it
+                chained = self._writer.append(logged_record(texts, (str(e["approval_id"]) for e in entries), self.relpath))
+                witness = f"{chained['seq']}:{chained['hash']}"  # as server/audit/witness.py writes one
+                _write_lines(fd, [f"{text}\t{witness}" for text in texts])
+            finally:
+                os.close(fd)
         return len(entries)
+
+    def restore(self) -> list[str]:
+        """Append the lines chained records vouch for and the log lacks (a kill between the record
+        and the write, or lines deleted by hand), with their original witnesses. Returns them."""
+        with locked(self._lock):
+            lines, unreadable = read_log(self.path)
+            missing = [] if unreadable is not None else missing_lines(lines, chained_records(self._writer.path))
+            if missing:
+                fd = self._open()
+                try:
+                    _write_lines(fd, missing)
+                finally:
+                    os.close(fd)
+        return missing
 
     def _open(self) -> int:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -229,6 +245,12 @@ class OverridesLog:
             return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         except OSError as exc:
             raise IntegrityError(f"{self.relpath} cannot be opened for appending ({exc.strerror})", "restore the log from git; it must be a regular file") from None
+
+
+def _write_lines(fd: int, lines: list[str]) -> None:
+    prefix = LOG_HEADER if os.fstat(fd).st_size == 0 else ""
+    os.write(fd, (prefix + "".join(f"{line}\n" for line in lines)).encode())
+    os.fsync(fd)
 
 
 # --- experiment.yaml and reasoning.yaml -----------------------------------------------------

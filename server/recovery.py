@@ -12,6 +12,9 @@ is opened (server/audit/chain.py); the rest is here:
                history says (removed when it says nowhere) and every version's stage tag is set back
                to the stage the history last gave it. A version registered whose move never
                completed keeps no alias and no stage; it is listed (a retried promote reuses it).
+    overrides  the protected-field overrides log is written after the `overrides_logged` record that
+               vouches for its lines (server/approvals.py); lines the record holds and the log lacks
+               are appended with their original witness (a line deleted by hand comes back too)
 
 Whatever was repaired is appended to the audit chain as one `recovered` record, so a repair (or a
 pointer moved outside mlgate that this undid) is visible to `mlgate audit verify` readers.
@@ -27,12 +30,14 @@ LAGGING = {("pending", "approved"), ("pending", "denied"), ("approved", "consume
 
 def recover(ports: Any) -> dict[str, list]:
     """Repair runs, approval files and aliases left half-done; record what was repaired in the
-    chain. Returns {runs, approvals, registry} (empty lists when nothing was found)."""
+    chain. Returns {runs, approvals, registry, overrides} (empty lists when nothing was found)."""
     found = {
         # dead detached workers first (server/detached_runs.py): their runs' reason names the worker
         "runs": [*(ports.detached.reconcile() if getattr(ports, "detached", None) is not None else []), *ports.tracking.reconcile_orphans()],
         "approvals": repair_approval_files(ports.approvals),
         "registry": reconcile_registry(ports.registry) if ports.registry is not None else [],
+        # lines an approved override's record vouches for, cut off by a kill before they were written
+        "overrides": ports.overrides.restore() if getattr(ports, "overrides", None) is not None else [],
     }
     if any(found.values()):
         ports.audit.append({"kind": "recovered", **found})

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from server.audit.records import parse_line
 from server.audit.witness import Witness
 
 OVERRIDES_KIND = "overrides_logged"
@@ -40,8 +41,40 @@ def line_digest(text: str) -> str:
 
 
 def logged_record(texts: Sequence[str], approval_ids: Iterable[str], relpath: str = OVERRIDES_LOG) -> dict[str, Any]:
-    """The `overrides_logged` record chained before `texts` are appended to the log."""
-    return {"kind": OVERRIDES_KIND, "log": relpath, "approval_ids": sorted(set(approval_ids)), "lines": [line_digest(t) for t in texts]}
+    """The `overrides_logged` record chained before `texts` are appended to the log. It keeps the
+    texts too (field names, values, approver, approval id: nothing secret), so a server killed
+    between the record and the lines can write them on its next start (`missing_lines`)."""
+    return {"kind": OVERRIDES_KIND, "log": relpath, "approval_ids": sorted(set(approval_ids)), "lines": [line_digest(t) for t in texts], "texts": list(texts)}
+
+
+def chained_records(chain_path: Path) -> list[dict[str, Any]]:
+    """The chain's intact `overrides_logged` records, oldest first (one pass, JSON parsed only for
+    lines that mention the kind)."""
+    found: list[dict[str, Any]] = []
+    try:
+        with open(chain_path, "rb") as chain:
+            for raw in chain:
+                record, why = parse_line(raw) if MARK in raw else (None, "")
+                found += [record] if why is None and record is not None and record.get("kind") == OVERRIDES_KIND else []
+    except FileNotFoundError:
+        pass
+    return found
+
+
+def missing_lines(lines: Sequence[LogLine], records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Full lines (text, tab, witness) that intact records vouch for and the log does not hold, in
+    chain order: what a write cut short by a kill left out. Records without texts yield none."""
+    held = Counter((line.witness, line_digest(line.text)) for line in lines if line.witness is not None)
+    missing = []
+    for record in records:
+        witness = f"{record['seq']}:{record['hash']}"
+        for text in record.get("texts") or []:
+            key = (witness, line_digest(str(text)))
+            if held[key] > 0:
+                held[key] -= 1
+            elif line_digest(str(text)) in (record.get("lines") or []):
+                missing.append(f"{text}\t{witness}")
+    return missing
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,9 @@ import pytest
 from policies import Principal
 from policies.lifecycle import STAGE_TAG
 from server.approval_vouch import vouch_problems
+from server.approvals import LOG_FIELDS
+from server.audit.overrides import OVERRIDES_LOG, logged_record
+from server.audit.workspace import crosscheck_workspace
 from server.ports import Ports, build_ports
 from server.recovery import recover
 from server.settings import Settings
@@ -49,7 +52,7 @@ def test_an_alias_moved_but_never_recorded_is_put_back_and_the_stage_tags_restor
     assert ports.registry.version(MODEL, first)["tags"][STAGE_TAG] == "candidate"
     assert {"model": MODEL, "alias": "candidate", "pointed_at": second, "restored_to": first} in found["registry"]
     assert any(r.get("kind") == "recovered" for r in ports.audit.tail(3))
-    assert recover(ports) == {"runs": [], "approvals": [], "registry": []}
+    assert recover(ports) == {"runs": [], "approvals": [], "registry": [], "overrides": []}
 
 
 def test_an_alias_whose_first_move_was_never_recorded_is_removed(ports: Ports) -> None:
@@ -79,3 +82,20 @@ def test_a_running_run_of_a_dead_server_fails_with_a_reason(ports: Ports) -> Non
     assert run_id in found["runs"]
     run = ports.tracking.get_run(run_id)
     assert run["status"] == "FAILED" and "orphaned" in run["tags"]["mlgate.end_reason"]
+
+
+def test_override_lines_the_chain_recorded_but_a_kill_kept_out_of_the_log_are_written_on_start(ports: Ports, settings: Settings) -> None:
+    entry = {"timestamp": "2026-01-01T00:02:00Z", "field": "split.test_size", "old": "0.2", "new": "0.25", "approver": "risk-officer", "config_path": "configs/experiment.yaml", "approval_id": "apr-1"}
+    ports.overrides.append([entry])
+    before = (settings.workspace / OVERRIDES_LOG).read_text()
+    # the kill: the next override's record chained, its line never written
+    text = "\t".join(str(entry[k]) for k in LOG_FIELDS).replace("0.25", "0.3")
+    chained = ports.audit.append(logged_record([text], ["apr-2"]))
+    assert {f.kind for f in crosscheck_workspace(settings).findings} == {"override_removed"}
+    restored = recover(ports)["overrides"]
+    assert restored == [f"{text}\t{chained['seq']}:{chained['hash']}"]
+    assert (settings.workspace / OVERRIDES_LOG).read_text() == before + restored[0] + "\n"
+    ports.audit.sync()
+    assert crosscheck_workspace(settings).ok
+    assert ports.audit.tail(1)[0]["kind"] == "recovered" and ports.audit.tail(1)[0]["overrides"] == restored
+    assert recover(ports)["overrides"] == []  # nothing written twice
