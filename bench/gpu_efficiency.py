@@ -11,14 +11,19 @@ overhead; the bare loop must end with the child's weights, bit for bit) and with
 Adam (what a hand-written loop would use). Runs alternate so machine noise hits both alike; the
 minimum of the repeats is kept.
 Prints child/bare (target <= 1.05) per device, and where CUDA is visible the child's GPU time
-against its CPU time for the default configuration (target: the GPU not slower).
+against its CPU time for the default configuration (target: the GPU not slower). The child's runs of
+one device share a seed: their weights and predictions must be bit-identical (on CUDA too).
+The GPU is measured first, so a run cut short still has its figures.
 
     python -m bench gpu_efficiency    (MLGATE_BENCH_ROWS=100000, MLGATE_BENCH_EPOCHS=20,
-                                       MLGATE_BENCH_REPEATS=3, MLGATE_BENCH_THREADS=2)
+                                       MLGATE_BENCH_REPEATS=3, MLGATE_BENCH_THREADS=2;
+                                       MLGATE_BENCH_JSON=FILE: the figures as JSON, rewritten after
+                                       each device; MLGATE_BENCH_DIR=DIR: keep the run directories)
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -36,6 +41,7 @@ from torch import nn
 
 from server.sandbox import SandboxLauncher, child_environment
 from server.settings import SandboxLimits
+from training.contract import PREDICTIONS_FILE
 from training.determinism import thread_count
 from training.runner import prepare
 from training.spec import RunSpec, parse_spec
@@ -45,6 +51,8 @@ ROWS = int(os.environ.get("MLGATE_BENCH_ROWS", "100000"))
 EPOCHS = int(os.environ.get("MLGATE_BENCH_EPOCHS", "20"))
 REPEATS = int(os.environ.get("MLGATE_BENCH_REPEATS", "3"))
 THREADS = int(os.environ.get("MLGATE_BENCH_THREADS", "2"))
+JSON_PATH = os.environ.get("MLGATE_BENCH_JSON")
+KEEP_DIR = os.environ.get("MLGATE_BENCH_DIR")
 SEED = 7
 TARGET_RATIO = 1.05
 NUMERIC = [f"x{i}" for i in range(12)]
@@ -121,6 +129,19 @@ def same_weights(network: nn.Module, child: dict[str, torch.Tensor]) -> bool:
     return mine.keys() == child.keys() and all(torch.equal(mine[k], child[k]) for k in mine)
 
 
+def outputs_digest(run_dir: Path) -> str:
+    """sha256 of a child's weights (tensor bytes by name) and predictions (column bytes): what one seed
+    must reproduce bit for bit. Not the files' bytes: torch.save writes a fresh serialization id."""
+    digest = hashlib.sha256()
+    weights = torch.load(run_dir / "outputs" / "model" / MODEL_FILE, map_location="cpu", weights_only=True)
+    for name in sorted(weights):
+        digest.update(name.encode() + weights[name].contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    predictions = pd.read_parquet(run_dir / "outputs" / PREDICTIONS_FILE)
+    for column in predictions.columns:
+        digest.update(str(column).encode() + predictions[column].to_numpy().tobytes())
+    return digest.hexdigest()
+
+
 def run_bare(limits: SandboxLimits, template: Path, device: str, fused: bool, child: Path | None) -> dict[str, object]:
     """The bare loop in a process of its own with the child's environment (threads, OpenMP wait
     policy), so the two differ only in their loops; it times the loop alone."""
@@ -135,12 +156,13 @@ def measure(launcher: SandboxLauncher, root: Path, device: str) -> dict[str, obj
     first in even rounds and last in odd ones; wall and CPU seconds, minimum over rounds."""
     template = write_inputs(root / f"template-{device}", ROWS, device)
     times: dict[str, list[float]] = {k: [] for k in ("child", "child_cpu", "bare_fused", "bare_fused_cpu", "bare_plain")}
-    identical = True
+    identical, digests = True, set()
     for repeat in range(REPEATS):
         run_dir = root / f"run-{device}-{repeat}"
         if repeat % 2:
             plain = run_bare(launcher.limits, template, "cpu" if device == "cpu" else "cuda", False, None)
         child = run_child(launcher, template, run_dir)
+        digests.add(outputs_digest(run_dir))
         fused = run_bare(launcher.limits, template, child.device, True, run_dir / "outputs" / "model" / MODEL_FILE)
         if not repeat % 2:
             plain = run_bare(launcher.limits, template, child.device, False, None)
@@ -149,7 +171,7 @@ def measure(launcher: SandboxLauncher, root: Path, device: str) -> dict[str, obj
                            ("bare_fused_cpu", fused["cpu_seconds"]), ("bare_plain", plain["seconds"])):
             times[key].append(value)
     return {"device": child.device, "batch_size": child.batch_size, "identical": identical, "n_train": child.n_train,
-            **{key: min(values) for key, values in times.items()}}
+            "child_runs": REPEATS, "reproducible": len(digests) == 1 if REPEATS > 1 else None, **{key: min(values) for key, values in times.items()}}
 
 
 def bare_main(argv: list[str]) -> None:
@@ -173,21 +195,43 @@ def report(figures: dict[str, object]) -> None:
     print(f"  child/bare = {ratio:.3f} (target <= {TARGET_RATIO}) {'OK' if ratio <= TARGET_RATIO else 'OVER'}; "
           f"child/bare(default Adam) = {figures['child'] / figures['bare_plain']:.3f}; "
           f"bare loop ends with the child's weights bit for bit: {'yes' if figures['identical'] else 'NO'}")
+    same = {True: "yes", False: "NO", None: "not checked (one run)"}[figures["reproducible"]]
+    print(f"  the child's {figures['child_runs']} runs (seed {SEED}) give bit-identical weights and predictions: {same}")
+
+
+def save(figures: dict[str, object]) -> None:
+    """MLGATE_BENCH_JSON: the figures so far, with the settings they were measured under."""
+    if JSON_PATH:
+        settings = {"rows": ROWS, "epochs": EPOCHS, "repeats": REPEATS, "threads": THREADS, "seed": SEED}
+        Path(JSON_PATH).write_text(json.dumps({"settings": settings, **figures}, indent=2))
+
+
+def measure_all(launcher: SandboxLauncher, root: Path) -> None:
+    """GPU first (the scarcer machine), then CPU; the figures are saved after each device."""
+    figures: dict[str, object] = {"launcher_mode": launcher.mode, "cuda_visible": torch.cuda.is_available()}
+    devices = (("gpu", "auto"), ("cpu", "cpu")) if torch.cuda.is_available() else (("cpu", "cpu"),)
+    for name, device in devices:
+        figures[name] = measure(launcher, root, device)
+        report(figures[name])
+        save(figures)
+    if "gpu" not in figures:
+        print("no CUDA device visible: GPU vs CPU not measured")
+        return
+    speed = figures["gpu"]["child"] / figures["cpu"]["child"]
+    save({**figures, "gpu_over_cpu": speed})
+    print(f"default configuration, child train time GPU/CPU = {speed:.3f} (target <= 1.0) {'OK' if speed <= 1.0 else 'SLOWER'}")
 
 
 def main() -> None:
     launcher = SandboxLauncher(SandboxLimits(threads=THREADS, wall_clock_seconds=3600), allow_unconfined=True)
-    print(f"launcher mode {launcher.mode}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
+    print(f"launcher mode {launcher.mode} (bwrap: {launcher.layout.bwrap}); {os.cpu_count()} CPUs; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    if KEEP_DIR:
+        Path(KEEP_DIR).mkdir(parents=True, exist_ok=True)
+        measure_all(launcher, Path(tempfile.mkdtemp(dir=KEEP_DIR)))
+        return
     with tempfile.TemporaryDirectory() as tmp:
-        cpu = measure(launcher, Path(tmp), "cpu")
-        report(cpu)
-        if not torch.cuda.is_available():
-            print("no CUDA device visible: GPU vs CPU not measured")
-            return
-        gpu = measure(launcher, Path(tmp), "auto")
-        report(gpu)
-    speed = gpu["child"] / cpu["child"]
-    print(f"default configuration, child train time GPU/CPU = {speed:.3f} (target <= 1.0) {'OK' if speed <= 1.0 else 'SLOWER'}")
+        measure_all(launcher, Path(tmp))
 
 
 if __name__ == "__main__":
