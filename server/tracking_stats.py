@@ -5,9 +5,11 @@ run_experiment makes) left-joins a materialised subquery of `latest_metrics`. Wi
 in `sqlite_stat1`, SQLite scans that subquery once per candidate run: the query grows with the
 square of the number of runs (bench/scale.py measured 39 s at 10 000 runs). With statistics, even
 ones gathered when the store held 20 runs, SQLite gives the subquery an automatic index and the
-query stays in milliseconds. So the statistics are gathered again whenever the runs table has
-grown past twice the size they describe: ANALYZE runs O(log n) times over a store's life, and a
-run's end pays one `count(*)` otherwise.
+query stays fast. Statistics gathered at 16 runs are as bad as none at 10 000 (10.9 s), so they are
+gathered again whenever the runs table has grown past twice the size they describe: ANALYZE runs
+O(log n) times over a store's life, and a run's end pays one `count(*)` otherwise. Connections
+already open (MLflow's pool) keep the statistics they loaded until the schema changes, so each
+refresh also changes it (a table created and dropped in the same transaction).
 
 Only for a store that already has MLflow's tables: a read-only caller never creates the database,
 and ANALYZE writes nothing but `sqlite_stat1`. A locked store is not waited for: the statistics
@@ -28,6 +30,7 @@ MIN_RUNS = 16  # below this, SQLite's defaults already plan well and a refresh w
 GROWTH = 2.0
 LOCK_WAIT_S = 0.5
 STATS_TABLES = ("runs", "tags", "params", "latest_metrics")
+RELOAD_TABLE = "mlgate_planner_reload"
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +79,14 @@ def _refresh(path: Path) -> bool:
         runs, described = _counted_runs(db)
         if not is_stale(runs, described):
             return False
+        db.execute("BEGIN IMMEDIATE")
         for table in STATS_TABLES:
             db.execute(f"ANALYZE {table}")  # names from STATS_TABLES only
+        # other connections (MLflow's pool) read statistics only when they reload the schema, which
+        # they do when its version changes: a table made and dropped in the same transaction
+        db.execute(f"CREATE TABLE IF NOT EXISTS {RELOAD_TABLE} (x)")
+        db.execute(f"DROP TABLE {RELOAD_TABLE}")
+        db.execute("COMMIT")
         return True
     finally:
         db.close()

@@ -107,6 +107,36 @@ def test_metric_sorted_search_rescans_the_metric_subquery_per_run_without_statis
     assert "AUTOMATIC COVERING INDEX" in with_stats and "SCAN anon_1" not in with_stats
 
 
+def test_a_connection_opened_before_a_refresh_plans_with_the_new_statistics(
+    tracking: MlflowTracking, store: Path, captured_sql: list[tuple[str, object]]
+) -> None:
+    """MLflow's pooled connections load statistics once; stale ones (16 runs) keep the per-run
+    rescan at any size until the refresh makes every open connection reload them."""
+    experiment_id = tracking.get_or_create_experiment(experiment_name("acme-bank", "pool"))
+    finish_runs(tracking, experiment_id, MIN_RUNS)
+    with sqlite3.connect(store) as db:
+        stale = db.execute("SELECT tbl, idx, stat FROM sqlite_stat1").fetchall()
+    finish_runs(tracking, experiment_id, INDEXED_FROM - MIN_RUNS)
+    with sqlite3.connect(store) as db:
+        db.execute("DELETE FROM sqlite_stat1")
+        db.executemany("INSERT INTO sqlite_stat1 VALUES (?, ?, ?)", stale)
+    captured_sql.clear()
+    tracking.best_prior_run(experiment_id, METRIC, extra_filter=PRIOR_FILTER)
+    statement, parameters = next((s, p) for s, p in captured_sql if "latest_metrics" in s and "ORDER BY" in s)
+    # open before the refresh, as MLflow's pool is; EXPLAIN runs no transaction, so a cached EXPLAIN
+    # would never see the schema change a real query is re-prepared for
+    pooled = sqlite3.connect(store, cached_statements=0)
+    pooled.execute("SELECT count(*) FROM runs").fetchall()
+    plan = lambda: "\n".join(row[-1] for row in pooled.execute(f"EXPLAIN QUERY PLAN {statement}", parameters))  # noqa: E731
+    assert "SCAN anon_1" in plan()
+    assert refresh(tracking.tracking_uri)
+    pooled.execute("SELECT count(*) FROM runs").fetchall()  # its next query, as MLflow's would run one
+    assert "AUTOMATIC COVERING INDEX" in plan() and "SCAN anon_1" not in plan()
+    pooled.close()
+    with sqlite3.connect(store) as db:
+        assert not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'mlgate_planner_reload'").fetchone()
+
+
 def test_a_missing_store_is_not_created(tmp_path: Path) -> None:
     missing = tmp_path / "state" / "mlflow.db"
     assert refresh(f"sqlite:///{missing}") is False
