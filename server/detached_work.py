@@ -57,6 +57,9 @@ class Work:
         where = document["settings"]
         ports = build_ports(load_settings(where["workspace"], state_dir=where["state_dir"], transport=where["transport"]))
         who, run_id = document["principal"], document["run_id"]
+        # the launching call's lease names this run: its own slot, which training.concurrency must
+        # not count as another run's, whether or not the call has released it yet
+        ports.slots.own_run = run_id
         principal = Principal(who["name"], who["role"], who.get("credential"))
         ctx = CallContext(principal=principal, transport=str(document["transport"]), ports=ports, progress=TagProgress(ports.tracking, run_id).report)
         ports.audit.append({"kind": EVENT_KIND, "event": "started", "call_id": document["call_id"], "run_id": run_id, "pid": os.getpid()})

@@ -12,10 +12,20 @@ server/detached_runs.py live_count). A busy server refuses or makes the caller w
 waiting caller re-checks when a slot of this process is freed and at least every WAIT_NOTICE_S
 (a slot freed by another replica).
 
+A lease can name the run it holds the slot for (`Lease.name_run`, once the run exists): a detached
+run's call holds its lease while it creates the run and launches the worker, and the worker decides
+training.concurrency again, possibly before the call has released that lease. The worker's own
+slots (`own_run`) leave out the lease naming its run, which is its own slot, not another run's;
+every other caller counts it. While that lease is still held and the worker's owner file already
+exists, others count the one run twice, for that moment: a call then is refused or waits although a
+slot is about to be free. The over-count is deliberate: a count may briefly be too high, never too
+low, so the limit is never exceeded.
+
 The state dir is written by the server only (a sandboxed run cannot reach it). A lease an agent
 forged anyway could only take a slot (deny more runs), never grant one: leases are only counted,
-and only a dead holder's lease is removed. Entries that are not regular files (symlinks, FIFOs)
-are not leases: never followed, opened or counted.
+only a dead holder's lease is removed, and one naming a run is left out by that run's worker only,
+as its call's own lease is (that run was decided already). Entries that are not regular files
+(symlinks, FIFOs) are not leases: never followed, opened or counted.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ import stat
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -42,28 +53,42 @@ LEASE_NAME = re.compile(r"[0-9a-f]{32}")
 MAX_LEASE_BYTES = 4096
 
 
+class Lease:
+    """The slot `RunSlots.hold` took: its file, and the run it is for once named."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def name_run(self, run_id: str) -> None:
+        """Record in the lease the run it holds the slot for (that run's worker does not count it)."""
+        # a thread: file writes; not abandoned on cancel, so `hold` removes the lease after the rename
+        await anyio.to_thread.run_sync(_write_lease, self.path, run_id)
+
+
 class RunSlots:
-    def __init__(self, limit: int, when_busy: str = "refuse", external: Callable[[], int] | None = None, *, state_dir: Path) -> None:
+    def __init__(self, limit: int, when_busy: str = "refuse", external: Callable[[], int] | None = None, *, state_dir: Path, own_run: str | None = None) -> None:
         self._limit = limit
         self._when_busy = when_busy
         self._root = state_dir / "slots"
         self._lock = state_dir / "slots.lock"
         self._freed = anyio.Event()
         self.external = external
+        self.own_run = own_run  # set in the detached worker of this run: the lease naming it is its own slot
 
     @property
     def running(self) -> int:
-        """Live leases of every process on this state dir plus live detached workers."""
+        """Live leases of every process on this state dir (but one naming `own_run`) plus live
+        detached workers."""
         return self._live_leases() + (self.external() if self.external is not None else 0)
 
     @asynccontextmanager
-    async def hold(self, on_wait: Callable[[str], Awaitable[None]]) -> AsyncIterator[None]:
+    async def hold(self, on_wait: Callable[[str], Awaitable[None]]) -> AsyncIterator[Lease]:
         """Holds a slot for the body. Raises PolicyDenied when busy and configured to refuse."""
-        lease = await self._acquire(on_wait)
+        lease = Lease(await self._acquire(on_wait))
         try:
-            yield
+            yield lease
         finally:
-            lease.unlink(missing_ok=True)  # synchronous: a cancelled body cannot skip it
+            lease.path.unlink(missing_ok=True)  # synchronous: a cancelled body cannot skip it
             self._freed.set()
             self._freed = anyio.Event()
 
@@ -88,20 +113,26 @@ class RunSlots:
                 return None, busy
             self._root.mkdir(mode=0o700, parents=True, exist_ok=True)
             lease = self._root / secrets.token_hex(16)
-            holder = {**ProcessIdentity.of(os.getpid()).tags(), PID_NS_TAG: pid_namespace()}
-            # written beside, then renamed: a lease is never seen half-written (a crash mid-write
-            # leaves only an ignored dot-file)
-            os.rename(write_temp(lease, json.dumps({"holder": holder}).encode(), mode=0o600), lease)
+            _write_lease(lease, None)
             return lease, busy
 
     def _live_leases(self) -> int:
         here, namespace, live = ProcessIdentity.of(os.getpid()), pid_namespace(), 0
-        for path, holder in _leases(self._root):
+        for path, holder, run in _leases(self._root):
             if _holder_alive(holder, here, namespace) is False:
                 path.unlink(missing_ok=True)  # its holder died without releasing it (SIGKILL)
-            else:
+            elif self.own_run is None or run != self.own_run:
                 live += 1
         return live
+
+
+def _write_lease(lease: Path, run_id: str | None) -> None:
+    """The lease of this process (for `run_id` when given). Written beside, then renamed over: a
+    lease is never seen half-written (a crash mid-write leaves only an ignored dot-file), and the
+    rename replaces the entry itself, never a file a symlink there points to."""
+    holder = {**ProcessIdentity.of(os.getpid()).tags(), PID_NS_TAG: pid_namespace()}
+    document = {"holder": holder, **({"run_id": run_id} if run_id is not None else {})}
+    os.rename(write_temp(lease, json.dumps(document).encode(), mode=0o600), lease)
 
 
 def _holder_alive(holder: Mapping[str, str], here: ProcessIdentity, namespace: str) -> bool | None:
@@ -110,21 +141,22 @@ def _holder_alive(holder: Mapping[str, str], here: ProcessIdentity, namespace: s
     return None if other and namespace and other != namespace else owner_is_alive(holder, here)
 
 
-def _leases(root: Path) -> Iterator[tuple[Path, Mapping[str, str]]]:
-    """Every lease and its holder's tags ({} when unreadable: counted, as it cannot be told)."""
+def _leases(root: Path) -> Iterator[tuple[Path, Mapping[str, str], str | None]]:
+    """Every lease, its holder's tags ({} when unreadable: counted, as it cannot be told) and the
+    run it names (None when none or unreadable)."""
     try:
         entries = list(os.scandir(root))
     except FileNotFoundError:
         return
     for entry in entries:
         if LEASE_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
-            holder = _read_holder(Path(entry.path))
-            if holder is not None:
-                yield Path(entry.path), holder
+            document = _read_lease(Path(entry.path))
+            if document is not None:
+                yield Path(entry.path), _holder_of(document), _run_of(document)
 
 
-def _read_holder(path: Path) -> Mapping[str, str] | None:
-    """The holder tags of a lease; None when it is gone or is not a regular file."""
+def _read_lease(path: Path) -> dict[str, Any] | None:
+    """A lease's JSON object ({} when unreadable); None when it is gone or is not a regular file."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:  # released meanwhile, or swapped for a symlink: no lease; else unreadable
@@ -137,5 +169,14 @@ def _read_holder(path: Path) -> Mapping[str, str] | None:
         return {}
     finally:
         os.close(fd)
-    holder = document.get("holder") if isinstance(document, dict) else None
+    return document if isinstance(document, dict) else {}
+
+
+def _holder_of(document: dict[str, Any]) -> Mapping[str, str]:
+    holder = document.get("holder")
     return {str(k): str(v) for k, v in holder.items()} if isinstance(holder, dict) else {}
+
+
+def _run_of(document: dict[str, Any]) -> str | None:
+    run = document.get("run_id")
+    return run if isinstance(run, str) else None

@@ -236,11 +236,14 @@ def _waiting(ctx: CallContext) -> Any:
 async def _detach(request: Any, facts: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
     """Create the run, hand it to a detached worker, return at once (the run is RUNNING)."""
     ports = ctx.ports
-    async with ports.slots.hold(_waiting(ctx)):
+    async with ports.slots.hold(_waiting(ctx)) as lease:
         _experiment, run_id = await _start(request, facts, ctx)
         _note_refs(ctx, run_id, facts)
         arguments = request.model_dump(mode="json", exclude_unset=True)
         try:
+            # before the worker exists: it may decide training.concurrency while this lease is still
+            # held, and must not count its own run's slot as another run (server/slots.py)
+            await lease.name_run(run_id)
             call_id = await anyio.to_thread.run_sync(lambda: ports.detached.launch(
                 run_id=run_id, principal=ctx.principal, transport=ctx.transport, arguments=arguments, decision=ctx.audit_refs["decision"], pins=detach_pins(facts)))
         except BaseException as exc:

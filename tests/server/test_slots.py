@@ -8,6 +8,7 @@ import os
 import select
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -22,9 +23,10 @@ from tools.errors import PolicyDenied
 
 REPO = Path(__file__).parents[2]
 LINE_TIMEOUT_S = 60
+RUN_ID = "e" * 32
 
-# A replica in miniature: takes a slot, says "held", gives it back on a line from stdin, says
-# "released", then stays alive until stdin closes.
+# A replica in miniature: takes a slot (naming the run of argv[2] when given), says "held", gives it
+# back on a line from stdin, says "released", then stays alive until stdin closes.
 HOLDER = """
 import sys, anyio
 from pathlib import Path
@@ -34,7 +36,9 @@ async def nothing(message):
     pass
 
 async def main():
-    async with RunSlots(1, state_dir=Path(sys.argv[1])).hold(nothing):
+    async with RunSlots(1, state_dir=Path(sys.argv[1])).hold(nothing) as lease:
+        if len(sys.argv) > 2:
+            await lease.name_run(sys.argv[2])  # as run_experiment(detach=true) does once the run exists
         print("held", flush=True)
         sys.stdin.readline()
     print("released", flush=True)
@@ -110,6 +114,17 @@ def _say(process: subprocess.Popen[str], line: str) -> None:
 def holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     """Another process holding the only slot of `tmp_path`."""
     process = _start(HOLDER, str(tmp_path))
+    assert _line(process) == "held"
+    yield process
+    process.kill()
+    process.communicate(timeout=LINE_TIMEOUT_S)
+
+
+@pytest.fixture
+def launching(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding the only slot of `tmp_path` for the run RUN_ID, as a detached run's
+    call does until its worker is launched."""
+    process = _start(HOLDER, str(tmp_path), RUN_ID)
     assert _line(process) == "held"
     yield process
     process.kill()
@@ -206,11 +221,12 @@ async def test_a_symlink_among_the_leases_is_not_followed_nor_counted(tmp_path: 
 
 def test_a_forged_lease_of_a_live_process_takes_a_slot_and_an_unreadable_one_counts(tmp_path: Path) -> None:
     (tmp_path / "slots").mkdir()
-    slots = RunSlots(2, state_dir=tmp_path)
+    slots = RunSlots(3, state_dir=tmp_path)
     live = {"mlgate.server.host": socket.gethostname(), "mlgate.server.pid": str(os.getppid())}
     (tmp_path / "slots" / ("c" * 32)).write_text(json.dumps({"holder": live}))
     (tmp_path / "slots" / ("d" * 32)).write_text("not json")
-    assert slots.running == 2  # both deny more runs; neither grants one
+    (tmp_path / "slots" / ("0" * 32)).write_text("null")
+    assert slots.running == 3  # each denies more runs; none grants one
 
 
 def test_two_processes_racing_for_the_last_slot_never_hold_it_together(tmp_path: Path) -> None:
@@ -226,4 +242,40 @@ def test_two_processes_racing_for_the_last_slot_never_hold_it_together(tmp_path:
             racer.communicate(timeout=LINE_TIMEOUT_S)
     assert [c["overlaps"] for c in counts] == [0, 0], counts
     assert all(c["took"] > 0 for c in counts) and sum(c["refused"] for c in counts) > 0, counts  # they did contend
+    assert _leases(tmp_path) == []
+
+
+def test_a_lease_naming_a_run_does_not_count_for_that_runs_worker_and_counts_for_everyone_else(tmp_path: Path, launching: subprocess.Popen[str]) -> None:
+    [lease] = _leases(tmp_path)
+    document = json.loads(lease.read_text())
+    assert document["run_id"] == RUN_ID and document["holder"]["mlgate.server.pid"] == str(launching.pid)
+    assert stat.S_IMODE(lease.lstat().st_mode) == 0o600 and lease.is_file() and not lease.is_symlink()
+    assert RunSlots(1, state_dir=tmp_path, own_run=RUN_ID).running == 0  # the worker of RUN_ID: its own slot
+    assert RunSlots(1, state_dir=tmp_path).running == 1  # any other call
+    assert RunSlots(1, state_dir=tmp_path, own_run="f" * 32).running == 1  # the worker of another run
+
+
+@pytest.mark.anyio
+async def test_a_call_is_refused_the_slot_a_lease_names_for_another_run(tmp_path: Path, launching: subprocess.Popen[str]) -> None:
+    with pytest.raises(PolicyDenied) as refused:
+        async with RunSlots(1, state_dir=tmp_path).hold(_nothing):
+            pass
+    assert refused.value.rule_id == "training.concurrency"
+    _say(launching, "release")
+    assert _line(launching) == "released"
+    assert _leases(tmp_path) == [] and RunSlots(1, state_dir=tmp_path).running == 0
+
+
+@pytest.mark.anyio
+async def test_naming_the_run_rewrites_the_lease_in_place_and_a_sigkilled_holders_named_lease_is_freed(tmp_path: Path, launching: subprocess.Popen[str]) -> None:
+    slots = RunSlots(2, state_dir=tmp_path)
+    async with slots.hold(_nothing) as lease:
+        before = set(_leases(tmp_path))
+        await lease.name_run("a" * 32)
+        assert set(_leases(tmp_path)) == before  # the same lease, rewritten: never two, never none
+        assert [p.name for p in (tmp_path / "slots").iterdir() if p.name.startswith(".")] == []  # no temp file left
+        assert json.loads(lease.path.read_text())["run_id"] == "a" * 32
+        launching.send_signal(signal.SIGKILL)
+        launching.wait(timeout=LINE_TIMEOUT_S)
+        assert slots.running == 1 and _leases(tmp_path) == [lease.path]  # the dead holder's lease went
     assert _leases(tmp_path) == []

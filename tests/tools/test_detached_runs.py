@@ -8,7 +8,9 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -18,7 +20,8 @@ from server.app import build_server
 from server.detached import REFUSED_EXIT
 from server.detached_runs import settings_ref
 from tests.e2e.transports import REPO_ROOT, stdio
-from tests.tools.detached_lab import detached_records, ended, start_worker, wait_for_run
+from server.slots import LEASE_NAME
+from tests.tools.detached_lab import POLL_S, WAIT_S, detached_records, ended, owner_pid, processes_naming, start_worker, tracking_of, wait_for_run
 from tests.tools.runs_lab import REASONING, RunsLab, build_runs_lab
 
 pytestmark = pytest.mark.anyio
@@ -107,3 +110,42 @@ async def test_a_detached_run_outlives_its_stdio_client_and_a_server_killed_with
         final = await client.call_tool("get_run", {"run_id": run_id})
     assert run["status"] == "FINISHED", run["tags"].get("mlgate.end_reason")
     assert final.structured_content["detached"]["result"]["run_id"] == run_id
+
+
+def _held_until_the_run_ends(lab: RunsLab, seen: dict[str, Any]) -> None:
+    """Let `launch` return (and the call release its slot lease) only once the worker's run ended:
+    the worker decides training.concurrency while the launching call still holds the lease."""
+    launch = lab.ports.detached.launch
+
+    def held(**request: Any) -> str:
+        call_id = launch(**request)
+        seen["worker"] = owner_pid(lab.settings, call_id)
+        seen["running"] = lab.ports.slots.running  # the lease and the live worker: one run, counted twice
+        leases = [p for p in (lab.settings.state_dir / "slots").iterdir() if LEASE_NAME.fullmatch(p.name)]
+        seen["leases"] = [json.loads(p.read_text()).get("run_id") for p in leases]
+        tracking, deadline = tracking_of(lab.settings), time.monotonic() + WAIT_S
+        while tracking.get_run(request["run_id"])["status"] == "RUNNING" and time.monotonic() < deadline:
+            time.sleep(POLL_S)  # polling a real store, bounded by WAIT_S
+        seen["held_at_end"] = all(p.exists() for p in leases)
+        return call_id
+
+    lab.ports.detached.launch = held
+
+
+async def test_a_detached_run_trains_on_the_only_slot_while_its_call_still_holds_that_slots_lease(lab: RunsLab) -> None:
+    """max_concurrent_runs 1: the worker decides before the call has given its lease back; the lease
+    names the worker's own run, so the worker is not refused by training.concurrency."""
+    assert lab.ports.standards.policy_config()["policy"]["training"]["max_concurrent_runs"] == 1
+    seen: dict[str, Any] = {}
+    _held_until_the_run_ends(lab, seen)
+    is_error, started = await lab.call("run_experiment", {"reasoning": REASONING, "detach": True})
+    assert not is_error, started
+    assert seen["leases"] == [started["run_id"]] and seen["held_at_end"]  # held, naming the run, throughout
+    assert seen["running"] == 2  # others see the one run twice meanwhile: briefly over-counted, never under
+    run = await wait_for_run(lab.settings, started["run_id"], ended, timeout_s=1.0)
+    assert run["status"] == "FINISHED", run["tags"].get("mlgate.end_reason")
+    with anyio.fail_after(RETURN_S):
+        while seen["worker"] in processes_naming(started["call_id"]):  # it records `ended`, then exits and is reaped
+            await anyio.sleep(POLL_S)
+    assert [r["event"] for r in detached_records(lab.settings, started["call_id"])] == ["accepted", "started", "ended"]
+    assert lab.ports.slots.running == 0
