@@ -19,6 +19,7 @@ with a reason, audited, and its slot released (`reconcile`).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -124,7 +125,9 @@ class DetachedRuns:
     def _reap(self, process: subprocess.Popen, run_id: str, token: Any) -> None:
         process.wait()
         if self._events is not None and token is not None:
-            with suppress(Exception):  # the server's loop may be gone (stdio client left): nobody listens then
+            # the server's loop may be gone (stdio client left) or shutting down: nobody listens then;
+            # a loop that is closing cancels the call, which is not an Exception
+            with suppress(Exception, asyncio.CancelledError):
                 anyio.from_thread.run(self._events.publish, ResourceUpdated(uri=RUN_URI.format(run_id=run_id)), token=token)
 
     # --- the live ones ----------------------------------------------------------------------------
