@@ -1,16 +1,14 @@
-"""The Ray executor against a real local Ray cluster (one per module: starting one takes ~20 s on
-two cores), real bwrap on the worker, real MLflow, run_experiment through an in-memory MCP client."""
+"""The Ray executor against a real local Ray cluster (conftest.ray_cluster, one per module: starting
+one takes ~20 s on two cores), real bwrap on the worker, real MLflow, run_experiment through an
+in-memory MCP client."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,20 +33,6 @@ from tools.errors import SandboxFailed
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.anyio
 SLOW_FEATURES = "import time\n\ndef build_features(frame):\n    time.sleep(120)\n    return frame\n"
-
-
-@pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[str]:
-    """A local Ray head on this host (token authentication on, as Ray 2.60 defaults); its session
-    directory in a short private temp dir (Ray's socket paths must stay under 108 bytes)."""
-    session = tempfile.mkdtemp(prefix="mlgr-")
-    # One GPU declared (none is needed to schedule on it): a run asking for it holds it while it runs.
-    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=session, log_to_driver=False, namespace="mlgate")
-    try:
-        yield ray.get_runtime_context().gcs_address
-    finally:
-        ray.shutdown()
-        shutil.rmtree(session, ignore_errors=True)
 
 
 def on_ray(governed: dict[str, Any], address: str, scratch: Path, **ray_settings: Any) -> dict[str, Any]:
