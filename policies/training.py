@@ -88,6 +88,10 @@ def effective_batch_size(facts: Mapping[str, Any], config: Mapping[str, Any]) ->
 @rule("sandbox.available", source="DESIGN.md §5", description="Training runs in bubblewrap, or in an explicitly configured unconfined mode.")
 def sandbox_available(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
     mode, available = facts["sandbox_mode"], facts["sandbox_available"]
+    if facts.get("executor_backend", "local") == "ray":
+        # the child runs on a Ray worker: whether it is confined there is executor.isolation's call
+        # (and its reason names the cluster, not a missing bwrap on this host)
+        return Decision.allow("sandbox.available", "the Ray backend runs the child (executor.isolation applies)")
     if mode == "bwrap" and available is True:
         return Decision.allow("sandbox.available", "bubblewrap sandbox")
     if mode == "unconfined":

@@ -146,7 +146,10 @@ def _comparison(ctx: CallContext, experiment: str, run_id: str, primary: str, va
 def _hardware(results: list[Any], ctx: CallContext) -> dict[str, Any]:
     final = next(r for r in results if r.stage.name == "final").child
     host = ctx.ports.environment.hardware()
-    return {**host, "device": final.device, "gpu_name": final.gpu_name, "peak_gpu_memory_bytes": final.peak_gpu_memory_bytes,
+    backend = getattr(ctx.ports.sandbox, "backend", "local")
+    # on Ray the child ran on a worker node: this host's CPU and memory are the server's, said so
+    where = host if backend == "local" else {"executor": backend, "server": host}
+    return {**where, "device": final.device, "gpu_name": final.gpu_name, "peak_gpu_memory_bytes": final.peak_gpu_memory_bytes,
             "batch_size": final.batch_size, "effective_batch_size": final.effective_batch_size, "library_versions": final.library_versions}
 
 

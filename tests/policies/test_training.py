@@ -63,6 +63,8 @@ CASES = [
     RuleCase("sandbox.available", "allow", facts(), CFG, "bwrap"),
     RuleCase("sandbox.available", "allow", facts(sandbox_mode="unconfined", sandbox_available=False), CFG, "unconfined"),
     RuleCase("sandbox.available", "deny", facts(sandbox_available=False), CFG, "missing_bwrap"),
+    RuleCase("sandbox.available", "deny", facts(sandbox_available=False, executor_backend="local"), CFG, "missing_bwrap_on_the_local_backend"),
+    RuleCase("sandbox.available", "allow", facts(sandbox_available=False, executor_backend="ray"), CFG, "ray_backend_left_to_executor_isolation"),
     RuleCase("training.concurrency", "allow", facts(), CFG, "free"),
     RuleCase("training.concurrency", "deny", facts(running_runs=1), CFG, "busy"),
     RuleCase("training.concurrency", "allow", facts(running_runs=1), config(policy={**POLICY, "training": {"max_concurrent_runs": 1, "when_busy": "wait"}}), "busy_waits"),

@@ -53,8 +53,9 @@ async def test_a_detached_run_on_an_unreachable_ray_cluster_is_refused_at_call_t
     lab = on_ray(build_runs_lab(tmp_path), address, tmp_path / "scratch")
     is_error, refused = await lab.call("run_experiment", {"reasoning": REASONING, "detach": True})
     assert is_error and refused["decision"] == "deny", refused
-    # sandbox.available denies too (sandbox_available is False) and is listed first
-    assert "executor.isolation" in [d["rule_id"] for d in refused["denials"]]
+    # executor.isolation alone: its reason names the cluster, not a bwrap missing on this host
+    assert refused["rule_id"] == "executor.isolation" and "denials" not in refused, refused
+    assert "no Ray worker answered" in refused["reason"] and "bwrap" not in refused["reason"]
     assert detached_records(lab.settings) == [] and not (lab.settings.state_dir / "detached").exists()
     assert processes_naming(str(lab.settings.state_dir)) == []
     assert lab.ports.tracking.search_runs([lab.experiment_id]) == []
@@ -85,6 +86,9 @@ async def test_a_detached_run_on_ray_is_trained_by_its_worker_through_the_cluste
     assert not is_error and view["status"] == "FINISHED", (view.get("end_reason"), worker_files(lab)[-4000:])
     assert view["detached"]["result"]["metrics"] == plain["metrics"]
     assert view["tags"]["mlgate.executor"] == "ray" and view["tags"]["mlgate.sandbox_mode"] == "bwrap"
+    # the host facts are the server's, and said to be: the child ran on a Ray worker node
+    assert view["hardware"]["executor"] == "ray" and set(view["hardware"]["server"]) >= {"cpu_model", "cpu_count", "ram_bytes"}
+    assert "cpu_count" not in view["hardware"]
     records = detached_records(lab.settings, started["call_id"])
     assert [r["event"] for r in records] == ["accepted", "started", "ended"] and records[-1]["status"] == "FINISHED"
     assert list(scratch.iterdir()) == []  # the Ray worker's run directories are gone
