@@ -287,9 +287,24 @@ async def _cancel_task(stream: Any) -> None:
         with anyio.move_on_after(CANCEL_GRACE_S):
             await stream.completed()
             return
-        ray.cancel(stream, force=True)
+    except ray.exceptions.RayTaskError as exc:  # the worker ended the task: its launcher killed the child
+        logger.info("cancelling a Ray training task: %s", type(exc).__name__)
+        return
+    except ray.exceptions.TaskCancelledError:
+        # marked cancelled where it was queued; cancellation is best effort, and a task being
+        # dispatched to a worker at that moment may start anyway: make sure no worker runs it
+        pass
     except Exception as exc:  # noqa: BLE001 - a finished task cannot be cancelled; the child is gone either way
         logger.info("cancelling a Ray training task: %s", type(exc).__name__)
+        return
+    _force_cancel(stream)
+
+
+def _force_cancel(stream: Any) -> None:
+    try:
+        ray.cancel(stream, force=True)  # kills a worker still running it; its bwrap child dies with it
+    except Exception as exc:  # noqa: BLE001 - nothing runs it any more
+        logger.info("force-cancelling a Ray training task: %s", type(exc).__name__)
 
 
 def _unavailable(reason: str = "no Ray worker can confine the training child") -> SandboxFailed:
