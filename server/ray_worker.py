@@ -17,7 +17,9 @@ import hashlib
 import importlib.util
 import os
 import queue
+import signal
 import stat
+import threading
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,6 +67,7 @@ def run_child(inputs: dict[str, bytes], limits: dict[str, Any], required_mode: s
     "rule_id"} (the launcher raised).
     Cancelling the task (KeyboardInterrupt, GeneratorExit) cancels the launcher, which kills the
     child; bubblewrap's --die-with-parent kills it should this process die first."""
+    _hear_polite_cancel()
     with tempfile.TemporaryDirectory(prefix="mlgate-ray-", dir=scratch_dir) as scratch:
         run_dir = Path(scratch) / "run"
         _write_inputs(run_dir / "inputs", inputs)
@@ -76,6 +79,16 @@ def run_child(inputs: dict[str, bytes], limits: dict[str, Any], required_mode: s
         yield {"kind": "started"}
         yield from _relay(launcher, run_dir, timeout_s, outcome)
         yield _report(outcome["result"], run_dir, limits) if "result" in outcome else {"kind": "failed", "rule_id": outcome["rule_id"]}
+
+
+def _hear_polite_cancel() -> None:
+    """Ray's polite cancel is a SIGINT to the worker, raised here as KeyboardInterrupt. A worker that
+    inherited SIGINT ignored or blocked (from whatever started `ray start`) would never hear it:
+    the task is then killed by force, and its run directory stays on the node."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # signals reach only the main thread; a task on another thread is cancelled by force
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _relay(launcher: SandboxLauncher, run_dir: Path, timeout_s: float, outcome: dict[str, Any]) -> Iterator[dict[str, Any]]:

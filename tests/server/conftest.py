@@ -2,6 +2,7 @@
 server` on it per test session (tests/postgres.py); a local Ray head per module (ray_cluster)."""
 
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 
@@ -21,7 +22,14 @@ def ray_cluster() -> Iterator[str]:
     ray = pytest.importorskip("ray")
     session = tempfile.mkdtemp(prefix="mlgr-")
     # One GPU declared (none is needed to schedule on it): a run asking for it holds it while it runs.
-    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=session, log_to_driver=False, namespace="mlgate")
+    # The head and its workers start with SIGINT ignored, as under a launcher that ignores it: the
+    # workers must still hear Ray's polite cancel (server/ray_worker.py), or cancelled runs leave
+    # their run directories behind
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=session, log_to_driver=False, namespace="mlgate")
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
