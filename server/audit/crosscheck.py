@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from server.audit.overrides import MARK as _OVERRIDES_MARK
-from server.audit.overrides import OVERRIDES_KIND, check_log, read_log
-from server.audit.records import GENESIS_HASH, Head, parse_line, read_anchor, read_anchor_signature, sibling
+from server.audit.overrides import check_log, overrides_record, read_log
+from server.audit.records import GENESIS_HASH, Head, read_anchor, read_anchor_signature, sibling
 from server.audit.signing import KEY_KIND, head_signature_ok, key_id, rotation_ok
 from server.audit.witness import Witness
 from tools.errors import IntegrityError
@@ -115,9 +114,8 @@ def _scan(path: Path, wanted: set[int]) -> _Scan:
                 if record is not None:
                     scan.hashes[record["seq"]] = record["hash"]
                     scan.keys += [record] if record.get("kind") == KEY_KIND else []
-            if _OVERRIDES_MARK in raw:
-                record, why = parse_line(raw)
-                scan.overrides += [record] if why is None and record is not None and record.get("kind") == OVERRIDES_KIND else []
+            override = overrides_record(raw)
+            scan.overrides += [override] if override is not None else []
             scan.last_seq = line_no
     return scan
 

@@ -47,15 +47,21 @@ def logged_record(texts: Sequence[str], approval_ids: Iterable[str], relpath: st
     return {"kind": OVERRIDES_KIND, "log": relpath, "approval_ids": sorted(set(approval_ids)), "lines": [line_digest(t) for t in texts], "texts": list(texts)}
 
 
-def chained_records(chain_path: Path) -> list[dict[str, Any]]:
-    """The chain's intact `overrides_logged` records, oldest first (one pass, JSON parsed only for
+def overrides_record(raw: bytes) -> dict[str, Any] | None:
+    """The intact `overrides_logged` record one chain line holds, else None (JSON parsed only for
     lines that mention the kind)."""
+    if MARK not in raw:
+        return None
+    record, why = parse_line(raw)
+    return record if why is None and record is not None and record.get("kind") == OVERRIDES_KIND else None
+
+
+def chained_records(chain_path: Path) -> list[dict[str, Any]]:
+    """The chain's intact `overrides_logged` records, oldest first."""
     found: list[dict[str, Any]] = []
     try:
         with open(chain_path, "rb") as chain:
-            for raw in chain:
-                record, why = parse_line(raw) if MARK in raw else (None, "")
-                found += [record] if why is None and record is not None and record.get("kind") == OVERRIDES_KIND else []
+            found = [record for raw in chain if (record := overrides_record(raw)) is not None]
     except FileNotFoundError:
         pass
     return found
