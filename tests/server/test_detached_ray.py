@@ -1,8 +1,9 @@
 """Detached runs on the Ray backend: run_experiment(detach=true) through an in-memory MCP client,
 the worker process (`python -m server.detached`) joining the cluster with the server's own address
 and token (its files and environment: ~/.ray/auth_token or RAY_AUTH_TOKEN, never the request) and
-training through it; a cluster nobody answers refuses the call before any worker starts. One real
-local Ray head (conftest.ray_cluster), real bwrap, real sqlite MLflow."""
+training through it; a cluster nobody answers refuses the call before any worker starts; cancel_run
+stops the worker, whose Ray task is cancelled with its child. One real local Ray head
+(conftest.ray_cluster), real bwrap, real sqlite MLflow."""
 
 from __future__ import annotations
 
@@ -10,18 +11,20 @@ import json
 import socket
 from pathlib import Path
 
+import anyio
 import pytest
 import yaml
 
 from server.ports import build_ports
 from server.settings import load_settings
 from tests.acknowledge import accept_standards
-from tests.server.test_ray_executor import ray_token
-from tests.tools.detached_lab import detached_records, ended, processes_naming, wait_for_run
+from tests.server.test_ray_executor import SLOW_FEATURES, ray_token, sandbox_processes_under
+from tests.tools.detached_lab import detached_records, ended, owner_pid, processes_naming, wait_for_run
 from tests.tools.runs_lab import REASONING, RunsLab, build_runs_lab
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.anyio
+GONE_S = 60.0  # the polite cancel of the Ray task (CANCEL_GRACE_S), the worker's exit, on two busy cores
 
 
 def on_ray(lab: RunsLab, address: str, scratch: Path) -> RunsLab:
@@ -94,3 +97,44 @@ async def test_a_detached_run_on_ray_is_trained_by_its_worker_through_the_cluste
     assert list(scratch.iterdir()) == []  # the Ray worker's run directories are gone
     exposed = json.dumps(view) + worker_files(lab) + lab.settings.audit_path.read_text()
     assert [s for s in (token, ray_cluster) if s in exposed] == []
+
+
+async def gone_from_ray(scratch: Path, call_id: str) -> None:
+    """Waits (bounded) until the cancelled run's Ray task is gone with its bwrap child, the Ray worker
+    removed its run directory, the detached worker exited and Ray released the task's CPUs."""
+    with anyio.fail_after(GONE_S):
+        while sandbox_processes_under(scratch) or list(scratch.iterdir()) or processes_naming(call_id):
+            await anyio.sleep(0.1)
+        while ray.available_resources().get("CPU", 0) != ray.cluster_resources().get("CPU"):
+            await anyio.sleep(0.1)
+
+
+async def test_cancel_run_of_a_detached_run_on_ray_cancels_its_ray_task_kills_the_child_and_ends_the_run_killed(
+    ray_cluster: str, tmp_path: Path,
+) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    lab = on_ray(build_runs_lab(tmp_path), ray_cluster, scratch)
+    (lab.workspace / "src/features.py").write_text(SLOW_FEATURES)  # the child is still training when cancelled
+    is_error, started = await lab.call("run_experiment", {"reasoning": REASONING, "detach": True})
+    assert not is_error and started["detached"], started
+    run_id, call_id = started["run_id"], started["call_id"]
+    worker = owner_pid(lab.settings, call_id)
+    with anyio.fail_after(120):
+        while not sandbox_processes_under(scratch):  # the Ray task's bwrap child runs on the worker node
+            await anyio.sleep(0.1)
+    assert worker in processes_naming(call_id)  # the detached worker's argv names its call
+    is_error, cancelled = await lab.call("cancel_run", {"run_id": run_id})
+    assert not is_error, cancelled
+    # "cancelled": the worker stopped on SIGTERM within the grace, it was not killed by the server
+    assert (cancelled["status"], cancelled["cancelled"]) == ("KILLED", "cancelled"), (cancelled, worker_files(lab)[-4000:])
+    is_error, view = await lab.call("get_run", {"run_id": run_id})
+    assert not is_error and view["status"] == "KILLED" and "cancel_run" in view["end_reason"], view
+    records = detached_records(lab.settings, call_id)
+    assert [r["event"] for r in records] == ["accepted", "started", "ended"]
+    assert (records[-1]["status"], records[-1]["run_id"]) == ("KILLED", run_id)
+    await gone_from_ray(scratch, call_id)
+    assert lab.ports.slots.running == 0 and not (lab.settings.state_dir / "detached" / f"{call_id}.owner.json").exists()
+    exposed = json.dumps(cancelled) + json.dumps(view) + worker_files(lab) + lab.settings.audit_path.read_text()
+    token = ray_token()
+    assert token and [s for s in (token, ray_cluster) if s in exposed] == []
