@@ -9,6 +9,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
 from server.redact import install_log_redaction
 from tools.errors import GovernanceError
 
@@ -40,6 +42,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mlgate: {exc.reason}", file=sys.stderr)
         if exc.remediation:
             print(f"  what to do: {exc.remediation}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:  # a setting out of bounds; the values are not repeated (they may be secrets)
+        print(f"mlgate: invalid settings ({exc.title})", file=sys.stderr)
+        for error in exc.errors(include_input=False, include_url=False):
+            print(f"  {'.'.join(map(str, error['loc']))}: {error['msg']}", file=sys.stderr)
+        print("  what to do: correct them in <state_dir>/server.yaml or the MLGATE_* environment", file=sys.stderr)
         return 2
 
 

@@ -11,7 +11,7 @@ the run directory's outputs/ and judged by server/sandbox_outcome.conclude, as a
 Isolation: the probe asks a worker how it would confine the child and which training and launcher
 code it has (server.ray_worker.code_digest); a worker with other code counts as no worker, and a run
 must find the probed confinement and code on the node that takes it, or the worker refuses it. Cancelling kills the task (politely,
-then by force) and with it the child. The cluster's address may carry credentials: it is never
+then by force) and with it the child. The cluster's address names internal hosts: it is never
 put into a message, and errors name only their type.
 
 Deadlines: the worker kills its child at the run's timeout, but a worker that stops answering
@@ -20,7 +20,8 @@ then for its answer, at most the run's timeout plus executor.ray.result_grace_se
 that it cancels the task (CANCEL_GRACE_S more) and the run ends as a timed-out local run does
 (reason "timeout"). A frozen worker acts on the cancellation, killing its child, only once it
 runs again; until then (or until its node leaves the cluster) Ray keeps its CPUs and GPUs held.
-A probe waits connect_timeout_seconds and is cancelled when unanswered.
+A probe waits connect_timeout_seconds and is cancelled when unanswered; joining the cluster is
+bounded the same way (server/ray_connect.py).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -41,6 +41,7 @@ import ray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from server import ray_worker
+from server.ray_connect import connect
 from server.sandbox import REQUIRED_INPUTS
 from server.sandbox_io import MAX_OUTPUT_ENTRIES, RunPaths, prepare_run_dir
 from server.sandbox_outcome import ChildExit, conclude
@@ -56,7 +57,6 @@ CANCEL_GRACE_S = 5.0
 LABEL_COLUMN = "__label__"
 logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[ProgressStep], Awaitable[None]]
-_CONNECT = threading.Lock()
 _PROBE = ray.remote(ray_worker.probe)
 _RUN = ray.remote(ray_worker.run_child)
 
@@ -170,27 +170,6 @@ class RayExecutor:
         )
         scratch = str(self.config.scratch_dir) if self.config.scratch_dir else None
         return task.remote(inputs, self.limits.model_dump(mode="json"), mode, timeout, scratch, ray_worker.code_digest())
-
-
-def connect(config: RayExecutorSettings) -> None:
-    """Joins the configured cluster once per process (a process that already joined one keeps it).
-    Raises ConnectionError when a host:port address does not accept connections."""
-    with _CONNECT:
-        if ray.is_initialized():
-            return
-        _check_reachable(str(config.address), config.connect_timeout_seconds)
-        ray.init(address=config.address, namespace=config.namespace, log_to_driver=False, logging_level=logging.WARNING)
-
-
-def _check_reachable(address: str, timeout: float) -> None:
-    """A plain host:port that refuses connections fails fast here; ray.init would retry for minutes."""
-    host, _, port = address.rpartition(":")
-    if "://" in address or not host or not port.isdigit():
-        return
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=min(timeout, 5.0)).close()
-    except OSError:
-        raise ConnectionError("the Ray cluster does not accept connections") from None
 
 
 class _Deadline:

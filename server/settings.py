@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from policies import Principal, Role
 
@@ -43,18 +43,29 @@ class SandboxLimits(BaseModel):
     threads: int = Field(2, ge=1, le=64, description="OMP/MKL/OpenBLAS threads and library thread pools.")
 
 
+# host:port (name, IPv4 or [IPv6]) or auto; a ray:// address would need Ray Client, which is not installed
+RAY_ADDRESS_PATTERN = r"^(auto|[A-Za-z0-9._-]+:[0-9]{1,5}|\[[0-9A-Fa-f:.]+\]:[0-9]{1,5})$"
+
+
 class RayExecutorSettings(BaseModel):
     """Where and how runs go to a Ray cluster (server/ray_executor.py). The address is hashed in
-    the acknowledgement pin and never shown: it may carry credentials."""
+    the acknowledgement pin and never shown: it names the bank's internal hosts."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    address: str | None = Field(None, min_length=1, max_length=500, description="The cluster's address as ray.init takes it (host:port of the GCS, ray://host:port or auto).")
+    address: str | None = Field(None, min_length=1, max_length=500, description="The cluster's GCS address host:port (as `ray start --head` prints it), or auto: RAY_ADDRESS, else the cluster this host started last. Ray Client addresses (ray://) are not supported.")
     namespace: str = Field("mlgate", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Ray namespace of mlgate's tasks.")
     num_cpus: float = Field(1, gt=0, le=1024, description="CPUs a run's task requests from Ray.")
     num_gpus: float = Field(0, ge=0, le=64, description="GPUs a run's task requests from Ray (0: none; CUDA_VISIBLE_DEVICES follows Ray's assignment).")
     scratch_dir: Path | None = Field(None, description="Where a worker makes a run's temporary directory; null: the worker's temp dir.")
     connect_timeout_seconds: float = Field(30.0, gt=0, le=600, description="How long a probe of the workers may take.")
     result_grace_seconds: float = Field(60.0, ge=1, le=3600, description="How long past a run's timeout the server waits for a worker's answer before it cancels the task and fails the run as timed out (a hung or frozen worker); the same bound applies to waiting for a worker to take the run.")
+
+    @field_validator("address")
+    @classmethod
+    def _gcs_address(cls, address: str | None) -> str | None:
+        if address is not None and not re.fullmatch(RAY_ADDRESS_PATTERN, address):
+            raise ValueError("must be the GCS address host:port of the head node (as `ray start --head` prints it) or auto; Ray Client addresses (ray://) are not supported")
+        return address
 
 
 class ExecutorSettings(BaseModel):

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from server.app import build_server
 from server.ports import build_ports
 from server import ray_worker
+from server.ray_connect import bootstrap_address, check_answers
 from server.ray_executor import CANCEL_GRACE_S, RayExecutor, WorkerReport, _final, pack_inputs, unpack_outputs
 from server.sandbox_io import RunPaths
 from server.settings import ExecutorSettings, RayExecutorSettings, SandboxLimits, load_settings
@@ -227,6 +228,12 @@ async def test_features_on_a_ray_worker_reach_neither_the_ray_token_nor_the_clus
     result = await call(remote, {"reasoning": REASONING})
     assert result.is_error and result.structured_content["rule_id"] == "sandbox.child_error", result.structured_content
     assert "PermissionError" in result.structured_content["reason"]
+
+
+def test_a_real_gcs_answers_the_check_made_before_joining_it(ray_cluster: str) -> None:
+    started = time.monotonic()
+    check_answers(bootstrap_address(ray_cluster), 5.0)  # its HTTP/2 SETTINGS, before any token
+    assert time.monotonic() - started < 1.0
 
 
 def test_evaluation_labels_never_leave_the_server(tmp_path: Path) -> None:
