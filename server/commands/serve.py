@@ -12,7 +12,7 @@ from server.cli import add_workspace_option
 from server.credentials import exposed_approver_token
 from server.ports import build_ports
 from server.recovery import recover
-from server.settings import load_settings
+from server.settings import Settings, load_settings
 
 
 def register(subparsers) -> None:
@@ -48,16 +48,27 @@ def serve_command(args: argparse.Namespace) -> int:
     if args.http:
         return _serve_http(args)
     settings = load_settings(args.workspace, transport="stdio")
-    exposed = exposed_approver_token(settings.state_dir)
-    if exposed is not None:
-        # The stdio server runs in the agent's environment: the agent could approve as this human.
-        print(f"mlgate: MLGATE_TOKEN holds the {exposed.role} token of {exposed.name!r} in the environment the agent runs in; "
-              "unset it there and give it only in your own terminal (or at the prompt)", file=sys.stderr)  # fmt: skip
+    refusal = stdio_refusal(settings)
+    if refusal is not None:
+        print(f"mlgate: {refusal}", file=sys.stderr)
         return 2
     ports = build_ports(settings)
     reconcile_in_background(ports)
     build_server(settings, ports).run("stdio")
     return 0
+
+
+def stdio_refusal(settings: Settings) -> str | None:
+    """Why a stdio server must not start: it runs in the agent's environment, so nothing that
+    environment holds may choose who approves or which machines train and report runs."""
+    exposed = exposed_approver_token(settings.state_dir)
+    if exposed is not None:  # the agent could approve as this human
+        return (f"MLGATE_TOKEN holds the {exposed.role} token of {exposed.name!r} in the environment the agent runs in; "
+                "unset it there and give it only in your own terminal (or at the prompt)")
+    if settings.executor.backend == "ray" and settings.executor.ray.address == "auto":  # RAY_ADDRESS would pick the cluster
+        return ("executor.ray.address is auto: on stdio the agent's environment (RAY_ADDRESS) would choose the Ray cluster "
+                "that trains and reports runs; set the head's GCS host:port in <state_dir>/server.yaml and acknowledge it")
+    return None
 
 
 def _serve_http(args: argparse.Namespace) -> int:

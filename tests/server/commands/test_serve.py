@@ -15,7 +15,8 @@ from server.audit import read_tail
 from server.auth import TokenStore
 from server.cli import main
 from server.http import free_loopback_bind
-from server.settings import Settings
+from server.commands.serve import stdio_refusal
+from server.settings import Settings, load_settings
 from server.tracking import MlflowTracking
 from tests.e2e.transports import REPO_ROOT, bearer, denied_calls, stdio
 
@@ -43,6 +44,25 @@ def test_http_on_a_non_loopback_address_without_allowed_hosts_refuses_to_start(w
     TokenStore(settings.state_dir).create("remote-agent", "agent")
     assert main(_serve_http(workspace, "0.0.0.0:8765")) == 2
     assert "non-loopback" in capsys.readouterr().err
+
+
+def _on_ray(settings: Settings, address: str) -> Settings:
+    (settings.state_dir / "server.yaml").write_text(f"executor:\n  backend: ray\n  ray:\n    address: '{address}'\n")
+    return load_settings(settings.workspace, transport="stdio")
+
+
+def test_stdio_with_a_ray_address_taken_from_the_environment_refuses_to_start(workspace: Path, settings: Settings, capsys, monkeypatch) -> None:
+    _on_ray(settings, "auto")
+    monkeypatch.setenv("RAY_ADDRESS", "10.255.0.9:6379")  # as an agent could set it in its own environment
+    assert main(["serve", "--workspace", str(workspace)]) == 2
+    err = capsys.readouterr().err
+    assert "RAY_ADDRESS" in err and "GCS host:port" in err and "10.255.0.9" not in err
+
+
+def test_stdio_with_an_explicit_ray_address_or_the_local_sandbox_may_start(settings: Settings) -> None:
+    assert stdio_refusal(settings) is None
+    assert stdio_refusal(_on_ray(settings, "10.0.0.5:6379")) is None
+    assert stdio_refusal(_on_ray(settings, "auto")) is not None
 
 
 def test_a_malformed_bind_address_refuses_to_start(workspace: Path, capsys) -> None:
