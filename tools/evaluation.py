@@ -21,6 +21,7 @@ import pandas as pd
 
 from tools.errors import InvalidInput
 from tools.provenance import stable_json
+from tools.resampling import resampled_roc_auc, resamples
 from tools.splits import binary_labels
 
 METRICS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "log_loss", "accuracy", "brier")
@@ -105,9 +106,13 @@ def compute_metrics(labels: Any, scores: Any, threshold: float = DEFAULT_THRESHO
 
 
 def _metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float | None]:
+    return {"roc_auc": roc_auc(y, p), **_threshold_free_and_class_metrics(y, p, threshold)}
+
+
+def _threshold_free_and_class_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float | None]:
+    """Every metric but roc_auc (a resample loop gets that for all resamples at once)."""
     clipped = np.clip(p, LOG_LOSS_EPS, 1 - LOG_LOSS_EPS)
     return {
-        "roc_auc": roc_auc(y, p),
         "pr_auc": average_precision(y, p),
         "log_loss": float(-np.mean(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))),
         "brier": float(np.mean((p - y) ** 2)),
@@ -123,12 +128,11 @@ def bootstrap_ci(labels: Any, scores: Any, *, n_samples: int, seed: int, thresho
     so all intervals rest on the same `n_effective` resamples. Intervals are None when none is left.
     """
     y, p = labelled_scores(labels, scores)
-    rng = np.random.default_rng(seed)
     samples: list[dict[str, float | None]] = []
-    for _ in range(n_samples):
-        rows = rng.integers(0, y.size, y.size)
-        if 0 < y[rows].sum() < y.size:
-            samples.append(_metrics(y[rows], p[rows], threshold))
+    for block in resamples(np.random.default_rng(seed), y.size, n_samples):
+        for rows, auc in zip(block, resampled_roc_auc(y, p, block), strict=True):
+            if not np.isnan(auc):  # both classes drawn
+                samples.append({"roc_auc": float(auc), **_threshold_free_and_class_metrics(y[rows], p[rows], threshold)})
     tail = (1 - CI_LEVEL) / 2 * 100
     intervals = {m: _percentiles([s[m] for s in samples], tail) for m in METRICS}
     return {"level": CI_LEVEL, "method": "percentile", "n_requested": n_samples, "n_effective": len(samples), "seed": seed, "intervals": intervals}

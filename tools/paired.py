@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from tools.evaluation import DEFAULT_THRESHOLD, LOG_LOSS_EPS, average_precision, class_metrics, improvement, labelled_scores, probabilities, roc_auc
+from tools.resampling import resampled_roc_auc, resamples
 
 DEFAULT_CONFIDENCE = 0.95
 
@@ -37,14 +38,9 @@ def paired_improvement(labels: Any, scores: Any, reference: Any, metric: str, *,
     q = probabilities(reference, y.size)
     level = _valid_confidence(confidence)
     point = _gain(metric, y, p, q)
-    rng = np.random.default_rng(seed)
-    gains = []
-    for _ in range(int(n_samples)):
-        rows = rng.integers(0, y.size, y.size)
-        if 0 < y[rows].sum() < y.size:
-            gain = _gain(metric, y[rows], p[rows], q[rows])
-            if gain is not None:
-                gains.append(gain)
+    gains: list[float] = []
+    for block in resamples(np.random.default_rng(seed), y.size, n_samples):
+        gains.extend(_block_gains(metric, y, p, q, block))
     low, high = _bounds(gains, level)
     return {"metric": metric, "improvement": point, "lower_bound": low, "upper_bound": high, "confidence": level, "n_effective": len(gains), "method": "paired percentile bootstrap, one-sided"}
 
@@ -61,6 +57,15 @@ def metric_value(metric: str, y: np.ndarray, p: np.ndarray) -> float | None:
     if metric == "brier":
         return float(np.mean((p - y) ** 2))
     return class_metrics(y, p, DEFAULT_THRESHOLD)[metric]
+
+
+def _block_gains(metric: str, y: np.ndarray, p: np.ndarray, q: np.ndarray, block: np.ndarray) -> list[float]:
+    """The gain on each resample of the block that holds both classes (and where it is defined)."""
+    if metric == "roc_auc":  # all resamples at once (tools/resampling.py), the same floats as one by one
+        pairs = zip(resampled_roc_auc(y, p, block), resampled_roc_auc(y, q, block), strict=True)
+        return [float(improvement(metric, float(a), float(b))) for a, b in pairs if not np.isnan(a)]
+    gains = (_gain(metric, y[rows], p[rows], q[rows]) for rows in block if 0 < y[rows].sum() < y.size)
+    return [gain for gain in gains if gain is not None]
 
 
 def _gain(metric: str, y: np.ndarray, p: np.ndarray, q: np.ndarray) -> float | None:
