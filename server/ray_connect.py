@@ -63,13 +63,14 @@ def check_answers(address: str, timeout: float) -> None:
     """Raises ConnectionError unless the GCS at host:port answers an HTTP/2 opening in `timeout`."""
     host, _, port = address.rpartition(":")
     deadline = time.monotonic() + timeout
+    context = _tls_context() if _tls_on() else None
     try:  # a closed port fails here at once
         sock = socket.create_connection((host.strip("[]"), int(port)), timeout=min(timeout, REFUSED_CHECK_S))
     except OSError:
         raise ConnectionError("the Ray cluster does not accept connections") from None
     conn = sock
     try:
-        conn = _over_tls(sock, host, deadline) if _tls_on() else sock
+        conn = _over_tls(context, sock, host, deadline) if context else sock
         _expect_settings(conn, deadline)
     except ssl.SSLError:
         return  # it answered the TLS handshake (with a refusal this check cannot judge; ray.init will)
@@ -98,12 +99,21 @@ def _tls_on() -> bool:
     return os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true")
 
 
-def _over_tls(sock: socket.socket, host: str, deadline: float) -> ssl.SSLSocket:
-    """A TLS client for liveness only: the server's certificate is not judged here (ray.init does)."""
+def _tls_context() -> ssl.SSLContext:
+    """A TLS client for liveness only: the server's certificate is not judged here (ray.init does).
+    Raises ConnectionError when Ray's own certificate is configured but cannot be read."""
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     context.set_alpn_protocols(["h2"])
-    if os.environ.get("RAY_TLS_SERVER_CERT") and os.environ.get("RAY_TLS_SERVER_KEY"):
-        context.load_cert_chain(os.environ["RAY_TLS_SERVER_CERT"], os.environ["RAY_TLS_SERVER_KEY"])
+    cert, key = os.environ.get("RAY_TLS_SERVER_CERT"), os.environ.get("RAY_TLS_SERVER_KEY")
+    if cert and key:
+        try:
+            context.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError):
+            raise ConnectionError("RAY_TLS_SERVER_CERT / RAY_TLS_SERVER_KEY cannot be read as a certificate and its key") from None
+    return context
+
+
+def _over_tls(context: ssl.SSLContext, sock: socket.socket, host: str, deadline: float) -> ssl.SSLSocket:
     sock.settimeout(max(deadline - time.monotonic(), 0.001))
     return context.wrap_socket(sock, server_hostname=host.strip("[]") or None)

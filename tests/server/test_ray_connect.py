@@ -182,3 +182,11 @@ def test_over_tls_a_gcs_answers_with_its_http2_settings(tmp_path: Path, monkeypa
         else:
             assert 1.0 <= seconds_to_refuse(address, 1.0) < 3.0
         server.join(timeout=15)
+
+
+def test_an_unreadable_ray_certificate_is_named_as_such(silent_gcs: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAY_USE_TLS", "1")
+    monkeypatch.setenv("RAY_TLS_SERVER_CERT", str(tmp_path / "missing.pem"))
+    monkeypatch.setenv("RAY_TLS_SERVER_KEY", str(tmp_path / "missing.key"))
+    with pytest.raises(ConnectionError, match="RAY_TLS_SERVER_CERT"):
+        check_answers(silent_gcs, 1.0)
