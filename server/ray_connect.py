@@ -11,8 +11,8 @@ authentication, so no token is needed to see it. With RAY_USE_TLS the check spea
 handshake has answered.
 
 `auto` is resolved as Ray resolves it (RAY_ADDRESS, then the cluster this host started last): the
-process environment then chooses the cluster, which is why an explicit host:port is the setting
-for a server whose environment an agent controls (stdio). The address never reaches a message.
+process environment then chooses the cluster, which is why a stdio server, whose environment is
+the agent's, refuses `auto` (server/commands/serve.py). The address never reaches a message.
 """
 
 from __future__ import annotations

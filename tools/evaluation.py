@@ -106,10 +106,10 @@ def compute_metrics(labels: Any, scores: Any, threshold: float = DEFAULT_THRESHO
 
 
 def _metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float | None]:
-    return {"roc_auc": roc_auc(y, p), **_threshold_free_and_class_metrics(y, p, threshold)}
+    return {"roc_auc": roc_auc(y, p), **_metrics_but_roc_auc(y, p, threshold)}
 
 
-def _threshold_free_and_class_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float | None]:
+def _metrics_but_roc_auc(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float | None]:
     """Every metric but roc_auc (a resample loop gets that for all resamples at once)."""
     clipped = np.clip(p, LOG_LOSS_EPS, 1 - LOG_LOSS_EPS)
     return {
@@ -132,7 +132,7 @@ def bootstrap_ci(labels: Any, scores: Any, *, n_samples: int, seed: int, thresho
     for block in resamples(np.random.default_rng(seed), y.size, n_samples):
         for rows, auc in zip(block, resampled_roc_auc(y, p, block), strict=True):
             if not np.isnan(auc):  # both classes drawn
-                samples.append({"roc_auc": float(auc), **_threshold_free_and_class_metrics(y[rows], p[rows], threshold)})
+                samples.append({"roc_auc": float(auc), **_metrics_but_roc_auc(y[rows], p[rows], threshold)})
     tail = (1 - CI_LEVEL) / 2 * 100
     intervals = {m: _percentiles([s[m] for s in samples], tail) for m in METRICS}
     return {"level": CI_LEVEL, "method": "percentile", "n_requested": n_samples, "n_effective": len(samples), "seed": seed, "intervals": intervals}

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from server.cli import main
 from server.ray_connect import bootstrap_address, check_answers
 from server.settings import RayExecutorSettings
+from tests.server.test_detached_ray import closed_address
 from tests.server.test_ray_executor import call, on_ray
 from tests.tools.test_run_experiment import REASONING, _experiments, governed  # noqa: F401 - fixture
 
@@ -36,12 +37,6 @@ def silent_gcs() -> Iterator[str]:
         listener.bind(("", 0))
         listener.listen(16)
         yield f"127.0.0.1:{listener.getsockname()[1]}"
-
-
-def closed_address() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{probe.getsockname()[1]}"
 
 
 def seconds_to_refuse(address: str, timeout: float) -> float:
