@@ -21,7 +21,7 @@ import pandas as pd
 
 from tools.errors import InvalidInput
 from tools.provenance import stable_json
-from tools.resampling import resampled_roc_auc, resamples
+from tools.resampling import block_metrics, resamples, scored
 from tools.splits import binary_labels
 
 METRICS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "log_loss", "accuracy", "brier")
@@ -106,13 +106,9 @@ def compute_metrics(labels: Any, scores: Any, threshold: float = DEFAULT_THRESHO
 
 
 def _metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float | None]:
-    return {"roc_auc": roc_auc(y, p), **_metrics_but_roc_auc(y, p, threshold)}
-
-
-def _metrics_but_roc_auc(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float | None]:
-    """Every metric but roc_auc (a resample loop gets that for all resamples at once)."""
     clipped = np.clip(p, LOG_LOSS_EPS, 1 - LOG_LOSS_EPS)
     return {
+        "roc_auc": roc_auc(y, p),
         "pr_auc": average_precision(y, p),
         "log_loss": float(-np.mean(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))),
         "brier": float(np.mean((p - y) ** 2)),
@@ -126,20 +122,24 @@ def bootstrap_ci(labels: Any, scores: Any, *, n_samples: int, seed: int, thresho
     Resamples rows with replacement `n_samples` times from `np.random.default_rng(seed)`. A resample
     holding a single class is skipped (roc_auc/pr_auc are undefined there) for every metric alike,
     so all intervals rest on the same `n_effective` resamples. Intervals are None when none is left.
+    Each resample's metrics are those of compute_metrics on its rows, bit for bit (tools/resampling.py).
     """
     y, p = labelled_scores(labels, scores)
-    samples: list[dict[str, float | None]] = []
+    found = scored(y, p, threshold, LOG_LOSS_EPS)
+    drawn: dict[str, list[np.ndarray]] = {m: [] for m in METRICS}
     for block in resamples(np.random.default_rng(seed), y.size, n_samples):
-        for rows, auc in zip(block, resampled_roc_auc(y, p, block), strict=True):
-            if not np.isnan(auc):  # both classes drawn
-                samples.append({"roc_auc": float(auc), **_metrics_but_roc_auc(y[rows], p[rows], threshold)})
+        values = block_metrics(found, block, METRICS)
+        for m in METRICS:
+            drawn[m].append(values[m][values["both_classes"]])
+    samples = {m: np.concatenate(parts) if parts else np.empty(0) for m, parts in drawn.items()}
     tail = (1 - CI_LEVEL) / 2 * 100
-    intervals = {m: _percentiles([s[m] for s in samples], tail) for m in METRICS}
-    return {"level": CI_LEVEL, "method": "percentile", "n_requested": n_samples, "n_effective": len(samples), "seed": seed, "intervals": intervals}
+    intervals = {m: _percentiles(samples[m], tail) for m in METRICS}
+    n_effective = int(samples["roc_auc"].size)
+    return {"level": CI_LEVEL, "method": "percentile", "n_requested": n_samples, "n_effective": n_effective, "seed": seed, "intervals": intervals}
 
 
-def _percentiles(values: list[float | None], tail: float) -> dict[str, float] | None:
-    if not values:
+def _percentiles(values: np.ndarray, tail: float) -> dict[str, float] | None:
+    if not values.size:
         return None
     low, high = np.percentile(np.asarray(values, dtype=np.float64), [tail, 100 - tail])
     return {"low": float(low), "high": float(high)}

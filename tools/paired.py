@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from tools.evaluation import DEFAULT_THRESHOLD, LOG_LOSS_EPS, average_precision, class_metrics, improvement, labelled_scores, probabilities, roc_auc
-from tools.resampling import resampled_roc_auc, resamples
+from tools.resampling import Scored, block_metrics, drawn_positives, resamples, scored
 
 DEFAULT_CONFIDENCE = 0.95
 
@@ -38,15 +38,15 @@ def paired_improvement(labels: Any, scores: Any, reference: Any, metric: str, *,
     q = probabilities(reference, y.size)
     level = _valid_confidence(confidence)
     point = _gain(metric, y, p, q)
-    gains: list[float] = []
-    for block in resamples(np.random.default_rng(seed), y.size, n_samples):
-        gains.extend(_block_gains(metric, y, p, q, block))
-    low, high = _bounds(gains, level)
-    return {"metric": metric, "improvement": point, "lower_bound": low, "upper_bound": high, "confidence": level, "n_effective": len(gains), "method": "paired percentile bootstrap, one-sided"}
+    model, baseline = scored(y, p, DEFAULT_THRESHOLD, LOG_LOSS_EPS), scored(y, q, DEFAULT_THRESHOLD, LOG_LOSS_EPS)
+    gains = [_block_gains(metric, model, baseline, block) for block in resamples(np.random.default_rng(seed), y.size, n_samples)]
+    drawn = np.concatenate(gains) if gains else np.empty(0)
+    low, high = _bounds(drawn, level)
+    return {"metric": metric, "improvement": point, "lower_bound": low, "upper_bound": high, "confidence": level, "n_effective": int(drawn.size), "method": "paired percentile bootstrap, one-sided"}
 
 
 def metric_value(metric: str, y: np.ndarray, p: np.ndarray) -> float | None:
-    """One metric only (a resample loop computes just the metric it compares)."""
+    """One metric only (the point estimate computes just the metric it compares)."""
     if metric == "roc_auc":
         return roc_auc(y, p)
     if metric == "pr_auc":
@@ -59,13 +59,13 @@ def metric_value(metric: str, y: np.ndarray, p: np.ndarray) -> float | None:
     return class_metrics(y, p, DEFAULT_THRESHOLD)[metric]
 
 
-def _block_gains(metric: str, y: np.ndarray, p: np.ndarray, q: np.ndarray, block: np.ndarray) -> list[float]:
-    """The gain on each resample of the block that holds both classes (and where it is defined)."""
-    if metric == "roc_auc":  # all resamples at once (tools/resampling.py), the same floats as one by one
-        pairs = zip(resampled_roc_auc(y, p, block), resampled_roc_auc(y, q, block), strict=True)
-        return [float(improvement(metric, float(a), float(b))) for a, b in pairs if not np.isnan(a)]
-    gains = (_gain(metric, y[rows], p[rows], q[rows]) for rows in block if 0 < y[rows].sum() < y.size)
-    return [gain for gain in gains if gain is not None]
+def _block_gains(metric: str, model: Scored, baseline: Scored, block: np.ndarray) -> np.ndarray:
+    """The gain on each resample of the block that holds both classes (tools/resampling.py: the
+    same floats as metric_value on each resample's rows)."""
+    positives = drawn_positives(model, block)
+    a, b = block_metrics(model, block, (metric,), positives), block_metrics(baseline, block, (metric,), positives)
+    keep = a["both_classes"]
+    return np.asarray(improvement(metric, a[metric][keep], b[metric][keep]), dtype=np.float64)
 
 
 def _gain(metric: str, y: np.ndarray, p: np.ndarray, q: np.ndarray) -> float | None:
@@ -73,11 +73,11 @@ def _gain(metric: str, y: np.ndarray, p: np.ndarray, q: np.ndarray) -> float | N
     return None if a is None or b is None else float(improvement(metric, a, b))
 
 
-def _bounds(gains: list[float], confidence: float) -> tuple[float | None, float | None]:
-    if not gains:
+def _bounds(gains: np.ndarray, confidence: float) -> tuple[float | None, float | None]:
+    if not gains.size:
         return None, None
     tail = (1 - confidence) * 100
-    low, high = np.percentile(np.asarray(gains, dtype=np.float64), [tail, 100 - tail])
+    low, high = np.percentile(gains, [tail, 100 - tail])
     return float(low), float(high)
 
 

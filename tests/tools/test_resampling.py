@@ -1,4 +1,4 @@
-"""Resamples in blocks and the ROC AUC of a whole block at once (tools/resampling.py) are the very
+"""Resamples in blocks and every metric of a whole block at once (tools/resampling.py) are the very
 draws and the very floats of the one-resample-at-a-time loop they replace."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from tools import resampling
-from tools.evaluation import roc_auc
-from tools.resampling import resampled_roc_auc, resamples
+from tools.evaluation import LOG_LOSS_EPS, METRICS, compute_metrics
+from tools.resampling import block_metrics, resamples, scored
 
 
 def one_by_one(seed: int, rows: int, n_samples: int) -> np.ndarray:
@@ -24,18 +24,29 @@ def test_blocks_draw_the_same_resamples_as_one_call_per_resample(cells: int, mon
     assert np.array_equal(np.concatenate(blocks), one_by_one(5, 97, 31))
 
 
-@pytest.mark.parametrize(("rows", "positive_rate", "decimals"), [(3, 0.5, None), (40, 0.1, 1), (500, 0.3, None), (500, 0.3, 2), (2000, 0.9, 0)])
-def test_the_auc_of_each_resample_equals_roc_auc_of_that_resample_bit_for_bit(rows: int, positive_rate: float, decimals: int | None) -> None:
+@pytest.mark.parametrize(("rows", "positive_rate", "decimals"), [(3, 0.5, None), (40, 0.1, 1), (500, 0.3, None), (500, 0.3, 2), (2000, 0.9, 0), (20_000, 0.2, 3)])
+def test_every_metric_of_each_resample_equals_compute_metrics_of_that_resample_bit_for_bit(rows: int, positive_rate: float, decimals: int | None) -> None:
     rng = np.random.default_rng(rows)
-    labels = (rng.random(rows) < positive_rate).astype(np.int64)
+    labels = (rng.random(rows) < positive_rate).astype(np.int8)
     scores = rng.random(rows) if decimals is None else np.round(rng.random(rows), decimals)  # decimals: ties
-    block = one_by_one(11, rows, 200)
-    expected = [roc_auc(labels[r], scores[r]) for r in block]
-    found = resampled_roc_auc(labels, scores, block)
-    assert [None if np.isnan(a) else float(a) for a in found] == expected  # == on floats: exact
-    assert rows > 3 or None in expected  # the 3-row case draws single-class resamples: NaN there, as roc_auc's None
+    scores[: rows // 4] = 0.5  # rows exactly at the threshold
+    block = one_by_one(11, rows, 60 if rows > 5000 else 200)
+    found = block_metrics(scored(labels, scores, 0.5, LOG_LOSS_EPS), block, METRICS)
+    for r, rows_drawn in enumerate(block):
+        expected = compute_metrics(labels[rows_drawn], scores[rows_drawn])
+        assert bool(found["both_classes"][r]) == (expected["roc_auc"] is not None)
+        if expected["roc_auc"] is not None:
+            assert {m: float(found[m][r]) for m in METRICS} == expected  # == on floats: exact
+    assert rows > 3 or not found["both_classes"].all()  # the 3-row case draws single-class resamples
 
 
-def test_a_block_too_big_for_memory_is_never_built() -> None:
+def test_only_the_metrics_asked_for_are_computed() -> None:
+    labels, scores = np.array([0, 1, 1, 0], dtype=np.int8), np.array([0.1, 0.8, 0.4, 0.6])
+    found = block_metrics(scored(labels, scores, 0.5, LOG_LOSS_EPS), one_by_one(2, 4, 5), ("brier",))
+    assert set(found) == {"both_classes", "brier"}
+
+
+def test_a_block_too_big_for_the_caches_holds_one_resample() -> None:
     blocks = resamples(np.random.default_rng(0), 1_000_000, 1000)
-    assert next(blocks).shape == (2, 1_000_000)  # 2 x 10^6 cells, not 10^9
+    assert next(blocks).shape == (1, 1_000_000)  # one resample's draws, not 10^9 cells
+    assert next(resamples(np.random.default_rng(0), 2_000, 1000)).shape == (resampling.BLOCK_CELLS // 2_000, 2_000)
