@@ -198,12 +198,19 @@ def time_values(frame: pd.DataFrame, time_column: str) -> pd.Series:
 MONTH_FORMATS = ("%b-%Y", "%B-%Y", "%b %Y", "%B %Y", "%Y-%m", "%m/%Y")
 
 
+MONTH_SAMPLE = 100  # values tried with a month format before the whole column: most columns fail at once
+
+
 def _parse_times(raw: pd.Series) -> pd.Series:
     text = raw.dropna().astype(str).str.strip()
     for month_format in MONTH_FORMATS:
-        if len(text) and pd.to_datetime(text, errors="coerce", format=month_format).notna().all():
+        if len(text) and _all_parse(text.head(MONTH_SAMPLE), month_format) and _all_parse(text, month_format):
             return pd.to_datetime(raw.astype("string").str.strip(), errors="coerce", utc=True, format=month_format)
     return pd.to_datetime(raw, errors="coerce", utc=True, format="mixed")
+
+
+def _all_parse(text: pd.Series, date_format: str) -> bool:
+    return bool(pd.to_datetime(text, errors="coerce", format=date_format).notna().all())
 
 
 def _bound(value: Any, times: pd.Series, name: str) -> Any:

@@ -168,3 +168,15 @@ def test_plan_split_dispatches_on_strategy_and_refuses_unknown_ones() -> None:
         plan_split(frame, labels, {"strategy": "random", "test_size": 0.2}, seed=1)
     with pytest.raises(InvalidInput, match="time_column"):
         plan_split(frame, labels, {"strategy": "temporal_split", "test_size": 0.2}, seed=1)
+
+
+def test_a_long_month_column_parses_to_the_first_of_each_month() -> None:
+    months = [f"{name}-2018" for name in ("Jan", "Feb", "Mar", "Apr", "May", "Jun")] * 50  # 300 values, past the sample
+    parsed = time_values(pd.DataFrame({"issue_d": months}), "issue_d")
+    assert parsed.iloc[-1] == pd.Timestamp("2018-06-01", tz="UTC") and parsed.notna().all()
+
+
+def test_a_month_format_must_fit_the_whole_column_not_only_its_first_values() -> None:
+    values = ["Mar-2018"] * 150 + ["2018-03-15 10:00"]  # the first 100 fit %b-%Y, the last does not
+    parsed = time_values(pd.DataFrame({"issue_d": values}), "issue_d")
+    assert parsed.iloc[-1] == pd.Timestamp("2018-03-15 10:00", tz="UTC")  # parsed per value, not coerced to NaT by %b-%Y
