@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,6 +92,16 @@ def _check_keys(keys: Iterator[str] | list[str]) -> None:
             "use letters, digits, '_', '-', '.', ' ' and '/' only, at most 250 characters",
             rule_id="tracking.key",
         )
+
+
+def _numbers(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """Metrics flattened to dotted keys, None (undefined) dropped. Raises InvalidInput for non-numbers."""
+    flat = {k: v for k, v in flatten(metrics).items() if v is not None}
+    _check_keys(list(flat))
+    not_numbers = sorted(k for k, v in flat.items() if isinstance(v, bool) or not isinstance(v, (int, float)))
+    if not_numbers:
+        raise InvalidInput(f"metrics must be numbers: {not_numbers[:5]}", "log text as a tag or an artifact", rule_id="tracking.metric_value")
+    return flat
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
@@ -301,15 +311,15 @@ class MlflowTracking:
     def log_metrics(self, run_id: str, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Log numeric metrics (nested -> dotted keys); None values (undefined metrics) are skipped.
         `step` makes them step metrics (epochs, folds). Raises InvalidInput for non-numbers."""
+        self.log_step_metrics(run_id, [(metrics, step or 0)])
+
+    def log_step_metrics(self, run_id: str, steps: Sequence[tuple[Mapping[str, Any], int]]) -> None:
+        """log_metrics of several (metrics, step) pairs in one write: one commit, not one per step.
+        Raises InvalidInput, writing nothing, when any value is not a number."""
         from mlflow.entities import Metric  # noqa: PLC0415
 
-        flat = {k: v for k, v in flatten(metrics).items() if v is not None}
-        _check_keys(list(flat))
-        not_numbers = sorted(k for k, v in flat.items() if isinstance(v, bool) or not isinstance(v, (int, float)))
-        if not_numbers:
-            raise InvalidInput(f"metrics must be numbers: {not_numbers[:5]}", "log text as a tag or an artifact", rule_id="tracking.metric_value")
         stamp = self._now_ms()
-        entries = [Metric(k, float(v), stamp, step or 0) for k, v in sorted(flat.items())]
+        entries = [Metric(k, float(v), stamp, step) for metrics, step in steps for k, v in sorted(_numbers(metrics).items())]
         for chunk in _chunks(entries, 10 * BATCH):
             self.client.log_batch(run_id, metrics=chunk)
 

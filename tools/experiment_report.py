@@ -164,18 +164,26 @@ def _interval_metrics(prefix: str, section: dict[str, Any]) -> dict[str, Any]:
 
 
 def _log_metrics(ctx: CallContext, run_id: str, sections: dict[str, Any]) -> None:
-    tracking = ctx.ports.tracking
-    # Sealed (test_*, baseline_*): for humans in MLflow; the agent-facing views never show them.
-    tracking.log_metrics(run_id, {f"test_{m}": v for m, v in sections["test"]["_all"].items()} | _interval_metrics("test_", sections["test"]))
+    ctx.ports.tracking.log_metrics(run_id, _sealed_metrics(sections) | _selection_metrics(sections))  # one write
+
+
+def _sealed_metrics(sections: dict[str, Any]) -> dict[str, Any]:
+    """test_*, baseline_*: for humans in MLflow; the agent-facing views never show them."""
+    found = {f"test_{m}": v for m, v in sections["test"]["_all"].items()} | _interval_metrics("test_", sections["test"])
     for name, values in sections["baselines"].items():
-        tracking.log_metrics(run_id, {f"baseline_{name}_{m}": v for m, v in values.items()})
-    tracking.log_metrics(run_id, {k: v for name, found in sections["test_paired"].items() for k, v in as_metrics(f"test_{name}", found).items()})
-    # Selection metrics: validation rows only.
-    tracking.log_metrics(run_id, {f"val_{m}": v for m, v in sections["validation"]["_all"].items()} | _interval_metrics("val_", sections["validation"]))
+        found |= {f"baseline_{name}_{m}": v for m, v in values.items()}
+    return found | {k: v for name, paired in sections["test_paired"].items() for k, v in as_metrics(f"test_{name}", paired).items()}
+
+
+def _selection_metrics(sections: dict[str, Any]) -> dict[str, Any]:
+    """Validation rows only, the folds' spread, timings and the data's shape."""
+    found = {f"val_{m}": v for m, v in sections["validation"]["_all"].items()} | _interval_metrics("val_", sections["validation"])
     for name, values in sections["validation_baselines"].items():
-        tracking.log_metrics(run_id, {f"val_baseline_{name}_{m}": v for m, v in values.items()})
-    tracking.log_metrics(run_id, {f"cv_{m}_mean": s["mean"] for m, s in sections["folds"].items()} | {f"cv_{m}_std": s["std"] for m, s in sections["folds"].items() if s["std"] is not None})
-    tracking.log_metrics(run_id, {"metric_delta": sections["comparison"]["metric_delta"], **sections["timings"], "n_rows": sections["data"]["rows"], "n_columns": sections["data"]["columns"], "n_features": len(sections["data"]["features"])})
+        found |= {f"val_baseline_{name}_{m}": v for m, v in values.items()}
+    folds = sections["folds"]
+    found |= {f"cv_{m}_mean": s["mean"] for m, s in folds.items()} | {f"cv_{m}_std": s["std"] for m, s in folds.items() if s["std"] is not None}
+    data = sections["data"]
+    return found | {"metric_delta": sections["comparison"]["metric_delta"], **sections["timings"], "n_rows": data["rows"], "n_columns": data["columns"], "n_features": len(data["features"])}
 
 
 def _gate_receipt(sections: dict[str, Any]) -> dict[str, Any]:

@@ -88,6 +88,30 @@ class StageProgress:
         await self._ctx.progress(round(sum(self._done.values()), 4), self._total, f"{stage}: {message}")
 
 
+class StepMetrics:
+    """A stage's step metrics (the child's training loss per epoch or chunk of rounds), written to
+    MLflow in one batch at most every FLUSH_SECONDS and when the stage ends: one write per step
+    cost about 15 ms of the server's time each, some 60 per run."""
+
+    FLUSH_SECONDS = 5.0
+
+    def __init__(self, ports: Any, run_id: str) -> None:
+        self._ports, self._run_id = ports, run_id
+        self._pending: list[tuple[dict[str, Any], int]] = []
+        self._flushed_at = ports.clock.now()
+
+    async def add(self, metrics: dict[str, Any], step: int) -> None:
+        if metrics:
+            self._pending.append((metrics, step))
+        if self._pending and (self._ports.clock.now() - self._flushed_at).total_seconds() >= self.FLUSH_SECONDS:
+            await self.flush()
+
+    async def flush(self) -> None:
+        pending, self._pending, self._flushed_at = self._pending, [], self._ports.clock.now()
+        if pending:
+            await anyio.to_thread.run_sync(self._ports.tracking.log_step_metrics, self._run_id, pending)
+
+
 async def run_stage(ctx: CallContext, run_id: str, stage: Stage, data: dict[str, Any], progress: StageProgress) -> StageResult:
     ports, facts = ctx.ports, data["facts"]
     directory = ports.rundirs.stage_dir(run_id, stage.name)
@@ -95,15 +119,19 @@ async def run_stage(ctx: CallContext, run_id: str, stage: Stage, data: dict[str,
     spec = {"model": stage.model, "seed": data["seed"], "feature_columns": facts["feature_columns"], "categorical_columns": facts["categorical_columns"], "device": "auto", "task": "fit_predict"}
     await anyio.to_thread.run_sync(ports.rundirs.write_inputs, directory, train, evaluation, spec, facts["provenance"]["features_py"])
 
+    step_metrics = StepMetrics(ports, run_id)
+
     async def on_progress(step: Any) -> None:
         # server.sandbox_vocabulary worded the message and clamped the metrics; stage names are ours.
         await progress.report(stage.name, step.fraction, step.message)
-        metrics = {f"{stage.name}.{k}": v for k, v in step.metrics.items()}
-        if metrics:
-            await anyio.to_thread.run_sync(lambda: ports.tracking.log_metrics(run_id, metrics, step=step.step))
+        await step_metrics.add({f"{stage.name}.{k}": v for k, v in step.metrics.items()}, step.step)
 
     await progress.report(stage.name, 0.0, f"training on {len(stage.train)} rows")
-    result = await ports.sandbox.run(directory, on_progress=on_progress)
+    try:
+        result = await ports.sandbox.run(directory, on_progress=on_progress)
+    finally:
+        with anyio.CancelScope(shield=True):  # a cancelled or failed stage keeps the steps it made
+            await step_metrics.flush()
     result.raise_for_failure()
     predictions = await anyio.to_thread.run_sync(ports.rundirs.read_predictions, directory)
     return StageResult(stage, aligned_scores(predictions, stage.evaluate), result.result, directory)

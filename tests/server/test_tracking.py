@@ -81,6 +81,21 @@ def test_step_metrics_keep_their_history(tracking: MlflowTracking, experiment: s
     assert [(m.step, m.value) for m in history] == [(0, 0.7), (1, 0.5), (2, 0.4)]
 
 
+def test_many_steps_are_logged_in_one_write_with_their_steps(tracking: MlflowTracking, experiment: str) -> None:
+    run_id = tracking.start_run(experiment, {})
+    tracking.log_step_metrics(run_id, [({"fold-0.train_loss": 0.7}, 1), ({"fold-0.train_loss": 0.5, "fold-0.lr": 0.1}, 2)])
+    history = tracking.client.get_metric_history(run_id, "fold-0.train_loss")
+    assert [(m.step, m.value) for m in history] == [(1, 0.7), (2, 0.5)]
+    assert tracking.get_run(run_id)["metrics"] == {"fold-0.train_loss": 0.5, "fold-0.lr": 0.1}
+
+
+def test_a_bad_value_in_any_step_writes_none_of_the_steps(tracking: MlflowTracking, experiment: str) -> None:
+    run_id = tracking.start_run(experiment, {})
+    with pytest.raises(InvalidInput, match="numbers"):
+        tracking.log_step_metrics(run_id, [({"train_loss": 0.7}, 1), ({"train_loss": "low"}, 2)])
+    assert tracking.get_run(run_id)["metrics"] == {}
+
+
 def test_secrets_in_params_and_tags_are_never_logged(tracking: MlflowTracking, experiment: str) -> None:
     run_id = tracking.start_run(experiment, {"auth": {"token": "mlg_abcdef"}, "principal": "agent-1"})
     dropped = tracking.log_params(run_id, {"data": {"password": "hunter2", "url": "postgresql://u:pw@db/x"}, "model.max_depth": 3, "note": "ghp_" + "Ab12" * 9})
