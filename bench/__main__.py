@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 import sys
 
@@ -30,11 +31,18 @@ def main(arguments: list[str] | None = None) -> int:
         print(f"== bench.{name}", flush=True)
         try:
             module = importlib.import_module(f"bench.{name}")
-            module.main(options) if options else module.main()
+            _run(module, options)
         except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the others
             failed += 1
             print(f"bench.{name} failed: {type(exc).__name__}: {exc}", flush=True)
     return 1 if failed else 0
+
+
+def _run(module: object, options: list[str]) -> None:
+    """A module whose main takes arguments gets the options, even none: left to itself it would
+    read sys.argv, which holds the benchmark names."""
+    main = module.main  # type: ignore[attr-defined]
+    main(options) if inspect.signature(main).parameters else main()
 
 
 if __name__ == "__main__":
