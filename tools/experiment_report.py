@@ -5,6 +5,7 @@ artifacts (model, predictions, evaluation report, drift baseline, bundle manifes
 from __future__ import annotations
 
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,10 @@ def run_params(request: Any, facts: dict[str, Any], ctx: CallContext) -> dict[st
     params["reasoning"] = {k: v for k, v in (facts["reasoning"] or {}).items() if k not in ("outcome", "metric_delta")}
     params.update({k: v for k, v in (("tokens_used", request.tokens_used), ("estimated_cost", request.estimated_cost), ("agent_model", request.agent_model)) if v is not None})
     return params
+
+# Threads for a run's bootstrap intervals and paired comparisons: they take most of the server's own
+# time at 1M rows, and numpy lets go of the GIL in their gathers and counts.
+RESAMPLING_THREADS = 4
 
 
 def _final(results: list[Any]) -> Any:
@@ -224,17 +229,29 @@ def _bundle(facts: dict[str, Any], sections: dict[str, Any], refs: list[str]) ->
     }
 
 
-def _sections(ctx: CallContext, experiment: str, run_id: str, plan: Any, results: list[Any], data: dict[str, Any]) -> dict[str, Any]:
-    config, standards = data["facts"]["config"], ctx.config["standards"]
-    primary, wanted, samples = config["evaluation"]["primary_metric"], config["evaluation"]["metrics"], config["evaluation"]["bootstrap_samples"]
-    gate_metric = standards["gates"].get("primary_metric", primary)
-    oof = _validation_rows(results, data)
-    sections: dict[str, Any] = {"validation": _validation_section(oof, data, wanted, samples), "validation_baselines": _validation_baselines(oof)}
-    sections.update(test=_test_section(results, data, plan, wanted, samples), folds=_folds(results, data), baselines=_baselines(results, data, plan), slices=_slices(results, data, plan, ctx), timings=_timings(results))
+def _resampled(pool: ThreadPoolExecutor, ctx: CallContext, plan: Any, results: list[Any], data: dict[str, Any], oof: dict[str, Any]) -> dict[str, Future]:
+    """The bootstrap intervals and paired comparisons of both sections, submitted to `pool`."""
+    config, gates = data["facts"]["config"]["evaluation"], ctx.config["standards"]["gates"]
+    wanted, samples, gate_metric = config["metrics"], config["bootstrap_samples"], gates.get("primary_metric", config["primary_metric"])
     final, test_labels = _final(results), data["labels"][plan.test]
     prior = np.full(len(plan.test), float(data["labels"][final.stage.train].mean()))
-    sections["test_paired"] = _paired(test_labels, final.scores, {"logistic_regression": final.baseline_scores, "class_prior": prior}, gate_metric, ctx, data["seed"])
-    sections["validation_paired"] = _paired(oof["labels"], oof["scores"], oof, gate_metric, ctx, data["seed"])
+    return {
+        "validation": pool.submit(_validation_section, oof, data, wanted, samples),
+        "test": pool.submit(_test_section, results, data, plan, wanted, samples),
+        "test_paired": pool.submit(_paired, test_labels, final.scores, {"logistic_regression": final.baseline_scores, "class_prior": prior}, gate_metric, ctx, data["seed"]),
+        "validation_paired": pool.submit(_paired, oof["labels"], oof["scores"], oof, gate_metric, ctx, data["seed"]),
+    }
+
+
+def _sections(ctx: CallContext, experiment: str, run_id: str, plan: Any, results: list[Any], data: dict[str, Any]) -> dict[str, Any]:
+    primary = data["facts"]["config"]["evaluation"]["primary_metric"]
+    oof = _validation_rows(results, data)
+    with ThreadPoolExecutor(max_workers=RESAMPLING_THREADS) as pool:  # the four resampling parts are independent
+        resampled = _resampled(pool, ctx, plan, results, data, oof)
+        unresampled = {"validation_baselines": _validation_baselines(oof), "folds": _folds(results, data), "baselines": _baselines(results, data, plan), "slices": _slices(results, data, plan, ctx), "timings": _timings(results)}
+        found = {name: part.result() for name, part in resampled.items()} | unresampled
+    order = ("validation", "validation_baselines", "test", "folds", "baselines", "slices", "timings", "test_paired", "validation_paired")
+    sections: dict[str, Any] = {name: found[name] for name in order}
     sections["comparison"] = _comparison(ctx, experiment, run_id, primary, sections["validation"])
     # Evidence shown to the caller: fairness on the validation rows, split fractions, leakage verdict.
     fairness = evidence.slices(data["frame"], oof["rows"], oof["labels"], oof["scores"], ctx.config)

@@ -81,8 +81,8 @@ def labels_from_target(target: Any, positive_class: Any) -> np.ndarray:
     in a CSV agree; surrounding spaces are ignored). Raises InvalidInput on missing labels."""
     series = pd.Series(target).reset_index(drop=True)
     positives = {v.strip() for v in positive_values(positive_class)}
-    mapped = series.where(series.isna(), series.astype(str).str.strip().isin(positives))
-    return binary_labels(mapped.map(lambda v: v if pd.isna(v) else int(v)))
+    positive = series.astype(str).str.strip().isin(positives).to_numpy(dtype=np.float64)
+    return binary_labels(pd.Series(np.where(series.isna().to_numpy(), np.nan, positive)))  # missing stays missing: refused there
 
 
 def _hash_indices(arrays: list[np.ndarray]) -> str:

@@ -133,3 +133,18 @@ async def test_agent_without_reasoning_is_denied(governed: dict[str, Any]) -> No
     (governed["workspace"] / "configs/reasoning.yaml").write_text("hypothesis_category: baseline\n")
     result = await call(governed, {})
     assert result.is_error and result.structured_content["rule_id"] == "reasoning.required_for_agents"
+
+
+async def test_the_resampling_threads_do_not_change_any_interval_or_paired_bound(governed: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools import experiment_report
+
+    def resampled_metrics(result: Any) -> dict[str, float]:
+        assert not result.is_error, result.structured_content
+        logged = governed["ports"].tracking.get_run(result.structured_content["run_id"])["metrics"]
+        return {k: v for k, v in logged.items() if k.startswith(("val_", "test_")) and ("_ci95_" in k or k.endswith(("_lcb", "_ucb")))}
+
+    threaded = resampled_metrics(await call(governed, {"reasoning": REASONING}))
+    monkeypatch.setattr(experiment_report, "RESAMPLING_THREADS", 1)
+    one_thread = resampled_metrics(await call(governed, {"reasoning": REASONING}))
+    assert len(threaded) >= 30 and any(k.startswith("test_") and k.endswith("_lcb") for k in threaded)
+    assert threaded == one_thread  # == on floats: the same numbers, whatever the threads did first
