@@ -17,6 +17,7 @@ the agent's, refuses `auto` (server/commands/serve.py). The address never reache
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import socket
@@ -25,7 +26,7 @@ import threading
 import time
 
 import ray
-from ray._private import services
+from ray._private import ray_constants, services
 
 from server.settings import RayExecutorSettings
 
@@ -45,7 +46,21 @@ def connect(config: RayExecutorSettings) -> None:
             return
         address = bootstrap_address(str(config.address))
         check_answers(address, config.connect_timeout_seconds)
+        _no_stack_dump_on_sigterm()
         ray.init(address=address, namespace=config.namespace, log_to_driver=False, logging_level=logging.WARNING)
+
+
+def _no_stack_dump_on_sigterm() -> None:
+    """Ray's core installs absl's failure signal handler, which prints a stack dump on SIGTERM too:
+    every cancel_run of a detached run and every stop of a server would leave a "*** SIGTERM
+    received ***" trace that reads like a crash. Read by ray.init, so set just before it. Real
+    crashes still dump (faulthandler: SIGSEGV, SIGABRT...). An operator who sets
+    RAY_DISABLE_FAILURE_SIGNAL_HANDLER keeps that choice."""
+    if "RAY_DISABLE_FAILURE_SIGNAL_HANDLER" in os.environ:
+        return
+    ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
+    if not faulthandler.is_enabled():
+        faulthandler.enable()
 
 
 def bootstrap_address(address: str) -> str:

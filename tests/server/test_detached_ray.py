@@ -136,5 +136,6 @@ async def test_cancel_run_of_a_detached_run_on_ray_cancels_its_ray_task_kills_th
     await gone_from_ray(scratch, call_id)
     assert lab.ports.slots.running == 0 and not (lab.settings.state_dir / "detached" / f"{call_id}.owner.json").exists()
     exposed = json.dumps(cancelled) + json.dumps(view) + worker_files(lab) + lab.settings.audit_path.read_text()
+    assert "SIGTERM received" not in worker_files(lab)  # a cancel is not a crash: no stack dump in the worker's log
     token = ray_token()
     assert token and [s for s in (token, ray_cluster) if s in exposed] == []
