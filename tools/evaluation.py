@@ -141,7 +141,7 @@ def bootstrap_ci(labels: Any, scores: Any, *, n_samples: int, seed: int, thresho
 def _percentiles(values: np.ndarray, tail: float) -> dict[str, float] | None:
     if not values.size:
         return None
-    low, high = np.percentile(np.asarray(values, dtype=np.float64), [tail, 100 - tail])
+    low, high = np.percentile(values, [tail, 100 - tail])
     return {"low": float(low), "high": float(high)}
 
 

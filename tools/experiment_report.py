@@ -25,6 +25,9 @@ from tools.sealed import SEALED_NOTE, count_query
 
 RUN_KIND_TAG = "mlgate.run_kind"
 TIER1_KEYS = ("git_commit", "uv_lock_sha256", "feature_pipeline_hash", "config_hash", "standards_sha256")
+# Threads for a run's bootstrap intervals and paired comparisons: they take most of the server's own
+# time at 1M rows, and numpy lets go of the GIL in their gathers and counts.
+RESAMPLING_THREADS = 4
 
 
 def run_tags(request: Any, facts: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
@@ -46,10 +49,6 @@ def run_params(request: Any, facts: dict[str, Any], ctx: CallContext) -> dict[st
     params["reasoning"] = {k: v for k, v in (facts["reasoning"] or {}).items() if k not in ("outcome", "metric_delta")}
     params.update({k: v for k, v in (("tokens_used", request.tokens_used), ("estimated_cost", request.estimated_cost), ("agent_model", request.agent_model)) if v is not None})
     return params
-
-# Threads for a run's bootstrap intervals and paired comparisons: they take most of the server's own
-# time at 1M rows, and numpy lets go of the GIL in their gathers and counts.
-RESAMPLING_THREADS = 4
 
 
 def _final(results: list[Any]) -> Any:

@@ -196,8 +196,6 @@ def time_values(frame: pd.DataFrame, time_column: str) -> pd.Series:
 # Month-only forms (loan books: "Mar-2018", "2018-03") parse to the first of the month with one
 # explicit format, never by per-value guessing.
 MONTH_FORMATS = ("%b-%Y", "%B-%Y", "%b %Y", "%B %Y", "%Y-%m", "%m/%Y")
-
-
 MONTH_SAMPLE = 100  # values tried with a month format before the whole column: most columns fail at once
 
 

@@ -16,6 +16,7 @@ from server.demo_data import write_credit_csv
 from server.git import GitRepo
 from server.ports import build_ports
 from server.settings import load_settings
+from tools import experiment_report
 
 pytestmark = pytest.mark.anyio
 TIER1 = ("git_commit", "git_dirty", "dataset_content_hash", "dataset_schema_hash", "uv_lock_sha256", "feature_pipeline_hash", "config_hash", "standards_sha256", "seed")
@@ -136,8 +137,6 @@ async def test_agent_without_reasoning_is_denied(governed: dict[str, Any]) -> No
 
 
 async def test_the_resampling_threads_do_not_change_any_interval_or_paired_bound(governed: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    from tools import experiment_report
-
     def resampled_metrics(result: Any) -> dict[str, float]:
         assert not result.is_error, result.structured_content
         logged = governed["ports"].tracking.get_run(result.structured_content["run_id"])["metrics"]
