@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -29,8 +30,13 @@ from server import results
 from server.tracking_busy import store_refusal
 from tools.base import CallContext, ToolSpec
 from tools.errors import GovernanceError, InvalidInput, NotFound
+from tools.secrets_scan import secret_kind_of_value
 
 UNKNOWN = "<unknown>"
+# Schema refusals: how many problems are listed, and which field names are shown as given (schema
+# names are short; a bearer token, mlgate_ and 43 characters, is not).
+MAX_PROBLEMS = 10
+PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,39}")
 READ_RULES = (role_known, role_may_read)
 
 
@@ -53,9 +59,25 @@ def name_hash(name: Any) -> str:
     return hashlib.sha256(str(name).encode("utf-8", "replace")).hexdigest()[:16]
 
 
+def _field_path(loc: tuple[Any, ...]) -> str:
+    """A field path an agent can act on. A name outside the schema is the caller's own text (it may
+    be long or hold a credential): one that is not a short plain name is shown hashed, never recorded."""
+    return ".".join(_shown(part) for part in loc) or "(root)"
+
+
+def _shown(part: Any) -> str:
+    if isinstance(part, int) or (PLAIN_NAME.fullmatch(part) and not secret_kind_of_value(part)):
+        return str(part)
+    return f"unexpected field #{name_hash(part)}"
+
+
 def validation_denial(exc: ValidationError) -> InvalidInput:
-    """Field paths and messages only: rejected values are the caller's data and stay out."""
-    problems = [f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()]
+    """Field paths and messages only: rejected values are the caller's data and stay out. At most
+    MAX_PROBLEMS are listed, so a flood of bad fields cannot swell the reply or the audit record."""
+    errors = exc.errors()
+    problems = [f"{_field_path(e['loc'])}: {e['msg']}" for e in errors[:MAX_PROBLEMS]]
+    if len(errors) > MAX_PROBLEMS:
+        problems.append(f"and {len(errors) - MAX_PROBLEMS} more")
     return InvalidInput(
         "invalid arguments: " + "; ".join(problems),
         "fix the listed fields; the tool's input schema lists every field, its type and bounds",

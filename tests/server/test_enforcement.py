@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
 from policies import Decision, Principal, Rule
+from server.auth import TOKEN_BYTES, TOKEN_PREFIX
 from server.enforcement import Enforcer
 from server.identity import Identifier
 from server.registration import governed_tool
@@ -125,3 +127,23 @@ async def test_a_call_the_audit_chain_cannot_record_is_refused_and_never_execute
         result = await client.call_tool("echo", {"text": "please"})
     assert result.is_error and result.structured_content["rule_id"] == "audit.unavailable"
     assert "audit verify" in result.structured_content["remediation"] and recorder.executed == []
+
+
+async def test_a_long_or_secret_shaped_unknown_field_name_is_neither_echoed_nor_audited() -> None:
+    recorder = Recorder()
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
+    async with Client(_server(recorder)) as client:
+        result = await client.call_tool("echo", {"text": "please", secret: 1, "n" * 5000: 2, "ok_name": 3})
+    reason = result.structured_content["reason"]
+    assert result.is_error and result.structured_content["rule_id"] == "input.schema" and "ok_name" in reason
+    assert secret not in reason and "n" * 100 not in reason and secret not in str(recorder.records)
+    assert reason.count("unexpected field #") == 2 and len(str(recorder.records)) < 2000
+
+
+async def test_a_flood_of_unknown_fields_gives_a_bounded_reason_and_audit_record() -> None:
+    recorder = Recorder()
+    async with Client(_server(recorder)) as client:
+        result = await client.call_tool("echo", {"text": "please", **{f"f{i}": i for i in range(5000)}})
+    reason = result.structured_content["reason"]
+    assert result.is_error and "f0: Extra inputs are not permitted" in reason and "and 4990 more" in reason
+    assert len(reason) < 1000 and len(str(recorder.records)) < 2000
