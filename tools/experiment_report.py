@@ -20,7 +20,7 @@ from tools.evaluation import (
     LOWER_IS_BETTER, bootstrap_ci, build_report, compare_to_prior, compute_metrics, gate_receipt, gates_passed,
     prior_baseline, summarize_folds,
 )
-from tools.paired import as_metrics, paired_improvement
+from tools.paired import as_metrics, paired_improvements
 from tools.sealed import SEALED_NOTE, count_query
 
 RUN_KIND_TAG = "mlgate.run_kind"
@@ -105,11 +105,10 @@ def _paired(labels: np.ndarray, scores: np.ndarray, references: dict[str, np.nda
     metric) and calibration gain over the class prior (the configured calibration metric)."""
     promotion = ctx.config["policy"]["promotion"]
     options = {"n_samples": int(promotion["paired_bootstrap_samples"]), "seed": seed, "confidence": float(promotion["gate_confidence"])}
-    found: dict[str, Any] = {}
+    comparisons = {"calibration_paired": (references["class_prior"], str(promotion["calibration_metric"]))}
     if references.get("logistic_regression") is not None:
-        found["baseline_paired"] = paired_improvement(labels, scores, references["logistic_regression"], primary, **options)
-    found["calibration_paired"] = paired_improvement(labels, scores, references["class_prior"], str(promotion["calibration_metric"]), **options)
-    return found
+        comparisons = {"baseline_paired": (references["logistic_regression"], primary)} | comparisons
+    return paired_improvements(labels, scores, comparisons, **options)  # one set of resamples for both
 
 
 def gates_config(standards: dict[str, Any], policy: dict[str, Any]) -> dict[str, Any]:

@@ -34,12 +34,30 @@ def paired_improvement(labels: Any, scores: Any, reference: Any, metric: str, *,
     paired resamples (`np.random.default_rng(seed)`), `upper_bound` the matching upper bound.
     Bounds are None when no resample held both classes. Raises InvalidInput on bad labels/scores.
     """
+    found = paired_improvements(labels, scores, {"only": (reference, metric)}, n_samples=n_samples, seed=seed, confidence=confidence)
+    return found["only"]
+
+
+def paired_improvements(labels: Any, scores: Any, comparisons: Mapping[str, tuple[Any, str]], *, n_samples: int, seed: int, confidence: float = DEFAULT_CONFIDENCE) -> dict[str, dict[str, Any]]:
+    """paired_improvement of `scores` against each `(reference, metric)` of `comparisons`, by name.
+
+    Each result is the one paired_improvement gives for that pair alone: every comparison starts
+    from `np.random.default_rng(seed)`, so they all read the same resamples, drawn here once.
+    """
     y, p = labelled_scores(labels, scores)
-    q = probabilities(reference, y.size)
+    against = {name: (probabilities(reference, y.size), metric) for name, (reference, metric) in comparisons.items()}
     level = _valid_confidence(confidence)
-    point = _gain(metric, y, p, q)
-    model, baseline = scored(y, p, DEFAULT_THRESHOLD, LOG_LOSS_EPS), scored(y, q, DEFAULT_THRESHOLD, LOG_LOSS_EPS)
-    gains = [_block_gains(metric, model, baseline, block) for block in resamples(np.random.default_rng(seed), y.size, n_samples)]
+    model = scored(y, p, DEFAULT_THRESHOLD, LOG_LOSS_EPS)
+    baselines = {name: scored(y, q, DEFAULT_THRESHOLD, LOG_LOSS_EPS) for name, (q, _) in against.items()}
+    metrics = {name: metric for name, (_, metric) in against.items()}
+    gains: dict[str, list[np.ndarray]] = {name: [] for name in against}
+    for block in resamples(np.random.default_rng(seed), y.size, n_samples):
+        for name, gain in _block_gains(metrics, model, baselines, block).items():
+            gains[name].append(gain)
+    return {name: _result(metric, _gain(metric, y, p, q), gains[name], level) for name, (q, metric) in against.items()}
+
+
+def _result(metric: str, point: float | None, gains: list[np.ndarray], level: float) -> dict[str, Any]:
     drawn = np.concatenate(gains) if gains else np.empty(0)
     low, high = _bounds(drawn, level)
     return {"metric": metric, "improvement": point, "lower_bound": low, "upper_bound": high, "confidence": level, "n_effective": int(drawn.size), "method": "paired percentile bootstrap, one-sided"}
@@ -59,13 +77,17 @@ def metric_value(metric: str, y: np.ndarray, p: np.ndarray) -> float | None:
     return class_metrics(y, p, DEFAULT_THRESHOLD)[metric]
 
 
-def _block_gains(metric: str, model: Scored, baseline: Scored, block: np.ndarray) -> np.ndarray:
-    """The gain on each resample of the block that holds both classes (tools/resampling.py: the
-    same floats as metric_value on each resample's rows)."""
+def _block_gains(metrics: Mapping[str, str], model: Scored, baselines: Mapping[str, Scored], block: np.ndarray) -> dict[str, np.ndarray]:
+    """Per comparison, the gain on each resample of the block that holds both classes
+    (tools/resampling.py: the same floats as metric_value on each resample's rows)."""
     positives = drawn_positives(model, block)
-    a, b = block_metrics(model, block, (metric,), positives), block_metrics(baseline, block, (metric,), positives)
+    a = block_metrics(model, block, set(metrics.values()), positives)
     keep = a["both_classes"]
-    return np.asarray(improvement(metric, a[metric][keep], b[metric][keep]), dtype=np.float64)
+    gains = {}
+    for name, metric in metrics.items():
+        b = block_metrics(baselines[name], block, (metric,), positives)
+        gains[name] = np.asarray(improvement(metric, a[metric][keep], b[metric][keep]), dtype=np.float64)
+    return gains
 
 
 def _gain(metric: str, y: np.ndarray, p: np.ndarray, q: np.ndarray) -> float | None:

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 
 from tools.evaluation import gate_receipt
-from tools.paired import on_shared_rows, paired_improvement
+import tools.resampling
+from tools.paired import on_shared_rows, paired_improvement, paired_improvements
 
 RNG = np.random.default_rng(7)
 LABELS = RNG.integers(0, 2, 400)
@@ -39,6 +40,15 @@ def test_a_model_worse_calibrated_than_the_base_rate_fails_the_calibration_gate(
     found = paired_improvement(LABELS, overconfident, np.full(400, LABELS.mean()), "log_loss", n_samples=200, seed=1)
     (entry,) = gate_receipt({"calibration_vs_prior": 0.0}, {"calibration_paired": found})
     assert entry["status"] == "FAIL" and found["improvement"] < 0
+
+
+def test_comparisons_sharing_their_resamples_give_what_each_gives_alone(monkeypatch) -> None:
+    tied = np.round(GOOD, 1)  # tie groups, and a threshold row
+    references = {"lift": (RNG.uniform(0, 1, 400), "roc_auc"), "calibration": (np.full(400, LABELS.mean()), "brier"), "ranking": (GOOD, "pr_auc")}
+    monkeypatch.setattr(tools.resampling, "BLOCK_CELLS", 3_000)  # several blocks, the last one short
+    together = paired_improvements(LABELS, tied, references, n_samples=53, seed=4, confidence=0.9)
+    alone = {name: paired_improvement(LABELS, tied, reference, metric, n_samples=53, seed=4, confidence=0.9) for name, (reference, metric) in references.items()}
+    assert together == alone and together["lift"]["n_effective"] == 53
 
 
 def test_runs_that_scored_different_rows_are_not_paired() -> None:
