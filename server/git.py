@@ -57,7 +57,9 @@ REDIRECTING = re.compile(r"^(url|http|credential)\.", re.S)
 # The receiving side of a push to a local path runs with its hooks disabled too.
 RECEIVE_PACK = "git -c core.hooksPath=/dev/null receive-pack"
 NO_COMMIT = "0" * 40
-DIFF_FLAGS = ("--no-color", "--no-textconv", "--no-ext-diff", "--no-renames")
+# --text: a file the workspace marks binary (.gitattributes, .git/info/attributes, a low
+# core.bigFileThreshold) would show as "Binary files differ" and hide its added lines from the guard.
+DIFF_FLAGS = ("--no-color", "--no-textconv", "--no-ext-diff", "--no-renames", "--text")
 
 
 def check_commit(commit: str) -> str:

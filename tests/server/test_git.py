@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -221,3 +222,23 @@ def test_blob_at_reads_the_stored_bytes_of_a_commit_whatever_the_working_tree_sa
         repo.blob_at(commit, "../a.txt")
     with pytest.raises(GitRefused):
         repo.blob_at("HEAD", "a.txt")
+
+
+@pytest.mark.parametrize(
+    "hide",
+    [
+        lambda repo: (repo.path / ".gitattributes").write_text("*.py -diff\n"),
+        lambda repo: (repo.path / ".git" / "info" / "attributes").write_text("* binary\n"),
+        lambda repo: _append_config(repo, "[core]\n\tbigFileThreshold = 1\n"),
+    ],
+    ids=["worktree-attributes", "info-attributes", "big-file-threshold"],
+)
+def test_added_lines_are_seen_in_files_the_workspace_marks_binary(repo: GitRepo, hide: Any) -> None:
+    base = repo.head() or ""
+    (repo.path / "model.py").write_text("x = 1\nmodel.fit(X)\n")
+    head = repo.commit_all("train")
+    (repo.path / ".git" / "info").mkdir(exist_ok=True)
+    hide(repo)
+    assert repo.added_lines(base, head) == {"model.py": [(1, "x = 1"), (2, "model.fit(X)")]}
+    repo.run("reset", "-q", "--soft", base)
+    assert repo.staged_added_lines() == {"model.py": [(1, "x = 1"), (2, "model.fit(X)")]}
