@@ -32,6 +32,8 @@ HARDENING = (
     "-c", "tag.gpgSign=false",
     "-c", "credential.helper=",
     "-c", "protocol.file.allow=always",
+    # Diff headers name unusual paths in C-quoted ASCII, the one form _unquote reads back exactly.
+    "-c", "core.quotePath=true",
 )  # fmt: skip
 IDENTITY = {
     "GIT_AUTHOR_NAME": "mlgate",

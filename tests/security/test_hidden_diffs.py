@@ -44,3 +44,12 @@ async def test_training_calls_hidden_as_binary_are_still_refused(settings: Setti
         is_error, result = await open_pr(client, run_id, branch="agent/hidden")
     assert is_error and result["rule_id"] == "pr.training_guard" and "src/features.py:" in result["reason"], result
     assert nothing_pushed_or_recorded(settings, "agent/hidden")
+
+
+async def test_training_calls_in_a_path_git_prints_unquoted_are_still_refused(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
+    run_id = make_run(mlflow_client, repo, commit_on(repo, "agent/quoted", relpath='src/日"x.py', text=TRAINING))
+    _write(repo.path / ".git" / "config", "[core]\n\tquotePath = false\n")
+    async with connect(settings, ports) as client:
+        is_error, result = await open_pr(client, run_id, branch="agent/quoted")
+    assert is_error and result["rule_id"] == "pr.training_guard" and 'src/日"x.py:' in result["reason"], result
+    assert nothing_pushed_or_recorded(settings, "agent/quoted")

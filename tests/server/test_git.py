@@ -242,3 +242,12 @@ def test_added_lines_are_seen_in_files_the_workspace_marks_binary(repo: GitRepo,
     assert repo.added_lines(base, head) == {"model.py": [(1, "x = 1"), (2, "model.fit(X)")]}
     repo.run("reset", "-q", "--soft", base)
     assert repo.staged_added_lines() == {"model.py": [(1, "x = 1"), (2, "model.fit(X)")]}
+
+
+@pytest.mark.parametrize("name", ['日"x.py', "é\tx.py", "a\\b.py"])
+def test_added_lines_name_unusual_paths_exactly_whatever_the_workspace_quote_path_setting(repo: GitRepo, name: str) -> None:
+    base = repo.head() or ""
+    (repo.path / name).write_text("model.fit(X)\n")
+    head = repo.commit_all("odd name")
+    _append_config(repo, "[core]\n\tquotePath = false\n")
+    assert repo.added_lines(base, head) == {name: [(1, "model.fit(X)")]}
