@@ -243,11 +243,17 @@ async def execute(request: OpenPrInput, facts: dict[str, Any], ctx: CallContext)
     return await anyio.to_thread.run_sync(_open, request, facts, ctx)
 
 
+WITHHELD = "[withheld: the PR text looks like it carries a credential]"
+
+
 def preview(request: OpenPrInput, facts: dict[str, Any]) -> dict[str, Any]:
+    """What would be pushed and recorded. PR text that looks like a credential is not echoed (a
+    refused dry run still previews): results reach transcripts and logs."""
+    leaky = bool(facts["secret_findings"])
     return {
         "run_id": request.run_id, "commit": facts["commit"], "branch": facts["branch"],
         "would_create_branch": facts["branch_head"] is None, "changed_paths": facts["changed_paths"][:50],
-        "title": request.title, "description": facts["description"],
+        "title": WITHHELD if leaky else request.title, "description": WITHHELD if leaky else facts["description"],
     }  # fmt: skip
 
 

@@ -278,6 +278,18 @@ async def test_a_credential_in_the_pr_text_is_refused(settings: Settings, ports:
     assert nothing_pushed_or_recorded(settings, "agent/leaky")
 
 
+@pytest.mark.parametrize("text", {"title": ("Fix ghp_" + "A1b2C3d4E5" * 4, None), "body": ("Debt ratio", "token sk-" + "x1Y2z3" * 4), "uri": ("see https://ci:hunter2@ci.example/x", None)}.values(), ids=["title", "body", "uri"])
+async def test_a_dry_run_refused_for_a_credential_does_not_echo_it(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any, text: tuple[str, str | None]) -> None:
+    run_id = make_run(mlflow_client, repo, commit_on(repo, "agent/leaky"))
+    title, body = text
+    async with connect(settings, ports) as client:
+        is_error, result = await open_pr(client, run_id, branch="agent/leaky", title=title, dry_run=True, **({"body": body} if body else {}))
+    assert is_error and result["rule_id"] == "pr.no_secrets" and result["dry_run"] and result["commit"]
+    shown = json.dumps(result)
+    assert "ghp_" not in shown and "sk-" not in shown and "hunter2" not in shown
+    assert nothing_pushed_or_recorded(settings, "agent/leaky")
+
+
 @pytest.mark.parametrize("branch", HOSTILE)
 async def test_hostile_branch_names_are_refused_with_no_side_effect(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any, branch: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(settings.workspace)
