@@ -30,6 +30,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
 from tools.errors import InvalidInput
+from tools.secrets_scan import secret_kind_of_value
 
 RULE_ID = "input.document"
 CORE = "tag:yaml.org,2002:"
@@ -46,7 +47,21 @@ _YAML11 = Resolver()
 def _refuse(name: str, problem: str, node_or_mark: Any = None, remediation: str = "") -> InvalidInput:
     mark = getattr(node_or_mark, "start_mark", node_or_mark)
     where = f" at line {mark.line + 1}" if mark is not None and hasattr(mark, "line") else ""
-    return InvalidInput(f"{name}: {problem}{where}", remediation or "rewrite the document as plain YAML or JSON: mappings, lists and scalars only", rule_id=RULE_ID)
+    return InvalidInput(f"{name}: {_masked(problem)}{where}", remediation or "rewrite the document as plain YAML or JSON: mappings, lists and scalars only", rule_id=RULE_ID)
+
+
+# The document's own text a problem quotes: a repr'd key or scalar, an anchor or alias name.
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|(?<=[&*])[^\s()]+")
+HIDDEN = "<not shown: looks like a credential>"
+
+
+def _masked(problem: str) -> str:
+    """`problem` with every quoted piece of the document that looks like a credential hidden: a
+    refusal reaches the tool result and the audit chain, which must never hold one."""
+    if not secret_kind_of_value(problem):
+        return problem
+    masked = _QUOTED.sub(lambda m: HIDDEN if secret_kind_of_value(m.group(0)) else m.group(0), problem)
+    return HIDDEN if secret_kind_of_value(masked) else masked
 
 
 # --- scalars: YAML 1.2 core schema, refusing YAML 1.1 ambiguities ---------------------------

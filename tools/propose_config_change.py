@@ -26,6 +26,7 @@ from policies.registry import load_all
 from tools.base import CallContext, StrictInput, ToolSpec
 from tools.errors import InvalidInput
 from tools.experiment_schema import EXPERIMENT_PATH, REASONING_PATH, ReasoningConfig, validate_experiment
+from tools.secrets_scan import secret_kind_of_value
 
 PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]{0,63}){0,7}\Z")
 MAX_CHANGES = 64
@@ -57,6 +58,33 @@ def _bad_changes(reason: str, remediation: str = "send a mapping of dotted exper
     return InvalidInput(reason, remediation, rule_id="input.changes")
 
 
+def credential_kinds(document: Any) -> list[str]:
+    """The kinds of credential (tools/secrets_scan.py) that keys or string values of `document` look like."""
+    kinds: set[str] = set()
+    stack: list[Any] = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend([*item.keys(), *item.values()])
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and (kind := secret_kind_of_value(item)):
+            kinds.add(kind)
+    return sorted(kinds)
+
+
+def refuse_credentials(part: str, document: Any) -> None:
+    """Raises InvalidInput (input.credential) when `document` holds credential-looking text. The
+    text is never shown: refusals reach results and the audit chain, configs are committed and pushed."""
+    kinds = credential_kinds(document)
+    if kinds:
+        raise InvalidInput(
+            f"{part} hold text that looks like a credential ({', '.join(kinds)}); it is neither shown nor written",
+            "remove tokens, passwords and keys (configs never carry credentials); a long mixed-case name that is no credential can be written in lowercase",
+            rule_id="input.credential",
+        )
+
+
 def parse_changes(changes: dict[str, Any] | str, limits: dict[str, Any], files: Any) -> dict[str, Any]:
     """The changes mapping, from an object or hardened YAML/JSON text (`files` is the ConfigFiles
     port, which owns the hardened loader). Raises InvalidInput."""
@@ -66,6 +94,7 @@ def parse_changes(changes: dict[str, Any] | str, limits: dict[str, Any], files: 
         files.check(changes, limits, "changes")
         if len(canonical(changes)) > int(limits["max_bytes"]):
             raise _bad_changes(f"changes are over the {limits['max_bytes']} byte cap", "send fewer or smaller changes")
+    refuse_credentials("changes", changes)  # before any refusal below quotes a path
     if len(changes) > MAX_CHANGES:
         raise _bad_changes(f"{len(changes)} paths in one proposal; at most {MAX_CHANGES}", "split the change, or replace a whole section with one path")
     bad = sorted(k for k in changes if not PATH.match(k))
@@ -135,6 +164,7 @@ def gather(request: ProposeConfigChangeInput, ctx: CallContext) -> dict[str, Any
     """Facts for policies/config_change.py. Raises InvalidInput for unreadable changes or files."""
     limits = ctx.config["policy"]["documents"]
     changes = parse_changes(request.changes, limits, ctx.ports.configs)
+    refuse_credentials("reasoning", request.reasoning.model_dump(mode="json") if request.reasoning else None)
     raw, base_sha = ctx.ports.configs.read_document(EXPERIMENT_PATH, limits)
     current, config, errors = before_and_after(raw, changes)
     diff = config_diff(current, config) if config is not None else []

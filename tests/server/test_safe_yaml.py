@@ -144,3 +144,22 @@ def test_check_value_applies_the_same_limits_to_parsed_json() -> None:
         check_value({"a": list(range(300))}, LIMITS)
     with pytest.raises(InvalidInput, match="not a string"):
         check_value({"a": {1: 2}}, LIMITS)
+
+
+TOKEN = "ghp_" + "A1b2C3d4E5" * 4
+
+
+@pytest.mark.parametrize(
+    ("text", "problem", "line"),
+    [
+        (f"a: 1\n{TOKEN}: 2\n{TOKEN}: 3\n", "duplicate key", 3),
+        (f'{{"{TOKEN}": 1, "{TOKEN}": 2}}', "duplicate key", 1),
+        (f"a: &{TOKEN} 1\n", "anchor &", 1),
+        (f"a: 1\nb: *{TOKEN}\n", "alias *", 2),
+        (f"a: !<tag:{TOKEN}> 1\n", "tag", 1),
+    ],
+)
+def test_refusals_hide_credential_looking_text_and_keep_the_kind_and_line(text: str, problem: str, line: int) -> None:
+    error = refused(text)
+    assert TOKEN not in error.reason and "ghp_" not in error.reason
+    assert problem in error.reason and "looks like a credential" in error.reason and error.reason.endswith(f"at line {line}")

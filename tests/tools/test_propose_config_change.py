@@ -381,3 +381,31 @@ async def test_the_tool_schema_documents_the_changes_contract(settings: Settings
     schema = tools["propose_config_change"].input_schema
     assert schema["additionalProperties"] is False and "dotted" in schema["properties"]["changes"]["description"]
     assert set(schema["properties"]) == {"changes", "reasoning", "dry_run"}
+
+
+GH_TOKEN = "ghp_" + "A1b2C3d4E5" * 4
+OPENAI_KEY = "sk-" + "a1B2c3D4" * 3
+
+
+@pytest.mark.parametrize(
+    ("changes", "reasoning"),
+    [
+        ({"experiment.name": GH_TOKEN}, REASONING),
+        ({"model.params." + OPENAI_KEY: 1}, REASONING),
+        ({"model.params." + GH_TOKEN: 1}, REASONING),
+        (f"{GH_TOKEN}: 1\n{GH_TOKEN}: 2\n", REASONING),
+        (f"model.params.max_depth: &{GH_TOKEN} 3\n", REASONING),
+        (f"model.params.max_depth: 6\nexperiment.name: '{OPENAI_KEY}'\n", REASONING),
+        ({"model.params.max_depth": 6}, {**REASONING, "change_description": f"Deeper trees, pushed with token {GH_TOKEN} to the remote"}),
+    ],
+    ids=["value", "bad-path", "unknown-path", "duplicate-yaml-key", "yaml-anchor", "yaml-value", "reasoning"],
+)
+async def test_a_credential_in_a_proposal_is_refused_never_echoed_recorded_or_written(settings: Settings, workspace: Path, changes: Any, reasoning: Any) -> None:
+    before = snapshot(workspace)
+    async with connect(settings) as client:
+        result = await propose(client, changes, reasoning)
+    assert result["decision"] == "deny" and result["rule_id"] in {"input.credential", "input.document"}, result
+    assert "credential" in result["reason"] and result["remediation"]
+    for shown in (json.dumps(result), settings.audit_path.read_text()):
+        assert GH_TOKEN not in shown and OPENAI_KEY not in shown
+    assert snapshot(workspace) == before and approvals(settings) == []
