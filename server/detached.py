@@ -104,20 +104,22 @@ async def _execute(vouched: Vouched) -> int:
 
     work = await anyio.to_thread.run_sync(Work.open, vouched)
     status = "KILLED"  # unless run() returns: SIGTERM cancelled it
-    async with anyio.create_task_group() as group:
-        group.start_soon(_cancel_on_sigterm, group.cancel_scope)
-        status = await work.run()
-        group.cancel_scope.cancel()
-    await anyio.to_thread.run_sync(work.close, status)
+    # The signals stay caught until the run is ended: a second SIGTERM (a repeated cancel_run)
+    # while the worker ends its run would otherwise kill it with the run still RUNNING.
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with anyio.create_task_group() as group:
+            group.start_soon(_cancel_on_signal, signals, group.cancel_scope)
+            status = await work.run()
+            group.cancel_scope.cancel()
+        await anyio.to_thread.run_sync(work.close, status)
     return 0 if status == "FINISHED" else 1
 
 
-async def _cancel_on_sigterm(scope: anyio.CancelScope) -> None:
+async def _cancel_on_signal(signals: Any, scope: anyio.CancelScope) -> None:
     """cancel_run sends SIGTERM: training is cancelled, the sandbox kills the child, the run ends KILLED."""
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async for _ in signals:
-            scope.cancel()
-            return
+    async for _ in signals:
+        scope.cancel()
+        return
 
 
 if __name__ == "__main__":

@@ -128,3 +128,38 @@ async def test_an_http_session_ending_leaves_the_detached_run_training_and_a_hum
     is_error, cancelled = await lab.call("cancel_run", {"run_id": run_id}, load_settings(lab.workspace, transport="memory", local_principal="alice", local_role="human"))
     assert not is_error and cancelled["status"] == "KILLED"
     await _gone([worker])
+
+
+
+
+def _start_ticks(pid: int) -> str | None:
+    """The process's start time in clock ticks (/proc stat field 22), None once it is gone or a zombie."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else fields[19]
+
+
+async def _sigterm_until_gone(pid: int) -> None:
+    """SIGTERM after SIGTERM, what repeated cancel_run calls send, while `pid` is the same live process."""
+    ticks = _start_ticks(pid)
+    with anyio.fail_after(GONE_S):
+        while ticks is not None and _start_ticks(pid) == ticks:
+            os.kill(pid, signal.SIGTERM)
+            await anyio.sleep(0.005)
+
+
+async def test_a_worker_ending_a_cancelled_run_outlasts_repeated_cancels_and_ends_it_killed(lab: RunsLab) -> None:
+    started = await _detach(lab)
+    run_id, call_id = started["run_id"], started["call_id"]
+    worker = owner_pid(lab.settings, call_id)
+    async with Client(build_server(lab.settings, lab.ports)) as client:
+        async with anyio.create_task_group() as group:
+            group.start_soon(_sigterm_until_gone, worker)
+            result = await client.call_tool("cancel_run", {"run_id": run_id})
+    assert not result.is_error and result.structured_content["status"] == "KILLED", result.structured_content
+    run = await wait_for_run(lab.settings, run_id, ended)
+    assert run["status"] == "KILLED" and "cancel_run" in run["tags"]["mlgate.end_reason"], run["tags"]
+    ends = [r for r in detached_records(lab.settings, call_id) if r["event"] in ("ended", "reconciled")]
+    assert [(r["event"], r["status"]) for r in ends] == [("ended", "KILLED")]
