@@ -13,6 +13,7 @@ from mcp.server.subscriptions import InMemorySubscriptionBus
 
 from server.acknowledgement_check import AcknowledgementCheck
 from server.approvals import ApprovalStore, ConfigFiles, OverridesLog
+from server.audit.run_metrics import RunMetricsLedger
 from server.audit.witness import chain_id, late_witness
 from server.audit.workspace import open_chain
 from server.redact import install_log_redaction
@@ -56,6 +57,7 @@ class Ports:
     worktrees: Any = None  # temporary worktrees at past commits (server/worktree.py)
     test_queries: Any = None  # test-set query counts per dataset (server/test_queries.py)
     detached: Any = None  # detached runs: launch, live count, reconcile, cancel (server/detached_runs.py)
+    run_metrics: Any = None  # finished runs' metrics as the audit chain records them (server/audit/run_metrics.py)
     events: Any = None  # the subscriptions bus every server built on these ports publishes to (resource updates)
 
 
@@ -79,6 +81,7 @@ def build_ports(settings: Settings) -> Ports:
     training = policy_limits()["training"]
     ports.slots = RunSlots(int(training["max_concurrent_runs"]), str(training["when_busy"]), state_dir=settings.state_dir)
     ports.audit = open_chain(settings, ports.clock)
+    ports.run_metrics = RunMetricsLedger(settings.audit_path, ports.audit)
     ports.events = InMemorySubscriptionBus()
     ports.detached = DetachedRuns(settings, ports.audit, ports.tracking, ports.events)
     ports.slots.external = ports.detached.live_count  # a live detached worker holds a slot

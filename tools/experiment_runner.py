@@ -238,6 +238,14 @@ async def _end(ctx: CallContext, run_id: str, status: str, reason: str | None = 
         await anyio.to_thread.run_sync(ctx.ports.tracking.end_run, run_id, status, reason)
 
 
+def _chain_metrics(ctx: CallContext, run_id: str) -> None:
+    """The finished run's metrics into the audit chain: promote trusts the tracking store's figures
+    only while they are these (server/audit/run_metrics.py)."""
+    ledger = getattr(ctx.ports, "run_metrics", None)
+    if ledger is not None:
+        ledger.record(run_id, ctx.ports.tracking.get_run(run_id)["metrics"])
+
+
 async def train_and_finish(ctx: CallContext, experiment: str, run_id: str, facts: dict[str, Any], *, detached: bool = False) -> dict[str, Any]:
     """Train every stage, evaluate, log, end the run FINISHED; a detached run also records the
     result (RESULT_ARTIFACT) before it ends, for get_run. Any failure ends the run FAILED, a
@@ -247,6 +255,7 @@ async def train_and_finish(ctx: CallContext, experiment: str, run_id: str, facts
         payload = await anyio.to_thread.run_sync(finish_report, ctx, experiment, run_id, plan, results, data)
         if detached:
             await anyio.to_thread.run_sync(ctx.ports.tracking.log_json_artifact, run_id, RESULT_ARTIFACT, payload)
+        await anyio.to_thread.run_sync(_chain_metrics, ctx, run_id)
     except BaseException as exc:
         await _end(ctx, run_id, *_end_status(exc, "cancelled through cancel_run" if detached else "cancelled by the client"))
         raise

@@ -25,7 +25,7 @@ from policies.promotion import metric_differences, receipt, receipt_passed
 from policies.provenance import COMMIT, branch_problem
 from policies.registry import load_all
 from tools.base import CallContext, StrictInput, ToolSpec
-from tools.errors import GovernanceError, NotFound
+from tools.errors import GovernanceError, IntegrityError, NotFound
 from tools.evaluation import gate_receipt
 from tools.experiment_schema import EXPERIMENT_PATH
 from tools.lifecycle import stage_changes_ref
@@ -95,11 +95,21 @@ def _run_config(ctx: CallContext, params: Mapping[str, str], commit: str | None)
     return rebuild_config(params, committed)
 
 
+def _vouched_run(ctx: CallContext, run: dict[str, Any]) -> dict[str, Any]:
+    """The run, once its metrics are the ones the audit chain recorded when it finished: the
+    tracking store is a file an agent can edit. Raises IntegrityError otherwise."""
+    ledger = getattr(ctx.ports, "run_metrics", None)
+    problem = None if ledger is None else ledger.problem(run)
+    if problem is not None:
+        raise IntegrityError(f"run {run['run_id']}: {problem}", "promote a run as run_experiment or reproduce finished it: run the experiment again", rule_id="integrity.run_metrics")
+    return run
+
+
 def _other_run(ctx: CallContext, run_id: str | None) -> dict[str, Any] | None:
     if not run_id:
         return None
     try:
-        return dict(ctx.ports.tracking.get_run(run_id))
+        return _vouched_run(ctx, dict(ctx.ports.tracking.get_run(run_id)))
     except NotFound:
         return None
 
@@ -215,7 +225,7 @@ def _lifecycle(ctx: CallContext, model: str, request: PromoteInput) -> dict[str,
 def gather(request: PromoteInput, ctx: CallContext) -> dict[str, Any]:
     """Facts for policies/promotion.py. Raises NotFound for an unknown run (a deny)."""
     ports, standards = ctx.ports, ctx.config["standards"]
-    run = dict(ports.tracking.get_run(request.run_id))
+    run = _vouched_run(ctx, dict(ports.tracking.get_run(request.run_id)))
     params, model = run["params"], model_name(standards)
     commit = params.get("git_commit") if COMMIT.match(str(params.get("git_commit", ""))) else None
     known = commit is not None and ports.git.has_commit(commit)

@@ -107,7 +107,7 @@ def run_witnesses(runs: Iterator[Mapping[str, Any]], chain: str | None = None) -
 
 
 def mlflow_runs(client: Any) -> Iterator[dict[str, Any]]:
-    """Every run of every experiment (deleted ones too) as {run_id, tags}, page by page."""
+    """Every run of every experiment (deleted ones too) as {run_id, tags, status, metrics}, page by page."""
     from mlflow.entities import ViewType  # noqa: PLC0415 (deferred: slow import)
 
     experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL, max_results=1000)]
@@ -115,7 +115,7 @@ def mlflow_runs(client: Any) -> Iterator[dict[str, Any]]:
         ids, token = experiments[start : start + 100], None
         while True:
             page = client.search_runs(ids, run_view_type=ViewType.ALL, max_results=1000, page_token=token)
-            yield from ({"run_id": r.info.run_id, "tags": dict(r.data.tags)} for r in page)
+            yield from ({"run_id": r.info.run_id, "tags": dict(r.data.tags), "status": r.info.status, "metrics": dict(r.data.metrics)} for r in page)
             token = page.token
             if not token:
                 break

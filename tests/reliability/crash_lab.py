@@ -82,7 +82,7 @@ def promotable_clone(workspace: Path, ports: Any) -> str:
     from tests.tools.promotion_lab import clone_run  # noqa: PLC0415
 
     run_id = json.loads((workspace.parent / LAB_FILE).read_text())["run_id"]
-    return clone_run(SimpleNamespace(client=ports.tracking.client), run_id)
+    return clone_run(SimpleNamespace(client=ports.tracking.client, ports=ports), run_id)
 
 
 def protected_change(suffix: str) -> dict[str, Any]:

@@ -109,9 +109,11 @@ async def call(lab: Lab, tool: str, arguments: dict[str, Any], settings: Setting
 
 
 def clone_run(lab: Lab, run_id: str, *, params: dict[str, str] | None = None, metrics: dict[str, float] | None = None,
-              tags: dict[str, str] | None = None, status: str = "FINISHED", model: bool = True) -> str:  # fmt: skip
+              tags: dict[str, str] | None = None, status: str = "FINISHED", model: bool = True, vouch: bool = True) -> str:  # fmt: skip
     """A new FINISHED (or `status`) run in the same experiment with the run's params, metrics and
-    tags, overridden where given, and a copy of its model artifact unless `model` is False."""
+    tags, overridden where given, and a copy of its model artifact unless `model` is False. Its
+    metrics are chained as run_experiment chains a finished run's (server/audit/run_metrics.py)
+    unless `vouch` is False: then it is a run copied into the store by hand."""
     from mlflow.entities import Metric, Param, RunTag
 
     client, original = lab.client, lab.client.get_run(run_id)
@@ -127,6 +129,8 @@ def clone_run(lab: Lab, run_id: str, *, params: dict[str, str] | None = None, me
         with tempfile.TemporaryDirectory() as scratch:
             local = client.download_artifacts(run_id, "model", scratch)
             client.log_artifacts(clone, local, "model")
+    if vouch:
+        lab.ports.run_metrics.record(clone, values)
     client.set_terminated(clone, status)
     return clone
 

@@ -1,0 +1,137 @@
+"""A finished run's metrics as the audit chain recorded them, and the check promote makes.
+
+The tracking store (MLflow's sqlite database in the state directory) is a plain file an agent with
+its own shell can edit: raising a run's `test_roc_auc` there, lowering the champion's, or copying a
+run with better figures into the store would pass promotion gates the run failed. So when
+run_experiment (or a reproduction) finishes a run, the server chains
+
+    run_metrics   run_id, names (sorted metric names), metrics_sha256
+
+where metrics_sha256 is the SHA-256 of the canonical JSON of {name: float.hex(value)} of every
+metric the run holds then. The values themselves are not chained: the test figures are sealed and
+`mlgate://audit/mine` shows agents their own records. A run counts for promotion only when the
+chain holds its record (the first one for the run id), every recorded metric still has its
+recorded value, and the only metrics added since are the ones mlgate itself logs later
+(LATER_PREFIXES: reproduce's seed variance).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from server.audit.records import canonical, parse_line
+from server.ledger import ChainWriter
+
+KIND = "run_metrics"
+LATER_PREFIXES = ("seed_variance_",)  # tools/reproduce.py logs these on the original run
+RUN_ID = re.compile(r"^[0-9a-f]{32}\Z")
+_MARKER = f'"kind":"{KIND}"'.encode()
+END_WITNESS_TAG = "mlgate.audit_witness_end"  # server/audit/witness.py RUN_TAGS
+
+
+def metrics_sha256(metrics: Mapping[str, Any], names: list[str]) -> str | None:
+    """SHA-256 of the named metrics' exact values; None when one is missing or not a number."""
+    try:
+        values = {name: float(metrics[name]).hex() for name in names}
+    except (KeyError, TypeError, ValueError):
+        return None
+    return hashlib.sha256(canonical(values)).hexdigest()
+
+
+class RunMetricsLedger:
+    """Chains a finished run's metrics and checks a run's metrics against the chain. Reads the chain
+    incrementally (it only grows), as server/ledger.py does. Thread-safe."""
+
+    def __init__(self, audit_path: Path | str, sink: Any = None) -> None:
+        self.path = Path(audit_path)
+        self._writer = ChainWriter(self.path, sink)
+        self._mutex = threading.Lock()
+        self._key: tuple[int, int] | None = None  # (inode, offset read up to)
+        self._records: dict[str, dict[str, Any]] = {}
+
+    def record(self, run_id: str, metrics: Mapping[str, Any]) -> None:
+        """Chain the metrics `run_id` holds now. Raises IntegrityError when the chain cannot record."""
+        names = sorted(str(name) for name in metrics)
+        self._writer.append({"kind": KIND, "run_id": run_id, "names": names, "metrics_sha256": metrics_sha256(metrics, names)})
+
+    def recorded(self, run_id: str) -> dict[str, Any] | None:
+        """The first well-formed run_metrics record of `run_id` in the chain, or None."""
+        return self.all().get(str(run_id))
+
+    def all(self) -> dict[str, dict[str, Any]]:
+        """{run id: its first well-formed run_metrics record}."""
+        with self._mutex:
+            try:
+                fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                self._key, self._records = None, {}
+                return {}
+            try:
+                self._read_new(fd)
+            finally:
+                os.close(fd)
+            return dict(self._records)
+
+    def _read_new(self, fd: int) -> None:
+        stat = os.fstat(fd)
+        inode, offset = self._key or (stat.st_ino, 0)
+        if inode != stat.st_ino or stat.st_size < offset:  # replaced or cut: read again (verify says why)
+            inode, offset, self._records = stat.st_ino, 0, {}
+        data = os.pread(fd, stat.st_size - offset, offset)
+        complete = data[: data.rfind(b"\n") + 1]
+        for line in complete.splitlines(keepends=True):
+            if _MARKER in line:
+                record, problem = parse_line(line)
+                if problem is None and record is not None and record.get("kind") == KIND and RUN_ID.match(str(record.get("run_id"))):
+                    self._records.setdefault(record["run_id"], record)
+        self._key = (inode, offset + len(complete))
+
+    def problem(self, run: Mapping[str, Any]) -> str | None:
+        """None when the run's metrics are the ones the chain recorded when it finished; else why not."""
+        record = self.recorded(str(run.get("run_id")))
+        if record is None:
+            return "the audit chain holds no record of its metrics (it was not finished by run_experiment or reproduce)"
+        return _problem(record, run.get("metrics") or {})
+
+
+def _problem(record: Mapping[str, Any], metrics: Mapping[str, Any]) -> str | None:
+    names = record.get("names")
+    if not isinstance(names, list) or metrics_sha256(metrics, names) != record.get("metrics_sha256"):
+        return "its metrics in the tracking store are not the ones the audit chain recorded when it finished (edited)"
+    added = sorted(name for name in metrics if name not in names and not str(name).startswith(LATER_PREFIXES))
+    if added:
+        return f"metrics were added to it after it finished: {', '.join(added[:5])}"
+    return None
+
+
+# --- the report of `mlgate audit verify` -----------------------------------------------------
+
+
+def run_findings(runs: Iterable[Mapping[str, Any]], records: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """[(kind, detail)] for the runs (this chain's: {run_id, tags, status, metrics}) whose metrics
+    the chain does not vouch for: `run_metrics_edited` when a recorded run's metrics changed;
+    `run_metrics_unrecorded` for a FINISHED run without a record that ended (end witness) after the
+    chain's first record: mlgate records every run it finishes since, so it was copied in by hand."""
+    first = min((int(r["seq"]) for r in records.values()), default=None)
+    found = []
+    for run in runs:
+        run_id = str(run["run_id"])
+        if run_id in records:
+            problem = _problem(records[run_id], run.get("metrics") or {})
+            found += [("run_metrics_edited", f"run {run_id}: {problem}")] if problem else []
+        elif first is not None and run.get("status") == "FINISHED" and _ended_seq(run) >= first:
+            found.append(("run_metrics_unrecorded", f"run {run_id} is FINISHED but the audit chain holds no record of its metrics (copied into the tracking store by hand)"))
+    return found
+
+
+def _ended_seq(run: Mapping[str, Any]) -> int:
+    """The seq its end witness names (-1 when it has none readable)."""
+    text = str((run.get("tags") or {}).get(END_WITNESS_TAG, ""))
+    head = text.split(":", 1)[0]
+    return int(head) if head.isdigit() else -1

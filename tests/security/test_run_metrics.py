@@ -1,0 +1,94 @@
+"""Attacks on a run's metrics by an agent with its own shell: the MLflow sqlite store lives in the
+state directory, so the agent can raise a run's sealed test figure there, or copy a run with better
+figures into the store by hand, and then ask promote to register it.
+
+A real workspace, a real sandboxed run with its PR (tests/tools/promotion_lab.py), the store edited
+with sqlite3 as the agent would, promote called through a real MCP client.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import pytest
+
+from server.audit.run_metrics import KIND
+from server.cli import main
+from tests.tools.promotion_lab import MODEL, Lab, build_lab, call, clone_run, reset_registry
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
+    return build_lab(tmp_path_factory.mktemp("run-metrics"))
+
+
+@pytest.fixture(autouse=True)
+def clean_registry(lab: Lab) -> None:
+    reset_registry(lab)
+
+
+def edit_metric(lab: Lab, run_id: str, name: str, value: float) -> None:
+    """The attack: rewrite a metric in MLflow's sqlite database (history and latest value)."""
+    with sqlite3.connect(lab.settings.state_dir / "mlflow.db") as db:
+        for table in ("metrics", "latest_metrics"):
+            db.execute(f"UPDATE {table} SET value = ? WHERE run_uuid = ? AND key = ?", (value, run_id, name))  # noqa: S608 - fixed table names
+
+
+def versions(lab: Lab) -> list[object]:
+    return lab.client.search_model_versions(f"name='{MODEL}'")
+
+
+async def test_a_finished_run_s_metrics_are_recorded_in_the_audit_chain(lab: Lab) -> None:
+    recorded = lab.ports.run_metrics.recorded(lab.run_id)
+    assert recorded is not None and recorded["kind"] == KIND and "test_roc_auc" in recorded["names"]
+    assert lab.ports.run_metrics.problem(lab.ports.tracking.get_run(lab.run_id)) is None
+    failed, content = await call(lab, "promote", {"run_id": lab.run_id, "dry_run": True})
+    assert not failed, content
+
+
+async def test_a_test_metric_raised_in_the_tracking_store_is_refused_at_promotion(lab: Lab) -> None:
+    run_id = clone_run(lab, lab.run_id)  # a run mlgate vouches for, edited below
+    failed, content = await call(lab, "promote", {"run_id": run_id, "dry_run": True})
+    assert not failed, content
+    edit_metric(lab, run_id, "test_roc_auc", 0.999)
+    assert lab.ports.tracking.get_run(run_id)["metrics"]["test_roc_auc"] == 0.999
+    failed, content = await call(lab, "promote", {"run_id": run_id})
+    assert failed and content["rule_id"] == "integrity.run_metrics", content
+    assert "not the ones the audit chain recorded" in content["reason"]
+    assert versions(lab) == []
+
+
+async def test_a_metric_added_to_a_finished_run_is_refused_at_promotion(lab: Lab) -> None:
+    run_id = clone_run(lab, lab.run_id)
+    assert "test_recall_at_top_decile" not in lab.ports.tracking.get_run(run_id)["metrics"]
+    lab.client.log_metric(run_id, "test_recall_at_top_decile", 0.9)
+    failed, content = await call(lab, "promote", {"run_id": run_id})
+    assert failed and content["rule_id"] == "integrity.run_metrics" and "added" in content["reason"], content
+    assert versions(lab) == []
+
+
+async def test_a_run_copied_into_the_tracking_store_by_hand_is_refused_at_promotion(lab: Lab) -> None:
+    forged = clone_run(lab, lab.run_id, metrics={"test_roc_auc": 0.999}, vouch=False)  # MlflowClient calls, as the agent makes them
+    failed, content = await call(lab, "promote", {"run_id": forged})
+    assert failed and content["rule_id"] == "integrity.run_metrics", content
+    assert "holds no record of its metrics" in content["reason"]
+    assert versions(lab) == []
+
+
+
+def verify(lab: Lab, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    lab.ports.audit.sync()
+    capsys.readouterr()
+    return main(["audit", "verify", "--workspace", str(lab.workspace)]), capsys.readouterr().out
+
+
+def test_audit_verify_reports_an_edited_metric_and_a_run_copied_in_by_hand(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    edited = clone_run(lab, lab.run_id)
+    copied = clone_run(lab, lab.run_id, vouch=False)  # its tags still name this chain's witnesses
+    code, out = verify(lab, capsys)
+    assert code == 1 and f"RUN METRICS UNRECORDED: run {copied}" in out and edited not in out
+    edit_metric(lab, edited, "val_roc_auc", 0.999)
+    code, out = verify(lab, capsys)
+    assert code == 1 and f"RUN METRICS EDITED: run {edited}" in out
+    assert lab.run_id not in out
