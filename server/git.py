@@ -8,7 +8,8 @@
   server's own GIT_* environment is dropped, and every repository-local config entry that would
   run a program (filter, textconv, external diff, merge driver, pager, editor ...) is overridden
   with an inert value for that call. Overrides travel as GIT_CONFIG_KEY_n/VALUE_n, which git
-  never re-parses, so a driver name with '=' or '.' in it cannot dodge them.
+  never re-parses, so a driver name with '=' or '.' in it cannot dodge them. Status and push never
+  recurse into submodules, whose own config is never read here.
 - Pushes refuse a repository config that could redirect or intercept them (url.*, http.*,
   credential.*, remote.<url>.*) and run the receiving side with its hooks disabled.
 """
@@ -34,6 +35,11 @@ HARDENING = (
     "-c", "protocol.file.allow=always",
     # Diff headers name unusual paths in C-quoted ASCII, the one form _unquote reads back exactly.
     "-c", "core.quotePath=true",
+    # Never start git inside a submodule: its own config (filters, remotes, ssh commands) is the
+    # agent's and is not made inert here. A submodule moved to another commit still reads as dirty.
+    "-c", "diff.ignoreSubmodules=dirty",
+    "-c", "submodule.recurse=false",
+    "-c", "push.recurseSubmodules=no",
 )  # fmt: skip
 IDENTITY = {
     "GIT_AUTHOR_NAME": "mlgate",
