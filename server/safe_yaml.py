@@ -173,15 +173,30 @@ def _construct(node: Node, name: str) -> Any:
 
 def _scalar(node: ScalarNode, name: str) -> Any:
     try:
+        text = _unicode(node.value)
         if node.tag == PLAIN:
-            return plain_scalar(node.value)
+            return plain_scalar(text)
         if node.tag == QUOTED:
-            return node.value
+            return text
         if node.tag in EXPLICIT_TAGS - {CORE + "seq", CORE + "map"}:
-            return _explicit_scalar(node.tag, node.value)
+            return _explicit_scalar(node.tag, text)
         raise ValueError(f"tag {node.tag!r} on a scalar")
     except ValueError as exc:
         raise _refuse(name, str(exc), node) from None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _unicode(text: str) -> str:
+    """`text` with escaped surrogate pairs ("\\ud83d\\ude00") joined into their character. Raises
+    ValueError for a lone surrogate: no reply, audit record or file could be encoded with it."""
+    if not _SURROGATE.search(text):
+        return text
+    try:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16")
+    except UnicodeDecodeError:
+        raise ValueError("a string holds a lone surrogate escape (\\ud800-\\udfff), which is not Unicode text; write the character itself or a complete pair") from None
 
 
 def _mapping(node: MappingNode, name: str) -> dict[str, Any]:

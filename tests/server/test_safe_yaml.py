@@ -163,3 +163,14 @@ def test_refusals_hide_credential_looking_text_and_keep_the_kind_and_line(text: 
     error = refused(text)
     assert TOKEN not in error.reason and "ghp_" not in error.reason
     assert problem in error.reason and "looks like a credential" in error.reason and error.reason.endswith(f"at line {line}")
+
+
+@pytest.mark.parametrize("text", ['a: "\\ud800"\n', '"\\udcff": 1\n', '"k\\ud800": 1\n"k\\ud800": 2\n', 'a: !!str "x\\ude00"\n'])
+def test_a_lone_surrogate_escape_is_refused_in_text_every_reply_can_carry(text: str) -> None:
+    error = refused(text)
+    assert "lone surrogate" in error.reason and error.reason.endswith("at line 1")
+    error.reason.encode("utf-8")
+
+
+def test_an_escaped_surrogate_pair_loads_as_its_character() -> None:
+    assert load_document('{"a": "\\ud83d\\ude00", "\\ud83d\\ude00": 1}', LIMITS) == {"a": "\U0001f600", "\U0001f600": 1}

@@ -354,6 +354,8 @@ def nested(depth: int) -> Any:
         ({}, "input.schema", "changes"),
         ("".join(f"model.params.k{i}: 1\n" for i in range(65)), "input.changes", "at most 64"),
         ([["data.target", "churn"]], "input.schema", "changes"),
+        ('data.target: "\\ud800"', "input.document", "lone surrogate"),
+        ('"a\\udcff": 1\n"a\\udcff": 2\n', "input.document", "lone surrogate"),
     ],
 )
 async def test_bad_input_gives_a_clear_error_and_changes_nothing(settings: Settings, workspace: Path, changes: Any, rule_id: str, says: str) -> None:
@@ -362,6 +364,7 @@ async def test_bad_input_gives_a_clear_error_and_changes_nothing(settings: Setti
         result = await propose(client, changes)
     assert result["decision"] == "deny" and result["rule_id"] == rule_id, result
     assert says in result["reason"] and result["remediation"]
+    json.dumps(result, ensure_ascii=False).encode()  # a reply every transport can send as UTF-8
     assert snapshot(workspace) == before and approvals(settings) == []
 
 
