@@ -55,7 +55,9 @@ class PullRequests(Protocol):
 
 class OpenPrInput(StrictInput):
     run_id: str = Field(description="MLflow run id (32 lowercase hex) of a FINISHED run made from a clean commit.", pattern=r"^[0-9a-f]{32}$")
-    title: str = Field(description="PR title, one line.", min_length=3, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+    # No control characters, line or paragraph separators, or direction marks and overrides that
+    # would show a reviewer another title than the one recorded.
+    title: str = Field(description="PR title, one line.", min_length=3, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]+$")
     body: str | None = Field(None, description="What changed and why (markdown). mlgate appends the run's provenance, metrics, baseline and gate receipt.", max_length=20000)
     branch: str | None = Field(
         None,

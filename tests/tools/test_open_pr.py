@@ -290,6 +290,19 @@ async def test_a_dry_run_refused_for_a_credential_does_not_echo_it(settings: Set
     assert nothing_pushed_or_recorded(settings, "agent/leaky")
 
 
+@pytest.mark.parametrize(
+    "title",
+    ["Fix \u202egnp.exe", "Fix\u2028second line", "Fix\x85second line", "Fix \u2066isolated"],
+    ids=["right-to-left-override", "line-separator", "next-line", "isolate"],
+)
+async def test_a_title_with_direction_or_line_controls_is_refused(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any, title: str) -> None:
+    run_id = make_run(mlflow_client, repo, commit_on(repo, "agent/title"))
+    async with connect(settings, ports) as client:
+        is_error, result = await open_pr(client, run_id, branch="agent/title", title=title)
+    assert is_error and result["rule_id"] == "input.schema" and "title" in result["reason"], result
+    assert nothing_pushed_or_recorded(settings, "agent/title")
+
+
 @pytest.mark.parametrize("branch", HOSTILE)
 async def test_hostile_branch_names_are_refused_with_no_side_effect(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any, branch: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(settings.workspace)
