@@ -11,11 +11,12 @@ description. The protected branch is never written or pushed.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 import anyio
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from policies.provenance import COMMIT, branch_problem
 from policies.registry import load_all
@@ -58,7 +59,7 @@ class OpenPrInput(StrictInput):
     # No control characters, line or paragraph separators, or direction marks and overrides that
     # would show a reviewer another title than the one recorded.
     title: str = Field(description="PR title, one line.", min_length=3, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]+$")
-    body: str | None = Field(None, description="What changed and why (markdown). mlgate appends the run's provenance, metrics, baseline and gate receipt.", max_length=20000)
+    body: str | None = Field(None, description="What changed and why (markdown; HTML comments and <details> closed). mlgate appends the run's provenance, metrics, baseline and gate receipt.", max_length=20000)
     branch: str | None = Field(
         None,
         description="Feature branch: agent/ followed by 1-60 of a-z 0-9 . _ - (default agent/run-<first 12 of run_id>). It is created at the run's commit, or must already point at it.",
@@ -66,8 +67,35 @@ class OpenPrInput(StrictInput):
     )
     dry_run: bool = Field(False, description="Decide and show the branch, commit and PR description; push and record nothing.")
 
+    @field_validator("body")
+    @classmethod
+    def _body_keeps_the_provenance_visible(cls, body: str | None) -> str | None:
+        problem = body_problem(body or "")
+        if problem:
+            raise ValueError(problem)
+        return body
+
 
 # --- the PR description (pure) ----------------------------------------------------------------
+
+PROVENANCE_HEADING = "## mlgate provenance"
+TRAILERS = re.compile(r"^\s*mlgate-(run-id|commit)\s*:", re.IGNORECASE | re.MULTILINE)
+
+
+def _unclosed(body: str, opening: str, closing: str) -> bool:
+    lowered = body.lower()
+    return lowered.count(opening) > lowered.count(closing) or lowered.rfind(opening) > lowered.rfind(closing)
+
+
+def body_problem(body: str) -> str | None:
+    """Why a PR body is refused, or None. The provenance block follows the body, so an HTML
+    comment or <details> the body leaves open would hide it from a reviewer, and a body may not
+    carry a block or trailer that reads as mlgate's own."""
+    if _unclosed(body, "<!--", "-->") or _unclosed(body, "<details", "</details>"):
+        return "the body leaves an HTML comment or <details> open, which would hide the provenance block after it; close it"
+    if PROVENANCE_HEADING in body.lower() or TRAILERS.search(body):
+        return "the body imitates mlgate's provenance block or its mlgate-run-id/mlgate-commit lines; mlgate writes them"
+    return None
 
 
 def default_branch(run_id: str) -> str:

@@ -291,6 +291,19 @@ async def test_a_dry_run_refused_for_a_credential_does_not_echo_it(settings: Set
 
 
 @pytest.mark.parametrize(
+    "body",
+    ["Adds a ratio.\n<!-- the provenance below renders as nothing", "Adds a ratio.\n<details><summary>more</summary>\n", "Adds a ratio.\n\n## mlgate provenance\n\n| val_roc_auc | `0.99` |", "Adds a ratio.\nmlgate-run-id: " + "0" * 32],
+    ids=["open-comment", "open-details", "forged-block", "forged-trailer"],
+)
+async def test_a_body_that_could_hide_or_forge_the_provenance_is_refused(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any, body: str) -> None:
+    run_id = make_run(mlflow_client, repo, commit_on(repo, "agent/spoof"))
+    async with connect(settings, ports) as client:
+        is_error, result = await open_pr(client, run_id, branch="agent/spoof", body=body)
+    assert is_error and result["rule_id"] == "input.schema" and "body" in result["reason"] and "provenance" in result["reason"], result
+    assert nothing_pushed_or_recorded(settings, "agent/spoof")
+
+
+@pytest.mark.parametrize(
     "title",
     ["Fix \u202egnp.exe", "Fix\u2028second line", "Fix\x85second line", "Fix \u2066isolated"],
     ids=["right-to-left-override", "line-separator", "next-line", "isolate"],
@@ -301,6 +314,13 @@ async def test_a_title_with_direction_or_line_controls_is_refused(settings: Sett
         is_error, result = await open_pr(client, run_id, branch="agent/title", title=title)
     assert is_error and result["rule_id"] == "input.schema" and "title" in result["reason"], result
     assert nothing_pushed_or_recorded(settings, "agent/title")
+
+
+async def test_a_body_with_closed_comments_and_a_non_latin_title_is_accepted(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
+    run_id = make_run(mlflow_client, repo, commit_on(repo, "agent/template"))
+    async with connect(settings, ports) as client:
+        is_error, result = await open_pr(client, run_id, branch="agent/template", title="Ratio d'endettement — 負債比率", body="<!-- what changed -->\nAdds a ratio.\n<details><summary>why</summary>\nIncome and debt interact.\n</details>\n", dry_run=True)
+    assert not is_error and result["title"] == "Ratio d'endettement — 負債比率" and result["description"].startswith("<!-- what changed -->")
 
 
 @pytest.mark.parametrize("branch", HOSTILE)
