@@ -81,9 +81,17 @@ class StoredFile:
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # symlink | hardlink | not_regular | unreadable | extra | missing | modified | manifest | too_many_files
+    kind: str  # symlink | hardlink | not_regular | unreadable | extra | missing | modified | manifest | too_many_files | name
     path: str
     detail: str
+
+
+def _undecodable(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -341,6 +349,11 @@ class CasStore:
         location, names = f"{SHADOW_DIR}/{content_hash}", sorted(os.listdir(dir_fd))
         if len(names) > max_files + 1:
             problem = Problem("too_many_files", content_hash, f"{len(names)} entries, more than datasets.max_files ({max_files}) allows")
+            return Inspection(content_hash, location, False, None, (), (problem,))
+        # A name that is not UTF-8 (os.listdir hands it over with surrogates) cannot be hashed or shown.
+        odd = [os.fsencode(n).decode("utf-8", "backslashreplace") for n in names if _undecodable(n)]
+        if odd:
+            problem = Problem("name", content_hash, f"{len(odd)} file name(s) are not UTF-8 text, e.g. {odd[0]}")
             return Inspection(content_hash, location, False, None, (), (problem,))
         read = [read_entry(dir_fd, name, keep=keep_bytes or name == MANIFEST) for name in names]
         stored = [r for r in read if isinstance(r, StoredFile)]
