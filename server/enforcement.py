@@ -112,7 +112,7 @@ class Enforcer:
         try:
             return await self._governed(spec, arguments, ctx, base, stage)
         except AuditFailed as exc:
-            return results.denial(Decision.deny(exc.rule_id, exc.reason, exc.remediation))
+            return _unrecorded(exc, stage)
         except Exception as exc:  # noqa: BLE001 - whatever broke, the client gets no text of it
             return self._crashed(spec.name, base, stage, store_refusal(exc) or exc)
 
@@ -283,6 +283,15 @@ class Enforcer:
             self._append(record)
         except AuditFailed as exc:
             raise results.read_denial(Decision.deny(exc.rule_id, exc.reason, exc.remediation)) from None
+
+
+def _unrecorded(exc: AuditFailed, stage: _Stage) -> CallToolResult:
+    """Before execute the call is refused; once it executed it cannot be: the agent is told that it
+    ran (a denial would invite a retry that runs it again)."""
+    if stage.name != "execute":
+        return results.denial(Decision.deny(exc.rule_id, exc.reason, exc.remediation))
+    ran = AuditFailed(f"the call ran, but its outcome could not be recorded: {exc.reason}", "do not retry it (it would run again); " + exc.remediation, rule_id=exc.rule_id)
+    return results.failure(ran)
 
 
 def _read_failure(exc: Exception) -> dict[str, Any]:

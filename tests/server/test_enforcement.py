@@ -147,3 +147,22 @@ async def test_a_flood_of_unknown_fields_gives_a_bounded_reason_and_audit_record
     reason = result.structured_content["reason"]
     assert result.is_error and "f0: Extra inputs are not permitted" in reason and "and 4990 more" in reason
     assert len(reason) < 1000 and len(str(recorder.records)) < 2000
+
+
+class OutcomeUnrecordable(Recorder):
+    """Records decisions; the disk fills before the outcome record."""
+
+    def append(self, record: dict[str, Any]) -> dict[str, Any]:
+        if record["kind"] == "outcome":
+            raise OSError("disk full")
+        return super().append(record)
+
+
+async def test_a_call_that_ran_but_whose_outcome_cannot_be_recorded_says_it_ran_and_not_to_retry() -> None:
+    recorder = OutcomeUnrecordable()
+    async with Client(_server(recorder)) as client:
+        result = await client.call_tool("echo", {"text": "please"})
+    reply = result.structured_content
+    assert recorder.executed == ["please"] and result.is_error
+    assert (reply["decision"], reply["status"], reply["rule_id"]) == ("allow", "failed", "audit.unavailable")
+    assert "ran" in reply["reason"] and "do not retry" in reply["remediation"] and "audit verify" in reply["remediation"]
