@@ -81,7 +81,7 @@ def build_ports(settings: Settings) -> Ports:
     training = policy_limits()["training"]
     ports.slots = RunSlots(int(training["max_concurrent_runs"]), str(training["when_busy"]), state_dir=settings.state_dir)
     ports.audit = open_chain(settings, ports.clock)
-    ports.run_metrics = RunMetricsLedger(settings.audit_path, ports.audit)
+    ports.run_metrics = RunMetricsLedger(settings.audit_path, ports.audit, ports.tracking)
     ports.events = InMemorySubscriptionBus()
     ports.detached = DetachedRuns(settings, ports.audit, ports.tracking, ports.events)
     ports.slots.external = ports.detached.live_count  # a live detached worker holds a slot

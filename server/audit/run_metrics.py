@@ -5,14 +5,19 @@ its own shell can edit: raising a run's `test_roc_auc` there, lowering the champ
 run with better figures into the store would pass promotion gates the run failed. So when
 run_experiment (or a reproduction) finishes a run, the server chains
 
-    run_metrics   run_id, names (sorted metric names), metrics_sha256
+    run_metrics   run_id, names (sorted metric names), metrics_sha256, artifacts (sorted artifact
+                  paths), artifacts_sha256
 
 where metrics_sha256 is the SHA-256 of the canonical JSON of {name: float.hex(value)} of every
-metric the run holds then. The values themselves are not chained: the test figures are sealed and
-`mlgate://audit/mine` shows agents their own records. A run counts for promotion only when the
-chain holds its record (the first one for the run id), every recorded metric still has its
-recorded value, and the only metrics added since are the ones mlgate itself logs later
-(LATER_PREFIXES: reproduce's seed variance).
+metric the run holds then, and artifacts_sha256 that of {artifact path: SHA-256 of its bytes}: the
+artifacts (the model files promote registers, the test predictions the champion comparison reads)
+are files in the state directory too. The values themselves are not chained: the test figures are
+sealed and `mlgate://audit/mine` shows agents their own records. A run counts for promotion only
+when the chain holds its record (the first one for the run id), every recorded metric and artifact
+is still as recorded, and the only ones added since are those mlgate itself logs later
+(LATER_PREFIXES: reproduce's seed variance; LATER_ARTIFACTS: promote's model card).
+`mlgate audit verify` checks the metrics of every run (the artifacts only at promotion: reading
+every run's model files would make verify as slow as copying the store).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import tempfile
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -30,6 +36,7 @@ from server.ledger import ChainWriter
 
 KIND = "run_metrics"
 LATER_PREFIXES = ("seed_variance_",)  # tools/reproduce.py logs these on the original run
+LATER_ARTIFACTS = ("model_card.json",)  # tools/promote.py logs it on the promoted run
 RUN_ID = re.compile(r"^[0-9a-f]{32}\Z")
 _MARKER = f'"kind":"{KIND}"'.encode()
 END_WITNESS_TAG = "mlgate.audit_witness_end"  # server/audit/witness.py RUN_TAGS
@@ -44,21 +51,52 @@ def metrics_sha256(metrics: Mapping[str, Any], names: list[str]) -> str | None:
     return hashlib.sha256(canonical(values)).hexdigest()
 
 
+def artifact_digests(tracking: Any, run_id: str) -> dict[str, str] | None:
+    """{artifact path: SHA-256} of every artifact file of the run; None when they cannot be read."""
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415 (deferred: slow import)
+
+    with tempfile.TemporaryDirectory(prefix="mlgate-artifacts-") as scratch:
+        try:
+            root = Path(tracking.client.download_artifacts(run_id, "", scratch))
+            return {p.relative_to(root).as_posix(): _file_sha256(p) for p in sorted(root.rglob("*")) if p.is_file()}
+        except (MlflowException, OSError):
+            return None
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _artifacts_sha256(digests: Mapping[str, str] | None, names: list[str]) -> str | None:
+    if digests is None or any(name not in digests for name in names):
+        return None
+    return hashlib.sha256(canonical({name: digests[name] for name in names})).hexdigest()
+
+
 class RunMetricsLedger:
     """Chains a finished run's metrics and checks a run's metrics against the chain. Reads the chain
     incrementally (it only grows), as server/ledger.py does. Thread-safe."""
 
-    def __init__(self, audit_path: Path | str, sink: Any = None) -> None:
+    def __init__(self, audit_path: Path | str, sink: Any = None, tracking: Any = None) -> None:
         self.path = Path(audit_path)
         self._writer = ChainWriter(self.path, sink)
+        self._tracking = tracking  # the run's artifacts are read through it (None: metrics only)
         self._mutex = threading.Lock()
         self._key: tuple[int, int] | None = None  # (inode, offset read up to)
         self._records: dict[str, dict[str, Any]] = {}
 
     def record(self, run_id: str, metrics: Mapping[str, Any]) -> None:
-        """Chain the metrics `run_id` holds now. Raises IntegrityError when the chain cannot record."""
+        """Chain the metrics and artifacts `run_id` holds now. Raises IntegrityError when the chain
+        cannot record."""
         names = sorted(str(name) for name in metrics)
-        self._writer.append({"kind": KIND, "run_id": run_id, "names": names, "metrics_sha256": metrics_sha256(metrics, names)})
+        digests = artifact_digests(self._tracking, run_id) if self._tracking is not None else {}
+        artifacts = sorted(digests or {})
+        self._writer.append({"kind": KIND, "run_id": run_id, "names": names, "metrics_sha256": metrics_sha256(metrics, names),
+                             "artifacts": artifacts, "artifacts_sha256": _artifacts_sha256(digests, artifacts)})  # fmt: skip
 
     def recorded(self, run_id: str) -> dict[str, Any] | None:
         """The first well-formed run_metrics record of `run_id` in the chain, or None."""
@@ -97,7 +135,16 @@ class RunMetricsLedger:
         record = self.recorded(str(run.get("run_id")))
         if record is None:
             return "the audit chain holds no record of its metrics (it was not finished by run_experiment or reproduce)"
-        return _problem(record, run.get("metrics") or {})
+        return _problem(record, run.get("metrics") or {}) or self._artifacts_problem(record)
+
+    def _artifacts_problem(self, record: Mapping[str, Any]) -> str | None:
+        if self._tracking is None:
+            return None
+        names, digests = record.get("artifacts"), artifact_digests(self._tracking, str(record["run_id"]))
+        if not isinstance(names, list) or _artifacts_sha256(digests, names) != record.get("artifacts_sha256"):
+            return "its artifacts (model files, test predictions, reports) are not the ones the audit chain recorded when it finished (edited)"
+        added = sorted(name for name in digests or {} if name not in names and name not in LATER_ARTIFACTS)
+        return f"artifacts were added to it after it finished: {', '.join(added[:5])}" if added else None
 
 
 def _problem(record: Mapping[str, Any], metrics: Mapping[str, Any]) -> str | None:

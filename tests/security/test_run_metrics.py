@@ -9,6 +9,7 @@ with sqlite3 as the agent would, promote called through a real MCP client.
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 import pytest
 
 from server.audit.run_metrics import KIND
@@ -92,3 +93,34 @@ def test_audit_verify_reports_an_edited_metric_and_a_run_copied_in_by_hand(lab: 
     code, out = verify(lab, capsys)
     assert code == 1 and f"RUN METRICS EDITED: run {edited}" in out
     assert lab.run_id not in out
+
+
+def artifact_file(lab: Lab, run_id: str, relpath: str) -> Path:
+    """Where the sqlite store keeps a run's artifact: a plain file in the state directory."""
+    root = Path(lab.client.get_run(run_id).info.artifact_uri.removeprefix("file://"))
+    path = root / relpath
+    assert path.is_file(), sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))
+    return path
+
+
+async def test_a_model_file_swapped_in_the_run_s_artifacts_is_refused_at_promotion(lab: Lab) -> None:
+    run_id = clone_run(lab, lab.run_id)
+    failed, content = await call(lab, "promote", {"run_id": run_id, "dry_run": True})
+    assert not failed, content
+    model = artifact_file(lab, run_id, "model/model.json")
+    model.write_bytes(model.read_bytes() + b" ")  # the attack: another model than the one evaluated
+    failed, content = await call(lab, "promote", {"run_id": run_id})
+    assert failed and content["rule_id"] == "integrity.run_metrics" and "artifacts" in content["reason"], content
+    assert versions(lab) == []
+
+
+async def test_a_run_s_test_predictions_edited_in_its_artifacts_are_refused_at_promotion(lab: Lab) -> None:
+    predictions = artifact_file(lab, lab.run_id, "test_predictions.parquet")
+    original = predictions.read_bytes()
+    try:
+        predictions.write_bytes(original + b"\0")  # what the champion comparison reads
+        failed, content = await call(lab, "promote", {"run_id": lab.run_id})
+        assert failed and content["rule_id"] == "integrity.run_metrics" and "artifacts" in content["reason"], content
+        assert versions(lab) == []
+    finally:
+        predictions.write_bytes(original)

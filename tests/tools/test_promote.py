@@ -294,7 +294,8 @@ async def test_the_terminal_promote_needs_a_human_token(lab: Lab, monkeypatch: p
 
 
 def with_predictions(lab: Lab, run_id: str, source: str, scramble: bool) -> str:
-    """Log `source`'s test predictions on `run_id`, its scores shuffled across rows if `scramble`."""
+    """Log `source`'s test predictions on `run_id` (a clone made with vouch=False), its scores
+    shuffled across rows if `scramble`; then chain its metrics and artifacts as run_experiment does."""
     import numpy as np
     import pandas as pd
 
@@ -305,6 +306,7 @@ def with_predictions(lab: Lab, run_id: str, source: str, scramble: bool) -> str:
         path = Path(scratch) / "test_predictions.parquet"
         frame.to_parquet(path, index=False)
         lab.client.log_artifact(run_id, str(path))
+    lab.ports.run_metrics.record(run_id, lab.ports.tracking.get_run(run_id)["metrics"])
     return run_id
 
 
@@ -313,12 +315,12 @@ async def test_the_champion_gate_compares_the_two_models_on_the_same_rows_not_th
     lab.ports.registry.point(MODEL, "champion", version, {"run_id": lab.run_id, "by": "test"})
     # the same logged test_roc_auc as the champion (the point estimates tie), but scores that rank
     # the champion's rows at random: on the same rows it plainly trails
-    challenger = with_predictions(lab, clone_run(lab, lab.run_id), lab.run_id, scramble=True)
+    challenger = with_predictions(lab, clone_run(lab, lab.run_id, vouch=False), lab.run_id, scramble=True)
     failed, content = await call(lab, "promote", {"run_id": challenger, "dry_run": True}, lab.human())
     entry = gates(content)["champion_tolerance"]
     assert failed and entry["status"] == "FAIL" and "paired bootstrap" in entry["reason"]
     assert entry["observed"]["lower_bound"] < -0.005 and entry["observed"]["confidence"] == 0.95
-    twin = with_predictions(lab, clone_run(lab, lab.run_id), lab.run_id, scramble=False)
+    twin = with_predictions(lab, clone_run(lab, lab.run_id, vouch=False), lab.run_id, scramble=False)
     failed, content = await call(lab, "promote", {"run_id": twin, "dry_run": True}, lab.human())
     assert gates(content)["champion_tolerance"]["status"] == "PASS" and gates(content)["champion_tolerance"]["observed"]["improvement"] == 0
 
