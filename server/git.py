@@ -129,6 +129,10 @@ def parse_added_lines(patch: str) -> dict[str, list[tuple[int, str]]]:
 
 
 class GitRepo:
+    # A git that never ends (a config include of a named pipe, a remote that stops answering) must
+    # not hold a server thread, and the tool call waiting on it, for ever.
+    timeout_seconds = 300.0
+
     def __init__(self, path: Path | str, env: dict[str, str] | None = None) -> None:
         """`env`: GIT_* variables to keep for every call (a hook passes git's GIT_INDEX_FILE)."""
         self.path = Path(path)
@@ -136,9 +140,21 @@ class GitRepo:
 
     # --- running git --------------------------------------------------------------------------
 
+    def _spawn(self, argv: list[str], env: dict[str, str], name: str) -> subprocess.CompletedProcess[bytes]:
+        """Raises GitRefused (git.timeout) when git runs longer than timeout_seconds (it is killed)."""
+        try:
+            return subprocess.run(argv, cwd=self.path, capture_output=True, env=env, check=False, timeout=self.timeout_seconds)
+        except subprocess.TimeoutExpired:
+            raise GitRefused(
+                f"git {name} did not finish within {self.timeout_seconds:g} s",
+                "check the workspace's .git/config (an include of a pipe or device, a remote that does not answer), then call again",
+                rule_id="git.timeout",
+            ) from None
+
     def local_config(self) -> list[tuple[str, str]]:
-        """(key, value) of the repository's own config, includes followed (nothing else is read)."""
-        proc = subprocess.run(["git", "config", "--list", "-z", "--includes"], cwd=self.path, capture_output=True, env=_environment((), None), check=False)
+        """(key, value) of the repository's own config, includes followed (nothing else is read).
+        Raises GitRefused when git does not finish in time."""
+        proc = self._spawn(["git", "config", "--list", "-z", "--includes"], _environment((), None), "config")
         entries = proc.stdout.decode("utf-8", "replace").split("\0") if proc.returncode == 0 else []
         return [tuple(e.split("\n", 1)) if "\n" in e else (e, "") for e in entries if e]  # type: ignore[misc]
 
@@ -151,9 +167,9 @@ class GitRepo:
 
     def run(self, *args: str, check: bool = True, env: dict[str, str] | None = None, config: Iterable[tuple[str, str]] = ()) -> subprocess.CompletedProcess[bytes]:
         """Run git with the hardening flags; `config` adds (key, value) settings for this call.
-        Raises GitRefused on a non-zero exit when check."""
+        Raises GitRefused on a non-zero exit when check, and always when git does not finish in time."""
         settings = [*self.inert_overrides(), *config]
-        proc = subprocess.run(["git", *HARDENING, *args], cwd=self.path, capture_output=True, env=_environment(settings, {**self.env, **(env or {})}), check=False)
+        proc = self._spawn(["git", *HARDENING, *args], _environment(settings, {**self.env, **(env or {})}), args[0])
         if check and proc.returncode != 0:
             message = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["git failed"]
             raise GitRefused(f"git {args[0]} failed: {message[0]}", "check the workspace repository state")
