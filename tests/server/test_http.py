@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+import anyio
 import httpx2
 import pytest
 from mcp.server.mcpserver import MCPServer
@@ -222,3 +224,62 @@ async def test_oauth_discovery_gets_a_json_answer_that_there_is_no_sign_in(setti
             reply = await http.get(f"{url}{path}")
     assert reply.status_code == 404 and reply.headers["content-type"] == "application/json"
     assert reply.json()["error"] == "no_authorization_server" and "bearer token" in reply.json()["error_description"]
+
+
+async def test_a_session_opened_with_one_token_refuses_requests_carrying_another(settings: Settings) -> None:
+    store = TokenStore(settings.state_dir)
+    owner, other = issue(settings.state_dir, "risk-officer", "human"), store.create("remote-agent", "agent")
+    with mlgate_http(settings) as url:
+        async with httpx2.AsyncClient(timeout=10.0) as http:
+            session = (await _post_initialize(url, bearer(owner))).headers["mcp-session-id"]
+            listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+            streamable = await http.post(f"{url}/mcp", json=listing, headers={**MCP_HEADERS, **bearer(other), "mcp-session-id": session, "mcp-protocol-version": "2025-06-18"})
+            async with http.stream("GET", f"{url}/sse", headers=bearer(owner)) as stream:
+                lines = stream.aiter_lines()
+                endpoint = await _sse_endpoint(lines)
+                over_sse = await http.post(f"{url}{endpoint}", json=INITIALIZE, headers=bearer(other))
+    assert (streamable.status_code, over_sse.status_code) == (404, 404)
+
+
+async def _sse_endpoint(lines: Any) -> str:
+    """The message endpoint an SSE stream names first. `lines` is the stream's line iterator, held
+    by the caller: an iterator dropped here would be finalized, closing the stream."""
+    async for line in lines:
+        if line.startswith("data:"):
+            return line.removeprefix("data:").strip()
+    raise AssertionError("the SSE stream closed before naming its message endpoint")
+
+
+def _blocking_server(settings: Settings, bind: BindAddress, started: threading.Event):
+    """A governed tool whose execute waits until it is cancelled, on the real audit chain."""
+    ports = build_ports(settings)
+
+    async def execute(request: WhoInput, facts: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        started.set()
+        await anyio.Event().wait()
+        return {}
+
+    allow = Rule("t.allow", "test", "allows", lambda facts, config: Decision.allow("t.allow"))
+    spec = ToolSpec("wait", "Wait", "waits until cancelled", WhoInput, (allow,), lambda request, ctx: {}, execute)
+    tool = governed_tool(spec, Enforcer(ports.audit, lambda: {}), Identifier(settings.local, HTTP_TRANSPORT, ports))
+    server = MCPServer("t", tools=[tool], **auth_options(TokenStore(settings.state_dir), bind.url))
+    return combined_app(server, bind, transport_security(bind, settings.http))
+
+
+async def test_a_client_dropping_its_sse_stream_mid_call_cancels_the_call_and_the_audit_records_it(settings: Settings, token: str) -> None:
+    started, bind, sock = threading.Event(), *free_loopback_bind()
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "wait", "arguments": {}}}
+    with serving_in_background(_blocking_server(settings, bind, started), bind, sock) as url:
+        async with httpx2.AsyncClient(timeout=10.0) as http:
+            async with http.stream("GET", f"{url}/sse", headers=bearer(token)) as stream:
+                lines = stream.aiter_lines()
+                endpoint = await _sse_endpoint(lines)
+                for message in (INITIALIZE, {"jsonrpc": "2.0", "method": "notifications/initialized"}, call):
+                    await http.post(f"{url}{endpoint}", json=message, headers=bearer(token))
+                with anyio.fail_after(10):
+                    while not started.is_set():
+                        await anyio.sleep(0.01)
+        with anyio.fail_after(10):  # the stream is gone, the server still runs
+            while not (outcomes := [r for r in read_tail(settings.audit_path, 20) if r["kind"] == "outcome"]):
+                await anyio.sleep(0.05)
+    assert [(r["tool"], r["status"], r["transport"]) for r in outcomes] == [("wait", "cancelled", "sse")]
