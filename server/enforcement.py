@@ -59,23 +59,37 @@ def name_hash(name: Any) -> str:
     return hashlib.sha256(str(name).encode("utf-8", "replace")).hexdigest()[:16]
 
 
-def _field_path(loc: tuple[Any, ...]) -> str:
-    """A field path an agent can act on. A name outside the schema is the caller's own text (it may
-    be long or hold a credential): one that is not a short plain name is shown hashed, never recorded."""
-    return ".".join(_shown(part) for part in loc) or "(root)"
+def _field_path(loc: tuple[Any, ...], chosen: set[str]) -> str:
+    """A field path an agent can act on. A name the caller chose (a key of its arguments) is its own
+    text and may be long or hold a credential: one that is not a short plain name is shown hashed."""
+    return ".".join(_shown(part, chosen) for part in loc) or "(root)"
 
 
-def _shown(part: Any) -> str:
-    if isinstance(part, int) or (PLAIN_NAME.fullmatch(part) and not secret_kind_of_value(part)):
+def _shown(part: Any, chosen: set[str]) -> str:
+    if part not in chosen or (PLAIN_NAME.fullmatch(part) and not secret_kind_of_value(part)):
         return str(part)
-    return f"unexpected field #{name_hash(part)}"
+    return f"field #{name_hash(part)}"
 
 
-def validation_denial(exc: ValidationError) -> InvalidInput:
+def _keys(arguments: Any) -> set[str]:
+    """Every mapping key anywhere in the arguments: the names the caller chose."""
+    keys: set[str] = set()
+    pending = [arguments]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, Mapping):
+            keys.update(key for key in item if isinstance(key, str))
+            pending.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            pending.extend(item)
+    return keys
+
+
+def validation_denial(exc: ValidationError, arguments: Mapping[str, Any]) -> InvalidInput:
     """Field paths and messages only: rejected values are the caller's data and stay out. At most
     MAX_PROBLEMS are listed, so a flood of bad fields cannot swell the reply or the audit record."""
-    errors = exc.errors()
-    problems = [f"{_field_path(e['loc'])}: {e['msg']}" for e in errors[:MAX_PROBLEMS]]
+    errors, chosen = exc.errors(), _keys(arguments)
+    problems = [f"{_field_path(e['loc'], chosen)}: {e['msg']}" for e in errors[:MAX_PROBLEMS]]
     if len(errors) > MAX_PROBLEMS:
         problems.append(f"and {len(errors) - MAX_PROBLEMS} more")
     return InvalidInput(
@@ -171,7 +185,7 @@ class Enforcer:
         try:
             return spec.input_model.model_validate(dict(arguments))
         except ValidationError as exc:
-            raise validation_denial(exc) from None
+            raise validation_denial(exc, arguments) from None
 
     def _who(self, principal: Any, transport: str) -> dict[str, Any]:
         return {

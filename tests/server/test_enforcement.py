@@ -137,7 +137,7 @@ async def test_a_long_or_secret_shaped_unknown_field_name_is_neither_echoed_nor_
     reason = result.structured_content["reason"]
     assert result.is_error and result.structured_content["rule_id"] == "input.schema" and "ok_name" in reason
     assert secret not in reason and "n" * 100 not in reason and secret not in str(recorder.records)
-    assert reason.count("unexpected field #") == 2 and len(str(recorder.records)) < 2000
+    assert reason.count("field #") == 2 and len(str(recorder.records)) < 2000
 
 
 async def test_a_flood_of_unknown_fields_gives_a_bounded_reason_and_audit_record() -> None:
