@@ -6,7 +6,9 @@
                      remote, PRs only as records: the default, fully testable offline
     GitHubProvider   pushes over HTTPS and opens/updates the PR through the REST API; the token is
                      read from the environment variable named in the server config at the moment it
-                     is needed, travels to git in the environment (never argv) and is never logged
+                     is needed, travels to git in the environment (never argv) and is never logged;
+                     the push that carries it runs in <state_dir>/github-push.git, never in the
+                     workspace (whose config the agent controls)
     RunArtifacts     reads a run's JSON artifacts (the gate receipt) through the tracking adapter
 
 A provider exposes: `name`, `push(commit, branch)`, `remote_head(branch)`, `find(branch)`,
@@ -147,6 +149,7 @@ class GitHubProvider:
         if settings.repository is None:
             raise GitRefused("the github PR provider has no repository configured", "set pull_requests.github.repository (owner/name) in the server config", rule_id="pr.provider")
         self.repo = repo
+        self.staging_path = records.root.parent / "github-push.git"
         self.settings = settings
         self.records = records
         self.base = base
@@ -188,8 +191,15 @@ class GitHubProvider:
         return self.settings.git_url or f"https://github.com/{self.settings.repository}.git"
 
     def push(self, commit: str, branch: str) -> None:
+        """Push exactly `commit` from a bare repository the server owns: it gets the commit from
+        the workspace first (no token), then pushes on with the token. The workspace's config,
+        which an agent may rewrite between the server's check and git's own read, never applies
+        to the push that carries the token."""
         basic = base64.b64encode(f"x-access-token:{self._token()}".encode()).decode()
-        self.repo.push(self.git_url(), commit, branch, config=[("http.extraHeader", f"Authorization: Basic {basic}")])
+        staging = GitRepo(self.staging_path) if (self.staging_path / "HEAD").is_file() else GitRepo.init_bare(self.staging_path)
+        staging.run("update-ref", "-d", f"refs/heads/{check_branch(branch)}")  # its own copy never blocks a push
+        self.repo.push(str(self.staging_path.resolve()), commit, branch)
+        staging.push(self.git_url(), commit, branch, config=[("http.extraHeader", f"Authorization: Basic {basic}")])
 
     def remote_head(self, branch: str) -> str | None:
         response = self._call("GET", f"/git/ref/heads/{check_branch(branch)}")

@@ -197,3 +197,27 @@ def test_github_provider_unreachable_api_is_a_clear_refusal(repo: GitRepo, tmp_p
 def test_github_provider_needs_a_repository(repo: GitRepo, tmp_path: Path) -> None:
     with pytest.raises(GitRefused, match="repository"):
         GitHubProvider(repo, GitHubSettings(), PrRecords(tmp_path / "prs"), "main")
+
+
+class RacedRepo(GitRepo):
+    """The workspace as the server sees it when an agent rewrites .git/config in a loop: the
+    config the server checked is not the config git reads a moment later. `local_config` answers
+    with what was read before the agent's edit; git itself reads the file as it is now."""
+
+    def __init__(self, path: Path, before: list[tuple[str, str]]) -> None:
+        super().__init__(path)
+        self._before = before
+
+    def local_config(self) -> list[tuple[str, str]]:
+        return list(self._before)
+
+
+def test_the_token_carrying_push_never_reads_the_workspace_config(repo: GitRepo, tmp_path: Path, github: tuple[FakeGitHub, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    fake, url = github
+    monkeypatch.setenv("MLGATE_TEST_GH_TOKEN", TOKEN)
+    attacker = GitRepo.init_bare(tmp_path / "attacker.git")
+    raced = RacedRepo(repo.path, repo.local_config())
+    repo.run("config", f"url.{attacker.path}.insteadOf", str(fake.remote.path))
+    commit = repo.head() or ""
+    _provider(raced, tmp_path, url, fake).push(commit, "agent/x")
+    assert fake.remote.branch_head("agent/x") == commit and attacker.branch_head("agent/x") is None
