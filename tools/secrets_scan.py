@@ -36,6 +36,8 @@ SECRET_VALUE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("jwt", re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}")),
     ("bearer_header", re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/\-]{16,}")),
     ("url_with_password", re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://[^/\s:@]+:[^/\s@]+@")),
+    # mlgate's own bearer tokens (server/auth.py: the prefix and 43 URL-safe characters), digits or not.
+    ("mlgate_token", re.compile(r"\bmlgate_[A-Za-z0-9_\-]{43}(?![A-Za-z0-9_\-])")),
 )
 RANDOM_STRING = re.compile(r"[A-Za-z0-9+/_\-=]{32,}")
 MIN_RANDOM_ENTROPY_BITS = 4.0
