@@ -13,6 +13,7 @@ from mcp.server.subscriptions import InMemorySubscriptionBus
 
 from server.acknowledgement_check import AcknowledgementCheck
 from server.approvals import ApprovalStore, ConfigFiles, OverridesLog
+from server.audit.pr_vouch import PushedCommits
 from server.audit.run_metrics import RunMetricsLedger
 from server.audit.witness import chain_id, late_witness
 from server.audit.workspace import open_chain
@@ -58,6 +59,7 @@ class Ports:
     test_queries: Any = None  # test-set query counts per dataset (server/test_queries.py)
     detached: Any = None  # detached runs: launch, live count, reconcile, cancel (server/detached_runs.py)
     run_metrics: Any = None  # finished runs' metrics as the audit chain records them (server/audit/run_metrics.py)
+    pushed_commits: Any = None  # the commits open_pr pushed, as the audit chain records them (server/audit/pr_vouch.py)
     events: Any = None  # the subscriptions bus every server built on these ports publishes to (resource updates)
 
 
@@ -82,6 +84,7 @@ def build_ports(settings: Settings) -> Ports:
     ports.slots = RunSlots(int(training["max_concurrent_runs"]), str(training["when_busy"]), state_dir=settings.state_dir)
     ports.audit = open_chain(settings, ports.clock)
     ports.run_metrics = RunMetricsLedger(settings.audit_path, ports.audit, ports.tracking)
+    ports.pushed_commits = PushedCommits(settings.audit_path)
     ports.events = InMemorySubscriptionBus()
     ports.detached = DetachedRuns(settings, ports.audit, ports.tracking, ports.events)
     ports.slots.external = ports.detached.live_count  # a live detached worker holds a slot

@@ -63,13 +63,18 @@ def promotion_hash(model: str, run_id: str, alias: str) -> str:
 
 
 def _pr_reach(ctx: CallContext, commit: str) -> list[dict[str, Any]]:
-    """Open PR records whose branch (its workspace head or its recorded commit) contains `commit`."""
+    """Open PR records whose branch (its workspace head or its recorded commit) contains `commit`;
+    a head counts only when open_pr pushed it (the audit chain's record, server/audit/pr_vouch.py):
+    PR records and branches are files and refs an agent can write."""
     repo, records = ctx.ports.git, getattr(ctx.ports.prs, "records", None)
+    pushed = getattr(ctx.ports, "pushed_commits", None)
+    vouched = pushed.commits() if pushed is not None else None
     reach = []
     for record in records.list() if records is not None else []:
         if record.get("state") != "open" or branch_problem(record.get("branch")) is not None:
             continue
         heads = {h for h in (repo.branch_head(record["branch"]), record.get("commit")) if isinstance(h, str) and COMMIT.match(h)}
+        heads = heads if vouched is None else heads & vouched
         head = next((h for h in sorted(heads) if repo.is_ancestor(commit, h)), None)
         if head is not None:
             reach.append({"pr": record.get("id"), "branch": record["branch"], "head": head})
