@@ -100,21 +100,22 @@ def _run_config(ctx: CallContext, params: Mapping[str, str], commit: str | None)
     return rebuild_config(params, committed)
 
 
-def _vouched_run(ctx: CallContext, run: dict[str, Any]) -> dict[str, Any]:
+def _vouched_run(ctx: CallContext, run: dict[str, Any], *, legacy_ok: bool = False) -> dict[str, Any]:
     """The run, once its metrics are the ones the audit chain recorded when it finished: the
-    tracking store is a file an agent can edit. Raises IntegrityError otherwise."""
+    tracking store is a file an agent can edit. `legacy_ok`: a champion promoted before runs'
+    metrics were chained has no record and still counts. Raises IntegrityError otherwise."""
     ledger = getattr(ctx.ports, "run_metrics", None)
-    problem = None if ledger is None else ledger.problem(run)
+    problem = None if ledger is None else ledger.problem(run, unrecorded_ok=legacy_ok)
     if problem is not None:
         raise IntegrityError(f"run {run['run_id']}: {problem}", "promote a run as run_experiment or reproduce finished it: run the experiment again", rule_id="integrity.run_metrics")
     return run
 
 
-def _other_run(ctx: CallContext, run_id: str | None) -> dict[str, Any] | None:
+def _other_run(ctx: CallContext, run_id: str | None, *, legacy_ok: bool = False) -> dict[str, Any] | None:
     if not run_id:
         return None
     try:
-        return _vouched_run(ctx, dict(ctx.ports.tracking.get_run(run_id)))
+        return _vouched_run(ctx, dict(ctx.ports.tracking.get_run(run_id)), legacy_ok=legacy_ok)
     except NotFound:
         return None
 
@@ -163,7 +164,7 @@ def _variance(seed_runs: Mapping[str, Any]) -> float | None:
 def _champion_run(ctx: CallContext, model: str) -> dict[str, Any] | None:
     """The current champion's run (None when there is no champion)."""
     version = ctx.ports.registry.alias_version(model, "champion")
-    return None if version is None else _other_run(ctx, ctx.ports.registry.version(model, version)["run_id"])
+    return None if version is None else _other_run(ctx, ctx.ports.registry.version(model, version)["run_id"], legacy_ok=True)
 
 
 def _champion_paired(ctx: CallContext, run: Mapping[str, Any], champion: Mapping[str, Any] | None, metric: str) -> dict[str, Any] | None:

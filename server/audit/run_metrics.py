@@ -130,11 +130,13 @@ class RunMetricsLedger:
                     self._records.setdefault(record["run_id"], record)
         self._key = (inode, offset + len(complete))
 
-    def problem(self, run: Mapping[str, Any]) -> str | None:
-        """None when the run's metrics are the ones the chain recorded when it finished; else why not."""
+    def problem(self, run: Mapping[str, Any], *, unrecorded_ok: bool = False) -> str | None:
+        """None when the run's metrics are the ones the chain recorded when it finished; else why not.
+        `unrecorded_ok`: a run without any record passes (a champion promoted before runs' metrics
+        were chained: promote registers no run without one now)."""
         record = self.recorded(str(run.get("run_id")))
         if record is None:
-            return "the audit chain holds no record of its metrics (it was not finished by run_experiment or reproduce)"
+            return None if unrecorded_ok else "the audit chain holds no record of its metrics (it was not finished by run_experiment or reproduce)"
         return _problem(record, run.get("metrics") or {}) or self._artifacts_problem(record)
 
     def _artifacts_problem(self, record: Mapping[str, Any]) -> str | None:

@@ -124,3 +124,22 @@ async def test_a_run_s_test_predictions_edited_in_its_artifacts_are_refused_at_p
         assert versions(lab) == []
     finally:
         predictions.write_bytes(original)
+
+
+def make_champion(lab: Lab, run_id: str) -> None:
+    version = lab.ports.registry.register(MODEL, run_id, lab.ports.tracking.get_run(run_id)["artifact_uri"], {})
+    lab.ports.registry.point(MODEL, "champion", version, {"run_id": run_id, "by": "test"})
+
+
+async def test_a_champion_s_test_metric_lowered_in_the_tracking_store_is_refused_at_promotion(lab: Lab) -> None:
+    champion = clone_run(lab, lab.run_id)
+    make_champion(lab, champion)
+    edit_metric(lab, champion, "test_roc_auc", 0.5)  # the attack: a weaker candidate now looks close enough
+    failed, content = await call(lab, "promote", {"run_id": lab.run_id})
+    assert failed and content["rule_id"] == "integrity.run_metrics" and champion in content["reason"], content
+
+
+async def test_a_champion_promoted_before_metrics_were_chained_still_lets_candidates_through(lab: Lab) -> None:
+    make_champion(lab, clone_run(lab, lab.run_id, vouch=False))  # no run_metrics record: an older promotion
+    failed, content = await call(lab, "promote", {"run_id": lab.run_id, "dry_run": True})
+    assert not failed, content
