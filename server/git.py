@@ -16,8 +16,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import stat
 import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -126,6 +128,15 @@ def parse_added_lines(patch: str) -> dict[str, list[tuple[int, str]]]:
             added[current].append((number, line[1:]))
             number += 1
     return added
+
+
+def _blob_id(algorithm: str, size: int, chunks: Iterable[bytes]) -> str:
+    """The id git gives a blob of `size` bytes read as `chunks` (a file that changes while it is
+    read gets an id no blob has, so it reads as changed)."""
+    digest = hashlib.new(algorithm, b"blob %d\0" % size)
+    for chunk in chunks:
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 class GitRepo:
@@ -286,7 +297,50 @@ class GitRepo:
         return parse_added_lines(patch.decode("utf-8", "replace"))
 
     def is_dirty(self) -> bool:
-        return bool(self.run("status", "--porcelain", "--untracked-files=no").stdout.strip())
+        """True when the index differs from HEAD or a tracked file from the index (untracked files
+        aside). The working tree is hashed here, byte for byte, never by git: git would read it
+        through filters named in the workspace's config, which the agent may rewrite between the
+        server's check of that config and git's own read. Raises GitRefused when git fails."""
+        if self.head() is not None and self._differs_from_head():
+            return True
+        entries = self.run("ls-files", "--stage", "-z").stdout.split(b"\0")
+        links = [e.split(b"\t", 1)[1].decode("utf-8", "surrogateescape") for e in entries if e.startswith(b"160000 ")]
+        if links and self.run("diff-files", "--quiet", "--ignore-submodules=dirty", "--", *links, check=False).returncode != 0:
+            return True  # a submodule moved to another commit (its own work tree is never entered)
+        return any(self._file_differs(entry) for entry in entries if entry and not entry.startswith(b"160000 "))
+
+    def _differs_from_head(self) -> bool:
+        proc = self.run("diff-index", "--cached", "--quiet", "--ignore-submodules=dirty", "HEAD", "--", check=False)
+        if proc.returncode not in (0, 1):
+            raise GitRefused("git diff-index failed", "check the workspace repository state")
+        return proc.returncode == 1
+
+    def _file_differs(self, entry: bytes) -> bool:
+        """Whether the work tree file of an `ls-files --stage` entry is not that blob and mode."""
+        info, name = entry.split(b"\t", 1)
+        mode, blob, stage = info.decode().split(" ")
+        found = self._worktree_object(name.decode("utf-8", "surrogateescape"), "sha256" if len(blob) == 64 else "sha1")
+        return stage != "0" or found != (mode, blob)
+
+    def _worktree_object(self, relpath: str, algorithm: str) -> tuple[str, str] | None:
+        """(git mode, blob id) of a work tree path, as git would store it unfiltered; None when it
+        is missing, lies beyond a symbolic link (git does not follow those) or is no file or link."""
+        path = self.path / relpath
+        try:
+            if any(stat.S_ISLNK(os.lstat(parent).st_mode) for parent in list(path.parents)[: relpath.count("/")]):
+                return None
+            found = os.lstat(path)
+            if stat.S_ISLNK(found.st_mode):
+                target = os.fsencode(os.readlink(path))
+                return "120000", _blob_id(algorithm, len(target), [target])
+            if not stat.S_ISREG(found.st_mode):
+                return None
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return None
+        with os.fdopen(fd, "rb") as stream:
+            blob = _blob_id(algorithm, found.st_size, iter(lambda: stream.read(1 << 20), b""))
+        return ("100755" if found.st_mode & 0o100 else "100644"), blob
 
     # --- writing ------------------------------------------------------------------------------
 
