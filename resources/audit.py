@@ -5,11 +5,11 @@ Reading the tail is not verification; `mlgate audit verify` checks the whole cha
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 from resources.base import ReadContext, ResourceSpec
+from tools import strict_json
 
 TAIL_URI = "mlgate://audit/tail"
 
@@ -22,7 +22,7 @@ class AuditTail(Protocol):
 
 def _tail(ctx: ReadContext, params: Mapping[str, str]) -> str:
     records = ctx.ports.audit.tail()
-    return json.dumps({"records": records, "count": len(records)}, sort_keys=True)
+    return strict_json.dumps({"records": records, "count": len(records)}, sort_keys=True)
 
 
 # Every principal's records: humans and operators only (configs/policy.yaml reads.audit_tail);

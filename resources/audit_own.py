@@ -7,10 +7,10 @@ newest last. Reading is not verification; `mlgate audit verify` checks the chain
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
 from resources.base import ReadContext, ResourceSpec
+from tools import strict_json
 
 MINE_URI = "mlgate://audit/mine"
 WINDOW = 1000  # records scanned, newest first; the chain clamps this to its tail_max
@@ -26,7 +26,7 @@ def own_records(ctx: ReadContext) -> list[dict]:
 
 def _mine(ctx: ReadContext, params: Mapping[str, str]) -> str:
     records = own_records(ctx)
-    return json.dumps({"principal": ctx.principal.name, "records": records, "count": len(records)}, sort_keys=True)
+    return strict_json.dumps({"principal": ctx.principal.name, "records": records, "count": len(records)}, sort_keys=True)
 
 
 SPECS = (

@@ -11,13 +11,13 @@ load_dataset does); it carries no sample rows (load_dataset returns those, PII m
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 from policies.data import registered
 from policies.decision import decide_one
 from resources.base import ReadContext, ResourceSpec
+from tools import strict_json
 from tools.load_dataset import quality_checks
 
 LIST_URI = "mlgate://datasets"
@@ -70,12 +70,12 @@ def manifest(store: DatasetCatalog, standards: PolicyConfig, content_hash: str) 
 
 
 def _listing(ctx: ReadContext, params: Mapping[str, str]) -> str:
-    return json.dumps(listing(ctx.ports.cas), sort_keys=True)
+    return strict_json.dumps(listing(ctx.ports.cas), sort_keys=True)
 
 
 def _manifest(ctx: ReadContext, params: Mapping[str, str]) -> str:
     """Raises GovernanceError (malformed, unknown or corrupt dataset)."""
-    return json.dumps(manifest(ctx.ports.cas, ctx.ports.standards, str(params["content_hash"])), sort_keys=True)
+    return strict_json.dumps(manifest(ctx.ports.cas, ctx.ports.standards, str(params["content_hash"])), sort_keys=True)
 
 
 SPECS = (

@@ -8,7 +8,6 @@ served instead, marked as such. Read-only.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -16,6 +15,7 @@ from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 
 from policies.promotion import MODEL_NAME
 from resources.base import ReadContext, ResourceSpec
+from tools import strict_json
 from tools.model_card import agent_card
 from tools.promote import CARD_ARTIFACT
 
@@ -72,12 +72,12 @@ def card(registry: Registry, artifacts: JsonArtifacts | None, name: str, reveal:
 
 
 def _models(ctx: ReadContext, params: Mapping[str, str]) -> str:
-    return json.dumps(models(ctx.ports.registry), sort_keys=True)
+    return strict_json.dumps(models(ctx.ports.registry), sort_keys=True)
 
 
 def _card(ctx: ReadContext, params: Mapping[str, str]) -> str:
     """Raises ResourceNotFoundError or GovernanceError."""
-    return json.dumps(card(ctx.ports.registry, ctx.ports.run_artifacts, str(params["name"]), ctx.principal.is_human), sort_keys=True)
+    return strict_json.dumps(card(ctx.ports.registry, ctx.ports.run_artifacts, str(params["name"]), ctx.principal.is_human), sort_keys=True)
 
 
 SPECS = (

@@ -3,7 +3,6 @@ by id (what an agent reads to understand a denial's rule_id). Read-only."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 
@@ -11,6 +10,7 @@ from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 
 from policies.registry import describe
 from resources.base import ReadContext, ResourceSpec
+from tools import strict_json
 
 POLICIES_URI = "mlgate://policies"
 RULE_ID = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
@@ -25,11 +25,11 @@ def rule_document(rule_id: str) -> dict[str, str]:
 
 
 def _all_rules(ctx: ReadContext, params: Mapping[str, str]) -> str:
-    return json.dumps(describe(), indent=2, sort_keys=True)
+    return strict_json.dumps(describe(), indent=2, sort_keys=True)
 
 
 def _one_rule(ctx: ReadContext, params: Mapping[str, str]) -> str:
-    return json.dumps(rule_document(str(params["rule_id"])), indent=2, sort_keys=True)
+    return strict_json.dumps(rule_document(str(params["rule_id"])), indent=2, sort_keys=True)
 
 
 SPECS = (

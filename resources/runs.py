@@ -6,12 +6,12 @@ the same rule get_run uses (runs.same_project).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from policies.registry import load_all
 from resources.base import ReadContext, ResourceSpec
+from tools import strict_json
 from tools.errors import NotFound
 from tools.run_views import Runs, experiment_of, load_detail, primary_metric, summary
 
@@ -40,12 +40,12 @@ def one_run(tracking: Runs, run_artifacts: Any, config: Mapping[str, Any], run_i
 
 def _recent(ctx: ReadContext, params: Mapping[str, str]) -> str:
     """Raises GovernanceError when the standards cannot be read."""
-    return json.dumps(recent(ctx.ports.tracking, ctx.ports.standards.policy_config()["standards"]), sort_keys=True)
+    return strict_json.dumps(recent(ctx.ports.tracking, ctx.ports.standards.policy_config()["standards"]), sort_keys=True)
 
 
 def _one(ctx: ReadContext, params: Mapping[str, str]) -> str:
     """Raises NotFound for an unknown run or one of another project."""
-    return json.dumps(one_run(ctx.ports.tracking, ctx.ports.run_artifacts, ctx.ports.standards.policy_config(), str(params["run_id"])), sort_keys=True)
+    return strict_json.dumps(one_run(ctx.ports.tracking, ctx.ports.run_artifacts, ctx.ports.standards.policy_config(), str(params["run_id"])), sort_keys=True)
 
 
 SPECS = (

@@ -7,11 +7,11 @@ drift flag that is true when the working-tree copy differs (drift is reported, n
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 from resources.base import ReadContext, ResourceSpec
+from tools import strict_json
 
 STANDARDS_URI = "mlgate://standards"
 DESCRIPTION = (
@@ -42,7 +42,7 @@ def standards_document(source: StandardsBytes, ref: str) -> dict[str, Any]:
 
 def _read(ctx: ReadContext, params: Mapping[str, str]) -> str:
     """Raises GovernanceError when the standards are not committed."""
-    return json.dumps(standards_document(ctx.ports.standards, ctx.ports.settings.protected_ref), sort_keys=True)
+    return strict_json.dumps(standards_document(ctx.ports.standards, ctx.ports.settings.protected_ref), sort_keys=True)
 
 
 SPECS = (ResourceSpec(STANDARDS_URI, "standards", "Project standards", DESCRIPTION, _read, requires=("standards",)),)

@@ -4,7 +4,6 @@ text of refused resource reads and prompt gets."""
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
@@ -12,24 +11,13 @@ from mcp_types import CallToolResult, TextContent
 
 from policies import Decision, Verdict
 from tools.errors import GovernanceError, NotFound
+from tools.strict_json import finite
 
 
 def _result(payload: dict[str, Any], *, is_error: bool) -> CallToolResult:
-    payload = _finite(payload)
+    payload = finite(payload)  # NaN is not JSON: null in the text, as in structured content
     text = json.dumps(payload, sort_keys=True, default=str)
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=payload, is_error=is_error)
-
-
-def _finite(value: Any) -> Any:
-    """NaN and the infinities (an undefined metric) become null: they are not JSON (RFC 8259;
-    JSON.parse refuses the text), and the SDK already writes them as null in structured content."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(item) for item in value]
-    return value
 
 
 def success(payload: dict[str, Any]) -> CallToolResult:
