@@ -42,6 +42,11 @@ HARDENING = (
     "-c", "diff.ignoreSubmodules=dirty",
     "-c", "submodule.recurse=false",
     "-c", "push.recurseSubmodules=no",
+    # Transports that run a command, pinned here whatever the workspace's config says at the moment
+    # git reads it (the inert overrides below only cover what the server read just before).
+    "-c", "protocol.ext.allow=never",
+    "-c", "protocol.git.allow=never",
+    "-c", "core.sshCommand=ssh",
 )  # fmt: skip
 IDENTITY = {
     "GIT_AUTHOR_NAME": "mlgate",

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from server.git import GitRepo
+from tools.errors import GitRefused
 
 
 class RacedRepo(GitRepo):
@@ -86,3 +87,20 @@ def test_a_tracked_file_reached_through_a_linked_directory_reads_as_dirty(repo: 
     (repo.path / "src").rename(copy)
     os.symlink(copy, repo.path / "src")
     assert repo.is_dirty()
+
+
+@pytest.mark.parametrize("transport", ["ext", "ssh"])
+def test_a_push_redirected_after_the_check_never_runs_a_command(repo: GitRepo, tmp_path: Path, transport: str) -> None:
+    marker, remote = tmp_path / "PWNED", GitRepo.init_bare(tmp_path / "remote.git")
+    raced = RacedRepo(repo.path, repo.local_config())
+    if transport == "ext":
+        repo.run("config", "protocol.ext.allow", "always")
+        repo.run("config", f"url.ext::sh -c touch% {marker}.insteadOf", str(remote.path))
+    else:
+        repo.run("config", "core.sshCommand", f"touch {marker}; false")
+        repo.run("config", f"url.ssh://git@example.invalid/r.git.insteadOf", str(remote.path))
+    try:
+        raced.push(str(remote.path), repo.head() or "", "agent/x")
+    except GitRefused:
+        pass  # refused or failed: either way nothing ran
+    assert not marker.exists()
