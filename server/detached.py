@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         return _refuse(audit_path, args.call_id, refused.reason)
     try:
         return anyio.run(_execute, vouched)
+    except Refused as refused:  # another worker claimed the call first (server/detached_work.py)
+        return _refuse(audit_path, args.call_id, refused.reason)
     finally:
         os.close(lock)
 

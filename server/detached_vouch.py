@@ -31,6 +31,7 @@ from typing import Any
 from server.audit.records import parse_line
 
 EVENT_KIND = "detached_run"
+RAN = ("started", "ended", "reconciled")  # events of a call some worker already ran
 CALL_ID = re.compile(r"^[0-9a-f]{32}\Z")
 TOOL = "run_experiment"
 
@@ -124,7 +125,7 @@ def vouch(audit_path: Path, call_id: str, data: bytes) -> Vouched:
         raise Refused("the audit chain holds no accepted detached run for this call id")
     if request_sha256(data) != accepted.get("request_sha256"):
         raise Refused("the request file is not the one the server accepted (its SHA-256 differs)")
-    if any(e.get("event") in ("started", "ended", "reconciled") for e in events):
+    if any(e.get("event") in RAN for e in events):
         raise Refused("this call was already started: a detached request runs once")
     _check_decision(_decision(chain, accepted), accepted)
     try:

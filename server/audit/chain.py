@@ -10,7 +10,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -89,6 +89,19 @@ class AuditChain:
         body = _validated(record)
         with self._exclusive():
             self._catch_up()
+            written = self._write_record(body)
+            self._after_write()
+        return written
+
+    def append_unless(self, record: Mapping[str, Any], taken: Callable[[], bool]) -> dict[str, Any] | None:
+        """Chains `record` unless `taken()`, asked under the chain's lock once the records other
+        processes appended are adopted, says one of them claimed it first: a claim two processes
+        race for (a detached call's `started`) is won once. Returns None when taken. Raises as `append`."""
+        body = _validated(record)
+        with self._exclusive():
+            self._catch_up()
+            if taken():
+                return None
             written = self._write_record(body)
             self._after_write()
         return written

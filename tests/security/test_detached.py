@@ -55,3 +55,25 @@ async def test_an_edited_or_second_worker_for_a_genuine_detached_call_is_refused
     refused = [r for r in detached_records(lab.settings) if r["event"] == "refused"]
     assert [r["call_id"] for r in refused] == [call_id, call_id, forged]
     assert [r["event"] for r in detached_records(lab.settings, call_id) if r["event"] != "refused"] == ["accepted", "started", "ended"]
+
+
+async def test_a_second_worker_past_the_check_before_the_first_claimed_the_call_does_not_run_it(lab: RunsLab) -> None:
+    # The agent removes <call_id>.lock while the genuine worker builds its ports (seconds) and starts
+    # a second worker: its lock is on a new file and its check finds no `started` record yet. What
+    # that worker holds then is exactly a vouched request; it must still not claim the call.
+    from server.audit.records import parse_line
+    from server.detached_vouch import Refused, Vouched, events_of, read_chain
+    from server.detached_work import Work
+
+    is_error, started = await lab.call("run_experiment", {"reasoning": REASONING, "detach": True})
+    assert not is_error, started
+    run_id, call_id = started["run_id"], started["call_id"]
+    await wait_for_run(lab.settings, run_id, training_started)
+    document = json.loads((lab.settings.state_dir / "detached" / f"{call_id}.json").read_bytes())
+    accepted = next(e for e in events_of(read_chain(lab.settings.audit_path), call_id) if e["event"] == "accepted")
+    assert parse_line((json.dumps(accepted, sort_keys=True, separators=(",", ":")) + "\n").encode())[1] is None
+    with pytest.raises(Refused, match="already started"):
+        Work.open(Vouched(document, accepted))
+    assert [r["event"] for r in detached_records(lab.settings, call_id)].count("started") == 1
+    is_error, cancelled = await lab.call("cancel_run", {"run_id": run_id})
+    assert not is_error and cancelled["status"] == "KILLED"

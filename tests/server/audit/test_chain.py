@@ -285,3 +285,22 @@ def test_a_chain_nobody_closed_releases_its_descriptors_when_collected(path: Pat
     # Each pending fsync timer keeps its chain alive until it has synced the chain.
     assert wait_for(lambda: gc.collect() >= 0 and len(os.listdir("/proc/self/fd")) <= before)
     assert verify(path).ok and verify(path).count == 20 and _anchor(path).seq == 19
+
+
+def test_a_claim_two_writers_race_for_is_chained_once(path: Path) -> None:
+    # two processes' chains on one file (a worker and a second worker the agent started): each asks,
+    # under the chain's lock and after adopting the other's records, whether the claim is taken
+    first, second = AuditChain(path), AuditChain(path)
+    claim = {"kind": "detached_run", "event": "started", "call_id": "c" * 32}
+
+    def taken() -> bool:
+        return any(json.loads(line).get("event") == "started" for line in path.read_bytes().splitlines())
+
+    won = first.append_unless(claim, taken)
+    lost = second.append_unless(claim, taken)
+    after = second.append({"kind": "outcome", "status": "ok"})
+    first.close()
+    second.close()
+    assert won is not None and won["seq"] == 0 and lost is None and after["seq"] == 1
+    assert [json.loads(line)["event"] for line in lines(path)[:1]] == ["started"] and len(lines(path)) == 2
+    assert verify(path).ok
