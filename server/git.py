@@ -40,6 +40,7 @@ HARDENING = (
     # Never start git inside a submodule: its own config (filters, remotes, ssh commands) is the
     # agent's and is not made inert here. A submodule moved to another commit still reads as dirty.
     "-c", "diff.ignoreSubmodules=dirty",
+    "-c", "diff.submodule=short",
     "-c", "submodule.recurse=false",
     "-c", "push.recurseSubmodules=no",
     # Transports that run a command, pinned here whatever the workspace's config says at the moment

@@ -68,3 +68,18 @@ def test_a_push_never_recurses_into_a_submodule_whose_remote_runs_a_command(work
     remote = GitRepo.init_bare(tmp_path / "remote.git")
     repo.push(str(remote.path), head, "agent/sub")
     assert not marker.exists() and remote.branch_head("agent/sub") == head
+
+
+def test_a_diff_never_starts_git_inside_a_submodule_whose_config_runs_a_command(workspace_with_submodule: GitRepo, tmp_path: Path) -> None:
+    repo, sub, marker = workspace_with_submodule, workspace_with_submodule.path / "sub", tmp_path / "PWNED"
+    base = repo.head() or ""
+    (sub / "x.txt").write_text("model.fit(X)\n")
+    _git(sub, "commit", "-q", "-am", "training in the submodule")
+    head = repo.commit_paths(["sub"], "bump sub")
+    (sub / ".gitattributes").write_text("* diff=evil\n")
+    _git(sub, "config", "diff.evil.textconv", f"sh -c 'touch {marker}; cat \"$1\"' -")
+    _git(sub, "config", "diff.external", f"sh -c 'touch {marker}'")
+    _git(repo.path, "config", "diff.submodule", "diff")
+    assert repo.changed_paths(base, head) == ["sub"] and repo.added_lines(base, head)["sub"][0][1].startswith("Subproject commit ")
+    repo.staged_added_lines()
+    assert not marker.exists()
