@@ -44,6 +44,7 @@ from pydantic import ValidationError
 from policies import Principal
 from policies.provenance import STANDARDS_PATH
 from server.audit.records import canonical, parse_line
+from server.audit.tail import ChainTail
 from server.files import write_atomic
 from server.ledger import APPROVER_ROLES, ChainLedger, ChainWriter, actor
 from server.settings import GOVERNED_SETTINGS, Settings, load_file_settings
@@ -132,34 +133,19 @@ class AcknowledgementLedger:
         self.path = Path(audit_path)
         self._credentials = ChainLedger(self.path)
         self._mutex = threading.Lock()
-        self._key: tuple[int, int] | None = None  # (inode, offset read up to)
+        self._tail = ChainTail(self.path)
         self._latest: dict[str, Any] | None = None
         self._seen_any = False
 
     def latest(self) -> dict[str, Any] | None:
         with self._mutex:
-            try:
-                fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-            except FileNotFoundError:
-                self._key, self._latest, self._seen_any = None, None, False
-                return None
-            try:
-                self._read_new(fd)
-            finally:
-                os.close(fd)
+            restarted, data = self._tail.read()
+            if restarted:
+                self._latest, self._seen_any = None, False
+            for line in data.splitlines(keepends=True):
+                if _MARKER in line:
+                    self._consider(line)
             return None if self._latest is None else dict(self._latest)
-
-    def _read_new(self, fd: int) -> None:
-        stat = os.fstat(fd)
-        inode, offset = self._key or (stat.st_ino, 0)
-        if inode != stat.st_ino or stat.st_size < offset:
-            inode, offset, self._latest, self._seen_any = stat.st_ino, 0, None, False
-        data = os.pread(fd, stat.st_size - offset, offset)
-        complete = data[: data.rfind(b"\n") + 1]
-        for line in complete.splitlines(keepends=True):
-            if _MARKER in line:
-                self._consider(line)
-        self._key = (inode, offset + len(complete))
 
     def _consider(self, line: bytes) -> None:
         record, problem = parse_line(line)

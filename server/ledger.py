@@ -23,7 +23,6 @@ does not match are ignored; chain integrity as a whole is `mlgate audit verify`'
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import threading
 from collections.abc import Iterable, Mapping
@@ -33,6 +32,7 @@ from typing import Any
 
 from server.audit.chain import AuditChain
 from server.audit.records import parse_line
+from server.audit.tail import ChainTail
 
 APPROVAL_KINDS = ("approval_requested", "approval_decided", "approval_consumed")
 TOKEN_KINDS = ("token_created", "token_revoked")
@@ -94,34 +94,18 @@ class ChainLedger:
     def __init__(self, audit_path: Path | str) -> None:
         self.path = Path(audit_path)
         self._mutex = threading.Lock()
-        self._key: tuple[int, int] | None = None  # (inode, offset read up to)
+        self._tail = ChainTail(self.path)
         self._state = _State()
 
     def _refresh(self) -> _State:
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            self._key, self._state = None, _State()
-            return self._state
-        try:
-            self._read_new(fd)
-        finally:
-            os.close(fd)
-        return self._state
-
-    def _read_new(self, fd: int) -> None:
-        stat = os.fstat(fd)
-        inode, offset = self._key or (stat.st_ino, 0)
-        if inode != stat.st_ino or stat.st_size < offset:
-            # Replaced or cut: start again (audit verify reports why).
-            inode, offset, self._state = stat.st_ino, 0, _State()
-        data = os.pread(fd, stat.st_size - offset, offset)
-        complete = data[: data.rfind(b"\n") + 1]
-        for line in _marked_lines(complete):
+        restarted, data = self._tail.read()
+        if restarted:
+            self._state = _State()
+        for line in _marked_lines(data):
             record, problem = parse_line(line)
             if problem is None and record is not None and isinstance(record.get("kind"), str):
                 self._state.add(record)
-        self._key = (inode, offset + len(complete))
+        return self._state
 
     # --- approvals ------------------------------------------------------------------------------
 

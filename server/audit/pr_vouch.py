@@ -14,12 +14,12 @@ commit such a record names (`commits()`).
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from pathlib import Path
 
 from server.audit.records import parse_line
+from server.audit.tail import ChainTail
 
 _MARKER = b'"tool":"open_pr"'
 _COMMIT = re.compile(r"^[0-9a-f]{40}\Z")
@@ -31,32 +31,20 @@ class PushedCommits:
     def __init__(self, audit_path: Path | str) -> None:
         self.path = Path(audit_path)
         self._mutex = threading.Lock()
-        self._key: tuple[int, int] | None = None  # (inode, offset read up to)
+        self._tail = ChainTail(self.path)
         self._commits: set[str] = set()
 
     def commits(self) -> set[str]:
         with self._mutex:
-            try:
-                fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-            except FileNotFoundError:
-                self._key, self._commits = None, set()
-                return set()
-            try:
-                self._read_new(fd)
-            finally:
-                os.close(fd)
+            restarted, data = self._tail.read()
+            if restarted:
+                self._commits = set()
+            for line in data.splitlines(keepends=True):
+                if _MARKER in line and b'"kind":"outcome"' in line:
+                    self._consider(line)
             return set(self._commits)
 
-    def _read_new(self, fd: int) -> None:
-        stat = os.fstat(fd)
-        inode, offset = self._key or (stat.st_ino, 0)
-        if inode != stat.st_ino or stat.st_size < offset:  # replaced or cut: read again (verify says why)
-            inode, offset, self._commits = stat.st_ino, 0, set()
-        data = os.pread(fd, stat.st_size - offset, offset)
-        complete = data[: data.rfind(b"\n") + 1]
-        for line in complete.splitlines(keepends=True):
-            if _MARKER in line and b'"kind":"outcome"' in line:
-                record, problem = parse_line(line)
-                if problem is None and record is not None and (record.get("kind"), record.get("tool"), record.get("status")) == ("outcome", "open_pr", "ok"):
-                    self._commits.update([record["commit"]] if _COMMIT.match(str(record.get("commit"))) else [])
-        self._key = (inode, offset + len(complete))
+    def _consider(self, line: bytes) -> None:
+        record, problem = parse_line(line)
+        if problem is None and record is not None and (record.get("kind"), record.get("tool"), record.get("status")) == ("outcome", "open_pr", "ok"):
+            self._commits.update([record["commit"]] if _COMMIT.match(str(record.get("commit"))) else [])

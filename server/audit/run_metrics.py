@@ -23,7 +23,6 @@ every run's model files would make verify as slow as copying the store).
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import tempfile
 import threading
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from server.audit.records import canonical, parse_line
+from server.audit.tail import ChainTail
 from server.ledger import ChainWriter
 
 KIND = "run_metrics"
@@ -86,7 +86,7 @@ class RunMetricsLedger:
         self._writer = ChainWriter(self.path, sink)
         self._tracking = tracking  # the run's artifacts are read through it (None: metrics only)
         self._mutex = threading.Lock()
-        self._key: tuple[int, int] | None = None  # (inode, offset read up to)
+        self._tail = ChainTail(self.path)
         self._records: dict[str, dict[str, Any]] = {}
 
     def record(self, run_id: str, metrics: Mapping[str, Any]) -> None:
@@ -105,30 +105,18 @@ class RunMetricsLedger:
     def all(self) -> dict[str, dict[str, Any]]:
         """{run id: its first well-formed run_metrics record}."""
         with self._mutex:
-            try:
-                fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-            except FileNotFoundError:
-                self._key, self._records = None, {}
-                return {}
-            try:
-                self._read_new(fd)
-            finally:
-                os.close(fd)
+            restarted, data = self._tail.read()
+            if restarted:
+                self._records = {}
+            for line in data.splitlines(keepends=True):
+                if _MARKER in line:
+                    self._consider(line)
             return dict(self._records)
 
-    def _read_new(self, fd: int) -> None:
-        stat = os.fstat(fd)
-        inode, offset = self._key or (stat.st_ino, 0)
-        if inode != stat.st_ino or stat.st_size < offset:  # replaced or cut: read again (verify says why)
-            inode, offset, self._records = stat.st_ino, 0, {}
-        data = os.pread(fd, stat.st_size - offset, offset)
-        complete = data[: data.rfind(b"\n") + 1]
-        for line in complete.splitlines(keepends=True):
-            if _MARKER in line:
-                record, problem = parse_line(line)
-                if problem is None and record is not None and record.get("kind") == KIND and RUN_ID.match(str(record.get("run_id"))):
-                    self._records.setdefault(record["run_id"], record)
-        self._key = (inode, offset + len(complete))
+    def _consider(self, line: bytes) -> None:
+        record, problem = parse_line(line)
+        if problem is None and record is not None and record.get("kind") == KIND and RUN_ID.match(str(record.get("run_id"))):
+            self._records.setdefault(record["run_id"], record)
 
     def problem(self, run: Mapping[str, Any], *, unrecorded_ok: bool = False) -> str | None:
         """None when the run's metrics are the ones the chain recorded when it finished; else why not.
