@@ -3,6 +3,7 @@ server's principal): (is_error, structured content). Shared by the tool and secu
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from mcp import Client
@@ -23,3 +24,12 @@ async def call_tool(settings: Settings, tool: str, arguments: dict[str, Any], po
         if own:
             ports.audit.close()
     return result.is_error, result.structured_content or {}
+
+
+def strict_json(text: str) -> Any:
+    """JSON as RFC 8259 and JavaScript's JSON.parse read it: NaN and Infinity are not JSON."""
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)

@@ -11,6 +11,7 @@ from mcp.shared.exceptions import MCPError
 
 from resources.runs import RECENT, RUNS_URI
 from server.app import build_server
+from tests.mcp_calls import strict_json
 from tests.tools.runs_lab import RunsLab, build_runs_lab, foreign_run, logged_run
 
 pytestmark = pytest.mark.anyio
@@ -79,15 +80,6 @@ async def test_the_run_template_is_advertised(lab: RunsLab) -> None:
     assert "mlgate://runs/{run_id}" in templates and RUNS_URI in uris and RECENT == 20
 
 
-def _strict_json(text: str) -> Any:
-    """JSON as RFC 8259 and JavaScript's JSON.parse read it: NaN and Infinity are not JSON."""
-
-    def refuse(constant: str) -> Any:
-        raise ValueError(f"{constant} is not JSON")
-
-    return json.loads(text, parse_constant=refuse)
-
-
 async def test_a_run_with_an_undefined_metric_reads_as_strict_json_with_the_metric_null(tmp_path: Any) -> None:
     lab = build_runs_lab(tmp_path)
     run_id = logged_run(lab)
@@ -95,6 +87,6 @@ async def test_a_run_with_an_undefined_metric_reads_as_strict_json_with_the_metr
     async with Client(build_server(lab.settings, lab.ports)) as client:
         one = (await client.read_resource(f"mlgate://runs/{run_id}")).contents[0].text
         recent = (await client.read_resource(RUNS_URI)).contents[0].text
-    run = _strict_json(one)
+    run = strict_json(one)
     assert run["metrics"]["f1"]["value"] is None
-    assert _strict_json(recent)["runs"][0]["run_id"] == run_id
+    assert strict_json(recent)["runs"][0]["run_id"] == run_id

@@ -10,6 +10,7 @@ from mcp import Client
 
 from server.app import build_server
 from server.audit import verify
+from tests.mcp_calls import strict_json
 from tests.tools.runs_lab import RunsLab, build_runs_lab, foreign_run, human, logged_run, trained_run
 
 pytestmark = pytest.mark.anyio
@@ -97,20 +98,11 @@ async def test_humans_read_runs_too_and_the_read_is_audited_with_the_run_id(lab:
     assert verify(lab.settings.audit_path).ok
 
 
-def _strict_json(text: str) -> Any:
-    """JSON as RFC 8259 and JavaScript's JSON.parse read it: NaN and Infinity are not JSON."""
-
-    def refuse(constant: str) -> Any:
-        raise ValueError(f"{constant} is not JSON")
-
-    return json.loads(text, parse_constant=refuse)
-
-
 async def test_a_run_with_an_undefined_metric_is_answered_in_strict_json_with_the_metric_null(lab: RunsLab) -> None:
     run_id = logged_run(lab)
     lab.ports.tracking.log_metrics(run_id, {"val_f1": float("nan")})  # e.g. F1 of a fold without a positive prediction
     async with Client(build_server(lab.settings, lab.ports)) as client:
         result = await client.call_tool("get_run", {"run_id": run_id})
     assert not result.is_error
-    assert _strict_json(result.content[0].text) == result.structured_content
+    assert strict_json(result.content[0].text) == result.structured_content
     assert result.structured_content["metrics"]["f1"]["value"] is None
