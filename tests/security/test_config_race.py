@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from server.git import GitRepo
+from tests.security.git_tricks import rewrite_same_size
 from tools.errors import GitRefused
 
 
@@ -37,20 +38,13 @@ def repo(tmp_path: Path) -> GitRepo:
     return repo
 
 
-def _touch(path: Path, text: str) -> None:
-    """Same size, later mtime: git must read the file (through its clean filter) to compare it."""
-    path.write_text(text)
-    later = path.stat().st_mtime + 5
-    os.utime(path, (later, later))
-
-
 def test_a_clean_filter_added_after_the_server_read_the_config_never_runs(repo: GitRepo, tmp_path: Path) -> None:
     marker = tmp_path / "PWNED"
     raced = RacedRepo(repo.path, repo.local_config())
     repo.run("config", "filter.evil.clean", f"touch {marker} && cat")
-    _touch(repo.path / "a.txt", "one\n")
+    rewrite_same_size(repo.path / "a.txt", "one\n")
     assert raced.is_dirty() is False and not marker.exists()
-    _touch(repo.path / "a.txt", "two\n")
+    rewrite_same_size(repo.path / "a.txt", "two\n")
     assert raced.is_dirty() is True and not marker.exists()
 
 

@@ -7,13 +7,13 @@ Real git: the agent's own `git submodule add` and `git config` calls, a real bar
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from server.git import GitRepo
+from tests.security.git_tricks import rewrite_same_size
 
 
 def _git(cwd: Path, *args: str) -> None:
@@ -33,18 +33,11 @@ def workspace_with_submodule(tmp_path: Path) -> GitRepo:
     return repo
 
 
-def _stat_dirty(path: Path, text: str) -> None:
-    """Same size, new mtime: git must read the file (through its clean filter) to compare it."""
-    path.write_text(text)
-    later = path.stat().st_mtime + 5
-    os.utime(path, (later, later))
-
-
 def test_a_submodule_clean_filter_never_runs_when_the_workspace_status_is_read(workspace_with_submodule: GitRepo, tmp_path: Path) -> None:
     sub, marker = workspace_with_submodule.path / "sub", tmp_path / "PWNED"
     _git(sub, "config", "filter.evil.clean", f"touch {marker}; cat")
     (sub / ".gitattributes").write_text("* filter=evil\n")
-    _stat_dirty(sub / "x.txt", "y\n")
+    rewrite_same_size(sub / "x.txt", "y\n")
     workspace_with_submodule.is_dirty()
     assert not marker.exists()
 
