@@ -67,14 +67,14 @@ def _pr_reach(ctx: CallContext, commit: str) -> list[dict[str, Any]]:
     a head counts only when open_pr pushed it (the audit chain's record, server/audit/pr_vouch.py):
     PR records and branches are files and refs an agent can write."""
     repo, records = ctx.ports.git, getattr(ctx.ports.prs, "records", None)
-    pushed = getattr(ctx.ports, "pushed_commits", None)
-    vouched = pushed.commits() if pushed is not None else None
+    pushed = ctx.ports.pushed_commits
+    vouched = pushed.commits() if pushed is not None else set()  # no record of pushes: no head counts
     reach = []
     for record in records.list() if records is not None else []:
         if record.get("state") != "open" or branch_problem(record.get("branch")) is not None:
             continue
         heads = {h for h in (repo.branch_head(record["branch"]), record.get("commit")) if isinstance(h, str) and COMMIT.match(h)}
-        heads = heads if vouched is None else heads & vouched
+        heads &= vouched
         head = next((h for h in sorted(heads) if repo.is_ancestor(commit, h)), None)
         if head is not None:
             reach.append({"pr": record.get("id"), "branch": record["branch"], "head": head})
@@ -104,8 +104,8 @@ def _vouched_run(ctx: CallContext, run: dict[str, Any], *, legacy_ok: bool = Fal
     """The run, once its metrics are the ones the audit chain recorded when it finished: the
     tracking store is a file an agent can edit. `legacy_ok`: a champion promoted before runs'
     metrics were chained has no record and still counts. Raises IntegrityError otherwise."""
-    ledger = getattr(ctx.ports, "run_metrics", None)
-    problem = None if ledger is None else ledger.problem(run, unrecorded_ok=legacy_ok)
+    ledger = ctx.ports.run_metrics
+    problem = "this server keeps no record of finished runs' metrics" if ledger is None else ledger.problem(run, unrecorded_ok=legacy_ok)
     if problem is not None:
         raise IntegrityError(f"run {run['run_id']}: {problem}", "promote a run as run_experiment or reproduce finished it: run the experiment again", rule_id="integrity.run_metrics")
     return run

@@ -88,3 +88,12 @@ async def test_a_pr_branch_moved_with_git_does_not_put_a_commit_on_it(lab: Lab, 
         assert failed and gate(content, "commit_on_pr_branch")["status"] == "FAIL", content
     finally:
         lab.repo.run("branch", "-f", branch, reviewed)
+
+
+async def test_a_server_without_a_record_of_pushes_counts_no_pr_branch(lab: Lab) -> None:
+    pushed, lab.ports.pushed_commits = lab.ports.pushed_commits, None  # a server built without the port fails closed
+    try:
+        failed, content = await call(lab, "promote", {"run_id": lab.run_id})
+        assert failed and gate(content, "commit_on_pr_branch")["status"] == "FAIL", content
+    finally:
+        lab.ports.pushed_commits = pushed

@@ -143,3 +143,13 @@ async def test_a_champion_promoted_before_metrics_were_chained_still_lets_candid
     make_champion(lab, clone_run(lab, lab.run_id, vouch=False))  # no run_metrics record: an older promotion
     failed, content = await call(lab, "promote", {"run_id": lab.run_id, "dry_run": True})
     assert not failed, content
+
+
+async def test_a_server_without_a_record_of_run_metrics_refuses_promotion(lab: Lab) -> None:
+    ledger, lab.ports.run_metrics = lab.ports.run_metrics, None  # a server built without the port fails closed
+    try:
+        failed, content = await call(lab, "promote", {"run_id": lab.run_id, "dry_run": True})
+        assert failed and content["rule_id"] == "integrity.run_metrics" and "keeps no record" in content["reason"], content
+    finally:
+        lab.ports.run_metrics = ledger
+    assert versions(lab) == []
