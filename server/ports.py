@@ -55,7 +55,7 @@ class Ports:
     prs: Any = None  # the pull-request provider (server/pr_providers.py)
     run_artifacts: Any = None  # a run's JSON artifacts (server/pr_providers.RunArtifacts)
     registry: Any = None  # model registry and alias history (server/registry.py)
-    worktrees: Any = None  # temporary worktrees at past commits (server/worktree.py)
+    worktrees: Any = None  # files at past commits, from the object store (server/worktree.py)
     test_queries: Any = None  # test-set query counts per dataset (server/test_queries.py)
     detached: Any = None  # detached runs: launch, live count, reconcile, cancel (server/detached_runs.py)
     run_metrics: Any = None  # finished runs' metrics as the audit chain records them (server/audit/run_metrics.py)
@@ -91,6 +91,6 @@ def build_ports(settings: Settings) -> Ports:
     ports.prs = build_provider(settings, git, witness=witness)
     ports.run_artifacts = RunArtifacts(ports.tracking)
     ports.registry = ModelRegistry(ports.tracking, settings.state_dir / "registry", witness=witness)
-    ports.worktrees = Worktrees(git, settings.state_dir / "worktrees")
+    ports.worktrees = Worktrees(git)
     ports.test_queries = TestQueryLedger(settings.state_dir, ports.audit)
     return ports

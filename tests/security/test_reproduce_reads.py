@@ -33,7 +33,7 @@ def test_a_smudge_filter_included_only_inside_worktrees_never_runs(repo: GitRepo
     (repo.path / ".git" / "evil.cfg").write_text(f'[filter "evil"]\n\tsmudge = "touch {marker} && cat"\n')
     with (repo.path / ".git" / "config").open("a") as handle:
         handle.write('[includeIf "gitdir:**/worktrees/**"]\n\tpath = evil.cfg\n')
-    files = Worktrees(repo, tmp_path / "state" / "worktrees").read_files(repo.head() or "", ["src/features.py", "configs/missing.yaml"])
+    files = Worktrees(repo).read_files(repo.head() or "", ["src/features.py", "configs/missing.yaml"])
     assert files == {"src/features.py": b"VERSION = 1\n", "configs/missing.yaml": None} and not marker.exists()
 
 
@@ -41,7 +41,7 @@ def test_the_stored_bytes_are_read_whatever_the_commit_attributes_convert(repo: 
     (repo.path / ".gitattributes").write_text("*.py text eol=crlf ident\n")
     (repo.path / "src/features.py").write_text("# $Id$\nVERSION = 2\n")
     commit = repo.commit_all("attributes that rewrite files on checkout")
-    files = Worktrees(repo, tmp_path / "state" / "worktrees").read_files(commit, ["src/features.py"])
+    files = Worktrees(repo).read_files(commit, ["src/features.py"])
     assert files == {"src/features.py": b"# $Id$\nVERSION = 2\n"}
 
 
@@ -50,4 +50,4 @@ def test_a_path_through_a_committed_link_file_or_directory_is_refused(repo: GitR
     os.symlink("src", repo.path / "lnk")
     commit = repo.commit_all("a linked directory")
     with pytest.raises(IntegrityError):
-        Worktrees(repo, tmp_path / "state" / "worktrees").read_files(commit, [relpath])
+        Worktrees(repo).read_files(commit, [relpath])
