@@ -4,8 +4,11 @@ The operator's comments (why a split, what a field means) are part of the config
 is merged into the file's own round-trip tree (ruamel.yaml): unchanged keys keep their comments and
 layout, changed values are replaced in place, removed keys go, new keys are appended. Client input
 is never parsed here: the hardened loader (server/safe_yaml.py) parsed and checked it already. The
-output is only used when the hardened loader reads it back as exactly the new document; otherwise
-(or when the current file cannot be round-tripped) the plain rendering is written instead.
+current file is an agent's to write (DESIGN §9), so the round-trip parser only reads it once the
+hardened loader accepted it (ruamel's composer recurses once per nesting level: a file nested a few
+thousand levels deep would crash the write and, as a flow list, parse for seconds). The output is
+only used when the hardened loader reads it back as exactly the new document; otherwise (or when
+the current file cannot be round-tripped) the plain rendering is written instead.
 """
 
 from __future__ import annotations
@@ -66,18 +69,21 @@ def _roundtrip(original: bytes, document: Mapping[str, Any]) -> str | None:
     return buffer.getvalue()
 
 
+def _hardened(text: bytes | str, limits: Mapping[str, Any]) -> dict[str, Any] | None:
+    """`text` as the hardened loader reads it (size, depth, node count, no aliases or tags); None
+    when it refuses it."""
+    try:
+        return safe_yaml.load_document(text, limits, name="config")
+    except Exception:  # noqa: BLE001 - anything the hardened loader refuses is neither round-tripped nor written
+        return None
+
+
 def render_over(original: bytes | None, document: Mapping[str, Any], limits: Mapping[str, Any], *, header: str = "") -> str:
     """`document` as YAML text keeping `original`'s comments; the plain rendering (with `header`)
     when there is no original, it cannot be round-tripped, or the result would not read back as
     `document` through the hardened loader."""
     plain = safe_yaml.dump_document(document, header=header)
-    if not original or len(original) > int(limits["max_bytes"]):
+    if not original or _hardened(original, limits) is None:
         return plain
     text = _roundtrip(original, document)
-    if text is None:
-        return plain
-    try:
-        same = safe_yaml.load_document(text, limits, name="rendered config") == dict(document)
-    except Exception:  # noqa: BLE001 - anything the hardened loader refuses is not written
-        same = False
-    return text if same else plain
+    return text if text is not None and _hardened(text, limits) == dict(document) else plain

@@ -1,0 +1,46 @@
+"""Hostile config text in the working tree (DESIGN §9: an agent with its own shell writes any file
+of the workspace): the server's own writes of configs/*.yaml never parse it with anything but the
+hardened loader, so a file built to exhaust a YAML parser costs a proposal nothing."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from server.app import build_server
+from server.roundtrip_yaml import render_over
+from server.safe_yaml import load_document
+from server.settings import Settings, policy_limits
+
+pytestmark = pytest.mark.anyio
+
+LIMITS = policy_limits()["documents"]
+REASONING = {
+    "hypothesis_category": "hyperparameter_tuning",
+    "change_description": "Deeper trees to capture interactions between income and debt",
+    "expected_effect": "roc_auc improves by about one point on the validation folds",
+}
+# Nested far beyond the document depth cap (and Python's recursion limit), well under its byte cap.
+DEEP_MAPPING = "x: " + "{a: " * 3000 + "1" + "}" * 3000 + "\n"
+DEEP_LIST = "x: " + "[" * 20000 + "]" * 20000 + "\n"
+
+
+@pytest.mark.parametrize("original", [DEEP_MAPPING, DEEP_LIST], ids=["mapping", "list"])
+def test_a_current_file_nested_past_the_depth_cap_gets_the_plain_rendering_at_once(original: str) -> None:
+    started = time.monotonic()
+    text = render_over(original.encode(), REASONING, LIMITS, header="# Why.\n")
+    assert text.startswith("# Why.\n") and load_document(text, LIMITS) == REASONING
+    assert time.monotonic() - started < 3.0  # the round-trip parser never reads the hostile text
+
+
+async def test_a_deeply_nested_reasoning_file_in_the_working_tree_does_not_break_proposals(settings: Settings, workspace: Path) -> None:
+    (workspace / "configs/reasoning.yaml").write_text(DEEP_MAPPING)
+    async with Client(build_server(settings)) as client:
+        result = await client.call_tool("propose_config_change", {"changes": {"model.params.max_depth": 6}, "reasoning": REASONING})
+    content = result.structured_content
+    assert content["decision"] == "allow" and content["changed"] is True, content
+    assert load_document((workspace / "configs/reasoning.yaml").read_bytes(), LIMITS)["change_description"] == REASONING["change_description"]
+    assert load_document((workspace / "configs/experiment.yaml").read_bytes(), LIMITS)["model"]["params"]["max_depth"] == 6
