@@ -16,7 +16,6 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +26,13 @@ from server.tracking_owners import HEARTBEAT_TAG, PID_NS_TAG, Heartbeat, pid_nam
 from server.tracking_store import artifact_root as configured_artifact_root
 from server.tracking_store import is_remote
 from server.tracking_stats import refresh as refresh_planner_statistics
+from server.tracking_values import as_text, check_keys, chunks, flatten, numeric_metrics, run_record, scrub_credential, truncate
 from tools.errors import GovernanceError, InvalidInput, NotFound
-from tools.provenance import canonical_json, stable_json
-from tools.redact import redact_text, redact_value
-from tools.secrets_scan import find_secrets, secret_kind_of_value, strip_secrets
+from tools.provenance import stable_json
+from tools.redact import redact_text
+from tools.secrets_scan import find_secrets, strip_secrets
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}\Z")
-MLFLOW_KEY = re.compile(r"^[A-Za-z0-9_\-. /]{1,250}\Z")
 ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,120}\.json\Z")
 END_STATUSES = ("FINISHED", "FAILED", "KILLED")
 MAX_PARAM_CHARS, MAX_TAG_CHARS, BATCH = 6000, 8000, 100
@@ -62,78 +61,6 @@ def _import_mlflow() -> Any:
 def experiment_name(client_name: str, project_name: str) -> str:
     """The MLflow experiment of a workspace: `<client_name>/<project_name>` from the standards."""
     return f"{client_name}/{project_name}"
-
-
-# --- values: flattening, stringifying, checking -----------------------------------------------
-
-
-def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mappings as one level with dotted keys: {"model": {"type": x}} -> {"model.type": x}."""
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, f"{path}."))
-        else:
-            flat[path] = value
-    return flat
-
-
-def as_text(value: Any) -> str:
-    """Strings as they are; everything else as canonical JSON (true, null, [1,2], 0.1)."""
-    return value if isinstance(value, str) else canonical_json(value)
-
-
-def _check_keys(keys: Iterator[str] | list[str]) -> None:
-    bad = sorted(k for k in keys if not MLFLOW_KEY.match(k))
-    if bad:
-        raise InvalidInput(
-            f"names MLflow cannot store: {bad[:5]}",
-            "use letters, digits, '_', '-', '.', ' ' and '/' only, at most 250 characters",
-            rule_id="tracking.key",
-        )
-
-
-def _numbers(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    """Metrics flattened to dotted keys, None (undefined) dropped. Raises InvalidInput for non-numbers."""
-    flat = {k: v for k, v in flatten(metrics).items() if v is not None}
-    _check_keys(list(flat))
-    not_numbers = sorted(k for k, v in flat.items() if isinstance(v, bool) or not isinstance(v, (int, float)))
-    if not_numbers:
-        raise InvalidInput(f"metrics must be numbers: {not_numbers[:5]}", "log text as a tag or an artifact", rule_id="tracking.metric_value")
-    return flat
-
-
-def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _truncate(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    marker = " ...[truncated]"
-    return text[: limit - len(marker)] + marker
-
-
-def _scrub(text: str) -> str:
-    return "[redacted: looked like a credential]" if secret_kind_of_value(text) else text
-
-
-def run_record(run: Any) -> dict[str, Any]:
-    """A plain, JSON-able view of an MLflow Run; credentials in any URI it holds are redacted."""
-    info, data = run.info, run.data
-    return {
-        "run_id": info.run_id,
-        "experiment_id": info.experiment_id,
-        "status": info.status,
-        "start_time": info.start_time,
-        "end_time": info.end_time,
-        "artifact_uri": redact_text(info.artifact_uri) if info.artifact_uri else info.artifact_uri,
-        "params": redact_value(dict(data.params)),
-        "metrics": dict(data.metrics),
-        "tags": redact_value({k: v for k, v in data.tags.items() if not k.startswith("mlflow.log-model")}),
-    }
 
 
 class MlflowTracking:
@@ -233,7 +160,7 @@ class MlflowTracking:
         if status not in END_STATUSES:
             raise InvalidInput(f"run status must be one of {END_STATUSES}, got {status!r}", "pass FINISHED, FAILED or KILLED", rule_id="tracking.status")
         if reason:
-            self.client.set_tag(run_id, END_REASON_TAG, _truncate(_scrub(redact_text(reason)), MAX_TAG_CHARS))
+            self.client.set_tag(run_id, END_REASON_TAG, truncate(scrub_credential(redact_text(reason)), MAX_TAG_CHARS))
         if self._witness is not None:
             self.client.set_tag(run_id, WITNESS_END_TAG, self._witness())
         self.client.set_terminated(run_id, status=status, end_time=self._now_ms())
@@ -270,7 +197,7 @@ class MlflowTracking:
         self, experiment_id: str, metric: str, *, exclude_run_id: str | None = None, lower_is_better: bool = False, extra_filter: str = ""
     ) -> dict[str, Any] | None:
         """`{run_id, value}` of the FINISHED run with the best `metric` (NaN ignored), or None."""
-        _check_keys([metric])
+        check_keys([metric])
         conditions = ["attributes.status = 'FINISHED'", f"metrics.`{metric}` > -1e300", *([extra_filter] if extra_filter else [])]
         order = f"metrics.`{metric}` {'ASC' if lower_is_better else 'DESC'}"
         for run in self.search_runs([experiment_id], " and ".join(conditions), [order, "attributes.start_time ASC"], max_results=50):
@@ -283,9 +210,9 @@ class MlflowTracking:
 
     def _clean_tags(self, tags: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
         flat = {k: as_text(v) for k, v in flatten(tags).items()}
-        _check_keys(list(flat))
+        check_keys(list(flat))
         clean, dropped = strip_secrets(flat)
-        return {k: _truncate(v, MAX_TAG_CHARS) for k, v in clean.items()}, dropped
+        return {k: truncate(v, MAX_TAG_CHARS) for k, v in clean.items()}, dropped
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> list[str]:
         """Log nested params under dotted keys, values as text. Entries that look like secrets (by
@@ -294,7 +221,7 @@ class MlflowTracking:
         from mlflow.entities import Param  # noqa: PLC0415
 
         flat = {k: as_text(v) for k, v in flatten(params).items()}
-        _check_keys(list(flat))
+        check_keys(list(flat))
         too_long = sorted(k for k, v in flat.items() if len(v) > MAX_PARAM_CHARS)
         if too_long:
             raise InvalidInput(
@@ -303,7 +230,7 @@ class MlflowTracking:
                 rule_id="tracking.param_size",
             )
         clean, dropped = strip_secrets(flat)
-        for chunk in _chunks(sorted(clean.items()), BATCH):
+        for chunk in chunks(sorted(clean.items()), BATCH):
             self.client.log_batch(run_id, params=[Param(k, v) for k, v in chunk])
         self._note_redacted(run_id, dropped)
         return dropped
@@ -319,8 +246,8 @@ class MlflowTracking:
         from mlflow.entities import Metric  # noqa: PLC0415
 
         stamp = self._now_ms()
-        entries = [Metric(k, float(v), stamp, step) for metrics, step in steps for k, v in sorted(_numbers(metrics).items())]
-        for chunk in _chunks(entries, 10 * BATCH):
+        entries = [Metric(k, float(v), stamp, step) for metrics, step in steps for k, v in sorted(numeric_metrics(metrics).items())]
+        for chunk in chunks(entries, 10 * BATCH):
             self.client.log_batch(run_id, metrics=chunk)
 
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> list[str]:
@@ -329,7 +256,7 @@ class MlflowTracking:
         from mlflow.entities import RunTag  # noqa: PLC0415
 
         clean, dropped = self._clean_tags(tags)
-        for chunk in _chunks(sorted(clean.items()), BATCH):
+        for chunk in chunks(sorted(clean.items()), BATCH):
             self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in chunk])
         self._note_redacted(run_id, dropped)
         return dropped
@@ -339,7 +266,7 @@ class MlflowTracking:
         if dropped:
             earlier = self.client.get_run(run_id).data.tags.get(REDACTED_TAG, "")
             keys = sorted({*filter(None, earlier.split(",")), *dropped})
-            self.client.set_tag(run_id, REDACTED_TAG, _truncate(",".join(keys), MAX_TAG_CHARS))
+            self.client.set_tag(run_id, REDACTED_TAG, truncate(",".join(keys), MAX_TAG_CHARS))
 
     # --- artifacts ------------------------------------------------------------------------------
 
@@ -384,7 +311,7 @@ class MlflowTracking:
 
         experiments = self.client.search_experiments(view_type=ViewType.ACTIVE_ONLY, max_results=1000)
         ids = [e.experiment_id for e in experiments]
-        for chunk in _chunks(ids, BATCH):
+        for chunk in chunks(ids, BATCH):
             page = self.client.search_runs(chunk, "attributes.status = 'RUNNING'", max_results=1000)
             yield from page
             while page.token:
@@ -434,5 +361,5 @@ class MlflowTracking:
     def set_model_version_tags(self, name: str, version: str, tags: Mapping[str, Any]) -> list[str]:
         clean, dropped = strip_secrets({k: as_text(v) for k, v in flatten(tags).items()})
         for key, value in sorted(clean.items()):
-            self.client.set_model_version_tag(name, version, key, _truncate(value, MAX_TAG_CHARS))
+            self.client.set_model_version_tag(name, version, key, truncate(value, MAX_TAG_CHARS))
         return dropped

@@ -8,7 +8,8 @@ from server.approvals import APPROVAL_ID, CHANGE_HASH
 from server.git import SAFE_PATH, SAFE_REF
 from server.pr_providers import RECORD_NAME
 from server.rundirs import STAGE
-from server.tracking import ARTIFACT_NAME, MLFLOW_KEY, RUN_ID
+from server.tracking import ARTIFACT_NAME, RUN_ID
+from server.tracking_values import MLFLOW_KEY
 from tools.propose_config_change import PATH
 
 CASES = [

@@ -14,7 +14,8 @@ import pytest
 from server.liveness import ProcessIdentity, owner_is_alive
 from server.ports import build_ports
 from server.settings import Settings
-from server.tracking import MlflowTracking, experiment_name, flatten
+from server.tracking import MlflowTracking, experiment_name
+from server.tracking_values import flatten
 from tools.errors import GovernanceError, InvalidInput, NotFound
 
 

@@ -28,7 +28,7 @@ from server.demo_data import write_credit_csv
 from server.git import GitRepo
 from server.ports import Ports, build_ports
 from server.settings import Settings, load_settings
-from server.tracking import as_text
+from server.tracking_values import as_text
 from server.workspace import init_workspace
 from tools.provenance import config_hash, parse_run_files, run_files_param, sha256_bytes
 from tools.run_pins import unflatten

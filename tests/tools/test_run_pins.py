@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from server.tracking import as_text, flatten
+from server.tracking_values import as_text, flatten
 from tools.provenance import config_hash
 from tools.run_pins import pin_mismatches, rebuild_config, unflatten
 
