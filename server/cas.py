@@ -16,7 +16,8 @@ and `:`) of the list of `[column name, dtype]` pairs sorted by column name, wher
 string pandas reports (`str(frame[column].dtype)`, e.g. `int64`, `float64`, `str`) after reading
 with READER (CSV: comma separated, UTF-8, whole-file type inference; Parquet: pyarrow). Several
 files of one dataset must have the same columns and dtypes; their rows are concatenated in
-manifest order.
+manifest order. A CSV header that names a column twice is refused: pandas would rename the second
+`email` to `email.1`, which no PII name, feature exclusion or sample mask of the standards matches.
 
 Verification opens data, shadow and the dataset directory with O_NOFOLLOW, each relative to its
 parent's descriptor, so no symbolic link is ever followed. Each file is opened with O_NOFOLLOW,
@@ -168,16 +169,27 @@ def schema_hash(frame: pd.DataFrame) -> str:
     return hashlib.sha256(json.dumps(pairs, separators=(",", ":"), ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
+def _repeated_csv_names(data: bytes) -> list[str]:
+    """The names a CSV header gives more than one column (its first row, read without renaming)."""
+    header = pd.read_csv(io.BytesIO(data), header=None, nrows=1, dtype=str, keep_default_na=False, **READER["csv"])
+    names = [str(n) for n in header.iloc[0]] if len(header) else []
+    return sorted({n for n in names if names.count(n) > 1})
+
+
 def _parse_one(stored: StoredFile) -> pd.DataFrame:
-    kind = stored.path.rsplit(".", 1)[-1]
+    kind, repeated = stored.path.rsplit(".", 1)[-1], []
     try:
         if kind == "csv":
-            return pd.read_csv(io.BytesIO(stored.data), **READER["csv"])
-        frame = pd.read_parquet(io.BytesIO(stored.data), **READER["parquet"])
+            repeated = _repeated_csv_names(stored.data or b"")
+            frame = pd.read_csv(io.BytesIO(stored.data), **READER["csv"])
+        else:
+            frame = pd.read_parquet(io.BytesIO(stored.data), **READER["parquet"])
     except Exception as exc:  # noqa: BLE001 - any reader failure means "not a readable dataset file"
         raise ValueError(f"{stored.path} cannot be read as {kind.upper()} ({type(exc).__name__}: {str(exc)[:160]})") from None
+    if repeated:
+        raise ValueError(f"the header of {stored.path} names the columns {repeated[:5]} more than once; give each column its own name")
     # A stored non-default index (e.g. a named id column) is data: keep it as columns.
-    return frame if isinstance(frame.index, pd.RangeIndex) else frame.reset_index()
+    return frame if kind == "csv" or isinstance(frame.index, pd.RangeIndex) else frame.reset_index()
 
 
 def read_frame(files: Sequence[StoredFile]) -> pd.DataFrame:
