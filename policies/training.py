@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from policies.data import is_pii
 from policies.decision import Decision, rule
 
 SOURCE = "DESIGN.md §4-§5, issue 4"
@@ -38,7 +39,8 @@ def temporal_split_when_time(facts: Mapping[str, Any], config: Mapping[str, Any]
 
 @rule("training.no_pii_features", source=SOURCE, description="PII columns from the standards are never features.")
 def no_pii_features(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
-    leaked = sorted(set(facts["feature_columns"]) & set(config["standards"].get("pii_columns") or []))
+    pii = config["standards"].get("pii_columns") or []
+    leaked = sorted(c for c in set(facts["feature_columns"]) if is_pii(c, pii))  # any case, stray spaces
     if not leaked:
         return Decision.allow("training.no_pii_features", "no PII column among the features")
     return Decision.deny("training.no_pii_features", f"PII columns would be features: {leaked}", "PII columns are excluded by the server; report this to the operator")

@@ -3,7 +3,9 @@
 The standards name a label, a time column, PII columns and protected attributes; a dataset is
 whatever the operator imported. This report is what run_experiment's rules decide on before any
 training (a missing label is denied, never a KeyError mid-run) and what load_dataset shows, so a
-named column that is absent is always reported, never silently dropped.
+named column that is absent is always reported, never silently dropped. A PII column is present
+in any case and with stray spaces (`Email ` is the standards' `email`), as policies/data.py
+is_pii matches it everywhere (masking, features, rules).
 """
 
 from __future__ import annotations
@@ -11,10 +13,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from policies.data import is_pii
+
 
 def _split(names: Iterable[str], columns: set[str]) -> dict[str, list[str]]:
     named = [str(n) for n in names]
     return {"present": [n for n in named if n in columns], "absent": [n for n in named if n not in columns]}
+
+
+def _split_pii(names: Iterable[str], columns: set[str]) -> dict[str, list[str]]:
+    named = [str(n) for n in names]
+    found = [n for n in named if any(is_pii(c, [n]) for c in columns)]
+    return {"present": found, "absent": [n for n in named if n not in found]}
 
 
 def column_report(columns: Iterable[Any], standards: Mapping[str, Any], target: str | None = None) -> dict[str, Any]:
@@ -29,7 +39,7 @@ def column_report(columns: Iterable[Any], standards: Mapping[str, Any], target: 
     report = {
         "label": {"name": label, "present": bool(label) and label in have},
         "time_column": {"name": time_column, "present": bool(time_column) and time_column in have},
-        "pii_columns": _split(standards.get("pii_columns") or [], have),
+        "pii_columns": _split_pii(standards.get("pii_columns") or [], have),
         "protected_attributes": _split(standards.get("protected_attributes") or [], have),
     }
     report["warnings"] = _warnings(report)

@@ -7,6 +7,8 @@ from typing import Any
 
 import pandas as pd
 
+from policies.data import is_pii
+
 
 def excluded_columns(config: Mapping[str, Any], standards: Mapping[str, Any]) -> set[str]:
     """Label, time column, PII, protected attributes (unless their use is on) and features.exclude."""
@@ -20,7 +22,8 @@ def excluded_columns(config: Mapping[str, Any], standards: Mapping[str, Any]) ->
 
 def select_features(frame: pd.DataFrame, config: Mapping[str, Any], standards: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """(feature columns in dataset order, the categorical ones among them)."""
-    excluded = excluded_columns(config, standards)
-    features = [str(c) for c in frame.columns if str(c) not in excluded and not str(c).startswith("__")]
+    excluded, pii = excluded_columns(config, standards), standards.get("pii_columns") or []
+    # PII in any case or with stray spaces (`Email `) is the standards' PII, as load_dataset masks it.
+    features = [str(c) for c in frame.columns if str(c) not in excluded and not is_pii(c, pii) and not str(c).startswith("__")]
     categorical = [c for c in features if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))]
     return features, categorical
