@@ -16,10 +16,8 @@ from tools.base import CallContext
 from tools.contracts import validated
 from tools import run_evidence as evidence
 from tools.drift import drift_baseline
-from tools.evaluation import (
-    LOWER_IS_BETTER, bootstrap_ci, build_report, compare_to_prior, compute_metrics, gate_receipt, gates_passed,
-    prior_baseline, summarize_folds,
-)
+from tools.evaluation import LOWER_IS_BETTER, bootstrap_ci, build_report, compare_to_prior, compute_metrics, prior_baseline, summarize_folds
+from tools.gates import gate_receipt, gates_passed
 from tools.paired import as_metrics, paired_improvements
 from tools.sealed import SEALED_NOTE, count_query
 

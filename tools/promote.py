@@ -26,7 +26,7 @@ from policies.provenance import COMMIT, branch_problem
 from policies.registry import load_all
 from tools.base import CallContext, StrictInput, ToolSpec
 from tools.errors import GovernanceError, IntegrityError, NotFound
-from tools.evaluation import gate_receipt
+from tools.gates import gate_receipt
 from tools.experiment_schema import EXPERIMENT_PATH
 from tools.lifecycle import stage_changes_ref
 from tools.model_card import card_tags, model_card

@@ -58,7 +58,7 @@ def queries_so_far(ports: Any, dataset_hash: Any) -> int | None:
     return None if ledger is None or not isinstance(dataset_hash, str) else ledger.count(dataset_hash)
 
 
-# Gates whose observed values are measured on the test rows (tools/evaluation.GATE_CHECKS).
+# Gates whose observed values are measured on the test rows (tools/gates.GATE_CHECKS).
 SEALED_GATES = frozenset({"min_primary_metric", "min_lift_over_baseline", "champion_tolerance", "max_seed_variance", "calibration_vs_prior"})
 SEALED_REASON = "sealed: measured on the test set; a human reads the figures (get_run, the model card)"
 

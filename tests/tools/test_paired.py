@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tools.evaluation import gate_receipt
+from tools.gates import gate_receipt
 import tools.resampling
 from tools.paired import on_shared_rows, paired_improvement, paired_improvements
 
