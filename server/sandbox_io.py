@@ -21,6 +21,8 @@ from tools.errors import SandboxFailed
 from training.contract import ErrorResult, ProgressEvent
 
 MAX_PROGRESS_LINE_BYTES = 4096
+MAX_REJECTED_PROGRESS_LINES = 64
+PROGRESS_SLICE_BYTES = 256 * 1024
 MAX_OUTPUT_ENTRIES = 10_000
 STDERR_TAIL_BYTES = 4096
 SANDBOX_UID = 65534
@@ -69,19 +71,32 @@ class ProgressTail:
         self._pending = b""
         self.delivered = 0
         self.rejected = 0
+        self.consumed_bytes = 0
         self.closed = False
 
     def read_new(self) -> list[ProgressStep]:
+        """Steps from at most PROGRESS_SLICE_BYTES of new text. Runs on the server's event loop, so a
+        child flooding the file costs a bounded slice per poll, and past MAX_REJECTED_PROGRESS_LINES
+        refused lines the file is not read any more (a well-behaved child writes none)."""
         if self.closed or not self._open():
             return []
-        chunks = []
-        while chunk := os.read(self._fd, 65536):
-            chunks.append(chunk)
-        lines = (self._pending + b"".join(chunks)).split(b"\n")
+        chunk = os.read(self._fd, PROGRESS_SLICE_BYTES)
+        self.consumed_bytes += len(chunk)
+        lines = (self._pending + chunk).split(b"\n")
         self._pending = lines.pop()
         if len(self._pending) > MAX_PROGRESS_LINE_BYTES:
             self._pending, self.rejected = b"", self.rejected + 1
-        return [event for line in lines if line.strip() and (event := self._parse(line))]
+        return self._admit(lines)
+
+    def _admit(self, lines: list[bytes]) -> list[ProgressStep]:
+        steps = []
+        for line in lines:
+            if self.rejected > MAX_REJECTED_PROGRESS_LINES:
+                self.close()  # a file written to flood the server: never read again
+                break
+            if line.strip() and (step := self._parse(line)):
+                steps.append(step)
+        return steps
 
     def _open(self) -> bool:
         if self._fd is not None:
