@@ -116,7 +116,18 @@ def agent_card(card: Mapping[str, Any]) -> dict[str, Any]:
         shown["gates"] = sealed_receipt([g for g in shown["gates"] if isinstance(g, Mapping)])
     if isinstance(shown.get("card.metrics"), Mapping):
         shown["card.metrics"] = {k: v for k, v in shown["card.metrics"].items() if not is_sealed(str(k))}
+    if isinstance(shown.get("reproduction"), Mapping):
+        shown["reproduction"] = _sealed_reproduction(shown["reproduction"])
     return shown
+
+
+def _sealed_reproduction(reproduction: Mapping[str, Any]) -> dict[str, Any]:
+    """The seed re-runs' primary metric is measured on the test rows (promote's seed check):
+    an agent sees which seeds ran, never their figures."""
+    seeds = reproduction.get("seed_runs")
+    if not isinstance(seeds, Mapping) or "values" not in seeds:
+        return dict(reproduction)
+    return {**reproduction, "seed_runs": {**seeds, "values": SEALED_NOTE}}
 
 
 def card_tags(card: Mapping[str, Any]) -> dict[str, Any]:
