@@ -12,13 +12,12 @@ The functions are plain Python; server/ray_executor.py wraps them with ray.remot
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.util
-import os
 import queue
 import signal
-import stat
 import threading
 import tempfile
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from typing import Any
 import anyio.from_thread
 
 from server.sandbox import REQUIRED_INPUTS, SandboxLauncher
-from server.sandbox_io import MAX_OUTPUT_ENTRIES, audit_outputs, read_output_bytes, stderr_tail
+from server.sandbox_io import read_output_bytes, remove_tree, scan_outputs, stderr_tail
 from server.sandbox_result import SandboxResult
 from server.sandbox_vocabulary import ProgressStep
 from server.settings import SandboxLimits
@@ -75,10 +74,14 @@ def run_child(inputs: dict[str, bytes], limits: dict[str, Any], required_mode: s
         if launcher.mode != required_mode or code_digest() != required_code:
             yield {"kind": "refused", "mode": launcher.mode}
             return
-        outcome: dict[str, Any] = {}
-        yield {"kind": "started"}
-        yield from _relay(launcher, run_dir, timeout_s, outcome)
-        yield _report(outcome["result"], run_dir, limits) if "result" in outcome else {"kind": "failed", "rule_id": outcome["rule_id"]}
+        try:
+            outcome: dict[str, Any] = {}
+            yield {"kind": "started"}
+            yield from _relay(launcher, run_dir, timeout_s, outcome)
+            yield _report(outcome["result"], run_dir, limits) if "result" in outcome else {"kind": "failed", "rule_id": outcome["rule_id"]}
+        finally:
+            with contextlib.suppress(OSError):  # what stays is TemporaryDirectory's to remove
+                remove_tree(run_dir)  # the child shaped outputs/: rmtree recurses and fails on a deep tree
 
 
 def _hear_polite_cancel() -> None:
@@ -122,8 +125,8 @@ def _write_inputs(inputs: Path, files: dict[str, bytes]) -> None:
 
 def _report(result: SandboxResult, run_dir: Path, limits: dict[str, Any]) -> dict[str, Any]:
     outputs = run_dir / "outputs"
-    unsafe = audit_outputs(outputs)
-    files, unreadable = _output_files(outputs, set(unsafe), int(limits.get("file_size_bytes") or 2**30))
+    plain, unsafe = scan_outputs(outputs)
+    files, unreadable = _output_files(outputs, plain, int(limits.get("file_size_bytes") or 2**30))
     return {
         "kind": "done", "mode": result.mode, "exit_code": result.exit_code, "timed_out": result.reason == "timeout",
         "duration_s": result.duration_s, "orphans_killed": result.orphans_killed, "progress_rejected": result.progress_rejected,
@@ -131,18 +134,13 @@ def _report(result: SandboxResult, run_dir: Path, limits: dict[str, Any]) -> dic
     }
 
 
-def _output_files(outputs: Path, unsafe: set[str], max_bytes: int) -> tuple[dict[str, bytes], list[str]]:
-    """{relative path: bytes} of the plain files under outputs/ (read without following links)."""
+def _output_files(outputs: Path, plain: list[str], max_bytes: int) -> tuple[dict[str, bytes], list[str]]:
+    """{relative path: bytes} of the plain files scan_outputs found (read without following links)."""
     files: dict[str, bytes] = {}
     unreadable: list[str] = []
-    for root, dirs, names in os.walk(outputs, followlinks=False):
-        for name in names:
-            path = Path(root, name)
-            relative = str(path.relative_to(outputs))
-            if relative in unsafe or not stat.S_ISREG(path.lstat().st_mode) or len(files) >= MAX_OUTPUT_ENTRIES:
-                continue
-            try:
-                files[relative] = read_output_bytes(path, max_bytes)
-            except OSError:
-                unreadable.append(relative)
+    for relative in plain:
+        try:
+            files[relative] = read_output_bytes(outputs / relative, max_bytes)
+        except OSError:
+            unreadable.append(relative)
     return files, unreadable

@@ -7,12 +7,11 @@ from __future__ import annotations
 import io
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pandas as pd
 
-from server.sandbox_io import read_output_bytes
+from server.sandbox_io import read_output_bytes, remove_tree
 from tools.errors import SandboxFailed
 from training.contract import MODEL_DIR, PREDICTIONS_FILE
 
@@ -30,8 +29,8 @@ class RunDirs:
         if not re.fullmatch(r"[0-9a-f]{32}", run_id) or not STAGE.match(stage):
             raise ValueError("run ids are 32 hex digits and stage names short slugs")
         path = self.root / run_id / stage
-        if path.exists():
-            shutil.rmtree(path)
+        if path.exists() or path.is_symlink():
+            remove_tree(path)  # a child's outputs/ may nest deeper than shutil.rmtree can recurse
         (path / "inputs").mkdir(parents=True)
         return path
 

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ MAX_PROGRESS_LINE_BYTES = 4096
 MAX_REJECTED_PROGRESS_LINES = 64
 PROGRESS_SLICE_BYTES = 256 * 1024
 MAX_OUTPUT_ENTRIES = 10_000
+MAX_OUTPUT_DEPTH = 32  # directory levels under outputs/; the training child writes two
 STDERR_TAIL_BYTES = 4096
 SANDBOX_UID = 65534
 OPERATOR_LOG = "child_report.json"
@@ -45,20 +47,88 @@ def read_output_bytes(path: Path, max_bytes: int) -> bytes:
     return data
 
 
-def audit_outputs(outputs: Path) -> list[str]:
-    """Relative paths under outputs/ that are not plain directories or singly linked regular files."""
+def scan_outputs(outputs: Path) -> tuple[list[str], list[str]]:
+    """(plain files, unsafe entries) under outputs/ as relative paths. Walked with a stack, not
+    recursion (the child may nest directories without bound), and never through a link. Unsafe:
+    anything but a directory or a singly linked regular file, an entry that cannot be listed or
+    stat'ed, a directory deeper than MAX_OUTPUT_DEPTH (not entered), and past MAX_OUTPUT_ENTRIES
+    entries one more saying so, where the walk stops."""
+    files: list[str] = []
     unsafe: list[str] = []
-    seen = 0
-    for root, dirs, files in os.walk(outputs, followlinks=False):
-        for name in dirs + files:
-            seen += 1
-            path = Path(root, name)
-            info = path.lstat()
-            if not (stat.S_ISDIR(info.st_mode) or (stat.S_ISREG(info.st_mode) and info.st_nlink == 1)):
-                unsafe.append(str(path.relative_to(outputs)))
-        if seen > MAX_OUTPUT_ENTRIES:
-            return unsafe + [f"more than {MAX_OUTPUT_ENTRIES} entries"]
-    return sorted(unsafe)
+    stack, seen = [("", 0)], 0
+    while stack:
+        relative, depth = stack.pop()
+        try:
+            with os.scandir(outputs / relative) as listing:
+                for entry in listing:
+                    seen += 1
+                    if seen > MAX_OUTPUT_ENTRIES:
+                        return sorted(files), [*sorted(unsafe), f"more than {MAX_OUTPUT_ENTRIES} entries"]
+                    _sort_entry(entry, f"{relative}{entry.name}", depth + 1, (files, unsafe, stack))
+        except OSError:
+            unsafe.append(relative.rstrip("/") or ".")
+    return sorted(files), sorted(unsafe)
+
+
+def _sort_entry(entry: os.DirEntry, relative: str, depth: int, into: tuple[list, list, list]) -> None:
+    files, unsafe, stack = into
+    try:
+        info = entry.stat(follow_symlinks=False)
+    except OSError:
+        unsafe.append(relative)
+        return
+    if stat.S_ISDIR(info.st_mode) and depth < MAX_OUTPUT_DEPTH:
+        stack.append((f"{relative}/", depth))
+    elif stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
+        files.append(relative)
+    else:
+        unsafe.append(relative)
+
+
+def audit_outputs(outputs: Path) -> list[str]:
+    """Relative paths under outputs/ that are not plain directories or singly linked regular files
+    (and the other unsafe entries scan_outputs names)."""
+    return scan_outputs(outputs)[1]
+
+
+def remove_tree(path: Path) -> None:
+    """Removes a directory tree a child shaped (any depth, any modes) without recursion and without
+    following links: each directory's subdirectories are first moved up into a staging directory
+    beside it, so no path grows and at most two directories are open at once. Raises OSError when
+    something cannot be removed."""
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+        return
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.removing-", dir=path.parent))
+    os.rename(path, staging / "0")
+    top = os.open(staging, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        pending, made = ["0"], 1
+        while pending:
+            made = _empty_into(top, pending.pop(), pending, made)
+    finally:
+        os.close(top)
+    staging.rmdir()
+
+
+def _empty_into(top: int, name: str, pending: list[str], made: int) -> int:
+    """Removes directory `name` of `top`: its files unlinked, its subdirectories moved into `top`
+    under fresh numbers (appended to pending). Returns the next free number."""
+    os.chmod(name, 0o700, dir_fd=top)  # a mode the child chose (0o000) must not keep it
+    directory = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=top)
+    try:
+        for entry in list(os.scandir(directory)):
+            if entry.is_dir(follow_symlinks=False):
+                os.chmod(entry.name, 0o700, dir_fd=directory)  # moving a directory rewrites its ".."
+                os.rename(entry.name, str(made), src_dir_fd=directory, dst_dir_fd=top)
+                pending.append(str(made))
+                made += 1
+            else:
+                os.unlink(entry.name, dir_fd=directory)
+    finally:
+        os.close(directory)
+    os.rmdir(name, dir_fd=top)
+    return made
 
 
 class ProgressTail:
