@@ -28,7 +28,7 @@ from policies import ROLES, Principal
 from server.clock import SystemClock
 from server.files import locked, write_atomic
 from server.identity import ROLE_SCOPE_PREFIX
-from server.ledger import APPROVER_ROLES, ChainLedger, ChainWriter, actor, token_body
+from server.ledger import APPROVER_ROLES, ChainLedger, ChainWriter, actor, fingerprint, token_body
 from tools.errors import IntegrityError, InvalidInput, NotFound, PolicyDenied
 
 TOKENS_FILE = "tokens.json"
@@ -121,13 +121,26 @@ class TokenStore:
                 raise NotFound(f"no token named {name!r}", "list the tokens with `mlgate token list`", rule_id="token.unknown")
             if found[0].role in APPROVER_ROLES and self.vouched(found[0]):
                 self._require_operator(issuer, f"revoking the {found[0].role} token {name!r}")
+                self._keep_an_operator(found[0])
             self._writer.append({"kind": "token_revoked", "token": token_body(name, None, found[0].sha256), **_issued_by(issuer, False)})
             self._write([r for r in records if r.name != name])
 
     def needs_operator(self, role: str) -> bool:
         """Whether issuing a `role` token needs an operator credential: every human or operator
-        token does, except the first operator token of the state directory."""
-        return role in APPROVER_ROLES and (role != "operator" or bool(self.ledger.live_tokens(("operator",))))
+        token does, except the first operator token the state directory's audit chain ever records
+        (revoking operator tokens never reopens the bootstrap)."""
+        return role in APPROVER_ROLES and (role != "operator" or any(r["token"].get("role") == "operator" for r in self.ledger.created_tokens()))
+
+    def _keep_an_operator(self, record: TokenRecord) -> None:
+        """Raises PolicyDenied when `record` is the last live operator token: without one no human
+        or operator token could ever be issued again (the bootstrap is once per state directory)."""
+        live = self.ledger.live_tokens(("operator",))
+        if record.role == "operator" and all(r["token"].get("fingerprint") == fingerprint(record.sha256) for r in live):
+            raise PolicyDenied(
+                f"{record.name!r} is the last operator token of this state directory",
+                f"issue another operator token first (`mlgate token create --name NAME --role operator` with an operator token in MLGATE_TOKEN), then revoke {record.name!r}",
+                rule_id="token.last_operator",
+            )
 
     def _check_issuer(self, role: str, issuer: Principal | None) -> bool:
         """True for the bootstrap operator token. Raises PolicyDenied when an operator is needed."""
