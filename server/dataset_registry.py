@@ -8,7 +8,9 @@ dataset of this workspace is the import, recorded twice:
    files (base names, sizes, SHA-256; never the operator's paths), the importing principal and
    the credential it authenticated with (`mlgate data add` needs an operator token);
 2. an entry in `<state_dir>/datasets.json` (written atomically under `<state_dir>/datasets.lock`)
-   with the same fields and the cited record's `seq`, `hash` and byte offset in the chain.
+   with the same fields and the cited record's `seq`, `hash` and byte offset in the chain. It is
+   read only as a regular file: a symbolic link or a FIFO planted there reads as an unreadable
+   registry at once (nothing registered), never followed or waited on.
 
 An entry counts only while the chain holds, at that seq, a well-formed record with that hash,
 kind `dataset_import` and the same content hash, schema hash, rows and files. A line pasted into
@@ -27,7 +29,7 @@ from typing import Any
 
 from server.audit import canonical
 from server.audit.records import parse_line
-from server.files import locked, write_atomic
+from server.files import NotRegular, locked, open_regular, read_regular, write_atomic
 
 IMPORT_KIND = "dataset_import"
 REGISTRY_FILE = "datasets.json"
@@ -64,9 +66,11 @@ class DatasetRegistry:
         """({content hash: entry}, problem): the file as written, vouched or not. An unreadable
         file reads as no entries plus a problem (nothing in it can count)."""
         try:
-            raw = self.path.read_bytes()
+            raw = read_regular(self.path)  # a FIFO or link planted here is refused, never waited on
         except FileNotFoundError:
             return {}, None
+        except NotRegular as exc:
+            return {}, f"{REGISTRY_FILE} is {exc.strerror}"
         except OSError as exc:
             return {}, f"{REGISTRY_FILE} cannot be read ({exc.strerror})"
         try:
@@ -110,7 +114,7 @@ class DatasetRegistry:
         """The well-formed chain record with the cited seq and hash: read at the cited offset,
         else found by a scan (an offset is only a hint)."""
         try:
-            with open(self.audit_path, "rb") as chain:
+            with open_regular(self.audit_path) as fd, open(fd, "rb", closefd=False) as chain:
                 record = _matching(_line_at(chain, cited.get("offset")), cited)
                 if record is not None:
                     return record

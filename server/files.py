@@ -1,11 +1,14 @@
-"""Small file primitives the state directory relies on: an exclusive lock file and atomic,
-durable replacement (temp file beside the target, fsync, rename, fsync the directory)."""
+"""Small file primitives the state directory relies on: an exclusive lock file, atomic, durable
+replacement (temp file beside the target, fsync, rename, fsync the directory) and reads that never
+follow a link or wait on a FIFO (in stdio mode the agent can plant either in the state directory)."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +24,36 @@ def locked(lock_path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+class NotRegular(OSError):
+    """The path is a symbolic link, a FIFO, a device or a directory, not a regular file."""
+
+
+@contextmanager
+def open_regular(path: Path) -> Iterator[int]:
+    """A read descriptor of the regular file at `path`: O_NOFOLLOW, and O_NONBLOCK so that a FIFO
+    is refused at once instead of blocking until a writer comes. Raises FileNotFoundError,
+    NotRegular and OSError."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotRegular(errno.ELOOP, "a symbolic link, not a regular file", str(path)) from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegular(errno.EINVAL, "not a regular file", str(path))
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of the regular file at `path` (see open_regular). Raises FileNotFoundError,
+    NotRegular and OSError."""
+    with open_regular(path) as fd, open(fd, "rb", closefd=False) as stream:
+        return stream.read()
 
 
 def fsync_dir(directory: Path) -> None:
