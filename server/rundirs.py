@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from server.sandbox_io import read_output_bytes, remove_tree
 from tools.errors import SandboxFailed
@@ -17,6 +18,7 @@ from training.contract import MODEL_DIR, PREDICTIONS_FILE
 
 MAX_PREDICTION_BYTES = 512 * 2**20
 MAX_MODEL_FILE_BYTES = 1024 * 2**20
+PREDICTION_COLUMNS = {"__row_id__": "int64", "score": "float64"}
 STAGE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}\Z")
 
 
@@ -42,13 +44,23 @@ class RunDirs:
         (inputs / "features.py").write_bytes(features_py)
 
     def read_predictions(self, stage_dir: Path) -> pd.DataFrame:
-        """The model's predictions. Raises SandboxFailed when they are missing, unreadable or malformed."""
+        """The model's predictions. Raises SandboxFailed when they are missing, unreadable or
+        malformed, or declare another number of rows than inputs/eval.parquet holds: parquet packs
+        repeated values so tightly that a few kilobytes can decode to millions of rows, so the
+        declared count is checked before anything is decoded, and only the two columns used are."""
         try:
             data = read_output_bytes(stage_dir / "outputs" / PREDICTIONS_FILE, MAX_PREDICTION_BYTES)
-            frame = pd.read_parquet(io.BytesIO(data))
-            return frame[["__row_id__", "score"]].astype({"__row_id__": "int64", "score": "float64"})
+            predictions = pq.ParquetFile(io.BytesIO(data))
         except Exception as exc:  # noqa: BLE001 - untrusted bytes: any parse failure is the child's fault
-            raise SandboxFailed(f"predictions are unreadable ({type(exc).__name__})", "src/features.py must not touch the outputs directory", rule_id="sandbox.invalid_output") from None
+            raise _unreadable(exc) from None
+        if _declared_rows(predictions.metadata) != pq.read_metadata(stage_dir / "inputs" / "eval.parquet").num_rows:
+            raise SandboxFailed("the child's predictions do not hold one row per evaluation row", "src/features.py must keep one output row per input row",
+                                rule_id="sandbox.invalid_output")
+        try:
+            frame = predictions.read(columns=list(PREDICTION_COLUMNS)).to_pandas()
+            return frame[list(PREDICTION_COLUMNS)].astype(PREDICTION_COLUMNS)
+        except Exception as exc:  # noqa: BLE001 - as above
+            raise _unreadable(exc) from None
 
     def model_files(self, stage_dir: Path) -> list[Path]:
         """Regular files of the model artifact (read through sandbox_io checks by the caller)."""
@@ -64,3 +76,14 @@ class RunDirs:
             destination.parent.mkdir(parents=True, exist_ok=True)
             destination.write_bytes(read_output_bytes(path, MAX_MODEL_FILE_BYTES))
         return target
+
+
+def _unreadable(exc: Exception) -> SandboxFailed:
+    return SandboxFailed(f"predictions are unreadable ({type(exc).__name__})", "src/features.py must not touch the outputs directory",
+                         rule_id="sandbox.invalid_output")
+
+
+def _declared_rows(metadata: pq.FileMetaData) -> int | None:
+    """The file's row count when its footer and its row groups agree on it (a forged footer may not)."""
+    groups = sum(metadata.row_group(i).num_rows for i in range(metadata.num_row_groups))
+    return groups if groups == metadata.num_rows else None
