@@ -18,6 +18,8 @@ with READER (CSV: comma separated, UTF-8, whole-file type inference; Parquet: py
 files of one dataset must have the same columns and dtypes; their rows are concatenated in
 manifest order. A CSV header that names a column twice is refused: pandas would rename the second
 `email` to `email.1`, which no PII name, feature exclusion or sample mask of the standards matches.
+So is a Parquet column whose values are no table cells (lists, structs, maps, unions, raw bytes):
+no quality check, sample or model can use one.
 
 Verification opens data, shadow and the dataset directory with O_NOFOLLOW, each relative to its
 parent's descriptor, so no symbolic link is ever followed. Each file is opened with O_NOFOLLOW,
@@ -47,6 +49,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from policies import evaluate
 from policies.data import SHADOW_DIR, integrity, registered, shadow_only
@@ -176,18 +180,34 @@ def _repeated_csv_names(data: bytes) -> list[str]:
     return sorted({n for n in names if names.count(n) > 1})
 
 
+def _not_cells(data: bytes) -> list[str]:
+    """`name (arrow type)` of each Parquet column whose values are nested or raw bytes."""
+    found = []
+    for column in pq.read_schema(io.BytesIO(data)):
+        kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+        if pa.types.is_nested(kind) or pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
+            found.append(f"column {column.name!r} ({kind})")
+    return found
+
+
+def _refusal(kind: str, data: bytes) -> str | None:
+    """Why a file the reader can parse is still no dataset file (module docstring), or None."""
+    if kind == "csv":
+        repeated = _repeated_csv_names(data)
+        return f"its header names the columns {repeated[:5]} more than once; give each column its own name" if repeated else None
+    not_cells = _not_cells(data)
+    return f"it has columns of nested values or raw bytes: {', '.join(not_cells[:5])}; store flat numbers, booleans, text or dates" if not_cells else None
+
+
 def _parse_one(stored: StoredFile) -> pd.DataFrame:
-    kind, repeated = stored.path.rsplit(".", 1)[-1], []
+    kind, data = stored.path.rsplit(".", 1)[-1], stored.data or b""
     try:
-        if kind == "csv":
-            repeated = _repeated_csv_names(stored.data or b"")
-            frame = pd.read_csv(io.BytesIO(stored.data), **READER["csv"])
-        else:
-            frame = pd.read_parquet(io.BytesIO(stored.data), **READER["parquet"])
+        refusal = _refusal(kind, data)
+        frame = pd.read_csv(io.BytesIO(data), **READER["csv"]) if kind == "csv" else pd.read_parquet(io.BytesIO(data), **READER["parquet"])
     except Exception as exc:  # noqa: BLE001 - any reader failure means "not a readable dataset file"
         raise ValueError(f"{stored.path} cannot be read as {kind.upper()} ({type(exc).__name__}: {str(exc)[:160]})") from None
-    if repeated:
-        raise ValueError(f"the header of {stored.path} names the columns {repeated[:5]} more than once; give each column its own name")
+    if refusal:
+        raise ValueError(f"{stored.path}: {refusal}")
     # A stored non-default index (e.g. a named id column) is data: keep it as columns.
     return frame if kind == "csv" or isinstance(frame.index, pd.RangeIndex) else frame.reset_index()
 
