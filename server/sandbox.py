@@ -15,6 +15,7 @@ rlimits and process group, and `launcher.mode` says "unconfined" so the caller c
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import math
@@ -22,6 +23,7 @@ import os
 import secrets
 import shutil
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -69,6 +71,7 @@ class HostLayout:
     etc_files: tuple[str, ...] = ()
     gpu_devices: tuple[str, ...] = ()
     drop_privileges: bool = False
+    sized_tmpfs: bool = False  # bwrap takes --size (0.8+): the child's /tmp is capped, else only by the host
     prlimit: str = "/usr/bin/prlimit"
     setpriv: str = "/usr/bin/setpriv"
 
@@ -84,8 +87,21 @@ def discover_layout() -> HostLayout:
         training_dir=str(Path(next(iter(training.submodule_search_locations))).resolve()),
         system_dirs=dirs, system_links=links, etc_files=tuple(f for f in ETC_FILES if os.path.exists(f)),
         gpu_devices=tuple(p for p in gpus if not os.path.isdir(p)), drop_privileges=os.geteuid() == 0,
+        sized_tmpfs=_takes_tmpfs_size(shutil.which("bwrap")),
         prlimit=shutil.which("prlimit") or "/usr/bin/prlimit", setpriv=shutil.which("setpriv") or "/usr/bin/setpriv",
     )
+
+
+@functools.cache
+def _takes_tmpfs_size(bwrap: str | None) -> bool:
+    """Whether this bwrap sizes a tmpfs (--size, bubblewrap 0.8): older ones refuse the option."""
+    if bwrap is None:
+        return False
+    try:
+        shown = subprocess.run([bwrap, "--help"], capture_output=True, timeout=10, check=False, env={"PATH": "/usr/bin:/bin"})
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return b"--size" in shown.stdout + shown.stderr
 
 
 def child_environment(limits: SandboxLimits, python_path: str, home: str, host_env: Mapping[str, str]) -> dict[str, str]:
@@ -148,8 +164,9 @@ def _namespace_args(info_fd: int | None) -> list[str]:
     return argv + (["--info-fd", str(info_fd)] if info_fd is not None else [])
 
 
-def _system_mounts(layout: HostLayout) -> list[str]:
-    """Read-only system dirs, minimal /etc, fresh /proc and /dev, GPUs (+ /sys), private /tmp, /root, /home."""
+def _system_mounts(layout: HostLayout, limits: SandboxLimits) -> list[str]:
+    """Read-only system dirs, minimal /etc, fresh /proc and /dev, GPUs (+ /sys), private /tmp, /root, /home.
+    tmpfs pages are host memory outside RLIMIT_AS: /tmp holds at most one file of the size cap."""
     argv: list[str] = []
     for path in (*layout.system_dirs, *layout.etc_files):
         argv += ["--ro-bind", path, path]
@@ -160,9 +177,16 @@ def _system_mounts(layout: HostLayout) -> list[str]:
         argv += ["--dev-bind", device, device]
     # cuInit fails with CUDA_ERROR_OPERATING_SYSTEM without sysfs (driver module and PCI topology).
     argv += ["--ro-bind", "/sys", "/sys"] if layout.gpu_devices else []
-    for private, mode in (("/tmp", "1777"), ("/root", "0755"), ("/home", "0755")):
-        argv += ["--perms", mode, "--tmpfs", private]
+    argv += ["--perms", "1777", *(["--size", str(limits.file_size_bytes)] if layout.sized_tmpfs else []), "--tmpfs", "/tmp"]
+    for private in ("/root", "/home"):
+        argv += ["--perms", "0755", "--tmpfs", private]
     return argv
+
+
+def _sealed_mounts() -> list[str]:
+    """The sandbox's own tmpfs mounts read-only once built: a child owning them (bwrap in a user
+    namespace, the server not root) could otherwise fill host memory through /, /dev or /home."""
+    return [arg for path in ("/", "/dev", "/root", "/home") for arg in ("--remount-ro", path)]
 
 
 def _run_mounts(run_dir: Path) -> list[str]:
@@ -183,8 +207,8 @@ def build_bwrap_argv(
     layout: HostLayout, run_dir: Path, limits: SandboxLimits, env: Mapping[str, str], info_fd: int | None = None
 ) -> list[str]:
     """The complete bwrap command line for one run. Pure: everything it depends on is an argument."""
-    argv = [layout.bwrap or "bwrap", *_namespace_args(info_fd), *_system_mounts(layout)]
-    argv += [*_runtime_binds(layout), *_run_mounts(run_dir)]
+    argv = [layout.bwrap or "bwrap", *_namespace_args(info_fd), *_system_mounts(layout, limits)]
+    argv += [*_runtime_binds(layout), *_run_mounts(run_dir), *_sealed_mounts()]
     for name, value in sorted(env.items()):
         argv += ["--setenv", name, value]
     argv += ["--", *rlimit_argv(layout, limits), *_drop_privileges(layout)]
