@@ -1,6 +1,7 @@
 """The HTTP transports: one ASGI app serving streamable HTTP at /mcp and SSE at /sse.
 
-Every request needs a bearer token from the token store (401 otherwise); the Host and Origin
+Every request needs a bearer token from the token store (401 otherwise), and a response it streams
+ends at its next message once the token is revoked; the Host and Origin
 headers are checked before anything else (421 / 403), on loopback against the loopback names and
 otherwise against the configured allowed hosts and origins. Binding a non-loopback address is
 refused unless tokens exist and allowed hosts are configured.
@@ -18,6 +19,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import uvicorn
 from mcp.server.mcpserver import MCPServer
 from mcp.server.auth.settings import AuthSettings
@@ -166,6 +168,74 @@ class HostOriginGuard:
         await self._app(scope, receive, send)
 
 
+def _bearer(scope: Scope) -> str | None:
+    """The bearer token of a request, read as the SDK's auth backend reads it."""
+    for name, value in scope.get("headers") or []:
+        if name.lower() == b"authorization":
+            text = value.decode("latin-1")
+            return text[7:] if text.lower().startswith("bearer ") else None
+    return None
+
+
+class RevokedTokenStreams:
+    """Ends a response once its bearer token stops verifying (revoked): each body chunk of a
+    successful response is preceded by the check, so a stream the token opened (a
+    `subscriptions/listen` stream, an SSE reply) delivers nothing more after a revocation. The body
+    is ended and the app is told the client left, as for a dropped connection."""
+
+    def __init__(self, app: ASGIApp, verifier: TokenVerifier) -> None:
+        self._app, self._verifier = app, verifier
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        token = _bearer(scope) if scope["type"] == "http" else None
+        if token is None:
+            await self._app(scope, receive, send)
+            return
+        revoked = anyio.Event()
+        await self._app(scope, _disconnect_when(revoked, receive), self._checked(token, revoked, send))
+
+    def _checked(self, token: str, revoked: anyio.Event, send: Send) -> Send:
+        state = {"ok": False}
+
+        async def checked(message: dict[str, Any]) -> None:
+            if revoked.is_set():
+                return
+            if message["type"] == "http.response.start":
+                state["ok"] = message["status"] < 400  # refusals (401) are the auth middleware's own answer
+            elif message["type"] == "http.response.body" and state["ok"] and await self._verifier.verify_token(token) is None:
+                revoked.set()
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            await send(message)
+
+        return checked
+
+
+def _disconnect_when(revoked: anyio.Event, receive: Receive) -> Receive:
+    """`receive`, answering http.disconnect once `revoked` is set, also to a call already waiting."""
+
+    async def wrapped() -> dict[str, Any]:
+        message: dict[str, Any] = {"type": "http.disconnect"}
+        if revoked.is_set():
+            return message
+        async with anyio.create_task_group() as group:
+
+            async def take() -> None:
+                nonlocal message
+                message = await receive()
+                group.cancel_scope.cancel()
+
+            async def stop() -> None:
+                await revoked.wait()
+                group.cancel_scope.cancel()
+
+            group.start_soon(take)
+            group.start_soon(stop)
+        return message
+
+    return wrapped
+
+
 def _unique_routes(*apps: Starlette) -> list[BaseRoute]:
     """Both SDK apps carry the protected-resource metadata route; keep one of each path."""
     routes: dict[str, BaseRoute] = {}
@@ -198,8 +268,11 @@ def combined_app(server: MCPServer, bind: BindAddress, security: TransportSecuri
         if on_shutdown is not None:
             on_shutdown()
 
-    # Both SDK apps install the same bearer-auth middleware; one copy serves both.
-    middleware = [Middleware(HostOriginGuard, security=security), Middleware(TokenHint), *streamable.user_middleware]
+    # Both SDK apps install the same bearer-auth middleware; one copy serves both. The SDK keeps the
+    # verifier it was given (auth_options) as `_token_verifier`; open streams are checked with it too.
+    verifier = getattr(server, "_token_verifier", None)
+    revocation = [Middleware(RevokedTokenStreams, verifier=verifier)] if verifier is not None else []
+    middleware = [Middleware(HostOriginGuard, security=security), Middleware(TokenHint), *revocation, *streamable.user_middleware]
     return Starlette(routes=_unique_routes(streamable, sse), middleware=middleware, lifespan=lifespan)
 
 
