@@ -18,6 +18,8 @@ with READER (CSV: comma separated, UTF-8, whole-file type inference; Parquet: py
 files of one dataset must have the same columns and dtypes; their rows are concatenated in
 manifest order. A CSV header that names a column twice is refused: pandas would rename the second
 `email` to `email.1`, which no PII name, feature exclusion or sample mask of the standards matches.
+So is a CSV whose rows all have one more field than its header (a trailing comma on each line):
+pandas would read the first field as an index and shift every column onto its neighbour's name.
 So is a Parquet column whose values are no table cells (lists, structs, maps, unions, raw bytes):
 no quality check, sample or model can use one.
 
@@ -35,6 +37,7 @@ Bytes that verify are not yet a dataset: using one (`verify`, `load`, `open`) al
 
 from __future__ import annotations
 
+import csv
 import errno
 import hashlib
 import io
@@ -173,11 +176,28 @@ def schema_hash(frame: pd.DataFrame) -> str:
     return hashlib.sha256(json.dumps(pairs, separators=(",", ":"), ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
-def _repeated_csv_names(data: bytes) -> list[str]:
-    """The names a CSV header gives more than one column (its first row, read without renaming)."""
-    header = pd.read_csv(io.BytesIO(data), header=None, nrows=1, dtype=str, keep_default_na=False, **READER["csv"])
-    names = [str(n) for n in header.iloc[0]] if len(header) else []
-    return sorted({n for n in names if names.count(n) > 1})
+def _csv_head(data: bytes) -> tuple[list[str], int | None]:
+    """The header's names and the field count of the first data row (None: no data row), split as
+    pandas splits them: UTF-8 with its BOM dropped, blank lines skipped. ([], None) when the csv
+    module cannot split them (a field over its size limit): pandas alone decides then."""
+    text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="")
+    try:
+        rows = (row for row in csv.reader(text) if row)
+        header, first = next(rows, []), next(rows, None)
+    except csv.Error:
+        return [], None
+    return header, None if first is None else len(first)
+
+
+def _csv_refusal(data: bytes) -> str | None:
+    header, first = _csv_head(data)
+    repeated = sorted({n for n in header if header.count(n) > 1})
+    if repeated:
+        return f"its header names the columns {repeated[:5]} more than once; give each column its own name"
+    if first == len(header) + 1:
+        # pandas would take each row's first field for an index, shifting every column onto the next one's name.
+        return "every row has one more field than its header (a trailing comma?); remove it or name the extra column"
+    return None
 
 
 def _not_cells(data: bytes) -> list[str]:
@@ -193,8 +213,7 @@ def _not_cells(data: bytes) -> list[str]:
 def _refusal(kind: str, data: bytes) -> str | None:
     """Why a file the reader can parse is still no dataset file (module docstring), or None."""
     if kind == "csv":
-        repeated = _repeated_csv_names(data)
-        return f"its header names the columns {repeated[:5]} more than once; give each column its own name" if repeated else None
+        return _csv_refusal(data)
     not_cells = _not_cells(data)
     return f"it has columns of nested values or raw bytes: {', '.join(not_cells[:5])}; store flat numbers, booleans, text or dates" if not_cells else None
 

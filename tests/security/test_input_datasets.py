@@ -105,3 +105,27 @@ async def test_load_dataset_refuses_a_stored_parquet_with_a_bytes_column_with_a_
         ports.audit.close()
     assert result.is_error and result.structured_content["rule_id"] == "data.readable", result.structured_content
     assert "column 'binary'" in result.structured_content["reason"]
+
+
+# --- a CSV whose rows all have one more field than its header ----------------------------------------
+
+TRAILING_COMMAS = b"income,default\n50,0,\n60,1,\n"  # pandas would make income the index: income := default
+
+
+@pytest.mark.parametrize("text", [TRAILING_COMMAS, b"\xef\xbb\xbfid,x,default\r\n\r\n0,5,1,\r\n1,6,0,\r\n"], ids=["values", "bom-crlf-ids-from-0"])
+def test_a_csv_whose_rows_have_one_more_field_than_its_header_is_refused_not_shifted(store: CasStore, tmp_path: Path, text: bytes) -> None:  # noqa: F811
+    source = tmp_path / "export.csv"
+    source.write_bytes(text)
+    with pytest.raises(InvalidInput) as refused:
+        add_dataset(store, [source])
+    assert refused.value.rule_id == "data.add" and "one more field than its header" in refused.value.reason
+
+
+def test_a_stored_csv_with_trailing_commas_is_refused_on_load(store: CasStore) -> None:  # noqa: F811
+    content_hash = _stored_as_before(store, "export.csv", TRAILING_COMMAS)
+    try:
+        loaded = store.load(content_hash)
+    except IntegrityError as exc:
+        assert exc.rule_id == "data.readable" and "one more field than its header" in exc.reason
+        return
+    pytest.fail(f"the columns were shifted: {loaded.frame.to_dict('records')}")
