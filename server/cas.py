@@ -191,7 +191,8 @@ def _csv_head(data: bytes) -> tuple[list[str], int | None]:
 
 def _csv_refusal(data: bytes) -> str | None:
     header, first = _csv_head(data)
-    repeated = sorted({n for n in header if header.count(n) > 1})
+    # Blank names are left to pandas ("Unnamed: 1", "Unnamed: 2"): no standards name can match them.
+    repeated = sorted({n for n in header if n.strip() and header.count(n) > 1})
     if repeated:
         return f"its header names the columns {repeated[:5]} more than once; give each column its own name"
     if first == len(header) + 1:

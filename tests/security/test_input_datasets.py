@@ -64,9 +64,10 @@ def test_a_stored_csv_whose_header_repeats_a_pii_column_is_refused_and_never_sam
     pytest.fail(f"the repeated PII column was handed out: columns {list(loaded.frame.columns)}, sample {shown}")
 
 
-def test_a_csv_header_with_distinct_names_still_imports_and_loads(store: CasStore, tmp_path: Path) -> None:  # noqa: F811
+@pytest.mark.parametrize("header", [b"income,email_backup", b",", b" , "], ids=["distinct", "blank", "spaces"])
+def test_a_csv_header_with_distinct_or_blank_names_still_imports_and_loads(store: CasStore, tmp_path: Path, header: bytes) -> None:  # noqa: F811
     source = tmp_path / "customers.csv"
-    source.write_bytes(REPEATED_PII.replace(b"income,email", b"income,email_backup"))
+    source.write_bytes(REPEATED_PII.replace(b"income,email", header))
     added = add_dataset(store, [source])
     assert added.rows == 2 and store.verify(added.content_hash, registered=False).files[0].path == "customers.csv"
 
