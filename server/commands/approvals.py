@@ -39,12 +39,20 @@ def register(subparsers: Any) -> None:
         command.set_defaults(handler=decide_command, decision=action)
 
 
+def _shown(value: Any) -> str:
+    """A value as one line of plain text: a requester's name comes from whoever called (a stdio
+    server's MLGATE_PRINCIPAL is the agent's choice), so control characters (terminal escapes that
+    conceal or move text, line breaks) are printed escaped, never acted on by the approver's terminal."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in str(value))
+
+
 def _describe(record: dict[str, Any]) -> str:
-    fields = ", ".join(f"{f.get('path')} {canonical(f.get('old'))} -> {canonical(f.get('new'))}" for f in record.get("protected_fields") or [] if isinstance(f, dict))
+    fields = ", ".join(f"{_shown(f.get('path'))} {canonical(f.get('old'))} -> {canonical(f.get('new'))}" for f in record.get("protected_fields") or [] if isinstance(f, dict))
     who = record.get("requested_by") or {}
-    decided = f"  decided by {record['decided_by']}" if record.get("decided_by") and record["status"] != UNVOUCHED else ""
+    decided = f"  decided by {_shown(record['decided_by'])}" if record.get("decided_by") and record["status"] != UNVOUCHED else ""
     problem = f"\n    NOT VOUCHED BY THE AUDIT CHAIN: {record['vouch_problem']}" if record.get("vouch_problem") else ""
-    return f"{record['id']}  {record['status']:<8}  {record['created_at']}  requested by {who.get('name')} ({who.get('role')}){decided}\n    {fields}{problem}"
+    head = f"{record['id']}  {record['status']:<8}  {_shown(record['created_at'])}  requested by {_shown(who.get('name'))} ({_shown(who.get('role'))})"
+    return f"{head}{decided}\n    {fields}{problem}"
 
 
 def list_command(args: argparse.Namespace) -> int:
