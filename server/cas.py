@@ -14,14 +14,11 @@ file, sorted by relative path (code point order, which is UTF-8 byte order):
 Schema hash: the lowercase hex SHA-256 of the UTF-8 canonical JSON (no spaces: separators `,`
 and `:`) of the list of `[column name, dtype]` pairs sorted by column name, where dtype is the
 string pandas reports (`str(frame[column].dtype)`, e.g. `int64`, `float64`, `str`) after reading
-with READER (CSV: comma separated, UTF-8, whole-file type inference; Parquet: pyarrow). Several
-files of one dataset must have the same columns and dtypes; their rows are concatenated in
-manifest order. A CSV header that names a column twice is refused: pandas would rename the second
-`email` to `email.1`, which no PII name, feature exclusion or sample mask of the standards matches.
-So is a CSV whose rows all have one more field than its header (a trailing comma on each line):
-pandas would read the first field as an index and shift every column onto its neighbour's name.
-So is a Parquet column whose values are no table cells (lists, structs, maps, unions, raw bytes):
-no quality check, sample or model can use one.
+with READER (server/cas_frames.py; CSV: comma separated, UTF-8, whole-file type inference;
+Parquet: pyarrow). Several files of one dataset must have the same columns and dtypes; their rows
+are concatenated in manifest order. Files pandas would misread are refused (server/cas_frames.py:
+a CSV header naming a column twice, rows with one more field than the header, nested Parquet
+columns).
 
 Verification opens data, shadow and the dataset directory with O_NOFOLLOW, each relative to its
 parent's descriptor, so no symbolic link is ever followed. Each file is opened with O_NOFOLLOW,
@@ -37,11 +34,8 @@ Bytes that verify are not yet a dataset: using one (`verify`, `load`, `open`) al
 
 from __future__ import annotations
 
-import csv
 import errno
 import hashlib
-import io
-import json
 import os
 import re
 import stat
@@ -52,20 +46,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from policies import evaluate
 from policies.data import SHADOW_DIR, integrity, registered, shadow_only
+from server.cas_frames import dtypes_of, read_frame, schema_hash
 from tools.errors import IntegrityError, InvalidInput, NotFound, PolicyDenied
 
 CONTENT_HASH = re.compile(r"^[0-9a-f]{64}\Z")
 FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.(csv|parquet)\Z")
 MANIFEST = "manifest.tsv"
-READER: dict[str, dict[str, Any]] = {
-    "csv": {"sep": ",", "encoding": "utf-8", "low_memory": False},
-    "parquet": {"engine": "pyarrow"},
-}
 BYTE_RULES = (shadow_only, integrity)
 USE_RULES = (shadow_only, integrity, registered)
 NO_REGISTRY = {"registered": False, "audited": False, "detail": "this workspace's store has no dataset registry"}
@@ -165,85 +154,6 @@ def parse_manifest(data: bytes) -> dict[str, tuple[int, str]]:
             raise ValueError(f"bad manifest line for {path[:80]!r}")
         entries[path] = (int(size), digest)
     return entries
-
-
-def dtypes_of(frame: pd.DataFrame) -> dict[str, str]:
-    return {str(column): str(dtype) for column, dtype in frame.dtypes.items()}
-
-
-def schema_hash(frame: pd.DataFrame) -> str:
-    pairs = sorted([name, dtype] for name, dtype in dtypes_of(frame).items())
-    return hashlib.sha256(json.dumps(pairs, separators=(",", ":"), ensure_ascii=False).encode("utf-8")).hexdigest()
-
-
-def _csv_head(data: bytes) -> tuple[list[str], int | None]:
-    """The header's names and the field count of the first data row (None: no data row), split as
-    pandas splits them: UTF-8 with its BOM dropped, blank lines skipped. ([], None) when the csv
-    module cannot split them (a field over its size limit): pandas alone decides then."""
-    text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="")
-    try:
-        rows = (row for row in csv.reader(text) if row)
-        header, first = next(rows, []), next(rows, None)
-    except csv.Error:
-        return [], None
-    return header, None if first is None else len(first)
-
-
-def _csv_refusal(data: bytes) -> str | None:
-    header, first = _csv_head(data)
-    # Blank names are left to pandas ("Unnamed: 1", "Unnamed: 2"): no standards name can match them.
-    repeated = sorted({n for n in header if n.strip() and header.count(n) > 1})
-    if repeated:
-        return f"its header names the columns {repeated[:5]} more than once; give each column its own name"
-    if first == len(header) + 1:
-        # pandas would take each row's first field for an index, shifting every column onto the next one's name.
-        return "every row has one more field than its header (a trailing comma?); remove it or name the extra column"
-    return None
-
-
-def _not_cells(data: bytes) -> list[str]:
-    """`name (arrow type)` of each Parquet column whose values are nested or raw bytes."""
-    found = []
-    for column in pq.read_schema(io.BytesIO(data)):
-        kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
-        if pa.types.is_nested(kind) or pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
-            found.append(f"column {column.name!r} ({kind})")
-    return found
-
-
-def _refusal(kind: str, data: bytes) -> str | None:
-    """Why a file the reader can parse is still no dataset file (module docstring), or None."""
-    if kind == "csv":
-        return _csv_refusal(data)
-    not_cells = _not_cells(data)
-    return f"it has columns of nested values or raw bytes: {', '.join(not_cells[:5])}; store flat numbers, booleans, text or dates" if not_cells else None
-
-
-def _parse_one(stored: StoredFile) -> pd.DataFrame:
-    kind, data = stored.path.rsplit(".", 1)[-1], stored.data or b""
-    try:
-        refusal = _refusal(kind, data)
-        frame = pd.read_csv(io.BytesIO(data), **READER["csv"]) if kind == "csv" else pd.read_parquet(io.BytesIO(data), **READER["parquet"])
-    except Exception as exc:  # noqa: BLE001 - any reader failure means "not a readable dataset file"
-        raise ValueError(f"{stored.path} cannot be read as {kind.upper()} ({type(exc).__name__}: {str(exc)[:160]})") from None
-    if refusal:
-        raise ValueError(f"{stored.path}: {refusal}")
-    # A stored non-default index (e.g. a named id column) is data: keep it as columns.
-    return frame if kind == "csv" or isinstance(frame.index, pd.RangeIndex) else frame.reset_index()
-
-
-def read_frame(files: Sequence[StoredFile]) -> pd.DataFrame:
-    """One frame from the files' bytes, in manifest order. Raises ValueError when a file cannot
-    be parsed or the files' columns and dtypes differ."""
-    ordered = sorted(files, key=lambda f: f.path)
-    if not ordered:
-        raise ValueError("the dataset has no data files")
-    frames = [_parse_one(f) for f in ordered]
-    first = list(dtypes_of(frames[0]).items())
-    for stored, frame in zip(ordered[1:], frames[1:]):
-        if list(dtypes_of(frame).items()) != first:
-            raise ValueError(f"{stored.path} has other columns or dtypes than {ordered[0].path}")
-    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 def raise_unless_verified(inspection: Inspection, rules: Sequence[Any] = USE_RULES) -> Inspection:
