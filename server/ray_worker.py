@@ -32,9 +32,11 @@ from server.sandbox_result import SandboxResult
 from server.sandbox_vocabulary import ProgressStep
 from server.settings import SandboxLimits
 from tools.errors import SandboxFailed
+from training.contract import PREDICTIONS_FILE, RESULT_FILE
 
 RELAY_POLL_S = 0.1
 LAUNCHER_MODULES = ("server.sandbox", "server.sandbox_io", "server.ray_worker")
+FIRST_SENT = (RESULT_FILE, PREDICTIONS_FILE)
 
 
 @functools.cache
@@ -134,13 +136,17 @@ def _report(result: SandboxResult, run_dir: Path, limits: dict[str, Any]) -> dic
     }
 
 
-def _output_files(outputs: Path, plain: list[str], max_bytes: int) -> tuple[dict[str, bytes], list[str]]:
-    """{relative path: bytes} of the plain files scan_outputs found (read without following links)."""
+def _output_files(outputs: Path, plain: list[str], budget: int) -> tuple[dict[str, bytes], list[str]]:
+    """{relative path: bytes} of the plain files scan_outputs found (read without following links),
+    `budget` bytes in all: sparse files cost the child nothing, and every byte sent is held here and
+    on the server. The files the server judges come first; files past the budget are returned as
+    unreadable (unsafe to the server)."""
     files: dict[str, bytes] = {}
     unreadable: list[str] = []
-    for relative in plain:
+    for relative in sorted(plain, key=lambda name: (name not in FIRST_SENT, name)):
         try:
-            files[relative] = read_output_bytes(outputs / relative, max_bytes)
+            files[relative] = read_output_bytes(outputs / relative, budget)
+            budget -= len(files[relative])
         except OSError:
             unreadable.append(relative)
     return files, unreadable

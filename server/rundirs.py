@@ -18,6 +18,7 @@ from training.contract import MODEL_DIR, PREDICTIONS_FILE
 
 MAX_PREDICTION_BYTES = 512 * 2**20
 MAX_MODEL_FILE_BYTES = 1024 * 2**20
+MAX_MODEL_BYTES = 2 * 2**30  # all files of a model: a child's sparse files cost it nothing, the copy every byte
 PREDICTION_COLUMNS = {"__row_id__": "int64", "score": "float64"}
 STAGE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}\Z")
 
@@ -68,10 +69,16 @@ class RunDirs:
         return sorted(p for p in model.rglob("*") if p.is_file() and not p.is_symlink()) if model.is_dir() else []
 
     def copy_model(self, stage_dir: Path, target: Path) -> Path:
-        """A server-owned copy of the model artifact, each file re-read with the untrusted-output checks."""
+        """A server-owned copy of the model artifact, each file re-read with the untrusted-output
+        checks. Raises SandboxFailed (sandbox.invalid_output) before copying anything when the files
+        declare more than MAX_MODEL_BYTES in all."""
+        files = self.model_files(stage_dir)
+        if sum(path.lstat().st_size for path in files) > MAX_MODEL_BYTES:
+            raise SandboxFailed(f"the model's files hold more than {MAX_MODEL_BYTES // 2**30} GiB", "Train a smaller model; src/features.py must not write into the outputs directory",
+                                rule_id="sandbox.invalid_output")
         target.mkdir(parents=True, exist_ok=True)
         base = stage_dir / "outputs" / MODEL_DIR
-        for path in self.model_files(stage_dir):
+        for path in files:
             destination = target / path.relative_to(base)
             destination.parent.mkdir(parents=True, exist_ok=True)
             destination.write_bytes(read_output_bytes(path, MAX_MODEL_FILE_BYTES))

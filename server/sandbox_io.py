@@ -41,6 +41,8 @@ def read_output_bytes(path: Path, max_bytes: int) -> bytes:
         info = os.fstat(handle.fileno())
         if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
             raise OSError(f"{path.name} is not a plain regular file")
+        if info.st_size > max_bytes:  # a sparse file declares its size without costing the child any disk
+            raise OSError(f"{path.name} is larger than {max_bytes} bytes")
         data = handle.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise OSError(f"{path.name} is larger than {max_bytes} bytes")
