@@ -26,7 +26,7 @@ from policies import Principal
 from server import roundtrip_yaml, safe_yaml
 from server.approval_vouch import UNVOUCHED, check_approver, described_sha256, is_approval_file, vouched
 from server.audit.overrides import OVERRIDES_LOG, chained_records, logged_record, missing_lines, read_log
-from server.files import fsync_dir, locked, write_atomic, write_temp
+from server.files import fsync_dir, locked, open_regular, write_atomic, write_temp
 from server.ledger import IN_FORCE_KIND, ChainLedger, ChainWriter, actor
 from tools.errors import IntegrityError, InvalidInput, NotFound, PolicyDenied
 
@@ -277,13 +277,13 @@ class ConfigFiles:
         Raises NotFound if missing, IntegrityError for symlinks."""
         path = self._path(relpath)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            # Never a blocking open: a FIFO put here would freeze the server until someone wrote to it.
+            with open_regular(path) as fd, open(fd, "rb", closefd=False) as handle:
+                return handle.read(max_bytes + 1)
         except FileNotFoundError:
             raise NotFound(f"{relpath} does not exist", f"restore {relpath} from git", rule_id="config.missing") from None
         except OSError as exc:
             raise IntegrityError(f"{relpath} cannot be read ({exc.strerror})", f"restore {relpath} from git as a regular file", rule_id="integrity.config_path") from None
-        with os.fdopen(fd, "rb") as handle:
-            return handle.read(max_bytes + 1)
 
     def read_document(self, relpath: str, limits: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
         """(mapping, SHA-256 of the bytes read), loaded with the hardened loader.

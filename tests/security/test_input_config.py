@@ -1,11 +1,18 @@
-"""Hostile config text in the working tree (DESIGN §9: an agent with its own shell writes any file
+"""Hostile config files in the working tree (DESIGN §9: an agent with its own shell writes any file
 of the workspace): the server's own writes of configs/*.yaml never parse it with anything but the
-hardened loader, so a file built to exhaust a YAML parser costs a proposal nothing."""
+hardened loader, so a file built to exhaust a YAML parser costs a proposal nothing; and a FIFO put
+in its place is refused at once instead of freezing the server on an open() that waits for a writer."""
 
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as WaitTimeout
 from pathlib import Path
+from typing import Any
+
+import anyio
 
 import pytest
 from mcp import Client
@@ -44,3 +51,29 @@ async def test_a_deeply_nested_reasoning_file_in_the_working_tree_does_not_break
     assert content["decision"] == "allow" and content["changed"] is True, content
     assert load_document((workspace / "configs/reasoning.yaml").read_bytes(), LIMITS)["change_description"] == REASONING["change_description"]
     assert load_document((workspace / "configs/experiment.yaml").read_bytes(), LIMITS)["model"]["params"]["max_depth"] == 6
+
+
+def _propose_in_own_loop(settings: Settings) -> Any:
+    async def call() -> Any:
+        async with Client(build_server(settings)) as client:
+            return await client.call_tool("propose_config_change", {"changes": {"model.params.max_depth": 6}, "reasoning": REASONING, "dry_run": True})
+
+    return anyio.run(call)
+
+
+def test_a_fifo_in_place_of_experiment_yaml_is_refused_at_once_not_waited_on(settings: Settings, workspace: Path) -> None:
+    target = workspace / "configs/experiment.yaml"
+    target.unlink()
+    os.mkfifo(target)
+    # The call runs in a thread of its own: a blocked open() would freeze its event loop, not the test's.
+    pool = ThreadPoolExecutor(max_workers=1)
+    pending = pool.submit(_propose_in_own_loop, settings)
+    try:
+        result = pending.result(timeout=10.0)
+    except WaitTimeout:
+        os.close(os.open(target, os.O_WRONLY | os.O_NONBLOCK))  # let the blocked reader see end of file
+        pytest.fail("propose_config_change was still waiting on the FIFO after 10 s")
+    finally:
+        pool.shutdown(wait=True)
+    content = result.structured_content
+    assert result.is_error and content["rule_id"] == "integrity.config_path" and "experiment.yaml" in content["reason"], content
