@@ -12,6 +12,7 @@ import logging
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,42 +50,61 @@ def read_output_bytes(path: Path, max_bytes: int) -> bytes:
     return data
 
 
-def scan_outputs(outputs: Path) -> tuple[list[str], list[str]]:
-    """(plain files, unsafe entries) under outputs/ as relative paths. Walked with a stack, not
-    recursion (the child may nest directories without bound), and never through a link. Unsafe:
-    anything but a directory or a singly linked regular file, an entry that cannot be listed or
-    stat'ed, a directory deeper than MAX_OUTPUT_DEPTH (not entered), and past MAX_OUTPUT_ENTRIES
-    entries one more saying so, where the walk stops."""
-    files: list[str] = []
-    unsafe: list[str] = []
-    stack, seen = [("", 0)], 0
+def _walk(outputs: Path) -> Iterator[tuple[str, os.stat_result | None, int]]:
+    """(relative path, lstat or None, depth) of every entry under outputs/, walked with a stack,
+    not recursion (the child may nest directories without bound), and never through a link. None
+    stands for an entry that cannot be stat'ed or a directory that cannot be listed; directories
+    at MAX_OUTPUT_DEPTH are yielded but not entered."""
+    stack = [("", 0)]
     while stack:
         relative, depth = stack.pop()
         try:
             with os.scandir(outputs / relative) as listing:
                 for entry in listing:
-                    seen += 1
-                    if seen > MAX_OUTPUT_ENTRIES:
-                        return sorted(files), [*sorted(unsafe), f"more than {MAX_OUTPUT_ENTRIES} entries"]
-                    _sort_entry(entry, f"{relative}{entry.name}", depth + 1, (files, unsafe, stack))
+                    info = _lstat(entry)
+                    if info is not None and stat.S_ISDIR(info.st_mode) and depth + 1 < MAX_OUTPUT_DEPTH:
+                        stack.append((f"{relative}{entry.name}/", depth + 1))
+                    yield f"{relative}{entry.name}", info, depth + 1
         except OSError:
-            unsafe.append(relative.rstrip("/") or ".")
+            yield relative.rstrip("/") or ".", None, depth
+
+
+def _lstat(entry: os.DirEntry) -> os.stat_result | None:
+    try:
+        return entry.stat(follow_symlinks=False)
+    except OSError:
+        return None
+
+
+def scan_outputs(outputs: Path) -> tuple[list[str], list[str]]:
+    """(plain files, unsafe entries) under outputs/ as relative paths. Unsafe: anything but a
+    directory or a singly linked regular file, an entry that cannot be listed or stat'ed, a
+    directory at MAX_OUTPUT_DEPTH, and past MAX_OUTPUT_ENTRIES entries one more saying so, where
+    the walk stops."""
+    files: list[str] = []
+    unsafe: list[str] = []
+    for seen, (relative, info, depth) in enumerate(_walk(outputs), 1):
+        if seen > MAX_OUTPUT_ENTRIES:
+            return sorted(files), [*sorted(unsafe), f"more than {MAX_OUTPUT_ENTRIES} entries"]
+        if info is not None and stat.S_ISDIR(info.st_mode) and depth < MAX_OUTPUT_DEPTH:
+            continue
+        if info is not None and stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
+            files.append(relative)
+        else:
+            unsafe.append(relative)
     return sorted(files), sorted(unsafe)
 
 
-def _sort_entry(entry: os.DirEntry, relative: str, depth: int, into: tuple[list, list, list]) -> None:
-    files, unsafe, stack = into
-    try:
-        info = entry.stat(follow_symlinks=False)
-    except OSError:
-        unsafe.append(relative)
-        return
-    if stat.S_ISDIR(info.st_mode) and depth < MAX_OUTPUT_DEPTH:
-        stack.append((f"{relative}/", depth))
-    elif stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
-        files.append(relative)
-    else:
-        unsafe.append(relative)
+def outputs_over_budget(outputs: Path, budget: int) -> bool:
+    """Whether outputs/ takes more than `budget` bytes of disk (allocated blocks: a sparse file
+    takes none) or holds more than MAX_OUTPUT_ENTRIES entries. outputs/ is on the host's disk with
+    no quota, and RLIMIT_FSIZE caps each file, not their number."""
+    used = 0
+    for seen, (_, info, _) in enumerate(_walk(outputs), 1):
+        used += info.st_blocks * 512 if info is not None else 0
+        if used > budget or seen > MAX_OUTPUT_ENTRIES:
+            return True
+    return False
 
 
 def audit_outputs(outputs: Path) -> list[str]:
@@ -314,3 +334,4 @@ def sandbox_processes(group: int, pid_namespace: int | None, environ_token: byte
                 or (environ_token and _carries_token(pid, environ_token))):
             members.add(int(pid))
     return members
+

@@ -34,6 +34,7 @@ class ChildExit:
     pid_namespace: int | None = None
     # Unsafe entries (links, FIFOs, hard links) seen where the child ran, when outputs/ here is a copy.
     unsafe_elsewhere: tuple[str, ...] = ()
+    outputs_overflow: bool = False  # outputs/ took more disk than the file-size limit: the child was stopped
 
 
 def conclude(mode: Mode, paths: RunPaths, ended: ChildExit, spec: RunSpec | None) -> SandboxResult:
@@ -45,7 +46,7 @@ def conclude(mode: Mode, paths: RunPaths, ended: ChildExit, spec: RunSpec | None
     unsafe = sorted({*audit_outputs(paths.outputs), *ended.unsafe_elsewhere})
     if isinstance(result, SuccessResult) and not is_plain_file(paths.outputs / PREDICTIONS_FILE):
         result = None
-    reason, detail = classify(timed_out=ended.timed_out, timeout_s=ended.timeout_s, exit_code=ended.exit_code, sig=sig,
+    reason, detail = classify(timed_out=ended.timed_out, timeout_s=ended.timeout_s, exit_code=ended.exit_code, sig=sig, overflow=ended.outputs_overflow,
                               result=result, unsafe=unsafe, stderr_tail=errors, features_lines=count_lines(paths.inputs / "features.py"))
     if isinstance(result, ErrorResult) or unsafe:
         write_operator_log(paths.logs, reason, result if isinstance(result, ErrorResult) else None, unsafe)

@@ -50,7 +50,7 @@ REMEDIATIONS = {
     "timeout": "Make the run cheaper (fewer epochs/rounds, smaller model) or ask an operator to raise the limit.",
     "memory_limit": "Reduce memory use in src/features.py or the model size; the address-space cap is configured.",
     "cpu_limit": "Reduce the work per run; the CPU-seconds cap is configured by the operator.",
-    "file_size_limit": "Write less: the child may not create files larger than the configured cap.",
+    "file_size_limit": "Write less: the child may not create files larger than the configured cap, nor more than it in outputs/ in all.",
     "process_limit": "Do not start processes or many threads from src/features.py.",
     "child_error": "Fix the error in src/features.py or the hyperparameters, then run again.",
     "unsafe_output": "The child may only write regular files and directories under its outputs.",
@@ -73,11 +73,15 @@ def exit_signal(returncode: int | None, mode: Mode) -> int | None:
 def classify(
     *, timed_out: bool, timeout_s: float, exit_code: int | None, sig: int | None,
     result: SuccessResult | ErrorResult | None, unsafe: list[str], stderr_tail: str, features_lines: int = 0,
+    overflow: bool = False,
 ) -> tuple[str, str]:
     """(reason, detail) for a finished run; pure, so every branch is tested by a table. The detail
-    names no path, message or value the child chose: only counts and checked fields."""
+    names no path, message or value the child chose: only counts and checked fields. `overflow`:
+    its outputs/ took more disk than the file-size limit."""
     if timed_out:
         return "timeout", f"the training child ran past the wall-clock limit of {timeout_s:g} s and was killed"
+    if overflow:
+        return "file_size_limit", "the training child wrote more than the file-size limit into outputs/ in all and was stopped"
     if unsafe:
         return "unsafe_output", f"the child left {len(unsafe)} links or special files in outputs/"
     if isinstance(result, ErrorResult):
