@@ -1,11 +1,12 @@
-"""Rules of cancel_run: who may stop a detached run, and which runs can be stopped.
+"""Rules of cancel_run: who may stop a run, and which runs can be stopped.
 
 Facts are a mapping gathered by tools/cancel_run.py:
 
     principal     Principal: who asks
-    run           {run_id, status, started_by, detached, worker_elsewhere}: the run to cancel
-                  (started_by: the principal tag it was started with; detached: whether it has a
-                  detached worker; worker_elsewhere: its worker lives on another host)
+    run           {run_id, status, started_by, detached, worker_elsewhere, attached_here}: the run
+                  to cancel (started_by: the principal tag it was started with; detached: whether
+                  it has a detached worker; worker_elsewhere: its worker lives on another host;
+                  attached_here: a live run_experiment call of this server process trains it)
 """
 
 from __future__ import annotations
@@ -33,17 +34,26 @@ def own_run(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
 
 
 @rule(
-    "cancel.detached_running",
+    "cancel.running",
     source=SOURCE,
-    description="Only a RUNNING run started with run_experiment(detach=true) is cancelled by cancel_run; a run inside a call is stopped by cancelling that call.",
+    description=(
+        "Only a RUNNING run is cancelled: one in a detached worker, or one trained inside a live run_experiment call of "
+        "this server process (a client that lost its connection cannot cancel its own call any more)."
+    ),
 )
-def detached_running(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
+def running(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
     run = facts["run"]
     if run.get("status") != "RUNNING":
-        return Decision.deny("cancel.detached_running", f"run {run.get('run_id')} is {run.get('status')}, not RUNNING", "nothing to cancel; get_run shows how it ended")
-    if not run.get("detached"):
-        return Decision.deny("cancel.detached_running", f"run {run.get('run_id')} was not started detached", "cancel the run_experiment call that is training it (the client's cancel)")
-    return Decision.allow("cancel.detached_running", "the run is RUNNING in a detached worker")
+        return Decision.deny("cancel.running", f"run {run.get('run_id')} is {run.get('status')}, not RUNNING", "nothing to cancel; get_run shows how it ended")
+    if run.get("detached"):
+        return Decision.allow("cancel.running", "the run is RUNNING in a detached worker")
+    if run.get("attached_here"):
+        return Decision.allow("cancel.running", "the run is trained inside a live call of this server")
+    return Decision.deny(
+        "cancel.running",
+        f"run {run.get('run_id')} is trained inside a call of another mlgate server process (or one that died; the next server marks it FAILED)",
+        "cancel that call from its client, or call cancel_run on the server the call went to",
+    )
 
 
 @rule(

@@ -13,6 +13,7 @@ from mcp.server.subscriptions import InMemorySubscriptionBus
 
 from server.acknowledgement_check import AcknowledgementCheck
 from server.approvals import ApprovalStore, ConfigFiles, OverridesLog
+from server.attached_runs import AttachedRuns
 from server.audit.pr_vouch import PushedCommits
 from server.audit.run_metrics import RunMetricsLedger
 from server.audit.witness import chain_id, late_witness
@@ -58,6 +59,7 @@ class Ports:
     worktrees: Any = None  # files at past commits, from the object store (server/worktree.py)
     test_queries: Any = None  # test-set query counts per dataset (server/test_queries.py)
     detached: Any = None  # detached runs: launch, live count, reconcile, cancel (server/detached_runs.py)
+    attached: Any = None  # runs trained inside a live call of this process, cancellable (server/attached_runs.py)
     run_metrics: Any = None  # finished runs' metrics as the audit chain records them (server/audit/run_metrics.py)
     pushed_commits: Any = None  # the commits open_pr pushed, as the audit chain records them (server/audit/pr_vouch.py)
     events: Any = None  # the subscriptions bus every server built on these ports publishes to (resource updates)
@@ -88,6 +90,7 @@ def build_ports(settings: Settings) -> Ports:
     ports.events = InMemorySubscriptionBus()
     ports.detached = DetachedRuns(settings, ports.audit, ports.tracking, ports.events)
     ports.slots.external = ports.detached.live_count  # a live detached worker holds a slot
+    ports.attached = AttachedRuns()
     ports.prs = build_provider(settings, git, witness=witness)
     ports.run_artifacts = RunArtifacts(ports.tracking)
     ports.registry = ModelRegistry(ports.tracking, settings.state_dir / "registry", witness=witness)

@@ -1,9 +1,13 @@
-"""cancel_run: stop a detached run (run_experiment detach=true) of this project.
+"""cancel_run: stop a RUNNING run of this project.
 
-The run's worker gets SIGTERM: training is cancelled, the sandbox launcher kills the training child,
-and the worker ends the MLflow run KILLED and records `ended` in the audit chain. A worker that does
-not stop within `training.cancel_grace_seconds` (configs/policy.yaml) is killed with its session
-and its run ended KILLED by the server. A run inside a live call is stopped by cancelling that call.
+A detached run (run_experiment detach=true): its worker gets SIGTERM, training is cancelled, the
+sandbox launcher kills the training child, and the worker ends the MLflow run KILLED and records
+`ended` in the audit chain. A worker that does not stop within `training.cancel_grace_seconds`
+(configs/policy.yaml) is killed with its session and its run ended KILLED by the server.
+
+A run trained inside a live run_experiment call of this server process is cancelled as the client's
+own cancel would (server/attached_runs.py): the sandbox kills the child, the run ends KILLED, and
+that call answers `run.cancelled`. It is how a human stops a run whose client went away.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ DEFAULT_GRACE_S = 30.0
 
 
 class CancelRunInput(StrictInput):
-    run_id: str = Field(description="MLflow run id (32 lowercase hex) of a RUNNING detached run, as run_experiment(detach=true) returned it.", pattern=RUN_ID_PATTERN)
+    run_id: str = Field(description="MLflow run id (32 lowercase hex) of a RUNNING run: a detached one, or one a live run_experiment call of this server trains.", pattern=RUN_ID_PATTERN)
     dry_run: bool = Field(False, description="Check who may cancel and whether the run can be cancelled; stop nothing.")
 
 
@@ -34,7 +38,8 @@ def gather(request: CancelRunInput, ctx: CallContext) -> dict[str, Any]:
     tags = run.get("tags") or {}
     call_id = tags.get(CALL_TAG)
     summary = {"run_id": run["run_id"], "status": run["status"], "started_by": tags.get("principal"), "detached": bool(call_id),
-               "worker_elsewhere": bool(call_id) and ctx.ports.detached.worker_elsewhere(str(call_id))}
+               "worker_elsewhere": bool(call_id) and ctx.ports.detached.worker_elsewhere(str(call_id)),
+               "attached_here": not call_id and ctx.ports.attached.here(run["run_id"])}
     return {"principal": ctx.principal, "experiment": experiment_of(tracking, standards), "runs": [run], "run": summary, "call_id": call_id}
 
 
@@ -45,15 +50,23 @@ async def execute(request: CancelRunInput, facts: dict[str, Any], ctx: CallConte
     ports, run_id = ctx.ports, request.run_id
     ctx.audit_refs.update(run_id=run_id)
     grace = float((ctx.config.get("policy") or {}).get("training", {}).get("cancel_grace_seconds", DEFAULT_GRACE_S))
+    if not facts["call_id"]:
+        how = await ports.attached.cancel(run_id, ctx.principal.name, grace)
+        return await _final(ports, run_id, how)
     how = await anyio.to_thread.run_sync(ports.detached.cancel, str(facts["call_id"]), grace)
     if how == "elsewhere":
         raise PolicyDenied("the run's worker runs on another host", "call cancel_run on the mlgate server of the host that started the run", rule_id="cancel.worker_here")
+    return await _final(ports, run_id, how)
+
+
+async def _final(ports: Any, run_id: str, how: str) -> dict[str, Any]:
     run = await anyio.to_thread.run_sync(ports.tracking.get_run, run_id)
     return {"run_id": run_id, "status": run["status"], "cancelled": how, "end_reason": (run.get("tags") or {}).get("mlgate.end_reason")}
 
 
 def preview(request: CancelRunInput, facts: dict[str, Any]) -> dict[str, Any]:
-    return {"run_id": request.run_id, "status": facts["run"]["status"], "would": "cancel the run's detached worker (the run ends KILLED)"}
+    what = "the run's detached worker" if facts["call_id"] else "the run_experiment call training it"
+    return {"run_id": request.run_id, "status": facts["run"]["status"], "would": f"cancel {what} (the run ends KILLED)"}
 
 
 _RULES = load_all()
@@ -61,12 +74,13 @@ SPEC = ToolSpec(
     name="cancel_run",
     title="Cancel a detached run",
     description=(
-        "Stop a RUNNING run started with run_experiment(detach=true): the training child is killed and the MLflow run ends "
-        "KILLED (audited). Agents cancel only runs they started; humans and operators any run of the project. Returns the "
-        "run's final status. Use dry_run to check without stopping anything."
+        "Stop a RUNNING run, detached (run_experiment detach=true) or trained inside a live run_experiment call of this "
+        "server: the training child is killed and the MLflow run ends KILLED (audited). Agents cancel only runs they "
+        "started; humans and operators any run of the project. Returns the run's final status. Use dry_run to check "
+        "without stopping anything."
     ),
     input_model=CancelRunInput,
-    rules=(_RULES["role.known"], _RULES["runs.same_project"], _RULES["cancel.own_run"], _RULES["cancel.detached_running"], _RULES["cancel.worker_here"]),
+    rules=(_RULES["role.known"], _RULES["runs.same_project"], _RULES["cancel.own_run"], _RULES["cancel.running"], _RULES["cancel.worker_here"]),
     gather=gather,
     execute=execute,
     preview=preview,

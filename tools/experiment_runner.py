@@ -10,6 +10,7 @@ cancellation) with a reason before the error reaches the enforcement point.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -245,10 +246,11 @@ def _chain_metrics(ctx: CallContext, run_id: str) -> None:
     ctx.ports.run_metrics.record(run_id, ctx.ports.tracking.get_run(run_id)["metrics"])
 
 
-async def train_and_finish(ctx: CallContext, experiment: str, run_id: str, facts: dict[str, Any], *, detached: bool = False) -> dict[str, Any]:
+async def train_and_finish(ctx: CallContext, experiment: str, run_id: str, facts: dict[str, Any], *, detached: bool = False, cancelled: Callable[[], str] | None = None) -> dict[str, Any]:
     """Train every stage, evaluate, log, end the run FINISHED; a detached run also records the
     result (RESULT_ARTIFACT) before it ends, for get_run. Any failure ends the run FAILED, a
-    cancellation KILLED, then is raised (GovernanceError for a failed run)."""
+    cancellation KILLED (with the reason `cancelled()` gives), then is raised (GovernanceError for
+    a failed run)."""
     try:
         plan, results, data = await _train_all(ctx, run_id, facts)
         payload = await anyio.to_thread.run_sync(finish_report, ctx, experiment, run_id, plan, results, data)
@@ -256,7 +258,8 @@ async def train_and_finish(ctx: CallContext, experiment: str, run_id: str, facts
             await anyio.to_thread.run_sync(ctx.ports.tracking.log_json_artifact, run_id, RESULT_ARTIFACT, payload)
         await anyio.to_thread.run_sync(_chain_metrics, ctx, run_id)
     except BaseException as exc:
-        await _end(ctx, run_id, *_end_status(exc, "cancelled through cancel_run" if detached else "cancelled by the client"))
+        reason = "cancelled through cancel_run" if detached else (cancelled() if cancelled is not None else "cancelled by the client")
+        await _end(ctx, run_id, *_end_status(exc, reason))
         raise
     await anyio.to_thread.run_sync(ctx.ports.tracking.end_run, run_id, "FINISHED")
     return payload
@@ -296,4 +299,9 @@ async def execute(request: Any, facts: dict[str, Any], ctx: CallContext) -> dict
     async with ctx.ports.slots.hold(_waiting(ctx)):
         experiment, run_id = await _start(request, facts, ctx)
         _note_refs(ctx, run_id, facts)
-        return await train_and_finish(ctx, experiment, run_id, facts)
+        payload = None
+        with ctx.ports.attached.training(run_id) as attached:  # cancel_run reaches the run here
+            payload = await train_and_finish(ctx, experiment, run_id, facts, cancelled=attached.reason)
+    if payload is None:
+        raise SandboxFailed(f"run {run_id} was cancelled through cancel_run by {attached.cancelled_by}", "get_run shows the run (KILLED); run the experiment again if it is still wanted", rule_id="run.cancelled")
+    return payload

@@ -92,7 +92,7 @@ async def test_cancel_run_kills_the_training_child_and_ends_the_run_killed(lab: 
     outcome = [r for r in read_tail(lab.settings.audit_path, 200) if r.get("tool") == "cancel_run" and r.get("kind") == "outcome"]
     assert [(r["status"], r["run_id"], r["principal"]) for r in outcome] == [("ok", run_id, lab.settings.local_principal)]
     is_error, again = await lab.call("cancel_run", {"run_id": run_id})
-    assert is_error and again["rule_id"] == "cancel.detached_running"
+    assert is_error and again["rule_id"] == "cancel.running"
 
 
 async def test_a_killed_workers_run_is_reconciled_failed_by_the_next_server_and_frees_its_slot(lab: RunsLab) -> None:
