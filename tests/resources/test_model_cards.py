@@ -6,24 +6,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import anyio
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from resources.model_cards import MODELS_URI
 from server.app import build_server
-from tests.tools.promotion_lab import MODEL, Lab, build_lab, call, clone_run
+from tests.tools.promotion_lab import MODEL, Lab, build_candidate_lab, clone_run
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
-    built = build_lab(tmp_path_factory.mktemp("model-cards"))
-    is_error, content = anyio.run(call, built, "promote", {"run_id": built.run_id, "alias": "candidate"})
-    assert not is_error, content
-    return built
+    return build_candidate_lab(tmp_path_factory.mktemp("model-cards"))
 
 
 async def read(lab: Lab, uri: str) -> dict[str, Any]:

@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import anyio
 import pytest
 
 from tests.credentials import issue
 from tests.e2e.transports import mlgate_http, streamable_http
-from tests.tools.promotion_lab import MODEL, Lab, build_lab, call
+from tests.tools.promotion_lab import MODEL, Lab, build_candidate_lab
 from tools.sealed import is_sealed
 
 pytestmark = pytest.mark.anyio
@@ -23,10 +22,7 @@ CARD_URI = f"mlgate://models/{MODEL}/card"
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
-    built = build_lab(tmp_path_factory.mktemp("remote-card"))
-    is_error, content = anyio.run(call, built, "promote", {"run_id": built.run_id, "alias": "candidate"})
-    assert not is_error, content
-    return built
+    return build_candidate_lab(tmp_path_factory.mktemp("remote-card"))
 
 
 async def read_card(lab: Lab, token: str) -> dict[str, Any]:

@@ -185,3 +185,13 @@ def reset_registry(lab: Lab) -> None:
         pass
     shutil.rmtree(lab.settings.state_dir / "registry", ignore_errors=True)
     shutil.rmtree(lab.settings.state_dir / "approvals", ignore_errors=True)
+
+
+def build_candidate_lab(root: Path) -> Lab:
+    """build_lab, with its run promoted to candidate (a model card exists)."""
+    import anyio
+
+    built = build_lab(root)
+    is_error, content = anyio.run(call, built, "promote", {"run_id": built.run_id, "alias": "candidate"})
+    assert not is_error, content
+    return built
