@@ -46,6 +46,9 @@ from training.contract import PROGRESS_FILE
 SANDBOX_RUN_DIR = "/sandbox"
 SANDBOX_TRAINING_ROOT = "/opt/mlgate"
 NOBODY = 65534
+# As root each child runs as a uid of its own from this range (no account needs to exist): RLIMIT_NPROC
+# counts a uid's processes host-wide, so children sharing nobody could starve each other.
+RUN_UIDS = range(1_800_000_000, 1_900_000_000)
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -73,6 +76,7 @@ class HostLayout:
     gpu_devices: tuple[str, ...] = ()
     drop_privileges: bool = False
     sized_tmpfs: bool = False  # bwrap takes --size (0.8+): the child's /tmp is capped, else only by the host
+    run_uids: bool = False  # RUN_UIDS exist in this user namespace (not in most rootless containers): else nobody
     prlimit: str = "/usr/bin/prlimit"
     setpriv: str = "/usr/bin/setpriv"
 
@@ -88,7 +92,7 @@ def discover_layout() -> HostLayout:
         training_dir=str(Path(next(iter(training.submodule_search_locations))).resolve()),
         system_dirs=dirs, system_links=links, etc_files=tuple(f for f in ETC_FILES if os.path.exists(f)),
         gpu_devices=tuple(p for p in gpus if not os.path.isdir(p)), drop_privileges=os.geteuid() == 0,
-        sized_tmpfs=_takes_tmpfs_size(shutil.which("bwrap")),
+        sized_tmpfs=_takes_tmpfs_size(shutil.which("bwrap")), run_uids=_maps_run_uids(Path("/proc/self/uid_map")),
         prlimit=shutil.which("prlimit") or "/usr/bin/prlimit", setpriv=shutil.which("setpriv") or "/usr/bin/setpriv",
     )
 
@@ -103,6 +107,15 @@ def _takes_tmpfs_size(bwrap: str | None) -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return b"--size" in shown.stdout + shown.stderr
+
+
+def _maps_run_uids(uid_map: Path) -> bool:
+    """Whether one line of the uid map covers all of RUN_UIDS (lines: inside outside count)."""
+    try:
+        lines = [tuple(map(int, line.split())) for line in uid_map.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return False
+    return any(len(line) == 3 and line[0] <= RUN_UIDS.start and RUN_UIDS.stop <= line[0] + line[2] for line in lines)
 
 
 def child_environment(limits: SandboxLimits, python_path: str, home: str, host_env: Mapping[str, str]) -> dict[str, str]:
@@ -196,23 +209,25 @@ def _run_mounts(run_dir: Path) -> list[str]:
             "--bind", str(run_dir / "outputs"), f"{SANDBOX_RUN_DIR}/outputs", "--chdir", SANDBOX_RUN_DIR]
 
 
-def _drop_privileges(layout: HostLayout) -> list[str]:
-    """As root, bwrap keeps capabilities and RLIMIT_NPROC does not apply: run the child as nobody."""
+def _drop_privileges(layout: HostLayout, uid: int) -> list[str]:
+    """As root, bwrap keeps capabilities and RLIMIT_NPROC does not apply: run the child as `uid`."""
     if not layout.drop_privileges:
         return []
-    return [layout.setpriv, "--reuid", str(NOBODY), "--regid", str(NOBODY), "--clear-groups",
+    return [layout.setpriv, "--reuid", str(uid), "--regid", str(uid), "--clear-groups",
             "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
 
 
 def build_bwrap_argv(
-    layout: HostLayout, run_dir: Path, limits: SandboxLimits, env: Mapping[str, str], info_fd: int | None = None
+    layout: HostLayout, run_dir: Path, limits: SandboxLimits, env: Mapping[str, str], info_fd: int | None = None,
+    uid: int = NOBODY,
 ) -> list[str]:
-    """The complete bwrap command line for one run. Pure: everything it depends on is an argument."""
+    """The complete bwrap command line for one run. Pure: everything it depends on is an argument;
+    `uid` is the child's when the layout drops privileges."""
     argv = [layout.bwrap or "bwrap", *_namespace_args(info_fd), *_system_mounts(layout, limits)]
     argv += [*_runtime_binds(layout), *_run_mounts(run_dir), *_sealed_mounts()]
     for name, value in sorted(env.items()):
         argv += ["--setenv", name, value]
-    argv += ["--", *rlimit_argv(layout, limits), *_drop_privileges(layout)]
+    argv += ["--", *rlimit_argv(layout, limits), *_drop_privileges(layout, uid)]
     return argv + training_argv(layout, SANDBOX_RUN_DIR)
 
 
@@ -258,14 +273,15 @@ class SandboxLauncher:
         run is a SandboxResult with ok=False, not an exception. Cancellation kills the child.
         on_progress gets server-worded steps bounded by inputs/spec.json, never the child's text."""
         mode = self._require_mode()
-        paths = prepare_run_dir(run_dir, REQUIRED_INPUTS, mode == "bwrap" and self.layout.drop_privileges)
+        uid = secrets.choice(RUN_UIDS) if self.layout.run_uids else NOBODY  # used only where the layout drops privileges
+        paths = prepare_run_dir(run_dir, REQUIRED_INPUTS, mode == "bwrap" and self.layout.drop_privileges, uid)
         timeout = min(timeout_s or math.inf, self.limits.wall_clock_seconds)
         started = time.monotonic()
         spec = read_spec(paths.inputs / "spec.json")
         tail = ProgressTail(paths.outputs / PROGRESS_FILE, ProgressGate(plan_for(spec)))
         guard = _OutputsGuard(paths.outputs, self.limits.file_size_bytes)
         with (paths.logs / "child.stdout").open("wb") as out, (paths.logs / "child.stderr").open("wb") as err:
-            child = await self._spawn(mode, paths, out, err)
+            child = await self._spawn(mode, paths, out, err, uid)
             try:
                 with anyio.move_on_after(timeout) as deadline:
                     await _identify(child)
@@ -289,7 +305,7 @@ class SandboxLauncher:
             )
         return self.mode
 
-    async def _spawn(self, mode: Mode, paths: RunPaths, out: IO[bytes], err: IO[bytes]) -> _Child:
+    async def _spawn(self, mode: Mode, paths: RunPaths, out: IO[bytes], err: IO[bytes], uid: int) -> _Child:
         if mode == "unconfined":
             paths.scratch.mkdir(exist_ok=True)
             env = child_environment(self.limits, str(Path(self.layout.training_dir).parent), str(paths.scratch), os.environ)
@@ -300,7 +316,7 @@ class SandboxLauncher:
         env = child_environment(self.limits, SANDBOX_TRAINING_ROOT, "/tmp", os.environ)
         info_read, info_write = os.pipe()
         try:
-            argv = build_bwrap_argv(self.layout, paths.run_dir, self.limits, env, info_fd=info_write)
+            argv = build_bwrap_argv(self.layout, paths.run_dir, self.limits, env, info_fd=info_write, uid=uid)
             process = await anyio.open_process(argv, stdin=DEVNULL, stdout=out, stderr=err, env={"PATH": "/usr/bin:/bin"},
                                                start_new_session=True, pass_fds=(info_write,))
         except BaseException:

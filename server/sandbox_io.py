@@ -244,9 +244,10 @@ class RunPaths:
         return self.run_dir / "scratch"
 
 
-def prepare_run_dir(run_dir: Path, required_inputs: tuple[str, ...], sandbox_owns_outputs: bool) -> RunPaths:
-    """Check inputs/, create an empty outputs/ (owned by the sandbox uid when it drops privileges)
-    and logs/; raises SandboxFailed (sandbox.run_dir) when the layout is wrong."""
+def prepare_run_dir(run_dir: Path, required_inputs: tuple[str, ...], sandbox_owns_outputs: bool,
+                    sandbox_uid: int = SANDBOX_UID) -> RunPaths:
+    """Check inputs/, create an empty outputs/ (owned by sandbox_uid when the sandbox drops
+    privileges) and logs/; raises SandboxFailed (sandbox.run_dir) when the layout is wrong."""
     paths = RunPaths(Path(run_dir).resolve())
     missing = [name for name in required_inputs if not (paths.inputs / name).is_file()]
     if missing:
@@ -259,7 +260,7 @@ def prepare_run_dir(run_dir: Path, required_inputs: tuple[str, ...], sandbox_own
     paths.logs.mkdir(exist_ok=True)
     if sandbox_owns_outputs:
         _open_inputs_to_sandbox(paths.inputs)
-        os.chown(paths.outputs, SANDBOX_UID, SANDBOX_UID)
+        os.chown(paths.outputs, sandbox_uid, sandbox_uid)
     return paths
 
 
