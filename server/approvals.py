@@ -317,8 +317,18 @@ class ConfigFiles:
         return roundtrip_yaml.render_over(original, document, limits, header=header)
 
     def sha256(self, relpath: str) -> str | None:
+        """SHA-256 of the file, None when it does not exist. One non-blocking open, as `read` does:
+        this runs under the configs lock, and a FIFO swapped in between an is_file() and a read
+        would hold the lock, and every proposal, until someone wrote to it. Raises IntegrityError
+        for a link, FIFO, directory or unreadable file."""
         path = self._path(relpath)
-        return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+        try:
+            with open_regular(path) as fd, open(fd, "rb", closefd=False) as handle:
+                return hashlib.file_digest(handle, "sha256").hexdigest()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise IntegrityError(f"{relpath} cannot be read ({exc.strerror})", f"restore {relpath} from git as a regular file", rule_id="integrity.config_path") from None
 
     def write(self, files: Mapping[str, str], *, expected: Mapping[str, str | None], before_commit: Callable[[], None] = lambda: None) -> None:
         """Replace `files` atomically each, only if every `expected` path still has that SHA-256.

@@ -77,3 +77,26 @@ def test_a_fifo_in_place_of_experiment_yaml_is_refused_at_once_not_waited_on(set
         pool.shutdown(wait=True)
     content = result.structured_content
     assert result.is_error and content["rule_id"] == "integrity.config_path" and "experiment.yaml" in content["reason"], content
+
+
+def test_the_changed_since_read_check_refuses_a_fifo_at_once_under_the_configs_lock(settings: Settings, workspace: Path) -> None:
+    from server.approvals import ConfigFiles
+    from tools.errors import IntegrityError
+
+    configs = ConfigFiles(workspace, settings.state_dir / "configs.lock")
+    target = workspace / "configs/experiment.yaml"
+    digest = configs.sha256("configs/experiment.yaml")
+    target.unlink()
+    os.mkfifo(target)  # swapped in after the proposal read the file, before its write
+    pool = ThreadPoolExecutor(max_workers=1)
+    pending = pool.submit(configs.write, {"configs/experiment.yaml": "x: 1\n"}, expected={"configs/experiment.yaml": digest})
+    try:
+        with pytest.raises(IntegrityError) as refused:
+            pending.result(timeout=10.0)
+    except WaitTimeout:
+        os.close(os.open(target, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("the write was still waiting on the FIFO after 10 s")
+    finally:
+        pool.shutdown(wait=True)
+    assert refused.value.rule_id == "integrity.config_path" and "experiment.yaml" in refused.value.reason
+    assert target.is_fifo()  # nothing written over it
