@@ -11,6 +11,7 @@ and, for load_dataset, `columns` (the dataset's columns) and `sample` (the recor
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
 from typing import Any
@@ -23,10 +24,22 @@ MASK = "***"
 MAX_LISTED_PROBLEMS = 5
 
 
+def column_key(name: Any) -> str:
+    """A column name as the standards' names are matched against it: compatibility forms folded
+    (NFKC: full-width `ｅｍａｉｌ` is `email`), format characters such as zero-width spaces dropped,
+    surrounding spaces stripped, case folded. `E\u200bmail ` is the standards' `email`."""
+    text = unicodedata.normalize("NFKC", str(name))
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf").strip().casefold()
+
+
+def is_named(column: Any, names: Iterable[str]) -> bool:
+    """Whether `column` is one of the standards' `names`, by column_key."""
+    return column_key(column) in {column_key(n) for n in names}
+
+
 def is_pii(column: Any, pii_columns: Iterable[str]) -> bool:
-    """PII matching ignores case and surrounding spaces: `Email ` is the standards' `email`."""
-    names = {str(p).strip().casefold() for p in pii_columns}
-    return str(column).strip().casefold() in names
+    """PII matching, by column_key: a look-alike spelling of a PII name is that PII column."""
+    return is_named(column, pii_columns)
 
 
 def integrity_message(requested: str, problems: list[Mapping[str, Any]], recomputed: str | None) -> tuple[str, str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from policies.data import is_pii
+from policies.data import is_named, is_pii
 from policies.decision import Decision, rule
 
 SOURCE = "DESIGN.md §4-§5, issue 4"
@@ -52,7 +52,8 @@ def no_pii_features(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Deci
     description="Protected attributes are not features unless features.use_protected_attributes was approved.",
 )
 def protected_attributes_excluded(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
-    used = sorted(set(facts["feature_columns"]) & set(config["standards"].get("protected_attributes") or []))
+    protected = config["standards"].get("protected_attributes") or []
+    used = sorted(c for c in set(facts["feature_columns"]) if is_named(c, protected))  # any case, look-alike spellings
     approved = facts["config"]["features"].get("use_protected_attributes") is True and facts.get("protected_override_approved") is True
     if not used or approved:
         return Decision.allow("training.protected_attributes_excluded", "protected attributes handled per standards")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from policies.data import is_pii
+from policies.data import is_named, is_pii
 
 
 def excluded_columns(config: Mapping[str, Any], standards: Mapping[str, Any]) -> set[str]:
@@ -23,7 +23,9 @@ def excluded_columns(config: Mapping[str, Any], standards: Mapping[str, Any]) ->
 def select_features(frame: pd.DataFrame, config: Mapping[str, Any], standards: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """(feature columns in dataset order, the categorical ones among them)."""
     excluded, pii = excluded_columns(config, standards), standards.get("pii_columns") or []
-    # PII in any case or with stray spaces (`Email `) is the standards' PII, as load_dataset masks it.
-    features = [str(c) for c in frame.columns if str(c) not in excluded and not is_pii(c, pii) and not str(c).startswith("__")]
+    # PII (and a protected attribute not approved for use) in any case, with stray spaces or in a
+    # look-alike spelling (`Email `, `ｅｍａｉｌ`) is the standards' column, as load_dataset masks it.
+    protected = [] if config["features"]["use_protected_attributes"] is True else standards.get("protected_attributes") or []
+    features = [str(c) for c in frame.columns if str(c) not in excluded and not is_pii(c, pii) and not is_named(c, protected) and not str(c).startswith("__")]
     categorical = [c for c in features if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))]
     return features, categorical

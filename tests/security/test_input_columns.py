@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 
-from policies.training import no_pii_features
+from policies.training import no_pii_features, protected_attributes_excluded
 from server.cas import StoredFile, read_frame
 from tools.columns import column_report
 from tools.load_dataset import masked_sample
@@ -39,3 +39,28 @@ def test_the_column_report_finds_pii_columns_in_any_case_and_names_the_truly_abs
     report = column_report(["Email", "income", "default"], STANDARDS)
     assert report["pii_columns"] == {"present": ["email"], "absent": ["ssn"]}
     assert report["warnings"] == ["PII columns named by the standards but absent from the dataset: ['ssn']"]
+
+
+# --- look-alike names: full-width letters, zero-width characters, another case ----------------------
+
+LOOK_ALIKES = ["ｅｍａｉｌ", "e\u200bmail", "EMAIL\ufeff", "Ｓｓｎ"]
+
+
+def test_a_pii_column_spelled_with_full_width_or_zero_width_characters_is_pii() -> None:
+    frame = _frame().rename(columns={"Email": LOOK_ALIKES[0], "SSN ": LOOK_ALIKES[1]})
+    assert {row[LOOK_ALIKES[0]] for row in masked_sample(frame, STANDARDS["pii_columns"], 5)} == {"***"}
+    features, _ = select_features(frame, CONFIG, STANDARDS)
+    assert features == ["income", "email_domain"]
+    denied = no_pii_features({"feature_columns": ["income", *LOOK_ALIKES]}, {"standards": STANDARDS})
+    assert not denied.allowed and all(name in denied.reason for name in ("EMAIL", "Ｓｓｎ"))
+
+
+def test_a_protected_attribute_in_another_case_or_look_alike_spelling_is_never_a_silent_feature() -> None:
+    standards = {**STANDARDS, "protected_attributes": ["gender", "age"]}
+    frame = _frame().assign(Gender=["f", "m"], age=[30, 40]).rename(columns={"Gender": "Ｇｅｎｄｅｒ"})
+    features, _ = select_features(frame, CONFIG, standards)
+    assert features == ["income", "email_domain"]
+    facts = {"feature_columns": ["income", "GENDER"], "config": CONFIG}
+    denied = protected_attributes_excluded(facts, {"standards": standards})
+    assert not denied.allowed and "GENDER" in denied.reason
+    assert protected_attributes_excluded({"feature_columns": ["income"], "config": CONFIG}, {"standards": standards}).allowed
