@@ -35,7 +35,7 @@ from typing import IO
 import anyio
 from anyio.abc import Process
 
-from server.sandbox_io import ProgressTail, RunPaths, outputs_over_budget, prepare_run_dir, sandbox_processes
+from server.sandbox_io import OutputsGuard, ProgressTail, RunPaths, prepare_run_dir, sandbox_processes
 from server.sandbox_outcome import ChildExit, conclude
 from server.sandbox_result import Mode, SandboxResult
 from server.sandbox_vocabulary import ProgressGate, ProgressStep, plan_for, read_spec
@@ -55,7 +55,6 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"
 GPU_PASSTHROUGH = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES")
 REQUIRED_INPUTS = ("spec.json", "train.parquet", "eval.parquet", "features.py")
 PROGRESS_POLL_S = 0.1
-OUTPUTS_CHECK_S = 1.0  # how often the disk outputs/ takes is measured while the child runs
 KILL_DEADLINE_S = 10.0
 RUN_TOKEN_VARIABLE = "SANDBOX_RUN_TOKEN"
 ProgressCallback = Callable[[ProgressStep], Awaitable[None]]
@@ -279,7 +278,7 @@ class SandboxLauncher:
         started = time.monotonic()
         spec = read_spec(paths.inputs / "spec.json")
         tail = ProgressTail(paths.outputs / PROGRESS_FILE, ProgressGate(plan_for(spec)))
-        guard = _OutputsGuard(paths.outputs, self.limits.file_size_bytes)
+        guard = OutputsGuard(paths.outputs, self.limits.file_size_bytes)
         with (paths.logs / "child.stdout").open("wb") as out, (paths.logs / "child.stderr").open("wb") as err:
             child = await self._spawn(mode, paths, out, err, uid)
             try:
@@ -326,7 +325,7 @@ class SandboxLauncher:
             os.close(info_write)
         return _Child(process, process.pid, info_fd=info_read)
 
-    async def _stream(self, child: _Child, tail: ProgressTail, on_progress: ProgressCallback | None, guard: _OutputsGuard) -> None:
+    async def _stream(self, child: _Child, tail: ProgressTail, on_progress: ProgressCallback | None, guard: OutputsGuard) -> None:
         """Hand new progress lines to on_progress until the child exits, then the last ones; returns
         early (the caller kills the child) once its outputs/ takes more disk than the guard allows."""
         while True:
@@ -358,25 +357,6 @@ class SandboxLauncher:
                 _kill_group(child.group)
             with anyio.move_on_after(0.05):
                 await child.process.wait()
-
-
-class _OutputsGuard:
-    """Measures the disk the child's outputs/ takes, at most every OUTPUTS_CHECK_S, against the
-    file-size limit: outputs/ is on the host's disk without a quota, and RLIMIT_FSIZE bounds each
-    file, not their number."""
-
-    def __init__(self, outputs: Path, budget: int) -> None:
-        self.outputs, self.budget, self.tripped = outputs, budget, False
-        self._due = time.monotonic() + OUTPUTS_CHECK_S
-
-    async def check(self) -> bool:
-        if time.monotonic() >= self._due:
-            self.tripped = await anyio.to_thread.run_sync(self.measure)
-            self._due = time.monotonic() + OUTPUTS_CHECK_S
-        return self.tripped
-
-    def measure(self) -> bool:
-        return outputs_over_budget(self.outputs, self.budget)
 
 
 async def _identify(child: _Child) -> None:

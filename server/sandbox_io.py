@@ -12,10 +12,12 @@ import logging
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 from pydantic import ValidationError
 
 from server.sandbox_vocabulary import ProgressGate, ProgressStep
@@ -26,6 +28,7 @@ MAX_PROGRESS_LINE_BYTES = 4096
 MAX_REJECTED_PROGRESS_LINES = 64
 PROGRESS_SLICE_BYTES = 256 * 1024
 MAX_OUTPUT_ENTRIES = 10_000
+OUTPUTS_CHECK_S = 1.0  # how often the disk outputs/ takes is measured while the child runs
 MAX_OUTPUT_DEPTH = 32  # directory levels under outputs/; the training child writes two
 STDERR_TAIL_BYTES = 4096
 SANDBOX_UID = 65534
@@ -151,6 +154,25 @@ def _empty_into(top: int, name: str, pending: list[str], made: int) -> int:
         os.close(directory)
     os.rmdir(name, dir_fd=top)
     return made
+
+
+class OutputsGuard:
+    """Measures the disk the child's outputs/ takes, at most every OUTPUTS_CHECK_S, against the
+    file-size limit: outputs/ is on the host's disk without a quota, and RLIMIT_FSIZE bounds each
+    file, not their number."""
+
+    def __init__(self, outputs: Path, budget: int) -> None:
+        self.outputs, self.budget, self.tripped = outputs, budget, False
+        self._due = time.monotonic() + OUTPUTS_CHECK_S
+
+    async def check(self) -> bool:
+        if time.monotonic() >= self._due:
+            self.tripped = await anyio.to_thread.run_sync(self.measure)
+            self._due = time.monotonic() + OUTPUTS_CHECK_S
+        return self.tripped
+
+    def measure(self) -> bool:
+        return outputs_over_budget(self.outputs, self.budget)
 
 
 class ProgressTail:
