@@ -72,6 +72,7 @@ class WorkerReport(BaseModel):
     duration_s: float = Field(ge=0, le=10**7)
     orphans_killed: int = Field(ge=0, le=10**6)
     progress_rejected: int = Field(ge=0, le=10**9)
+    outputs_overflow: bool = False  # the child was stopped for writing more than the file-size limit
     unsafe: list[str] = Field(max_length=MAX_OUTPUT_ENTRIES + 1)
     files: dict[str, bytes] = Field(max_length=MAX_OUTPUT_ENTRIES)
     stderr_tail: str = Field(max_length=16384)
@@ -146,7 +147,8 @@ class RayExecutor:
             raise _unavailable("the Ray worker ran the child confined otherwise than the probed worker")
         await anyio.to_thread.run_sync(unpack_outputs, paths, report)
         ended = ChildExit(report.exit_code, report.timed_out, timeout, time.monotonic() - started, gate.delivered,
-                          gate.rejected + report.progress_rejected, report.orphans_killed, unsafe_elsewhere=tuple(report.unsafe))
+                          gate.rejected + report.progress_rejected, report.orphans_killed, unsafe_elsewhere=tuple(report.unsafe),
+                          outputs_overflow=report.outputs_overflow)
         return conclude(report.mode, paths, ended, spec)
 
     async def _answer(self, stream: Any, gate: _CountingGate, on_progress: ProgressCallback | None, timeout: float) -> dict[str, Any] | None:
