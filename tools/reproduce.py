@@ -37,6 +37,7 @@ from tools.promote import REPRODUCES_TAG, REPRODUCTION_TAG, SEED_RUNS_TAG
 from tools.provenance import config_hash, feature_pipeline_hash, lockfile_hash, run_files_param, sha256_bytes
 from tools.run_features import select_features
 from tools.run_pins import rebuild_config
+from tools.sealed import SEALED_NOTE
 
 FEATURES_PATH = "src/features.py"
 MAX_SEED = 2**32 - 1
@@ -219,7 +220,8 @@ async def execute(request: ReproduceInput, facts: dict[str, Any], ctx: CallConte
     variance = {k: v for k, v in result.items() if k.startswith("seed_variance_") and v is not None}
     if variance:
         await anyio.to_thread.run_sync(lambda: ctx.ports.tracking.log_metrics(request.run_id, variance))
-    return result
+    # the variance is of the test metric: sealed for agents, as get_run seals it (tools/sealed.py)
+    return result if ctx.principal.is_human else {**result, **dict.fromkeys(variance, SEALED_NOTE)}
 
 
 _RULES = load_all()

@@ -142,12 +142,14 @@ def _picked(values: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
 
 def sealed_test(metrics: Mapping[str, float], report: Mapping[str, Any] | None) -> dict[str, Any]:
     """The test-set figures, for humans only: test metrics with CIs, test baselines, paired
-    comparisons and the gate receipt on the test rows."""
+    comparisons, the gate receipt on the test rows and the test metric's variance across seeds
+    (reproduce)."""
     sealed = (report or {}).get("sealed_test") or {}
     return {
         "metrics": {m: with_ci(metrics, m, "test_") for m in metric_names(metrics, "test_")},
         "baselines": baselines(metrics, "baseline_"), "paired": sealed.get("paired"), "gates": sealed.get("gates"),
         "other": {k: v for k, v in sorted(metrics.items()) if is_sealed(k) and k.startswith("test_") and k[5:] not in METRICS and "_ci95_" not in k},
+        "seed_variance": {k.removeprefix("seed_variance_"): v for k, v in sorted(metrics.items()) if k.startswith("seed_variance_")},
     }  # fmt: skip
 
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-SEALED_PREFIXES = ("test_", "baseline_")  # baseline_<name>_<metric>: the baselines scored on the test rows
+# baseline_<name>_<metric>: the baselines scored on the test rows; seed_variance_<metric>: the
+# variance of the test metric across seeds (tools/reproduce.py)
+SEALED_PREFIXES = ("test_", "baseline_", "seed_variance_")
 SEALED_REPORT_KEYS = ("sealed_test",)
 SEALED_NOTE = (
     "the test set is sealed: test metrics are computed and stored for human reviewers, never shown to agents; "

@@ -1,5 +1,5 @@
-"""reproduce through the real server: the run's commit checked out in a real git worktree, real
-bwrap re-runs, the CAS re-hashed, the verdict recorded on the original MLflow run."""
+"""reproduce through the real server: the run's files read from its commit in a real git repository,
+real bwrap re-runs, the CAS re-hashed, the verdict recorded on the original MLflow run."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.tools.promotion_lab import Lab, build_lab, call, clone_run, tampered
+from tools.sealed import SEALED_NOTE
 
 pytestmark = pytest.mark.anyio
 
@@ -32,7 +33,7 @@ async def test_reproducing_an_unchanged_run_passes_and_is_recorded(lab: Lab) -> 
     failed, content = await call(lab, "reproduce", {"run_id": lab.run_id})
     assert not failed, content
     assert content["reproduced"] is True and content["max_difference"] == 0.0 and content["environment_matches"] is True
-    assert [s["seed"] for s in content["seed_runs"]] == [43, 44] and content["seed_variance_roc_auc"] is not None
+    assert [s["seed"] for s in content["seed_runs"]] == [43, 44] and content["seed_variance_roc_auc"] == SEALED_NOTE  # measured on the test rows
     assert all(set(s) == {"run_id", "seed", "val_roc_auc"} for s in content["seed_runs"])  # seed runs' test figures stay sealed
     original, rerun = lab.ports.tracking.get_run(lab.run_id), lab.ports.tracking.get_run(content["reproduction_run_id"])
     for pin in ("git_commit", "feature_pipeline_hash", "config_hash", "dataset_content_hash", "seed"):
@@ -42,9 +43,18 @@ async def test_reproducing_an_unchanged_run_passes_and_is_recorded(lab: Lab) -> 
     assert used[0] == used[1]  # the re-run used the features.py bytes the original recorded, read from its commit
     assert original["tags"]["reproduced"] == "true" and original["tags"]["mlgate.reproduction_run_id"] == rerun["run_id"]
     assert original["tags"]["mlgate.seed_run_ids"] == ",".join(s["run_id"] for s in content["seed_runs"])
-    assert original["metrics"]["seed_variance_roc_auc"] == pytest.approx(content["seed_variance_roc_auc"])
+    assert original["metrics"]["seed_variance_roc_auc"] >= 0.0
     assert rerun["tags"]["mlgate.run_kind"] == "reproduction" and original["tags"]["mlgate.run_kind"] == "experiment"
     assert all(lab.ports.tracking.get_run(s["run_id"])["tags"]["mlgate.run_kind"] == "reproduction" for s in content["seed_runs"])
+
+
+async def test_the_seed_variance_is_sealed_for_agents_and_shown_to_humans(lab: Lab) -> None:
+    variance = lab.ports.tracking.get_run(lab.run_id)["metrics"].get("seed_variance_roc_auc")
+    assert variance is not None, "the reproduction test above measured it"
+    failed, agent_view = await call(lab, "get_run", {"run_id": lab.run_id})
+    assert not failed and "seed_variance_roc_auc" not in json.dumps(agent_view), agent_view
+    failed, human_view = await call(lab, "get_run", {"run_id": lab.run_id}, lab.human())
+    assert not failed and human_view["test_set"]["seed_variance"] == {"roc_auc": pytest.approx(variance)}, human_view["test_set"]
 
 
 async def test_the_worktree_is_gone_after_a_reproduction(lab: Lab) -> None:
