@@ -22,7 +22,6 @@ import math
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -35,13 +34,13 @@ from typing import IO
 import anyio
 from anyio.abc import Process
 
-from server.sandbox_io import OutputsGuard, ProgressTail, RunPaths, prepare_run_dir, sandbox_processes
+from server.sandbox_io import OutputsGuard, ProgressTail, RunPaths, kill_group, kill_pids, prepare_run_dir, sandbox_processes
 from server.sandbox_outcome import ChildExit, conclude
 from server.sandbox_result import Mode, SandboxResult
 from server.sandbox_vocabulary import ProgressGate, ProgressStep, plan_for, read_spec
 from server.settings import SandboxLimits, Settings
 from tools.errors import SandboxFailed
-from training.contract import PROGRESS_FILE
+from training.contract import LIFELINE_VARIABLE, PROGRESS_FILE
 
 SANDBOX_RUN_DIR = "/sandbox"
 SANDBOX_TRAINING_ROOT = "/opt/mlgate"
@@ -242,6 +241,7 @@ class _Child:
     sandbox_init: int | None = None  # bwrap's pid 1 inside the namespace; it outlives the child briefly
     environ_token: bytes | None = None  # unconfined: an environment entry every descendant inherits
     info_fd: int | None = None  # bwrap --info-fd pipe, read once the sandbox exists
+    lifeline: int | None = None  # the write end of the child's lifeline (training/lifeline.py), closed once it is gone
 
 
 class SandboxLauncher:
@@ -289,6 +289,7 @@ class SandboxLauncher:
                 with anyio.CancelScope(shield=True):
                     orphans = await self._kill_all(child)
                     tail.close()
+                    os.close(child.lifeline)
         overflow = guard.tripped or await anyio.to_thread.run_sync(guard.measure)  # what it wrote since the last check
         ended = ChildExit(child.process.returncode, deadline.cancelled_caught, timeout, time.monotonic() - started,
                           tail.delivered, tail.rejected, orphans, child.group, child.pid_namespace, outputs_overflow=overflow)
@@ -305,19 +306,32 @@ class SandboxLauncher:
         return self.mode
 
     async def _spawn(self, mode: Mode, paths: RunPaths, out: IO[bytes], err: IO[bytes], uid: int) -> _Child:
+        """The child, holding the read end of its lifeline; its one writer stays here (not inherited)."""
+        lifeline_read, lifeline_write = os.pipe()
+        try:
+            child = await self._start(mode, paths, out, err, uid, lifeline_read)
+        except BaseException:
+            os.close(lifeline_write)
+            raise
+        finally:
+            os.close(lifeline_read)
+        child.lifeline = lifeline_write
+        return child
+
+    async def _start(self, mode: Mode, paths: RunPaths, out: IO[bytes], err: IO[bytes], uid: int, lifeline: int) -> _Child:
         if mode == "unconfined":
             paths.scratch.mkdir(exist_ok=True)
             env = child_environment(self.limits, str(Path(self.layout.training_dir).parent), str(paths.scratch), os.environ)
-            env[RUN_TOKEN_VARIABLE] = secrets.token_hex(16)
+            env[RUN_TOKEN_VARIABLE], env[LIFELINE_VARIABLE] = secrets.token_hex(16), str(lifeline)
             argv = build_unconfined_argv(self.layout, paths.run_dir, self.limits)
-            process = await anyio.open_process(argv, stdin=DEVNULL, stdout=out, stderr=err, env=env, start_new_session=True)
+            process = await anyio.open_process(argv, stdin=DEVNULL, stdout=out, stderr=err, env=env, start_new_session=True, pass_fds=(lifeline,))
             return _Child(process, process.pid, environ_token=f"{RUN_TOKEN_VARIABLE}={env[RUN_TOKEN_VARIABLE]}".encode())
-        env = child_environment(self.limits, SANDBOX_TRAINING_ROOT, "/tmp", os.environ)
+        env = {**child_environment(self.limits, SANDBOX_TRAINING_ROOT, "/tmp", os.environ), LIFELINE_VARIABLE: str(lifeline)}
         info_read, info_write = os.pipe()
         try:
             argv = build_bwrap_argv(self.layout, paths.run_dir, self.limits, env, info_fd=info_write, uid=uid)
             process = await anyio.open_process(argv, stdin=DEVNULL, stdout=out, stderr=err, env={"PATH": "/usr/bin:/bin"},
-                                               start_new_session=True, pass_fds=(info_write,))
+                                               start_new_session=True, pass_fds=(info_write, lifeline))
         except BaseException:
             os.close(info_read)
             raise
@@ -352,9 +366,9 @@ class SandboxLauncher:
                 raise SandboxFailed(f"{len(members)} sandbox processes survived SIGKILL", "An operator should check the host.",
                                     rule_id="sandbox.orphans")
             if members:
-                _kill(members)  # the sandbox's processes first, so bwrap can reap its own init
+                kill_pids(members)  # the sandbox's processes first, so bwrap can reap its own init
             else:
-                _kill_group(child.group)
+                kill_group(child.group)
             with anyio.move_on_after(0.05):
                 await child.process.wait()
 
@@ -376,18 +390,3 @@ def _read_info(fd: int) -> dict[str, int]:
         return {key: int(info[key]) for key in ("child-pid", "pid-namespace")}
     except (ValueError, KeyError, TypeError):
         return {}
-
-
-def _kill(pids: set[int]) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            continue
-
-
-def _kill_group(group: int) -> None:
-    try:
-        os.killpg(group, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 PROGRESS_FILE = "progress.jsonl"
+# The environment variable naming the child's end of its launcher's lifeline pipe (training/lifeline.py).
+LIFELINE_VARIABLE = "SANDBOX_LIFELINE_FD"
 RESULT_FILE = "result.json"
 PREDICTIONS_FILE = "predictions.parquet"
 MODEL_DIR = "model"

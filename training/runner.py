@@ -19,6 +19,7 @@ from training.contract import FEATURE_TRANSFORM_FILE, MODEL_DIR, ErrorResult, Ph
 from training.determinism import seed_everything
 from training.errors import SpecError, TrainingError, error_code, error_message, error_type, features_line
 from training.families import FitOutcome, TrainingData, fit_predict
+from training.lifeline import hold_lifeline
 from training.outputs import ProgressWriter, write_predictions, write_result
 from training.spec import RunSpec, parse_spec
 from training.transforms import FeatureTransform, apply_build_features, load_build_features
@@ -131,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training", description="Train and predict one run.")
     parser.add_argument("--run-dir", type=Path, required=True, help="Directory holding inputs/ and outputs/.")
     run_dir = parser.parse_args(argv).run_dir
+    hold_lifeline()  # before features.py is imported: a child whose launcher died ends at once
     (run_dir / "outputs").mkdir(exist_ok=True)
     started, phase = time.perf_counter(), PhaseLog()
     try:
