@@ -1,7 +1,7 @@
 """reproduce: re-run a past run from its pins and compare (issue 5; evidence for the champion gate).
 
 The pins are restored, not trusted: src/features.py and configs/experiment.yaml are read from the
-run's commit checked out in a temporary git worktree (whatever the working tree holds now), the
+run's commit, from git's object store (whatever the working tree holds now), the
 config is rebuilt from the run's params and must hash to its config_hash, src/features.py must
 hash to its feature_pipeline_hash, the dataset bytes are re-hashed against the content hash, the
 feature columns and the standards must be the ones recorded. A pin that cannot be restored is a
@@ -230,10 +230,11 @@ SPEC = ToolSpec(
     name="reproduce",
     title="Reproduce a run from its pins",
     description=(
-        "Re-run a FINISHED run from its recorded pins (its commit checked out in a temporary worktree, its config, "
-        "dataset hash and seed) in the sandbox and compare every test metric within the reproduction tolerance; "
-        "when it reproduces, re-run it with the next seeds to measure the seed variance. Records reproduced=true|false "
-        "on the original run (promote to champion needs true). Use dry_run to check the pins without training."
+        "Re-run a FINISHED run from its recorded pins (the files of its commit, its config, dataset hash and seed) in "
+        "the sandbox and compare every test metric within the reproduction tolerance; when it reproduces, re-run it "
+        "with the next seeds to measure the seed variance (of the test metric: sealed for agents). Records "
+        "reproduced=true|false on the original run (promote to champion needs true). Use dry_run to check the pins "
+        "without training."
     ),
     input_model=ReproduceInput,
     rules=tuple(_RULES[r] for r in RULE_IDS),
