@@ -256,6 +256,11 @@ def _write_lines(fd: int, lines: list[str]) -> None:
 # --- experiment.yaml and reasoning.yaml -----------------------------------------------------
 
 
+def _unreadable(relpath: str, exc: OSError) -> IntegrityError:
+    """A governed config that is a link, FIFO, directory or otherwise unreadable."""
+    return IntegrityError(f"{relpath} cannot be read ({exc.strerror})", f"restore {relpath} from git as a regular file", rule_id="integrity.config_path")
+
+
 class ConfigFiles:
     """The workspace's config files, by fixed relative path only; symlinks are refused."""
 
@@ -283,7 +288,7 @@ class ConfigFiles:
         except FileNotFoundError:
             raise NotFound(f"{relpath} does not exist", f"restore {relpath} from git", rule_id="config.missing") from None
         except OSError as exc:
-            raise IntegrityError(f"{relpath} cannot be read ({exc.strerror})", f"restore {relpath} from git as a regular file", rule_id="integrity.config_path") from None
+            raise _unreadable(relpath, exc) from None
 
     def read_document(self, relpath: str, limits: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
         """(mapping, SHA-256 of the bytes read), loaded with the hardened loader.
@@ -328,7 +333,7 @@ class ConfigFiles:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise IntegrityError(f"{relpath} cannot be read ({exc.strerror})", f"restore {relpath} from git as a regular file", rule_id="integrity.config_path") from None
+            raise _unreadable(relpath, exc) from None
 
     def write(self, files: Mapping[str, str], *, expected: Mapping[str, str | None], before_commit: Callable[[], None] = lambda: None) -> None:
         """Replace `files` atomically each, only if every `expected` path still has that SHA-256.

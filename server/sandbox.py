@@ -287,9 +287,11 @@ class SandboxLauncher:
                     await self._stream(child, tail, on_progress, guard)
             finally:
                 with anyio.CancelScope(shield=True):
-                    orphans = await self._kill_all(child)
-                    tail.close()
-                    os.close(child.lifeline)
+                    try:
+                        orphans = await self._kill_all(child)
+                    finally:  # also when processes survived (sandbox.orphans): no descriptor left open
+                        tail.close()
+                        os.close(child.lifeline)
         overflow = guard.tripped or await anyio.to_thread.run_sync(guard.measure)  # what it wrote since the last check
         ended = ChildExit(child.process.returncode, deadline.cancelled_caught, timeout, time.monotonic() - started,
                           tail.delivered, tail.rejected, orphans, child.group, child.pid_namespace, outputs_overflow=overflow)

@@ -4,8 +4,8 @@ The standards name a label, a time column, PII columns and protected attributes;
 whatever the operator imported. This report is what run_experiment's rules decide on before any
 training (a missing label is denied, never a KeyError mid-run) and what load_dataset shows, so a
 named column that is absent is always reported, never silently dropped. A PII column is present
-in any case and with stray spaces (`Email ` is the standards' `email`), as policies/data.py
-is_pii matches it everywhere (masking, features, rules).
+in any case, with stray spaces or in a look-alike spelling (`Email `, `ｅｍａｉｌ` are the
+standards' `email`), as policies/data.py is_pii matches it everywhere (masking, features, rules).
 """
 
 from __future__ import annotations
