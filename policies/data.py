@@ -37,6 +37,14 @@ def is_named(column: Any, names: Iterable[str]) -> bool:
     return column_key(column) in {column_key(n) for n in names}
 
 
+def named_columns(columns: Iterable[Any], name: Any) -> list[str]:
+    """The dataset `columns` that are the standards' `name` by column_key: its exact spelling first,
+    then the others in dataset order, so the first is the same column whatever else the data holds.
+    A CSV header may hold both `gender` and `Gender` (only a name repeated exactly is refused)."""
+    found = [str(c) for c in columns if column_key(c) == column_key(name)]
+    return sorted(found, key=lambda column: column != str(name))  # stable: dataset order after the exact one
+
+
 def is_pii(column: Any, pii_columns: Iterable[str]) -> bool:
     """PII matching, by column_key: a look-alike spelling of a PII name is that PII column."""
     return is_named(column, pii_columns)

@@ -8,6 +8,12 @@ falling back to configs/policy.yaml `fairness`:
     min_slice_size:  slices with fewer test rows get no metrics ("insufficient")
     default_bins:    quantile bins for a numeric attribute without explicit edges
     max_levels_unbinned: a numeric attribute with at most this many distinct values is sliced per value
+
+A protected attribute is found in the frame by policies/data.py column_key, as feature selection
+excludes it: `Ｇｅｎｄｅｒ` or `gen\u200bder` in the data is sliced as the standards' `gender`. Its
+slices are keyed by the standards' name, and carry `column` (the dataset column sliced) when that
+is spelled otherwise. Of several columns with the attribute's key, the exact spelling is sliced,
+else the first in dataset order, and `other_columns` names the rest (tools/columns.py warns).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from policies.data import named_columns
 from tools.evaluation import MISSING_SLICE, slice_metrics
 
 
@@ -70,17 +77,28 @@ def attribute_edges(column: pd.Series, name: str, settings: Mapping[str, Any]) -
     return default_edges(column, int(settings.get("default_bins", 5)))
 
 
+def _spelling(name: str, columns: list[str]) -> dict[str, Any]:
+    """What a slice says of the dataset column(s) behind a protected attribute, beyond its name."""
+    spelled = {"column": columns[0]} if columns[0] != name else {}
+    return spelled | ({"other_columns": columns[1:]} if len(columns) > 1 else {})
+
+
+def _attribute(frame: pd.DataFrame, rows: np.ndarray, name: str, settings: Mapping[str, Any]) -> tuple[np.ndarray, list[float] | None, dict[str, Any]] | None:
+    """(slice value of each evaluated row, bin edges, spelling) of one attribute; None when absent."""
+    columns = named_columns(frame.columns, name)
+    if not columns:
+        return None
+    found = frame[{str(c): c for c in frame.columns}[columns[0]]]  # named_columns answers in text; a frame may label by number
+    edges = attribute_edges(found, name, settings)
+    column = found.iloc[rows].reset_index(drop=True)
+    return bin_values(column, edges) if edges is not None else column.to_numpy(), edges, _spelling(name, columns)
+
+
 def fairness_slices(frame: pd.DataFrame, rows: np.ndarray, labels: np.ndarray, scores: np.ndarray, attributes: Sequence[str], settings: Mapping[str, Any]) -> dict[str, Any]:
-    """Slice metrics on the evaluated `rows` for each protected attribute present in `frame`, plus
-    `{binning: {attribute: edges or None}, min_slice_size}`. Raises InvalidInput on mismatched lengths."""
-    values, binning = {}, {}
-    for name in attributes:
-        if name not in frame.columns:
-            continue
-        edges = attribute_edges(frame[name], name, settings)
-        column = frame[name].iloc[rows].reset_index(drop=True)
-        values[name] = bin_values(column, edges) if edges is not None else column.to_numpy()
-        binning[name] = edges
+    """Slice metrics on the evaluated `rows` for each protected attribute present in `frame` (by
+    column_key), plus `{binning: {attribute: edges or None}, min_slice_size}` and the spelling of
+    its column (module docstring). Raises InvalidInput on mismatched lengths."""
+    found = {name: a for name in map(str, attributes) if (a := _attribute(frame, rows, name, settings)) is not None}
     min_size = int(settings.get("min_slice_size", 1))
-    sliced = slice_metrics(labels, scores, values, min_slice_size=min_size) if values else {}
-    return {name: {**report, "bins": binning[name]} for name, report in sliced.items()}
+    sliced = slice_metrics(labels, scores, {n: a[0] for n, a in found.items()}, min_slice_size=min_size) if found else {}
+    return {name: {**report, "bins": found[name][1], **found[name][2]} for name, report in sliced.items()}

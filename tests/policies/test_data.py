@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from policies.data import MASK, integrity, integrity_message, is_pii, pii_masked, registered, shadow_only
+from policies.data import MASK, integrity, integrity_message, is_pii, named_columns, pii_masked, registered, shadow_only
 from tests.policies.cases import RuleCase, config
 
 HASH = "ab" * 32
@@ -67,6 +67,13 @@ def test_integrity_reason_lists_at_most_five_problems_and_counts_the_rest() -> N
 
 def test_pii_matching_ignores_case_and_surrounding_spaces() -> None:
     assert is_pii(" EMAIL ", ["email"]) and not is_pii("emails", ["email"])
+
+
+def test_named_columns_finds_look_alike_spellings_with_the_exact_one_first() -> None:
+    columns = ["Ｇｅｎｄｅｒ", "age", "gen\u200bder", "gender", "genders"]
+    assert named_columns(columns, "gender") == ["gender", "Ｇｅｎｄｅｒ", "gen\u200bder"]
+    assert named_columns(["GENDER ", "Gender"], "gender") == ["GENDER ", "Gender"]  # no exact one: dataset order
+    assert named_columns(columns, "race") == []
 
 
 def test_shadow_only_denial_says_where_the_link_led() -> None:

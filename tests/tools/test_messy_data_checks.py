@@ -121,7 +121,7 @@ def test_an_approved_test_size_is_the_expected_one_and_bounds_leave_it_unchecked
 def test_a_missing_label_column_is_reported_and_nothing_is_split() -> None:
     frame = lending_frame(200).drop(columns=["loan_status", "gender"])
     facts = before_training(frame, run_config(), features_of(frame), policy_config(pii_columns=["member_id", "ssn"]), {})
-    assert facts["columns"]["label"] == {"name": "loan_status", "present": False}
+    assert facts["columns"]["label"] == {"name": "loan_status", "present": False, "look_alikes": []}
     assert facts["columns"]["pii_columns"]["absent"] == ["ssn"] and facts["columns"]["protected_attributes"] == {"present": ["age"], "absent": ["gender"]}
     assert facts["split"] is None and facts["leakage"] is None
 
