@@ -23,8 +23,16 @@ columns).
 Verification opens data, shadow and the dataset directory with O_NOFOLLOW, each relative to its
 parent's descriptor, so no symbolic link is ever followed. Each file is opened with O_NOFOLLOW,
 fstat must show a regular file with exactly one link, and its bytes are read ONCE: those bytes are
-hashed and those same bytes are parsed (no check-then-swap). Integrity is decided by the pure
-rules `data.shadow_only` and `data.integrity` (policies/data.py).
+hashed and those same bytes are parsed (no check-then-swap; server/cas_entries.py). Integrity is
+decided by the pure rules `data.shadow_only` and `data.integrity` (policies/data.py).
+
+Sizes are checked before bytes are read, since a sparse terabyte costs whoever plants it nothing:
+the manifest is read first, and only when fstat shows it within what `datasets.max_files` lines
+can hold (MANIFEST_LINE_MAX each); a data file is read only when the manifest hashes to the content
+hash and records it, and only when fstat shows exactly the recorded size, within
+`datasets.max_file_bytes` (configs/policy.yaml, also the import's cap). Reads stop one byte past
+that size, so a file that grows after fstat is caught without reading it either. A file the
+manifest does not vouch for is only checked (link, type), never read.
 
 Bytes that verify are not yet a dataset: using one (`verify`, `load`, `open`) also needs the
 `data.registered` rule, which holds only for a content hash an operator imported with
@@ -38,7 +46,6 @@ import errno
 import hashlib
 import os
 import re
-import stat
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -49,38 +56,21 @@ import pandas as pd
 
 from policies import evaluate
 from policies.data import SHADOW_DIR, integrity, registered, shadow_only
+from server.cas_entries import Problem, StoredFile, check_entry, exists_at, is_link, read_entry
 from server.cas_frames import dtypes_of, read_frame, schema_hash
+from server.settings import policy_limits
 from tools.errors import IntegrityError, InvalidInput, NotFound, PolicyDenied
 
 CONTENT_HASH = re.compile(r"^[0-9a-f]{64}\Z")
 FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.(csv|parquet)\Z")
 MANIFEST = "manifest.tsv"
+# The longest manifest line: the longest FILE_NAME (128 characters and `.parquet`), a 20-digit
+# size (any 64-bit count), a hex SHA-256, two tabs and the newline.
+MANIFEST_LINE_MAX = 128 + len(".parquet") + 20 + 64 + 3
 BYTE_RULES = (shadow_only, integrity)
 USE_RULES = (shadow_only, integrity, registered)
 NO_REGISTRY = {"registered": False, "audited": False, "detail": "this workspace's store has no dataset registry"}
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-
-
-@dataclass(frozen=True)
-class StoredFile:
-    """One file of a dataset, with the bytes that were hashed (never shown in reprs; None when
-    the caller only verified and did not keep them)."""
-
-    path: str
-    size: int
-    sha256: str
-    data: bytes | None = field(repr=False, compare=False)
-
-    def entry(self) -> dict[str, Any]:
-        return {"path": self.path, "size": self.size, "sha256": self.sha256}
-
-
-@dataclass(frozen=True)
-class Problem:
-    kind: str  # symlink | hardlink | not_regular | unreadable | extra | missing | modified | manifest | too_many_files | name
-    path: str
-    detail: str
 
 
 def _undecodable(name: str) -> bool:
@@ -167,69 +157,30 @@ def raise_unless_verified(inspection: Inspection, rules: Sequence[Any] = USE_RUL
     return inspection
 
 
-# --- file system primitives -------------------------------------------------------------------
+def manifest_cap(max_files: int) -> int:
+    """The most bytes a manifest of `max_files` files can hold: no import writes a larger one."""
+    return max_files * MANIFEST_LINE_MAX
 
 
-def _read_fd(fd: int) -> bytes:
-    with open(fd, "rb", buffering=0, closefd=False) as stream:
-        return stream.readall()
-
-
-def _is_link(dir_fd: int, name: str) -> bool:
-    try:
-        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
-    except OSError:
-        return False
-
-
-def exists_at(dir_fd: int, name: str) -> bool:
-    try:
-        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return False
-    return True
-
-
-def read_entry(dir_fd: int, name: str, *, single_link: bool = True, keep: bool = True) -> StoredFile | Problem:
-    """Open `name` without following links and read it once, or say why not. `single_link`:
-    a file with other hard links is refused (another name could change its bytes). `keep`: hold
-    on to the bytes (to parse them); verification alone drops them after hashing."""
-    try:
-        if _is_link(dir_fd, name):
-            return Problem("symlink", name, f"{name} is a symbolic link")
-        fd = os.open(name, FILE_FLAGS, dir_fd=dir_fd)
-    except OSError as exc:
-        kind = "symlink" if exc.errno == errno.ELOOP else "unreadable"
-        return Problem(kind, name, f"{name} cannot be opened ({errno.errorcode.get(exc.errno or 0, 'error')})")
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return Problem("not_regular", name, f"{name} is not a regular file")
-        if single_link and info.st_nlink != 1:
-            return Problem("hardlink", name, f"{name} has {info.st_nlink} hard links (another name could change its bytes)")
-        data = _read_fd(fd)
-    finally:
-        os.close(fd)
-    return StoredFile(name, len(data), hashlib.sha256(data).hexdigest(), data if keep else None)
-
-
-def _manifest_problems(requested: str, manifest: StoredFile | None, files: Sequence[StoredFile], names: set[str]) -> list[Problem]:
-    """Extra, missing and modified files against a manifest that hashes to the requested hash."""
-    if manifest is None:
-        return [] if MANIFEST in names else [Problem("manifest", MANIFEST, f"{MANIFEST} is missing")]
+def _recorded(requested: str, manifest: StoredFile | Problem | None) -> tuple[dict[str, tuple[int, str]] | None, list[Problem]]:
+    """The manifest's {path: (size, sha256)} when it hashes to the requested hash (so its sizes
+    are the imported ones), else None with why not."""
+    if not isinstance(manifest, StoredFile):
+        return None, [manifest or Problem("manifest", MANIFEST, f"{MANIFEST} is missing")]
     if manifest.sha256 != requested:
-        return [Problem("manifest", MANIFEST, f"{MANIFEST} was changed (it no longer hashes to the content hash)")]
+        return None, [Problem("manifest", MANIFEST, f"{MANIFEST} was changed (it no longer hashes to the content hash)")]
     try:
-        expected = parse_manifest(manifest.data)
+        return parse_manifest(manifest.data or b""), []
     except (ValueError, UnicodeDecodeError):
-        return [Problem("manifest", MANIFEST, f"{MANIFEST} is malformed")]
-    problems = [Problem("missing", p, f"{p} is missing") for p in sorted(expected) if p not in names]
-    for stored in files:
-        if stored.path not in expected:
-            problems.append(Problem("extra", stored.path, f"{stored.path} was not imported (extra file)"))
-        elif expected[stored.path] != (stored.size, stored.sha256):
-            problems.append(Problem("modified", stored.path, f"{stored.path} was changed after import (SHA-256 differs)"))
-    return problems
+        return None, [Problem("manifest", MANIFEST, f"{MANIFEST} is malformed")]
+
+
+def _manifest_problems(recorded: Mapping[str, tuple[int, str]], files: Sequence[StoredFile], names: Sequence[str]) -> list[Problem]:
+    """Missing, extra and modified files against the manifest's records."""
+    problems = [Problem("missing", p, f"{p} is missing") for p in sorted(recorded) if p not in names]
+    problems += [Problem("extra", n, f"{n} was not imported (extra file)") for n in names if n != MANIFEST and n not in recorded]
+    changed = [f.path for f in files if recorded[f.path] != (f.size, f.sha256)]
+    return problems + [Problem("modified", p, f"{p} was changed after import (SHA-256 differs)") for p in changed]
 
 
 class SymlinkOnPath(Exception):
@@ -240,13 +191,15 @@ class SymlinkOnPath(Exception):
 
 
 class CasStore:
-    """The workspace's dataset store. `max_files` caps the entries one dataset may have;
+    """The workspace's dataset store. `max_files` caps the entries one dataset may have and
+    `max_file_bytes` the size of one file (default: configs/policy.yaml datasets.max_file_bytes);
     `registry` (server/dataset_registry.py) says which hashes an operator imported. A store
     without one registers nothing, so it can verify bytes but never hand a dataset out."""
 
-    def __init__(self, workspace: Path, max_files: int, registry: Any = None) -> None:
+    def __init__(self, workspace: Path, max_files: int, registry: Any = None, max_file_bytes: int | None = None) -> None:
         self.workspace = Path(workspace).resolve()
         self.max_files = int(max_files)
+        self.max_file_bytes = int(max_file_bytes if max_file_bytes is not None else policy_limits()["datasets"]["max_file_bytes"])
         self.registry = registry
 
     @contextmanager
@@ -262,7 +215,7 @@ class CasStore:
                     child = os.open(part, DIR_FLAGS, dir_fd=fd)
                 except OSError as exc:
                     # O_NOFOLLOW | O_DIRECTORY on a link fails with ELOOP or ENOTDIR, by platform.
-                    if exc.errno in (errno.ELOOP, errno.ENOTDIR) and _is_link(fd, part):
+                    if exc.errno in (errno.ELOOP, errno.ENOTDIR) and is_link(fd, part):
                         raise SymlinkOnPath(part) from None
                     raise
                 os.close(fd)
@@ -279,8 +232,9 @@ class CasStore:
             return "a place outside the workspace"
 
     def inspect(self, content_hash: str, max_files: int | None = None, *, keep_bytes: bool = True) -> Inspection:
-        """Read and hash every entry of the dataset directory once (keeping the bytes to parse
-        them when `keep_bytes`), with what the registry says of the hash. Raises InvalidInput for
+        """Check every entry of the dataset directory, and read and hash once each file its
+        manifest records, at the recorded size (keeping the bytes to parse them when
+        `keep_bytes`), with what the registry says of the hash. Raises InvalidInput for
         a malformed hash and NotFound when no such dataset exists; every other fault is a Problem
         of the inspection."""
         inspection = self._inspect_bytes(content_hash, max_files, keep_bytes)
@@ -317,12 +271,22 @@ class CasStore:
         if odd:
             problem = Problem("name", content_hash, f"{len(odd)} file name(s) are not UTF-8 text, e.g. {odd[0]}")
             return Inspection(content_hash, location, False, None, (), (problem,))
-        read = [read_entry(dir_fd, name, keep=keep_bytes or name == MANIFEST) for name in names]
-        stored = [r for r in read if isinstance(r, StoredFile)]
-        files = tuple(r for r in stored if r.path != MANIFEST)
-        manifest = next((r for r in stored if r.path == MANIFEST), None)
-        problems = [r for r in read if isinstance(r, Problem)] + _manifest_problems(content_hash, manifest, files, set(names))
+        cap = (manifest_cap(max_files), f"datasets.max_files ({max_files}) manifest")
+        manifest = read_entry(dir_fd, MANIFEST, max_bytes=cap[0], cap_name=cap[1]) if MANIFEST in names else None
+        recorded, problems = _recorded(content_hash, manifest)
+        read = [self._entry(dir_fd, name, recorded, keep_bytes) for name in names if name != MANIFEST]
+        files = tuple(r for r in read if isinstance(r, StoredFile))
+        problems += _manifest_problems(recorded, files, names) if recorded is not None else []
+        problems = [r for r in read if isinstance(r, Problem)] + problems
         return Inspection(content_hash, location, False, content_hash_of(files), files, tuple(problems))
+
+    def _entry(self, dir_fd: int, name: str, recorded: Mapping[str, tuple[int, str]] | None, keep: bool) -> StoredFile | Problem | None:
+        """A data file read at the size its manifest records; one the manifest does not vouch for
+        (or every one, when the manifest is unusable) is only checked, never read: the dataset is
+        refused anyway, and reading up to the cap per planted file would only cost time."""
+        if recorded is None or name not in recorded:
+            return check_entry(dir_fd, name)
+        return read_entry(dir_fd, name, max_bytes=self.max_file_bytes, expected=recorded[name][0], keep=keep)
 
     def verify(self, content_hash: str, max_files: int | None = None, *, keep_bytes: bool = False, registered: bool = True) -> Inspection:
         """The inspection of a dataset that passed data.shadow_only, data.integrity and (unless

@@ -42,6 +42,7 @@ from server.cas import (
 from tools.errors import IntegrityError, InvalidInput
 
 HINT = "give CSV or Parquet files (names like credit_2024.csv or part-0.parquet), not directories or links"
+SPLIT_HINT = "split the data into several smaller files of one schema (one dataset holds up to datasets.max_files of them)"
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def import_dataset(store: CasStore, registry: Any, audit: Any, paths: Sequence[P
 def add_dataset(store: CasStore, paths: Sequence[Path | str]) -> Added:
     """Import files as one dataset (idempotent). Raises InvalidInput for unusable files and
     IntegrityError when data/shadow is a link or the hash's directory fails verification."""
-    sources = read_sources(paths, store.max_files)
+    sources = read_sources(paths, store.max_files, store.max_file_bytes)
     try:
         frame = read_frame(sources)
     except ValueError as exc:
@@ -94,13 +95,15 @@ def add_dataset(store: CasStore, paths: Sequence[Path | str]) -> Added:
     return Added(digest, schema_hash(frame), entries, int(len(frame)), not published)
 
 
-def read_sources(paths: Sequence[Path | str], max_files: int) -> list[StoredFile]:
-    """Each file's bytes, read once. Raises InvalidInput (none, too many, duplicate names, bad files)."""
+def read_sources(paths: Sequence[Path | str], max_files: int, max_file_bytes: int) -> list[StoredFile]:
+    """Each file's bytes, read once; a file over `max_file_bytes` (datasets.max_file_bytes: what
+    the store will read back) is refused unread. Raises InvalidInput (none, too many, too large,
+    duplicate names, bad files)."""
     if not paths:
         raise InvalidInput("no files given", HINT, rule_id="data.add")
     if len(paths) > max_files:
         raise InvalidInput(f"{len(paths)} files, more than datasets.max_files ({max_files})", "import fewer, larger files", rule_id="data.add")
-    sources = [_read_source(Path(p)) for p in paths]
+    sources = [_read_source(Path(p), max_file_bytes) for p in paths]
     names = [s.path for s in sources]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -108,7 +111,7 @@ def read_sources(paths: Sequence[Path | str], max_files: int) -> list[StoredFile
     return sources
 
 
-def _read_source(path: Path) -> StoredFile:
+def _read_source(path: Path, max_bytes: int) -> StoredFile:
     if not FILE_NAME.match(path.name):
         raise InvalidInput(f"{path.name!r} is not a CSV or Parquet file name", HINT + "; suffixes are lowercase .csv or .parquet", rule_id="data.add")
     try:
@@ -117,11 +120,11 @@ def _read_source(path: Path) -> StoredFile:
         raise InvalidInput(f"{path} cannot be read", "check the path", rule_id="data.add") from None
     try:
         # A hard-linked source is fine: the copy written into the store has one link.
-        read = read_entry(parent_fd, path.name, single_link=False)
+        read = read_entry(parent_fd, path.name, max_bytes=max_bytes, single_link=False)
     finally:
         os.close(parent_fd)
     if isinstance(read, Problem):
-        raise InvalidInput(f"{path}: {read.detail}", HINT, rule_id="data.add")
+        raise InvalidInput(f"{path}: {read.detail}", SPLIT_HINT if read.kind == "too_large" else HINT, rule_id="data.add")
     return read
 
 

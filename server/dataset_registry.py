@@ -10,7 +10,9 @@ dataset of this workspace is the import, recorded twice:
 2. an entry in `<state_dir>/datasets.json` (written atomically under `<state_dir>/datasets.lock`)
    with the same fields and the cited record's `seq`, `hash` and byte offset in the chain. It is
    read only as a regular file: a symbolic link or a FIFO planted there reads as an unreadable
-   registry at once (nothing registered), never followed or waited on.
+   registry at once (nothing registered), never followed or waited on. Nor is a file over
+   `datasets.max_registry_bytes` (configs/policy.yaml) read: a sparse terabyte planted there costs
+   its writer nothing, so it is refused by its size before any byte of it is read.
 
 An entry counts only while the chain holds, at that seq, a well-formed record with that hash,
 kind `dataset_import` and the same content hash, schema hash, rows and files. A line pasted into
@@ -29,7 +31,8 @@ from typing import Any
 
 from server.audit import canonical
 from server.audit.records import parse_line
-from server.files import NotRegular, locked, open_regular, read_regular, write_atomic
+from server.files import NotRegular, TooLarge, locked, open_regular, read_regular, write_atomic
+from server.settings import policy_limits
 
 IMPORT_KIND = "dataset_import"
 REGISTRY_FILE = "datasets.json"
@@ -55,10 +58,11 @@ class Registration:
 class DatasetRegistry:
     """`<state_dir>/datasets.json`, vouched for by the audit chain at `audit_path`."""
 
-    def __init__(self, state_dir: Path | str, audit_path: Path | str) -> None:
+    def __init__(self, state_dir: Path | str, audit_path: Path | str, max_bytes: int | None = None) -> None:
         self.path = Path(state_dir) / REGISTRY_FILE
         self.lock_path = Path(state_dir) / LOCK_FILE
         self.audit_path = Path(audit_path)
+        self.max_bytes = int(max_bytes if max_bytes is not None else policy_limits()["datasets"]["max_registry_bytes"])
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -66,11 +70,14 @@ class DatasetRegistry:
         """({content hash: entry}, problem): the file as written, vouched or not. An unreadable
         file reads as no entries plus a problem (nothing in it can count)."""
         try:
-            raw = read_regular(self.path)  # a FIFO or link planted here is refused, never waited on
+            # A FIFO or link planted here is refused, never waited on; an oversized file, never read.
+            raw = read_regular(self.path, self.max_bytes, "datasets.max_registry_bytes")
         except FileNotFoundError:
             return {}, None
         except NotRegular as exc:
             return {}, f"{REGISTRY_FILE} is {exc.strerror}"
+        except TooLarge as exc:
+            return {}, f"{exc.strerror}; it was not read"
         except OSError as exc:
             return {}, f"{REGISTRY_FILE} cannot be read ({exc.strerror})"
         try:
@@ -155,6 +162,7 @@ def _citation(audit: Any, record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _line_at(chain: Any, offset: Any) -> bytes:
+    """The line at `offset`, at most MAX_RECORD_BYTES of it (a longer one is no record)."""
     if type(offset) is not int or offset < 0:
         return b""
     chain.seek(offset)
@@ -162,8 +170,13 @@ def _line_at(chain: Any, offset: Any) -> bytes:
 
 
 def _lines(chain: Any) -> Iterator[bytes]:
+    """The chain's lines, each read with at most MAX_RECORD_BYTES in memory. The rest of a longer
+    line is skipped, never handed out: a piece cut from its middle must not pass for a record."""
+    overlong = False
     while line := chain.readline(MAX_RECORD_BYTES):
-        yield line
+        if not overlong:
+            yield line
+        overlong = not line.endswith(b"\n")
 
 
 def _matching(line: bytes, cited: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -49,11 +49,32 @@ def open_regular(path: Path) -> Iterator[int]:
         os.close(fd)
 
 
-def read_regular(path: Path) -> bytes:
-    """The bytes of the regular file at `path` (see open_regular). Raises FileNotFoundError,
-    NotRegular and OSError."""
-    with open_regular(path) as fd, open(fd, "rb", closefd=False) as stream:
-        return stream.read()
+class TooLarge(OSError):
+    """The file holds more bytes than its reader allows (its strerror says how many, and the cap)."""
+
+
+def read_at_most(fd: int, limit: int) -> bytes:
+    """At most `limit` + 1 bytes from `fd`'s offset: a result longer than `limit` shows that the
+    file is larger (also one that grew after its size was checked) without reading any more of it."""
+    with open(fd, "rb", closefd=False) as stream:
+        return stream.read(limit + 1)
+
+
+def too_large(what: str, size: int, cap: int, cap_name: str) -> str:
+    """The words every size refusal uses: '<what> holds N bytes, over the <cap_name> cap (M)'."""
+    return f"{what} holds {size} bytes, over the {cap_name} cap ({cap})"
+
+
+def read_regular(path: Path, max_bytes: int, cap_name: str = "size") -> bytes:
+    """The bytes of the regular file at `path` (see open_regular), refused by its size before it
+    is read when over `max_bytes` (a sparse file costs its writer nothing). Raises
+    FileNotFoundError, NotRegular, TooLarge and OSError."""
+    with open_regular(path) as fd:
+        size = os.fstat(fd).st_size
+        data = read_at_most(fd, max_bytes) if size <= max_bytes else b""
+    if size > max_bytes or len(data) > max_bytes:
+        raise TooLarge(errno.EFBIG, too_large(path.name, max(size, len(data)), max_bytes, cap_name), str(path))
+    return data
 
 
 def fsync_dir(directory: Path) -> None:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from server.files import locked, write_atomic
+from server.files import TooLarge, locked, open_regular, read_at_most, read_regular, write_atomic
 
 
 def test_write_atomic_replaces_the_file_and_leaves_no_temp_behind(tmp_path: Path) -> None:
@@ -21,3 +21,22 @@ def test_a_lock_file_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         with locked(tmp_path / ".lock"):
             pass
+
+
+def test_a_bounded_read_stops_one_byte_past_its_limit(tmp_path: Path) -> None:
+    (tmp_path / "grown.bin").write_bytes(b"0123456789")
+    with open_regular(tmp_path / "grown.bin") as fd:
+        assert read_at_most(fd, 4) == b"01234"
+    with open_regular(tmp_path / "grown.bin") as fd:
+        assert read_at_most(fd, 10) == b"0123456789"
+
+
+def test_read_regular_reads_a_file_within_its_cap_and_refuses_a_larger_one_by_its_size(tmp_path: Path) -> None:
+    target = tmp_path / "state.json"
+    target.write_bytes(b"{}")
+    assert read_regular(target, 2) == b"{}"
+    with target.open("r+b") as handle:
+        handle.truncate(1 << 40)  # sparse: reading it whole would take hours
+    with pytest.raises(TooLarge) as refused:
+        read_regular(target, 1 << 20, "state.max_bytes")
+    assert refused.value.strerror == f"state.json holds {1 << 40} bytes, over the state.max_bytes cap ({1 << 20})"
