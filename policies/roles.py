@@ -43,7 +43,8 @@ def agents_cannot_approve(facts: Mapping[str, Any], config: Mapping[str, Any]) -
     source="DESIGN.md §4 roles (issue 8: approvals need a credential the agent does not hold)",
     description=(
         "Approvals and rollbacks are decided only by a human or operator authenticated with an operator-issued "
-        "token (HTTP bearer, or the CLI's MLGATE_TOKEN/prompt), never by the role a stdio server was started with."
+        "token (HTTP bearer, the CLI's MLGATE_TOKEN/prompt, or the token a human's stdio server was started with), "
+        "never by a role a server was merely started as."
     ),
 )
 def approver_authenticated(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from importlib import metadata
 
+from policies import Principal
 from resources.base import PromptSpec, ResourceSpec
 from server.enforcement import Enforcer
 from server.identity import Identifier
@@ -52,10 +54,12 @@ def read_specs() -> list[ResourceSpec | PromptSpec]:
     return [spec for name in RESOURCE_MODULES for spec in importlib.import_module(f"resources.{name}").SPECS]
 
 
-def build_server(settings: Settings, ports: Ports | None = None, *, auth: dict | None = None) -> GovernedServer:
+def build_server(settings: Settings, ports: Ports | None = None, *, auth: dict | None = None, local: Callable[[], Principal] | None = None) -> GovernedServer:
+    """`local` gives the principal of calls without an HTTP request (a human's token holder on
+    stdio, server/credentials.py); settings.local otherwise."""
     ports = ports or build_ports(settings)
     enforcer = Enforcer(ports.audit, ports.standards.policy_config, {"policy": policy_limits()})
-    identifier = Identifier(settings.local, settings.transport, ports)
+    identifier = Identifier(local or settings.local, settings.transport, ports)
     readable = read_ports(ports)
     specs = served(read_specs(), readable)
     resources = [s for s in specs if isinstance(s, ResourceSpec)]

@@ -20,7 +20,7 @@ from pathlib import Path
 from policies import Principal
 from server.auth import TokenStore
 from server.ledger import APPROVER_ROLES, credential_of
-from tools.errors import PolicyDenied
+from tools.errors import GovernanceError, PolicyDenied
 
 TOKEN_ENV = "MLGATE_TOKEN"
 PROMPT = "mlgate token (human or operator; input hidden): "
@@ -77,3 +77,44 @@ def exposed_approver_token(state_dir: Path) -> Principal | None:
     token = os.environ.get(TOKEN_ENV, "").strip()
     principal = principal_for(TokenStore(state_dir), token) if token else None
     return principal if principal is not None and principal.role in APPROVER_ROLES else None
+
+
+class TokenHolder:
+    """The principal of a stdio server a human or operator started with their own token: the
+    token is checked again at every call (a revoked token acts for no human from its next call,
+    as over HTTP), and the name and role always come from the token, never from the
+    environment's MLGATE_PRINCIPAL. The token stays in this object, never in Settings."""
+
+    def __init__(self, state_dir: Path, token: str, fallback: Principal) -> None:
+        self._store = TokenStore(state_dir)
+        self._token = token
+        self._fallback = fallback
+
+    def __call__(self) -> Principal:
+        """The token's principal now; `fallback` (the weakest role) once the store no longer
+        vouches for it or cannot be read."""
+        try:
+            principal = principal_for(self._store, self._token)
+        except GovernanceError:
+            principal = None
+        return principal if principal is not None and principal.role in APPROVER_ROLES else self._fallback
+
+
+def stdio_holder(state_dir: Path, role: str, named: str | None, fallback: Principal) -> TokenHolder:
+    """The holder for a stdio server started as `role` (human or operator). Raises PolicyDenied
+    without a valid MLGATE_TOKEN of that role, or when MLGATE_PRINCIPAL (`named`) names someone
+    else: a role nobody authenticated would read sealed figures and pass as a second human."""
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    principal = principal_for(TokenStore(state_dir), token) if token else None
+    if principal is None:
+        raise PolicyDenied(
+            f"a stdio server started as {role} needs that {role}'s own token in MLGATE_TOKEN, and {'the one given is not valid' if token else 'none is set'}",
+            "start it from your own shell with the token an operator issued you (`mlgate token create --role human`), "
+            "or serve over HTTP and connect with that token; agents leave MLGATE_ROLE unset",
+            rule_id="credential.stdio_role",
+        )
+    if principal.role != role:
+        raise PolicyDenied(f"token {principal.name!r} has role {principal.role}, not {role}", f"set MLGATE_ROLE={principal.role}, or use a {role} token", rule_id="credential.stdio_role")
+    if named is not None and named != principal.name:
+        raise PolicyDenied(f"MLGATE_PRINCIPAL names {named!r} but the token belongs to {principal.name!r}", "unset MLGATE_PRINCIPAL: the name comes from the token", rule_id="credential.stdio_role")
+    return TokenHolder(state_dir, token, fallback)

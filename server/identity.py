@@ -1,7 +1,8 @@
 """Who is calling, over which transport.
 
 stdio and in-memory calls carry no credentials: the principal is the one the server was started
-for (settings). HTTP and SSE calls carry a bearer token the auth middleware has verified; the
+for (settings), or, for a stdio server a human or operator started with their own token, that
+token's principal, checked again at every call (server/credentials.py TokenHolder). HTTP and SSE calls carry a bearer token the auth middleware has verified; the
 token's client id is the principal and its `role:<role>` scope is the role.
 """
 
@@ -49,7 +50,7 @@ def transport_of(request: Any) -> str:
 class Identifier:
     """Builds the CallContext of a call from the MCP request context."""
 
-    def __init__(self, local: Principal, local_transport: str, ports: Any) -> None:
+    def __init__(self, local: Principal | Callable[[], Principal], local_transport: str, ports: Any) -> None:
         self._local = local
         self._local_transport = local_transport
         self._ports = ports
@@ -58,8 +59,9 @@ class Identifier:
         request = _http_request(context)
         if request is None:
             # An HTTP server has no local principal: a call without a request is no one's.
-            local = UNAUTHENTICATED if self._local_transport == HTTP_TRANSPORT else self._local
-            return local, self._local_transport
+            if self._local_transport == HTTP_TRANSPORT:
+                return UNAUTHENTICATED, self._local_transport
+            return (self._local() if callable(self._local) else self._local), self._local_transport
         token = _token_of(request)
         role = role_from_scopes(list(token.scopes)) if token is not None else None
         if token is None or role is None:

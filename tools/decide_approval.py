@@ -4,8 +4,9 @@ The same rules govern `mlgate approvals approve|deny` at the terminal (server/co
 runs this tool's spec through the enforcement point). An agent is always denied by
 role.agents_cannot_approve, whatever it sends; there is no confirm argument anywhere. A human or
 operator must also hold a verified token (role.approver_authenticated): over HTTP the bearer token,
-at the terminal MLGATE_TOKEN or the prompt. A stdio or in-memory server's own principal never
-decides, whatever role it was started with.
+at the terminal MLGATE_TOKEN or the prompt, on a stdio server a human started with MLGATE_ROLE the
+token in its MLGATE_TOKEN (server/credentials.py TokenHolder). A principal a server was merely
+started as (in-memory, or any role without a token) never decides.
 """
 
 from __future__ import annotations

@@ -9,10 +9,12 @@ from typing import Any
 
 from server.app import build_server
 from server.cli import add_workspace_option
-from server.credentials import exposed_approver_token
+from server.credentials import TokenHolder, exposed_approver_token, stdio_holder
+from server.identity import UNAUTHENTICATED
 from server.ports import build_ports
 from server.recovery import recover
 from server.settings import Settings, load_settings
+from tools.errors import PolicyDenied
 
 
 def register(subparsers) -> None:
@@ -49,19 +51,33 @@ def serve_command(args: argparse.Namespace) -> int:
         return _serve_http(args)
     settings = load_settings(args.workspace, transport="stdio")
     refusal = stdio_refusal(settings)
+    try:
+        local = None if refusal is not None or settings.local_role == "agent" else _human_holder(settings)
+    except PolicyDenied as denied:
+        refusal = f"{denied.reason}; {denied.remediation}"
     if refusal is not None:
         print(f"mlgate: {refusal}", file=sys.stderr)
         return 2
     ports = build_ports(settings)
     reconcile_in_background(ports)
-    build_server(settings, ports).run("stdio")
+    build_server(settings, ports, local=local).run("stdio")
     return 0
+
+
+def _human_holder(settings: Settings) -> TokenHolder:
+    """A human's or operator's stdio server acts for their token, checked at every call; a
+    revoked one falls back to an unnamed agent."""
+    default_name = Settings.model_fields["local_principal"].default
+    named = None if settings.local_principal == default_name else settings.local_principal
+    return stdio_holder(settings.state_dir, settings.local_role, named, UNAUTHENTICATED)
 
 
 def stdio_refusal(settings: Settings) -> str | None:
     """Why a stdio server must not start: it runs in the agent's environment, so nothing that
-    environment holds may choose who approves or which machines train and report runs."""
-    exposed = exposed_approver_token(settings.state_dir)
+    environment holds may choose who approves or which machines train and report runs. An agent's
+    server (the default role) refuses an approver's token there; a human's or operator's needs
+    exactly that token (serve_command, server/credentials.py stdio_holder)."""
+    exposed = exposed_approver_token(settings.state_dir) if settings.local_role == "agent" else None
     if exposed is not None:  # the agent could approve as this human
         return (f"MLGATE_TOKEN holds the {exposed.role} token of {exposed.name!r} in the environment the agent runs in; "
                 "unset it there and give it only in your own terminal (or at the prompt)")

@@ -19,8 +19,10 @@ import pytest
 from mcp import Client
 
 from server.app import RESERVED_TOOL_NAMES, build_server
+from server.audit import read_tail
 from server.auth import TokenStore
 from server.settings import Settings
+from tests.credentials import issue
 from tests.e2e.transports import mlgate_http
 
 E2E_DIR = Path(__file__).resolve().parent
@@ -123,3 +125,21 @@ def test_inspector_without_the_token_is_refused_over_http(http_url: tuple[str, s
     url, _ = http_url
     run = inspector(home, "--method", "tools/list", *http_target(url, "not-a-token"))
     assert run.returncode != 0 and '"tools"' not in run.stdout
+
+
+def test_inspector_acts_over_stdio_for_the_human_whose_token_it_passes_to_the_server(workspace: Path, settings: Settings, home: Path) -> None:
+    """The Inspector starts its stdio server with only the variables given by -e (not its own
+    environment): the human passes the role and her token there."""
+    token = issue(settings.state_dir, "risk-officer")
+    passed = ["-e", "MLGATE_ROLE=human", "-e", f"MLGATE_TOKEN={token}"]
+    run = inspector(home, *passed, "--method", "tools/call", "--tool-name", "list_runs", *stdio_target(workspace))
+    assert run.returncode == 0, run.stderr
+    record = read_tail(settings.audit_path, 1)[0]
+    assert (record["principal"], record["role"], record["tool"]) == ("risk-officer", "human", "list_runs")
+    assert record["credential"].startswith("risk-officer:") and token not in json.dumps(record) and token not in run.stdout
+
+
+def test_inspector_over_stdio_as_a_human_without_her_token_gets_no_server(workspace: Path, settings: Settings, home: Path) -> None:
+    run = inspector(home, "-e", "MLGATE_ROLE=human", "--method", "tools/call", "--tool-name", "list_runs", *stdio_target(workspace))
+    assert run.returncode != 0 and '"content"' not in run.stdout
+    assert not any(r.get("tool") == "list_runs" for r in read_tail(settings.audit_path, 5))

@@ -18,6 +18,7 @@ from server.http import free_loopback_bind
 from server.commands.serve import stdio_refusal
 from server.settings import Settings, load_settings
 from server.tracking import MlflowTracking
+from tests.credentials import issue
 from tests.e2e.transports import REPO_ROOT, bearer, denied_calls, stdio
 
 pytestmark = pytest.mark.anyio
@@ -104,7 +105,19 @@ def test_serve_http_runs_until_terminated_and_requires_the_token(workspace: Path
 
 
 async def test_stdio_serves_the_governed_tools_as_the_configured_principal(workspace: Path, settings: Settings) -> None:
-    async with stdio(workspace, MLGATE_PRINCIPAL="risk-officer", MLGATE_ROLE="human") as client:
+    async with stdio(workspace, MLGATE_PRINCIPAL="local-agent-7") as client:
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        tool, arguments = denied_calls(names)[0]
+        result = await client.call_tool(tool, arguments)
+    assert result.is_error and result.structured_content["decision"] == "deny"
+    record = read_tail(settings.audit_path, 1)[0]
+    assert (record["principal"], record["role"], record["transport"], record["tool"]) == ("local-agent-7", "agent", "stdio", tool)
+    assert "credential" not in record
+
+
+async def test_a_humans_stdio_server_acts_for_her_token(workspace: Path, settings: Settings) -> None:
+    token = issue(settings.state_dir, "risk-officer")
+    async with stdio(workspace, MLGATE_ROLE="human", MLGATE_TOKEN=token) as client:
         names = {tool.name for tool in (await client.list_tools()).tools}
         calls = denied_calls(names)
         assert calls, f"no known denial among the offered tools {sorted(names)}"
@@ -113,6 +126,7 @@ async def test_stdio_serves_the_governed_tools_as_the_configured_principal(works
     assert result.is_error and result.structured_content["decision"] == "deny"
     record = read_tail(settings.audit_path, 1)[0]
     assert (record["principal"], record["role"], record["transport"], record["tool"]) == ("risk-officer", "human", "stdio", tool)
+    assert record["credential"].startswith("risk-officer:")
 
 
 async def test_a_starting_server_marks_runs_of_a_dead_server_failed(workspace: Path, settings: Settings) -> None:
