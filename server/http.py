@@ -236,6 +236,68 @@ def _disconnect_when(revoked: anyio.Event, receive: Receive) -> Receive:
     return wrapped
 
 
+class TokenQuota:
+    """Bounds what one token holds: requests open at once (an SSE session is one open request, so
+    is a `subscriptions/listen` stream or a call in flight) and streamable HTTP sessions. Past
+    either, 429 with what to close, so one agent token cannot take the sessions (10 000, shared)
+    or connections every client needs. Runs after authentication: quotas are per verified token
+    name; an unauthenticated request passes on to its 401."""
+
+    def __init__(self, app: ASGIApp, limits: HttpSettings, sessions_of: Callable[[str], int]) -> None:
+        self._app, self._limits, self._sessions_of = app, limits, sessions_of
+        self._open: dict[str, int] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        name = _token_name(scope) if scope["type"] == "http" else None
+        if name is None:
+            await self._app(scope, receive, send)
+            return
+        refusal = self._refusal(name, scope)
+        if refusal is not None:
+            await _json_reply(send, 429, refusal, [(b"retry-after", b"5")])
+            return
+        self._open[name] = self._open.get(name, 0) + 1
+        try:
+            await self._app(scope, receive, send)
+        finally:
+            self._open[name] -= 1
+            if not self._open[name]:
+                del self._open[name]
+
+    def _refusal(self, name: str, scope: Scope) -> dict[str, str] | None:
+        if self._open.get(name, 0) >= self._limits.max_open_requests_per_token:
+            limit = self._limits.max_open_requests_per_token
+            return {"error": "too_many_open_requests", "error_description": f"token {name!r} holds {limit} open requests (the limit): close SSE or listen streams it no longer reads, or wait for calls in flight"}
+        if _opens_session(scope) and self._sessions_of(name) >= self._limits.max_sessions_per_token:
+            limit = self._limits.max_sessions_per_token
+            return {"error": "too_many_sessions", "error_description": f"token {name!r} holds {limit} sessions (the limit): end sessions it no longer uses (DELETE {MCP_PATH} with their mcp-session-id); idle ones close after 30 minutes"}
+        return None
+
+
+def _token_name(scope: Scope) -> str | None:
+    """The verified token's name (the authentication middleware has run), None when unauthenticated."""
+    token = getattr(scope.get("user"), "access_token", None)
+    return getattr(token, "client_id", None)
+
+
+def _opens_session(scope: Scope) -> bool:
+    """A POST to /mcp without a session id opens a streamable HTTP session (initialize)."""
+    headers = {k.lower() for k, _ in scope.get("headers") or []}
+    return scope["method"] == "POST" and scope["path"].rstrip("/") == MCP_PATH and b"mcp-session-id" not in headers
+
+
+def sessions_counter(server: MCPServer) -> Callable[[str], int]:
+    """How many streamable HTTP sessions a token name holds now. The SDK keeps each session's
+    verified owner (`_session_owners`, forgotten when the session ends or idles out); it has no
+    public count, and tests/server/test_http_quota.py fails if that changes."""
+
+    def count(name: str) -> int:
+        owners = getattr(server.session_manager, "_session_owners", {})
+        return sum(1 for owner in list(owners.values()) if owner.get("client_id") == name)
+
+    return count
+
+
 def _unique_routes(*apps: Starlette) -> list[BaseRoute]:
     """Both SDK apps carry the protected-resource metadata route; keep one of each path."""
     routes: dict[str, BaseRoute] = {}
@@ -252,10 +314,10 @@ def build_http_app(settings: Settings, bind: BindAddress, *, ports: Ports | None
     check_can_serve(bind, settings.http, store)
     ports = ports or build_ports(settings)
     server = build_server(settings, ports, auth=auth_options(store, settings.http.public_url or bind.url))
-    return combined_app(server, bind, transport_security(bind, settings.http), on_shutdown=ports.audit.sync)
+    return combined_app(server, bind, transport_security(bind, settings.http), on_shutdown=ports.audit.sync, limits=settings.http)
 
 
-def combined_app(server: MCPServer, bind: BindAddress, security: TransportSecuritySettings, on_shutdown: Callable[[], None] | None = None) -> Starlette:
+def combined_app(server: MCPServer, bind: BindAddress, security: TransportSecuritySettings, on_shutdown: Callable[[], None] | None = None, limits: HttpSettings | None = None) -> Starlette:
     """Streamable HTTP (/mcp) and SSE (/sse, /messages/) of `server` in one app behind the Host/Origin guard."""
     streamable = server.streamable_http_app(streamable_http_path=MCP_PATH, transport_security=security, host=bind.host)
     sse = server.sse_app(sse_path=SSE_PATH, message_path=SSE_MESSAGES_PATH, transport_security=security, host=bind.host)
@@ -272,7 +334,8 @@ def combined_app(server: MCPServer, bind: BindAddress, security: TransportSecuri
     # verifier it was given (auth_options) as `_token_verifier`; open streams are checked with it too.
     verifier = getattr(server, "_token_verifier", None)
     revocation = [Middleware(RevokedTokenStreams, verifier=verifier)] if verifier is not None else []
-    middleware = [Middleware(HostOriginGuard, security=security), Middleware(TokenHint), *revocation, *streamable.user_middleware]
+    quota = [Middleware(TokenQuota, limits=limits or HttpSettings(), sessions_of=sessions_counter(server))]
+    middleware = [Middleware(HostOriginGuard, security=security), Middleware(TokenHint), *revocation, *streamable.user_middleware, *quota]
     return Starlette(routes=_unique_routes(streamable, sse), middleware=middleware, lifespan=lifespan)
 
 

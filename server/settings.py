@@ -28,6 +28,8 @@ class HttpSettings(BaseModel):
     allowed_origins: tuple[str, ...] = ()
     # The URL clients use (behind a proxy or a DNS name); default: http://HOST:PORT of the bind.
     public_url: str | None = None
+    max_open_requests_per_token: int = Field(64, ge=1, description="Requests one token may hold open at once (SSE and listen streams, calls in flight); 429 past it.")
+    max_sessions_per_token: int = Field(100, ge=1, description="Streamable HTTP sessions one token may hold; 429 past it (idle sessions close after 30 minutes).")
 
 
 class SandboxLimits(BaseModel):
