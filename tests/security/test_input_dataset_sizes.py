@@ -1,8 +1,9 @@
 """Stored dataset files and the dataset registry are the agent's to replace in stdio mode (DESIGN §9:
 same OS user). A sparse file far larger than memory planted in place of a stored dataset file, of
 its manifest or of `<state_dir>/datasets.json` costs the agent nothing to make; the server must
-refuse it by its size, before reading it, instead of reading it whole. Real store, registry, audit
-chain, workspace and in-memory MCP client; the planted files are real sparse files."""
+refuse it by its size, before reading it, instead of reading it whole; and the audit chain lines
+the registry reads are bounded (a piece cut from an overlong line is no record). Real store,
+registry, audit chain, workspace and in-memory MCP client; the planted files are real sparse files."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from server.app import build_server
 from server.cas import MANIFEST, CasStore
 from server.cas_import import add_dataset
 from server.commands.data import import_files
-from server.dataset_registry import report_unvouched_datasets
+from server.dataset_registry import MAX_RECORD_BYTES, report_unvouched_datasets
 from server.demo_data import credit_frame
 from server.ports import Ports, build_ports
 from server.settings import Settings, policy_limits
@@ -140,6 +141,13 @@ def test_verify_refuses_a_sparse_terabyte_file_as_the_operator_checks_it(store: 
     assert refused.value.rule_id == "data.integrity" and f"part-b.csv holds {TERABYTE} bytes" in refused.value.reason
 
 
+def test_a_sparse_terabyte_file_planted_beside_the_imported_files_is_named_and_never_read(store: CasStore, added: str) -> None:  # noqa: F811
+    planted(dataset_dir(store, added) / "extra.csv")
+    with pytest.raises(IntegrityError) as refused:
+        unread_within_bound(lambda: store.load(added))
+    assert refused.value.rule_id == "data.integrity" and "extra.csv was not imported (extra file)" in refused.value.reason
+
+
 def test_a_sparse_terabyte_manifest_is_refused_without_reading_it(store: CasStore, added: str) -> None:  # noqa: F811
     planted(dataset_dir(store, added) / MANIFEST)
     with pytest.raises(IntegrityError) as refused:
@@ -193,6 +201,14 @@ def test_the_operator_imports_again_over_an_oversized_registry_and_the_dataset_l
 
 def test_a_registry_entry_citing_a_record_after_an_overlong_chain_line_is_still_found(store: CasStore, added: str) -> None:  # noqa: F811
     chain = store.registry.audit_path
-    data = chain.read_bytes()
-    chain.write_bytes(b"x" * (3 << 20) + b"\n" + data)  # a torn giant line first: the cited offset is now stale
+    chain.write_bytes(b"x" * (3 << 20) + b"\n" + chain.read_bytes())  # the cited offset is stale now: a scan finds it
     assert unread_within_bound(lambda: store.registry.registration(added)).audited is True
+
+
+def test_an_import_record_cut_from_the_tail_of_an_overlong_chain_line_vouches_for_nothing(store: CasStore, added: str) -> None:  # noqa: F811
+    chain = store.registry.audit_path
+    lines = chain.read_bytes().splitlines(keepends=True)
+    smuggled = [b"x" * MAX_RECORD_BYTES + line if b'"dataset_import"' in line else line for line in lines]
+    chain.write_bytes(b"".join(smuggled))  # the record is now the last MAX_RECORD_BYTES-sized piece of a longer line
+    registration = unread_within_bound(lambda: store.registry.registration(added))
+    assert registration.audited is False and "holds no record" in registration.detail
