@@ -23,10 +23,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
+import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
+
+Buffer = Union[bytes, memoryview]
 
 from server.audit.records import parse_line
 
@@ -50,43 +56,90 @@ class Vouched:
 
     document: dict[str, Any]
     accepted: dict[str, Any]
+    # The chain's bytes this check read (no worker had started the call in them): claiming the
+    # call then reads only what was appended since, under the chain's lock.
+    checked_bytes: int = 0
 
 
 def request_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _lines_with(data: bytes, marker: bytes) -> list[dict[str, Any]]:
-    """Every well-formed chain record whose line holds `marker`, in chain order."""
+def _lines_with(data: Buffer, marker: bytes, start: int = 0) -> list[dict[str, Any]]:
+    """Every well-formed chain record whose line holds `marker`, in chain order, from byte `start`
+    (a line boundary) on. Only the matching lines are copied out of `data`."""
     records, last = [], -1
-    for match in re.finditer(re.escape(marker), data):
-        start = data.rfind(b"\n", 0, match.start()) + 1
-        end = data.find(b"\n", match.end())
-        if start <= last or end < 0:
+    for match in re.compile(re.escape(marker)).finditer(data, start):
+        begin = _line_start(data, start, match.start())
+        end = _find(data, b"\n", match.end())
+        if begin <= last or end < 0:
             continue
-        last = start
-        record, problem = parse_line(data[start : end + 1])
+        last = begin
+        record, problem = parse_line(bytes(data[begin : end + 1]))
         if problem is None and record is not None:
             records.append(record)
     return records
 
 
-def read_chain(audit_path: Path) -> bytes:
-    """The chain's complete lines (a line being written is left out)."""
+def _line_start(data: Buffer, start: int, at: int) -> int:
+    """Where the line holding byte `at` begins (not before `start`)."""
+    step = 4096
+    while at > start:
+        low = max(start, at - step)
+        found = bytes(data[low:at]).rfind(b"\n")
+        if found >= 0:
+            return low + found + 1
+        at, step = low, step * 2
+    return start
+
+
+def _find(data: Buffer, needle: bytes, at: int) -> int:
+    match = re.compile(re.escape(needle)).search(data, at)
+    return -1 if match is None else match.start()
+
+
+@contextmanager
+def chain_bytes(audit_path: Path) -> Iterator[Buffer]:
+    """The chain's complete lines, mapped read-only (a line being written is left out): a chain of
+    10^6 records is searched in place, never copied onto the worker's heap."""
     try:
-        data = Path(audit_path).read_bytes()
+        stream = open(audit_path, "rb")  # noqa: SIM115 - closed below, after the map
     except FileNotFoundError:
-        return b""
-    return data[: data.rfind(b"\n") + 1]
+        yield b""
+        return
+    with stream, _mapped(stream) as data:
+        whole = memoryview(data)
+        lines = whole[: data.rfind(b"\n") + 1]
+        try:
+            yield lines
+        finally:  # a view still exported would keep the map from closing
+            lines.release()
+            whole.release()
 
 
-def events_of(chain: bytes, call_id: str) -> list[dict[str, Any]]:
-    """The detached_run records of one call id, oldest first."""
+@contextmanager
+def _mapped(stream: Any) -> Iterator[Any]:
+    size = os.fstat(stream.fileno()).st_size
+    if size == 0:  # an empty file cannot be mapped
+        yield b""
+        return
+    with mmap.mmap(stream.fileno(), size, access=mmap.ACCESS_READ) as data:
+        yield data
+
+
+def events_of(chain: Buffer, call_id: str, start: int = 0) -> list[dict[str, Any]]:
+    """The detached_run records of one call id, oldest first, from byte `start` on."""
     marker = json.dumps({"call_id": call_id}, separators=(",", ":"))[1:-1].encode()
-    return [r for r in _lines_with(chain, marker) if r.get("kind") == EVENT_KIND and r.get("call_id") == call_id]
+    return [r for r in _lines_with(chain, marker, start) if r.get("kind") == EVENT_KIND and r.get("call_id") == call_id]
 
 
-def _decision(chain: bytes, accepted: dict[str, Any]) -> dict[str, Any] | None:
+def ran_since(audit_path: Path, call_id: str, start: int) -> bool:
+    """Whether a worker started (or ended) the call in the chain past byte `start`."""
+    with chain_bytes(audit_path) as chain:
+        return any(e.get("event") in RAN for e in events_of(chain, call_id, start))
+
+
+def _decision(chain: Buffer, accepted: dict[str, Any]) -> dict[str, Any] | None:
     wanted = accepted.get("decision_hash")
     if not isinstance(wanted, str) or not re.fullmatch(r"[0-9a-f]{64}", wanted):
         return None
@@ -118,18 +171,19 @@ def vouch(audit_path: Path, call_id: str, data: bytes) -> Vouched:
     it yet. Raises Refused otherwise."""
     if not CALL_ID.match(call_id):
         raise Refused("a call id is 32 lowercase hex characters")
-    chain = read_chain(audit_path)
-    events = events_of(chain, call_id)
-    accepted = next((e for e in events if e.get("event") == "accepted"), None)
-    if accepted is None:
-        raise Refused("the audit chain holds no accepted detached run for this call id")
-    if request_sha256(data) != accepted.get("request_sha256"):
-        raise Refused("the request file is not the one the server accepted (its SHA-256 differs)")
-    if any(e.get("event") in RAN for e in events):
-        raise Refused("this call was already started: a detached request runs once")
-    _check_decision(_decision(chain, accepted), accepted)
+    with chain_bytes(audit_path) as chain:
+        events = events_of(chain, call_id)
+        accepted = next((e for e in events if e.get("event") == "accepted"), None)
+        if accepted is None:
+            raise Refused("the audit chain holds no accepted detached run for this call id")
+        if request_sha256(data) != accepted.get("request_sha256"):
+            raise Refused("the request file is not the one the server accepted (its SHA-256 differs)")
+        if any(e.get("event") in RAN for e in events):
+            raise Refused("this call was already started: a detached request runs once")
+        _check_decision(_decision(chain, accepted), accepted)
+        checked = len(chain)
     try:
         document = json.loads(data)
     except ValueError:
         raise Refused("the request file is not JSON") from None
-    return Vouched(_check_document(document, accepted, call_id), accepted)
+    return Vouched(_check_document(document, accepted, call_id), accepted, checked)

@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 
 from policies import Principal, evaluate
-from server.detached_vouch import EVENT_KIND, RAN, Refused, Vouched, events_of, read_chain
+from server.detached_vouch import EVENT_KIND, Refused, Vouched, ran_since
 from server.ports import Ports, build_ports
 from server.detached_runs import settings_digest
 from server.settings import load_settings
@@ -62,7 +62,7 @@ class Work:
         ports.slots.own_run = run_id
         principal = Principal(who["name"], who["role"], who.get("credential"))
         ctx = CallContext(principal=principal, transport=str(document["transport"]), ports=ports, progress=TagProgress(ports.tracking, run_id).report)
-        _claim_started(ports, document["call_id"], run_id)
+        _claim_started(ports, document["call_id"], run_id, vouched.checked_bytes)
         heartbeat = getattr(ports.tracking, "heartbeat", None)
         if heartbeat is not None:
             heartbeat.add(run_id)
@@ -124,11 +124,12 @@ class Work:
             self.ports.audit.close()
 
 
-def _claim_started(ports: Ports, call_id: str, run_id: str) -> None:
+def _claim_started(ports: Ports, call_id: str, run_id: str, checked_bytes: int) -> None:
     """Chain `started` unless another worker did since this one's check (server/detached_vouch.py):
-    the call's lock file is the agent's to remove, the chain's lock decides. Raises Refused then."""
+    the call's lock file is the agent's to remove, the chain's lock decides. Only the bytes appended
+    since the check (`checked_bytes`) are searched under that lock. Raises Refused then."""
     started = {"kind": EVENT_KIND, "event": "started", "call_id": call_id, "run_id": run_id, "pid": os.getpid()}
-    taken = lambda: any(e.get("event") in RAN for e in events_of(read_chain(ports.settings.audit_path), call_id))  # noqa: E731
+    taken = lambda: ran_since(ports.settings.audit_path, call_id, checked_bytes)  # noqa: E731
     if ports.audit.append_unless(started, taken) is None:
         ports.audit.close()
         raise Refused("this call was already started: a detached request runs once")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from server.audit.chain import AuditChain
-from server.detached_vouch import Refused, request_sha256, vouch
+from server.detached_vouch import Refused, ran_since, request_sha256, vouch
 
 CALL_ID, RUN_ID = "c" * 32, "a" * 32
 WHO = {"principal": "codex", "role": "agent"}
@@ -61,3 +61,53 @@ def test_an_unknown_call_id_is_refused(tmp_path: Path) -> None:
     _chain(tmp_path / "audit.jsonl", {}, _request())
     with pytest.raises(Refused, match="no accepted detached run"):
         vouch(tmp_path / "audit.jsonl", "d" * 32, _request())
+
+
+def test_a_missing_or_empty_chain_vouches_for_nothing(tmp_path: Path) -> None:
+    for prepare in (lambda p: None, lambda p: p.write_bytes(b"")):
+        prepare(tmp_path / "audit.jsonl")
+        with pytest.raises(Refused, match="no accepted detached run"):
+            vouch(tmp_path / "audit.jsonl", CALL_ID, _request())
+
+
+def test_a_record_being_written_is_not_read(tmp_path: Path) -> None:
+    """A `started` line without its newline yet is left out; once complete it counts."""
+    path = tmp_path / "audit.jsonl"
+    _chain(path, {}, _request(), "started")
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-1])
+    assert not ran_since(path, CALL_ID, 0)
+    path.write_bytes(whole)
+    assert ran_since(path, CALL_ID, 0)
+
+
+def test_the_check_reports_the_bytes_it_read_and_a_claim_reads_only_past_them(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    _chain(path, {}, _request())
+    vouched = vouch(path, CALL_ID, _request())
+    assert vouched.checked_bytes == path.stat().st_size
+    assert not ran_since(path, CALL_ID, vouched.checked_bytes)
+    chain = AuditChain(path)  # another worker claims the call after this one's check
+    try:
+        chain.append({"kind": "detached_run", "event": "started", "call_id": CALL_ID, "run_id": RUN_ID})
+    finally:
+        chain.close()
+    assert ran_since(path, CALL_ID, vouched.checked_bytes)
+    assert not ran_since(path, CALL_ID, path.stat().st_size)  # past the claim: nothing more
+
+
+def test_a_long_chain_is_searched_without_being_read_into_memory(tmp_path: Path) -> None:
+    """64 MiB of other lines in the chain: the check's peak allocation stays far below them."""
+    import tracemalloc
+
+    path = tmp_path / "audit.jsonl"
+    _chain(path, {}, _request())
+    with path.open("ab") as stream:
+        stream.write((b'{"kind":"filler","x":"' + b"y" * 1000 + b'"}\n') * 65536)
+    tracemalloc.start()
+    try:
+        vouch(path, CALL_ID, _request())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert path.stat().st_size > 64 * 2**20 and peak < 4 * 2**20, peak
