@@ -2,6 +2,11 @@
 
 Facts: `columns` as tools/columns.py column_report builds it (`label`, `time_column`,
 `pii_columns`, `protected_attributes`), and `config` (the run's experiment config).
+
+A run reads the label and the time column by their exact names. A column with the same
+policies/data.py column_key in another spelling (`Loan_Status`, `loan_status `, `ｌｏａｎ_ｓｔａｔｕｓ`)
+is a look-alike: never taken for them, never a feature (tools/run_features.py), and named in the
+denials below so that whoever imports the data can rename or drop it.
 """
 
 from __future__ import annotations
@@ -14,14 +19,26 @@ from policies.decision import Decision, rule
 SOURCE = "issue 9 item 4: refuse clearly, before training"
 
 
-def _missing_required(facts: Mapping[str, Any]) -> list[str]:
+def _missing_required(facts: Mapping[str, Any]) -> list[tuple[Mapping[str, Any], str]]:
+    """(report entry, what it is) of the label, and of the time column under a temporal split, when absent."""
     columns, strategy = facts["columns"], facts["config"]["split"]["strategy"]
-    missing = []
-    if not columns["label"]["present"]:
-        missing.append(f"label column {columns['label']['name']!r}")
+    missing = [(columns["label"], "label column")] if not columns["label"]["present"] else []
     if strategy == "temporal_split" and not columns["time_column"]["present"]:
-        missing.append(f"time column {columns['time_column']['name']!r} (split.strategy is temporal_split)")
+        missing.append((columns["time_column"], "time column"))
     return missing
+
+
+def _named(column: Mapping[str, Any], what: str) -> str:
+    """`time column 'x' (split.strategy is temporal_split; the dataset has 'X', another spelling)`."""
+    notes = ["split.strategy is temporal_split"] if what == "time column" else []
+    notes += [f"the dataset has {', '.join(map(repr, column['look_alikes']))}, another spelling"] if column["look_alikes"] else []
+    return f"{what} {column['name']!r}" + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _renames(missing: list[tuple[Mapping[str, Any], str]]) -> str:
+    """The remediation's first step when a look-alike stands in for a missing column."""
+    renames = [f"{c!r} renamed to {column['name']!r}" for column, _ in missing for c in column["look_alikes"][:1]]
+    return f"a run reads these columns by their exact names: ask the operator to re-import the data with {' and '.join(renames)} (mlgate data add), or " if renames else ""
 
 
 @rule(
@@ -35,9 +52,46 @@ def columns_present(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Deci
         return Decision.allow("data.columns_present", "the label (and time column, if needed) are in the dataset")
     return Decision.deny(
         "data.columns_present",
-        "the dataset lacks the " + " and the ".join(missing) + " that the standards name",
-        "choose a dataset that has these columns (load_dataset lists its columns), or ask the operator to correct "
+        "the dataset lacks the " + " and the ".join(_named(c, what) for c, what in missing) + " that the standards name",
+        _renames(missing) + "choose a dataset that has these columns (load_dataset lists its columns), or ask the operator to correct "
         "label.target / time_column in the standards (mlgate standards set)",
+    )
+
+
+def _copies(facts: Mapping[str, Any]) -> dict[str, list[str]]:
+    """{"label column 'x'": [its look-alikes]} for the label and the time column where the exact
+    name is present too, leaving out the look-alikes features.exclude names."""
+    excluded = set(facts["config"]["features"]["exclude"])
+    found = {}
+    for key, what in (("label", "label column"), ("time_column", "time column")):
+        column = facts["columns"][key]
+        left = [c for c in column["look_alikes"] if c not in excluded]
+        if column["present"] and left:
+            found[f"{what} {column['name']!r}"] = left
+    return found
+
+
+@rule(
+    "data.no_label_or_time_look_alike",
+    source="issue 9 item 4: a copy of the label under another spelling leaks it into the features",
+    description=(
+        "Beside the label (and the standards' time column) the dataset has no other column with its column_key "
+        "(`Loan_Status`, `loan_status ` beside `loan_status`) unless features.exclude names it; such a column is never a feature."
+    ),
+)
+def no_label_or_time_look_alike(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
+    copies = _copies(facts)
+    if not copies:
+        return Decision.allow("data.no_label_or_time_look_alike", "no other spelling of the label or the time column among the columns")
+    listed = "; ".join(f"{', '.join(map(repr, cs))} beside the {what}" for what, cs in copies.items())
+    names = [c for cs in copies.values() for c in cs]
+    return Decision.deny(
+        "data.no_label_or_time_look_alike",
+        f"the dataset has {listed}: the same name in another spelling (case, spaces, full-width or zero-width characters), "
+        "most likely a copy, which as a feature would hand the model its label or its ordering",
+        f"ask the operator to drop or rename {names} at import (mlgate data add); a column that is other data and whose name "
+        "features.exclude can hold (ASCII letters, digits, `_ .-`) may instead be named there (propose_config_change, or this "
+        "run's config). Either way it is never a feature",
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from policies.data import is_named, is_pii
+from policies.data import is_named, is_pii, named_columns
 from policies.decision import Decision, rule
 
 SOURCE = "DESIGN.md §4-§5, issue 4"
@@ -20,20 +20,43 @@ def seed_set(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
     return Decision.deny("training.seed_set", "experiment.seed is not a non-negative integer", "set experiment.seed with propose_config_change")
 
 
+def _time_look_alikes(facts: Mapping[str, Any], time_column: str) -> list[str]:
+    """The dataset's columns that are the time column by column_key but spelled otherwise."""
+    return [c for c in named_columns(facts["dataset_columns"], time_column) if c != time_column]
+
+
 @rule(
     "training.temporal_split_when_time",
     source=SOURCE,
-    description="Data that has the standards' time column is validated with temporal_split (no look-ahead leakage).",
+    description=(
+        "Data that has the standards' time column, in any spelling with its column_key, is validated with temporal_split "
+        "(no look-ahead leakage); a temporal split needs it under its exact name."
+    ),
 )
 def temporal_split_when_time(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
     time_column = config["standards"].get("time_column")
     strategy = facts["config"]["split"]["strategy"]
-    if not time_column or time_column not in facts["dataset_columns"] or strategy == "temporal_split":
+    spelled = _time_look_alikes(facts, time_column) if time_column else []
+    if not time_column or strategy == "temporal_split" or (time_column not in facts["dataset_columns"] and not spelled):
         return Decision.allow("training.temporal_split_when_time", f"split {strategy}")
+    if time_column in facts["dataset_columns"]:
+        return Decision.deny(
+            "training.temporal_split_when_time",
+            f"the dataset has the time column {time_column!r} but the split is {strategy}: later rows would train a model scored on earlier ones",
+            "propose split.strategy: temporal_split (with its windows) via propose_config_change",
+        )
+    return _look_alike_time(time_column, spelled, strategy)
+
+
+def _look_alike_time(time_column: str, spelled: list[str], strategy: str) -> Decision:
+    """The denial when the time column is there only in another spelling: a random split must not
+    pass for want of the exact name, and the temporal split cannot be made until it is renamed."""
     return Decision.deny(
         "training.temporal_split_when_time",
-        f"the dataset has the time column {time_column!r} but the split is {strategy}: later rows would train a model scored on earlier ones",
-        "propose split.strategy: temporal_split (with its windows) via propose_config_change",
+        f"the dataset has {', '.join(map(repr, spelled))}, the time column {time_column!r} in another spelling, but the split is {strategy}: "
+        "later rows would train a model scored on earlier ones, and a temporal split reads the time column by its exact name",
+        f"ask the operator to re-import the data with {spelled[0]!r} renamed to {time_column!r} (mlgate data add), or to set time_column "
+        f"to {spelled[0]!r} in the standards (mlgate standards set); then propose split.strategy: temporal_split via propose_config_change",
     )
 
 

@@ -80,11 +80,15 @@ def model_card(card: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+SPELLING = ("column", "other_columns")  # the dataset column sliced when spelled otherwise, and the others with its key (tools/fairness.py)
+
+
 def _attribute_summary(found: Mapping[str, Any]) -> dict[str, Any]:
     ratio = found.get("selection_rate_ratio_min_max")
     slices = {value: {k: s.get(k) for k in ("count", "status", "selection_rate", "selection_rate_ratio", "roc_auc") if k in s} for value, s in (found.get("slices") or {}).items()}
     return {"bins": found.get("bins"), "min_slice_size": found.get("min_slice_size"), "most_favoured": found.get("most_favoured"),
-            "selection_rate_ratio_min_max": ratio, "four_fifths_met": None if ratio is None else ratio >= FOUR_FIFTHS, "slices": slices}
+            "selection_rate_ratio_min_max": ratio, "four_fifths_met": None if ratio is None else ratio >= FOUR_FIFTHS, "slices": slices,
+            **{k: found[k] for k in SPELLING if k in found}}
 
 
 def fairness_section(report: Mapping[str, Any] | None) -> dict[str, Any]:

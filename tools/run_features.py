@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from policies.data import is_named, is_pii
+from policies.data import is_named
 
 
 def excluded_columns(config: Mapping[str, Any], standards: Mapping[str, Any]) -> set[str]:
@@ -20,12 +20,22 @@ def excluded_columns(config: Mapping[str, Any], standards: Mapping[str, Any]) ->
     return excluded
 
 
+def never_features(config: Mapping[str, Any], standards: Mapping[str, Any]) -> list[str]:
+    """The names whose every spelling (policies/data.py column_key) is left out of the features:
+    PII, the label and the time column, and the protected attributes unless their use is on. A run
+    reads the label and the time column by their exact names, so `Loan_Status` beside `loan_status`
+    is a copy of the label: as a feature it would hand the model its answer."""
+    names = [*(standards.get("pii_columns") or []), config["data"]["target"], standards.get("time_column")]
+    if config["features"]["use_protected_attributes"] is not True:
+        names += standards.get("protected_attributes") or []
+    return [str(n) for n in names if n]
+
+
 def select_features(frame: pd.DataFrame, config: Mapping[str, Any], standards: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """(feature columns in dataset order, the categorical ones among them)."""
-    excluded, pii = excluded_columns(config, standards), standards.get("pii_columns") or []
-    # PII (and a protected attribute not approved for use) in any case, with stray spaces or in a
-    # look-alike spelling (`Email `, `ｅｍａｉｌ`) is the standards' column, as load_dataset masks it.
-    protected = [] if config["features"]["use_protected_attributes"] is True else standards.get("protected_attributes") or []
-    features = [str(c) for c in frame.columns if str(c) not in excluded and not is_pii(c, pii) and not is_named(c, protected) and not str(c).startswith("__")]
+    excluded, named = excluded_columns(config, standards), never_features(config, standards)
+    # PII in any case, with stray spaces or in a look-alike spelling (`Email `, `ｅｍａｉｌ`) is the
+    # standards' column, as load_dataset masks it; the same holds for the other names above.
+    features = [str(c) for c in frame.columns if str(c) not in excluded and not is_named(c, named) and not str(c).startswith("__")]
     categorical = [c for c in features if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))]
     return features, categorical

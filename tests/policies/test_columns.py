@@ -1,10 +1,13 @@
 """Rule cases: columns the standards name against the dataset (data.columns_present,
-fairness.protected_attributes_present), and the realised split fractions (split.realised_fractions)."""
+data.no_label_or_time_look_alike, fairness.protected_attributes_present), and the realised split
+fractions (split.realised_fractions)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from policies.decision import decide_one
+from policies.registry import load_all
 from tests.policies.cases import BASE_POLICY, BASE_STANDARDS, RuleCase, config
 from tools.columns import column_report
 
@@ -15,8 +18,9 @@ WIDE = config(policy=POLICY, standards={**BASE_STANDARDS, "split": {"fraction_to
 FULL = ["customer_id", "email", "application_date", "gender", "income", "default"]
 
 
-def facts(columns: list[str] = FULL, strategy: str = "temporal_split", split: Any = None) -> dict[str, Any]:
-    return {"columns": column_report(columns, BASE_STANDARDS), "config": {"split": {"strategy": strategy}}, "split": split}
+def facts(columns: list[str] = FULL, strategy: str = "temporal_split", split: Any = None, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    config = {"split": {"strategy": strategy}, "features": {"exclude": list(exclude)}}
+    return {"columns": column_report(columns, BASE_STANDARDS), "config": config, "split": split}
 
 
 def split(test: float, expected: float = 0.2) -> dict[str, Any]:
@@ -26,11 +30,20 @@ def split(test: float, expected: float = 0.2) -> dict[str, Any]:
 WITHOUT_LABEL = [c for c in FULL if c != "default"]
 WITHOUT_TIME = [c for c in FULL if c != "application_date"]
 WITHOUT_PROTECTED = [c for c in FULL if c != "gender"]
+LABEL_COPY = [*FULL, "Default"]  # the label again, in another case
+TIME_COPY = [*FULL, "ａｐｐｌｉｃａｔｉｏｎ_ｄａｔｅ"]  # the time column again, full-width
+LABEL_SPELLED = [*WITHOUT_LABEL, "DEFAULT "]  # only a look-alike of the label
 CASES = [
     RuleCase("data.columns_present", "allow", facts(), CFG, "all_there"),
     RuleCase("data.columns_present", "deny", facts(WITHOUT_LABEL), CFG, "no_label"),
     RuleCase("data.columns_present", "deny", facts(WITHOUT_TIME), CFG, "no_time_column_for_temporal"),
     RuleCase("data.columns_present", "allow", facts(WITHOUT_TIME, "stratified_kfold"), CFG, "no_time_column_kfold"),
+    RuleCase("data.columns_present", "deny", facts(LABEL_SPELLED), CFG, "label_only_in_another_spelling"),
+    RuleCase("data.no_label_or_time_look_alike", "allow", facts(), CFG, "exact_names_only"),
+    RuleCase("data.no_label_or_time_look_alike", "deny", facts(LABEL_COPY), CFG, "label_copy_in_another_case"),
+    RuleCase("data.no_label_or_time_look_alike", "deny", facts(TIME_COPY), CFG, "time_column_copy_full_width"),
+    RuleCase("data.no_label_or_time_look_alike", "allow", facts(LABEL_COPY, exclude=("Default",)), CFG, "copy_named_in_features_exclude"),
+    RuleCase("data.no_label_or_time_look_alike", "allow", facts(LABEL_SPELLED), CFG, "no_exact_label_left_to_columns_present"),
     RuleCase("fairness.protected_attributes_present", "allow", facts(), CFG, "one_of_two"),
     RuleCase("fairness.protected_attributes_present", "deny", facts(WITHOUT_PROTECTED), CFG, "none_present"),
     RuleCase("fairness.protected_attributes_present", "allow", facts(WITHOUT_PROTECTED), ALLOW_NONE, "none_present_allowed"),
@@ -46,3 +59,18 @@ def test_absent_pii_and_protected_columns_are_reported_never_dropped() -> None:
     assert report["protected_attributes"] == {"present": [], "absent": ["gender", "age_band"]}
     assert report["pii_columns"]["absent"] == ["full_name"]
     assert any("full_name" in w for w in report["warnings"]) and any("age_band" in w for w in report["warnings"])
+
+
+def test_a_missing_label_or_time_column_names_the_look_alike_the_dataset_has_instead() -> None:
+    denied = decide_one(load_all()["data.columns_present"], facts([c for c in LABEL_SPELLED if c != "application_date"] + ["Application_Date"]), CFG)
+    assert "label column 'default' (the dataset has 'DEFAULT '" in denied.reason and "time column 'application_date' (split.strategy is temporal_split; the dataset has 'Application_Date'" in denied.reason
+    assert "'DEFAULT ' renamed to 'default' and 'Application_Date' renamed to 'application_date'" in denied.remediation and "mlgate standards set" in denied.remediation
+    plain = decide_one(load_all()["data.columns_present"], facts(WITHOUT_LABEL), CFG)
+    assert "another spelling" not in plain.reason and "renamed" not in plain.remediation
+
+
+def test_a_copy_of_the_label_is_named_with_both_ways_out() -> None:
+    denied = decide_one(load_all()["data.no_label_or_time_look_alike"], facts([*LABEL_COPY, "default\u200b"], exclude=("Default",)), CFG)
+    # repr shows the zero-width space, so the operator can find the column
+    assert "'default\\u200b' beside the label column 'default'" in denied.reason and "'Default'" not in denied.reason
+    assert "drop or rename" in denied.remediation and "features.exclude" in denied.remediation

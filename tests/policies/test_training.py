@@ -1,6 +1,7 @@
 from copy import deepcopy
 from typing import Any
 
+from policies.training import temporal_split_when_time
 from tests.policies.cases import BASE_POLICY, RuleCase, config
 
 RUN_CONFIG: dict[str, Any] = {
@@ -43,6 +44,14 @@ CASES = [
     RuleCase("training.temporal_split_when_time", "allow", facts(), CFG, "temporal"),
     RuleCase("training.temporal_split_when_time", "allow", facts(dataset_columns=["income"], config__split={"strategy": "stratified_kfold"}), CFG, "no_time"),
     RuleCase("training.temporal_split_when_time", "deny", facts(config__split={"strategy": "stratified_kfold"}), CFG, "kfold_on_time_data"),
+    RuleCase(
+        "training.temporal_split_when_time",
+        "deny",
+        facts(dataset_columns=["income", "Application_Date", "default"], config__split={"strategy": "stratified_kfold"}),
+        CFG,
+        "kfold_on_a_look_alike_time_column",
+    ),
+    RuleCase("training.temporal_split_when_time", "allow", facts(dataset_columns=["income", "application_date_x", "default"], config__split={"strategy": "stratified_kfold"}), CFG, "no_time_by_key"),
     RuleCase("training.no_pii_features", "allow", facts(), CFG, "clean"),
     RuleCase("training.no_pii_features", "deny", facts(feature_columns=["income", "email"]), CFG, "email"),
     RuleCase("training.protected_attributes_excluded", "allow", facts(), CFG, "excluded"),
@@ -69,3 +78,10 @@ CASES = [
     RuleCase("training.concurrency", "deny", facts(running_runs=1), CFG, "busy"),
     RuleCase("training.concurrency", "allow", facts(running_runs=1), config(policy={**POLICY, "training": {"max_concurrent_runs": 1, "when_busy": "wait"}}), "busy_waits"),
 ]
+
+
+def test_a_random_split_on_a_look_alike_time_column_is_denied_with_the_rename() -> None:
+    changed = facts(dataset_columns=["income", "ａｐｐｌｉｃａｔｉｏｎ_ｄａｔｅ", "default"], config__split={"strategy": "stratified_kfold"})
+    denied = temporal_split_when_time(changed, CFG)
+    assert not denied.allowed and "'ａｐｐｌｉｃａｔｉｏｎ_ｄａｔｅ', the time column 'application_date' in another spelling" in denied.reason
+    assert "renamed to 'application_date' (mlgate data add)" in denied.remediation and "mlgate standards set" in denied.remediation

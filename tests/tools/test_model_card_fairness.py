@@ -42,3 +42,15 @@ def test_an_agent_reading_the_card_sees_validation_fairness_but_not_the_sealed_t
 def test_intended_use_names_every_positive_value() -> None:
     text = intended_use({"label": {"target": "loan_status", "positive_class": ["Charged Off", "Late"]}, "client_name": "b", "project_name": "p"})
     assert "loan_status is any of Charged Off, Late" in text
+
+
+def test_the_card_names_the_dataset_column_sliced_when_its_spelling_differs_from_the_standards() -> None:
+    frame = lending_frame(400).rename(columns={"gender": "Ｇｅｎｄｅｒ"})
+    frame.insert(0, "GENDER", "F")  # a second column with the key of `gender`: the first in dataset order is sliced
+    labels, rows = bad_labels(frame), np.arange(200, 400)
+    scores = np.clip(labels * 0.5 + np.random.default_rng(4).random(400) * 0.5, 0, 1)
+    slices = fairness_slices(frame, rows, labels[rows], scores[rows], ["age", "gender"], SETTINGS)
+    section = fairness_section(build_report({"fairness": slices, "sealed_test": {"slices": slices}}))
+    for basis in ("validation", "sealed_test"):
+        assert section[basis]["gender"]["column"] == "GENDER" and section[basis]["gender"]["other_columns"] == ["Ｇｅｎｄｅｒ"]
+        assert not {"column", "other_columns"} & set(section[basis]["age"])  # spelled as the standards: nothing added
