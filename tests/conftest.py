@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +25,17 @@ def workspace(tmp_path: Path) -> Path:
 @pytest.fixture
 def settings(workspace: Path) -> Settings:
     return load_settings(workspace, transport="memory")
+
+
+@pytest.fixture
+def ports(settings: Settings) -> Iterator[Any]:
+    """The real adapters of `settings` (server.ports.Ports), their audit chain closed afterwards.
+    Imported here, not at the top: policy-only runs stay free of the server's imports (2.4 s)."""
+    from server.ports import build_ports
+
+    ports = build_ports(settings)
+    yield ports
+    ports.audit.close()
 
 
 # --- policy mutation (bench/mutation.py): `--mutate-rule ID` makes one rule allow everything, so a

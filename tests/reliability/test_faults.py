@@ -6,7 +6,6 @@ Tests run as root, so chmod would not stop a write: the faults are mounts in a p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -17,7 +16,7 @@ from server.app import build_server
 from server.audit import verify
 from server.commands.data import import_files
 from server.demo_data import credit_frame
-from server.ports import Ports, build_ports
+from server.ports import Ports
 from server.settings import Settings
 from tests.reliability.faults import answer_problems, disk_full_problems, locked_tracking_db, meet_fault, namespaces_refused, read_only_problems
 from tests.reliability.fault_worker import answer
@@ -44,13 +43,6 @@ def test_a_read_only_state_dir_stops_the_server_at_start_with_a_clear_message(wo
     report = meet_fault("read_only", workspace, [])
     assert read_only_problems(report) == [], report
     assert "audit.jsonl cannot be opened for writing" in report["answers"][0]["stderr"]
-
-
-@pytest.fixture
-def ports(settings: Settings) -> Iterator[Ports]:
-    ports = build_ports(settings)
-    yield ports
-    ports.audit.close()
 
 
 @pytest.mark.anyio

@@ -7,7 +7,6 @@ inputs per tool); here a few hundred per tool keep the suite inside CI's time.""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -18,7 +17,7 @@ from mcp import Client
 from server.app import build_server, tool_specs
 from server.audit import verify
 from server.auth import TokenStore
-from server.ports import Ports, build_ports
+from server.ports import Ports
 from server.registration import input_schema
 from server.settings import Settings
 from tests.e2e.transports import bearer, mlgate_http
@@ -29,13 +28,6 @@ pytestmark = pytest.mark.anyio
 PER_TOOL = int(os.environ.get("MLGATE_FUZZ_PER_TOOL", "60"))
 HTTP_PER_TOOL = int(os.environ.get("MLGATE_FUZZ_HTTP_PER_TOOL", "15"))
 CALL_TIMEOUT_S = 60
-
-
-@pytest.fixture
-def ports(settings: Settings) -> Iterator[Ports]:
-    ports = build_ports(settings)
-    yield ports
-    ports.audit.close()
 
 
 def private_paths(settings: Settings) -> list[str]:

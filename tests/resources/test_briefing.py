@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from mcp import Client
 from resources.briefing import render_rules
 from server.app import build_server
 from server.git import GitRepo
-from server.ports import Ports, build_ports
+from server.ports import Ports
 from server.settings import Settings
 from tests.acknowledge import accept_standards
 
@@ -20,14 +19,6 @@ pytestmark = pytest.mark.anyio
 STANDARDS = "configs/project_standards.yaml"
 CHECKLIST = ("Missing data", "Target leakage", "Split before fit", "Temporal validation", "Class imbalance", "Protected attributes and fairness", "PII is never a feature", "Seeds and determinism")
 TOOLS = ("load_dataset(", "propose_config_change(", "run_experiment(", "open_pr(", "promote(")
-
-
-@pytest.fixture
-def ports(settings: Settings) -> Iterator[Ports]:
-    ports = build_ports(settings)
-    yield ports
-    if hasattr(ports.audit, "close"):
-        ports.audit.close()
 
 
 async def get_briefing(settings: Settings, ports: Ports) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,18 +14,11 @@ from resources.datasets import LIST_URI, UNREGISTERED_NOTE
 from server.app import build_server
 from server.commands.data import import_files
 from server.demo_data import write_credit_csv
-from server.ports import Ports, build_ports
+from server.ports import Ports
 from server.settings import Settings
 from tests.server.cas_helpers import writable
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def ports(settings: Settings) -> Iterator[Ports]:
-    ports = build_ports(settings)
-    yield ports
-    ports.audit.close()
 
 
 @pytest.fixture

@@ -5,24 +5,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 
 import pytest
 from mcp import Client
 
 from resources.skills import SKILLS
 from server.app import build_server
-from server.ports import Ports, build_ports
+from server.ports import Ports
 from server.settings import Settings
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def ports(settings: Settings) -> Iterator[Ports]:
-    ports = build_ports(settings)
-    yield ports
-    ports.audit.close()
 
 
 async def _prompts(settings: Settings, ports: Ports) -> tuple[dict[str, str], set[str], set[str]]:

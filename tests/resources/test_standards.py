@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,19 +13,11 @@ from mcp.shared.exceptions import MCPError
 from resources.standards import STANDARDS_URI
 from server.app import build_server
 from server.git import GitRepo
-from server.ports import Ports, build_ports
+from server.ports import Ports
 from server.settings import Settings
 
 pytestmark = pytest.mark.anyio
 STANDARDS = "configs/project_standards.yaml"
-
-
-@pytest.fixture
-def ports(settings: Settings) -> Iterator[Ports]:
-    ports = build_ports(settings)
-    yield ports
-    if hasattr(ports.audit, "close"):
-        ports.audit.close()
 
 
 async def read_standards(settings: Settings, ports: Ports) -> dict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import resource
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as WaitTimeout
 from pathlib import Path
@@ -25,7 +25,7 @@ from server.cas_import import add_dataset
 from server.commands.data import import_files
 from server.dataset_registry import MAX_RECORD_BYTES, report_unvouched_datasets
 from server.demo_data import credit_frame
-from server.ports import Ports, build_ports
+from server.ports import Ports
 from server.settings import Settings, policy_limits
 from tests.server.cas_helpers import added, dataset_dir, imported, sources, store, writable  # noqa: F401 - fixtures
 from tools.errors import IntegrityError, InvalidInput, PolicyDenied
@@ -72,13 +72,6 @@ def unread_within_bound(call: Callable[[], Any]) -> Any:
 
 
 # --- stored dataset files: refused by size, unread -------------------------------------------------
-
-
-@pytest.fixture
-def ports(settings: Settings) -> Iterator[Ports]:
-    ports = build_ports(settings)
-    yield ports
-    ports.audit.close()
 
 
 @pytest.fixture

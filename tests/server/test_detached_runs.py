@@ -5,23 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 
 import pytest
 
 from server.liveness import ProcessIdentity
-from server.ports import Ports, build_ports
+from server.ports import Ports
 from server.settings import Settings
 from tests.server.test_tracking import dead_process_identity
 
 CALL_ID = "c" * 32
-
-
-@pytest.fixture
-def ports(settings: Settings) -> Iterator[Ports]:
-    ports = build_ports(settings)
-    yield ports
-    ports.audit.close()
 
 
 def _owned_run(ports: Ports, tags: dict[str, str]) -> str:

@@ -5,7 +5,6 @@ it (tests/reliability/test_crash_points.py kills real processes at random moment
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,20 +14,13 @@ from server.approval_vouch import vouch_problems
 from server.approvals import LOG_FIELDS
 from server.audit.overrides import OVERRIDES_LOG, logged_record
 from server.audit.workspace import crosscheck_workspace
-from server.ports import Ports, build_ports
+from server.ports import Ports
 from server.recovery import recover
 from server.settings import Settings
 from tests.credentials import approver
 
 MODEL = "crash-model"
 AGENT = Principal("agent-1", "agent", None)
-
-
-@pytest.fixture
-def ports(settings: Settings) -> Iterator[Ports]:
-    ports = build_ports(settings)
-    yield ports
-    ports.audit.close()
 
 
 def registered(ports: Ports) -> str:

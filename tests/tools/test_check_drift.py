@@ -5,7 +5,6 @@ registry alias pointing at it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 
 from server.commands.data import import_files
 from server.demo_data import credit_frame
-from server.ports import Ports, build_ports
+from server.ports import Ports
 from server.settings import Settings
 from tests.mcp_calls import call_tool
 from tools.check_drift import drift_report, psi_threshold
@@ -23,13 +22,6 @@ from tools.promote import model_name
 
 pytestmark = pytest.mark.anyio
 FEATURES = ["income", "debt_ratio", "credit_history_months", "employment_type"]
-
-
-@pytest.fixture
-def ports(settings: Settings) -> Iterator[Ports]:
-    ports = build_ports(settings)
-    yield ports
-    ports.audit.close()
 
 
 def _import(workspace: Path, tmp_path: Path, frame: pd.DataFrame, name: str) -> str:

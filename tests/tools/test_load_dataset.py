@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,20 +15,13 @@ from mcp import Client
 from server.app import build_server
 from server.commands.data import import_files
 from server.demo_data import credit_frame
-from server.ports import Ports, build_ports
+from server.ports import Ports
 from server.settings import Settings
 from tests.server.cas_helpers import snapshot, writable
 from tools.load_dataset import class_balance, masked_sample, quality_checks, value_ranges
 
 pytestmark = pytest.mark.anyio
 PII = ("customer_id", "full_name", "email")
-
-
-@pytest.fixture
-def ports(settings: Settings) -> Iterator[Ports]:
-    ports = build_ports(settings)
-    yield ports
-    ports.audit.close()
 
 
 @pytest.fixture

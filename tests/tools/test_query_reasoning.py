@@ -4,7 +4,6 @@ insights` on a real workspace whose sqlite MLflow store holds runs of this proje
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,19 +11,12 @@ import pytest
 
 from server.auth import TokenStore
 from server.cli import main
-from server.ports import Ports, build_ports
+from server.ports import Ports
 from server.settings import Settings, load_settings
 from tests.mcp_calls import call_tool
 
 pytestmark = pytest.mark.anyio
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture
-def ports(settings: Settings) -> Iterator[Ports]:
-    ports = build_ports(settings)
-    yield ports
-    ports.audit.close()
 
 
 def _run(ports: Ports, experiment: str, tags: dict[str, str], category: str, delta: float, outcome: str, tokens: int, cost: float) -> str:
