@@ -14,10 +14,11 @@ first in dataset order (policies/data.py named_columns, as tools/fairness.py sli
 `other_spellings` lists the rest, and a warning does for protected attributes.
 
 The label and the time column stay exact: a run reads them by their literal name (the label's
-values are its truth, the time column orders the temporal split) and excludes only that name from
-the features. A look-alike is never taken for them silently: `look_alikes` lists it, and a warning
-says to rename it at import or to name it exactly, or, next to the exact column, that it is a
-feature unless features.exclude names it.
+values are its truth, the time column orders the temporal split). A look-alike is never taken for
+them silently: `look_alikes` lists it, and a warning says to rename it at import or to name it
+exactly, or, next to the exact column, that it is never a feature and that runs are denied
+(data.no_label_or_time_look_alike, policies/columns.py) until it is dropped or renamed at import
+or named in features.exclude.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def column_report(columns: Iterable[Any], standards: Mapping[str, Any], target: 
 def _single_warnings(column: Mapping[str, Any], what: str, remedy: str) -> list[str]:
     name, look_alikes = column["name"], column["look_alikes"]
     if column["present"]:
-        return [f"{look_alikes} look like the {what} {name!r} but are other columns: each is a feature unless features.exclude names it"] if look_alikes else []
+        return [f"{look_alikes} look like the {what} {name!r} but are other columns: they are never features, and run_experiment is denied (data.no_label_or_time_look_alike) until they are dropped or renamed at import or named in features.exclude"] if look_alikes else []
     if look_alikes:
         return [f"the {what} {name!r} is not in the dataset; {', '.join(map(repr, look_alikes))} looks like it — rename it at import or {remedy}"]
     return [f"the {what} {name!r} is not in the dataset"]

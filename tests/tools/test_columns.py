@@ -67,7 +67,7 @@ def test_a_look_alike_time_column_is_not_the_time_column_and_the_warning_names_i
 def test_a_look_alike_beside_the_exact_label_is_named_as_a_feature_to_exclude() -> None:
     report = column_report(["loan_status", "Loan_Status", "issue_d", "email", "gender", "age"], STANDARDS, target="loan_status")
     assert report["label"] == {"name": "loan_status", "present": True, "look_alikes": ["Loan_Status"]}
-    assert report["warnings"] == ["['Loan_Status'] look like the label column 'loan_status' but are other columns: each is a feature unless features.exclude names it"]
+    assert report["warnings"] == ["['Loan_Status'] look like the label column 'loan_status' but are other columns: they are never features, and run_experiment is denied (data.no_label_or_time_look_alike) until they are dropped or renamed at import or named in features.exclude"]
 
 
 def test_two_columns_of_one_protected_attribute_both_import_and_the_report_says_which_one_is_sliced() -> None:
