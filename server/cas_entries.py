@@ -16,6 +16,7 @@ from server.files import read_at_most, too_large
 
 FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 FILE_CAP = "datasets.max_file_bytes"
+HASH_PIECE = 2**20
 
 
 @dataclass(frozen=True)
@@ -96,12 +97,26 @@ def read_entry(dir_fd: int, name: str, *, max_bytes: int, expected: int | None =
     fd, size = opened
     try:
         refused = _size_problem(name, size, expected, max_bytes, cap_name)
-        data = read_at_most(fd, size) if refused is None else b""
+        data, digest, got = _read_and_hash(fd, size, keep) if refused is None else (None, "", size)
     finally:
         os.close(fd)
-    if refused is None and len(data) != size:
+    if refused is None and got != size:
         refused = Problem("modified", name, f"{name} changed size while it was read (fstat said {size} bytes)")
-    return refused or StoredFile(name, size, hashlib.sha256(data).hexdigest(), data if keep else None)
+    return refused or StoredFile(name, size, digest, data)
+
+
+def _read_and_hash(fd: int, size: int, keep: bool) -> tuple[bytes | None, str, int]:
+    """(the bytes when `keep`, their SHA-256, how many were read), at most one byte past `size`.
+    Not kept, they are hashed piece by piece: verifying a 1 GiB file holds HASH_PIECE of it."""
+    if keep:
+        data = read_at_most(fd, size)
+        return data, hashlib.sha256(data).hexdigest(), len(data)
+    digest, got = hashlib.sha256(), 0
+    with open(fd, "rb", closefd=False) as stream:
+        while got <= size and (piece := stream.read(min(HASH_PIECE, size + 1 - got))):
+            digest.update(piece)
+            got += len(piece)
+    return None, digest.hexdigest(), got
 
 
 def check_entry(dir_fd: int, name: str) -> Problem | None:
