@@ -139,12 +139,12 @@ class AcknowledgementLedger:
 
     def latest(self) -> dict[str, Any] | None:
         with self._mutex:
-            restarted, data = self._tail.read()
-            if restarted:
-                self._latest, self._seen_any = None, False
-            for line in data.splitlines(keepends=True):
-                if _MARKER in line:
-                    self._consider(line)
+            for restarted, data in self._tail.pieces():
+                if restarted:
+                    self._latest, self._seen_any = None, False
+                for line in data.splitlines(keepends=True):
+                    if _MARKER in line:
+                        self._consider(line)
             return None if self._latest is None else dict(self._latest)
 
     def _consider(self, line: bytes) -> None:

@@ -98,13 +98,13 @@ class ChainLedger:
         self._state = _State()
 
     def _refresh(self) -> _State:
-        restarted, data = self._tail.read()
-        if restarted:
-            self._state = _State()
-        for line in _marked_lines(data):
-            record, problem = parse_line(line)
-            if problem is None and record is not None and isinstance(record.get("kind"), str):
-                self._state.add(record)
+        for restarted, data in self._tail.pieces():
+            if restarted:
+                self._state = _State()
+            for line in _marked_lines(data):
+                record, problem = parse_line(line)
+                if problem is None and record is not None and isinstance(record.get("kind"), str):
+                    self._state.add(record)
         return self._state
 
     # --- approvals ------------------------------------------------------------------------------

@@ -36,12 +36,12 @@ class PushedCommits:
 
     def commits(self) -> set[str]:
         with self._mutex:
-            restarted, data = self._tail.read()
-            if restarted:
-                self._commits = set()
-            for line in data.splitlines(keepends=True):
-                if _MARKER in line and b'"kind":"outcome"' in line:
-                    self._consider(line)
+            for restarted, data in self._tail.pieces():
+                if restarted:
+                    self._commits = set()
+                for line in data.splitlines(keepends=True):
+                    if _MARKER in line and b'"kind":"outcome"' in line:
+                        self._consider(line)
             return set(self._commits)
 
     def _consider(self, line: bytes) -> None:

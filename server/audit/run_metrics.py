@@ -105,12 +105,12 @@ class RunMetricsLedger:
     def all(self) -> dict[str, dict[str, Any]]:
         """{run id: its first well-formed run_metrics record}."""
         with self._mutex:
-            restarted, data = self._tail.read()
-            if restarted:
-                self._records = {}
-            for line in data.splitlines(keepends=True):
-                if _MARKER in line:
-                    self._consider(line)
+            for restarted, data in self._tail.pieces():
+                if restarted:
+                    self._records = {}
+                for line in data.splitlines(keepends=True):
+                    if _MARKER in line:
+                        self._consider(line)
             return dict(self._records)
 
     def _consider(self, line: bytes) -> None:

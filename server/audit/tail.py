@@ -3,14 +3,18 @@
 Several views (the vouching ledger, acknowledgements, pushed PR commits, chained run metrics) keep
 state built from the chain and must not re-read a chain of 10^6 records on every call. The chain
 only grows, so each remembers how far it read; a file replaced or cut is read again from its start
-(`mlgate audit verify` reports why it changed).
+(`mlgate audit verify` reports why it changed). What is new is handed out in pieces of at most
+PIECE_BYTES, each ending at a line's end, so a first read of a long chain never holds all of it.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
+
+PIECE_BYTES = 8 * 2**20  # records are at most 1 MiB; a longer line is no record and is skipped
 
 
 class NewLines(NamedTuple):
@@ -21,25 +25,57 @@ class NewLines(NamedTuple):
 class ChainTail:
     """Reads one chain file incrementally. Not thread-safe: its owner holds its own lock."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, piece_bytes: int = PIECE_BYTES) -> None:
         self.path = Path(path)
+        self._piece = piece_bytes
         self._key: tuple[int, int] | None = None  # (inode, offset read up to)
 
     def read(self) -> NewLines:
-        """The complete lines appended since the last read; all of them after a replacement or cut,
-        and none (restarted) while the file does not exist. Raises OSError when it cannot be read."""
+        """Everything `pieces` hands out, in one piece."""
+        found = list(self.pieces())
+        return NewLines(found[0].restarted, b"".join(p.data for p in found))
+
+    def pieces(self) -> Iterator[NewLines]:
+        """The complete lines appended since the last read (all of them after a replacement or
+        cut), in pieces; only the first can say `restarted`, and there is always a first. None
+        but a restart while the file does not exist. Raises OSError when it cannot be read."""
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             self._key = None
-            return NewLines(True, b"")
+            yield NewLines(True, b"")
+            return
         try:
             stat = os.fstat(fd)
             restarted = self._key is None or self._key[0] != stat.st_ino or stat.st_size < self._key[1]
-            offset = 0 if restarted else self._key[1]
-            data = os.pread(fd, stat.st_size - offset, offset)
+            self._key = (stat.st_ino, 0 if restarted else self._key[1])  # type: ignore[index]
+            yield NewLines(restarted, b"")
+            yield from self._read_pieces(fd, stat.st_size)
         finally:
             os.close(fd)
-        complete = data[: data.rfind(b"\n") + 1]
-        self._key = (stat.st_ino, offset + len(complete))
-        return NewLines(restarted, complete)
+
+    def _read_pieces(self, fd: int, end: int) -> Iterator[NewLines]:
+        inode, offset = self._key  # type: ignore[misc]
+        while offset < end:
+            data = os.pread(fd, min(self._piece, end - offset), offset)
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                offset += cut
+                self._key = (inode, offset)
+                yield NewLines(False, data[:cut])
+                continue
+            after = self._after_line(fd, offset + self._piece, end) if len(data) == self._piece else None
+            if after is None:
+                return  # a torn last line (or an overlong one) waits for its end
+            offset = after  # a line longer than a piece is no record: stepped over, never held
+            self._key = (inode, offset)
+
+    def _after_line(self, fd: int, at: int, end: int) -> int | None:
+        """The offset just past the next newline at or after `at`, read a piece at a time; None
+        when none is written yet."""
+        while at < end:
+            found = os.pread(fd, min(self._piece, end - at), at).find(b"\n")
+            if found >= 0:
+                return at + found + 1
+            at += self._piece
+        return None

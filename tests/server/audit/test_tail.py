@@ -38,3 +38,41 @@ def test_a_missing_chain_reads_as_empty_and_restarts_once_it_exists(tmp_path: Pa
     assert tail.read() == NewLines(True, b"")
     path.write_bytes(b"a\n")
     assert tail.read() == NewLines(True, b"a\n")
+
+
+def _pieces(tail: ChainTail) -> list[NewLines]:
+    return [p for p in tail.pieces() if p.data or p.restarted]
+
+
+def test_a_long_chain_is_handed_out_in_pieces_ending_at_line_ends(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    lines = [b'{"seq":%d}\n' % i for i in range(100)]
+    path.write_bytes(b"".join(lines))
+    pieces = _pieces(ChainTail(path, piece_bytes=64))
+    assert pieces[0] == NewLines(True, b"") and all(not p.restarted for p in pieces[1:])
+    assert all(0 < len(p.data) <= 64 and p.data.endswith(b"\n") for p in pieces[1:])
+    assert b"".join(p.data for p in pieces) == b"".join(lines)
+
+
+def test_a_line_longer_than_a_piece_is_stepped_over_and_a_torn_one_waits(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    path.write_bytes(b'{"seq":0}\n' + b"x" * 500 + b'\n{"seq":2}\n' + b"y" * 300)
+    tail = ChainTail(path, piece_bytes=64)
+    assert tail.read() == NewLines(True, b'{"seq":0}\n{"seq":2}\n')
+    with path.open("ab") as chain:
+        chain.write(b'\n{"seq":4}\n')
+    assert tail.read() == NewLines(False, b'{"seq":4}\n')
+
+
+def test_a_first_read_of_a_long_chain_holds_a_piece_not_the_chain(tmp_path: Path) -> None:
+    import tracemalloc
+
+    path = tmp_path / "audit.jsonl"
+    path.write_bytes((b'{"kind":"filler","x":"' + b"y" * 1000 + b'"}\n') * 65536)  # 64 MiB
+    tracemalloc.start()
+    try:
+        seen = sum(len(p.data) for p in ChainTail(path, piece_bytes=2**20).pieces())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert seen == path.stat().st_size and peak < 8 * 2**20, peak  # a few pieces of 1 MiB, not 64 MiB
