@@ -74,9 +74,14 @@ def authenticate(state_dir: Path, roles: tuple[str, ...] = APPROVER_ROLES, *, re
 def exposed_approver_token(state_dir: Path) -> Principal | None:
     """The human/operator principal whose valid token sits in this process's MLGATE_TOKEN (None if
     none). A stdio server is started from the agent's environment: a token there is the agent's too."""
-    token = os.environ.get(TOKEN_ENV, "").strip()
-    principal = principal_for(TokenStore(state_dir), token) if token else None
+    principal = _environment_token(state_dir)[1]
     return principal if principal is not None and principal.role in APPROVER_ROLES else None
+
+
+def _environment_token(state_dir: Path) -> tuple[str, Principal | None]:
+    """MLGATE_TOKEN of this process ("" when unset) and the principal the store vouches it for."""
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    return token, principal_for(TokenStore(state_dir), token) if token else None
 
 
 class TokenHolder:
@@ -104,8 +109,7 @@ def stdio_holder(state_dir: Path, role: str, named: str | None, fallback: Princi
     """The holder for a stdio server started as `role` (human or operator). Raises PolicyDenied
     without a valid MLGATE_TOKEN of that role, or when MLGATE_PRINCIPAL (`named`) names someone
     else: a role nobody authenticated would read sealed figures and pass as a second human."""
-    token = os.environ.get(TOKEN_ENV, "").strip()
-    principal = principal_for(TokenStore(state_dir), token) if token else None
+    token, principal = _environment_token(state_dir)
     if principal is None:
         raise PolicyDenied(
             f"a stdio server started as {role} needs that {role}'s own token in MLGATE_TOKEN, and {'the one given is not valid' if token else 'none is set'}",

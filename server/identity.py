@@ -2,8 +2,9 @@
 
 stdio and in-memory calls carry no credentials: the principal is the one the server was started
 for (settings), or, for a stdio server a human or operator started with their own token, that
-token's principal, checked again at every call (server/credentials.py TokenHolder). HTTP and SSE calls carry a bearer token the auth middleware has verified; the
-token's client id is the principal and its `role:<role>` scope is the role.
+token's principal, checked again at every call (server/credentials.py TokenHolder). HTTP and SSE
+calls carry a bearer token the auth middleware has verified; the token's client id is the
+principal and its `role:<role>` scope is the role.
 """
 
 from __future__ import annotations
