@@ -8,7 +8,8 @@
 - Runs: list_runs (MCP call) and the best-prior-run query (the one run_experiment makes) with 100
   and 10 000 runs in the project's experiment of a sqlite MLflow store, the runs created directly
   through server/tracking.py (not trained). Median of several calls.
-- Audit: `verify` of a chain of 10^4 and 10^6 records appended through server/audit.AuditChain.
+- Audit: `verify` of a chain of 10^4 and 10^6 records appended through server/audit.AuditChain,
+  and `mlgate audit search` for one record of it (two verifying walks).
 Ratios compare the largest size with the smallest (time per row, per run, per record).
 
     python -m bench scale            full sizes (about an hour on 2 busy cores)
@@ -39,6 +40,7 @@ from mcp import Client
 from policies.leakage import CLEAN, LEAKAGE_TAG
 from server.app import build_server
 from server.audit import AuditChain, AuditOptions, verify
+from server.audit.search import AuditQuery, search
 from server.commands.data import import_files
 from server.demo_data import write_credit_csv
 from server.git import GitRepo
@@ -203,13 +205,18 @@ def measure_audit(root: Path, count: int) -> dict[str, Any]:
     verify_s = time.perf_counter() - started
     if not report.ok or report.count != count:
         raise RuntimeError(f"verify did not accept the generated chain: {report.summary()}")
-    return {"records": count, "append_s": append_s, "verify_s": verify_s, "mb": path.stat().st_size / 2**20}
+    started = time.perf_counter()
+    found = search(path, AuditQuery(fields=(("call", "17"),)), lambda record: None)
+    search_s = time.perf_counter() - started
+    if found.matched != 1:
+        raise RuntimeError(f"search found {found.matched} records for one call")
+    return {"records": count, "append_s": append_s, "verify_s": verify_s, "search_s": search_s, "mb": path.stat().st_size / 2**20}
 
 
 def report_audit(figures: list[dict[str, Any]]) -> None:
-    print("records | verify s | verify µs/record | file MB | append s")
+    print("records | verify s | verify µs/record | search s (verifies twice) | file MB | append s")
     for f in figures:
-        print(f"{f['records']:>9} | {f['verify_s']:.2f} | {1e6 * f['verify_s'] / f['records']:.1f} | {f['mb']:.0f} | {f['append_s']:.1f}")
+        print(f"{f['records']:>9} | {f['verify_s']:.2f} | {1e6 * f['verify_s'] / f['records']:.1f} | {f['search_s']:.2f} | {f['mb']:.0f} | {f['append_s']:.1f}")
     small, large = figures[0], figures[-1]
     per_record = (large["verify_s"] / large["records"]) / (small["verify_s"] / small["records"])
     print(f"{large['records']} vs {small['records']} records: verify time per record x{per_record:.2f}")

@@ -49,6 +49,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {'.'.join(map(str, error['loc']))}: {error['msg']}", file=sys.stderr)
         print("  what to do: correct them in <state_dir>/server.yaml or the MLGATE_* environment", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `mlgate audit search ... | head`: the reader has all it wanted
+        _discard_stdout()
+        return 1
+
+
+def _discard_stdout() -> None:
+    """Points stdout at /dev/null, so the interpreter's last flush does not fail again on exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 if __name__ == "__main__":

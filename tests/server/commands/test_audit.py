@@ -114,3 +114,37 @@ def test_verify_after_a_restart_recovered_a_torn_tail_exits_0_and_says_so(audite
     AuditChain(_audit_path(audited)).close()
     assert main(["audit", "verify", "--workspace", str(audited)]) == 0
     assert "1 recovered torn tail(s) at seq 5" in capsys.readouterr().out
+
+
+def test_search_prints_the_matching_records_and_a_count_on_stderr(audited: Path, capsys) -> None:
+    assert main(["audit", "search", "--workspace", str(audited), "--kind", "decision", "--where", "n=3"]) == 0
+    captured = capsys.readouterr()
+    assert [json.loads(line)["seq"] for line in captured.out.splitlines()] == [3]
+    assert captured.err.startswith("1 of 5 records matched; audit chain intact: 5 records")
+
+
+def test_search_of_a_damaged_chain_prints_no_record_and_exits_1(audited: Path, capsys) -> None:
+    _edit(_audit_path(audited))
+    assert main(["audit", "search", "--workspace", str(audited), "--tool", "t"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "0 of 1 records matched; audit chain BROKEN: edited at line 2" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [(["--since", "last week"], "not an ISO date or time: 'last week'"), (["--where", "run_id"], "expected FIELD=VALUE")],
+    ids=["since", "where"],
+)
+def test_search_refuses_a_condition_it_cannot_read(audited: Path, capsys, argument: list[str], message: str) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["audit", "search", "--workspace", str(audited), *argument])
+    assert caught.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_search_piped_into_a_reader_that_stops_early_ends_without_a_traceback(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    build_chain(load_settings(root).audit_path, 3000, fsync_every=3000)  # far more than a pipe holds
+    command = f"uv run --frozen mlgate audit search --workspace {root} | head -n 1; exit ${{PIPESTATUS[0]}}"
+    done = subprocess.run(["bash", "-c", command], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and json.loads(done.stdout)["seq"] == 0
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
