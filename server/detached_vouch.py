@@ -23,23 +23,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-import mmap
 import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
-
-Buffer = Union[bytes, memoryview]
+from typing import Any
 
 from server.audit.records import parse_line
+from server.audit.tail import line_pieces
 
 EVENT_KIND = "detached_run"
 RAN = ("started", "ended", "reconciled")  # events of a call some worker already ran
 CALL_ID = re.compile(r"^[0-9a-f]{32}\Z")
 TOOL = "run_experiment"
+# The chain is searched a piece at a time (bounded reads, never a map: a chain cut while mapped
+# would kill the worker with SIGBUS). Twice a record's largest size (1 MiB), so every record fits
+# a piece, and small enough that the check holds little more than one piece.
+PIECE_BYTES = 2 * 2**20
+CUT = "the audit chain was cut (truncated) while this worker read it"
 
 
 class Refused(Exception):
@@ -65,85 +68,93 @@ def request_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _lines_with(data: Buffer, marker: bytes, start: int = 0) -> list[dict[str, Any]]:
-    """Every well-formed chain record whose line holds `marker`, in chain order, from byte `start`
-    (a line boundary) on. Only the matching lines are copied out of `data`."""
+def _lines_with(piece: memoryview, marker: bytes) -> list[dict[str, Any]]:
+    """Every well-formed chain record whose line holds `marker`, in order, in a piece of complete
+    lines. Only the matching lines are copied out of the piece."""
     records, last = [], -1
-    for match in re.compile(re.escape(marker)).finditer(data, start):
-        begin = _line_start(data, start, match.start())
-        end = _find(data, b"\n", match.end())
-        if begin <= last or end < 0:
+    for match in re.compile(re.escape(marker)).finditer(piece):
+        begin = _line_start(piece, match.start())
+        if begin <= last:
             continue
         last = begin
-        record, problem = parse_line(bytes(data[begin : end + 1]))
+        end = _find(piece, b"\n", match.end())  # always found: the piece ends with a newline
+        record, problem = parse_line(bytes(piece[begin : end + 1]))
         if problem is None and record is not None:
             records.append(record)
     return records
 
 
-def _line_start(data: Buffer, start: int, at: int) -> int:
-    """Where the line holding byte `at` begins (not before `start`)."""
+def _line_start(piece: memoryview, at: int) -> int:
+    """Where the line holding byte `at` begins."""
     step = 4096
-    while at > start:
-        low = max(start, at - step)
-        found = bytes(data[low:at]).rfind(b"\n")
+    while at > 0:
+        low = max(0, at - step)
+        found = bytes(piece[low:at]).rfind(b"\n")
         if found >= 0:
             return low + found + 1
         at, step = low, step * 2
-    return start
+    return 0
 
 
-def _find(data: Buffer, needle: bytes, at: int) -> int:
-    match = re.compile(re.escape(needle)).search(data, at)
+def _find(piece: memoryview, needle: bytes, at: int) -> int:
+    match = re.compile(re.escape(needle)).search(piece, at)
     return -1 if match is None else match.start()
 
 
 @contextmanager
-def chain_bytes(audit_path: Path) -> Iterator[Buffer]:
-    """The chain's complete lines, mapped read-only (a line being written is left out): a chain of
-    10^6 records is searched in place, never copied onto the worker's heap."""
+def _opened(audit_path: Path, missing: str) -> Iterator[int]:
+    """The chain file, open for reading. Raises Refused(`missing`) when there is none."""
     try:
-        stream = open(audit_path, "rb")  # noqa: SIM115 - closed below, after the map
+        fd = os.open(audit_path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
-        yield b""
-        return
-    with stream, _mapped(stream) as data:
-        whole = memoryview(data)
-        lines = whole[: data.rfind(b"\n") + 1]
-        try:
-            yield lines
-        finally:  # a view still exported would keep the map from closing
-            lines.release()
-            whole.release()
+        raise Refused(missing) from None
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
-@contextmanager
-def _mapped(stream: Any) -> Iterator[Any]:
-    size = os.fstat(stream.fileno()).st_size
-    if size == 0:  # an empty file cannot be mapped
-        yield b""
-        return
-    with mmap.mmap(stream.fileno(), size, access=mmap.ACCESS_READ) as data:
-        yield data
+def _search(fd: int, marker: bytes, start: int, end: int) -> tuple[list[dict[str, Any]], int]:
+    """The records whose line holds `marker` between byte `start` (a line's start) and `end`, and
+    the offset just past the last complete line read (a torn last line is left for later). Raises
+    Refused when the file was cut while read: what it held is no longer what was searched."""
+    records, offset = [], start
+    for offset, piece in line_pieces(fd, start, end, PIECE_BYTES):  # noqa: B007 - offset: how far
+        records += _lines_with(piece, marker)
+    if os.fstat(fd).st_size < end:
+        raise Refused(CUT)
+    return records, offset
 
 
-def events_of(chain: Buffer, call_id: str, start: int = 0) -> list[dict[str, Any]]:
-    """The detached_run records of one call id, oldest first, from byte `start` on."""
+def _call_events(fd: int, call_id: str, start: int, end: int) -> tuple[list[dict[str, Any]], int]:
     marker = json.dumps({"call_id": call_id}, separators=(",", ":"))[1:-1].encode()
-    return [r for r in _lines_with(chain, marker, start) if r.get("kind") == EVENT_KIND and r.get("call_id") == call_id]
+    found, offset = _search(fd, marker, start, end)
+    return [r for r in found if r.get("kind") == EVENT_KIND and r.get("call_id") == call_id], offset
+
+
+def events_of(audit_path: Path, call_id: str, start: int = 0) -> list[dict[str, Any]]:
+    """The detached_run records of one call id, oldest first, from byte `start` (a line's start)
+    on. Raises Refused when the chain is missing or cut while read."""
+    with _opened(audit_path, "there is no audit chain") as fd:
+        return _call_events(fd, call_id, start, os.fstat(fd).st_size)[0]
 
 
 def ran_since(audit_path: Path, call_id: str, start: int) -> bool:
-    """Whether a worker started (or ended) the call in the chain past byte `start`."""
-    with chain_bytes(audit_path) as chain:
-        return any(e.get("event") in RAN for e in events_of(chain, call_id, start))
+    """Whether a worker started (or ended) the call in the chain past byte `start` (the bytes a
+    check read). Raises Refused when the chain is now shorter than that, missing or cut while read:
+    what the check read is gone, so it vouches for nothing."""
+    with _opened(audit_path, "the audit chain is gone since this worker checked the request") as fd:
+        end = os.fstat(fd).st_size
+        if end < start:
+            raise Refused("the audit chain was cut (truncated) since this worker checked the request")
+        return any(e.get("event") in RAN for e in _call_events(fd, call_id, start, end)[0])
 
 
-def _decision(chain: Buffer, accepted: dict[str, Any]) -> dict[str, Any] | None:
+def _decision(fd: int, accepted: dict[str, Any], end: int) -> dict[str, Any] | None:
     wanted = accepted.get("decision_hash")
     if not isinstance(wanted, str) or not re.fullmatch(r"[0-9a-f]{64}", wanted):
         return None
-    found = [r for r in _lines_with(chain, f'"hash":"{wanted}"'.encode()) if r.get("hash") == wanted]
+    found = [r for r in _search(fd, f'"hash":"{wanted}"'.encode(), 0, end)[0] if r.get("hash") == wanted]
     return found[0] if found else None
 
 
@@ -168,11 +179,11 @@ def _check_document(document: Any, accepted: dict[str, Any], call_id: str) -> di
 
 def vouch(audit_path: Path, call_id: str, data: bytes) -> Vouched:
     """The request document `data` of `call_id` when the chain vouches for it and no worker started
-    it yet. Raises Refused otherwise."""
+    it yet. Raises Refused otherwise (a chain cut while read included)."""
     if not CALL_ID.match(call_id):
         raise Refused("a call id is 32 lowercase hex characters")
-    with chain_bytes(audit_path) as chain:
-        events = events_of(chain, call_id)
+    with _opened(audit_path, "the audit chain holds no accepted detached run for this call id") as fd:
+        events, checked = _call_events(fd, call_id, 0, os.fstat(fd).st_size)
         accepted = next((e for e in events if e.get("event") == "accepted"), None)
         if accepted is None:
             raise Refused("the audit chain holds no accepted detached run for this call id")
@@ -180,8 +191,7 @@ def vouch(audit_path: Path, call_id: str, data: bytes) -> Vouched:
             raise Refused("the request file is not the one the server accepted (its SHA-256 differs)")
         if any(e.get("event") in RAN for e in events):
             raise Refused("this call was already started: a detached request runs once")
-        _check_decision(_decision(chain, accepted), accepted)
-        checked = len(chain)
+        _check_decision(_decision(fd, accepted, checked), accepted)
     try:
         document = json.loads(data)
     except ValueError:

@@ -56,26 +56,44 @@ class ChainTail:
 
     def _read_pieces(self, fd: int, end: int) -> Iterator[NewLines]:
         inode, offset = self._key  # type: ignore[misc]
-        while offset < end:
-            data = os.pread(fd, min(self._piece, end - offset), offset)
-            cut = data.rfind(b"\n") + 1
-            if cut:
-                offset += cut
-                self._key = (inode, offset)
-                yield NewLines(False, data[:cut])
-                continue
-            after = self._after_line(fd, offset + self._piece, end) if len(data) == self._piece else None
-            if after is None:
-                return  # a torn last line (or an overlong one) waits for its end
-            offset = after  # a line longer than a piece is no record: stepped over, never held
+        for offset, data in line_pieces(fd, offset, end, self._piece):
             self._key = (inode, offset)
+            if data:
+                yield NewLines(False, bytes(data))
 
-    def _after_line(self, fd: int, at: int, end: int) -> int | None:
-        """The offset just past the next newline at or after `at`, read a piece at a time; None
-        when none is written yet."""
-        while at < end:
-            found = os.pread(fd, min(self._piece, end - at), at).find(b"\n")
-            if found >= 0:
-                return at + found + 1
-            at += self._piece
-        return None
+
+def line_pieces(fd: int, offset: int, end: int, piece_bytes: int = PIECE_BYTES) -> Iterator[tuple[int, memoryview]]:
+    """The complete lines of `fd` between `offset` (a line's start) and `end`, in pieces of at most
+    `piece_bytes` each ending at a line's end, with the offset just past each (an empty piece: a
+    line longer than a piece was stepped over, never held). A torn last line is left out; a file
+    cut shorter while read ends the pieces where it now ends. Bounded reads, never a map: a file
+    cut while read cannot kill the reader (SIGBUS). One buffer is read into again and again, so a
+    piece holds its lines only until the next is asked for. Raises OSError when it cannot be read."""
+    raw = bytearray(min(piece_bytes, max(end - offset, 0)))
+    buffer = memoryview(raw)
+    while offset < end:
+        got = os.preadv(fd, [buffer[: min(piece_bytes, end - offset)]], offset)
+        cut = raw.rfind(b"\n", 0, got) + 1
+        if cut:
+            offset += cut
+            yield offset, buffer[:cut]
+            continue
+        after = _after_line(fd, offset + piece_bytes, end, raw) if got == piece_bytes else None
+        if after is None:
+            return  # a torn last line (or an overlong one, or a cut file) waits for its end
+        offset = after
+        yield offset, buffer[:0]
+
+
+def _after_line(fd: int, at: int, end: int, raw: bytearray) -> int | None:
+    """The offset just past the next newline at or after `at`, read into `raw` a piece at a time;
+    None when none is written yet (or the file was cut)."""
+    while at < end:
+        got = os.preadv(fd, [memoryview(raw)[: min(len(raw), end - at)]], at)
+        found = raw.find(b"\n", 0, got)
+        if found >= 0:
+            return at + found + 1
+        if not got:
+            return None
+        at += got
+    return None

@@ -62,7 +62,7 @@ async def test_a_second_worker_past_the_check_before_the_first_claimed_the_call_
     # a second worker: its lock is on a new file and its check finds no `started` record yet. What
     # that worker holds then is exactly a vouched request; it must still not claim the call.
     from server.audit.records import parse_line
-    from server.detached_vouch import Refused, Vouched, chain_bytes, events_of
+    from server.detached_vouch import Refused, Vouched, events_of
     from server.detached_work import Work
 
     is_error, started = await lab.call("run_experiment", {"reasoning": REASONING, "detach": True})
@@ -70,8 +70,7 @@ async def test_a_second_worker_past_the_check_before_the_first_claimed_the_call_
     run_id, call_id = started["run_id"], started["call_id"]
     await wait_for_run(lab.settings, run_id, training_started)
     document = json.loads((lab.settings.state_dir / "detached" / f"{call_id}.json").read_bytes())
-    with chain_bytes(lab.settings.audit_path) as chain:
-        accepted = next(e for e in events_of(chain, call_id) if e["event"] == "accepted")
+    accepted = next(e for e in events_of(lab.settings.audit_path, call_id) if e["event"] == "accepted")
     assert parse_line((json.dumps(accepted, sort_keys=True, separators=(",", ":")) + "\n").encode())[1] is None
     with pytest.raises(Refused, match="already started"):
         Work.open(Vouched(document, accepted))

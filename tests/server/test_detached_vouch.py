@@ -5,6 +5,9 @@ principal and arguments, and only once."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,7 @@ import pytest
 from server.audit.chain import AuditChain
 from server.detached_vouch import Refused, ran_since, request_sha256, vouch
 
+REPO = Path(__file__).resolve().parents[2]
 CALL_ID, RUN_ID = "c" * 32, "a" * 32
 WHO = {"principal": "codex", "role": "agent"}
 
@@ -111,3 +115,61 @@ def test_a_long_chain_is_searched_without_being_read_into_memory(tmp_path: Path)
     finally:
         tracemalloc.stop()
     assert path.stat().st_size > 64 * 2**20 and peak < 4 * 2**20, peak
+
+
+# The check in a process of its own, as a worker runs it: the first chain line it parses cuts the
+# chain file to 4 KiB (as an operator's or a same-user process's `truncate` would), mid-search.
+_CUT_WHILE_READ = textwrap.dedent("""
+    import os, sys
+    from pathlib import Path
+    import server.detached_vouch as vouching
+
+    path, request = Path(sys.argv[1]), Path(sys.argv[2]).read_bytes()
+    parse = vouching.parse_line
+    def cutting(raw):
+        os.truncate(path, 4096)
+        return parse(raw)
+    vouching.parse_line = cutting
+    try:
+        vouching.vouch(path, sys.argv[3], request)
+        print("vouched")
+    except vouching.Refused as refused:
+        print("refused:", refused.reason)
+""")
+
+
+def test_a_chain_cut_while_the_check_reads_it_refuses_the_request_and_the_worker_lives(tmp_path: Path) -> None:
+    """A mapped chain cut under its reader killed the worker with SIGBUS (exit -7)."""
+    path, request = tmp_path / "audit.jsonl", tmp_path / "request.json"
+    _chain(path, {}, _request())
+    with path.open("ab") as stream:  # 16 MiB after the call's records: the check reads on past the cut
+        stream.write((b'{"kind":"filler","x":"' + b"y" * 1000 + b'"}\n') * 16384)
+    request.write_bytes(_request())
+    done = subprocess.run([sys.executable, "-c", _CUT_WHILE_READ, str(path), str(request), CALL_ID], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert done.stdout.strip() == "refused: the audit chain was cut (truncated) while this worker read it"
+
+
+def test_a_chain_cut_between_the_check_and_the_claim_vouches_for_nothing(tmp_path: Path) -> None:
+    """What the check read is gone: the claim refuses instead of searching bytes that are not there."""
+    path = tmp_path / "audit.jsonl"
+    _chain(path, {}, _request())
+    vouched = vouch(path, CALL_ID, _request())
+    with path.open("r+b") as stream:
+        stream.truncate(vouched.checked_bytes - 1)
+    with pytest.raises(Refused, match="cut"):
+        ran_since(path, CALL_ID, vouched.checked_bytes)
+    path.unlink()
+    with pytest.raises(Refused, match="gone"):
+        ran_since(path, CALL_ID, vouched.checked_bytes)
+
+
+def test_a_line_longer_than_a_piece_is_stepped_over_and_the_records_past_it_are_found(tmp_path: Path) -> None:
+    from server.detached_vouch import PIECE_BYTES
+
+    path = tmp_path / "audit.jsonl"
+    _chain(tmp_path / "records.jsonl", {}, _request(), "started")
+    overlong = b'{"call_id":"' + CALL_ID.encode() + b'","x":"' + b"y" * PIECE_BYTES + b'"}\n'
+    path.write_bytes(overlong + (tmp_path / "records.jsonl").read_bytes())
+    with pytest.raises(Refused, match="already started"):
+        vouch(path, CALL_ID, _request())

@@ -76,3 +76,19 @@ def test_a_first_read_of_a_long_chain_holds_a_piece_not_the_chain(tmp_path: Path
     finally:
         tracemalloc.stop()
     assert seen == path.stat().st_size and peak < 8 * 2**20, peak  # a few pieces of 1 MiB, not 64 MiB
+
+
+def test_a_file_cut_while_its_pieces_are_read_ends_them_where_it_now_ends(tmp_path: Path) -> None:
+    from server.audit.tail import line_pieces
+
+    path = tmp_path / "audit.jsonl"
+    path.write_bytes(b"".join(b'{"seq":%d}\n' % i for i in range(100)))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        seen = []
+        for offset, piece in line_pieces(fd, 0, path.stat().st_size, piece_bytes=64):
+            seen.append(bytes(piece))
+            os.truncate(path, 100)  # cut under the reader after its first piece
+        assert b"".join(seen) == path.read_bytes()[:offset] and offset <= 100
+    finally:
+        os.close(fd)
