@@ -11,8 +11,11 @@ uv:
 sync: uv
 	@$(UV) sync --frozen --compile-bytecode --quiet
 
+# The MCP Inspector (tests/e2e) runs on the machine's node; the conformance suite needs Node 22, which
+# comes with it as an npm package (tests/e2e/conformance), leaving the machine's node as it is.
 node-deps:
 	@cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error
+	@cd tests/e2e/conformance && npm ci --no-audit --no-fund --loglevel=error
 
 demo: sync
 	$(UV) run --frozen mlgate demo

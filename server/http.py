@@ -168,6 +168,20 @@ class HostOriginGuard:
         await self._app(scope, receive, send)
 
 
+class NoStreamReplay:
+    """Drops Last-Event-ID from a GET on /mcp. mlgate keeps no event store, so it sends no SSE
+    event ids and has nothing to replay; the SDK's replay path, reached by that header, would
+    answer nothing (a 500). Without it the GET gets what the spec asks: a fresh event stream."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"].rstrip("/") == MCP_PATH:
+            scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k.lower() != b"last-event-id"]}
+        await self._app(scope, receive, send)
+
+
 def _bearer(scope: Scope) -> str | None:
     """The bearer token of a request, read as the SDK's auth backend reads it."""
     for name, value in scope.get("headers") or []:
@@ -335,7 +349,7 @@ def combined_app(server: MCPServer, bind: BindAddress, security: TransportSecuri
     verifier = getattr(server, "_token_verifier", None)
     revocation = [Middleware(RevokedTokenStreams, verifier=verifier)] if verifier is not None else []
     quota = [Middleware(TokenQuota, limits=limits or HttpSettings(), sessions_of=sessions_counter(server))]
-    middleware = [Middleware(HostOriginGuard, security=security), Middleware(TokenHint), *revocation, *streamable.user_middleware, *quota]
+    middleware = [Middleware(HostOriginGuard, security=security), Middleware(TokenHint), Middleware(NoStreamReplay), *revocation, *streamable.user_middleware, *quota]
     return Starlette(routes=_unique_routes(streamable, sse), middleware=middleware, lifespan=lifespan)
 
 
