@@ -20,6 +20,7 @@ from server.audit.signing import chain_signer
 from server.audit.records import (
     CHAIN_FIELDS,
     GENESIS,
+    MAX_RECORD_BYTES,
     RECOVERED_KIND,
     AuditOptions,
     Head,
@@ -171,7 +172,7 @@ class AuditChain:
                 raise integrity_error("anchor_missing", f"{self.path.name} holds records but its anchor {self.anchor_path.name} is missing")
             write_anchor(self.anchor_path, GENESIS)
             return GENESIS
-        end = complete_end(self._fd, size)
+        end = self._complete_end(size, anchor)
         if anchor.offset > end:
             raise integrity_error("truncated", f"the anchor holds seq {anchor.seq} at byte {anchor.offset}; {self.path.name} has {end} complete bytes")
         self._check_anchored(anchor)
@@ -179,6 +180,14 @@ class AuditChain:
         if end < size:
             self._recover_torn_tail(end, size)
         return self._head
+
+    def _complete_end(self, size: int, anchor: Head) -> int:
+        try:
+            return complete_end(self._fd, size)
+        except IntegrityError:
+            detail = (f"{self.path.name} ends in more than {MAX_RECORD_BYTES} bytes without a line end, which no crash leaves "
+                      f"(each record is one write of at most that); the anchored records end at byte {anchor.offset}")
+            raise integrity_error("torn_tail", detail) from None
 
     def _check_anchored(self, anchor: Head) -> None:
         if anchor.seq < 0:
@@ -220,8 +229,16 @@ class AuditChain:
         size = os.fstat(self._fd).st_size
         if size < self._head.offset:
             raise integrity_error("truncated", f"{self.path.name} shrank below seq {self._head.seq} while the chain was open")
-        if size > self._head.offset:
-            self._adopt(os.pread(self._fd, size - self._head.offset, self._head.offset))
+        while self._head.offset < size:  # in pieces: records others appended may be many
+            self._adopt(self._next_piece(size))
+
+    def _next_piece(self, size: int) -> bytes:
+        """Complete lines from the head on, at most 8 records' worth; the rest if it ends the file."""
+        data = os.pread(self._fd, min(8 * MAX_RECORD_BYTES, size - self._head.offset), self._head.offset)
+        cut = data.rfind(b"\n") + 1
+        if cut == 0 and len(data) == 8 * MAX_RECORD_BYTES:
+            raise integrity_error("overlong_line", f"a line after seq {self._head.seq} is longer than any record")
+        return data[:cut] if cut and self._head.offset + len(data) < size else data
 
     def _adopt(self, data: bytes) -> None:
         if not data.endswith(b"\n"):
@@ -238,6 +255,8 @@ class AuditChain:
         record = {**body, "seq": self._head.seq + 1, "time": self._clock.iso(), "prev": self._head.hash}
         record["hash"] = record_hash(record)
         line = canonical(record) + b"\n"
+        if len(line) > MAX_RECORD_BYTES:  # readers refuse longer lines unread
+            raise ValueError(f"an audit record of {len(line)} bytes is longer than {MAX_RECORD_BYTES}; record hashes, not contents")
         written = os.write(self._fd, line)
         if written != len(line):
             raise integrity_error("write_failed", f"only {written} of {len(line)} bytes of seq {record['seq']} were written")

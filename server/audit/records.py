@@ -17,6 +17,10 @@ from tools.errors import IntegrityError
 GENESIS_HASH = "0" * 64
 CHAIN_FIELDS = ("seq", "time", "prev", "hash")
 RECOVERED_KIND = "recovered_torn_tail"
+# The longest line a record may take, newline included. Records hold ids, hashes and short texts (a
+# few KiB); the bound lets every reader refuse a longer line after reading at most this much of it,
+# so a junk line of any length (a sparse terabyte) costs no memory and no full read.
+MAX_RECORD_BYTES = 2**20
 _CHUNK = 65536
 _REMEDIATION = (
     "run `mlgate audit verify --workspace DIR` to find the first bad record; restore the audit files "
@@ -121,26 +125,31 @@ def parse_line(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
 # --- reading files backwards ---------------------------------------------------------------------
 
 
-def rfind_newline(fd: int, before: int) -> int:
-    """Offset of the last newline strictly before `before`, or -1."""
-    pos = before
-    while pos > 0:
-        low = max(0, pos - _CHUNK)
+def rfind_newline(fd: int, before: int, within: int = MAX_RECORD_BYTES) -> int:
+    """Offset of the last newline strictly before `before`, or -1 when there is none. Looks back
+    at most `within` bytes: raises IntegrityError when they hold none and the file goes further back."""
+    pos, low_end = before, max(0, before - within)
+    while pos > low_end:
+        low = max(low_end, pos - _CHUNK)
         found = os.pread(fd, pos - low, low).rfind(b"\n")
         if found >= 0:
             return low + found
         pos = low
+    if low_end > 0:
+        raise integrity_error("overlong_line", f"the {within} bytes before byte {before} hold no line end: longer than any record")
     return -1
 
 
 def line_ending_at(fd: int, end: int) -> bytes:
-    """The complete line (with its newline) whose newline is the byte before `end`."""
+    """The complete line (with its newline) whose newline is the byte before `end`. Raises
+    IntegrityError when that line is longer than any record."""
     start = rfind_newline(fd, end - 1) + 1
     return os.pread(fd, end - start, start)
 
 
 def complete_end(fd: int, size: int) -> int:
-    """Offset just past the last newline of the first `size` bytes (0 if none)."""
+    """Offset just past the last newline of the first `size` bytes (0 if none). Raises
+    IntegrityError when the bytes after it are more than any record (no write cut off by a crash)."""
     return rfind_newline(fd, size) + 1
 
 

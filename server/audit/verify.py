@@ -2,7 +2,7 @@
 
 Problem kinds, each reported at the first record where it shows:
 
-    edited            a line is not valid JSON, not canonical, or its hash does not match
+    edited            a line is not valid JSON, not canonical, longer than any record, or its hash does not match
     deleted           a seq is missing and does not appear later
     reordered         a seq appears out of order (moved or duplicated)
     broken_link       `prev` is not the previous record's hash (a record was rewritten and re-hashed)
@@ -19,8 +19,9 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from server.audit.records import GENESIS, RECOVERED_KIND, Head, parse_line, read_anchor, sibling
+from server.audit.records import GENESIS, MAX_RECORD_BYTES, RECOVERED_KIND, Head, parse_line, read_anchor, sibling
 from tools.errors import IntegrityError
 
 
@@ -69,8 +70,17 @@ def verify(path: Path | str, on_record: Callable[[dict], None] | None = None) ->
     walk = _Walk(anchor, on_record)
     if not path.exists():
         return walk.report(walk.finish())
-    with path.open("rb") as lines:
-        return walk.report(walk.run(lines))
+    with path.open("rb") as stream:
+        return walk.report(walk.run(_bounded_lines(stream)))
+
+
+def _bounded_lines(stream: BinaryIO) -> Iterator[bytes]:
+    """The file's lines; one longer than any record is cut after MAX_RECORD_BYTES + 1 bytes and
+    ends the lines (the walk stops at it), so a junk line of any length is never held or read whole."""
+    while line := stream.readline(MAX_RECORD_BYTES + 1):
+        yield line
+        if len(line) > MAX_RECORD_BYTES:
+            return
 
 
 class _Walk:
@@ -95,6 +105,8 @@ class _Walk:
         return self.finish()
 
     def step(self, raw: bytes, line_no: int, rest: Iterator[bytes]) -> Problem | None:
+        if len(raw) > MAX_RECORD_BYTES:
+            return Problem("edited", line_no, None, f"the line is longer than any record ({MAX_RECORD_BYTES} bytes)")
         if not raw.endswith(b"\n"):
             return self.torn(line_no)
         record, why = parse_line(raw)
