@@ -11,6 +11,7 @@ denials below so that whoever imports the data can rename or drop it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -89,9 +90,10 @@ def no_label_or_time_look_alike(facts: Mapping[str, Any], config: Mapping[str, A
         "data.no_label_or_time_look_alike",
         f"the dataset has {listed}: the same name in another spelling (case, spaces, full-width or zero-width characters), "
         "most likely a copy, which as a feature would hand the model its label or its ordering",
-        f"ask the operator to drop or rename {names} at import (mlgate data add); a column that is other data and whose name "
-        "features.exclude can hold (ASCII letters, digits, `_ .-`) may instead be named there (propose_config_change, or this "
-        "run's config). Either way it is never a feature",
+        f"ask the operator to drop or rename {names} at import (mlgate data add); or, when such a column is other data, "
+        f"name it in features.exclude (propose_config_change, or this run's config) exactly as the dataset spells it: "
+        f"{json.dumps(names)} in JSON escapes. An entry matches one column exactly, never normalised, so each copy is "
+        "named on its own; a name with a control character can only be dropped or renamed at import. Either way it is never a feature",
     )
 
 

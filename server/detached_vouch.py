@@ -16,7 +16,9 @@ id, the request file hashes to that record's request_sha256, the decision record
 allow decision of run_experiment (not a dry run) by the same principal and role with the same
 args_hash, and no worker started the call before. Lines are found by byte markers (canonical
 records are compact JSON with sorted keys) and parsed with their hash checked, as server/ledger.py
-does; a line that does not hash is ignored.
+does; a line that does not hash is ignored. The chain is read in bounded pieces of complete lines
+(server/audit/tail.py line_pieces), never mapped: a chain cut while a worker reads it (or between
+its check and its claim) vouches for nothing, and the worker refuses instead of dying of SIGBUS.
 """
 
 from __future__ import annotations

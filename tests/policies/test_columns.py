@@ -33,6 +33,7 @@ WITHOUT_PROTECTED = [c for c in FULL if c != "gender"]
 LABEL_COPY = [*FULL, "Default"]  # the label again, in another case
 TIME_COPY = [*FULL, "ａｐｐｌｉｃａｔｉｏｎ_ｄａｔｅ"]  # the time column again, full-width
 LABEL_SPELLED = [*WITHOUT_LABEL, "DEFAULT "]  # only a look-alike of the label
+UNICODE_COPIES = ("ｄefault", "de\u200bfault")  # the label again, one letter full-width; with a zero-width space
 CASES = [
     RuleCase("data.columns_present", "allow", facts(), CFG, "all_there"),
     RuleCase("data.columns_present", "deny", facts(WITHOUT_LABEL), CFG, "no_label"),
@@ -44,6 +45,9 @@ CASES = [
     RuleCase("data.no_label_or_time_look_alike", "deny", facts(TIME_COPY), CFG, "time_column_copy_full_width"),
     RuleCase("data.no_label_or_time_look_alike", "allow", facts(LABEL_COPY, exclude=("Default",)), CFG, "copy_named_in_features_exclude"),
     RuleCase("data.no_label_or_time_look_alike", "allow", facts(LABEL_SPELLED), CFG, "no_exact_label_left_to_columns_present"),
+    RuleCase("data.no_label_or_time_look_alike", "allow", facts([*FULL, *UNICODE_COPIES], exclude=UNICODE_COPIES), CFG, "unicode_copies_named_in_features_exclude"),
+    RuleCase("data.no_label_or_time_look_alike", "deny", facts([*FULL, *UNICODE_COPIES], exclude=("ｄefault",)), CFG, "one_entry_names_one_copy_not_both"),
+    RuleCase("data.no_label_or_time_look_alike", "deny", facts([*FULL, "ｄefault"], exclude=("default\u200b", "Default")), CFG, "an_entry_of_the_same_key_but_another_spelling"),
     RuleCase("fairness.protected_attributes_present", "allow", facts(), CFG, "one_of_two"),
     RuleCase("fairness.protected_attributes_present", "deny", facts(WITHOUT_PROTECTED), CFG, "none_present"),
     RuleCase("fairness.protected_attributes_present", "allow", facts(WITHOUT_PROTECTED), ALLOW_NONE, "none_present_allowed"),
@@ -74,3 +78,5 @@ def test_a_copy_of_the_label_is_named_with_both_ways_out() -> None:
     # repr shows the zero-width space, so the operator can find the column
     assert "'default\\u200b' beside the label column 'default'" in denied.reason and "'Default'" not in denied.reason
     assert "drop or rename" in denied.remediation and "features.exclude" in denied.remediation
+    # the exact spelling to name, in JSON escapes: `\u200b` can be typed, an invisible character cannot
+    assert '["default\\u200b"]' in denied.remediation and "never normalised" in denied.remediation

@@ -17,7 +17,8 @@ import pytest
 
 from server.commands.data import import_files
 from server.ports import build_ports
-from server.settings import load_settings
+from server.safe_yaml import load_document
+from server.settings import load_settings, policy_limits
 from server.workspace import init_workspace
 from tests.messy_data import lending_frame
 from tests.tools.test_run_experiment_messy import HONEST, REASONING, _configure, _lending_template, _runs, call
@@ -76,4 +77,39 @@ async def test_a_time_column_only_in_a_look_alike_spelling_does_not_let_a_random
     is_error, content = await call(lab, "run_experiment", {"reasoning": REASONING, "config": HONEST, "dry_run": True})
     denial = _denied(content).get("data.columns_present")
     assert is_error and denial and "'Issue_D'" in denial["reason"] and "rename" in denial["remediation"], content
+    assert _runs(lab) == []
+
+
+COPIES = ("ｌoan_status", "loan_\u200bstatus")  # one letter full-width; a zero-width space inside
+
+
+async def test_full_width_and_zero_width_copies_of_the_label_named_in_features_exclude_train_without_them(tmp_path: Path) -> None:
+    frame = lending_frame(400, months=24)
+    lab = _lab(tmp_path, frame.assign(**{copy: frame["loan_status"] for copy in COPIES}))
+    # An entry names one column exactly as spelled: the other copy still denies the run.
+    one = {"features.exclude": [*HONEST["features.exclude"], COPIES[0]]}
+    is_error, content = await call(lab, "run_experiment", {"reasoning": REASONING, "config": one, "dry_run": True})
+    denial = _denied(content).get("data.no_label_or_time_look_alike")
+    assert is_error and denial and repr(COPIES[1]) in denial["reason"] and repr(COPIES[0]) not in denial["reason"], content
+    assert '["loan_\\u200bstatus"]' in denial["remediation"]  # the spelling to name, typeable
+    # Both named through propose_config_change: configs/experiment.yaml holds them exactly as spelled.
+    exclude = [*HONEST["features.exclude"], *COPIES]
+    is_error, proposed = await call(lab, "propose_config_change", {"changes": {"features.exclude": exclude}, "reasoning": REASONING})
+    assert not is_error and proposed["decision"] == "allow", proposed
+    written = load_document((lab["workspace"] / "configs/experiment.yaml").read_bytes(), policy_limits()["documents"])
+    assert written["features"]["exclude"] == exclude
+    is_error, run = await call(lab, "run_experiment", {"reasoning": REASONING})
+    assert not is_error, run
+    features = json.loads(lab["ports"].tracking.get_run(run["run_id"])["params"]["feature_columns"])
+    assert not set(COPIES) & set(features) and "loan_status" not in features and "income" in features
+    assert run["leakage"]["flagged"] is False  # neither copy, each a perfect proxy, was trained on
+
+
+@pytest.mark.parametrize(("name", "says"), [("loan_status\t", "U+0009"), ("x" * 1025, "1025 characters")], ids=["control_character", "over_long"])
+async def test_a_features_exclude_name_no_column_may_be_excluded_by_is_refused_with_what_to_do(tmp_path: Path, name: str, says: str) -> None:
+    frame = lending_frame(400, months=24)
+    lab = _lab(tmp_path, frame.assign(**{"loan_status\t": frame["loan_status"]}))
+    is_error, content = await call(lab, "run_experiment", {"reasoning": REASONING, "config": {"features.exclude": [*HONEST["features.exclude"], name]}})
+    assert is_error and content["rule_id"] == "config.schema_valid", content
+    assert says in content["reason"] and "exact name as the dataset spells it" in content["reason"] and "mlgate data add" in content["reason"]
     assert _runs(lab) == []
