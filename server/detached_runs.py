@@ -42,11 +42,13 @@ from mcp.shared.subscriptions import ResourceUpdated
 from server.acknowledgements import governed_config
 from server.files import write_atomic
 from server.liveness import ProcessIdentity, owner_is_alive
+from server.sandbox_leftovers import kill_run_leftovers, leftover_note
 from server.settings import PACKAGE_ROOT, Settings
 from server.detached_vouch import CALL_ID, EVENT_KIND, request_sha256
 from tools.detached_view import CALL_TAG
 
 RUN_URI = "mlgate://runs/{run_id}"  # resources/runs.py
+RUNS_DIR = "runs"  # the run directories under the state dir (server/ports.py RunDirs)
 WORKER_MODULE = "server.detached"
 POLL_S = 0.05
 
@@ -167,13 +169,17 @@ class DetachedRuns:
         return reconciled
 
     def settle(self, owner: Mapping[str, Any], status: str, reason: str) -> bool:
-        """End the run of a dead worker (if still RUNNING), audit it, remove its owner file.
-        Returns whether the run was still RUNNING."""
+        """End the run of a dead worker (if still RUNNING), audit it, remove its owner file; what its
+        sandboxes left is killed first (server/sandbox_leftovers.py). Returns whether the run was
+        still RUNNING."""
         run_id, call_id = str(owner["run_id"]), str(owner["call_id"])
+        killed = kill_run_leftovers(self.settings.state_dir / RUNS_DIR, run_id)
+        reason += leftover_note(killed)
         running = self._tracking.get_run(run_id)["status"] == "RUNNING"
         if running:
             self._tracking.end_run(run_id, status, f"{reason}; reconciled by pid {os.getpid()}")
-            self._audit.append({"kind": EVENT_KIND, "event": "reconciled", "call_id": call_id, "run_id": run_id, "status": status, "reason": reason})
+            self._audit.append({"kind": EVENT_KIND, "event": "reconciled", "call_id": call_id, "run_id": run_id, "status": status, "reason": reason,
+                                "leftover_processes": killed})  # fmt: skip
         self.owner_path(call_id).unlink(missing_ok=True)
         return running
 

@@ -3,7 +3,9 @@ predecessor (kill -9, power loss) left half-done. The audit chain recovers its o
 is opened (server/audit/chain.py); the rest is here:
 
     runs       RUNNING runs whose server process or detached worker is gone become FAILED with a
-               reason (server/detached_runs.py `reconcile`, server/tracking.py `reconcile_orphans`)
+               reason (server/detached_runs.py `reconcile`, server/tracking.py `reconcile_orphans`);
+               processes their sandboxes left are killed (server/sandbox_leftovers.py), the reason
+               says how many
     approvals  an approval file one step behind the chain (the chain records a decision or use first,
                then the file is rewritten: a kill between the two) is rewritten from the chain
     registry   an alias move is recorded in mlgate's alias history after MLflow's pointer moves and
@@ -22,7 +24,10 @@ pointer moved outside mlgate that this undid) is visible to `mlgate audit verify
 
 from __future__ import annotations
 
+import functools
 from typing import Any
+
+from server.sandbox_leftovers import kill_run_leftovers
 
 # (status in the file, status in the chain): a rewrite the chain already recorded, cut short
 LAGGING = {("pending", "approved"), ("pending", "denied"), ("approved", "consumed")}
@@ -32,8 +37,7 @@ def recover(ports: Any) -> dict[str, list]:
     """Repair runs, approval files and aliases left half-done; record what was repaired in the
     chain. Returns {runs, approvals, registry, overrides} (empty lists when nothing was found)."""
     found = {
-        # dead detached workers first (server/detached_runs.py): their runs' reason names the worker
-        "runs": [*(ports.detached.reconcile() if getattr(ports, "detached", None) is not None else []), *ports.tracking.reconcile_orphans()],
+        "runs": reconcile_runs(ports),
         "approvals": repair_approval_files(ports.approvals),
         "registry": reconcile_registry(ports.registry) if ports.registry is not None else [],
         # lines an approved override's record vouches for, cut off by a kill before they were written
@@ -43,6 +47,15 @@ def recover(ports: Any) -> dict[str, list]:
         ports.audit.append({"kind": "recovered", **found})
         ports.audit.sync()
     return found
+
+
+def reconcile_runs(ports: Any) -> list[str]:
+    """End FAILED the RUNNING runs of dead detached workers first (their reason names the worker),
+    then those of dead servers; what their sandboxes left is killed (server/sandbox_leftovers.py)."""
+    detached = ports.detached.reconcile() if getattr(ports, "detached", None) is not None else []
+    rundirs = getattr(ports, "rundirs", None)
+    leftovers = functools.partial(kill_run_leftovers, rundirs.root) if rundirs is not None else None
+    return [*detached, *ports.tracking.reconcile_orphans(leftovers=leftovers)]
 
 
 def repair_approval_files(store: Any) -> list[str]:

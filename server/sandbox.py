@@ -35,6 +35,7 @@ import anyio
 from anyio.abc import Process
 
 from server.sandbox_io import OutputsGuard, ProgressTail, RunPaths, kill_group, kill_pids, prepare_run_dir, sandbox_processes
+from server.sandbox_leftovers import forget_sandbox, record_namespace, record_sandbox
 from server.sandbox_outcome import ChildExit, conclude
 from server.sandbox_result import Mode, SandboxResult
 from server.sandbox_vocabulary import ProgressGate, ProgressStep, plan_for, read_spec
@@ -282,13 +283,16 @@ class SandboxLauncher:
         with (paths.logs / "child.stdout").open("wb") as out, (paths.logs / "child.stderr").open("wb") as err:
             child = await self._spawn(mode, paths, out, err, uid)
             try:
+                record_sandbox(paths.logs, child.group)  # before waiting on it: a launcher killed now leaves it
                 with anyio.move_on_after(timeout) as deadline:
                     await _identify(child)
+                    record_namespace(paths.logs, child.sandbox_init, child.pid_namespace)
                     await self._stream(child, tail, on_progress, guard)
             finally:
                 with anyio.CancelScope(shield=True):
                     try:
                         orphans = await self._kill_all(child)
+                        forget_sandbox(paths.logs)
                     finally:  # also when processes survived (sandbox.orphans): no descriptor left open
                         tail.close()
                         os.close(child.lifeline)

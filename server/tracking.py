@@ -22,6 +22,7 @@ from typing import Any
 from server.clock import SystemClock
 from server.audit.witness import CHAIN_TAG
 from server.liveness import OWNER_TAG_PREFIX, ProcessIdentity
+from server.sandbox_leftovers import leftover_note
 from server.tracking_owners import HEARTBEAT_TAG, PID_NS_TAG, Heartbeat, pid_namespace, run_owner_alive
 from server.tracking_store import artifact_root as configured_artifact_root
 from server.tracking_store import is_remote
@@ -318,17 +319,20 @@ class MlflowTracking:
                 page = self.client.search_runs(chunk, "attributes.status = 'RUNNING'", max_results=1000, page_token=page.token)
                 yield from page
 
-    def reconcile_orphans(self, is_alive: Callable[[Mapping[str, str]], bool | None] | None = None) -> list[str]:
+    def reconcile_orphans(self, is_alive: Callable[[Mapping[str, str]], bool | None] | None = None,
+                          leftovers: Callable[[str], int] | None = None) -> list[str]:
         """Mark FAILED every RUNNING run whose owning server process is gone: on this host by pid,
         elsewhere by a stale heartbeat (server/tracking_owners.py); runs it cannot tell about are left
-        alone. Returns the ids of the runs it reconciled."""
+        alone. `leftovers(run_id)` first kills what the run's sandboxes left and says how many
+        (server/sandbox_leftovers.py); the reason names the count. Returns the reconciled run ids."""
         alive = is_alive or (lambda tags: run_owner_alive(tags, self.owner, now_ms=self._now_ms(), stale_after_ms=self._stale_after_ms))
         reconciled = []
         for run in list(self._running_runs()):
             tags = run.data.tags
             if alive(tags) is False:
                 owner = f"pid {tags.get(OWNER_TAG_PREFIX + 'pid')} on {tags.get(OWNER_TAG_PREFIX + 'host')}"
-                self.end_run(run.info.run_id, "FAILED", f"orphaned: the server process that owned this run ({owner}) is gone; reconciled by pid {self.owner.pid}")
+                killed = leftover_note(leftovers(run.info.run_id) if leftovers else 0)
+                self.end_run(run.info.run_id, "FAILED", f"orphaned: the server process that owned this run ({owner}) is gone{killed}; reconciled by pid {self.owner.pid}")
                 reconciled.append(run.info.run_id)
         return reconciled
 

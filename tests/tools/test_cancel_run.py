@@ -107,6 +107,7 @@ async def test_a_killed_workers_run_is_reconciled_failed_by_the_next_server_and_
         run = await wait_for_run(lab.settings, run_id, ended)
     assert run["status"] == "FAILED" and "worker" in run["tags"]["mlgate.end_reason"]
     assert not (lab.settings.state_dir / "detached" / f"{call_id}.owner.json").exists()
+    assert processes_naming(run_id) == []  # a sandbox bwrap was starting as the worker died is gone too
     ports = build_ports(lab.settings)
     try:
         assert ports.slots.running == 0

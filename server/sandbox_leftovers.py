@@ -1,0 +1,163 @@
+"""What the sandbox of a launcher killed outright leaves behind, and how a later server ends it.
+
+bwrap clones its sandbox (the inner bwrap, init of a new pid namespace) and lets it go on only after
+writing --info-fd. An outer bwrap killed in between (--die-with-parent, when its launcher, a detached
+worker or the server, is killed) leaves the inner one waiting for good on its eventfd, reparented to
+pid 1 and deaf to SIGTERM as a namespace's init; no training child, hence no lifeline, exists yet.
+Once the sandbox runs, it dies with its launcher (tests/server/test_sandbox_leftovers.py). A process
+killed outright does nothing more, so the launcher records its sandbox before it waits on it, in the
+run directory's logs/ (never mounted in the sandbox): itself, bwrap's pid (the sandbox's process group
+and session: start_new_session) with its start time, then the namespace's init and inode from
+--info-fd. The record goes once the launcher has killed every process of the run. Reconciling the run
+of a dead launcher (server/detached_runs.py `settle`, server/tracking.py `reconcile_orphans` through
+server/recovery.py) SIGKILLs what the record still names:
+
+    group      members of bwrap's process group or session started no earlier than bwrap, unless a
+               live process holds bwrap's pid with another start time (the pid was reused)
+    namespace  members of the pid namespace while its init is the recorded process (same pid, start
+               time and namespace): a namespace's inode is reused once it is gone
+
+A record of another host or boot, or of a live launcher, is left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from server.liveness import ProcessIdentity, owner_is_alive, process_start_ticks
+from server.sandbox_io import kill_pids
+
+RECORD = "sandbox.json"
+RUN_ID = re.compile(r"[0-9a-f]{32}")
+KILL_WAIT_S = 5.0
+POLL_S = 0.02
+
+
+def record_sandbox(logs: Path, group: int) -> None:
+    """Name this launcher and its sandbox's process group (bwrap's pid) in logs/RECORD."""
+    launcher = ProcessIdentity.of(os.getpid())
+    _write(logs / RECORD, {"launcher": launcher.tags(), "group": group, "group_started": _ticks(group)})
+
+
+def record_namespace(logs: Path, init: int | None, namespace: int | None) -> None:
+    """Add the sandbox's pid namespace and its init (a host pid, from --info-fd) once known."""
+    document = _load(logs / RECORD)
+    if document is not None and init and namespace:
+        _write(logs / RECORD, {**document, "init": init, "init_started": _ticks(init), "pid_namespace": namespace})
+
+
+def forget_sandbox(logs: Path) -> None:
+    """Nothing of the sandbox is left: a stale record could name a reused pid."""
+    (logs / RECORD).unlink(missing_ok=True)
+
+
+def leftover_note(killed: int) -> str:
+    """What a reconciliation's reason adds when it killed processes of a dead launcher's sandbox."""
+    return f"; killed {killed} leftover sandbox process{'' if killed == 1 else 'es'}" if killed else ""
+
+
+def kill_run_leftovers(runs_root: Path, run_id: str) -> int:
+    """SIGKILL what the sandboxes of dead launchers left of run `run_id` (its stage directories under
+    runs_root, server/rundirs.py); returns how many processes it killed. Records whose processes are
+    all gone are removed."""
+    if not RUN_ID.fullmatch(run_id):
+        return 0
+    return sum(kill_recorded(path) for path in sorted((runs_root / run_id).glob(f"*/logs/{RECORD}")))
+
+
+def kill_recorded(path: Path) -> int:
+    """SIGKILL, for at most KILL_WAIT_S, the leftovers `path` names when its launcher is dead here."""
+    document = _load(path)
+    if document is None or not _launcher_dead({k: str(v) for k, v in document["launcher"].items()}):
+        return 0
+    killed: set[int] = set()
+    deadline = time.monotonic() + KILL_WAIT_S
+    while (members := leftovers(document)) and time.monotonic() < deadline:
+        kill_pids(members)
+        killed |= members
+        time.sleep(POLL_S)
+    if not members:
+        path.unlink(missing_ok=True)
+    return len(killed)
+
+
+def leftovers(document: dict[str, Any]) -> set[int]:
+    """Live processes of the recorded sandbox (the module docstring says which count)."""
+    processes = _live_processes()
+    return (_group_members(document, processes) | _namespace_members(document, processes)) - {os.getpid(), 1}
+
+
+def _group_members(document: dict[str, Any], processes: dict[int, tuple[int, int, int]]) -> set[int]:
+    group, started = document["group"], document.get("group_started")
+    leader = _ticks(group)
+    if started is None or (leader is not None and leader != started):
+        return set()  # bwrap's pid belongs to another process now: so does any group of that number
+    return {pid for pid, (pgid, sid, ticks) in processes.items() if group in (pgid, sid) and ticks >= started}
+
+
+def _namespace_members(document: dict[str, Any], processes: dict[int, tuple[int, int, int]]) -> set[int]:
+    init, namespace = document.get("init"), document.get("pid_namespace")
+    link = f"pid:[{namespace}]"
+    if not init or document.get("init_started") is None or _ticks(init) != document["init_started"] or _namespace(init) != link:
+        return set()
+    return {pid for pid in processes if _namespace(pid) == link}
+
+
+def _launcher_dead(tags: dict[str, str]) -> bool:
+    """Dead on this host and boot: elsewhere its pids and start times mean nothing here."""
+    here = ProcessIdentity.of(os.getpid())
+    same_boot = tags.get("mlgate.server.host") == here.host and tags.get("mlgate.server.boot_id") == here.boot_id
+    return same_boot and owner_is_alive(tags, here) is False
+
+
+def _live_processes() -> dict[int, tuple[int, int, int]]:
+    """{pid: (process group, session, start ticks)} of every process that is not a zombie."""
+    found = {}
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] not in "ZX":
+            found[int(name)] = (int(fields[2]), int(fields[3]), int(fields[19]))
+    return found
+
+
+def _ticks(pid: int) -> int | None:
+    ticks = process_start_ticks(pid)
+    return int(ticks) if ticks else None
+
+
+def _namespace(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    """The record, None when absent or malformed (pids must be numbers above 1: 0 and -1 are not
+    processes to os.kill)."""
+    try:
+        document = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(document, dict) or not isinstance(document.get("launcher"), dict):
+        return None
+    pids, ticks = [document.get("group"), document.get("init")], [document.get("group_started"), document.get("init_started")]
+    if type(pids[0]) is not int or not all(p is None or (type(p) is int and p > 1) for p in pids):
+        return None
+    return document if all(t is None or type(t) is int for t in ticks) else None
+
+
+def _write(path: Path, document: dict[str, Any]) -> None:
+    """Replace the record whole (a reader never sees half); no fsync: after a crash of the host its
+    processes are gone and its boot id has changed."""
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(json.dumps(document, sort_keys=True))
+    os.replace(temp, path)
