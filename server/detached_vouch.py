@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from server.audit.records import parse_line
+from server.audit.records import MAX_RECORD_BYTES, parse_line
 from server.audit.tail import line_pieces
 
 EVENT_KIND = "detached_run"
@@ -41,9 +41,9 @@ RAN = ("started", "ended", "reconciled")  # events of a call some worker already
 CALL_ID = re.compile(r"^[0-9a-f]{32}\Z")
 TOOL = "run_experiment"
 # The chain is searched a piece at a time (bounded reads, never a map: a chain cut while mapped
-# would kill the worker with SIGBUS). Twice a record's largest size (1 MiB), so every record fits
-# a piece, and small enough that the check holds little more than one piece.
-PIECE_BYTES = 2 * 2**20
+# would kill the worker with SIGBUS). Twice a record's largest size (MAX_RECORD_BYTES), so every
+# record fits a piece, and small enough that the check holds little more than one piece.
+PIECE_BYTES = 2 * MAX_RECORD_BYTES
 CUT = "the audit chain was cut (truncated) while this worker read it"
 
 
@@ -72,35 +72,17 @@ def request_sha256(data: bytes) -> str:
 
 def _lines_with(piece: memoryview, marker: bytes) -> list[dict[str, Any]]:
     """Every well-formed chain record whose line holds `marker`, in order, in a piece of complete
-    lines. Only the matching lines are copied out of the piece."""
-    records, last = [], -1
-    for match in re.compile(re.escape(marker)).finditer(piece):
-        begin = _line_start(piece, match.start())
-        if begin <= last:
-            continue
-        last = begin
-        end = _find(piece, b"\n", match.end())  # always found: the piece ends with a newline
+    lines. The piece's buffer is searched in place (its find is several times faster than a regex
+    over a view); only the matching lines are copied out."""
+    data, size = piece.obj, len(piece)  # a piece is a view of its buffer's start (line_pieces)
+    records, at = [], data.find(marker, 0, size)
+    while at >= 0:
+        begin, end = data.rfind(b"\n", 0, at) + 1, data.find(b"\n", at, size)  # a piece ends with a newline
         record, problem = parse_line(bytes(piece[begin : end + 1]))
         if problem is None and record is not None:
             records.append(record)
+        at = data.find(marker, end + 1, size)  # from the next line on: a line counts once
     return records
-
-
-def _line_start(piece: memoryview, at: int) -> int:
-    """Where the line holding byte `at` begins."""
-    step = 4096
-    while at > 0:
-        low = max(0, at - step)
-        found = bytes(piece[low:at]).rfind(b"\n")
-        if found >= 0:
-            return low + found + 1
-        at, step = low, step * 2
-    return 0
-
-
-def _find(piece: memoryview, needle: bytes, at: int) -> int:
-    match = re.compile(re.escape(needle)).search(piece, at)
-    return -1 if match is None else match.start()
 
 
 @contextmanager

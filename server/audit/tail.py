@@ -67,8 +67,9 @@ def line_pieces(fd: int, offset: int, end: int, piece_bytes: int = PIECE_BYTES) 
     `piece_bytes` each ending at a line's end, with the offset just past each (an empty piece: a
     line longer than a piece was stepped over, never held). A torn last line is left out; a file
     cut shorter while read ends the pieces where it now ends. Bounded reads, never a map: a file
-    cut while read cannot kill the reader (SIGBUS). One buffer is read into again and again, so a
-    piece holds its lines only until the next is asked for. Raises OSError when it cannot be read."""
+    cut while read cannot kill the reader (SIGBUS). One buffer is read into again and again: each
+    piece is a view of its start (`piece.obj`, a bytearray that can be searched in place) and holds
+    its lines only until the next piece is asked for. Raises OSError when it cannot be read."""
     raw = bytearray(min(piece_bytes, max(end - offset, 0)))
     buffer = memoryview(raw)
     while offset < end:
