@@ -5,7 +5,7 @@ is opened (server/audit/chain.py); the rest is here:
     runs       RUNNING runs whose server process or detached worker is gone become FAILED with a
                reason (server/detached_runs.py `reconcile`, server/tracking.py `reconcile_orphans`);
                processes their sandboxes left are killed (server/sandbox_leftovers.py), the reason
-               says how many
+               says how many; `sandboxes` lists what was killed in runs that had already ended
     approvals  an approval file one step behind the chain (the chain records a decision or use first,
                then the file is rewritten: a kill between the two) is rewritten from the chain
     registry   an alias move is recorded in mlgate's alias history after MLflow's pointer moves and
@@ -27,7 +27,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from server.sandbox_leftovers import kill_run_leftovers
+from server.sandbox_leftovers import kill_run_leftovers, sweep_leftovers
 
 # (status in the file, status in the chain): a rewrite the chain already recorded, cut short
 LAGGING = {("pending", "approved"), ("pending", "denied"), ("approved", "consumed")}
@@ -35,7 +35,8 @@ LAGGING = {("pending", "approved"), ("pending", "denied"), ("approved", "consume
 
 def recover(ports: Any) -> dict[str, list]:
     """Repair runs, approval files and aliases left half-done; record what was repaired in the
-    chain. Returns {runs, approvals, registry, overrides} (empty lists when nothing was found)."""
+    chain. Returns {runs, approvals, registry, overrides} (empty lists when nothing was found), and
+    sandboxes when processes a dead launcher's sandbox left in an ended run were killed."""
     found = {
         "runs": reconcile_runs(ports),
         "approvals": repair_approval_files(ports.approvals),
@@ -43,6 +44,9 @@ def recover(ports: Any) -> dict[str, list]:
         # lines an approved override's record vouches for, cut off by a kill before they were written
         "overrides": ports.overrides.restore() if getattr(ports, "overrides", None) is not None else [],
     }
+    swept = sweep_leftovers(ports.rundirs.root) if getattr(ports, "rundirs", None) is not None else []
+    if swept:  # after the runs: a RUNNING run's reason counts its own
+        found["sandboxes"] = swept
     if any(found.values()):
         ports.audit.append({"kind": "recovered", **found})
         ports.audit.sync()

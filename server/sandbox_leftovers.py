@@ -17,7 +17,8 @@ server/recovery.py) SIGKILLs what the record still names:
     namespace  members of the pid namespace while its init is the recorded process (same pid, start
                time and namespace): a namespace's inode is reused once it is gone
 
-A record of another host or boot, or of a live launcher, is left alone.
+A record of another host or boot, or of a live launcher, is left alone. A starting server also sweeps
+every run's records (`sweep_leftovers`): a run ended FAILED by a path that kills nothing keeps its own.
 """
 
 from __future__ import annotations
@@ -68,6 +69,17 @@ def kill_run_leftovers(runs_root: Path, run_id: str) -> int:
     if not RUN_ID.fullmatch(run_id):
         return 0
     return sum(kill_recorded(path) for path in sorted((runs_root / run_id).glob(f"*/logs/{RECORD}")))
+
+
+def sweep_leftovers(runs_root: Path) -> list[dict[str, Any]]:
+    """Kill what dead launchers' sandboxes left in any run, also one ended without that (run_experiment
+    reconciles orphans too, before a starting server has); {run_id, stage, killed} per record that
+    still named live processes."""
+    found = []
+    for path in sorted(runs_root.glob(f"*/*/logs/{RECORD}")) if runs_root.is_dir() else []:
+        if killed := kill_recorded(path):
+            found.append({"run_id": path.parents[2].name, "stage": path.parents[1].name, "killed": killed})
+    return found
 
 
 def kill_recorded(path: Path) -> int:

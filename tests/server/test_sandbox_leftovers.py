@@ -1,7 +1,7 @@
 """A launcher (a detached worker, the server) killed outright as bwrap starts leaves bwrap's inner
 process behind: cloned, never let go on by the outer bwrap that died with the launcher, it waits on
 its eventfd for good as init of its pid namespace (SIGTERM does not reach it). Reconciling the dead
-launcher's run kills it, and says so. Real bwrap; the race is made certain by a launcher whose reader
+launcher's run kills it, and says so; a starting server kills it in a run already ended too. Real bwrap; the race is made certain by a launcher whose reader
 of bwrap's --info-fd has fallen behind (the pipe is full: bwrap stalls after cloning its sandbox, before
 letting it go on) and that dies right after spawning bwrap. Once the sandbox runs, it dies with its
 launcher, even while the child holds the GIL (its lifeline thread cannot run then)."""
@@ -159,3 +159,18 @@ def test_a_record_kills_only_the_sandbox_of_a_dead_launcher_of_this_boot(tmp_pat
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+async def test_a_starting_server_kills_what_a_sandbox_left_in_a_run_ended_without_killing_it(bwrap, ports: Ports):
+    experiment = ports.tracking.get_or_create_experiment("leftovers")
+    run_id = ports.tracking.start_run(experiment, {})
+    run_dir = stage_dir(ports.rundirs.root, run_id)
+    launcher, left = await stranded_sandbox(run_dir)
+    assert left
+    ports.tracking.set_tags(run_id, launcher.tags())
+    assert ports.tracking.reconcile_orphans() == [run_id]  # as run_experiment does: it kills nothing
+    found = recover(ports)
+    assert found["runs"] == [] and found["sandboxes"] == [{"run_id": run_id, "stage": "fit", "killed": 1}]
+    assert processes_naming(str(run_dir)) == []
+    recovered = [json.loads(line) for line in ports.settings.audit_path.read_text().splitlines() if '"recovered"' in line]
+    assert recovered[-1]["sandboxes"] == found["sandboxes"]
