@@ -24,6 +24,7 @@ from tools.base import CallContext, StrictInput, ToolSpec
 from tools.errors import GitRefused, InvalidInput
 from tools.experiment_schema import EXPERIMENT_PATH
 from tools.run_pins import run_files_check
+from tools.run_views import require_project_run
 from tools.sealed import unsealed_metrics
 from tools.secrets_scan import secret_kind_of_value
 
@@ -187,9 +188,11 @@ NO_DIFF = {"commit_on_base": False, "base_commit": None, "changed_paths": [], "a
 
 
 def gather(request: OpenPrInput, ctx: CallContext) -> dict[str, Any]:
-    """Facts for policies/provenance.py. Raises NotFound for an unknown run (a deny)."""
+    """Facts for policies/provenance.py. Raises NotFound for an unknown run or one of another
+    project (a deny)."""
     ports = ctx.ports
     run = dict(ports.tracking.get_run(request.run_id))
+    require_project_run(ports.tracking, ctx.config["standards"], run)
     commit = str((run.get("params") or {}).get("git_commit", ""))
     commit = commit if COMMIT.match(commit) else None
     branch = request.branch if request.branch is not None else default_branch(request.run_id)
@@ -258,13 +261,16 @@ def _draft(request: OpenPrInput, facts: Mapping[str, Any], ctx: CallContext) -> 
     }  # fmt: skip
 
 
+SHOWN_PATHS = 50  # the dry run and the real call list the same first paths (a PR may touch max_changed_paths)
+
+
 def _open(request: OpenPrInput, facts: Mapping[str, Any], ctx: CallContext) -> dict[str, Any]:
     created = _push_and_confirm(ctx, facts["branch"], facts["commit"])
     record, changed = ctx.ports.prs.submit(_draft(request, facts, ctx))
     return {
         "decision": "allow", "run_id": request.run_id, "commit": facts["commit"], "branch": facts["branch"],
         "branch_created": created, "pr": {k: record[k] for k in ("id", "number", "provider", "url", "state")},
-        "pr_changed": changed, "changed_paths": len(facts["changed_paths"]),
+        "pr_changed": changed, "changed_paths": facts["changed_paths"][:SHOWN_PATHS],
     }  # fmt: skip
 
 
@@ -282,7 +288,7 @@ def preview(request: OpenPrInput, facts: dict[str, Any]) -> dict[str, Any]:
     leaky = bool(facts["secret_findings"])
     return {
         "run_id": request.run_id, "commit": facts["commit"], "branch": facts["branch"],
-        "would_create_branch": facts["branch_head"] is None, "changed_paths": facts["changed_paths"][:50],
+        "would_create_branch": facts["branch_head"] is None, "changed_paths": facts["changed_paths"][:SHOWN_PATHS],
         "title": WITHHELD if leaky else request.title, "description": WITHHELD if leaky else facts["description"],
     }  # fmt: skip
 

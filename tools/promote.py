@@ -34,6 +34,7 @@ from tools.paired import on_shared_rows, paired_improvement
 from tools.sealed import count_query, sealed_entry
 from tools.provenance import sha256_json
 from tools.run_pins import pin_mismatches, rebuild_config, run_files_check
+from tools.run_views import require_project_run
 
 CARD_ARTIFACT = "model_card.json"
 REPORT_ARTIFACT = "evaluation_report.json"
@@ -229,9 +230,12 @@ def _lifecycle(ctx: CallContext, model: str, request: PromoteInput) -> dict[str,
 
 
 def gather(request: PromoteInput, ctx: CallContext) -> dict[str, Any]:
-    """Facts for policies/promotion.py. Raises NotFound for an unknown run (a deny)."""
+    """Facts for policies/promotion.py. Raises NotFound for an unknown run or one of another
+    project (a deny)."""
     ports, standards = ctx.ports, ctx.config["standards"]
-    run = _vouched_run(ctx, dict(ports.tracking.get_run(request.run_id)))
+    run = dict(ports.tracking.get_run(request.run_id))
+    require_project_run(ports.tracking, standards, run)
+    run = _vouched_run(ctx, run)
     params, model = run["params"], model_name(standards)
     commit = params.get("git_commit") if COMMIT.match(str(params.get("git_commit", ""))) else None
     known = commit is not None and ports.git.has_commit(commit)

@@ -37,6 +37,7 @@ from tools.promote import REPRODUCES_TAG, REPRODUCTION_TAG, SEED_RUNS_TAG
 from tools.provenance import config_hash, feature_pipeline_hash, lockfile_hash, run_files_param, sha256_bytes
 from tools.run_features import select_features
 from tools.run_pins import rebuild_config
+from tools.run_views import require_project_run
 from tools.sealed import SEALED_NOTE
 
 FEATURES_PATH = "src/features.py"
@@ -110,9 +111,11 @@ def _data_pins(ctx: CallContext, params: dict[str, str], facts: dict[str, Any]) 
 
 
 def gather(request: ReproduceInput, ctx: CallContext) -> dict[str, Any]:
-    """Facts for the reproduce rules. Raises NotFound for an unknown run (a deny)."""
+    """Facts for the reproduce rules. Raises NotFound for an unknown run or one of another
+    project (a deny: its pins are neither checked nor marked)."""
     ports = ctx.ports
     run = dict(ports.tracking.get_run(request.run_id))
+    require_project_run(ports.tracking, ctx.config["standards"], run)
     params = run["params"]
     facts: dict[str, Any] = {"principal": ctx.principal, "run": run, "config": None, "features_py": None, "dataset": None, "feature_columns": None, "categorical_columns": None}
     pins = _source_pins(ctx, params, facts) + _data_pins(ctx, params, facts)

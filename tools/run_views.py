@@ -15,7 +15,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from policies.runs import same_project
 from tools.detached_view import RESULT_ARTIFACT, detached_view, is_detached
+from tools.errors import NotFound
 from tools.evaluation import LOWER_IS_BETTER, METRICS
 from tools.experiment_report import RUN_KIND_TAG
 from tools.model_card import PROVENANCE
@@ -60,6 +62,16 @@ def experiment_of(tracking: Runs, standards: Mapping[str, Any]) -> dict[str, Any
     """This workspace's experiment `{name, id}`; id is None before the first run (never created here)."""
     name = f"{standards['client_name']}/{standards['project_name']}"
     return {"name": name, "id": tracking.find_experiment(name)}
+
+
+def require_project_run(tracking: Runs, standards: Mapping[str, Any], run: Mapping[str, Any]) -> None:
+    """Refuse a run of another project's experiment before anything else is read or written: a
+    tracking store shared by projects must not let one project's agent act on another's runs
+    (mark them not reproduced, promote them, open PRs citing them). Raises NotFound
+    (runs.same_project, the rule get_run decides with)."""
+    decision = same_project({"runs": [run], "experiment": experiment_of(tracking, standards)}, {})
+    if not decision.allowed:
+        raise NotFound(decision.reason, decision.remediation, rule_id=decision.rule_id)
 
 
 def primary_metric(standards: Mapping[str, Any]) -> str:

@@ -109,8 +109,9 @@ async def call(lab: Lab, tool: str, arguments: dict[str, Any], settings: Setting
 
 
 def clone_run(lab: Lab, run_id: str, *, params: dict[str, str] | None = None, metrics: dict[str, float] | None = None,
-              tags: dict[str, str] | None = None, status: str = "FINISHED", model: bool = True, vouch: bool = True) -> str:  # fmt: skip
-    """A new FINISHED (or `status`) run in the same experiment with the run's params, metrics and
+              tags: dict[str, str] | None = None, status: str = "FINISHED", model: bool = True, vouch: bool = True,
+              experiment_id: str | None = None) -> str:  # fmt: skip
+    """A new FINISHED (or `status`) run in the same experiment (or `experiment_id`) with the run's params, metrics and
     tags, overridden where given, and a copy of its model artifact unless `model` is False. Its
     metrics are chained as run_experiment chains a finished run's (server/audit/run_metrics.py)
     unless `vouch` is False: then it is a run copied into the store by hand."""
@@ -118,7 +119,7 @@ def clone_run(lab: Lab, run_id: str, *, params: dict[str, str] | None = None, me
 
     client, original = lab.client, lab.client.get_run(run_id)
     kept_tags = {k: v for k, v in original.data.tags.items() if not k.startswith(NOT_CLONED)}
-    clone = client.create_run(original.info.experiment_id, tags={**kept_tags, **(tags or {})}).info.run_id
+    clone = client.create_run(experiment_id or original.info.experiment_id, tags={**kept_tags, **(tags or {})}).info.run_id
     all_params = {**original.data.params, **(params or {})}
     names = sorted(all_params)
     for start in range(0, len(names), 100):
@@ -133,6 +134,11 @@ def clone_run(lab: Lab, run_id: str, *, params: dict[str, str] | None = None, me
         lab.ports.run_metrics.record(clone, values)
     client.set_terminated(clone, status)
     return clone
+
+
+def foreign_clone(lab: Lab, run_id: str, **changes: Any) -> str:
+    """A copy of the run in another project's experiment of the same store (a shared tracking server)."""
+    return clone_run(lab, run_id, experiment_id=lab.ports.tracking.get_or_create_experiment("other-bank/other-project"), **changes)
 
 
 def commit_params(lab: Lab, run_id: str, commit: str) -> dict[str, str]:

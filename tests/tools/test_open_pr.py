@@ -68,10 +68,12 @@ def used_files(repo: GitRepo, commit: str) -> str:
     return run_files_param({path: hashlib.sha256(blob).hexdigest() for path, blob in blobs.items() if blob is not None})
 
 
-def make_run(client: Any, repo: GitRepo, commit: str, *, dirty: str = "false", status: str = "FINISHED", receipt: Any = RECEIPT, recorded_files: bool = True) -> str:
+def make_run(client: Any, repo: GitRepo, commit: str, *, dirty: str = "false", status: str = "FINISHED", receipt: Any = RECEIPT, recorded_files: bool = True,
+             experiment_name: str = "demo-bank/credit-default") -> str:  # fmt: skip
     """A run as run_experiment leaves it: Tier 1 params (with the hashes of the files it used),
     metrics, tags, gate receipt."""
-    experiment = client.get_experiment_by_name("demo-bank/credit-default").experiment_id
+    found = client.get_experiment_by_name(experiment_name)
+    experiment = found.experiment_id if found is not None else client.create_experiment(experiment_name)
     run_id = client.create_run(experiment, tags={"client_name": "demo-bank", "project_name": "credit-default", "principal": "local-agent", "transport": "memory"}).info.run_id
     params = {"git_commit": commit, "git_dirty": dirty, "dataset_content_hash": "d" * 64, "dataset_schema_hash": "e" * 64, "uv_lock_sha256": "f" * 64,
               "feature_pipeline_hash": "1" * 64, "config_hash": "2" * 64, "standards_sha256": "3" * 64, "seed": "42", "run_files_sha256": used_files(repo, commit)}  # fmt: skip
@@ -179,6 +181,15 @@ async def test_dry_run_decides_and_previews_without_side_effects(settings: Setti
     assert repo.branch_head(default_branch(run_id)) is None and nothing_pushed_or_recorded(settings, default_branch(run_id))
 
 
+async def test_the_dry_run_and_the_real_call_answer_changed_paths_alike(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
+    """An agent reads `changed_paths` as the dry run showed it: the same list once the PR is opened."""
+    run_id = make_run(mlflow_client, repo, commit_on(repo, "agent/paths"))
+    async with connect(settings, ports) as client:
+        dry = (await open_pr(client, run_id, branch="agent/paths", dry_run=True))[1]
+        is_error, opened = await open_pr(client, run_id, branch="agent/paths")
+    assert not is_error and dry["changed_paths"] == opened["changed_paths"] == ["src/features.py"], (dry, opened)
+
+
 async def test_verify_pr_accepts_the_branch_of_an_opened_pr(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any, tracking_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLGATE_TRACKING_URI", tracking_uri)
     run_id = make_run(mlflow_client, repo, commit_on(repo, "agent/verified"))
@@ -225,6 +236,18 @@ async def test_a_run_from_another_commit_than_the_branch_head_is_refused(setting
         is_error, result = await open_pr(client, run_id, branch="agent/moved-on")
     assert is_error and result["rule_id"] == "pr.commit_is_branch_head" and later in result["reason"] and measured in result["reason"]
     assert repo.branch_head("agent/moved-on") == later and nothing_pushed_or_recorded(settings, "agent/moved-on")
+
+
+async def test_a_run_of_another_project_in_the_store_is_refused_with_no_side_effect(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
+    """A clean, finished run of another project's experiment (a shared tracking store) at a commit
+    of this repository: no PR of this project may cite it."""
+    commit = commit_on(repo, "agent/foreign")
+    run_id = make_run(mlflow_client, repo, commit, experiment_name="other-bank/other-project")
+    async with connect(settings, ports) as client:
+        for dry_run in (True, False):
+            is_error, result = await open_pr(client, run_id, branch="agent/foreign", dry_run=dry_run)
+            assert is_error and result["rule_id"] == "runs.same_project" and f"no run {run_id}" in result["reason"], result
+    assert nothing_pushed_or_recorded(settings, "agent/foreign")
 
 
 async def test_an_unknown_run_is_refused(settings: Settings, ports: Ports) -> None:

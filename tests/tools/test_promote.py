@@ -17,7 +17,7 @@ from policies import Principal
 from server.audit import verify
 from server.cli import main
 from tests.credentials import approver, use_token
-from tests.tools.promotion_lab import MODEL, Lab, build_lab, call, clone_run, commit_params, config_params, reset_registry, tampered
+from tests.tools.promotion_lab import MODEL, Lab, build_lab, call, clone_run, commit_params, foreign_clone, config_params, reset_registry, tampered
 from tools.promote import promotion_hash
 from tools.provenance import stable_json
 
@@ -154,6 +154,17 @@ async def test_a_run_trailing_the_champion_beyond_tolerance_is_denied(lab: Lab) 
     failed, content = await call(lab, "promote", {"run_id": lab.run_id, "dry_run": True}, lab.human())
     observed = gates(content)["champion_tolerance"]["observed"]
     assert observed == pytest.approx(lab.ports.tracking.get_run(lab.run_id)["metrics"]["test_roc_auc"] - 0.99, abs=1e-6)
+
+
+async def test_a_run_of_another_project_in_the_store_is_not_promoted_under_this_projects_model(lab: Lab) -> None:
+    """A copy of this project's passing run, in another project's experiment of a shared store:
+    refused before any gate is judged or any test-set query counted."""
+    foreign, before = foreign_clone(lab, lab.run_id), lab.ports.test_queries.count(lab.dataset_hash)
+    for dry_run in (True, False):
+        failed, content = await call(lab, "promote", {"run_id": foreign, "dry_run": dry_run})
+        assert failed and content["rule_id"] == "runs.same_project" and "gate_receipt" not in content, content
+    assert lab.ports.registry.version_for_run(MODEL, foreign) is None
+    assert lab.ports.test_queries.count(lab.dataset_hash) == before
 
 
 async def test_agents_cannot_set_champion(lab: Lab) -> None:

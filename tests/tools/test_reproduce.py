@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.tools.promotion_lab import Lab, build_lab, call, clone_run, tampered
+from tests.tools.promotion_lab import Lab, build_lab, call, clone_run, foreign_clone, tampered
 from tools.sealed import SEALED_NOTE
 
 pytestmark = pytest.mark.anyio
@@ -105,3 +105,14 @@ async def test_a_pin_that_cannot_be_restored_is_denied(lab: Lab, params: dict[st
 async def test_a_run_that_did_not_finish_is_not_reproduced(lab: Lab) -> None:
     failed, content = await call(lab, "reproduce", {"run_id": clone_run(lab, lab.run_id, status="FAILED")})
     assert failed and content["rule_id"] == "reproduce.run_finished"
+
+
+async def test_a_run_of_another_project_in_the_store_is_not_found_and_never_marked(lab: Lab) -> None:
+    """A tracking store shared by projects: this project's agent neither checks the pins of another
+    project's run nor records a failed reproduction on it."""
+    intact, broken = foreign_clone(lab, lab.run_id), foreign_clone(lab, lab.run_id, params={"git_commit": "0" * 40})
+    for run_id, dry_run in ((intact, True), (broken, False)):
+        failed, content = await call(lab, "reproduce", {"run_id": run_id, "dry_run": dry_run})
+        assert failed and content["rule_id"] == "runs.same_project" and f"no run {run_id}" in content["reason"], content
+        assert "pins" not in content and "list_runs" in content["remediation"]
+    assert "reproduced" not in lab.ports.tracking.get_run(broken)["tags"]
