@@ -9,12 +9,18 @@ See server/cas.py for the layout and the hash definitions.
 `import_dataset` is the whole import: the files into the store, then the import recorded in the
 audit chain and the dataset registry (server/dataset_registry.py). Only a registered dataset can
 be used; `add_dataset` alone only stores bytes.
+
+A dataset whose column names break the column-name rule (policies/column_names.py: empty, over
+1024 characters, control characters, line separators, bidi controls, tag characters ...) is
+refused before anything is written: such a name would travel into reports, model cards, configs and
+tool results, where it can forge or hide text, and features.exclude could never name it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import secrets
 from collections.abc import Iterator, Sequence
@@ -23,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from policies.column_names import MAX_CHARS, REFUSED_KINDS, refused_names
 from policies.data import SHADOW_DIR
 from server.cas import (
     DIR_FLAGS,
@@ -84,6 +91,7 @@ def add_dataset(store: CasStore, paths: Sequence[Path | str]) -> Added:
         frame = read_frame(sources)
     except ValueError as exc:
         raise InvalidInput(str(exc), HINT, rule_id="data.add") from None
+    _check_column_names([str(c) for c in frame.columns])
     digest = content_hash_of(sources)
     try:
         with store.open_dir(("data", "shadow"), create=True) as root_fd:
@@ -93,6 +101,26 @@ def add_dataset(store: CasStore, paths: Sequence[Path | str]) -> Added:
     _verify_existing(store, digest, len(sources))
     entries = tuple(f.entry() for f in sorted(sources, key=lambda f: f.path))
     return Added(digest, schema_hash(frame), entries, int(len(frame)), not published)
+
+
+def _spelling(name: str) -> str:
+    """`name` in JSON escapes (ASCII only, so it cannot forge the message quoting it), a long one cut."""
+    return json.dumps(name) if len(name) <= 80 else json.dumps(name[:60])[:-1] + f"...\" ({len(name)} characters)"
+
+
+def _check_column_names(columns: list[str]) -> None:
+    """Raises InvalidInput naming every column the column-name rule refuses (position, spelling)."""
+    refused = refused_names(columns)
+    if refused:
+        listed = "; ".join(f"column {position} of {len(columns)}, {_spelling(name)}: {problem}" for position, name, problem in refused[:5])
+        more = f"; and {len(refused) - 5} more" if len(refused) > 5 else ""
+        raise InvalidInput(
+            f"the dataset's column names cannot be imported ({listed}{more}): such a name could forge or hide text in the reports, "
+            "model cards, configs and tool results that show it",
+            f"rename the column in the file's header (1 to {MAX_CHARS} characters, none of: {REFUSED_KINDS}; zero-width and "
+            "full-width characters are fine) and run `mlgate data add` again",
+            rule_id="data.column_names",
+        )
 
 
 def read_sources(paths: Sequence[Path | str], max_files: int, max_file_bytes: int) -> list[StoredFile]:

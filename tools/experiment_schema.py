@@ -10,12 +10,12 @@ standards (policies/config_change.py); the schema lists what mlgate can run at a
 from __future__ import annotations
 
 import json
-import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError, model_serializer, model_validator
 
+from policies.column_names import MAX_CHARS, REFUSED_KINDS, name_problem
 from training.spec import ModelSpec
 
 EXPERIMENT_PATH = "configs/experiment.yaml"
@@ -24,23 +24,22 @@ REASONING_PATH = "configs/reasoning.yaml"
 Metric = Literal["roc_auc", "pr_auc", "f1", "precision", "recall", "log_loss", "accuracy", "brier"]
 Outcome = Literal["pending", "confirmed", "neutral", "negative"]
 ColumnName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_ .-]{0,127}$")]
-EXCLUDED_NAME_MAX = 1024
+EXCLUDED_NAME_MAX = MAX_CHARS
 EXCLUDED_NAME_RULE = (
     "a features.exclude entry is a column's exact name as the dataset spells it (load_dataset lists them; any "
     "Unicode, such as a full-width or zero-width character, written as a \\uXXXX escape if need be), matched "
-    f"exactly: 1 to {EXCLUDED_NAME_MAX} characters, no control characters"
+    f"exactly: 1 to {EXCLUDED_NAME_MAX} characters, no control characters or other characters the import refuses ({REFUSED_KINDS})"
 )
 
 
 def _excluded_name(name: str) -> str:
-    """A dataset column's exact name: whatever the import keeps (server/cas_frames.py reads any
-    Unicode header), never normalised, so one entry cannot stand for two columns (`ｌoan_status` is
-    not `loan_status`). Control characters (C0, DEL, C1) and lone surrogates stay out: they would
-    travel into git diffs and terminals; such a column is dropped or renamed at import instead."""
-    if not name:
+    """A dataset column's exact name: whatever the import keeps, never normalised, so one entry
+    cannot stand for two columns (`ｌoan_status` is not `loan_status`). The import's own column-name
+    rule (policies/column_names.py) decides: control characters, bidi controls and the like would
+    travel into git diffs and terminals, and no imported column can hold them anyway."""
+    problem = name_problem(name)
+    if problem == "it is empty":
         raise ValueError(f"{EXCLUDED_NAME_RULE}; this one is empty")
-    bad = next((ch for ch in name if unicodedata.category(ch) in ("Cc", "Cs")), None)
-    problem = f"it has {len(name)} characters" if len(name) > EXCLUDED_NAME_MAX else None if bad is None else f"it holds U+{ord(bad):04X}"
     if problem:
         raise ValueError(f"{EXCLUDED_NAME_RULE}; {problem}: a column so named cannot be named here, so ask the operator to "
                          "drop or rename it at import (mlgate data add)")  # fmt: skip
@@ -142,7 +141,7 @@ Model = ModelSpec
 class FeaturesSection(Strict):
     exclude: list[ExcludedColumn] = Field(
         description="Columns never used as features, each by its exact name as the dataset spells it (any Unicode, matched exactly, "
-        f"never normalised; 1-{EXCLUDED_NAME_MAX} characters, no control characters). PII columns are always excluded.",
+        f"never normalised; 1-{EXCLUDED_NAME_MAX} characters, no control characters or bidi controls). PII columns are always excluded.",
         max_length=500,
     )
     use_protected_attributes: bool = Field(description="Use the standards' protected attributes as features (protected; needs approval).")

@@ -8,6 +8,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from server.cas import MANIFEST, CasStore
@@ -136,3 +137,51 @@ def test_a_symlinked_shadow_directory_is_refused_on_import(tmp_path: Path, store
     with pytest.raises(IntegrityError) as refused:
         add_dataset(store, [sources / "part-a.csv"])
     assert refused.value.rule_id == "data.shadow_only" and not list(elsewhere.iterdir())
+
+
+# --- column names: one rule with features.exclude (policies/column_names.py) -------------------
+
+HEADERS = {
+    "tab": (b"income,loan\tstatus,grade\n1,2,A\n", 2, '"loan\\tstatus"', "U+0009"),
+    "quoted_newline": (b'income,"loan\nstatus",grade\n1,2,A\n', 2, '"loan\\nstatus"', "U+000A"),
+    "right_to_left_override": ("income,grade,loan\u202esutats\n1,A,2\n".encode(), 3, '"loan\\u202esutats"', "U+202E"),
+    "paragraph_separator": ("income\u2029Total,grade\n1,A\n".encode(), 1, '"income\\u2029Total"', "U+2029"),
+    "tag_characters": ("income,grade\U000e0069\U000e0067\n1,A\n".encode(), 2, '"grade\\udb40\\udc69\\udb40\\udc67"', "U+E0069"),
+    "over_long": (b"income," + b"x" * 1025 + b"\n1,2\n", 2, '"' + "x" * 60, "1025 characters"),
+}
+
+
+@pytest.mark.parametrize(("header", "position", "spelling", "says"), HEADERS.values(), ids=HEADERS.keys())
+def test_a_column_name_that_can_forge_text_refuses_the_import_and_records_nothing(
+    store: CasStore, tmp_path: Path, header: bytes, position: int, spelling: str, says: str
+) -> None:
+    (tmp_path / "odd.csv").write_bytes(header)
+    with pytest.raises(InvalidInput) as refused:
+        imported(store, [tmp_path / "odd.csv"])
+    reason = refused.value.reason
+    assert refused.value.rule_id == "data.column_names" and f"column {position} of " in reason and spelling in reason and says in reason
+    assert reason.isascii() and "\n" not in reason  # the name itself cannot forge the message
+    assert "rename" in refused.value.remediation and "mlgate data add" in refused.value.remediation
+    assert not (store.workspace / "data").exists() and store.registry.entries()[0] == {}
+    assert "dataset_import" not in (store.registry.audit_path.read_text() if store.registry.audit_path.exists() else "")
+
+
+def test_a_parquet_column_with_an_empty_name_is_refused(store: CasStore, tmp_path: Path) -> None:
+    pd.DataFrame({"income": [1.0], "": ["A"]}).to_parquet(tmp_path / "empty-name.parquet", index=False)
+    with pytest.raises(InvalidInput, match=r'column 2 of 2, "": it is empty') as refused:
+        add_dataset(store, [tmp_path / "empty-name.parquet"])
+    assert refused.value.rule_id == "data.column_names" and not (store.workspace / "data").exists()
+
+
+def test_every_refused_column_is_named_in_one_refusal(store: CasStore, tmp_path: Path) -> None:
+    (tmp_path / "odd.csv").write_bytes("a\tb,income,c\u2066d\n1,2,3\n".encode())
+    with pytest.raises(InvalidInput) as refused:
+        add_dataset(store, [tmp_path / "odd.csv"])
+    assert 'column 1 of 3, "a\\tb"' in refused.value.reason and 'column 3 of 3, "c\\u2066d"' in refused.value.reason
+
+
+def test_zero_width_and_full_width_column_names_are_imported_as_spelled(store: CasStore, tmp_path: Path) -> None:
+    names = ["loan\u200bstatus", "ｌｏａｎ_ｓｔａｔｕｓ", "\ufeffincome", "e\u0301tat"]
+    (tmp_path / "wide.csv").write_text(",".join(["grade", *names]) + "\nA,1,2,3,4\n", encoding="utf-8")
+    content_hash = imported(store, [tmp_path / "wide.csv"])
+    assert list(store.load(content_hash).frame.columns) == ["grade", *names]

@@ -64,8 +64,18 @@ def test_features_exclude_holds_any_unicode_column_name_as_spelled() -> None:
 
 @pytest.mark.parametrize(
     ("name", "says"),
-    [("loan_status\t", "it holds U+0009"), ("a\x1b[31m", "it holds U+001B"), ("a\x85", "it holds U+0085"), ("x" * 1025, "it has 1025 characters"), ("", "this one is empty")],
-    ids=["tab", "terminal_escape", "c1_next_line", "over_long", "empty"],
+    [
+        ("loan_status\t", "it holds U+0009"),
+        ("a\x1b[31m", "it holds U+001B"),
+        ("a\x85", "it holds U+0085"),
+        ("x" * 1025, "it has 1025 characters"),
+        ("", "this one is empty"),
+        ("\u202eloan_status", "it holds U+202E (a bidi control"),
+        ("loan\u2066status\u2069", "it holds U+2066 (a bidi control"),
+        ("loan\u2028status", "it holds U+2028 (a line or paragraph separator"),
+        ("loan\U000e0041", "it holds U+E0041 (a tag character"),
+    ],
+    ids=["tab", "terminal_escape", "c1_next_line", "over_long", "empty", "right_to_left_override", "isolate", "line_separator", "tag_character"],
 )
 def test_a_name_features_exclude_cannot_hold_is_refused_with_what_to_do(name: str, says: str) -> None:
     (problem,) = _validated_exclude(["income", name])
