@@ -283,7 +283,7 @@ class SandboxLauncher:
         with (paths.logs / "child.stdout").open("wb") as out, (paths.logs / "child.stderr").open("wb") as err:
             child = await self._spawn(mode, paths, out, err, uid)
             try:
-                record_sandbox(paths.logs, child.group)  # before waiting on it: a launcher killed now leaves it
+                record_sandbox(paths.logs, child.group, child.environ_token)  # before waiting on it: a launcher killed now leaves it
                 with anyio.move_on_after(timeout) as deadline:
                     await _identify(child)
                     record_namespace(paths.logs, child.sandbox_init, child.pid_namespace)

@@ -16,6 +16,8 @@ server/recovery.py) SIGKILLs what the record still names:
                live process holds bwrap's pid with another start time (the pid was reused)
     namespace  members of the pid namespace while its init is the recorded process (same pid, start
                time and namespace): a namespace's inode is reused once it is gone
+    token      unconfined (no namespace): processes started no earlier than the child that carry its
+               environment token, which a setsid leaves in place
 
 A record of another host or boot, or of a live launcher, is left alone. A starting server also sweeps
 every run's records (`sweep_leftovers`): a run ended FAILED by a path that kills nothing keeps its own.
@@ -35,14 +37,16 @@ from server.sandbox_io import kill_pids
 
 RECORD = "sandbox.json"
 RUN_ID = re.compile(r"[0-9a-f]{32}")
+TOKEN = re.compile(r"SANDBOX_RUN_TOKEN=[0-9a-f]{32}")  # server/sandbox.py RUN_TOKEN_VARIABLE, secrets.token_hex(16)
 KILL_WAIT_S = 5.0
 POLL_S = 0.02
 
 
-def record_sandbox(logs: Path, group: int) -> None:
-    """Name this launcher and its sandbox's process group (bwrap's pid) in logs/RECORD."""
+def record_sandbox(logs: Path, group: int, token: bytes | None = None) -> None:
+    """Name this launcher and its sandbox's process group (bwrap's pid, or the unconfined child's) in
+    logs/RECORD, and the unconfined child's environment token."""
     launcher = ProcessIdentity.of(os.getpid())
-    _write(logs / RECORD, {"launcher": launcher.tags(), "group": group, "group_started": _ticks(group)})
+    _write(logs / RECORD, {"launcher": launcher.tags(), "group": group, "group_started": _ticks(group), "token": token and token.decode()})
 
 
 def record_namespace(logs: Path, init: int | None, namespace: int | None) -> None:
@@ -101,7 +105,8 @@ def kill_recorded(path: Path) -> int:
 def leftovers(document: dict[str, Any]) -> set[int]:
     """Live processes of the recorded sandbox (the module docstring says which count)."""
     processes = _live_processes()
-    return (_group_members(document, processes) | _namespace_members(document, processes)) - {os.getpid(), 1}
+    members = _group_members(document, processes) | _namespace_members(document, processes) | _token_members(document, processes)
+    return members - {os.getpid(), 1}
 
 
 def _group_members(document: dict[str, Any], processes: dict[int, tuple[int, int, int]]) -> set[int]:
@@ -118,6 +123,21 @@ def _namespace_members(document: dict[str, Any], processes: dict[int, tuple[int,
     if not init or document.get("init_started") is None or _ticks(init) != document["init_started"] or _namespace(init) != link:
         return set()
     return {pid for pid in processes if _namespace(pid) == link}
+
+
+def _token_members(document: dict[str, Any], processes: dict[int, tuple[int, int, int]]) -> set[int]:
+    token, started = document.get("token"), document.get("group_started")
+    if not isinstance(token, str) or not TOKEN.fullmatch(token) or started is None:
+        return set()  # only the launcher's own random entry: never one most processes carry (PATH=...)
+    entry = token.encode()
+    return {pid for pid, (_, _, ticks) in processes.items() if ticks >= started and entry in _environ(pid)}
+
+
+def _environ(pid: int) -> list[bytes]:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return []
 
 
 def _launcher_dead(tags: dict[str, str]) -> bool:

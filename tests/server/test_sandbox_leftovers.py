@@ -8,8 +8,10 @@ launcher, even while the child holds the GIL (its lifeline thread cannot run the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import pickle
 import secrets
 import signal
 import subprocess
@@ -22,8 +24,10 @@ import pytest
 from server.liveness import ProcessIdentity
 from server.ports import Ports
 from server.recovery import recover
+from server.sandbox import SandboxLauncher, discover_layout
 from server.sandbox_io import sandbox_processes
 from server.sandbox_leftovers import RECORD, kill_recorded, kill_run_leftovers
+from server.settings import SandboxLimits
 from tests.e2e.transports import REPO_ROOT
 from tests.server.test_sandbox import bwrap, probe  # noqa: F401 - fixture: skips (fails on CI) without bubblewrap
 from tests.server.test_tracking import dead_process_identity
@@ -56,6 +60,7 @@ async def die(child):
 
 sandbox.build_bwrap_argv, sandbox._identify = full_info_pipe, die
 ''')
+PICKLED = "import pickle, sys, anyio\nanyio.run(pickle.loads(bytes.fromhex(sys.argv[1])).run, sys.argv[2])"
 HOLDS_GIL = probe("open('/sandbox/outputs/started', 'w').close()\nimport ctypes\nctypes.PyDLL(None).sleep(600)")
 
 
@@ -174,3 +179,25 @@ async def test_a_starting_server_kills_what_a_sandbox_left_in_a_run_ended_withou
     assert processes_naming(str(run_dir)) == []
     recovered = [json.loads(line) for line in ports.settings.audit_path.read_text().splitlines() if '"recovered"' in line]
     assert recovered[-1]["sandboxes"] == found["sandboxes"]
+
+
+async def test_an_unconfined_childs_setsid_descendant_outliving_its_launcher_is_killed_by_reconciliation(tmp_path):
+    run_id = secrets.token_hex(16)
+    outputs = tmp_path / run_id / "fit" / "outputs"
+    escape = f"if os.fork() == 0:\n    os.setsid()\n    open({str(outputs / 'escaped')!r}, 'w').write(str(os.getpid()))\n    time.sleep(600)\n"
+    run_dir = stage_dir(tmp_path, run_id, probe(escape + "time.sleep(600)"))
+    layout = dataclasses.replace(discover_layout(), bwrap=None)
+    launcher = SandboxLauncher(SandboxLimits(wall_clock_seconds=600, threads=1), allow_unconfined=True, layout=layout)
+    process = subprocess.Popen([sys.executable, "-c", PICKLED, pickle.dumps(launcher).hex(), str(run_dir)], cwd=REPO_ROOT)
+    with anyio.fail_after(WAIT_S):
+        while not (outputs / "escaped").exists() or not (outputs / "escaped").read_text():
+            await anyio.sleep(0.05)
+    escaped = int((outputs / "escaped").read_text())
+    record = json.loads((run_dir / "logs" / RECORD).read_text())
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=WAIT_S)
+    with anyio.fail_after(WAIT_S):  # the child's lifeline ends it; its setsid descendant has none
+        while sandbox_processes(record["group"], None, record["token"].encode()) != {escaped}:
+            await anyio.sleep(0.05)
+    assert kill_run_leftovers(tmp_path, run_id) == 1
+    assert sandbox_processes(record["group"], None, record["token"].encode()) == set()
