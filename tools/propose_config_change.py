@@ -181,7 +181,14 @@ def gather(request: ProposeConfigChangeInput, ctx: CallContext) -> dict[str, Any
         "approval": _summary(live),
         "in_force": ctx.ports.approvals.in_force(),
         "base_sha256": base_sha,
+        "protected_paths": _protected_paths(current, config, ctx),
     }
+
+
+def _protected_paths(current: dict[str, Any], config: dict[str, Any] | None, ctx: CallContext) -> list[str]:
+    if config is None:
+        return []
+    return [f["path"] for f in protected_changes(current, config, ctx.config["standards"].get("protected_fields") or {})]
 
 
 def _summary(approval: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -197,15 +204,29 @@ def _protected(facts: dict[str, Any], ctx: CallContext) -> list[dict[str, Any]]:
 
 
 def preview(request: ProposeConfigChangeInput, facts: dict[str, Any]) -> dict[str, Any]:
-    """What would change (dry runs, allowed or denied)."""
-    return {"target": EXPERIMENT_PATH, "diff": facts["diff"], "change_hash": facts["change_hash"], "schema_errors": facts["schema_errors"]}
+    """What would change (dry runs, allowed or denied). A dry run opens no approval, so one that
+    changes a protected field without an approval says how to open it."""
+    shown = {"target": EXPERIMENT_PATH, "diff": facts["diff"], "change_hash": facts["change_hash"], "schema_errors": facts["schema_errors"]}
+    if request.dry_run and facts.get("protected_paths") and facts["approval"] is None:
+        shown["next_step"] = (
+            "a dry run opens no approval: send the same call without dry_run; its denial carries the approval_id "
+            "a human approves with `mlgate approvals approve <approval_id>`"
+        )
+    return shown
+
+
+def _blocked_step(denied: set[str]) -> str:
+    others = ", ".join(sorted(denied - {"config.protected_fields"}))
+    return f"no approval was opened: fix what {others} names first; a call that only protected fields stand in the way of opens the approval (approval_id)"
 
 
 def on_deny(request: ProposeConfigChangeInput, facts: dict[str, Any], verdict: Verdict, ctx: CallContext) -> dict[str, Any]:
-    """A denial that only protected fields caused opens (or reuses) a pending approval."""
+    """A denial that only protected fields caused opens (or reuses) a pending approval; one that
+    other rules deny too says what to fix first."""
     extra = preview(request, facts)
-    if {d.rule_id for d in verdict.denials} != {"config.protected_fields"}:
-        return extra
+    denied = {d.rule_id for d in verdict.denials}
+    if denied != {"config.protected_fields"}:
+        return {**extra, "next_step": _blocked_step(denied)} if "config.protected_fields" in denied else extra
     fields = _protected(facts, ctx)
     record, created = ctx.ports.approvals.request(
         change_hash=facts["change_hash"], target=EXPERIMENT_PATH, diff=facts["diff"], fields=fields,

@@ -166,6 +166,19 @@ async def test_protected_field_change_is_denied_for_agents_and_opens_a_pending_a
     assert outcome["status"] == "denied" and outcome["approval_id"] == record["id"] and outcome["change_hash"] == record["change_hash"]
 
 
+async def test_a_protected_change_that_opens_no_approval_says_how_to_get_one(settings: Settings, workspace: Path) -> None:
+    """The remediation points at an approval id; a dry run, or a call another rule denies too, opens
+    none: the answer says what opens it instead of sending the agent after an id that is not there."""
+    async with connect(settings) as client:
+        dry = await propose(client, {"data.target": "churn"}, dry_run=True)
+        mixed = await propose(client, {"data.target": "churn"}, reasoning={**REASONING, "change_description": "deeper"})
+    for result in (dry, mixed):
+        assert result["rule_id"] == "config.protected_fields" and "approval_id" not in result, result
+    assert "without dry_run" in dry["next_step"] and "approval_id" in dry["next_step"]
+    assert "reasoning.required_for_agents" in mixed["next_step"] and "no approval was opened" in mixed["next_step"]
+    assert approvals(settings) == []
+
+
 async def test_a_second_identical_proposal_reuses_the_pending_approval(settings: Settings) -> None:
     async with connect(settings) as client:
         first = await propose(client, {"data.target": "churn"})
