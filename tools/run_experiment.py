@@ -76,6 +76,17 @@ def _dataset(config: dict[str, Any], ctx: CallContext) -> Any:
     return ctx.ports.cas.load(content_hash, ctx.config["policy"]["datasets"])
 
 
+def _no_features(config: dict[str, Any], columns: list[str]) -> InvalidInput:
+    """Nothing to train on: the child would refuse its spec, so the run is refused here, by name."""
+    excluded = [str(c) for c in columns if str(c) in set(config["features"]["exclude"])]
+    return InvalidInput(
+        f"no feature column is left: features.exclude removes {', '.join(excluded[:20]) or 'nothing'}, and the label, "
+        "time column, PII columns and protected attributes are never features",
+        "keep at least one column out of features.exclude (load_dataset lists the columns)",
+        rule_id="features.none_left",
+    )
+
+
 def _provenance(config: dict[str, Any], ctx: CallContext, used: dict[str, str], overridden: bool) -> dict[str, Any]:
     """Tier 1 pins. Dirtiness is decided from the bytes used (features.py as copied into the
     sandbox, the configs as read) against the blobs at the commit (tools/run_pins.dirtiness)."""
@@ -101,6 +112,8 @@ def gather(request: RunExperimentInput, ctx: CallContext) -> dict[str, Any]:
     config, standards = facts["config"], ctx.config["standards"]
     dataset = _dataset(config, ctx)
     features, categorical = select_features(dataset.frame, config, standards)
+    if not features:
+        raise _no_features(config, list(dataset.frame.columns))
     facts.update(
         principal=ctx.principal,
         reasoning=_reasoning(request, ctx, limits, facts["used_files"]),

@@ -114,6 +114,18 @@ async def test_dry_run_checks_everything_and_starts_no_run(governed: dict[str, A
     assert governed["ports"].tracking.search_runs(_experiments(governed)) == []
 
 
+async def test_a_config_that_leaves_no_feature_is_denied_before_any_run(governed: dict[str, Any]) -> None:
+    """Every usable column excluded: refused by name before training, instead of a run that fails in
+    the sandbox as 'the run spec is invalid' with advice to fix src/features.py."""
+    exclude = ["income", "debt_ratio", "credit_history_months", "employment_type"]
+    for dry_run in (True, False):
+        result = await call(governed, {"reasoning": REASONING, "config": {"features.exclude": exclude}, "dry_run": dry_run})
+        content = result.structured_content
+        assert result.is_error and content["rule_id"] == "features.none_left", content
+        assert "features.exclude" in content["remediation"] and "income" in content["reason"]
+    assert governed["ports"].tracking.search_runs(_experiments(governed)) == []
+
+
 async def test_kfold_on_data_with_a_time_column_is_denied_as_leakage(governed: dict[str, Any]) -> None:
     result = await call(governed, {"reasoning": REASONING, "config": {"split": {"strategy": "stratified_kfold", "n_splits": 3, "test_size": 0.2}}})
     assert result.is_error and result.structured_content["rule_id"] == "training.temporal_split_when_time"
