@@ -26,7 +26,7 @@ class ListRunsInput(StrictInput):
     outcome: Literal[OUTCOMES] | None = Field(None, description="Only runs whose outcome against the best prior run was this (confirmed, neutral, negative).")
     run_kind: Literal[RUN_KINDS] | None = Field(None, description="Only experiments, or only reproductions and seed re-runs; omit for both.")
     min_primary_metric: float | None = Field(None, ge=-1e6, le=1e6, allow_inf_nan=False, description="Only runs whose primary validation metric (the standards' gates.primary_metric) is at least this.")
-    sort_by: SortKey = Field("start_time", description="Sort by start time or by a validation metric (val_<metric>; test metrics are sealed).")
+    sort_by: SortKey = Field("start_time", description="Sort by start_time or by a validation metric named as in evaluation.metrics (roc_auc, pr_auc, ...; test metrics are sealed).")
     ascending: bool = Field(False, description="Smallest first (default: largest/newest first).")
     max_results: int = Field(20, ge=1, le=MAX_RESULTS, description=f"At most this many runs (1-{MAX_RESULTS}).")
 

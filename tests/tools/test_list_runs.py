@@ -96,3 +96,12 @@ async def test_listing_is_read_only_audited_and_annotated_so(lab: RunsLab, runs:
 
 def test_sort_keys_are_the_metrics_the_server_computes() -> None:
     assert set(get_args(SortKey)) == {"start_time", *METRICS}
+
+
+async def test_the_sort_by_description_names_values_the_schema_accepts(settings: Settings) -> None:
+    """An agent writes what the description shows: `roc_auc`, not the `val_roc_auc` name runs log."""
+    async with Client(build_server(settings, build_ports(settings))) as client:
+        [tool] = [t for t in (await client.list_tools()).tools if t.name == "list_runs"]
+    sort_by = tool.input_schema["properties"]["sort_by"]
+    assert "val_<metric>" not in sort_by["description"] and "roc_auc" in sort_by["description"]
+    assert "roc_auc" in sort_by["enum"]
