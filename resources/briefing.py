@@ -19,7 +19,7 @@ from tools.errors import GovernanceError
 
 BRIEFING_TEMPLATE = Path(__file__).resolve().parent.parent / "configs" / "template" / "AGENTS.md.jinja"
 DESCRIPTION = (
-    "Read first: how this governed project works (the five tools, denials, protected fields, "
+    "Read first: how this governed project works (the governed tools, denials, protected fields, "
     "reasoning), the workflow, and the modelling risk checklist (missing data, leakage, temporal "
     "validation, class imbalance, protected attributes, PII, seeds), with this project's label, "
     "time column, protected attributes and gates."
@@ -73,7 +73,16 @@ def standards_section(config: Mapping[str, Any], ref: str) -> str:
     lines += ["- Protected fields (changing one needs a human approval):", *_mapping_lines(standards.get("protected_fields"))]
     lines += ["- Allowed values:", *_mapping_lines(standards.get("allowed"))]
     lines += ["- Gates:", *_mapping_lines(standards.get("gates"))]
+    lines += _reasoning_lines((config.get("policy") or {}).get("reasoning"))
     return "\n".join(lines) + "\n"
+
+
+def _reasoning_lines(minimum: Any) -> list[str]:
+    """The minimum reasoning.required_for_agents holds agents to (configs/policy.yaml): the input
+    schema accepts one character, so without this line the first denial is how an agent learns it."""
+    if not isinstance(minimum, Mapping) or "min_chars" not in minimum:
+        return []
+    return [f"- Reasoning (agents): `change_description` and `expected_effect` of at least {minimum['min_chars']} characters and {minimum.get('min_words', 1)} distinct words each"]
 
 
 def unavailable_section(error: GovernanceError) -> str:

@@ -59,6 +59,16 @@ async def test_briefing_fills_in_the_committed_standards(settings: Settings, por
     assert "Drift" not in text
 
 
+async def test_briefing_states_the_reasoning_minimum_the_server_enforces(settings: Settings, ports: Ports) -> None:
+    """A reasoning the schema accepts (one character) is denied by reasoning.required_for_agents:
+    the briefing gives the minimum before the first denial does."""
+    from server.settings import policy_limits
+
+    minimum = policy_limits()["reasoning"]
+    text = await get_briefing(settings, ports)
+    assert f"at least {minimum['min_chars']} characters and {minimum['min_words']} distinct words" in text
+
+
 async def test_briefing_follows_standards_changed_on_main(settings: Settings, ports: Ports, workspace: Path) -> None:
     commit_standards(workspace, "time_column: application_date", "time_column: null")
     commit_standards(workspace, "  - age_band\n", "  - age_band\n  - marital_status\n")
