@@ -1,4 +1,8 @@
-"""Model resources: the registered models with their aliases, and a model's card.
+"""Model resources: this project's registered model with its aliases, and its card.
+
+A project registers one model, `<client_name>-<project_name>` (tools/promote.model_name). A tracking
+store may hold other projects' models too (a shared tracking server): they are neither listed nor
+carded here, as runs of other projects are not found (runs.same_project).
 
 The card is the one promote logged (`model_card.json` on the promoted run, tools/model_card.py) for
 the version the `champion` alias points at, or the `candidate` version when there is no champion.
@@ -17,7 +21,7 @@ from policies.promotion import MODEL_NAME
 from resources.base import ReadContext, ResourceSpec
 from tools import strict_json
 from tools.model_card import agent_card
-from tools.promote import CARD_ARTIFACT
+from tools.promote import CARD_ARTIFACT, model_name
 
 MODELS_URI = "mlgate://models"
 CARD_URI = "mlgate://models/{name}/card"
@@ -38,8 +42,9 @@ class JsonArtifacts(Protocol):
     def read_json(self, run_id: str, name: str) -> Any | None: ...
 
 
-def models(registry: Registry) -> dict[str, Any]:
-    found = registry.list_models()
+def models(registry: Registry, own: str) -> dict[str, Any]:
+    """The project's model `own` as the registry lists it (nothing before its first promotion)."""
+    found = [model for model in registry.list_models() if model["name"] == own]
     for model in found:
         model["card_uri"] = f"mlgate://models/{model['name']}/card"
     return {"models": found, "count": len(found)}
@@ -54,11 +59,13 @@ def _carded_alias(registry: Registry, name: str) -> tuple[str, str]:
     raise ResourceNotFoundError(f"model {name!r} has no champion or candidate version (or does not exist); {MODELS_URI} lists the registered models and their aliases, promote(run_id, alias='candidate') creates one")
 
 
-def card(registry: Registry, artifacts: JsonArtifacts | None, name: str, reveal: bool = False) -> dict[str, Any]:
-    """The card of the champion (else candidate) version; its sealed test figures only when
-    `reveal` (a human reads it: tools/sealed.py). Raises ResourceNotFoundError."""
+def card(registry: Registry, artifacts: JsonArtifacts | None, name: str, reveal: bool = False, own: str | None = None) -> dict[str, Any]:
+    """The card of the champion (else candidate) version of the project's model `own`; its sealed
+    test figures only when `reveal` (a human reads it: tools/sealed.py). Raises ResourceNotFoundError."""
     if not MODEL_NAME.match(name):
         raise ResourceNotFoundError(f"{name[:60]!r} is not a model name (letters, digits, '_', '.', '-'); {MODELS_URI} lists the models")
+    if own is not None and name != own:
+        raise ResourceNotFoundError(f"{name!r} is not this project's model ({own}); {MODELS_URI} lists it once promote registered it")
     alias, version = _carded_alias(registry, name)
     found = registry.version(name, version)
     logged = artifacts.read_json(found["run_id"], CARD_ARTIFACT) if artifacts is not None else None
@@ -71,18 +78,23 @@ def card(registry: Registry, artifacts: JsonArtifacts | None, name: str, reveal:
     return {**head, "source": "model version tags card.* (the run's card artifact could not be read)", "card": tags if reveal else agent_card(tags)}
 
 
+def _own_model(ctx: ReadContext) -> str:
+    """Raises GovernanceError when the standards cannot be read."""
+    return model_name(ctx.ports.standards.policy_config()["standards"])
+
+
 def _models(ctx: ReadContext, params: Mapping[str, str]) -> str:
-    return strict_json.dumps(models(ctx.ports.registry), sort_keys=True)
+    return strict_json.dumps(models(ctx.ports.registry, _own_model(ctx)), sort_keys=True)
 
 
 def _card(ctx: ReadContext, params: Mapping[str, str]) -> str:
     """Raises ResourceNotFoundError or GovernanceError."""
-    return strict_json.dumps(card(ctx.ports.registry, ctx.ports.run_artifacts, str(params["name"]), ctx.principal.is_human), sort_keys=True)
+    return strict_json.dumps(card(ctx.ports.registry, ctx.ports.run_artifacts, str(params["name"]), ctx.principal.is_human, _own_model(ctx)), sort_keys=True)
 
 
 SPECS = (
-    ResourceSpec(MODELS_URI, "models", "Registered models", "Registered models with their aliases (champion, candidate) and versions, each version with its run id.",
-                 _models, requires=("registry",)),
-    ResourceSpec(CARD_URI, "model_card", "Model card", "The model card of a model's champion version (else its candidate): intended use, limitations, provenance, metrics, gates, reproduction, approvals.",
-                 _card, requires=("registry",)),
+    ResourceSpec(MODELS_URI, "models", "Registered models", "This project's registered model with its aliases (champion, candidate) and versions, each version with its run id.",
+                 _models, requires=("registry", "standards")),
+    ResourceSpec(CARD_URI, "model_card", "Model card", "The model card of this project's model's champion version (else its candidate): intended use, limitations, provenance, metrics, gates, reproduction, approvals.",
+                 _card, requires=("registry", "standards")),
 )  # fmt: skip

@@ -68,21 +68,27 @@ async def test_the_champions_card_wins_over_the_candidates(lab: Lab) -> None:
 
 
 async def test_card_tags_stand_in_when_the_card_artifact_is_missing(lab: Lab) -> None:
-    version = register(lab, "champion", model="tags-only")
-    lab.ports.registry.set_version_tags("tags-only", version, {"card.intended_use": "scoring", "card.commit": "a" * 40, "promoted": "true"})
-    document = await read(lab, "mlgate://models/tags-only/card")
+    version = register(lab, "champion")
+    lab.ports.registry.set_version_tags(MODEL, version, {"card.intended_use": "scoring", "card.commit": "a" * 40, "promoted": "true"})
+    document = await read(lab, f"mlgate://models/{MODEL}/card")
     assert document["card"] == {"card.commit": "a" * 40, "card.intended_use": "scoring"} and "version tags" in document["source"]
 
 
-async def test_a_model_without_champion_or_candidate_has_no_card(lab: Lab) -> None:
-    register(lab, None, model="unaliased")
-    assert "no champion or candidate" in await read_error(lab, "mlgate://models/unaliased/card")
-    assert "no champion or candidate" in await read_error(lab, "mlgate://models/never-registered/card")
-
-
 async def test_a_version_promote_never_carded_is_not_served_as_a_card(lab: Lab) -> None:
-    register(lab, "candidate", model="uncarded")
-    assert "has no model card" in await read_error(lab, "mlgate://models/uncarded/card")
+    register(lab, "champion")
+    assert "has no model card" in await read_error(lab, f"mlgate://models/{MODEL}/card")
+
+
+async def test_models_of_other_projects_in_the_store_are_neither_listed_nor_carded(lab: Lab) -> None:
+    """A tracking store shared by projects (a tracking server): this project's readers see its own
+    model only, as they see its own runs only (runs.same_project)."""
+    register(lab, "champion", {"model": {"name": "other-bank-scoring"}, "intended_use": "another client's scoring"}, model="other-bank-scoring")
+    register(lab, None, model="unaliased")
+    listed = (await read(lab, MODELS_URI))["models"]
+    assert [m["name"] for m in listed] == [MODEL]
+    for name in ("other-bank-scoring", "unaliased", "never-registered"):
+        message = await read_error(lab, f"mlgate://models/{name}/card")
+        assert "not this project's model" in message and MODELS_URI in message and "another client" not in message
 
 
 @pytest.mark.parametrize("bad", ["-rf", "a b", "%2E%2E"])
