@@ -8,7 +8,10 @@ current file is an agent's to write (DESIGN §9), so the round-trip parser only 
 hardened loader accepted it (ruamel's composer recurses once per nesting level: a file nested a few
 thousand levels deep would crash the write and, as a flow list, parse for seconds). The output is
 only used when the hardened loader reads it back as exactly the new document; otherwise (or when
-the current file cannot be round-tripped) the plain rendering is written instead.
+the current file cannot be round-tripped) the plain rendering is written instead. Both renderings
+write a character a reviewer cannot see (zero-width, bidi and other format characters, controls)
+as an escape in a double-quoted scalar (server/safe_yaml.py ShownCharacters), including one the
+file already held raw.
 """
 
 from __future__ import annotations
@@ -19,13 +22,24 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.emitter import Emitter
 from ruamel.yaml.error import YAMLError
 
 from server import safe_yaml
 
 
+class ShownEmitter(safe_yaml.ShownCharacters, Emitter):
+    """ruamel.yaml's emitter writing unseen characters as escapes (server/safe_yaml.py)."""
+
+
+def showing(yaml: YAML) -> YAML:
+    """`yaml` (a ruamel.yaml round-trip instance) writing unseen characters as escapes."""
+    yaml.Emitter = ShownEmitter
+    return yaml
+
+
 def _yaml() -> YAML:
-    loader = YAML(typ="rt")
+    loader = showing(YAML(typ="rt"))
     loader.allow_duplicate_keys = False
     loader.default_flow_style = False
     loader.width = 100

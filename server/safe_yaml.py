@@ -12,7 +12,9 @@ graph is checked while it is composed, before any Python value exists:
 Plain scalars are read with the YAML 1.2 core schema (what JSON and most tools mean). A plain
 scalar that YAML 1.1 readers take for something else (`yes`, `on`, `010`, `1_000`, `1:20`) is
 refused as ambiguous instead of guessed at; YAML 1.1 timestamps stay strings. JSON is YAML, so
-JSON documents load too. `dump_document` writes YAML that reads back to the same values.
+JSON documents load too. `dump_document` writes YAML that reads back to the same values, with
+every character a reader cannot see (zero-width and bidi controls, other format characters,
+controls, separators other than the space) as an escape, so a reviewer of the diff sees it.
 
 Every refusal is an InvalidInput with rule_id `input.document` naming the problem and its line.
 """
@@ -279,8 +281,56 @@ def check_value(value: Any, limits: Mapping[str, Any], *, name: str = "document"
         stack.extend((child, depth + 1) for child in children)
 
 
-class _CoreDumper(yaml.SafeDumper):
-    """SafeDumper that also quotes strings a YAML 1.2 reader would take for another type."""
+def _unseen(ch: str) -> bool:
+    """A character a reader of the file cannot see for what it is: Python's non-printables (Unicode
+    Other and Separator categories but the space: zero-width, bidi and other format characters,
+    controls, no-break and other spaces, line separators). A newline is seen as a line break."""
+    return not ch.isprintable() and ch != "\n"
+
+
+_SHORT_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
+
+
+def _escape(ch: str) -> str:
+    if ch in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[ch]
+    if ch.isprintable():
+        return ch
+    code = ord(ch)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def shown(text: str) -> str:
+    """The body of a YAML double-quoted scalar for `text` with every unseen character (and the
+    newline, quote and backslash) escaped: `loan\\u200bstatus` for a zero-width space in `loanstatus`."""
+    return "".join(map(_escape, text))
+
+
+class ShownCharacters:
+    """Emitter mixin for PyYAML's and ruamel.yaml's emitters (one design): a scalar holding an unseen
+    character is written double-quoted with it escaped, on one line (the emitters' own writer would
+    keep a zero-width or bidi character raw, since allow_unicode lets every printable code point
+    through). Readers turn the escapes back into the exact same string."""
+
+    def choose_scalar_style(self) -> Any:
+        style = super().choose_scalar_style()
+        value = self.event.value
+        return '"' if isinstance(value, str) and any(map(_unseen, value)) else style
+
+    def write_double_quoted(self, text: str, split: bool = True) -> None:
+        if not any(map(_unseen, text)):
+            return super().write_double_quoted(text, split)
+        self.write_indicator('"', True)
+        data = shown(text)
+        self.column += len(data)
+        self.stream.write(data.encode(self.encoding) if self.encoding else data)
+        self.write_indicator('"', False)
+        return None
+
+
+class _CoreDumper(ShownCharacters, yaml.SafeDumper):
+    """SafeDumper that also quotes strings a YAML 1.2 reader would take for another type, and shows
+    unseen characters as escapes."""
 
 
 def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:

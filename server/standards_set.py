@@ -26,6 +26,7 @@ from ruamel.yaml.comments import CommentedSeq
 from policies.provenance import STANDARDS_PATH, branch_problem, protected_deviations
 from server.approvals import ApprovalStore
 from server.git import GitRepo
+from server.roundtrip_yaml import showing
 from server.safe_yaml import load_document
 from server.settings import Settings, policy_limits
 from tools.errors import GitRefused, InvalidInput
@@ -81,7 +82,7 @@ def check_choice(choice: StandardsChoice) -> StandardsChoice:
 
 
 def _yaml() -> YAML:
-    yaml = YAML(typ="rt")
+    yaml = showing(YAML(typ="rt"))  # zero-width and bidi characters written as escapes a reviewer sees
     yaml.preserve_quotes = True
     yaml.width = 4096
     yaml.indent(mapping=2, sequence=4, offset=2)

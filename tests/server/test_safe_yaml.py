@@ -174,3 +174,42 @@ def test_a_lone_surrogate_escape_is_refused_in_text_every_reply_can_carry(text: 
 
 def test_an_escaped_surrogate_pair_loads_as_its_character() -> None:
     assert load_document('{"a": "\\ud83d\\ude00", "\\ud83d\\ude00": 1}', LIMITS) == {"a": "\U0001f600", "\U0001f600": 1}
+
+
+# --- characters a reviewer cannot see are written as escapes ------------------------------------
+
+INVISIBLE = {
+    "zero_width_space": ("loan\u200bstatus", "loan\\u200bstatus"),
+    "zero_width_joiner": ("a\u200db", "a\\u200db"),
+    "word_joiner": ("a\u2060b", "a\\u2060b"),
+    "byte_order_mark": ("\ufeffincome", "\\ufeffincome"),
+    "right_to_left_override": ("txt.\u202eexe", "txt.\\u202eexe"),
+    "isolate": ("a\u2066b\u2069", "a\\u2066b\\u2069"),
+    "right_to_left_mark": ("a\u200fb", "a\\u200fb"),
+    "soft_hyphen": ("in\u00adcome", "in\\xadcome"),
+    "tag_character": ("loan\U000e0041", "loan\\U000e0041"),
+    "no_break_space": ("a\u00a0b", "a\\xa0b"),
+    "line_separator": ("a\u2028b", "a\\u2028b"),
+    "tab": ("a\tb", "a\\tb"),
+}
+
+
+@pytest.mark.parametrize(("text", "escaped"), INVISIBLE.values(), ids=INVISIBLE.keys())
+def test_dump_writes_an_invisible_or_format_character_as_an_escape_that_reads_back_exactly(text: str, escaped: str) -> None:
+    document = {"features": {"exclude": ["income", text]}, text: "key"}
+    written = dump_document(document)
+    assert f'"{escaped}"' in written and all(ch.isprintable() or ch == "\n" for ch in written)
+    assert load_document(written, LIMITS) == document
+
+
+def test_dump_leaves_visible_unicode_as_it_is() -> None:
+    document = {"exclude": ["ｌｏａｎ_ｓｔａｔｕｓ", "e\u0301tat", "état", "🙂", "שם"], "note": "line one\nline two"}
+    written = dump_document(document)
+    assert "ｌｏａｎ_ｓｔａｔｕｓ" in written and "e\u0301tat" in written and "🙂" in written and "\\u" not in written
+    assert load_document(written, LIMITS) == document
+
+
+def test_a_string_with_a_newline_and_an_invisible_character_is_one_escaped_line() -> None:
+    written = dump_document({"why": "first\u200b line\nsecond line"})
+    assert written == 'why: "first\\u200b line\\nsecond line"\n'
+    assert load_document(written, LIMITS) == {"why": "first\u200b line\nsecond line"}
