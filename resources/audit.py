@@ -28,6 +28,6 @@ def _tail(ctx: ReadContext, params: Mapping[str, str]) -> str:
 # Every principal's records: humans and operators only (configs/policy.yaml reads.audit_tail);
 # agents read their own through resources/audit_own.py.
 SPECS = (
-    ResourceSpec(TAIL_URI, "audit_tail", "Audit chain tail", "The latest audit records (decisions and outcomes, hashes and ids only), oldest first.",
+    ResourceSpec(TAIL_URI, "audit_tail", "Audit chain tail", "Every principal's latest audit records (decisions and outcomes, hashes and ids only), oldest first. For humans and operators (configs/policy.yaml reads.audit_tail); an agent reads its own in mlgate://audit/mine.",
                  _tail, requires=("audit",)),
 )  # fmt: skip

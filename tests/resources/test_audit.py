@@ -52,3 +52,13 @@ async def test_audit_tail_is_listed_as_a_json_resource(settings: Settings) -> No
         listed = {str(r.uri): r for r in (await client.list_resources()).resources}
     assert listed[TAIL_URI].mime_type == "application/json"
     ports.audit.close()
+
+
+async def test_an_agent_listing_resources_learns_the_tail_is_not_its_to_read(workspace) -> None:
+    """resources/list shows the tail to an agent too, and its refusal says 'read what your role may
+    read (resources/list)': the listing says who reads it and where an agent's own records are."""
+    agent = load_settings(workspace, transport="memory")
+    async with Client(build_server(agent)) as client:
+        listed = {str(r.uri): r for r in (await client.list_resources()).resources}
+    description = listed[TAIL_URI].description
+    assert "humans and operators" in description and "mlgate://audit/mine" in description
