@@ -9,7 +9,8 @@ with event `accepted` AFTER the enforcement point's allow decision for that call
     started     call_id, run_id, pid: a worker claimed the call (at most one ever does)
     refused     call_id, reason: a worker refused to execute (forged, edited or replayed request)
     ended       call_id, run_id, status (FINISHED, FAILED, KILLED), reason
-    reconciled  call_id, run_id, status, reason: a server found the worker dead and ended the run
+    reconciled  call_id, run_id, status, reason, leftover_processes: a server found the worker dead and
+                ended the run (killing what its sandbox left, server/sandbox_leftovers.py)
 
 A worker executes a request only when (`vouch`): the chain holds the accepted record of its call
 id, the request file hashes to that record's request_sha256, the decision record it names is an
