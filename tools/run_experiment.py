@@ -13,7 +13,8 @@ from typing import Annotated, Any
 
 from pydantic import Field, JsonValue
 
-from policies.config_change import canonical_at
+from policies import Verdict
+from policies.config_change import canonical_at, protected_changes
 from policies.registry import load_all
 from tools.base import CallContext, StrictInput, ToolSpec
 from tools.errors import InvalidInput
@@ -66,7 +67,8 @@ def _config(request: RunExperimentInput, ctx: CallContext, limits: dict[str, Any
         raise InvalidInput("the experiment config is invalid: " + "; ".join(errors[:10]), "fix it with propose_config_change (dry_run shows the problems)", rule_id="config.schema_valid")
     diff = config_diff(current, config)
     facts = {"schema_errors": [], "current": current, "config": config, "diff": diff, "change_hash": change_hash(diff), "approval": None, "in_force": ctx.ports.approvals.in_force()}
-    return facts | {"used_files": {EXPERIMENT_PATH: digest}}
+    protected = protected_changes(current, config, ctx.config["standards"].get("protected_fields") or {})
+    return facts | {"used_files": {EXPERIMENT_PATH: digest}, "protected_paths": [f["path"] for f in protected]}
 
 
 def _dataset(config: dict[str, Any], ctx: CallContext) -> Any:
@@ -133,11 +135,23 @@ def gather(request: RunExperimentInput, ctx: CallContext) -> dict[str, Any]:
     return facts
 
 
+# config.protected_fields' remediation speaks of an approval in the result: a run opens none.
+PROTECTED_STEP = (
+    "run_experiment opens no approval: propose this change with propose_config_change (without dry_run); its denial "
+    "carries the approval_id a human approves, and the approved change is then written to configs/experiment.yaml"
+)
+
+
+def on_deny(request: RunExperimentInput, facts: dict[str, Any], verdict: Verdict, ctx: CallContext) -> dict[str, Any]:
+    return {"next_step": PROTECTED_STEP} if "config.protected_fields" in {d.rule_id for d in verdict.denials} else {}
+
+
 def preview(request: RunExperimentInput, facts: dict[str, Any]) -> dict[str, Any]:
+    step = {"next_step": PROTECTED_STEP} if facts.get("protected_paths") else {}
     manifest = facts["dataset"].manifest
     provenance = {k: v for k, v in facts["provenance"].items() if k != "features_py"}
     checks = {k: facts.get(k) for k in ("columns", "split", "leakage")}
-    return {"config": facts["config"], "dataset_hash": manifest["content_hash"], "feature_columns": facts["feature_columns"], "provenance": provenance, "sandbox_mode": facts["sandbox_mode"], **checks}
+    return {"config": facts["config"], "dataset_hash": manifest["content_hash"], "feature_columns": facts["feature_columns"], "provenance": provenance, "sandbox_mode": facts["sandbox_mode"], **checks, **step}
 
 
 _RULES = load_all()
@@ -165,4 +179,5 @@ SPEC = ToolSpec(
     gather=gather,
     execute=execute,
     preview=preview,
+    on_deny=on_deny,
 )

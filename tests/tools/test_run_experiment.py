@@ -136,6 +136,15 @@ async def test_protected_field_in_the_run_config_is_denied(governed: dict[str, A
     assert result.is_error and result.structured_content["rule_id"] == "config.protected_fields"
 
 
+async def test_a_protected_field_in_the_run_config_says_the_approval_starts_with_propose_config_change(governed: dict[str, Any]) -> None:
+    """The shared remediation speaks of an approval_id 'in this result': run_experiment opens none."""
+    for dry_run in (False, True):
+        result = await call(governed, {"reasoning": REASONING, "config": {"split.test_size": 0.5}, "dry_run": dry_run})
+        content = result.structured_content
+        assert result.is_error and "approval_id" not in content, content
+        assert "propose_config_change" in content["next_step"] and "no approval" in content["next_step"]
+
+
 async def test_hand_edited_protected_field_is_denied(governed: dict[str, Any]) -> None:
     set_config(governed["workspace"], split__test_size=0.3)
     result = await call(governed, {"reasoning": REASONING})
