@@ -29,7 +29,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable
 
-MAX_CHARS = 1024
+MAX_CHARS = 256  # the training spec's bound on a column name (training/spec.py ColumnName)
 BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 ANNOTATIONS = frozenset("\ufff9\ufffa\ufffb")
 REFUSED_KINDS = "control characters, line or paragraph separators, bidi controls, tag or interlinear annotation characters"

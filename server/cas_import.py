@@ -11,7 +11,7 @@ audit chain and the dataset registry (server/dataset_registry.py). Only a regist
 be used; `add_dataset` alone only stores bytes.
 
 A dataset whose column names break the column-name rule (policies/column_names.py: empty, over
-1024 characters, control characters, line separators, bidi controls, tag characters ...) is
+256 characters, control characters, line separators, bidi controls, tag characters ...) is
 refused before anything is written: such a name would travel into reports, model cards, configs and
 tool results, where it can forge or hide text, and features.exclude could never name it.
 """

@@ -13,6 +13,7 @@ own git calls never run workspace hooks, so no hook bypass exists for anyone els
 from __future__ import annotations
 
 import io
+import json
 import re
 import tempfile
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedSeq
 
+from policies.column_names import name_problem
 from policies.provenance import STANDARDS_PATH, branch_problem, protected_deviations
 from server.approvals import ApprovalStore
 from server.git import GitRepo
@@ -67,15 +69,25 @@ def check_choice(choice: StandardsChoice) -> StandardsChoice:
     """Raises InvalidInput for an empty choice, a bad column name or a target listed as PII/protected."""
     if choice.is_empty():
         raise InvalidInput("nothing to set", "give at least one of --target, --positive-class, --time-column, --pii, --protected", rule_id="standards.set")
-    names = [choice.target, choice.time_column, *(choice.pii or ()), *(choice.protected or ()), *(str(v) for v in choice.positive_class)]
-    bad = [n for n in names if n is not None and not COLUMN.match(n)]
+    _check_columns([choice.target, choice.time_column, *(choice.pii or ()), *(choice.protected or ())])
+    bad = [v for v in map(str, choice.positive_class) if not COLUMN.match(v)]
     if bad:
-        raise InvalidInput(f"column name or value {bad[0][:60]!r} is not allowed", "use 1-200 printable characters", rule_id="standards.set")
+        raise InvalidInput(f"positive-class value {bad[0][:60]!r} is not allowed", "use 1-200 printable characters", rule_id="standards.set")
     if choice.target is not None and choice.target in {*(choice.pii or ()), *(choice.protected or ()), choice.time_column}:
         raise InvalidInput(f"the target {choice.target!r} is also listed as PII, protected or the time column", "the label is none of those; list each column once", rule_id="standards.set")
     if len(set(map(str, choice.positive_class))) != len(choice.positive_class):
         raise InvalidInput("positive-class values repeat", "list each positive value once", rule_id="standards.set")
     return choice
+
+
+def _check_columns(names: list[str | None]) -> None:
+    """Column names follow the import's rule (policies/column_names.py): any name a dataset can have."""
+    for name in (n for n in names if n is not None):
+        problem = name_problem(name)
+        if problem:
+            shown = json.dumps(name[:60])  # escaped: the name may hold what it must not show
+            raise InvalidInput(f"column name {shown} is not allowed: {problem}", "name the column exactly as the dataset spells it "
+                               "(`mlgate data list` and load_dataset show the columns)", rule_id="standards.set")  # fmt: skip
 
 
 # --- editing the two documents ---------------------------------------------------------------

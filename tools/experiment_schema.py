@@ -23,7 +23,6 @@ REASONING_PATH = "configs/reasoning.yaml"
 
 Metric = Literal["roc_auc", "pr_auc", "f1", "precision", "recall", "log_loss", "accuracy", "brier"]
 Outcome = Literal["pending", "confirmed", "neutral", "negative"]
-ColumnName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_ .-]{0,127}$")]
 EXCLUDED_NAME_MAX = MAX_CHARS
 EXCLUDED_NAME_RULE = (
     "a features.exclude entry is a column's exact name as the dataset spells it (load_dataset lists them; any "
@@ -47,6 +46,19 @@ def _excluded_name(name: str) -> str:
 
 
 ExcludedColumn = Annotated[str, AfterValidator(_excluded_name)]
+
+
+def _label_name(name: str) -> str:
+    """The label column's exact name, under the same rule as any imported column: a dataset whose
+    label is `Default (12m)` or `état` can be governed without renaming it."""
+    problem = name_problem(name)
+    if problem:
+        raise ValueError(f"data.target is the label column's exact name as the dataset spells it: 1 to {MAX_CHARS} characters, "
+                         f"none of {REFUSED_KINDS}; {problem}")  # fmt: skip
+    return name
+
+
+LabelColumn = Annotated[str, AfterValidator(_label_name)]
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 PositiveValues = Annotated[list[int | str], Field(min_length=1, max_length=50)]
 
@@ -65,7 +77,7 @@ class ExperimentSection(Strict):
 
 class DataSection(Strict):
     dataset: str | None = Field(description="Content hash (64 lowercase hex) of a dataset under data/shadow/, or null before one is chosen.", pattern=r"^[0-9a-f]{64}$")
-    target: ColumnName = Field(description="Label column; fixed by the standards (protected).")
+    target: LabelColumn = Field(description="Label column, its exact name in the dataset; fixed by the standards (protected).")
     positive_class: int | str | PositiveValues = Field(
         description="Value of the label that counts as positive, or a list of values any of which counts as positive "
         '(e.g. ["Late", "Charged Off"]); fixed by the standards (protected). 1 and \"1\" differ.'

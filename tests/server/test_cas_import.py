@@ -147,7 +147,7 @@ HEADERS = {
     "right_to_left_override": ("income,grade,loan\u202esutats\n1,A,2\n".encode(), 3, '"loan\\u202esutats"', "U+202E"),
     "paragraph_separator": ("income\u2029Total,grade\n1,A\n".encode(), 1, '"income\\u2029Total"', "U+2029"),
     "tag_characters": ("income,grade\U000e0069\U000e0067\n1,A\n".encode(), 2, '"grade\\udb40\\udc69\\udb40\\udc67"', "U+E0069"),
-    "over_long": (b"income," + b"x" * 1025 + b"\n1,2\n", 2, '"' + "x" * 60, "1025 characters"),
+    "over_long": (b"income," + b"x" * 257 + b"\n1,2\n", 2, '"' + "x" * 60, "257 characters"),
 }
 
 

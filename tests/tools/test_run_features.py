@@ -58,7 +58,7 @@ def _validated_exclude(names: list[str]) -> list[str]:
 
 
 def test_features_exclude_holds_any_unicode_column_name_as_spelled() -> None:
-    names = ["ｌoan_status", "loan\u200bstatus", "Ｌｏａｎ Ｓｔａｔｕｓ", "e\u0301tat", "\u00e9tat", " ", "🙂", "x" * 1024]
+    names = ["ｌoan_status", "loan\u200bstatus", "Ｌｏａｎ Ｓｔａｔｕｓ", "e\u0301tat", "\u00e9tat", " ", "🙂", "x" * 256]
     assert _validated_exclude(names) == names  # NFD and NFC `état` stay two names
 
 
@@ -68,7 +68,7 @@ def test_features_exclude_holds_any_unicode_column_name_as_spelled() -> None:
         ("loan_status\t", "it holds U+0009"),
         ("a\x1b[31m", "it holds U+001B"),
         ("a\x85", "it holds U+0085"),
-        ("x" * 1025, "it has 1025 characters"),
+        ("x" * 257, "it has 257 characters"),
         ("", "this one is empty"),
         ("\u202eloan_status", "it holds U+202E (a bidi control"),
         ("loan\u2066status\u2069", "it holds U+2066 (a bidi control"),
