@@ -15,6 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from policies.column_names import refused_names
 from policies.decision import Decision, rule
 
 SOURCE = "issue 9 item 4: refuse clearly, before training"
@@ -94,6 +95,26 @@ def no_label_or_time_look_alike(facts: Mapping[str, Any], config: Mapping[str, A
         f"name it in features.exclude (propose_config_change, or this run's config) exactly as the dataset spells it: "
         f"{json.dumps(names)} in JSON escapes. An entry matches one column exactly, never normalised, so each copy is "
         "named on its own; a name with a control character can only be dropped or renamed at import. Either way it is never a feature",
+    )
+
+
+@rule(
+    "data.column_names",
+    source="the import's column-name rule (policies/column_names.py), for data imported before it",
+    description=(
+        "Every column name of the dataset follows the column-name rule the import applies: data imported before "
+        "the rule existed may hold a name with a control or bidi character that could forge or hide text."
+    ),
+)
+def column_names_follow_the_rule(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
+    refused = refused_names(str(c) for c in facts["dataset_columns"])
+    if not refused:
+        return Decision.allow("data.column_names", "every column name follows the column-name rule")
+    listed = "; ".join(f"column {position}, {json.dumps(name[:60])}: {problem}" for position, name, problem in refused[:5])
+    return Decision.deny(
+        "data.column_names",
+        f"the dataset has {len(refused)} column name(s) the import would now refuse ({listed})",
+        "ask the operator to rename these columns in the data file and import it again (mlgate data add), then use the new dataset hash",
     )
 
 

@@ -160,7 +160,8 @@ RULE_IDS = (
     "config.no_unapproved_overrides", "reasoning.required_for_agents", "training.seed_set",
     "training.temporal_split_when_time", "training.no_pii_features", "training.protected_attributes_excluded",
     "training.effective_batch_size", "sandbox.available", "executor.isolation", "training.concurrency",
-    "data.columns_present", "data.no_label_or_time_look_alike", "fairness.protected_attributes_present", "split.realised_fractions",
+    "data.columns_present", "data.column_names", "data.no_label_or_time_look_alike", "fairness.protected_attributes_present",
+    "split.realised_fractions",
     "leakage.forbidden_columns", "leakage.single_feature_proxy",
 )
 SPEC = ToolSpec(

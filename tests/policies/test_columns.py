@@ -1,5 +1,5 @@
 """Rule cases: columns the standards name against the dataset (data.columns_present,
-data.no_label_or_time_look_alike, fairness.protected_attributes_present), and the realised split
+data.no_label_or_time_look_alike, data.column_names, fairness.protected_attributes_present), and the realised split
 fractions (split.realised_fractions)."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ FULL = ["customer_id", "email", "application_date", "gender", "income", "default
 
 def facts(columns: list[str] = FULL, strategy: str = "temporal_split", split: Any = None, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
     config = {"split": {"strategy": strategy}, "features": {"exclude": list(exclude)}}
-    return {"columns": column_report(columns, BASE_STANDARDS), "config": config, "split": split}
+    return {"columns": column_report(columns, BASE_STANDARDS), "dataset_columns": columns, "config": config, "split": split}
 
 
 def split(test: float, expected: float = 0.2) -> dict[str, Any]:
@@ -48,6 +48,9 @@ CASES = [
     RuleCase("data.no_label_or_time_look_alike", "allow", facts([*FULL, *UNICODE_COPIES], exclude=UNICODE_COPIES), CFG, "unicode_copies_named_in_features_exclude"),
     RuleCase("data.no_label_or_time_look_alike", "deny", facts([*FULL, *UNICODE_COPIES], exclude=("ｄefault",)), CFG, "one_entry_names_one_copy_not_both"),
     RuleCase("data.no_label_or_time_look_alike", "deny", facts([*FULL, "ｄefault"], exclude=("default\u200b", "Default")), CFG, "an_entry_of_the_same_key_but_another_spelling"),
+    RuleCase("data.column_names", "allow", facts([*FULL, *UNICODE_COPIES, "Default (12m)"]), CFG, "zero_width_full_width_and_punctuation"),
+    RuleCase("data.column_names", "deny", facts([*FULL, "income\nnote"]), CFG, "newline_imported_before_the_rule"),
+    RuleCase("data.column_names", "deny", facts([*FULL, "\u202edefault"]), CFG, "bidi_override"),
     RuleCase("fairness.protected_attributes_present", "allow", facts(), CFG, "one_of_two"),
     RuleCase("fairness.protected_attributes_present", "deny", facts(WITHOUT_PROTECTED), CFG, "none_present"),
     RuleCase("fairness.protected_attributes_present", "allow", facts(WITHOUT_PROTECTED), ALLOW_NONE, "none_present_allowed"),
@@ -80,3 +83,9 @@ def test_a_copy_of_the_label_is_named_with_both_ways_out() -> None:
     assert "drop or rename" in denied.remediation and "features.exclude" in denied.remediation
     # the exact spelling to name, in JSON escapes: `\u200b` can be typed, an invisible character cannot
     assert '["default\\u200b"]' in denied.remediation and "never normalised" in denied.remediation
+
+
+def test_a_refused_column_name_is_shown_escaped_with_its_position() -> None:
+    denied = decide_one(load_all()["data.column_names"], facts([*FULL, "\u202edefault"]), CFG)
+    assert 'column 7, "\\u202edefault": it holds U+202E' in denied.reason and "mlgate data add" in denied.remediation
+    assert all(ch.isprintable() for ch in denied.reason)
