@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from server.redact import install_log_redaction
+from server.workspace import check_is_workspace
 from tools.errors import GovernanceError
 
 COMMAND_MODULES = ("workspace", "standards", "data", "serve", "token", "approvals", "audit", "demo", "prs", "models", "backup", "ui", "promote", "insights", "drift", "tracking")
@@ -25,8 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_workspace_option(parser: argparse.ArgumentParser) -> None:
+def add_workspace_option(parser: argparse.ArgumentParser, *, governed: bool = False) -> None:
+    """`--workspace DIR`. governed: main refuses a DIR that `mlgate init` did not make before the
+    handler runs, so a mistyped path is an error, not an empty answer and a stray state directory."""
     parser.add_argument("--workspace", default=".", metavar="DIR", help="governed workspace (default: current directory)")
+    if governed:
+        parser.set_defaults(governed_workspace=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,8 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # MLflow's on-import "agent skills" hint (server/tracking.py QUIET_MLFLOW), silenced before any
     # command imports MLflow: even `from mlflow.exceptions import ...` runs mlflow/__init__.py.
     os.environ["MLFLOW_DISABLE_AGENT_HINT"] = "1"
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
+        if getattr(args, "governed_workspace", False):
+            check_is_workspace(args.workspace)
         return int(args.handler(args) or 0)
     except GovernanceError as exc:
         print(f"mlgate: {exc.reason}", file=sys.stderr)
@@ -49,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {'.'.join(map(str, error['loc']))}: {error['msg']}", file=sys.stderr)
         print("  what to do: correct them in <state_dir>/server.yaml or the MLGATE_* environment", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line and 128+SIGINT, not a traceback
+        print("mlgate: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # `mlgate audit search ... | head`: the reader has all it wanted
         _discard_stdout()
         return 1

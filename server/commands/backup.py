@@ -18,6 +18,7 @@ from server.cli import add_workspace_option
 from server.clock import SystemClock
 from server.commands.governed import os_user
 from server.settings import load_settings
+from tools.errors import InvalidInput
 
 BAR_WIDTH = 30
 
@@ -25,11 +26,11 @@ BAR_WIDTH = 30
 def register(subparsers: Any) -> None:
     backup = subparsers.add_parser("backup", help="copy the workspace's state (audit, approvals, tokens, registry, MLflow) to DEST")
     backup.add_argument("dest", metavar="DEST", help="directory the timestamped backup is created in")
-    add_workspace_option(backup)
+    add_workspace_option(backup, governed=True)
     backup.set_defaults(handler=backup_command)
     restore = subparsers.add_parser("restore", help="restore a backup into the workspace's (new, empty) state directory")
     restore.add_argument("source", metavar="SRC", help="a mlgate-backup-<time> directory made by `mlgate backup`")
-    add_workspace_option(restore)
+    add_workspace_option(restore, governed=True)
     restore.set_defaults(handler=restore_command)
 
 
@@ -61,12 +62,21 @@ def _record(audit_path: Path, tool: str, details: dict[str, Any]) -> None:
         chain.close()
 
 
+def backup_destination(dest: str) -> Path:
+    """DEST resolved: a directory, or a path to create one at. Raises InvalidInput for a file."""
+    path = Path(dest).resolve()
+    if path.exists() and not path.is_dir():
+        raise InvalidInput(f"{dest} exists and is not a directory", "give a directory (new or existing) for DEST; the backup is created in it as mlgate-backup-<time>/", rule_id="backup.destination")
+    return path
+
+
 def backup_command(args: argparse.Namespace) -> int:
     settings = load_settings(args.workspace, transport="cli")
+    destination = backup_destination(args.dest)
     if settings.tracking_uri:
         print(f"mlgate: the tracking store {settings.tracking_uri.split('://', 1)[0]}:// is external: back it up with its own tools", file=sys.stderr)
     stamp = SystemClock().now().strftime("%Y%m%dT%H%M%S%fZ")
-    result = create_backup(settings.state_dir, Path(args.dest).resolve(), stamp, workspace=settings.workspace, progress=terminal_progress())
+    result = create_backup(settings.state_dir, destination, stamp, workspace=settings.workspace, progress=terminal_progress())
     head = read_info(result.path)["audit_head"]
     _record(settings.audit_path, "backup", {"backup": result.path.name, "backup_seq": head["seq"], "backup_hash": head["hash"]})
     print(f"backed up {result.files} files ({result.bytes} bytes, audit up to record {head['seq']}) to {result.path}")

@@ -1,6 +1,6 @@
 """`mlgate data add|list|verify`: the operator's side of the content-addressed dataset store.
 
-`add WORKSPACE FILE...` imports CSV/Parquet files as one dataset, records the import (content and
+`add WORKSPACE FILE...` (or `add --workspace DIR FILE...`) imports CSV/Parquet files as one dataset, records the import (content and
 schema hashes, rows, file base names, the operator and the credential they authenticated with) in
 the audit chain and the dataset registry
 (server/dataset_registry.py), and prints the content hash (the only line on stdout, for scripts;
@@ -35,9 +35,13 @@ from tools.errors import GovernanceError, IntegrityError, InvalidInput
 def register(subparsers) -> None:
     data = subparsers.add_parser("data", help="add, list and verify content-addressed datasets (operator)")
     commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
-    add = commands.add_parser("add", help="import CSV/Parquet files into data/shadow/<content hash>/, record the import and print the hash")
-    add.add_argument("workspace", metavar="WORKSPACE", help="governed workspace (mlgate init DIR)")
-    add.add_argument("paths", nargs="+", metavar="PATH", help="CSV or Parquet files, imported together as one dataset")
+    add = commands.add_parser(
+        "add", help="import CSV/Parquet files into data/shadow/<content hash>/, record the import and print the hash",
+        usage="mlgate data add WORKSPACE PATH [PATH ...]\n       mlgate data add --workspace DIR PATH [PATH ...]",
+    )  # fmt: skip
+    add.add_argument("items", nargs="+", metavar="PATH", help="the workspace (unless --workspace names it), then CSV or Parquet files, imported together as one dataset")
+    # --workspace like every other command; the positional WORKSPACE stays (documented, in scripts)
+    add.add_argument("--workspace", dest="workspace_option", default=None, metavar="DIR", help="governed workspace (mlgate init DIR); then every PATH is a data file")
     add.epilog = "Needs an operator token issued by an operator (`mlgate token create --role operator`): set MLGATE_TOKEN in your own shell, or run at a terminal to be prompted."
     add.set_defaults(handler=add_command)
     listed = commands.add_parser("list", help="print the registered datasets and flag directories nobody imported")
@@ -78,9 +82,20 @@ def import_files(workspace: str | Path, paths: Sequence[Path | str], principal: 
         audit.close()
 
 
+def add_arguments(args: argparse.Namespace) -> tuple[str, list[str]]:
+    """(workspace, data files) of `add WORKSPACE PATH...` or `add --workspace DIR PATH...`.
+    Raises InvalidInput when no data file is left."""
+    items = list(args.items)
+    workspace = args.workspace_option if args.workspace_option is not None else items.pop(0)
+    if not items:
+        raise InvalidInput("no data file given", "name the workspace and the files: `mlgate data add --workspace DIR FILE.csv` (or `mlgate data add DIR FILE.csv`)", rule_id="data.files_given")
+    return workspace, items
+
+
 def add_command(args: argparse.Namespace) -> int:
-    operator = authenticate(load_settings(_governed(args.workspace)).state_dir, ("operator",))
-    imported = import_files(args.workspace, [Path(p) for p in args.paths], operator)
+    workspace, paths = add_arguments(args)
+    operator = authenticate(load_settings(_governed(workspace)).state_dir, ("operator",))
+    imported = import_files(workspace, [Path(p) for p in paths], operator)
     added = imported.added
     state = "already present, verified and reused" if added.reused else "imported"
     record = f"import recorded in the audit chain (seq {imported.entry['audit']['seq']})" if imported.registered else "already registered"

@@ -19,7 +19,7 @@ def register(subparsers: Any) -> None:
     target = drift.add_mutually_exclusive_group(required=True)
     target.add_argument("--run", dest="run_id", metavar="RUN_ID", help="the run whose training rows are the baseline")
     target.add_argument("--alias", choices=("candidate", "champion"), help="the registered version behind this alias")
-    add_workspace_option(drift)
+    add_workspace_option(drift, governed=True)
     drift.set_defaults(handler=drift_command)
 
 

@@ -41,7 +41,7 @@ def register(subparsers: Any) -> None:
     cost = commands.add_parser("cost", help="tokens and estimated cost per project, agent or week")
     cost.add_argument("--group-by", choices=("project", "agent", "week"), default="week")
     for command, handler in ((reasoning, reasoning_command), (cost, cost_command)):
-        add_workspace_option(command)
+        add_workspace_option(command, governed=True)
         command.add_argument("--scope", choices=("project", "all"), default="project", help="all: every project of the tracking store (needs a human/operator token)")
         command.add_argument("--client", dest="client_name", default=None, help="with --scope all: only this client")
         command.add_argument("--project", dest="project_name", default=None, help="with --scope all: only this project")

@@ -29,7 +29,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("run_id", metavar="RUN", help="MLflow run id (32 lowercase hex)")
     parser.add_argument("--alias", choices=("champion", "candidate"), default="champion", help="alias to set (default: champion)")
     parser.add_argument("--dry-run", action="store_true", help="check every gate and print the receipt; register nothing")
-    add_workspace_option(parser)
+    add_workspace_option(parser, governed=True)
     add_principal_options(parser, "promotes")
     parser.set_defaults(handler=promote_command)
 

@@ -20,12 +20,12 @@ from server.settings import load_settings
 
 def register(subparsers: Any) -> None:
     prs = subparsers.add_parser("prs", help="list the pull requests open_pr recorded")
-    add_workspace_option(prs)
+    add_workspace_option(prs, governed=True)
     prs.add_argument("--json", action="store_true", help="one JSON record per line, descriptions included")
     prs.set_defaults(handler=list_command)
     verify = subparsers.add_parser("verify-pr", help="check that the run cited for BRANCH exists and its commit is the branch head")
     verify.add_argument("branch", metavar="BRANCH", help="feature branch, e.g. agent/my-change")
-    add_workspace_option(verify)
+    add_workspace_option(verify, governed=True)
     verify.set_defaults(handler=verify_command)
     hook = subparsers.add_parser("hook", help="run a workspace git hook's checks (called from .githooks/)")
     hook.add_argument("name", choices=HOOK_NAMES, help="which hook")

@@ -19,7 +19,7 @@ from tools.errors import PolicyDenied
 
 def register(subparsers) -> None:
     serve = subparsers.add_parser("serve", help="serve the governed tools over stdio (default) or HTTP")
-    add_workspace_option(serve)
+    add_workspace_option(serve, governed=True)
     serve.add_argument(
         "--http",
         metavar="HOST:PORT",

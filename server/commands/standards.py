@@ -31,10 +31,10 @@ def register(subparsers: Any) -> None:
     standards = subparsers.add_parser("standards", help="acknowledge the standards and server config in force; set the label and columns")
     commands = standards.add_subparsers(dest="standards_command", required=True, metavar="ACTION")
     status = commands.add_parser("status", help="what is in force vs what a human/operator last acknowledged (exit 1 when they differ)")
-    add_workspace_option(status)
+    add_workspace_option(status, governed=True)
     status.set_defaults(handler=status_command)
     accept = commands.add_parser("accept", help="show the diff and acknowledge the standards and server config in force (human/operator token)")
-    add_workspace_option(accept)
+    add_workspace_option(accept, governed=True)
     accept.add_argument("--yes", action="store_true", help="do not ask for confirmation (the token is still required)")
     accept.set_defaults(handler=accept_command)
     _register_set(commands)
@@ -47,7 +47,7 @@ def _register_set(commands: Any) -> None:
         description="Writes configs/project_standards.yaml and the protected values of configs/experiment.yaml in one "
         "commit on the protected branch, then records your acknowledgement. Needs an operator or human token.",
     )
-    add_workspace_option(setter)
+    add_workspace_option(setter, governed=True)
     setter.add_argument("--target", metavar="COL", help="the label column")
     setter.add_argument("--positive-class", nargs="+", default=[], metavar="V", help="value(s) of the label that count as positive (integers stay numbers)")
     setter.add_argument("--time-column", metavar="COL", help="column temporal_split orders rows by")
@@ -102,7 +102,15 @@ def _confirmed(question: str, yes: bool) -> bool:
     if sys.stdin is None or not sys.stdin.isatty():
         print("mlgate: no terminal to confirm at; review the diff above and pass --yes", file=sys.stderr)
         return False
-    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:  # Ctrl-D at the prompt: no answer is a no
+        print(file=sys.stderr)
+        answer = ""
+    if answer.strip().lower() not in ("y", "yes"):
+        print("mlgate: not confirmed; nothing was written", file=sys.stderr)
+        return False
+    return True
 
 
 def _refuse_agent_ref(ref: str) -> None:

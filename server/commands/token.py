@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 
 from policies import ROLES, Principal
-from server.auth import TokenStore
+from server.auth import TOKEN_PREFIX, TokenStore
 from server.cli import add_workspace_option
 from server.credentials import authenticate
 from server.ledger import APPROVER_ROLES
@@ -22,6 +23,16 @@ from server.settings import load_settings
 from server.workspace import check_is_workspace
 
 OPERATOR_ONLY = ("operator",)
+# what `token create` prints: a name of this shape is a token pasted by mistake, never repeated
+TOKEN_SHAPE = re.compile(re.escape(TOKEN_PREFIX) + r"[A-Za-z0-9_-]{40,}")
+
+
+def token_name(text: str) -> str:
+    """A principal's name, refused when it is shaped like a token: it would be stored in tokens.json,
+    recorded in the audit chain and printed by `token list` (argparse shows only this message)."""
+    if TOKEN_SHAPE.fullmatch(text):
+        raise argparse.ArgumentTypeError("that is a token, not a name: tokens are never passed as arguments (set MLGATE_TOKEN in your own shell); give the person's or client's name")
+    return text
 
 
 def register(subparsers) -> None:
@@ -31,16 +42,16 @@ def register(subparsers) -> None:
         "create", help="issue a token; it is printed once and only its hash is kept",
         epilog="human and operator tokens need an operator's token in MLGATE_TOKEN (or at the prompt), except the first operator token",
     )  # fmt: skip
-    create.add_argument("--name", required=True, help="the principal the token stands for (recorded in the audit)")
+    create.add_argument("--name", required=True, type=token_name, help="the principal the token stands for (recorded in the audit)")
     create.add_argument("--role", required=True, choices=ROLES, help="the role of that principal")
-    add_workspace_option(create)
+    add_workspace_option(create, governed=True)
     create.set_defaults(handler=create_command)
     listing = commands.add_parser("list", help="list tokens (names, roles, creation times, whether the audit chain vouches for them; never secrets)")
-    add_workspace_option(listing)
+    add_workspace_option(listing, governed=True)
     listing.set_defaults(handler=list_command)
     revoke = commands.add_parser("revoke", help="revoke a token; a running server refuses it at the next request")
-    revoke.add_argument("name", help="name of the token to revoke")
-    add_workspace_option(revoke)
+    revoke.add_argument("name", type=token_name, help="name of the token to revoke")
+    add_workspace_option(revoke, governed=True)
     revoke.set_defaults(handler=revoke_command)
 
 

@@ -30,7 +30,7 @@ def register(subparsers: Any) -> None:
     migrate.add_argument("--to", required=True, metavar="URI", help="the empty target database (postgresql://USER@HOST:PORT/DB), e.g. the tracking server's --backend-store-uri")
     migrate.add_argument("--artifacts", required=True, metavar="DIR", help="where the artifact files are copied (a shared directory, or the server's --artifacts-destination)")
     migrate.add_argument("--artifact-uri", default=None, metavar="URI", help="what artifact locations say afterwards (default: DIR as file://; `mlflow-artifacts:` when DIR is the server's --artifacts-destination)")
-    add_workspace_option(migrate)
+    add_workspace_option(migrate, governed=True)
     migrate.set_defaults(handler=migrate_command)
 
 

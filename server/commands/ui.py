@@ -23,7 +23,7 @@ LOOPBACK_NAMES = ("localhost",)
 
 def register(subparsers: Any) -> None:
     ui = subparsers.add_parser("ui", help="open the MLflow UI on this workspace's runs and models (loopback only)")
-    add_workspace_option(ui)
+    add_workspace_option(ui, governed=True)
     ui.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
     ui.add_argument("--port", type=int, default=5000, help="port (default 5000)")
     ui.set_defaults(handler=ui_command)

@@ -69,3 +69,20 @@ def test_restore_of_a_directory_that_is_no_backup_exits_2(workspace: Path, tmp_p
 def test_progress_line_fills_in_proportion(done: int, total: int, bar: str) -> None:
     assert progress_line(done, total, "mlflow.db").startswith(bar)
     assert progress_line(done, total, "mlflow.db").endswith(f"{done}/{total} mlflow.db")
+
+
+def test_backup_to_a_file_exits_2_with_what_to_do_and_leaves_the_file_alone(audited_workspace: Path, tmp_path: Path, capsys) -> None:
+    dest = tmp_path / "loans.csv"
+    dest.write_text("a,b\n")
+    assert main(["backup", str(dest), "--workspace", str(audited_workspace)]) == 2
+    assert "what to do: give a directory" in capsys.readouterr().err
+    assert dest.read_text() == "a,b\n" and _records(audited_workspace)[-1].get("tool") != "backup"
+
+
+@pytest.mark.parametrize("command", ["backup", "restore"])
+def test_a_mistyped_workspace_exits_2_and_creates_no_state(audited_workspace: Path, tmp_path: Path, capsys, command: str) -> None:
+    main(["backup", str(tmp_path / "out"), "--workspace", str(audited_workspace)])
+    source = tmp_path / "out" if command == "backup" else _only_backup(tmp_path / "out")
+    assert main([command, str(source), "--workspace", str(tmp_path / "typo")]) == 2
+    assert "not an mlgate workspace" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()

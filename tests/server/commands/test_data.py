@@ -112,3 +112,17 @@ def test_data_add_runs_as_a_real_process(workspace: Path, csv: Path, operator_to
     done = subprocess.run([sys.executable, "-m", "server.cli", "data", "add", str(workspace), str(csv)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0 and len(done.stdout.strip()) == 64
     assert (workspace / "data" / "shadow" / done.stdout.strip()).is_dir()
+
+
+def test_add_takes_the_workspace_as_an_option_like_every_other_command(workspace: Path, csv: Path, capsys) -> None:
+    code, positional, _ = add(workspace, csv, capsys=capsys)
+    assert code == 0
+    assert main(["data", "add", "--workspace", str(workspace), str(csv)]) == 0
+    assert capsys.readouterr().out == positional
+
+
+def test_add_with_no_data_file_exits_2_saying_how_to_name_them(workspace: Path, csv: Path, capsys) -> None:
+    for argv in (["data", "add", str(workspace)], ["data", "add", str(csv)]):
+        assert main(argv) == 2
+        assert "what to do: name the workspace and the files" in capsys.readouterr().err
+    assert not (load_settings(workspace).state_dir / "datasets.json").exists()

@@ -95,3 +95,11 @@ def test_models_archive_command_without_a_token_is_refused(settings: Settings, p
     monkeypatch.delenv(TOKEN_ENV)
     assert main(["models", "archive", MODEL, v1, "--workspace", str(settings.workspace)]) == 2
     assert "MLGATE_TOKEN" in capsys.readouterr().err and ports.registry.stage(MODEL, v1) == "candidate"
+
+
+@pytest.mark.parametrize("command", [["models", "list"], ["rollback", MODEL], ["promote", "0" * 32]])
+def test_a_mistyped_workspace_exits_2_and_creates_no_tracking_store(tmp_path, capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
+    assert main([*command, "--workspace", str(tmp_path / "typo")]) == 2
+    captured = capsys.readouterr()
+    assert "no registered models" not in captured.out and "not an mlgate workspace" in captured.err
+    assert not (tmp_path / "typo").exists()

@@ -15,7 +15,7 @@ from server.git import GitRepo
 from server.ports import build_ports
 from server.safe_yaml import load_document
 from server.settings import Settings, load_settings, policy_limits
-from tests.credentials import use_token
+from tests.credentials import issue, use_token
 
 STANDARDS, EXPERIMENT = "configs/project_standards.yaml", "configs/experiment.yaml"
 GIT_ENV = {**{k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "MLGATE_"))}, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
@@ -97,3 +97,44 @@ def test_status_reports_the_acknowledgement_init_recorded(workspace: Path, capsy
     assert "audit seq 0" in out and "via init" in out and "are acknowledged" in out
     record = json.loads((load_settings(workspace).audit_path).read_text().splitlines()[0])
     assert record["kind"] == "standards_acknowledged" and record["role"] == "operator" and "credential" not in record
+
+
+def _at_the_prompt(workspace: Path, token: str, keys: bytes | None) -> tuple[int, str]:
+    """Runs `standards set` (no --yes) on a real terminal; once the confirmation prompt shows, types
+    `keys` (None: sends SIGINT, as Ctrl-C does). Returns (exit status, everything the terminal showed)."""
+    import select  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    master, slave = os.openpty()
+    env = {**GIT_ENV, "MLGATE_TOKEN": token}
+    command = [sys.executable, "-m", "server.cli", "standards", "set", "--workspace", str(workspace), *LENDING]
+    # SIGINT back to its default in the child: a test run started in the background ignores it
+    process = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, env=env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    os.close(slave)
+    shown, deadline, sent = b"", time.monotonic() + 120, False
+    while time.monotonic() < deadline:
+        if not sent and b"[y/N]" in shown:
+            process.send_signal(signal.SIGINT) if keys is None else os.write(master, keys)
+            sent = True
+        ready, _, _ = select.select([master], [], [], 1)
+        try:
+            chunk = os.read(master, 4096) if ready else b""
+        except OSError:  # the child closed the terminal
+            break
+        if ready and not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    return process.wait(timeout=60), shown.decode(errors="replace")
+
+
+@pytest.mark.parametrize(("keys", "status"), [(None, 130), (b"\x04", 1)], ids=["ctrl-c", "ctrl-d"])
+def test_ctrl_c_or_ctrl_d_at_the_confirmation_prompt_commits_nothing_and_prints_no_traceback(workspace: Path, settings: Settings, keys: bytes | None, status: int) -> None:
+    token = issue(settings.state_dir, "olga", "operator")
+    head = GitRepo(workspace).head()
+    code, shown = _at_the_prompt(workspace, token, keys)
+    assert code == status and "Traceback" not in shown, shown
+    assert ("mlgate: interrupted" if keys is None else "not confirmed; nothing was written") in shown
+    assert GitRepo(workspace).head() == head

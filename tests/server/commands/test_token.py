@@ -89,3 +89,24 @@ def test_token_create_outside_a_workspace_is_refused_and_creates_no_state(tmp_pa
     assert main(["token", "create", "--workspace", str(tmp_path), "--name", "codex-1", "--role", "agent"]) == 2
     assert "not an mlgate workspace" in capsys.readouterr().err
     assert not (tmp_path / ".mlgate").exists()
+
+
+def test_a_token_pasted_as_the_name_is_refused_never_echoed_and_never_stored(workspace: Path, capsys) -> None:
+    token = _create(workspace, "root-op", "operator", capsys)
+    for argv in (["token", "create", "--name", token, "--role", "agent"], ["token", "revoke", token]):
+        with pytest.raises(SystemExit) as exited:
+            main([*argv, "--workspace", str(workspace)])
+        captured = capsys.readouterr()
+        assert exited.value.code == 2 and "that is a token, not a name" in captured.err
+        assert token not in captured.out + captured.err
+    assert token not in (load_settings(workspace).state_dir / "tokens.json").read_text()
+    assert token not in load_settings(workspace).audit_path.read_text()
+
+
+@pytest.mark.parametrize("command", [["token", "list"], ["token", "revoke", "alice"]])
+def test_a_mistyped_or_file_workspace_exits_2_with_what_to_do_and_creates_no_state(tmp_path: Path, capsys, command: list[str]) -> None:
+    (tmp_path / "loans.csv").write_text("a,b\n1,2\n")
+    for given in (tmp_path / "typo", tmp_path / "loans.csv", tmp_path):
+        assert main([*command, "--workspace", str(given)]) == 2
+        assert "not an mlgate workspace" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loans.csv"]
