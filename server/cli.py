@@ -62,6 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `mlgate audit search ... | head`: the reader has all it wanted
         _discard_stdout()
         return 1
+    except OSError as exc:  # a path given that cannot be made or read (under a file, on /proc, no permission)
+        print(f"mlgate: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        print("  what to do: check the paths given (a directory where one is expected, permissions), then run the command again", file=sys.stderr)
+        return 2
 
 
 def _discard_stdout() -> None:

@@ -86,3 +86,11 @@ def test_a_mistyped_workspace_exits_2_and_creates_no_state(audited_workspace: Pa
     assert main([command, str(source), "--workspace", str(tmp_path / "typo")]) == 2
     assert "not an mlgate workspace" in capsys.readouterr().err
     assert not (tmp_path / "typo").exists()
+
+
+def test_backup_under_a_file_exits_2_naming_the_path_instead_of_a_traceback(audited_workspace: Path, tmp_path: Path, capsys) -> None:
+    (tmp_path / "loans.csv").write_text("a,b\n")
+    assert main(["backup", str(tmp_path / "loans.csv" / "backups"), "--workspace", str(audited_workspace)]) == 2
+    err = capsys.readouterr().err
+    assert "Not a directory" in err and "loans.csv" in err and "what to do: check the paths given" in err
+    assert _records(audited_workspace)[-1].get("tool") != "backup"
