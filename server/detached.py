@@ -36,6 +36,14 @@ from server.redact import install_log_redaction
 
 MAX_REQUEST_BYTES = 1 << 20
 REFUSED_EXIT = 3
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_stop_requested: list[int] = []  # signals caught before the run's signal receiver took over
+
+
+def _note_stop(signum: int, _frame: Any) -> None:
+    """cancel_run may signal while the worker still starts (vouch, ports, MLflow imports take
+    seconds): the default action would kill it with its run RUNNING. Noted, the run ends KILLED."""
+    _stop_requested.append(signum)
 
 
 def _read_request(path: Path) -> bytes:
@@ -78,6 +86,8 @@ def _refuse(audit_path: Path, call_id: str, reason: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _note_stop)
     install_log_redaction()  # its stderr is kept in <state_dir>/detached/<call_id>.log
     parser = argparse.ArgumentParser(prog="python -m server.detached")
     parser.add_argument("--state-dir", required=True, type=Path)
@@ -108,9 +118,11 @@ async def _execute(vouched: Vouched) -> int:
     status = "KILLED"  # unless run() returns: SIGTERM cancelled it
     # The signals stay caught until the run is ended: a second SIGTERM (a repeated cancel_run)
     # while the worker ends its run would otherwise kill it with the run still RUNNING.
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
         async with anyio.create_task_group() as group:
             group.start_soon(_cancel_on_signal, signals, group.cancel_scope)
+            if _stop_requested:  # cancelled while it started: run() ends the run KILLED at once
+                group.cancel_scope.cancel()
             status = await work.run()
             group.cancel_scope.cancel()
         await anyio.to_thread.run_sync(work.close, status)

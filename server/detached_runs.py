@@ -187,9 +187,10 @@ class DetachedRuns:
 
     def cancel(self, call_id: str, grace_s: float) -> str:
         """Stop the worker of `call_id` (SIGTERM: it cancels training, the sandbox kills the child,
-        the run ends KILLED; SIGKILL to its session after `grace_s`). Returns how it went:
-        "cancelled", "killed", "not_running" or "elsewhere" (a worker on another host: untouched).
-        Raises ValueError for a malformed call id."""
+        the run ends KILLED; SIGKILL to its session after `grace_s`) and wait until the run is
+        ended. Returns how it went: "cancelled", "killed", "not_running", "stopping" (the worker
+        outlived SIGKILL by `grace_s`: its run is left RUNNING) or "elsewhere" (a worker on another
+        host: untouched). Raises ValueError for a malformed call id."""
         if not CALL_ID.match(call_id):
             raise ValueError("malformed call id")
         owner = next((o for o in self.owners() if o["call_id"] == call_id), None)
@@ -198,15 +199,19 @@ class DetachedRuns:
             return "elsewhere"  # a worker of another host (replica): only its own server can signal it
         if owner is None or alive is False:
             if owner is not None:
-                self.settle(owner, "KILLED", "cancelled; its detached worker had already exited")
+                self.settle(owner, "KILLED", "cancelled through cancel_run; its detached worker had already exited")
             return "not_running"
         pid = int(owner["tags"]["mlgate.server.pid"])
-        os.kill(pid, signal.SIGTERM)
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
         if self._wait_dead(owner, grace_s):
+            # a worker killed before it caught SIGTERM (it was still starting) left its run RUNNING
+            self.settle(owner, "KILLED", "cancelled through cancel_run before its detached worker started training")
             return "cancelled"
         _kill_session(pid)
-        self._wait_dead(owner, grace_s)
-        self.settle(owner, "KILLED", "cancelled; its detached worker did not stop in time and was killed")
+        if not self._wait_dead(owner, grace_s):
+            return "stopping"  # settling now would end the run under a worker that may still write it
+        self.settle(owner, "KILLED", "cancelled through cancel_run; its detached worker did not stop in time and was killed")
         return "killed"
 
     def _wait_dead(self, owner: Mapping[str, Any], timeout_s: float) -> bool:

@@ -3,7 +3,10 @@
 A detached run (run_experiment detach=true): its worker gets SIGTERM, training is cancelled, the
 sandbox launcher kills the training child, and the worker ends the MLflow run KILLED and records
 `ended` in the audit chain. A worker that does not stop within `training.cancel_grace_seconds`
-(configs/policy.yaml) is killed with its session and its run ended KILLED by the server.
+(configs/policy.yaml) is killed with its session and its run ended KILLED by the server, as is the
+run of a worker stopped while it was still starting. The answer is the run's final status (KILLED,
+with its reason); a run that could not be ended within the grace periods is answered RUNNING with
+a `next` that says so.
 
 A run trained inside a live run_experiment call of this server process is cancelled as the client's
 own cancel would (server/attached_runs.py): the sandbox kills the child, the run ends KILLED, and
@@ -59,9 +62,16 @@ async def execute(request: CancelRunInput, facts: dict[str, Any], ctx: CallConte
     return await _final(ports, run_id, how)
 
 
+STILL_ENDING_NEXT = ("the run is not ended yet: its training was stopped but did not end within the grace period; get_run(run_id) "
+                     "shows when it is KILLED, and a restarted server ends a run whose worker is gone")
+
+
 async def _final(ports: Any, run_id: str, how: str) -> dict[str, Any]:
+    """The run as it is now: ended KILLED with its reason, or, when it could not be ended within the
+    grace period, still RUNNING with what to call next (never RUNNING without saying so)."""
     run = await anyio.to_thread.run_sync(ports.tracking.get_run, run_id)
-    return {"run_id": run_id, "status": run["status"], "cancelled": how, "end_reason": (run.get("tags") or {}).get("mlgate.end_reason")}
+    answer = {"run_id": run_id, "status": run["status"], "cancelled": how, "end_reason": (run.get("tags") or {}).get("mlgate.end_reason")}
+    return answer | ({"next": STILL_ENDING_NEXT} if run["status"] == "RUNNING" else {})
 
 
 def preview(request: CancelRunInput, facts: dict[str, Any]) -> dict[str, Any]:

@@ -164,3 +164,43 @@ async def test_a_worker_ending_a_cancelled_run_outlasts_repeated_cancels_and_end
     assert run["status"] == "KILLED" and "cancel_run" in run["tags"]["mlgate.end_reason"], run["tags"]
     ends = [r for r in detached_records(lab.settings, call_id) if r["event"] in ("ended", "reconciled")]
     assert [(r["event"], r["status"]) for r in ends] == [("ended", "KILLED")]
+
+
+async def test_a_run_cancelled_as_its_worker_starts_is_answered_killed_with_its_reason_in_one_call(lab: RunsLab) -> None:
+    is_error, started = await lab.call("run_experiment", {"reasoning": REASONING, "detach": True})
+    assert not is_error, started
+    run_id, call_id = started["run_id"], started["call_id"]
+    is_error, cancelled = await lab.call("cancel_run", {"run_id": run_id})  # the worker is still starting
+    assert not is_error, cancelled
+    assert cancelled["status"] == "KILLED" and "cancel" in cancelled["end_reason"], cancelled
+    assert not (lab.settings.state_dir / "detached" / f"{call_id}.owner.json").exists()
+    is_error, again = await lab.call("cancel_run", {"run_id": run_id})
+    assert is_error and again["rule_id"] == "cancel.running"
+
+
+def _catches_sigterm(pid: int) -> bool:
+    """Whether `pid` has a handler for SIGTERM (/proc/<pid>/status SigCgt, bit 15)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught, 16) & (1 << (signal.SIGTERM - 1)))
+
+
+async def test_a_worker_signalled_while_it_starts_ends_its_run_killed_itself(lab: RunsLab) -> None:
+    is_error, started = await lab.call("run_experiment", {"reasoning": REASONING, "detach": True})
+    assert not is_error, started
+    run_id, call_id = started["run_id"], started["call_id"]
+    worker = owner_pid(lab.settings, call_id)
+    with anyio.fail_after(GONE_S):
+        while not _catches_sigterm(worker):
+            await anyio.sleep(0.002)
+    os.kill(worker, signal.SIGTERM)  # what cancel_run sends, before the worker has taken over its run
+    assert [r["event"] for r in detached_records(lab.settings, call_id)] == ["accepted"]
+    await _gone([worker])
+    run = await wait_for_run(lab.settings, run_id, ended)
+    assert run["status"] == "KILLED" and "cancel_run" in run["tags"]["mlgate.end_reason"], run["tags"]
+    ends = [r for r in detached_records(lab.settings, call_id) if r["event"] in ("ended", "reconciled")]
+    assert [(r["event"], r["status"]) for r in ends] == [("ended", "KILLED")]
+    assert not (lab.settings.state_dir / "detached" / f"{call_id}.owner.json").exists()
