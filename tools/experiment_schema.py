@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError, model_serializer, model_validator
 
@@ -198,7 +198,9 @@ class ReasoningConfig(Strict):
 
 
 def schema_errors(exc: ValidationError, model: type[BaseModel] = ExperimentConfig) -> list[str]:
-    """`path: message` per problem, values left out; unknown keys get a did-you-mean hint."""
+    """`path: message` per problem, values left out; an unknown key gets a did-you-mean hint (a case
+    variant of a field it may hold) or, when it is a field of another model type or split strategy,
+    the fields of the chosen one."""
     described = [_describe(error, model) for error in exc.errors(include_url=False, include_input=False)]
     return list(dict.fromkeys(described))
 
@@ -208,8 +210,7 @@ def _describe(error: Any, model: type[BaseModel]) -> str:
     path = ".".join(loc) or "(root)"
     message = error["msg"]
     if error["type"] == "extra_forbidden":
-        hint = _case_hint(loc, model)
-        message = "unknown field" + (f" (did you mean {hint!r}? keys are case-sensitive)" if hint else "")
+        message = "unknown field" + _unknown_field_hint(error["loc"], loc, model)
     return f"{path}: {message}"
 
 
@@ -221,10 +222,42 @@ def _is_union_tag(part: Any) -> bool:
     return isinstance(part, str) and (part in UNION_LABELS or "[" in part)
 
 
-def _case_hint(loc: list[str], model: type[BaseModel]) -> str | None:
-    """The known path that matches `loc` ignoring case, if any."""
-    known = {p.lower(): p for p in known_paths(model)}
-    return known.get(".".join(loc).lower())
+def _unknown_field_hint(raw_loc: tuple[Any, ...], loc: list[str], model: type[BaseModel]) -> str:
+    """A case variant of a field of the model (or union member) that holds it; else, for a field of
+    another model type or split strategy, which fields the chosen one has. Never the rejected name."""
+    holder, tag = _holder(raw_loc, model)
+    name, prefix = (loc[-1] if loc else ""), "".join(f"{part}." for part in loc[:-1])
+    fields = list(holder.model_fields) if holder is not None else [p.removeprefix(prefix) for p in known_paths(model) if p.startswith(prefix) and "." not in p.removeprefix(prefix)]
+    variant = next((f for f in fields if f.lower() == name.lower() and f != name), None)
+    if variant is not None:
+        return f" (did you mean {'.'.join([*loc[:-1], variant])!r}? keys are case-sensitive)"
+    if tag is not None and ".".join(loc).lower() in {p.lower() for p in known_paths(model)}:
+        noun = "parameter" if loc[-2:-1] == ["params"] else "field"
+        return f": {name} is not a {noun} of {tag}; its {noun}s are {', '.join(fields)}"
+    return ""
+
+
+def _holder(raw_loc: tuple[Any, ...], model: type[BaseModel]) -> tuple[type[BaseModel] | None, str | None]:
+    """The model that holds the last part of an error location, following union members by the tag
+    pydantic puts in the location, and the last such tag; (None, tag) when it cannot be followed."""
+    members: list[type[BaseModel]] = [model]
+    tag = None
+    for part in raw_loc[:-1]:
+        chosen = [m for m in members if _discriminator_value(m) == part]
+        if chosen:
+            members, tag = chosen, str(part)
+            continue
+        annotations = [m.model_fields[part].annotation for m in members if isinstance(part, str) and part in m.model_fields]
+        members = _submodels(annotations[0]) if annotations else []
+    return (members[0] if len(members) == 1 else None), tag
+
+
+def _discriminator_value(model: type[BaseModel]) -> str | None:
+    """The tag of a union member: its single-valued Literal field (model.type, split.strategy)."""
+    for field in model.model_fields.values():
+        if get_origin(field.annotation) is Literal and len(get_args(field.annotation)) == 1:
+            return str(get_args(field.annotation)[0])
+    return None
 
 
 def known_paths(model: type[BaseModel], prefix: str = "") -> list[str]:

@@ -115,6 +115,30 @@ def test_case_variants_are_unknown_fields_with_a_hint() -> None:
 @pytest.mark.parametrize(
     ("section", "value", "expected"),
     [
+        ("model", {"type": "torch_mlp", "params": {"n_estimators": 10}},
+         "model.params.n_estimators: unknown field: n_estimators is not a parameter of torch_mlp; its parameters are hidden_sizes, "),
+        ("model", {"type": "logistic_regression", "params": {"Max_depth": 3}},
+         "model.params.Max_depth: unknown field: Max_depth is not a parameter of logistic_regression; its parameters are C, "),
+        ("split", {"strategy": "stratified_kfold", "n_splits": 5, "test_size": 0.2, "validation_size": 0.1},
+         "split.validation_size: unknown field: validation_size is not a field of stratified_kfold; its fields are strategy, n_splits, test_size"),
+    ],
+)
+def test_a_field_of_another_model_type_or_split_strategy_is_named_as_such(section: str, value: Any, expected: str) -> None:
+    found = problems(with_(section, value))
+    assert any(p.startswith(expected) for p in found), found
+    assert not any("did you mean" in p for p in found), found
+
+
+def test_a_case_hint_inside_a_model_type_names_its_own_parameter_never_the_rejected_name() -> None:
+    found = problems(with_("model", {"type": "torch_mlp", "params": {"Epochs": 3}}))
+    assert "model.params.Epochs: unknown field (did you mean 'model.params.epochs'? keys are case-sensitive)" in found, found
+    found = problems(with_("split", {"strategy": "stratified_kfold", "N_splits": 5, "test_size": 0.2}))
+    assert "split.N_splits: unknown field (did you mean 'split.n_splits'? keys are case-sensitive)" in found, found
+
+
+@pytest.mark.parametrize(
+    ("section", "value", "expected"),
+    [
         ("data", {"dataset": None, "target": "default", "positive_class": True}, "data.positive_class"),
         ("data", {"dataset": "../../etc", "target": "default", "positive_class": 1}, "data.dataset"),
         ("features", {"exclude": [], "use_protected_attributes": "false"}, "features.use_protected_attributes"),
