@@ -85,11 +85,74 @@ def _keys(arguments: Any) -> set[str]:
     return keys
 
 
+SCALAR_MEMBERS = {"str", "int", "float", "bool", "none", "bytes"}  # pydantic's labels of union members, with constrained- forms
+VALUE_KINDS = ((bool, "bool"), (str, "str"), (int, "int"), (float, "float"), (Mapping, "dict"), (list, "list"), (type(None), "none"))
+
+
+def _is_member(part: Any, chosen: set[str]) -> bool:
+    """Whether a location part is pydantic's label of a union member (`dict[str,...]`,
+    `constrained-str`), never a field an agent can act on; a key the caller chose is its own."""
+    return isinstance(part, str) and part not in chosen and ("[" in part or part.removeprefix("constrained-") in SCALAR_MEMBERS)
+
+
+def _member_fits(label: str, value: Any) -> bool:
+    kind = next((name for cls, name in VALUE_KINDS if isinstance(value, cls)), None)
+    return kind is not None and label.removeprefix("constrained-").startswith(kind)
+
+
+def _value_at(arguments: Any, parts: list[Any]) -> Any:
+    for part in parts:
+        try:
+            arguments = arguments[part]
+        except (KeyError, IndexError, TypeError):
+            return _MISSING
+    return arguments
+
+
+_MISSING = object()
+
+
+def _fitting(errors: list[Any], arguments: Mapping[str, Any], chosen: set[str]) -> list[Any]:
+    """Of the members a union tried, the errors of the one the value's type fits (a mapping is not
+    told it should be a string); every member's when none fits."""
+    verdicts = [_member_verdict(e["loc"], arguments, chosen) for e in errors]
+    fitted = {prefix for prefix, fits in verdicts if fits}
+    return [e for e, (prefix, fits) in zip(errors, verdicts, strict=True) if prefix is None or fits or prefix not in fitted]
+
+
+def _member_verdict(loc: tuple[Any, ...], arguments: Mapping[str, Any], chosen: set[str]) -> tuple[tuple[Any, ...] | None, bool]:
+    """(where the union is, whether the value there fits the member this error is of); (None, True)
+    for an error outside any union."""
+    index = next((i for i, part in enumerate(loc) if _is_member(part, chosen)), None)
+    if index is None:
+        return None, True
+    value = _value_at(arguments, [part for part in loc[:index] if not _is_member(part, chosen)])
+    return loc[:index], _member_fits(loc[index], value)
+
+
+def _message(error: Any, loc: list[Any], chosen: set[str]) -> str:
+    """pydantic's message, but for a collection with too few items: how many of what are needed."""
+    ctx = error.get("ctx") or {}
+    if error["type"] != "too_short" or "min_length" not in ctx:
+        return error["msg"]
+    count, name = ctx["min_length"], str(loc[-1]) if loc and _shown(loc[-1], chosen) == loc[-1] else ""
+    if not name.endswith("s"):
+        return f"at least {count} item{'s are' if count != 1 else ' is'} needed"
+    return f"at least {count} {name} are needed" if count != 1 else f"at least 1 {name.removesuffix('s')} is needed"
+
+
+def _problem(error: Any, chosen: set[str]) -> str:
+    loc = [part for part in error["loc"] if not _is_member(part, chosen)]
+    return f"{_field_path(tuple(loc), chosen)}: {_message(error, loc, chosen)}"
+
+
 def validation_denial(exc: ValidationError, arguments: Mapping[str, Any]) -> InvalidInput:
-    """Field paths and messages only: rejected values are the caller's data and stay out. At most
-    MAX_PROBLEMS are listed, so a flood of bad fields cannot swell the reply or the audit record."""
-    errors, chosen = exc.errors(), _keys(arguments)
-    problems = [f"{_field_path(e['loc'], chosen)}: {e['msg']}" for e in errors[:MAX_PROBLEMS]]
+    """Field paths and messages only: rejected values are the caller's data and stay out; a union's
+    member labels are pydantic's internals and stay out too. At most MAX_PROBLEMS are listed, so a
+    flood of bad fields cannot swell the reply or the audit record."""
+    chosen = _keys(arguments)
+    errors = _fitting(exc.errors(include_url=False, include_input=False), arguments, chosen)
+    problems = list(dict.fromkeys(_problem(e, chosen) for e in errors[:MAX_PROBLEMS]))
     if len(errors) > MAX_PROBLEMS:
         problems.append(f"and {len(errors) - MAX_PROBLEMS} more")
     return InvalidInput(

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
-from pydantic import Field
+from pydantic import Field, JsonValue, ValidationError
 
 from policies import Decision, Principal, Rule
 from server.auth import TOKEN_BYTES, TOKEN_PREFIX
-from server.enforcement import Enforcer
+from server.enforcement import Enforcer, validation_denial
 from server.identity import Identifier
 from server.registration import governed_tool
 from tools.base import CallContext, StrictInput, ToolSpec
@@ -166,3 +166,23 @@ async def test_a_call_that_ran_but_whose_outcome_cannot_be_recorded_says_it_ran_
     assert recorder.executed == ["please"] and result.is_error
     assert (reply["decision"], reply["status"], reply["rule_id"]) == ("allow", "failed", "audit.unavailable")
     assert "ran" in reply["reason"] and "do not retry" in reply["remediation"] and "audit verify" in reply["remediation"]
+
+
+class ChangesInput(StrictInput):
+    """A mapping or its text, as propose_config_change takes `changes`."""
+
+    changes: Annotated[dict[str, JsonValue], Field(min_length=1)] | Annotated[str, Field(min_length=1)]
+    run_ids: Annotated[list[str], Field(min_length=2)] = ["a", "b"]
+
+
+def _reason_for(arguments: dict[str, Any]) -> str:
+    with pytest.raises(ValidationError) as caught:
+        ChangesInput.model_validate(arguments)
+    return validation_denial(caught.value, arguments).reason
+
+
+def test_a_schema_error_in_a_union_field_names_the_field_and_what_is_needed_not_pydantic_internals() -> None:
+    assert _reason_for({"changes": {}}) == "invalid arguments: changes: at least 1 change is needed"
+    assert _reason_for({"changes": {"a": 1}, "run_ids": ["a"]}) == "invalid arguments: run_ids: at least 2 run_ids are needed"
+    reason = _reason_for({"changes": 5})  # no member fits: what each would need
+    assert reason == "invalid arguments: changes: Input should be a valid dictionary; changes: Input should be a valid string", reason
