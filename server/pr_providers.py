@@ -3,7 +3,8 @@
     PrRecords        one JSON file per PR under <state_dir>/prs/ (both providers keep them, so
                      `mlgate prs` and `mlgate verify-pr` work the same for either)
     LocalProvider    a bare repository (default <state_dir>/remote.git, created on first use) as the
-                     remote, PRs only as records: the default, fully testable offline
+                     remote, PRs only as records, answered as `mlgate-pr:local-<n>` (no host path):
+                     the default, fully testable offline
     GitHubProvider   pushes over HTTPS and opens/updates the PR through the REST API; the token is
                      read from the environment variable named in the server config at the moment it
                      is needed, travels to git in the environment (never argv) and is never logged;
@@ -30,6 +31,7 @@ import httpx2
 
 from server.files import locked, write_atomic
 from server.git import GitRepo, check_branch
+from server.mlflow_import import mlflow_module
 from server.settings import GitHubSettings, Settings
 from tools.errors import GitRefused, NotFound
 
@@ -132,12 +134,17 @@ class LocalProvider:
         with locked(self.records.lock):
             existing = self.find(draft["branch"])
             if existing is not None and _unchanged(existing, draft):
-                return existing, False
+                return {**existing, "url": local_pr_url(existing["number"])}, False  # an earlier server recorded a file:// URL
             number = existing["number"] if existing else self.records.next_number(self.name)
-            record = _merge(existing, draft, number, "", self.name)
-            record["url"] = (self.records.root / f"{self.name}-{number}.json").resolve().as_uri()
+            record = _merge(existing, draft, number, local_pr_url(number), self.name)
             self.records.save(record)
             return record, True
+
+
+def local_pr_url(number: int) -> str:
+    """A local PR's identifier for agents: `mlgate-pr:local-<n>`. Never the record's file URL, which
+    would tell a remote agent where the server keeps its state (`mlgate prs` shows the records)."""
+    return f"mlgate-pr:{LocalProvider.name}-{number}"
 
 
 class GitHubProvider:
@@ -250,7 +257,7 @@ class RunArtifacts:
 
     def read_json(self, run_id: str, name: str) -> Any | None:
         """The parsed artifact `name` of the run, or None when the run has no such artifact."""
-        from mlflow.exceptions import MlflowException  # noqa: PLC0415 (deferred: slow import)
+        MlflowException = mlflow_module("mlflow.exceptions").MlflowException  # first use under the import lock
 
         with tempfile.TemporaryDirectory(prefix="mlgate-artifact-") as scratch:
             try:
@@ -268,7 +275,7 @@ class RunArtifacts:
         """The run's scored test rows `{__row_id__, score, label}` as a DataFrame, or None when the
         artifact is missing, too large (MAX_PREDICTION_BYTES) or not such a table."""
         import pandas as pd  # noqa: PLC0415 (deferred: slow import)
-        from mlflow.exceptions import MlflowException  # noqa: PLC0415
+        MlflowException = mlflow_module("mlflow.exceptions").MlflowException
 
         with tempfile.TemporaryDirectory(prefix="mlgate-artifact-") as scratch:
             try:

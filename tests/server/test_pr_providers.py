@@ -52,7 +52,7 @@ def test_local_records_create_then_reuse_then_update_with_history(repo: GitRepo,
     provider = LocalProvider(repo, tmp_path / "remote.git", records)
     commit = repo.head() or ""
     first, changed = provider.submit(draft(commit))
-    assert changed and first["id"] == "local#1" and first["state"] == "open" and first["url"].startswith("file://")
+    assert changed and first["id"] == "local#1" and first["state"] == "open" and first["url"] == "mlgate-pr:local-1"
     again, changed = provider.submit(draft(commit, now="2025-01-02T00:00:00Z"))
     assert not changed and again == first
     updated, changed = provider.submit(draft(commit, run_id=RUN_B, now="2025-01-03T00:00:00Z"))
@@ -61,6 +61,18 @@ def test_local_records_create_then_reuse_then_update_with_history(repo: GitRepo,
     other, _ = provider.submit(draft(commit, branch="agent/y"))
     assert other["id"] == "local#2"
     assert [r["id"] for r in records.list()] == ["local#1", "local#2"] and records.for_branch("agent/x")["run_id"] == RUN_B
+
+
+def test_a_local_pr_is_answered_by_an_identifier_naming_no_host_path_even_when_recorded_with_one(repo: GitRepo, tmp_path: Path) -> None:
+    records = PrRecords(tmp_path / "prs")
+    provider = LocalProvider(repo, tmp_path / "remote.git", records)
+    commit = repo.head() or ""
+    first, _ = provider.submit(draft(commit))
+    assert first["url"] == "mlgate-pr:local-1" and str(tmp_path) not in json.dumps(first)
+    records.save({**first, "url": (records.root / "local-1.json").resolve().as_uri()})  # as an earlier server recorded it
+    again, changed = provider.submit(draft(commit))
+    assert not changed and again["url"] == "mlgate-pr:local-1" and str(tmp_path) not in json.dumps(again)
+    assert (records.root / "local-1.json").is_file()  # the record stays where `mlgate prs` reads it
 
 
 def test_records_ignore_foreign_files(tmp_path: Path) -> None:

@@ -73,7 +73,8 @@ def make_run(client: Any, repo: GitRepo, commit: str, *, dirty: str = "false", s
     """A run as run_experiment leaves it: Tier 1 params (with the hashes of the files it used),
     metrics, tags, gate receipt."""
     found = client.get_experiment_by_name(experiment_name)
-    experiment = found.experiment_id if found is not None else client.create_experiment(experiment_name)
+    store_artifacts = client.get_experiment_by_name("demo-bank/credit-default").artifact_location  # the store's tmp dir, never ./mlruns
+    experiment = found.experiment_id if found is not None else client.create_experiment(experiment_name, artifact_location=f"{store_artifacts}/{experiment_name.replace('/', '-')}")
     run_id = client.create_run(experiment, tags={"client_name": "demo-bank", "project_name": "credit-default", "principal": "local-agent", "transport": "memory"}).info.run_id
     params = {"git_commit": commit, "git_dirty": dirty, "dataset_content_hash": "d" * 64, "dataset_schema_hash": "e" * 64, "uv_lock_sha256": "f" * 64,
               "feature_pipeline_hash": "1" * 64, "config_hash": "2" * 64, "standards_sha256": "3" * 64, "seed": "42", "run_files_sha256": used_files(repo, commit)}  # fmt: skip
@@ -138,6 +139,8 @@ async def test_open_pr_pushes_the_run_commit_and_records_the_pr_citing_the_run(s
     assert not is_error, result
     assert result["commit"] == commit and result["branch"] == "agent/debt-ratio" and result["pr"]["id"] == "local#1" and not result["branch_created"]
     assert remote(settings).branch_head("agent/debt-ratio") == commit and remote(settings).branch_head("main") is None
+    assert result["pr"]["url"] == "mlgate-pr:local-1"
+    assert not any(str(path) in json.dumps(result) for path in (settings.state_dir, settings.workspace, settings.workspace.parent)), result
     [record] = records(settings)
     assert record["run_id"] == run_id and record["commit"] == commit and record["base"] == "main"
     assert record["metrics"] == {"val_pr_auc": 0.52, "val_roc_auc": 0.81} and record["baseline"] == {"val_baseline_logistic_regression_roc_auc": 0.74}
