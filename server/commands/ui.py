@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,19 @@ def ui_argv(python: str, tracking_uri: str, host: str, port: int) -> list[str]:
     return [python, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri, "--registry-store-uri", tracking_uri, "--host", host, "--port", str(port), "--workers", "1"]
 
 
+def port_in_use(host: str, port: int) -> bool:
+    """Whether binding host:port fails now. Checked before starting MLflow, whose server waits
+    without a word when its port is taken."""
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as MLflow's server binds: a closed UI's TIME_WAIT is no obstacle
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError:
+            return True
+    return False
+
+
 def ui_command(args: argparse.Namespace) -> int:
     if not is_loopback(args.host):
         print(f"mlgate: refusing to serve the MLflow UI on {args.host}: it has no authentication", file=sys.stderr)
@@ -50,6 +64,7 @@ def ui_command(args: argparse.Namespace) -> int:
         return 2
     if not 1 <= args.port <= 65535:
         print(f"mlgate: port {args.port} is out of range 1-65535", file=sys.stderr)
+        print("  what to do: give --port a number from 1024 to 65535 (default 5000)", file=sys.stderr)
         return 2
     settings = load_settings(args.workspace)
     if settings.mlflow_uri.split(":", 1)[0].lower() in ("http", "https"):
@@ -59,6 +74,10 @@ def ui_command(args: argparse.Namespace) -> int:
     if settings.tracking_uri is None and not (settings.state_dir / "mlflow.db").is_file():
         print(f"mlgate: {settings.workspace} has no runs yet (no MLflow store under {settings.state_dir.name}/)", file=sys.stderr)
         print("  what to do: run an experiment first, or check --workspace", file=sys.stderr)
+        return 2
+    if port_in_use(args.host, args.port):
+        print(f"mlgate: port {args.port} on {args.host} is in use (another UI or server)", file=sys.stderr)
+        print("  what to do: pick a free one with --port, or stop what listens there", file=sys.stderr)
         return 2
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     print(f"MLflow UI for {settings.workspace.name}: http://{args.host}:{args.port}", flush=True)

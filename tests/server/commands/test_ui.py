@@ -84,3 +84,13 @@ async def _get_run(port: int, run_id: str) -> dict:
                 except httpx2.TransportError:
                     pass
                 await anyio.sleep(0.2)
+
+
+def test_a_port_in_use_exits_2_with_what_to_do_instead_of_waiting_silently(workspace: Path, capsys) -> None:
+    assert main(["models", "list", "--workspace", str(workspace)]) == 0  # the embedded store, so the UI has something to serve
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        capsys.readouterr()
+        assert main(["ui", "--workspace", str(workspace), "--port", str(taken.getsockname()[1])]) == 2
+    assert "is in use" in capsys.readouterr().err
