@@ -201,7 +201,8 @@ def reasoning_required_for_agents(facts: Mapping[str, Any], config: Mapping[str,
     return Decision.deny(
         "reasoning.required_for_agents",
         f"agents must explain the change: {', '.join(weak) or 'change_description and expected_effect must differ'} too short or missing",
-        f"pass reasoning with hypothesis_category, change_description and expected_effect, each at least {limits['min_chars']} characters and {limits['min_words']} distinct words",
+        f"pass reasoning with change_description and expected_effect, each at least {limits['min_chars']} characters and {limits['min_words']} "
+        "distinct words and different from each other, and a hypothesis_category from the standards' allowed list",
     )
 
 

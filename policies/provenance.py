@@ -228,8 +228,9 @@ def agents_cannot_touch_main(facts: Mapping[str, Any], config: Mapping[str, Any]
     branch, protected = facts["branch"], facts["protected_ref"]
     if isinstance(branch, str) and branch != protected and branch.startswith("agent/"):
         return Decision.allow("role.agents_cannot_touch_main", f"{branch} is not {protected}")
-    return Decision.deny(
-        "role.agents_cannot_touch_main",
-        f"{protected} is protected: no tool writes or pushes it, and agents work only on agent/* branches",
-        "open_pr on an agent/* branch; a human merges the PR into main after review",
-    )
+    remediation = "open_pr on an agent/* branch; a human merges the PR into main after review"
+    if branch == protected:
+        return Decision.deny("role.agents_cannot_touch_main", f"{protected} is protected: no tool writes or pushes it, and agents work only on agent/* branches", remediation)
+    # any other refused name is refused as a name (an option such as --upload-pack is not main)
+    problem = branch_problem(branch) or "agents work only on agent/* branches"
+    return Decision.deny("role.agents_cannot_touch_main", f"the branch name is refused: {problem}", remediation)

@@ -5,6 +5,8 @@ import pytest
 
 from policies import Principal
 from policies.config_change import canonical, canonical_at, protected_changes, unapproved_deviations
+from policies.decision import decide_one
+from policies.registry import load_all
 from tests.policies.cases import BASE_STANDARDS, RuleCase, config
 
 AGENT, HUMAN = Principal("codex", "agent"), Principal("alice", "human")
@@ -134,3 +136,13 @@ def test_protected_field_denial_tells_the_agent_a_human_must_approve() -> None:
     assert not decision.allowed
     assert "data.target" in decision.reason and '"churn"' in decision.reason
     assert "mlgate approvals approve" in decision.remediation and "Agents cannot approve" in decision.remediation
+
+
+def test_the_reasoning_denial_holds_only_the_two_texts_to_the_length_and_word_limits() -> None:
+    """hypothesis_category is a category name ('baseline'), never held to the length limit."""
+    denied = decide_one(load_all()["reasoning.required_for_agents"], facts(reasoning={**REASONING, "expected_effect": "better"}), config())
+    assert not denied.allowed and "expected_effect" in denied.reason
+    assert "with change_description and expected_effect, each at least " in denied.remediation, denied.remediation
+    assert "hypothesis_category, change_description" not in denied.remediation, denied.remediation
+    short_category = decide_one(load_all()["reasoning.required_for_agents"], facts(reasoning={**REASONING, "hypothesis_category": "baseline"}), config())
+    assert short_category.allowed, short_category

@@ -190,3 +190,12 @@ def test_reproduction_passes_only_when_every_metric_is_within_tolerance(differen
 def test_worst_difference_is_unknown_when_a_metric_was_not_reproduced() -> None:
     assert worst_difference({"a": 0.1, "b": 0.3}) == 0.3
     assert worst_difference({"a": 0.1, "b": None}) is None
+
+
+def test_a_human_approval_denial_names_the_approval_when_there_is_one_and_how_one_is_opened_when_not() -> None:
+    rule_ = load_all()["promotion.human_approval"]
+    pending = decide_one(rule_, facts(approval={"id": "apr-0123456789ab", "status": "pending", "decided_by": None}), CFG)
+    assert not pending.allowed and "apr-0123456789ab" in pending.reason and "is pending" in pending.reason, pending.reason
+    missing = decide_one(rule_, facts(approval=None), CFG)
+    assert not missing.allowed and "no approval" in missing.reason, missing.reason
+    assert "in this denial" not in missing.remediation and "opens" in missing.remediation, missing.remediation

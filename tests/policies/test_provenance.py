@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from policies import Principal
+from policies.decision import decide_one
 from policies.provenance import branch_problem, guard_hits, protected_deviations
+from policies.registry import load_all
 from tests.policies.cases import BASE_POLICY, BASE_STANDARDS, RuleCase, config
 
 C = "a" * 40
@@ -97,7 +99,20 @@ CASES = [
     RuleCase("role.agents_cannot_touch_main", "allow", facts(), CFG, "agent_branch"),
     RuleCase("role.agents_cannot_touch_main", "deny", facts(branch="main"), CFG, "main"),
     RuleCase("role.agents_cannot_touch_main", "deny", facts(branch="feature/x", principal=HUMAN), CFG, "not_agent_branch"),
+    RuleCase("role.agents_cannot_touch_main", "deny", facts(branch="--upload-pack=evil"), CFG, "option"),
 ]
+
+
+@pytest.mark.parametrize("branch", ["--upload-pack=evil", "feature/x", "a..b", None])
+def test_a_refused_branch_that_is_not_the_protected_one_is_refused_by_name_not_as_main(branch: Any) -> None:
+    decision = decide_one(load_all()["role.agents_cannot_touch_main"], facts(branch=branch), CFG)
+    assert not decision.allowed and decision.reason.startswith("the branch name is refused: branch names must be agent/"), decision.reason
+    assert "main is protected" not in decision.reason
+
+
+def test_the_protected_branch_is_refused_as_protected() -> None:
+    decision = decide_one(load_all()["role.agents_cannot_touch_main"], facts(branch="main"), CFG)
+    assert not decision.allowed and decision.reason.startswith("main is protected"), decision.reason
 
 
 @pytest.mark.parametrize(

@@ -357,6 +357,7 @@ async def test_hostile_branch_names_are_refused_with_no_side_effect(settings: Se
     async with connect(settings, ports) as client:
         is_error, result = await open_pr(client, run_id, branch=branch)
     assert is_error and result["rule_id"] in ("pr.branch_allowed", "input.schema", "role.agents_cannot_touch_main")
+    assert ("is protected" in result["reason"]) == (branch == "main"), result  # --upload-pack=... is refused as a name, not as main
     assert repo.text("for-each-ref") == refs and nothing_pushed_or_recorded(settings, "main")
     assert not (settings.workspace / "MARK").exists() and not (settings.state_dir / "MARK").exists()
 
