@@ -9,6 +9,7 @@ from typing import Any
 
 from server.app import build_server
 from server.cli import add_workspace_option
+from server.workspace import check_is_workspace
 from server.credentials import TokenHolder, exposed_approver_token, stdio_holder
 from server.identity import UNAUTHENTICATED
 from server.ports import build_ports
@@ -19,7 +20,7 @@ from tools.errors import PolicyDenied
 
 def register(subparsers) -> None:
     serve = subparsers.add_parser("serve", help="serve the governed tools over stdio (default) or HTTP")
-    add_workspace_option(serve, governed=True)
+    add_workspace_option(serve)  # checked once settings load: a bad setting is named first
     serve.add_argument(
         "--http",
         metavar="HOST:PORT",
@@ -50,6 +51,7 @@ def serve_command(args: argparse.Namespace) -> int:
     if args.http:
         return _serve_http(args)
     settings = load_settings(args.workspace, transport="stdio")
+    check_is_workspace(settings.workspace)
     refusal = stdio_refusal(settings)
     try:
         local = None if refusal is not None or settings.local_role == "agent" else _human_holder(settings)
@@ -94,6 +96,7 @@ def _serve_http(args: argparse.Namespace) -> int:
 
     bind = parse_bind(args.http)
     settings = load_settings(args.workspace)
+    check_is_workspace(settings.workspace)
     ports = build_ports(settings)
     app = build_http_app(settings, bind, ports=ports)
     reconcile_in_background(ports)

@@ -195,3 +195,10 @@ def test_stdio_names_its_version_and_mlflow_prints_nothing_even_under_an_agent(w
     assert answers[1]["id"] == 2 and "result" in answers[1]
     stderr = process.stderr.read().decode()
     assert "skill" not in stderr.lower() and "MLFLOW_DISABLE_AGENT_HINT" not in stderr, stderr
+
+
+@pytest.mark.parametrize("http", [[], ["--http", "127.0.0.1:8765"]], ids=["stdio", "http"])
+def test_serving_a_directory_mlgate_init_did_not_make_exits_2_with_what_to_do(tmp_path: Path, capsys, http: list[str]) -> None:
+    assert main(["serve", "--workspace", str(tmp_path / "typo"), *http]) == 2
+    assert "what to do: pass --workspace DIR of a workspace made by `mlgate init DIR`" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()
