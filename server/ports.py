@@ -33,7 +33,7 @@ from server.settings import Settings, policy_limits
 from server.slots import RunSlots
 from server.standards import StandardsSource
 from server.test_queries import TestQueryLedger
-from server.tracking import MlflowTracking
+from server.tracking import MlflowTracking, project_experiment
 from server.worktree import Worktrees
 
 
@@ -78,7 +78,9 @@ def build_ports(settings: Settings) -> Ports:
     ports.overrides = OverridesLog(settings.workspace, settings.audit_path)
     # adapters record the audit chain head as a witness (server/audit/witness.py); the chain is opened below
     witness = late_witness(ports)
-    ports.tracking = MlflowTracking.for_settings(settings, clock=ports.clock, witness=witness, chain=lambda: chain_id(settings.audit_path))
+    # orphans are looked for in this project's experiment only: a shared store holds other projects' runs
+    project = lambda: project_experiment(ports.standards.policy_config()["standards"])  # noqa: E731
+    ports.tracking = MlflowTracking.for_settings(settings, clock=ports.clock, witness=witness, chain=lambda: chain_id(settings.audit_path), project=project)
     ports.sandbox = build_executor(settings)  # server/executors.Executor: local bwrap or Ray
     ports.rundirs = RunDirs(settings.state_dir / "runs")
     ports.environment = Environment(settings.workspace)

@@ -31,6 +31,7 @@ import httpx2
 
 from server.files import locked, write_atomic
 from server.git import GitRepo, check_branch
+from server.mlflow_import import mlflow_module
 from server.settings import GitHubSettings, Settings
 from tools.errors import GitRefused, NotFound
 
@@ -256,7 +257,7 @@ class RunArtifacts:
 
     def read_json(self, run_id: str, name: str) -> Any | None:
         """The parsed artifact `name` of the run, or None when the run has no such artifact."""
-        from mlflow.exceptions import MlflowException  # noqa: PLC0415 (deferred: slow import)
+        MlflowException = mlflow_module("mlflow.exceptions").MlflowException  # first use under the import lock
 
         with tempfile.TemporaryDirectory(prefix="mlgate-artifact-") as scratch:
             try:
@@ -274,7 +275,7 @@ class RunArtifacts:
         """The run's scored test rows `{__row_id__, score, label}` as a DataFrame, or None when the
         artifact is missing, too large (MAX_PREDICTION_BYTES) or not such a table."""
         import pandas as pd  # noqa: PLC0415 (deferred: slow import)
-        from mlflow.exceptions import MlflowException  # noqa: PLC0415
+        MlflowException = mlflow_module("mlflow.exceptions").MlflowException
 
         with tempfile.TemporaryDirectory(prefix="mlgate-artifact-") as scratch:
             try:

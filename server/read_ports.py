@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from server.mlflow_import import mlflow_module
 from tools.errors import IntegrityError, NotFound
 
 SQLITE_PREFIX = "sqlite:///"
@@ -44,9 +45,7 @@ class ReadPorts:
 def _expected_mlflow_tables() -> set[str]:
     """The tables MLflow creates on first open (its ORM metadata); a store missing one would be
     migrated on open, which is a write."""
-    from mlflow.store.db.utils import Base  # noqa: PLC0415 (deferred: slow import)
-
-    return set(Base.metadata.tables)
+    return set(mlflow_module("mlflow.store.db.utils").Base.metadata.tables)
 
 
 def sqlite_store_ready(path: Path) -> bool:

@@ -18,6 +18,12 @@ is opened (server/audit/chain.py); the rest is here:
                vouches for its lines (server/approvals.py); lines the record holds and the log lacks
                are appended with their original witness (a line deleted by hand comes back too)
 
+Runs and aliases are this project's only (its experiment `<client>/<project>` and its model
+`<client>-<project>`, from the acknowledged standards): a tracking store shared by several projects
+holds other projects' runs and models, which their own servers reconcile against their own histories.
+Each part is repaired on its own and retried once; a part that still fails is named in the record
+(`not_repaired`) and on stderr, and the others are repaired all the same.
+
 Whatever was repaired is appended to the audit chain as one `recovered` record, so a repair (or a
 pointer moved outside mlgate that this undid) is visible to `mlgate audit verify` readers.
 """
@@ -25,41 +31,98 @@ pointer moved outside mlgate that this undid) is visible to `mlgate audit verify
 from __future__ import annotations
 
 import functools
+import sys
+from collections.abc import Callable
 from typing import Any
 
 from server.sandbox_leftovers import kill_run_leftovers, sweep_leftovers
+from server.tracking import project_experiment
 
 # (status in the file, status in the chain): a rewrite the chain already recorded, cut short
 LAGGING = {("pending", "approved"), ("pending", "denied"), ("approved", "consumed")}
 
 
-def recover(ports: Any) -> dict[str, list]:
+def recover(ports: Any, warn: Callable[[str], None] | None = None) -> dict[str, list]:
     """Repair runs, approval files and aliases left half-done; record what was repaired in the
-    chain. Returns {runs, approvals, registry, overrides} (empty lists when nothing was found), and
-    sandboxes when processes a dead launcher's sandbox left in an ended run were killed."""
-    found = {
-        "runs": reconcile_runs(ports),
-        "approvals": repair_approval_files(ports.approvals),
-        "registry": reconcile_registry(ports.registry) if ports.registry is not None else [],
-        # lines an approved override's record vouches for, cut off by a kill before they were written
-        "overrides": ports.overrides.restore() if getattr(ports, "overrides", None) is not None else [],
-    }
+    chain. Returns {runs, approvals, registry, overrides} (empty lists when nothing was found),
+    sandboxes when processes a dead launcher's sandbox left in an ended run were killed, and
+    not_repaired [{part, error}] for parts that failed twice: they are in the record too, and
+    `warn` (a line on stderr by default: stdout is the MCP channel) says which."""
+    found, failed = {}, []
+    for part, repair in _parts(ports).items():
+        found[part], error = _twice(repair)
+        if error is not None:
+            failed.append({"part": part, "error": _named(error)})
     swept = sweep_leftovers(ports.rundirs.root) if getattr(ports, "rundirs", None) is not None else []
     if swept:  # after the runs: a RUNNING run's reason counts its own
         found["sandboxes"] = swept
+    if failed:
+        found["not_repaired"] = failed
+        (warn or _stderr)(not_repaired_line(failed))
     if any(found.values()):
         ports.audit.append({"kind": "recovered", **found})
         ports.audit.sync()
     return found
 
 
+def _parts(ports: Any) -> dict[str, Callable[[], list]]:
+    """The repairs, each run on its own: one that fails leaves the others done."""
+    return {
+        "runs": lambda: reconcile_runs(ports),
+        "approvals": lambda: repair_approval_files(ports.approvals),
+        "registry": lambda: reconcile_registry(ports.registry, own_model(ports)) if ports.registry is not None else [],
+        # lines an approved override's record vouches for, cut off by a kill before they were written
+        "overrides": lambda: ports.overrides.restore() if getattr(ports, "overrides", None) is not None else [],
+    }
+
+
+def _twice(repair: Callable[[], list]) -> tuple[list, BaseException | None]:
+    """What `repair` found, retried once after a failure (a store briefly locked, busy or away);
+    ([], the error) when the retry fails too."""
+    try:
+        return repair(), None
+    except Exception:  # noqa: BLE001, S110 - retried below; the retry's error is the one reported
+        pass
+    try:
+        return repair(), None
+    except Exception as error:  # noqa: BLE001 - reported in the record, the other parts still repaired
+        return [], error
+
+
+def _named(error: BaseException) -> str:
+    """The error's type, with a governed error's rule: never its text (a tracking URI may carry a
+    password)."""
+    rule = getattr(error, "rule_id", None)
+    return f"{type(error).__name__}: {rule}" if rule else type(error).__name__
+
+
+def not_repaired_line(failed: list[dict[str, str]]) -> str:
+    parts = ", ".join(f"{f['part']} ({f['error']})" for f in failed)
+    return (f"mlgate: start-up recovery could not repair {parts}; what a previous server left half-done there stays so "
+            "until the next start (the audit chain's `recovered` record names it)")
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def own_model(ports: Any) -> str:
+    """The registered model of this workspace's project (tools/promote.py `model_name`), from its
+    acknowledged standards. Raises what StandardsSource.policy_config raises."""
+    from tools.promote import model_name  # noqa: PLC0415 (the tools are imported by the server, not by every command)
+
+    return model_name(ports.standards.policy_config()["standards"])
+
+
 def reconcile_runs(ports: Any) -> list[str]:
     """End FAILED the RUNNING runs of dead detached workers first (their reason names the worker),
-    then those of dead servers; what their sandboxes left is killed (server/sandbox_leftovers.py)."""
+    then those of dead servers in this project's experiment (a shared store holds other projects'
+    runs); what their sandboxes left is killed (server/sandbox_leftovers.py)."""
     detached = ports.detached.reconcile() if getattr(ports, "detached", None) is not None else []
     rundirs = getattr(ports, "rundirs", None)
     leftovers = functools.partial(kill_run_leftovers, rundirs.root) if rundirs is not None else None
-    return [*detached, *ports.tracking.reconcile_orphans(leftovers=leftovers)]
+    experiment = project_experiment(ports.standards.policy_config()["standards"])
+    return [*detached, *ports.tracking.reconcile_orphans(leftovers=leftovers, experiments=[experiment])]
 
 
 def repair_approval_files(store: Any) -> list[str]:
@@ -73,12 +136,15 @@ def repair_approval_files(store: Any) -> list[str]:
     return repaired
 
 
-def reconcile_registry(registry: Any) -> list[dict[str, Any]]:
-    """Put every alias back where mlgate's history says and every version's stage tag back to the
-    stage the history gave it (server/registry.py `restore_alias`, `restore_stage`)."""
+def reconcile_registry(registry: Any, model: str) -> list[dict[str, Any]]:
+    """Put every alias of `model` (this project's: on a shared store the other models are other
+    projects', whose histories live with their servers) back where mlgate's history says, and every
+    version's stage tag back to the stage the history gave it (server/registry.py `restore_alias`,
+    `restore_stage`)."""
     found: list[dict[str, Any]] = []
-    for model in registry.list_models():
-        name = model["name"]
-        found += [r for alias in sorted(model["aliases"]) if (r := registry.restore_alias(name, alias))]
-        found += [r for row in model["versions"] if (r := registry.restore_stage(name, row["version"]))]
+    listed = registry.model(model)
+    if listed is None:
+        return found
+    found += [r for alias in sorted(listed["aliases"]) if (r := registry.restore_alias(model, alias))]
+    found += [r for row in listed["versions"] if (r := registry.restore_stage(model, row["version"]))]
     return found

@@ -19,6 +19,7 @@ from typing import Any
 from policies.lifecycle import STAGE_TAG, stage_of
 from policies.promotion import MODEL_NAME
 from server.files import locked, write_atomic
+from server.mlflow_import import mlflow_module
 from server.tracking import RUN_ID
 from tools.errors import InvalidInput, NotFound
 
@@ -68,11 +69,10 @@ class ModelRegistry:
 
     def version(self, name: str, version: str) -> dict[str, Any]:
         """{version, run_id, source, tags, aliases}. Raises NotFound."""
-        from mlflow.exceptions import MlflowException  # noqa: PLC0415 (deferred: slow import)
-
+        errors = mlflow_module("mlflow.exceptions")
         try:
             found = self._client.get_model_version(check_model_name(name), str(version))
-        except MlflowException:
+        except errors.MlflowException:
             raise NotFound(f"no version {version} of model {name}", "list models with `mlgate models list`", rule_id="registry.not_found") from None
         return {"version": str(found.version), "run_id": found.run_id, "source": found.source, "tags": dict(found.tags), "aliases": list(found.aliases)}
 
@@ -98,11 +98,10 @@ class ModelRegistry:
         return self.tracking.alias_version(check_model_name(name), alias)
 
     def has_model_artifact(self, run_id: str) -> bool:
-        from mlflow.exceptions import MlflowException  # noqa: PLC0415
-
+        errors = mlflow_module("mlflow.exceptions")
         try:
             return bool(self._client.list_artifacts(run_id, MODEL_DIR))
-        except (MlflowException, OSError):
+        except (errors.MlflowException, OSError):
             return False
 
     def events(self, name: str, alias: str) -> list[dict[str, Any]]:
@@ -119,12 +118,17 @@ class ModelRegistry:
 
     def list_models(self) -> list[dict[str, Any]]:
         """Every registered model: name, aliases {alias: version} and versions (with their runs)."""
-        models = []
-        for model in self._client.search_registered_models(max_results=1000):
-            versions = self._client.search_model_versions(f"name='{model.name}'")
-            rows = sorted(({"version": str(v.version), "run_id": v.run_id, "promoted": v.tags.get("promoted") == "true", "stage": stage_of(v.tags, v.aliases)} for v in versions), key=lambda r: int(r["version"]))
-            models.append({"name": model.name, "aliases": {a: str(v) for a, v in sorted(model.aliases.items())}, "versions": rows})
-        return sorted(models, key=lambda m: m["name"])
+        return sorted((self._listed(model) for model in self._client.search_registered_models(max_results=1000)), key=lambda m: m["name"])
+
+    def model(self, name: str) -> dict[str, Any] | None:
+        """The model `name` as list_models lists it; None when it is not registered."""
+        found = self._client.search_registered_models(f"name = '{check_model_name(name)}'", max_results=1)
+        return self._listed(found[0]) if found else None
+
+    def _listed(self, model: Any) -> dict[str, Any]:
+        versions = self._client.search_model_versions(f"name='{model.name}'")
+        rows = sorted(({"version": str(v.version), "run_id": v.run_id, "promoted": v.tags.get("promoted") == "true", "stage": stage_of(v.tags, v.aliases)} for v in versions), key=lambda r: int(r["version"]))
+        return {"name": model.name, "aliases": {a: str(v) for a, v in sorted(model.aliases.items())}, "versions": rows}
 
     # --- writing ------------------------------------------------------------------------------
 

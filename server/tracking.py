@@ -1,9 +1,10 @@
 """The MLflow adapter (DESIGN §6): the server owns every run; tools only see plain dicts.
 
 sqlite under the state directory with a local artifact root by default, any tracking URI by
-config. MLflow is imported on first use (about a second), so a server that never trains does not
-pay for it at startup, and its usage telemetry is switched off before import: a governed project
-does not phone home. Calls block; async callers run them in a worker thread.
+config. MLflow is imported on first use (seconds), so a server that never trains does not pay for
+it at startup, once per process under a lock (server/mlflow_import.py: concurrent first imports
+deadlock), and its usage telemetry is switched off before import: a governed project does not phone
+home. Calls block; async callers run them in a worker thread.
 
 Every run records which server process owns it (host, boot id, pid, process start time), so a later
 server can tell a run that is still training from one whose server died (`reconcile_orphans`).
@@ -15,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from typing import Any
 from server.clock import SystemClock
 from server.audit.witness import CHAIN_TAG
 from server.liveness import OWNER_TAG_PREFIX, ProcessIdentity
+from server.mlflow_import import mlflow_client, mlflow_module
 from server.sandbox_leftovers import leftover_note
 from server.tracking_owners import HEARTBEAT_TAG, PID_NS_TAG, Heartbeat, pid_namespace, run_owner_alive
 from server.tracking_store import artifact_root as configured_artifact_root
@@ -43,20 +46,9 @@ REDACTED_TAG = "mlgate.redacted_keys"
 WITNESS_TAG, WITNESS_END_TAG = "mlgate.audit_witness", "mlgate.audit_witness_end"
 
 
-# MLflow prints a pointer to its "agent skills" on import when it sees a coding agent's environment
-# variables (Claude Code, Codex): noise on the server's stderr, and nothing an mlgate agent may use.
-QUIET_MLFLOW = {"MLFLOW_DISABLE_AGENT_HINT": "1"}
-
-
 def _import_mlflow() -> Any:
-    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
-    # MLflow prints "View run at: <tracking URI>" to stdout on every ended run: the URI may carry a
-    # password, and stdout is the MCP channel in stdio mode
-    os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
-    os.environ.update(QUIET_MLFLOW)
-    import mlflow  # noqa: PLC0415 (deferred: slow import)
-
-    return mlflow
+    """MLflow, imported once under the process-wide lock (server/mlflow_import.py)."""
+    return mlflow_module()
 
 
 def experiment_name(client_name: str, project_name: str) -> str:
@@ -64,24 +56,33 @@ def experiment_name(client_name: str, project_name: str) -> str:
     return f"{client_name}/{project_name}"
 
 
+def project_experiment(standards: Mapping[str, Any]) -> str:
+    """The experiment of the project the standards describe. Raises KeyError without its names."""
+    return experiment_name(standards["client_name"], standards["project_name"])
+
+
 class MlflowTracking:
     """Tracking adapter over MlflowClient. `artifact_root` (a directory or a URI) is used for stores
     the client writes directly (sqlite, file, a database); a tracking server decides its own.
     While a run it started is RUNNING, a heartbeat thread refreshes its heartbeat tag every
     `heartbeat_s` (server/tracking_owners.py); other hosts' runs count as orphans `stale_after_s`
-    after their last heartbeat."""
+    after their last heartbeat. `project` names the server's experiment: orphans are looked for
+    there only."""
 
     def __init__(
         self, tracking_uri: str, artifact_root: Path | str, *, clock: Any = None, owner: ProcessIdentity | None = None, witness: Callable[[], str] | None = None,
         heartbeat_s: float = 30.0, stale_after_s: float = 600.0, chain: Callable[[], str | None] | None = None,
+        project: Callable[[], str] | None = None,
     ) -> None:  # fmt: skip
         self.tracking_uri = tracking_uri
         self._witness = witness
         self._chain = chain  # the id of the audit chain the witnesses belong to (server/audit/witness.py)
+        self._project = project  # the name of this server's project's experiment (reconcile_orphans)
         self.artifact_root = artifact_root
         self._clock = clock or SystemClock()
         self._owner = owner
         self._client_instance: Any = None
+        self._client_lock = threading.Lock()
         self._stale_after_ms = int(stale_after_s * 1000)
         self.heartbeat = Heartbeat(lambda run_id: self.client.set_tag(run_id, HEARTBEAT_TAG, str(self._now_ms())), heartbeat_s)
 
@@ -102,8 +103,9 @@ class MlflowTracking:
     @property
     def client(self) -> Any:
         if self._client_instance is None:
-            mlflow = _import_mlflow()
-            self._client_instance = mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+            with self._client_lock:  # one client (one opening of the store) per adapter, whichever thread is first
+                if self._client_instance is None:
+                    self._client_instance = mlflow_client(self.tracking_uri, sql_registry=not is_remote(self.tracking_uri))
         return self._client_instance
 
     def _now_ms(self) -> int:
@@ -123,14 +125,13 @@ class MlflowTracking:
 
     def get_or_create_experiment(self, name: str) -> str:
         """The experiment id of `name`, created on first use (safe against a concurrent creator)."""
-        from mlflow.exceptions import MlflowException  # noqa: PLC0415
-
+        errors = mlflow_module("mlflow.exceptions")
         existing = self.client.get_experiment_by_name(name)
         if existing is not None:
             return existing.experiment_id
         try:
             return self.client.create_experiment(name, artifact_location=self._artifact_location(name))
-        except MlflowException:
+        except errors.MlflowException:
             existing = self.client.get_experiment_by_name(name)
             if existing is None:
                 raise
@@ -175,13 +176,12 @@ class MlflowTracking:
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """The run as a plain dict. Raises NotFound for a malformed or unknown run id."""
-        from mlflow.exceptions import MlflowException  # noqa: PLC0415
-
+        errors = mlflow_module("mlflow.exceptions")
         if not isinstance(run_id, str) or not RUN_ID.match(run_id):
             raise NotFound(f"no run {str(run_id)[:40]!r}: run ids are 32 lowercase hex characters", "list runs to find the id", rule_id="tracking.run_not_found")
         try:
             return run_record(self.client.get_run(run_id))
-        except MlflowException as error:
+        except errors.MlflowException as error:
             raise NotFound(f"no run {run_id}", "list runs to find the id", rule_id="tracking.run_not_found") from error
 
     def experiments(self) -> list[dict[str, str]]:
@@ -219,8 +219,7 @@ class MlflowTracking:
         """Log nested params under dotted keys, values as text. Entries that look like secrets (by
         name or by value) are not logged: their keys are returned and tagged mlgate.redacted_keys.
         Raises InvalidInput for a key MLflow cannot store or a value over 6000 characters."""
-        from mlflow.entities import Param  # noqa: PLC0415
-
+        Param = mlflow_module("mlflow.entities").Param
         flat = {k: as_text(v) for k, v in flatten(params).items()}
         check_keys(list(flat))
         too_long = sorted(k for k, v in flat.items() if len(v) > MAX_PARAM_CHARS)
@@ -244,8 +243,7 @@ class MlflowTracking:
     def log_step_metrics(self, run_id: str, steps: Sequence[tuple[Mapping[str, Any], int]]) -> None:
         """log_metrics of several (metrics, step) pairs in one write: one commit, not one per step.
         Raises InvalidInput, writing nothing, when any value is not a number."""
-        from mlflow.entities import Metric  # noqa: PLC0415
-
+        Metric = mlflow_module("mlflow.entities").Metric
         stamp = self._now_ms()
         entries = [Metric(k, float(v), stamp, step) for metrics, step in steps for k, v in sorted(numeric_metrics(metrics).items())]
         for chunk in chunks(entries, 10 * BATCH):
@@ -254,8 +252,7 @@ class MlflowTracking:
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> list[str]:
         """Set tags (nested -> dotted keys, long values truncated). Secret-looking entries are
         dropped and their keys returned."""
-        from mlflow.entities import RunTag  # noqa: PLC0415
-
+        RunTag = mlflow_module("mlflow.entities").RunTag
         clean, dropped = self._clean_tags(tags)
         for chunk in chunks(sorted(clean.items()), BATCH):
             self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in chunk])
@@ -307,11 +304,13 @@ class MlflowTracking:
 
     # --- orphans ----------------------------------------------------------------------------------
 
-    def _running_runs(self) -> Iterator[Any]:
-        from mlflow.entities import ViewType  # noqa: PLC0415
-
-        experiments = self.client.search_experiments(view_type=ViewType.ACTIVE_ONLY, max_results=1000)
-        ids = [e.experiment_id for e in experiments]
+    def _running_runs(self, experiments: Sequence[str] | None) -> Iterator[Any]:
+        """RUNNING runs of the named experiments (of every active one for None)."""
+        if experiments is None:
+            ViewType = mlflow_module("mlflow.entities").ViewType
+            ids = [e.experiment_id for e in self.client.search_experiments(view_type=ViewType.ACTIVE_ONLY, max_results=1000)]
+        else:
+            ids = [found for name in experiments if (found := self.find_experiment(name)) is not None]
         for chunk in chunks(ids, BATCH):
             page = self.client.search_runs(chunk, "attributes.status = 'RUNNING'", max_results=1000)
             yield from page
@@ -319,15 +318,23 @@ class MlflowTracking:
                 page = self.client.search_runs(chunk, "attributes.status = 'RUNNING'", max_results=1000, page_token=page.token)
                 yield from page
 
+    def _orphan_scope(self, experiments: Sequence[str] | None) -> Sequence[str] | None:
+        if experiments is None and self._project is not None:
+            return [self._project()]
+        return experiments
+
     def reconcile_orphans(self, is_alive: Callable[[Mapping[str, str]], bool | None] | None = None,
-                          leftovers: Callable[[str], int] | None = None) -> list[str]:
-        """Mark FAILED every RUNNING run whose owning server process is gone: on this host by pid,
-        elsewhere by a stale heartbeat (server/tracking_owners.py); runs it cannot tell about are left
-        alone. `leftovers(run_id)` first kills what the run's sandboxes left and says how many
-        (server/sandbox_leftovers.py); the reason names the count. Returns the reconciled run ids."""
+                          leftovers: Callable[[str], int] | None = None, *, experiments: Sequence[str] | None = None) -> list[str]:
+        """Mark FAILED every RUNNING run of `experiments` whose owning server process is gone: on
+        this host by pid, elsewhere by a stale heartbeat (server/tracking_owners.py); runs it cannot
+        tell about are left alone. `experiments` defaults to the adapter's project (`project`; a
+        shared store holds other projects' runs, which their own servers reconcile), to every
+        experiment for an adapter without one. `leftovers(run_id)` first kills what the run's
+        sandboxes left and says how many (server/sandbox_leftovers.py); the reason names the count.
+        Returns the reconciled run ids."""
         alive = is_alive or (lambda tags: run_owner_alive(tags, self.owner, now_ms=self._now_ms(), stale_after_ms=self._stale_after_ms))
         reconciled = []
-        for run in list(self._running_runs()):
+        for run in list(self._running_runs(self._orphan_scope(experiments))):
             tags = run.data.tags
             if alive(tags) is False:
                 owner = f"pid {tags.get(OWNER_TAG_PREFIX + 'pid')} on {tags.get(OWNER_TAG_PREFIX + 'host')}"
@@ -340,11 +347,10 @@ class MlflowTracking:
 
     def register_model_version(self, name: str, source: str, run_id: str, tags: Mapping[str, Any] | None = None) -> str:
         """Register `source` (an artifact URI of the run) as a new version of model `name`; returns the version."""
-        from mlflow.exceptions import MlflowException  # noqa: PLC0415
-
+        errors = mlflow_module("mlflow.exceptions")
         try:
             self.client.create_registered_model(name)
-        except MlflowException as error:
+        except errors.MlflowException as error:
             if error.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
         clean, _ = strip_secrets({k: as_text(v) for k, v in flatten(tags or {}).items()})
@@ -355,11 +361,10 @@ class MlflowTracking:
 
     def alias_version(self, name: str, alias: str) -> str | None:
         """The version an alias points at, or None when the model or alias does not exist."""
-        from mlflow.exceptions import MlflowException  # noqa: PLC0415
-
+        errors = mlflow_module("mlflow.exceptions")
         try:
             return str(self.client.get_model_version_by_alias(name, alias).version)
-        except MlflowException:
+        except errors.MlflowException:
             return None
 
     def set_model_version_tags(self, name: str, version: str, tags: Mapping[str, Any]) -> list[str]:

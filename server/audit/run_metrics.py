@@ -33,6 +33,7 @@ from typing import Any
 from server.audit.records import canonical, parse_line
 from server.audit.tail import ChainTail
 from server.ledger import ChainWriter
+from server.mlflow_import import mlflow_module
 
 KIND = "run_metrics"
 LATER_PREFIXES = ("seed_variance_",)  # tools/reproduce.py logs these on the original run
@@ -53,7 +54,7 @@ def metrics_sha256(metrics: Mapping[str, Any], names: list[str]) -> str | None:
 
 def artifact_digests(tracking: Any, run_id: str) -> dict[str, str] | None:
     """{artifact path: SHA-256} of every artifact file of the run; None when they cannot be read."""
-    from mlflow.exceptions import MlflowException  # noqa: PLC0415 (deferred: slow import)
+    MlflowException = mlflow_module("mlflow.exceptions").MlflowException  # first use under the import lock (server/mlflow_import.py)
 
     with tempfile.TemporaryDirectory(prefix="mlgate-artifacts-") as scratch:
         try:

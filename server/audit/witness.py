@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from server.audit.records import Head
+from server.mlflow_import import mlflow_module
 
 WITNESS_FIELD = "audit_witness"
 RUN_TAGS = ("mlgate.audit_witness", "mlgate.audit_witness_end")
@@ -108,7 +109,7 @@ def run_witnesses(runs: Iterator[Mapping[str, Any]], chain: str | None = None) -
 
 def mlflow_runs(client: Any) -> Iterator[dict[str, Any]]:
     """Every run of every experiment (deleted ones too) as {run_id, tags, status, metrics}, page by page."""
-    from mlflow.entities import ViewType  # noqa: PLC0415 (deferred: slow import)
+    ViewType = mlflow_module("mlflow.entities").ViewType  # first use under the import lock
 
     experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL, max_results=1000)]
     for start in range(0, len(experiments), 100):

@@ -5,6 +5,7 @@ it (tests/reliability/test_crash_points.py kills real processes at random moment
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -19,16 +20,16 @@ from server.recovery import recover
 from server.settings import Settings
 from tests.credentials import approver
 
-MODEL = "crash-model"
+MODEL = "demo-bank-credit-default"  # the workspace's own model: recovery repairs no other
 AGENT = Principal("agent-1", "agent", None)
 
 
-def registered(ports: Ports) -> str:
-    """A version of MODEL from a fresh (finished) run, as promote registers one."""
-    experiment = ports.tracking.client.create_experiment(f"e-{len(ports.registry.list_models())}-{id(ports)}")
+def registered(ports: Ports, model: str = MODEL) -> str:
+    """A version of `model` from a fresh (finished) run, as promote registers one."""
+    experiment = ports.tracking.client.create_experiment(f"e-{uuid.uuid4().hex}")
     run_id = ports.tracking.client.create_run(experiment).info.run_id
     ports.tracking.client.set_terminated(run_id)
-    return ports.registry.register(MODEL, run_id, f"file:///nowhere/{run_id}/artifacts", {"mlgate.run_id": run_id})
+    return ports.registry.register(model, run_id, f"file:///nowhere/{run_id}/artifacts", {"mlgate.run_id": run_id})
 
 
 def test_an_alias_moved_but_never_recorded_is_put_back_and_the_stage_tags_restored(ports: Ports) -> None:
@@ -67,7 +68,7 @@ def test_an_approval_file_behind_the_chain_is_rewritten_from_it(ports: Ports, se
 
 
 def test_a_running_run_of_a_dead_server_fails_with_a_reason(ports: Ports) -> None:
-    experiment = ports.tracking.client.create_experiment("dead-server")
+    experiment = ports.tracking.client.create_experiment("demo-bank/credit-default")  # the project's experiment
     run_id = ports.tracking.start_run(experiment, {})
     ports.tracking.client.set_tag(run_id, "mlgate.server.pid", "999999999")  # its server: gone
     found = recover(ports)
@@ -91,3 +92,46 @@ def test_override_lines_the_chain_recorded_but_a_kill_kept_out_of_the_log_are_wr
     assert crosscheck_workspace(settings).ok
     assert ports.audit.tail(1)[0]["kind"] == "recovered" and ports.audit.tail(1)[0]["overrides"] == restored
     assert recover(ports)["overrides"] == []  # nothing written twice
+
+
+OTHER_MODEL = "other-bank-other-project"
+
+
+def test_another_projects_alias_on_a_shared_store_is_left_alone_while_this_projects_is_put_back(ports: Ports) -> None:
+    # another project's server promoted its champion: its history lives in that server's state dir
+    theirs = registered(ports, OTHER_MODEL)
+    ports.tracking.set_alias(OTHER_MODEL, "champion", theirs)
+    ports.registry.set_version_tags(OTHER_MODEL, theirs, {STAGE_TAG: "champion"})
+    ours = registered(ports)
+    ports.tracking.set_alias(MODEL, "candidate", ours)  # a move of ours this history never recorded
+    found = recover(ports)
+    assert ports.registry.alias_version(OTHER_MODEL, "champion") == theirs
+    assert ports.registry.version(OTHER_MODEL, theirs)["tags"][STAGE_TAG] == "champion"
+    assert [r["model"] for r in found["registry"]] == [MODEL]
+    assert ports.registry.alias_version(MODEL, "candidate") is None
+
+
+def test_only_this_projects_runs_left_by_a_dead_server_are_failed(ports: Ports) -> None:
+    ours = ports.tracking.start_run(ports.tracking.get_or_create_experiment("demo-bank/credit-default"), {})
+    theirs = ports.tracking.start_run(ports.tracking.get_or_create_experiment("other-bank/other-project"), {})
+    for run_id in (ours, theirs):
+        ports.tracking.heartbeat.discard(run_id)
+        ports.tracking.client.set_tag(run_id, "mlgate.server.pid", "999999999")  # its server: gone
+    assert recover(ports)["runs"] == [ours]
+    assert ports.tracking.get_run(ours)["status"] == "FAILED"
+    assert ports.tracking.get_run(theirs)["status"] == "RUNNING"
+
+
+def test_a_part_that_fails_twice_is_named_in_the_record_and_on_stderr_and_the_others_are_still_repaired(ports: Ports, capsys: pytest.CaptureFixture[str]) -> None:
+    registered(ports)
+    ports.tracking.set_alias(MODEL, "candidate", "1")
+    ports.registry.root.mkdir(parents=True, exist_ok=True)
+    (ports.registry.root / "aliases.json").write_text("{torn")  # the history cannot be read
+    orphan = ports.tracking.start_run(ports.tracking.get_or_create_experiment("demo-bank/credit-default"), {})
+    ports.tracking.heartbeat.discard(orphan)
+    ports.tracking.client.set_tag(orphan, "mlgate.server.pid", "999999999")
+    found = recover(ports)
+    assert found["not_repaired"] == [{"part": "registry", "error": "JSONDecodeError"}] and found["runs"] == [orphan]
+    assert ports.audit.tail(1)[0]["kind"] == "recovered" and ports.audit.tail(1)[0]["not_repaired"] == found["not_repaired"]
+    assert "could not repair registry (JSONDecodeError)" in capsys.readouterr().err
+    assert ports.registry.alias_version(MODEL, "candidate") == "1"  # left for the next start

@@ -131,3 +131,14 @@ def test_archive_retires_an_unaliased_candidate_and_refuses_an_aliased_one(regis
     assert registry.archive(model, v1, {"by": "alice"}) == [{"version": v1, "from": "candidate", "to": "archived"}]
     assert stages(registry, model) == {v1: "archived", v2: "candidate"}
     assert registry.events(model, "lifecycle")[-1]["action"] == "archive" and registry.stack(model, "candidate") == [v1, v2]
+
+
+def test_one_model_is_looked_up_by_its_exact_name_and_an_unregistered_one_is_none(registry: ModelRegistry, tracking: MlflowTracking, experiment: str, model: str) -> None:
+    promoted(registry, tracking, experiment, "candidate", 1, model)
+    promoted(registry, tracking, experiment, "candidate", 1, f"{model}x")  # a name `model` is a prefix of
+    listed = registry.model(model)
+    assert listed == next(m for m in registry.list_models() if m["name"] == model)
+    assert listed["aliases"] == {"candidate": "1"} and len(listed["versions"]) == 1
+    assert registry.model(f"{model}-never-registered") is None
+    with pytest.raises(InvalidInput):
+        registry.model("x' or name like '%")

@@ -100,7 +100,7 @@ async def test_a_launcher_killed_as_bwrap_starts_leaves_a_process_that_reconcili
 
 
 async def test_a_dead_servers_run_is_reconciled_failed_and_what_its_sandbox_left_killed(bwrap, ports: Ports):
-    experiment = ports.tracking.get_or_create_experiment("leftovers")
+    experiment = ports.tracking.get_or_create_experiment("demo-bank/credit-default")  # the project's: recovery looks nowhere else
     run_id = ports.tracking.start_run(experiment, {})
     run_dir = stage_dir(ports.rundirs.root, run_id)
     launcher, left = await stranded_sandbox(run_dir)
@@ -167,7 +167,7 @@ def test_a_record_kills_only_the_sandbox_of_a_dead_launcher_of_this_boot(tmp_pat
 
 
 async def test_a_starting_server_kills_what_a_sandbox_left_in_a_run_ended_without_killing_it(bwrap, ports: Ports):
-    experiment = ports.tracking.get_or_create_experiment("leftovers")
+    experiment = ports.tracking.get_or_create_experiment("demo-bank/credit-default")
     run_id = ports.tracking.start_run(experiment, {})
     run_dir = stage_dir(ports.rundirs.root, run_id)
     launcher, left = await stranded_sandbox(run_dir)

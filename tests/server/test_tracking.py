@@ -212,3 +212,76 @@ def test_server_ports_track_into_sqlite_and_artifacts_under_the_state_dir(settin
     tracking.log_json_artifact(run_id, "drift_baseline.json", {"features": {}})
     assert (settings.state_dir / "mlflow.db").is_file()
     assert list((settings.state_dir / "mlartifacts").rglob("drift_baseline.json"))
+
+
+def _dead_run(tracking: MlflowTracking, store: Path, experiment_name_: str) -> str:
+    """A RUNNING run of `experiment_name_` whose server process is gone."""
+    dead = MlflowTracking(tracking.tracking_uri, store / "artifacts", owner=dead_process_identity())
+    run_id = dead.start_run(dead.get_or_create_experiment(experiment_name_), {})
+    dead.heartbeat.discard(run_id)
+    return run_id
+
+
+def test_reconciling_a_projects_experiments_leaves_another_projects_orphans_running(tracking: MlflowTracking, store: Path, request: pytest.FixtureRequest) -> None:
+    own, other = experiment_name("acme-bank", request.node.name), experiment_name("other-bank", request.node.name)
+    mine, theirs = _dead_run(tracking, store, own), _dead_run(tracking, store, other)
+    assert tracking.reconcile_orphans(experiments=[own, experiment_name("acme-bank", "never-created")]) == [mine]
+    assert tracking.get_run(theirs)["status"] == "RUNNING"
+    # a server's adapter knows its project: a call without experiments (run_experiment's) is scoped too
+    scoped = MlflowTracking(tracking.tracking_uri, store / "artifacts", project=lambda: other)
+    assert scoped.reconcile_orphans() == [theirs]
+
+
+def test_a_server_built_on_a_workspace_reconciles_only_its_projects_experiment(settings: Settings, request: pytest.FixtureRequest) -> None:
+    ports = build_ports(settings)
+    try:
+        own = experiment_name("demo-bank", "credit-default")
+        other = experiment_name("other-bank", "other-project")
+        mine, theirs = (_dead_run(ports.tracking, settings.state_dir, name) for name in (own, other))
+        assert ports.tracking.reconcile_orphans() == [mine]
+        assert ports.tracking.get_run(theirs)["status"] == "RUNNING"
+    finally:
+        ports.audit.close()
+
+
+def test_concurrent_first_uses_of_mlflow_in_a_fresh_process_all_succeed(settings: Settings) -> None:
+    """The start-up race: the recovery thread and request threads each import a different part of
+    MLflow first (server/mlflow_import.py). Without one lock, Python's import locks deadlock."""
+    MlflowTracking.for_settings(settings).get_or_create_experiment("demo-bank/credit-default")  # a store to read
+    code = """
+import sys, threading
+from pathlib import Path
+from server.ports import build_ports
+from server.read_ports import read_ports
+from server.recovery import recover
+from server.settings import load_settings
+ports = build_ports(load_settings(Path(sys.argv[1]), transport="memory"))
+readable = read_ports(ports)
+uses = [lambda: recover(ports), readable.registry.list_models, lambda: readable.tracking.find_experiment("x"),
+        lambda: ports.registry.version("demo-bank-credit-default", "1")]
+start, failed = threading.Barrier(len(uses)), []
+def run(use):
+    start.wait()
+    try:
+        use()
+    except Exception as error:
+        if type(error).__name__ != "NotFound":
+            failed.append(repr(error))
+threads = [threading.Thread(target=run, args=(use,), daemon=True) for use in uses]
+[t.start() for t in threads]
+[t.join(120) for t in threads]
+print(failed if failed or any(t.is_alive() for t in threads) else "ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code, str(settings.workspace)], capture_output=True, text=True, timeout=180, cwd=Path(__file__).resolve().parents[2])
+    assert done.stdout.strip().splitlines()[-1:] == ["ok"], done.stdout + done.stderr[-3000:]
+
+
+def test_the_server_imports_mlflow_only_through_the_import_lock() -> None:
+    """A `from mlflow... import` in a request path would race the recovery thread's first import
+    again; `mlgate tracking migrate` is a one-shot command that takes the lock first."""
+    import re  # noqa: PLC0415
+
+    root = Path(__file__).resolve().parents[2] / "server"
+    allowed = {"mlflow_import.py", "tracking_migrate.py"}
+    direct = [str(p.relative_to(root)) for p in root.rglob("*.py") if p.name not in allowed and re.search(r"^\s*(import|from) mlflow\b", p.read_text(), re.M)]
+    assert direct == []
