@@ -20,10 +20,10 @@ def register(subparsers) -> None:
     audit = subparsers.add_parser("audit", help="verify or read the audit chain")
     commands = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     check = commands.add_parser("verify", help="check every record, the anchored head, witnesses and signatures; exit 1 on any damage")
-    add_workspace_option(check)
+    add_workspace_option(check, governed=True)  # a mistyped DIR must not read as "intact: no records"
     check.set_defaults(handler=verify_command)
     tail = commands.add_parser("tail", help="print the last records as JSON lines")
-    add_workspace_option(tail)
+    add_workspace_option(tail, governed=True)
     tail.add_argument("-n", type=_positive, default=None, metavar="N", help="number of records (default: audit.tail_default)")
     tail.set_defaults(handler=tail_command)
     _add_search(commands)
@@ -37,7 +37,7 @@ def _add_search(commands) -> None:
         "is printed (`mlgate audit verify` says where). A run's decision record shares its outcome's args_hash: "
         "--run ID, then --where args_hash=HASH.",
     )
-    add_workspace_option(find)
+    add_workspace_option(find, governed=True)
     find.add_argument("--kind", action="append", default=[], metavar="KIND", help="record kind (decision, outcome, read, ...); repeat for any of several")
     find.add_argument("--run", metavar="RUN_ID", help="records about one run (field run_id)")
     find.add_argument("--principal", metavar="NAME", help="records of one principal")

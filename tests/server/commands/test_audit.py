@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from server.audit import AuditChain
 from server.cli import main
 from server.settings import load_settings
+from server.workspace import init_workspace
 from tests.server.audit.helpers import build_chain, lines, rewrite
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -18,8 +20,9 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 
 @pytest.fixture
 def audited(tmp_path: Path) -> Path:
-    """A directory whose state dir holds a closed chain of 5 records (verify needs no git)."""
-    root = tmp_path / "ws"
+    """A workspace mlgate init made whose state dir holds only a closed chain of 5 records."""
+    root = init_workspace(tmp_path / "ws")
+    shutil.rmtree(load_settings(root).state_dir)
     build_chain(load_settings(root).audit_path, 5)
     return root
 
@@ -41,8 +44,19 @@ def test_verify_defaults_to_the_current_directory(audited: Path, capsys, monkeyp
 
 
 def test_verify_of_a_workspace_without_records_exits_0(tmp_path: Path, capsys) -> None:
-    assert main(["audit", "verify", "--workspace", str(tmp_path)]) == 0
+    root = init_workspace(tmp_path / "ws")
+    shutil.rmtree(load_settings(root).state_dir)
+    assert main(["audit", "verify", "--workspace", str(root)]) == 0
     assert capsys.readouterr().out.strip() == "audit chain intact: no records yet"
+
+
+@pytest.mark.parametrize("action", [["verify"], ["tail"], ["search", "--denied"]])
+def test_a_directory_mlgate_init_did_not_make_is_refused_not_reported_intact(tmp_path: Path, capsys, action: list[str]) -> None:
+    """An auditor's mistyped --workspace must not read as a verified chain."""
+    assert main(["audit", *action, "--workspace", str(tmp_path / "nope")]) == 2
+    captured = capsys.readouterr()
+    assert "is not an mlgate workspace" in captured.err and "intact" not in captured.out + captured.err
+    assert not (tmp_path / "nope").exists()
 
 
 def _delete_line(path: Path, index: int) -> None:
@@ -142,7 +156,8 @@ def test_search_refuses_a_condition_it_cannot_read(audited: Path, capsys, argume
 
 
 def test_search_piped_into_a_reader_that_stops_early_ends_without_a_traceback(tmp_path: Path) -> None:
-    root = tmp_path / "ws"
+    root = init_workspace(tmp_path / "ws")
+    shutil.rmtree(load_settings(root).state_dir)
     build_chain(load_settings(root).audit_path, 3000, fsync_every=3000)  # far more than a pipe holds
     command = f"uv run --frozen mlgate audit search --workspace {root} | head -n 1; exit ${{PIPESTATUS[0]}}"
     done = subprocess.run(["bash", "-c", command], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
