@@ -37,7 +37,7 @@ def add_workspace_option(parser: argparse.ArgumentParser, *, governed: bool = Fa
 def main(argv: Sequence[str] | None = None) -> int:
     # credentials in a URI (tracking store, git remote) never reach a log line or a traceback
     install_log_redaction()
-    # MLflow's on-import "agent skills" hint (server/tracking.py QUIET_MLFLOW), silenced before any
+    # MLflow's on-import "agent skills" hint (server/mlflow_import.py QUIET_MLFLOW), silenced before any
     # command imports MLflow: even `from mlflow.exceptions import ...` runs mlflow/__init__.py.
     os.environ["MLFLOW_DISABLE_AGENT_HINT"] = "1"
     try:

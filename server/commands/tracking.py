@@ -2,7 +2,9 @@
 store into a shared database (server/tracking_migrate.py), keeping every run id; the migration is
 recorded in the audit chain and its report (tables, run ids, artifact manifest hash) kept in
 `<state_dir>/tracking-migrations/`. The server config is not changed: the command prints the
-settings to set, which a human then acknowledges (`mlgate standards accept`)."""
+settings to set, which a human then acknowledges (`mlgate standards accept`). It needs an operator
+token (MLGATE_TOKEN in the operator's own shell, or the prompt): the audit record names who moved
+the store, by the credential they authenticated with."""
 
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from typing import Any
 from server.audit import AuditChain
 from server.cli import add_workspace_option
 from server.clock import SystemClock
-from server.commands.governed import os_user
+from policies import Principal
+from server.credentials import authenticate
 from server.files import write_atomic
 from server.settings import load_settings
 from server.tracking_migrate import migrate_sqlite
@@ -40,6 +43,7 @@ def migrate_command(args: argparse.Namespace) -> int:
     if settings.tracking_uri:
         print(f"mlgate: this workspace already uses {redact_text(settings.tracking_uri)}; only the embedded sqlite store is migrated", file=sys.stderr)
         return 2
+    operator = authenticate(settings.state_dir, ("operator",))
     target = Path(args.artifacts).resolve()
     report = _migrated(settings.state_dir, args, target)
     stamp = SystemClock().now().strftime("%Y%m%dT%H%M%S%fZ")
@@ -48,7 +52,7 @@ def migrate_command(args: argparse.Namespace) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = stable_json(document).encode()
     write_atomic(path, data)
-    _record(settings.audit_path, document, path, data)
+    _record(settings.audit_path, document, path, data, operator)
     print(f"migrated {report.tables.get('runs', 0)} runs, {report.tables.get('model_versions', 0)} model versions and {report.artifact_files} artifact files; run ids kept (report: {path})")
     print("next: stop using the sqlite store: set in <state_dir>/server.yaml")
     print(f"  tracking_uri: {redact_text(args.to)}   (or the http:// URL of an mlflow server on that database)")
@@ -72,11 +76,12 @@ def _migrated(state_dir: Path, args: argparse.Namespace, target: Path) -> Any:
         raise InvalidInput(f"cannot use the database {uri}: {reason}", "start the database, check host, port, user and database name in --to, then run the command again", rule_id="tracking.unreachable") from None
 
 
-def _record(audit_path: Path, document: dict[str, Any], path: Path, data: bytes) -> None:
+def _record(audit_path: Path, document: dict[str, Any], path: Path, data: bytes, operator: Principal) -> None:
     chain = AuditChain(audit_path)
     try:
         counts = {name: document["tables"].get(name, 0) for name in ("experiments", "runs", "registered_models", "model_versions", "registered_model_aliases")}
-        chain.append({"kind": "outcome", "status": "ok", "tool": "tracking_migrate", "principal": os_user(), "role": "operator", "transport": "cli",
+        chain.append({"kind": "outcome", "status": "ok", "tool": "tracking_migrate", "principal": operator.name, "role": operator.role,
+                      "credential": operator.credential, "transport": "cli",
                       "to": document["to"], "rows": counts, "artifact_files": document["artifact_files"], "artifact_manifest_sha256": document["artifact_manifest_sha256"],
                       "report": path.name, "report_sha256": hashlib.sha256(data).hexdigest()})  # fmt: skip
     finally:

@@ -19,6 +19,7 @@ from server.audit.workspace import crosscheck_workspace
 from server.cli import main
 from server.ports import build_ports
 from server.settings import load_settings
+from tests.credentials import issue
 from tests.postgres import PostgresCluster
 from tests.tools.promotion_lab import MODEL, Lab, build_lab, call
 
@@ -34,7 +35,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
 
 
 def migrate(lab: Lab, uri: str, artifacts: Path) -> int:
-    return main(["tracking", "migrate", "--to", uri, "--artifacts", str(artifacts), "--workspace", str(lab.workspace)])
+    """The operator's migration, with the operator's token in MLGATE_TOKEN as in their own shell."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLGATE_TOKEN", issue(load_settings(lab.workspace).state_dir, "olga", "operator"))
+        return main(["tracking", "migrate", "--to", uri, "--artifacts", str(artifacts), "--workspace", str(lab.workspace)])
 
 
 async def test_a_migrated_store_keeps_run_ids_artifacts_registry_and_witnesses(lab: Lab, postgres: PostgresCluster, tmp_path: Path) -> None:
