@@ -22,7 +22,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,7 +35,7 @@ from server.auth import TokenStore
 from server.http import free_loopback_bind, serving_in_background
 from server.settings import Settings
 from server.workspace import init_workspace
-from tests.e2e.transports import REPO_ROOT, bearer, mlgate_http
+from tests.e2e.transports import REPO_ROOT, bearer, mlgate_http, wait_for_answer
 
 SUITE_DIR = Path(__file__).resolve().parent / "conformance"
 NODE = SUITE_DIR / "node_modules" / ".bin" / "node"
@@ -84,20 +83,6 @@ def suite_installed() -> None:
 # --- a real `mlgate serve --http` --------------------------------------------------------------
 
 
-def _wait_for_answer(url: str, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + START_S
-    while time.monotonic() < deadline:
-        try:
-            httpx2.get(f"{url}/mcp", timeout=1.0)
-            return
-        except httpx2.TransportError:
-            try:
-                process.wait(timeout=0.1)  # the pause between polls, and a check that it still runs
-            except subprocess.TimeoutExpired:
-                continue
-            raise AssertionError(f"mlgate serve exited early ({process.returncode})") from None
-    raise TimeoutError(f"mlgate serve at {url} did not answer within {START_S:.0f} s")
-
 
 @contextmanager
 def mlgate_serve(workspace: Path) -> Iterator[str]:
@@ -107,7 +92,7 @@ def mlgate_serve(workspace: Path) -> Iterator[str]:
     argv = [sys.executable, "-m", "server.cli", "serve", "--workspace", str(workspace), "--http", f"127.0.0.1:{bind.port}"]
     process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        _wait_for_answer(bind.url, process)
+        wait_for_answer(bind.url, process, START_S)
         yield bind.url
     finally:
         if process.poll() is None:

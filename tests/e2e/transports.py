@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,3 +61,20 @@ DENIED_CALLS: dict[str, dict[str, object]] = {
 def denied_calls(tool_names: set[str]) -> list[tuple[str, dict[str, object]]]:
     """The denied calls of DENIED_CALLS whose tools the server offers."""
     return [(tool, args) for tool, args in DENIED_CALLS.items() if tool in tool_names]
+
+
+def wait_for_answer(url: str, process: subprocess.Popen, start_s: float) -> None:
+    """Until `mlgate serve --http` at `url` answers (any status), within `start_s`; fails at once
+    when its process exits first."""
+    deadline = time.monotonic() + start_s
+    while time.monotonic() < deadline:
+        try:
+            httpx2.get(f"{url}/mcp", timeout=1.0)
+            return
+        except httpx2.TransportError:
+            try:
+                process.wait(timeout=0.1)  # the pause between polls, and a check that it still runs
+            except subprocess.TimeoutExpired:
+                continue
+            raise AssertionError(f"mlgate serve exited early ({process.returncode})") from None
+    raise TimeoutError(f"mlgate serve at {url} did not answer within {start_s:.0f} s")

@@ -30,7 +30,7 @@ from server.settings import load_settings
 from server.tracking import MlflowTracking
 from server.tracking_owners import HEARTBEAT_TAG, PID_NS_TAG
 from server.workspace import init_workspace
-from tests.e2e.transports import REPO_ROOT, streamable_http
+from tests.e2e.transports import REPO_ROOT, streamable_http, wait_for_answer
 from tests.postgres import TrackingServer, free_port
 from tests.tools.promotion_lab import REASONING
 from tests.tools.runs_lab import use_quick_run
@@ -53,20 +53,6 @@ def _prepare(workspace: Path, scratch: Path) -> None:
     GitRepo(workspace).commit_all("use the credit dataset")
 
 
-def _wait_for_answer(url: str, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + START_S
-    while time.monotonic() < deadline:
-        try:
-            httpx2.get(f"{url}/mcp", timeout=1.0)
-            return
-        except httpx2.TransportError:
-            try:
-                process.wait(timeout=0.1)  # the pause between polls, and a check that it still runs
-            except subprocess.TimeoutExpired:
-                continue
-            raise AssertionError(f"mlgate serve exited early ({process.returncode})") from None
-    raise TimeoutError(f"mlgate serve at {url} did not answer within {START_S:.0f} s")
-
 
 @contextmanager
 def replica(workspace: Path, tracking_url: str, name: str) -> Iterator[Replica]:
@@ -77,7 +63,7 @@ def replica(workspace: Path, tracking_url: str, name: str) -> Iterator[Replica]:
     env = {**os.environ, "MLGATE_TRACKING_URI": tracking_url}
     process = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        _wait_for_answer(f"http://127.0.0.1:{port}", process)
+        wait_for_answer(f"http://127.0.0.1:{port}", process, START_S)
         yield Replica(f"http://127.0.0.1:{port}", token, process)
     finally:
         if process.poll() is None:
