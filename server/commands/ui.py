@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -82,4 +83,27 @@ def ui_command(args: argparse.Namespace) -> int:
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     print(f"MLflow UI for {settings.workspace.name}: http://{args.host}:{args.port}", flush=True)
     argv = ui_argv(sys.executable, settings.mlflow_uri, args.host, args.port)
-    return subprocess.call(argv, env=env, cwd=Path(settings.state_dir))
+    return run_forwarding_stops(argv, env, Path(settings.state_dir))
+
+
+STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def run_forwarding_stops(argv: list[str], env: dict[str, str], cwd: Path) -> int:
+    """Runs the UI in a process group of its own and hands it every stop this process gets: MLflow's
+    UI runs its web server as a child, which a plain `kill` of `mlgate ui` alone left running."""
+    process = subprocess.Popen(argv, env=env, cwd=cwd, start_new_session=True)
+    previous = {stop: signal.signal(stop, lambda number, _frame: _stop_group(process.pid, number)) for stop in STOPS}
+    try:
+        return process.wait()
+    finally:
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
+        _stop_group(process.pid, signal.SIGKILL)  # whatever of the group outlived the UI's own exit
+
+
+def _stop_group(group: int, number: int) -> None:
+    try:
+        os.killpg(group, number)
+    except ProcessLookupError:
+        pass

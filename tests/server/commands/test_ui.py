@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -94,3 +95,37 @@ def test_a_port_in_use_exits_2_with_what_to_do_instead_of_waiting_silently(works
         capsys.readouterr()
         assert main(["ui", "--workspace", str(workspace), "--port", str(taken.getsockname()[1])]) == 2
     assert "is in use" in capsys.readouterr().err
+
+
+def _group_members(group: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and os.getpgid(int(entry.name)) == group:
+                members.append(int(entry.name))
+        except ProcessLookupError:
+            continue
+    return members
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+async def test_stopping_mlgate_ui_stops_the_web_server_it_started(workspace: Path, stop: signal.Signals) -> None:
+    """A `kill` of mlgate ui alone (a service manager, a script) left MLflow's web server running."""
+    ports = build_ports(load_settings(workspace))
+    run_id = ports.tracking.start_run(ports.tracking.get_or_create_experiment("demo-bank/credit-default"), {"client_name": "demo-bank"})
+    port, env = _free_port(), {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    process = subprocess.Popen([sys.executable, "-m", "server.cli", "ui", "--workspace", str(workspace), "--port", str(port)], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    try:
+        await _get_run(port, run_id)
+        groups = {process.pid} | {os.getpgid(int(child)) for child in children.read_text().split()}
+        process.send_signal(stop)  # to mlgate ui alone, not to its group
+        process.wait(timeout=60)
+        with anyio.fail_after(30):
+            while any(_group_members(group) for group in groups):
+                await anyio.sleep(0.1)
+    finally:
+        for group in {process.pid} | {os.getpgid(int(c)) for c in (children.read_text().split() if children.exists() else ())}:
+            for pid in _group_members(group):
+                os.kill(pid, signal.SIGKILL)
