@@ -16,6 +16,7 @@ start (bench/cold_start.py). MLflow's usage telemetry and its printing are switc
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 import threading
@@ -40,6 +41,9 @@ def _quiet() -> None:
     # password, and stdout is the MCP channel in stdio mode
     os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     os.environ.update(QUIET_MLFLOW)
+    # "Creating initial MLflow database tables..." at INFO on the first use of a sqlite store: noise
+    # on an operator's terminal (`mlgate models list`) and on the stdio server's stderr
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
 
 
 def mlflow_module(name: str = "mlflow") -> ModuleType:

@@ -3,6 +3,11 @@ sqlite MLflow registry, the same enforcement point and audit chain as MCP calls.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from server.audit import verify
@@ -12,6 +17,8 @@ from server.ports import Ports, build_ports
 from server.settings import Settings
 from tests.credentials import use_token
 from tests.server.registry_helpers import MODEL, promoted
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -103,3 +110,11 @@ def test_a_mistyped_workspace_exits_2_and_creates_no_tracking_store(tmp_path, ca
     captured = capsys.readouterr()
     assert "no registered models" not in captured.out and "not an mlgate workspace" in captured.err
     assert not (tmp_path / "typo").exists()
+
+
+def test_the_first_use_of_a_new_store_prints_nothing_but_the_answer(workspace) -> None:
+    """MLflow announced 'Creating initial MLflow database tables...' at INFO on an operator's terminal."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run([sys.executable, "-m", "server.cli", "models", "list", "--workspace", str(workspace)], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "no registered models"
+    assert done.stderr == "", done.stderr
