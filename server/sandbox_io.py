@@ -321,28 +321,30 @@ def stderr_tail(path: Path) -> str:
         return ""
 
 
-def _proc_stat(pid: str) -> tuple[str, int, int] | None:
-    """(state, process group, session) of a live process, None when it is gone."""
+def proc_stat(pid: int | str) -> tuple[str, int, int, int] | None:
+    """(state, process group, session, start ticks) of a live process, None when it is gone."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = text[text.rindex(")") + 2 :].split()
-    return fields[0], int(fields[2]), int(fields[3])
+    return fields[0], int(fields[2]), int(fields[3]), int(fields[19])
 
 
-def _pid_namespace(pid: str) -> str | None:
+def namespace_of(pid: int | str) -> str | None:
+    """`pid:[INODE]` of a process's pid namespace, None when it is gone."""
     try:
         return os.readlink(f"/proc/{pid}/ns/pid")
     except OSError:
         return None
 
 
-def _carries_token(pid: str, token: str) -> bool:
+def environ_entries(pid: int | str) -> list[bytes]:
+    """A process's environment entries (`NAME=value`), [] when it cannot be read."""
     try:
-        return token in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     except OSError:
-        return False
+        return []
 
 
 def sandbox_processes(group: int, pid_namespace: int | None, environ_token: bytes | None = None) -> set[int]:
@@ -351,11 +353,11 @@ def sandbox_processes(group: int, pid_namespace: int | None, environ_token: byte
     members = set()
     namespace_link = f"pid:[{pid_namespace}]" if pid_namespace else None
     for pid in filter(str.isdigit, os.listdir("/proc")):
-        facts = _proc_stat(pid)
+        facts = proc_stat(pid)
         if facts is None or facts[0] in "ZX":
             continue
-        if (group in facts[1:] or (namespace_link and _pid_namespace(pid) == namespace_link)
-                or (environ_token and _carries_token(pid, environ_token))):
+        if (group in facts[1:3] or (namespace_link and namespace_of(pid) == namespace_link)
+                or (environ_token and environ_token in environ_entries(pid))):
             members.add(int(pid))
     return members
 

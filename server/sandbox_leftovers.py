@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from server.liveness import ProcessIdentity, owner_is_alive, process_start_ticks
-from server.sandbox_io import kill_pids
+from server.sandbox_io import environ_entries, kill_pids, namespace_of, proc_stat
 
 RECORD = "sandbox.json"
 RUN_ID = re.compile(r"[0-9a-f]{32}")
@@ -120,9 +120,9 @@ def _group_members(document: dict[str, Any], processes: dict[int, tuple[int, int
 def _namespace_members(document: dict[str, Any], processes: dict[int, tuple[int, int, int]]) -> set[int]:
     init, namespace = document.get("init"), document.get("pid_namespace")
     link = f"pid:[{namespace}]"
-    if not init or document.get("init_started") is None or _ticks(init) != document["init_started"] or _namespace(init) != link:
+    if not init or document.get("init_started") is None or _ticks(init) != document["init_started"] or namespace_of(init) != link:
         return set()
-    return {pid for pid in processes if _namespace(pid) == link}
+    return {pid for pid in processes if namespace_of(pid) == link}
 
 
 def _token_members(document: dict[str, Any], processes: dict[int, tuple[int, int, int]]) -> set[int]:
@@ -130,14 +130,7 @@ def _token_members(document: dict[str, Any], processes: dict[int, tuple[int, int
     if not isinstance(token, str) or not TOKEN.fullmatch(token) or started is None:
         return set()  # only the launcher's own random entry: never one most processes carry (PATH=...)
     entry = token.encode()
-    return {pid for pid, (_, _, ticks) in processes.items() if ticks >= started and entry in _environ(pid)}
-
-
-def _environ(pid: int) -> list[bytes]:
-    try:
-        return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    except OSError:
-        return []
+    return {pid for pid, (_, _, ticks) in processes.items() if ticks >= started and entry in environ_entries(pid)}
 
 
 def _launcher_dead(tags: dict[str, str]) -> bool:
@@ -151,25 +144,15 @@ def _live_processes() -> dict[int, tuple[int, int, int]]:
     """{pid: (process group, session, start ticks)} of every process that is not a zombie."""
     found = {}
     for name in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] not in "ZX":
-            found[int(name)] = (int(fields[2]), int(fields[3]), int(fields[19]))
+        facts = proc_stat(name)
+        if facts is not None and facts[0] not in "ZX":
+            found[int(name)] = facts[1:]
     return found
 
 
 def _ticks(pid: int) -> int | None:
     ticks = process_start_ticks(pid)
     return int(ticks) if ticks else None
-
-
-def _namespace(pid: int) -> str | None:
-    try:
-        return os.readlink(f"/proc/{pid}/ns/pid")
-    except OSError:
-        return None
 
 
 def _load(path: Path) -> dict[str, Any] | None:
