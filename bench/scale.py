@@ -48,7 +48,7 @@ from server.ports import build_ports
 from server.settings import load_settings
 from server.tracking import experiment_name
 from server.workspace import init_workspace
-from tools.experiment_report import RUN_KIND_TAG
+from tools.run_views import RUN_KIND_TAG
 from tools.run_evidence import best_prior_filter
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -50,9 +50,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from policies import evaluate
 from policies.data import SHADOW_DIR, integrity, registered, shadow_only
@@ -60,6 +58,9 @@ from server.cas_entries import Problem, StoredFile, check_entry, exists_at, is_l
 from server.cas_frames import dtypes_of, read_frame, schema_hash
 from server.settings import policy_limits
 from tools.errors import IntegrityError, InvalidInput, NotFound, PolicyDenied
+
+if TYPE_CHECKING:  # pandas is imported where a file is parsed (server/cas_frames.py)
+    import pandas as pd
 
 CONTENT_HASH = re.compile(r"^[0-9a-f]{64}\Z")
 FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.(csv|parquet)\Z")

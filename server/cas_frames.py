@@ -18,11 +18,11 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
-
+# pandas and pyarrow are imported where a file is parsed: a server starts without them
+# (tests/server/commands/test_serve_imports.py).
 if TYPE_CHECKING:
+    import pandas as pd
+
     from server.cas import StoredFile
 
 READER: dict[str, dict[str, Any]] = {
@@ -67,6 +67,9 @@ def _csv_refusal(data: bytes) -> str | None:
 
 def _not_cells(data: bytes) -> list[str]:
     """`name (arrow type)` of each Parquet column whose values are nested or raw bytes."""
+    import pyarrow as pa  # noqa: PLC0415 - see the imports above
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
     found = []
     for column in pq.read_schema(io.BytesIO(data)):
         kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
@@ -84,6 +87,8 @@ def _refusal(kind: str, data: bytes) -> str | None:
 
 
 def _parse_one(stored: StoredFile) -> pd.DataFrame:
+    import pandas as pd  # noqa: PLC0415 - see the imports above
+
     kind, data = stored.path.rsplit(".", 1)[-1], stored.data or b""
     try:
         refusal = _refusal(kind, data)
@@ -107,4 +112,6 @@ def read_frame(files: Sequence[StoredFile]) -> pd.DataFrame:
     for stored, frame in zip(ordered[1:], frames[1:]):
         if list(dtypes_of(frame).items()) != first:
             raise ValueError(f"{stored.path} has other columns or dtypes than {ordered[0].path}")
+    import pandas as pd  # noqa: PLC0415 - see the imports above
+
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)

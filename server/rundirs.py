@@ -8,13 +8,15 @@ import io
 import json
 import re
 from pathlib import Path
-
-import pandas as pd
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING
 
 from server.sandbox_io import read_output_bytes, remove_tree
 from tools.errors import SandboxFailed
 from training.contract import MODEL_DIR, PREDICTIONS_FILE
+
+if TYPE_CHECKING:  # imported where predictions are read: a server starts without them (tests/server/commands/test_serve_imports.py)
+    import pandas as pd
+    import pyarrow.parquet as pq
 
 MAX_PREDICTION_BYTES = 512 * 2**20
 MAX_MODEL_FILE_BYTES = 1024 * 2**20
@@ -49,6 +51,8 @@ class RunDirs:
         malformed, or declare another number of rows than inputs/eval.parquet holds: parquet packs
         repeated values so tightly that a few kilobytes can decode to millions of rows, so the
         declared count is checked before anything is decoded, and only the two columns used are."""
+        import pyarrow.parquet as pq  # noqa: PLC0415 - see the imports above
+
         try:
             data = read_output_bytes(stage_dir / "outputs" / PREDICTIONS_FILE, MAX_PREDICTION_BYTES)
             predictions = pq.ParquetFile(io.BytesIO(data))

@@ -18,7 +18,6 @@ from pydantic import Field, model_validator
 
 from policies.registry import load_all
 from tools.base import CallContext, StrictInput, ToolSpec
-from tools.drift import psi_report
 from tools.errors import InvalidInput, NotFound
 from tools.load_dataset import HASH_DOC, _verified
 from tools.promote import model_name
@@ -82,6 +81,8 @@ async def gather(request: CheckDriftInput, ctx: CallContext) -> dict[str, Any]:
 
 def drift_report(baseline: Mapping[str, Any], frame: Any, threshold: float) -> dict[str, Any]:
     """PSI per feature rounded to 6 places, the flagged ones (worst first), the missing ones."""
+    from tools.drift import psi_report  # noqa: PLC0415 - numpy and pandas are imported where frames are used, so a server starts without them (tests/server/commands/test_serve_imports.py)
+
     scores = psi_report(baseline, frame)
     present = {name: round(value, 6) for name, value in scores.items() if value is not None}
     flagged = sorted((n for n, v in present.items() if v > threshold), key=lambda n: (-present[n], n))

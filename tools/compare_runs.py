@@ -16,7 +16,7 @@ from pydantic import Field, field_validator
 
 from policies.registry import load_all
 from tools.base import CallContext, StrictInput, ToolSpec
-from tools.evaluation import is_better
+from tools.metric_names import is_better
 from tools.model_card import PROVENANCE
 from tools.run_pins import CONFIG_PREFIX
 from tools.run_views import RUN_ID_PATTERN, experiment_of, lower_is_better, parsed, primary_metric, safe_params, summary, metric_names, with_ci

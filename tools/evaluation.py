@@ -20,16 +20,14 @@ import numpy as np
 import pandas as pd
 
 from tools.errors import InvalidInput
+from tools.metric_names import LOWER_IS_BETTER, METRICS, REPORT_DIGITS, improvement, is_better  # noqa: F401 - evaluation's names too
 from tools.provenance import stable_json
 from tools.resampling import block_metrics, resamples, scored
 from tools.splits import binary_labels
 
-METRICS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "log_loss", "accuracy", "brier")
-LOWER_IS_BETTER = frozenset({"log_loss", "brier"})
 DEFAULT_THRESHOLD = 0.5
 CI_LEVEL = 0.95
 LOG_LOSS_EPS = 1e-15
-REPORT_DIGITS = 6
 REPORT_SCHEMA_VERSION = 1
 MISSING_SLICE = "<missing>"
 
@@ -237,15 +235,6 @@ def summarize_folds(per_fold: Sequence[Mapping[str, float | None]]) -> dict[str,
             # One window has no spread to measure: 0.0 would read as "perfectly stable".
             summary[metric]["std_reason"] = f"unknown: {len(defined)} validation window(s) measured {metric}; a spread needs at least 2"
     return summary
-
-
-def is_better(metric: str, value: float, reference: float) -> bool:
-    return value < reference if metric in LOWER_IS_BETTER else value > reference
-
-
-def improvement(metric: str, value: float, reference: float) -> float:
-    """How much better `value` is than `reference` (positive = better), whatever the direction."""
-    return reference - value if metric in LOWER_IS_BETTER else value - reference
 
 
 OUTCOME_RULE = (

@@ -19,9 +19,9 @@ from tools.drift import drift_baseline
 from tools.evaluation import LOWER_IS_BETTER, bootstrap_ci, build_report, compare_to_prior, compute_metrics, prior_baseline, summarize_folds
 from tools.gates import gate_receipt, gates_passed
 from tools.paired import as_metrics, paired_improvements
+from tools.run_views import RUN_KIND_TAG, payload_sections
 from tools.sealed import SEALED_NOTE, count_query
 
-RUN_KIND_TAG = "mlgate.run_kind"
 TIER1_KEYS = ("git_commit", "uv_lock_sha256", "feature_pipeline_hash", "config_hash", "standards_sha256")
 # Threads for a run's bootstrap intervals and paired comparisons: they take most of the server's own
 # time at 1M rows, and numpy lets go of the GIL in their gathers and counts.
@@ -306,5 +306,5 @@ def _payload(run_id: str, facts: dict[str, Any], sections: dict[str, Any], refs:
         "test_set": {"sealed": True, "note": SEALED_NOTE, "rows": report["data"]["test_rows"], "queries_of_this_dataset": queries},
         "dataset_hash": facts["dataset"].manifest["content_hash"], "commit": facts["provenance"]["git_commit"],
         "dirty": bool(facts["provenance"]["git_dirty"]), "sandbox_mode": facts["sandbox_mode"], "artifacts": sorted(refs),
-        **evidence.payload_sections(report),
+        **payload_sections(report),
     }  # fmt: skip

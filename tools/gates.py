@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tools.evaluation import REPORT_DIGITS, improvement
+from tools.metric_names import REPORT_DIGITS, improvement
 
 
 def _gate(gate: str, status: str, observed: Any, threshold: Any, reason: str) -> dict[str, Any]:

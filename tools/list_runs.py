@@ -13,7 +13,7 @@ from pydantic import Field
 
 from policies.registry import load_all
 from tools.base import CallContext, StrictInput, ToolSpec
-from tools.experiment_report import RUN_KIND_TAG
+from tools.run_views import RUN_KIND_TAG
 from tools.run_views import OUTCOMES, RUN_KINDS, STATUSES, experiment_of, primary_metric, summary
 
 MAX_RESULTS = 100

@@ -14,10 +14,9 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
-import pandas as pd
 from pydantic import Field
 
 from policies import Principal
@@ -25,7 +24,9 @@ from policies.data import MASK, integrity, is_pii, registered, shadow_only
 from policies.registry import load_all
 from tools.base import CallContext, StrictInput, ToolSpec
 from tools.columns import column_report
-from tools.splits import positive_values
+
+if TYPE_CHECKING:  # numpy and pandas are imported where frames are used, so a server starts without them (tests/server/commands/test_serve_imports.py)
+    import pandas as pd
 
 HASH_DOC = (
     "The dataset's content hash: 64 lowercase hexadecimal characters (SHA-256 of its manifest), as printed by "
@@ -76,11 +77,13 @@ def _number(value: Any) -> int | float | str | None:
 
 def value_ranges(frame: pd.DataFrame, pii_columns: Iterable[str]) -> dict[str, dict[str, Any]]:
     """{column: {min, max}} of numeric, non-boolean, non-PII columns (nulls ignored)."""
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype  # noqa: PLC0415 - see the imports above
+
     pii = list(pii_columns)
     ranges: dict[str, dict[str, Any]] = {}
     for column in frame.columns:
         series = frame[column]
-        if is_pii(column, pii) or not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        if is_pii(column, pii) or not is_numeric_dtype(series) or is_bool_dtype(series):
             continue
         values = series.dropna()
         ranges[str(column)] = {"min": _number(values.min()) if len(values) else None, "max": _number(values.max()) if len(values) else None}
@@ -111,6 +114,8 @@ def class_balance(frame: pd.DataFrame, label: Mapping[str, Any], max_classes: in
 def positive_share(series: pd.Series, positive_class: Any) -> dict[str, Any]:
     """How many labelled rows are positive: the label is any of the positive values (one or a list,
     compared as text as run_experiment binarises it)."""
+    from tools.splits import positive_values  # noqa: PLC0415 - see the imports above
+
     if positive_class is None:
         return {}
     values = {v.strip() for v in positive_values(positive_class)}

@@ -31,11 +31,9 @@ from policies.provenance import COMMIT
 from policies.registry import load_all
 from tools.base import CallContext, StrictInput, ToolSpec
 from tools.errors import GovernanceError
-from tools.experiment_runner import execute as run_stages
 from tools.experiment_schema import EXPERIMENT_PATH
 from tools.promote import REPRODUCES_TAG, REPRODUCTION_TAG, SEED_RUNS_TAG
 from tools.provenance import config_hash, feature_pipeline_hash, lockfile_hash, run_files_param, sha256_bytes
-from tools.run_features import select_features
 from tools.run_pins import rebuild_config
 from tools.run_views import require_project_run
 from tools.sealed import SEALED_NOTE
@@ -103,6 +101,8 @@ def _data_pins(ctx: CallContext, params: dict[str, str], facts: dict[str, Any]) 
     except GovernanceError as exc:
         return [_pin("dataset", False, recorded, None, exc.reason)]
     pins = [_pin("dataset", True, recorded, recorded, "")]
+    from tools.run_features import select_features  # noqa: PLC0415 - numpy and pandas are imported where frames are used, so a server starts without them (tests/server/commands/test_serve_imports.py)
+
     if facts.get("config") is not None:
         facts["feature_columns"], facts["categorical_columns"] = select_features(facts["dataset"].frame, facts["config"], ctx.config["standards"])
         expected = json.loads(params.get("feature_columns") or "null")
@@ -170,6 +170,8 @@ def _rerun_facts(facts: dict[str, Any], ctx: CallContext, seed: int) -> dict[str
 
 async def _rerun(facts: dict[str, Any], ctx: CallContext, seed: int, kind: str) -> dict[str, Any]:
     """One sandboxed re-run; returns its MLflow run. Raises GovernanceError when it fails."""
+    from tools.experiment_runner import execute as run_stages  # noqa: PLC0415 - numpy and pandas are imported where frames are used, so a server starts without them (tests/server/commands/test_serve_imports.py)
+
     payload = await run_stages(ReRun(), _rerun_facts(facts, ctx, seed), ctx)
     tags = {REPRODUCES_TAG: facts["run"]["run_id"], "mlgate.reproduction_kind": kind}
     await anyio.to_thread.run_sync(lambda: ctx.ports.tracking.set_tags(payload["run_id"], tags))

@@ -118,8 +118,3 @@ def leakage_gate(evidence: Mapping[str, Any]) -> list[dict[str, Any]]:
 def report_sections(evidence: Mapping[str, Any]) -> dict[str, Any]:
     """The evidence as evaluation-report keys (`split` there is the plan's own description)."""
     return {"columns": evidence["columns"], "split_fractions": evidence["split"], "leakage": evidence["leakage"], "fairness": evidence["fairness"]}
-
-
-def payload_sections(report: Mapping[str, Any]) -> dict[str, Any]:
-    """The evidence an agent sees in run_experiment's result, read back from the (rounded) report."""
-    return {"columns": report.get("columns"), "split": report.get("split_fractions"), "leakage": report.get("leakage"), "fairness": report.get("fairness")}

@@ -18,13 +18,10 @@ from policies.config_change import canonical_at, protected_changes
 from policies.registry import load_all
 from tools.base import CallContext, StrictInput, ToolSpec
 from tools.errors import InvalidInput
-from tools.experiment_runner import execute
 from tools.experiment_schema import EXPERIMENT_PATH, REASONING_PATH, ReasoningConfig
 from tools.propose_config_change import MAX_CHANGES, before_and_after, change_hash, config_diff, parse_changes
 from tools.provenance import FEATURES_PATH, config_hash, feature_pipeline_hash, lockfile_hash, run_files_param, sha256_bytes
 from tools.run_pins import dirtiness
-from tools.run_evidence import before_training
-from tools.run_features import select_features
 
 CONFIG_DOC = (
     "Changes for this run only, in propose_config_change's format: a mapping of dotted "
@@ -109,6 +106,9 @@ def _provenance(config: dict[str, Any], ctx: CallContext, used: dict[str, str], 
 
 
 def gather(request: RunExperimentInput, ctx: CallContext) -> dict[str, Any]:
+    from tools.run_evidence import before_training  # noqa: PLC0415 - numpy and pandas are imported where frames are used, so a server starts without them (tests/server/commands/test_serve_imports.py)
+    from tools.run_features import select_features  # noqa: PLC0415
+
     limits = ctx.config["policy"]["documents"]
     facts = _config(request, ctx, limits)
     config, standards = facts["config"], ctx.config["standards"]
@@ -133,6 +133,13 @@ def gather(request: RunExperimentInput, ctx: CallContext) -> dict[str, Any]:
     # Columns, the split and the leakage scan are judged before any training (tools/run_evidence.py).
     facts.update(before_training(dataset.frame, config, features, ctx.config, facts["in_force"]))
     return facts
+
+
+async def execute(request: RunExperimentInput, facts: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+    """Train and evaluate (tools/experiment_runner.py)."""
+    from tools.experiment_runner import execute as run_stages  # noqa: PLC0415 - numpy and pandas are imported where frames are used, so a server starts without them (tests/server/commands/test_serve_imports.py)
+
+    return await run_stages(request, facts, ctx)
 
 
 # config.protected_fields' remediation speaks of an approval in the result: a run opens none.

@@ -18,10 +18,8 @@ from typing import Any, Protocol
 from policies.runs import same_project
 from tools.detached_view import RESULT_ARTIFACT, detached_view, is_detached
 from tools.errors import NotFound
-from tools.evaluation import LOWER_IS_BETTER, METRICS
-from tools.experiment_report import RUN_KIND_TAG
+from tools.metric_names import LOWER_IS_BETTER, METRICS
 from tools.model_card import PROVENANCE
-from tools.run_evidence import payload_sections
 from tools.run_pins import unflatten
 from tools.sealed import SEALED_NOTE, is_sealed
 from tools.secrets_scan import strip_secrets
@@ -30,6 +28,7 @@ RUN_ID_PATTERN = r"^[0-9a-f]{32}$"
 STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
 OUTCOMES = ("confirmed", "neutral", "negative")
 RUN_KINDS = ("experiment", "reproduction")
+RUN_KIND_TAG = "mlgate.run_kind"
 END_REASON_TAG = "mlgate.end_reason"
 REDACTED_TAG = "mlgate.redacted_keys"
 REPORT_ARTIFACT = "evaluation_report.json"
@@ -197,3 +196,8 @@ def load_detail(tracking: Runs, run_artifacts: JsonArtifacts | None, run: Mappin
 
 def lower_is_better(metric: str) -> bool:
     return metric in LOWER_IS_BETTER
+
+
+def payload_sections(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The evidence an agent sees in run_experiment's result, read back from the (rounded) report."""
+    return {"columns": report.get("columns"), "split": report.get("split_fractions"), "leakage": report.get("leakage"), "fairness": report.get("fairness")}

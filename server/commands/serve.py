@@ -61,8 +61,9 @@ def serve_command(args: argparse.Namespace) -> int:
         print(f"mlgate: {refusal}", file=sys.stderr)
         return 2
     ports = build_ports(settings)
-    reconcile_in_background(ports)
-    build_server(settings, ports, local=local).run("stdio")
+    server = build_server(settings, ports, local=local)
+    reconcile_in_background(ports)  # after the tools' imports, which it would slow down by sharing the GIL
+    server.run("stdio")
     return 0
 
 

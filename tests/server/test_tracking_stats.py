@@ -14,7 +14,7 @@ import pytest
 from policies.leakage import CLEAN, LEAKAGE_TAG
 from server.tracking import MlflowTracking, experiment_name
 from server.tracking_stats import GROWTH, LOCK_WAIT_S, MIN_RUNS, is_stale, refresh, sqlite_path
-from tools.experiment_report import RUN_KIND_TAG
+from tools.run_views import RUN_KIND_TAG
 from tools.run_evidence import best_prior_filter
 
 METRIC = "val_roc_auc"
