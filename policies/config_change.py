@@ -211,8 +211,10 @@ def approval_is_pending(facts: Mapping[str, Any], config: Mapping[str, Any]) -> 
     approval = facts["approval"]
     if isinstance(approval, Mapping) and approval.get("status") == "pending":
         return Decision.allow("approval.is_pending", f"approval {approval.get('id')} is pending")
-    status = approval.get("status") if isinstance(approval, Mapping) else "missing"
-    return Decision.deny("approval.is_pending", f"the approval is {status}; decisions are final", "list pending approvals with `mlgate approvals list`; a new proposal creates a new approval")
+    listing = "list pending approvals with `mlgate approvals list`"
+    if not isinstance(approval, Mapping):
+        return Decision.deny("approval.is_pending", "no approval has this id", f"{listing}; approval ids look like apr-0123456789ab")
+    return Decision.deny("approval.is_pending", f"the approval is {approval.get('status')}; decisions are final", f"{listing}; a new proposal creates a new approval")
 
 
 @rule(

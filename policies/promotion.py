@@ -281,6 +281,9 @@ def agents_cannot_rollback(facts: Mapping[str, Any], config: Mapping[str, Any]) 
 )
 def rollback_available(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
     stack, current = list(facts["stack"] or []), facts["alias_version"]
+    if current is None and not stack:
+        return Decision.deny("promotion.rollback_available", f"{facts['model']}@{facts['alias']} is not set: there is nothing to roll back",
+                             f"promote a run to it first (`mlgate promote RUN --alias {facts['alias']}`)")
     if not stack or stack[-1] != current:
         return Decision.deny(
             "promotion.rollback_available",

@@ -58,6 +58,21 @@ def principal_of(args: argparse.Namespace) -> Principal:
     return authenticate(load_settings(args.workspace).state_dir)
 
 
+# The tools' remediations speak to agents (their input schema, their list_runs tool); at the
+# terminal the same refusal names what a person can do there.
+TERMINAL_REMEDIATION = {
+    "input.schema": "fix the listed values; `mlgate COMMAND --help` shows each argument and its form",
+    "tracking.run_not_found": "run ids are 32 lowercase hex characters: find them in the MLflow UI (`mlgate ui`) or in the audit chain (`mlgate audit search --tool run_experiment`)",
+    "drift.no_alias": "promote a run first (`mlgate promote RUN --alias ALIAS`), or name the baseline run with --run RUN_ID",
+}
+
+
+def for_terminal(payload: dict[str, Any]) -> dict[str, Any]:
+    """A refusal's payload with the remediation a person at the terminal can follow."""
+    remediation = TERMINAL_REMEDIATION.get(str(payload.get("rule_id")))
+    return {**payload, "remediation": remediation} if remediation else payload
+
+
 def run_governed(workspace: str, spec: ToolSpec, arguments: dict[str, Any], principal: Principal) -> dict[str, Any] | None:
     """The tool's payload, or None after printing the refusal (reason and what to do) to stderr."""
     ports = build_ports(load_settings(workspace, transport="cli"))
@@ -68,6 +83,7 @@ def run_governed(workspace: str, spec: ToolSpec, arguments: dict[str, Any], prin
         ports.audit.close()
     payload = result.structured_content or {}
     if result.is_error:
+        payload = for_terminal(payload)
         print(f"mlgate: {payload.get('reason')}", file=sys.stderr)
         print(f"  what to do: {payload.get('remediation')}", file=sys.stderr)
         return None

@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 
 from server.cli import add_workspace_option
-from server.commands.governed import add_principal_options, principal_of
+from server.commands.governed import add_principal_options, for_terminal, principal_of
 from server.enforcement import Enforcer
 from server.ports import build_ports
 from server.settings import load_settings
@@ -42,7 +42,8 @@ def call_promote(workspace: str, arguments: dict[str, Any], principal: Any) -> t
         result = anyio.run(enforcer.call, PROMOTE, arguments, CallContext(principal=principal, transport="cli", ports=ports))
     finally:
         ports.audit.close()
-    return bool(result.is_error), dict(result.structured_content or {})
+    payload = dict(result.structured_content or {})
+    return bool(result.is_error), for_terminal(payload) if result.is_error else payload
 
 
 def _receipt_lines(payload: dict[str, Any]) -> list[str]:

@@ -11,6 +11,7 @@ import json
 import sys
 from typing import Any
 
+from policies.provenance import branch_problem
 from server.cli import add_workspace_option
 from server.git import GitRepo
 from server.hooks import HOOK_NAMES, hook_main, verify_pr
@@ -46,6 +47,10 @@ def list_command(args: argparse.Namespace) -> int:
     return 0
 
 
+UNBACKED = ("do not merge the branch as it is: run the experiment on its head (run_experiment, from a clean tree) "
+            "and open the PR again with open_pr, citing that run")
+
+
 def _report(problems: list[str], what: str) -> int:
     for problem in problems:
         print(f"mlgate {what}: {problem}", file=sys.stderr)
@@ -57,7 +62,11 @@ def verify_command(args: argparse.Namespace) -> int:
     problems = verify_pr(GitRepo(settings.workspace), settings, args.branch)
     if not problems:
         print(f"{args.branch}: the cited run backs the branch head")
-    return _report(problems, "verify-pr")
+        return 0
+    _report(problems, "verify-pr")
+    if branch_problem(args.branch) is None:  # a name verify-pr refuses is no PR branch at all
+        print(f"  what to do: {UNBACKED}", file=sys.stderr)
+    return 1
 
 
 def hook_command(args: argparse.Namespace) -> int:

@@ -146,3 +146,11 @@ def test_the_reasoning_denial_holds_only_the_two_texts_to_the_length_and_word_li
     assert "hypothesis_category, change_description" not in denied.remediation, denied.remediation
     short_category = decide_one(load_all()["reasoning.required_for_agents"], facts(reasoning={**REASONING, "hypothesis_category": "baseline"}), config())
     assert short_category.allowed, short_category
+
+
+def test_an_unknown_approval_id_is_denied_as_unknown_not_as_already_decided() -> None:
+    unknown = load_all()["approval.is_pending"]({"principal": HUMAN, "approval": None}, config())
+    decided = load_all()["approval.is_pending"]({"principal": HUMAN, "approval": approval("approved")}, config())
+    assert unknown.reason == "no approval has this id" and "final" not in unknown.remediation + unknown.reason
+    assert "mlgate approvals list" in unknown.remediation
+    assert decided.reason == "the approval is approved; decisions are final"

@@ -199,3 +199,10 @@ def test_a_human_approval_denial_names_the_approval_when_there_is_one_and_how_on
     missing = decide_one(rule_, facts(approval=None), CFG)
     assert not missing.allowed and "no approval" in missing.reason, missing.reason
     assert "in this denial" not in missing.remediation and "opens" in missing.remediation, missing.remediation
+
+
+def test_rolling_back_an_alias_never_set_says_so_and_names_the_command_that_sets_it() -> None:
+    decision = load_all()["promotion.rollback_available"]({**ROLLBACK, "stack": [], "alias_version": None}, CFG)
+    assert not decision.allowed
+    assert decision.reason.endswith("is not set: there is nothing to roll back") and "None" not in decision.reason
+    assert f"mlgate promote RUN --alias {ROLLBACK['alias']}" in decision.remediation

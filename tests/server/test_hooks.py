@@ -223,3 +223,4 @@ def test_verify_pr_reports_each_problem_with_exit_status(workspace: Path, env: d
     assert main(["verify-pr", "main", "--workspace", str(workspace)]) == 1
     err = capsys.readouterr().err
     assert "no PR record" in err and "branch names must be" in err
+    assert err.count("what to do: do not merge") == 1  # the unbacked branch, not the refused name

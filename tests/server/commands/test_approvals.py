@@ -16,3 +16,27 @@ def test_a_mistyped_workspace_exits_2_with_what_to_do_instead_of_an_empty_list(t
     assert "no pending approvals" not in captured.out
     assert "what to do: pass --workspace DIR of a workspace made by `mlgate init DIR`" in captured.err
     assert not (tmp_path / "typo").exists()
+
+
+def _as_human(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from server.credentials import TOKEN_ENV  # noqa: PLC0415
+    from server.settings import load_settings  # noqa: PLC0415
+    from tests.credentials import issue  # noqa: PLC0415
+
+    monkeypatch.setenv(TOKEN_ENV, issue(load_settings(workspace).state_dir, "alice"))
+
+
+def test_an_unknown_approval_id_is_named_unknown_with_what_a_person_can_do(workspace: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    _as_human(workspace, monkeypatch)
+    assert main(["approvals", "approve", "apr-000000000000", "--workspace", str(workspace)]) == 2
+    err = capsys.readouterr().err
+    assert "mlgate: no approval has this id" in err and "decisions are final" not in err
+    assert "what to do: list pending approvals with `mlgate approvals list`" in err
+
+
+def test_a_malformed_id_at_the_terminal_points_to_the_commands_help_not_a_tool_schema(workspace: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    _as_human(workspace, monkeypatch)
+    assert main(["approvals", "deny", "apr-XYZ", "--workspace", str(workspace)]) == 2
+    err = capsys.readouterr().err
+    assert "invalid arguments: approval_id" in err and "input schema" not in err
+    assert "what to do: fix the listed values; `mlgate COMMAND --help`" in err

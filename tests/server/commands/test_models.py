@@ -118,3 +118,24 @@ def test_the_first_use_of_a_new_store_prints_nothing_but_the_answer(workspace) -
     done = subprocess.run([sys.executable, "-m", "server.cli", "models", "list", "--workspace", str(workspace)], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "no registered models"
     assert done.stderr == "", done.stderr
+
+
+def test_promoting_an_unknown_run_at_the_terminal_says_where_run_ids_are_found(settings: Settings, ports: Ports, carol_token: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["promote", "0" * 32, "--dry-run", "--workspace", str(settings.workspace)]) == 2
+    err = capsys.readouterr().err
+    assert f"no run {'0' * 32}" in err and "list runs" not in err
+    assert "`mlgate ui`" in err and "`mlgate audit search --tool run_experiment`" in err
+
+
+def test_rolling_back_an_alias_never_set_says_it_is_not_set(settings: Settings, ports: Ports, carol_token: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rollback", MODEL, "--workspace", str(settings.workspace)]) == 2
+    err = capsys.readouterr().err
+    assert f"{MODEL}@champion is not set" in err and "None" not in err
+    assert "`mlgate promote RUN --alias champion`" in err
+
+
+def test_drift_against_an_alias_never_set_names_the_terminal_flag_for_a_run(settings: Settings, ports: Ports, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["drift", "--dataset", "a" * 64, "--alias", "champion", "--workspace", str(settings.workspace)]) == 2
+    err = capsys.readouterr().err
+    assert "has no champion alias" in err and "pass run_id" not in err
+    assert "--run RUN_ID" in err and "`mlgate promote RUN --alias ALIAS`" in err
