@@ -184,7 +184,7 @@ def read_pin(state_dir: Path) -> dict[str, Any] | None:
 
 
 def write_pin(state_dir: Path, record: Mapping[str, Any]) -> None:
-    write_atomic(state_dir / PIN_FILE, json.dumps(pin_of(record), sort_keys=True, indent=2).encode() + b"\n")
+    write_atomic(state_dir / PIN_FILE, json.dumps(pin_of(record), sort_keys=True, indent=2).encode() + b"\n", mode=0o600)
 
 
 # --- recording an acknowledgement --------------------------------------------------------------

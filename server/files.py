@@ -14,10 +14,27 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def private_dir(path: Path) -> Path:
+    """`path` as a directory; created 0700 when missing (an existing one keeps the mode its owner
+    gave it). The state directory holds the tracking store, approvals and run directories: other
+    OS users of the host have no business listing or reading them."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def private_file(path: Path) -> None:
+    """Create `path` empty and 0600 unless it exists, so the library that fills it later (sqlite)
+    keeps that mode and never makes it world-readable."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+    except FileExistsError:
+        pass
+
+
 @contextmanager
 def locked(lock_path: Path) -> Iterator[None]:
     """Hold an exclusive flock on `lock_path` (created 0600, never through a symlink)."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(lock_path.parent)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

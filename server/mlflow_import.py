@@ -20,12 +20,16 @@ import logging
 import os
 import sys
 import threading
+from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from server.files import private_file
 
 # everything mlgate imports from MLflow: once these are loaded no `from mlflow.x import y` in
 # server/ imports anything
 MODULES = ("mlflow", "mlflow.entities", "mlflow.exceptions", "mlflow.store.db.utils")
+SQLITE_FILE = "sqlite:///"
 # the registry's SQL store, which a sqlite or database client opens on its first registry call
 SQL_REGISTRY = "mlflow.store.model_registry.sqlalchemy_store"
 # MLflow prints a pointer to its "agent skills" on import when it sees a coding agent's environment
@@ -64,6 +68,8 @@ def mlflow_client(tracking_uri: str, *, sql_registry: bool) -> Any:
     constructor opens the store. `sql_registry`: the store is a database (sqlite included), whose
     registry store is imported here rather than at a later first registry call."""
     mlflow = mlflow_module()
+    if tracking_uri.lower().startswith(SQLITE_FILE) and Path(tracking_uri[len(SQLITE_FILE):]).parent.is_dir():
+        private_file(Path(tracking_uri[len(SQLITE_FILE):]))  # 0600, before MLflow creates it with the umask's mode
     with _LOCK:
         if sql_registry:
             importlib.import_module(SQL_REGISTRY)

@@ -25,6 +25,7 @@ from server.dataset_registry import DatasetRegistry
 from server.detached_runs import DetachedRuns
 from server.environment import Environment
 from server.executors import build_executor
+from server.files import private_dir
 from server.git import GitRepo
 from server.pr_providers import RunArtifacts, build_provider
 from server.registry import ModelRegistry
@@ -67,7 +68,7 @@ class Ports:
 
 def build_ports(settings: Settings) -> Ports:
     install_log_redaction()
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.state_dir)
     git = GitRepo(settings.workspace)
     ports = Ports(settings=settings, git=git, clock=SystemClock())
     ports.standards = StandardsSource(git, settings.protected_ref, AcknowledgementCheck(git, settings.workspace, settings.state_dir))

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from server.files import write_atomic
+from server.files import private_dir, write_atomic
 from server.audit.signing import chain_signer
 from server.audit.records import (
     CHAIN_FIELDS,
@@ -64,7 +64,7 @@ class AuditChain:
         self._pending = 0
         self._timer: threading.Timer | None = None
         self._closed = False
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         self._lock_fd, self._fd = _open_files(self.path)
         # Descriptors of a chain nobody closed are released when it is collected, exactly once.
         self._release = weakref.finalize(self, _close_all, self._fd, self._lock_fd)
