@@ -41,6 +41,15 @@ SECRET_VALUE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 RANDOM_STRING = re.compile(r"[A-Za-z0-9+/_\-=]{32,}")
 MIN_RANDOM_ENTROPY_BITS = 4.0
+# Column-style names (NumberOfTime30-59DaysPastDueNotWorse, TotalOutstandingBalanceAmount12M) are
+# long, mixed-case and have digits too, but they read as words: camelCase words, ACRONYMS and numbers
+# averaging 3.5+ characters, at most 2 of one character, every word of 3+ letters with a vowel, and
+# a character entropy under 4.5 bits. Measured on 300 000 random base62 strings of 32 characters,
+# 21 read as words (7 in 100 000; none of 40 characters or more); the known-prefix patterns above
+# do not depend on this.
+IDENTIFIER_PART = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
+VOWEL = re.compile(r"[aeiouy]", re.IGNORECASE)
+MAX_WORDS_ENTROPY_BITS = 4.5
 
 
 @dataclass(frozen=True)
@@ -68,10 +77,20 @@ def _entropy_bits(text: str) -> float:
     return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
 
 
+def _reads_as_words(token: str) -> bool:
+    parts = [part for chunk in re.split(r"[_\-+/=]+", token) for part in IDENTIFIER_PART.findall(chunk)]
+    if not parts or sum(map(len, parts)) / len(parts) < 3.5 or sum(len(part) == 1 for part in parts) > 2:
+        return False
+    return all(VOWEL.search(part) for part in parts if part.isalpha() and len(part) >= 3)
+
+
 def _looks_random(token: str) -> bool:
     # Lowercase hex (sha256, git commits, run ids) has no uppercase letters and is provenance.
     has_classes = any(c.isupper() for c in token) and any(c.islower() for c in token) and any(c.isdigit() for c in token)
-    return has_classes and _entropy_bits(token) >= MIN_RANDOM_ENTROPY_BITS
+    if not has_classes:
+        return False
+    bits = _entropy_bits(token)
+    return bits >= MIN_RANDOM_ENTROPY_BITS and not (bits < MAX_WORDS_ENTROPY_BITS and _reads_as_words(token))
 
 
 def secret_kind_of_value(value: Any) -> str | None:

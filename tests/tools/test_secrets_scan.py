@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tools.secrets_scan import SecretFinding, find_secrets, is_secret_key, secret_kind_of_value, strip_secrets
+from tools.secrets_scan import MIN_RANDOM_ENTROPY_BITS, SecretFinding, _entropy_bits, find_secrets, is_secret_key, secret_kind_of_value, strip_secrets
 
 
 @pytest.mark.parametrize("key", ["token", "GH_TOKEN", "db.password", "apiKey", "api_key", "aws.secret_access_key", "ssh-key", "Authorization", "client_secret", "credentials.path"])
@@ -77,3 +77,34 @@ def test_an_mlgate_bearer_token_is_found_even_without_a_digit(random_part: str) 
     # About one token in 1 500 that `mlgate token create` issues has no digit in its 43 random characters.
     assert secret_kind_of_value("mlgate_" + random_part) == "mlgate_token"
     assert secret_kind_of_value(f"reasoning that quotes mlgate_{random_part} by mistake") == "mlgate_token"
+
+
+# Column names of public credit-scoring datasets and of bank feature stores: long, mixed-case, digits.
+COLUMN_NAMES = [
+    "NumberOfTime30-59DaysPastDueNotWorse",
+    "NumberOfTime60-89DaysPastDueNotWorse",
+    "TotalOutstandingBalanceAmount12M",
+    "Debt_To_Income_Ratio_Last12Months",
+    "customerLifetimeValueEstimate2024Q3",
+    "MonthlyIncomeVerifiedByEmployer2023",
+    "HasCoApplicantWithIncomeAbove50K",
+]
+
+
+@pytest.mark.parametrize("name", COLUMN_NAMES)
+def test_a_column_style_name_is_not_a_credential(name: str) -> None:
+    assert secret_kind_of_value(name) is None
+    assert strip_secrets({"feature_columns": f'["age", "{name}"]'}) == ({"feature_columns": f'["age", "{name}"]'}, [])
+
+
+def test_random_strings_are_still_credentials_though_some_fall_into_camel_case() -> None:
+    import random  # noqa: PLC0415
+    import string  # noqa: PLC0415
+
+    chosen = random.Random(20261202)
+    alphabet = string.ascii_letters + string.digits
+    tokens = ["".join(chosen.choice(alphabet) for _ in range(length)) for length in (32, 40, 64) for _ in range(2000)]
+    mixed = [t for t in tokens if any(c.isupper() for c in t) and any(c.islower() for c in t) and any(c.isdigit() for c in t)]
+    flagged_by_entropy = [t for t in mixed if _entropy_bits(t) >= MIN_RANDOM_ENTROPY_BITS]
+    assert len(flagged_by_entropy) > 5900
+    assert [t for t in flagged_by_entropy if secret_kind_of_value(t) is None] == []  # none reads as words
