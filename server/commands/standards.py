@@ -102,11 +102,12 @@ def _confirmed(question: str, yes: bool) -> bool:
     if sys.stdin is None or not sys.stdin.isatty():
         print("mlgate: no terminal to confirm at; review the diff above and pass --yes", file=sys.stderr)
         return False
-    try:
-        answer = input(f"{question} [y/N] ")
-    except EOFError:  # Ctrl-D at the prompt: no answer is a no
+    # A plain line read, not input(): GNU readline can turn a Ctrl-C that lands mid-read into an end
+    # of file, and Ctrl-C must always interrupt (exit 130) while Ctrl-D (an empty read) declines.
+    print(f"{question} [y/N] ", end="", flush=True)
+    answer = sys.stdin.readline()
+    if not answer:
         print(file=sys.stderr)
-        answer = ""
     if answer.strip().lower() not in ("y", "yes"):
         print("mlgate: not confirmed; nothing was written", file=sys.stderr)
         return False
