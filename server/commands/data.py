@@ -37,9 +37,9 @@ def register(subparsers) -> None:
     commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     add = commands.add_parser(
         "add", help="import CSV/Parquet files into data/shadow/<content hash>/, record the import and print the hash",
-        usage="mlgate data add WORKSPACE PATH [PATH ...]\n       mlgate data add --workspace DIR PATH [PATH ...]",
+        usage="mlgate data add WORKSPACE PATH [PATH ...]\n       mlgate data add --workspace DIR PATH [PATH ...]\n       mlgate data add PATH [PATH ...]   (inside a workspace)",
     )  # fmt: skip
-    add.add_argument("items", nargs="+", metavar="PATH", help="the workspace (unless --workspace names it), then CSV or Parquet files, imported together as one dataset")
+    add.add_argument("items", nargs="+", metavar="PATH", help="the workspace directory (unless --workspace names it; omitted: the current directory), then CSV or Parquet files, imported together as one dataset")
     # --workspace like every other command; the positional WORKSPACE stays (documented, in scripts)
     add.add_argument("--workspace", dest="workspace_option", default=None, metavar="DIR", help="governed workspace (mlgate init DIR); then every PATH is a data file")
     add.epilog = "Needs an operator token issued by an operator (`mlgate token create --role operator`): set MLGATE_TOKEN in your own shell, or run at a terminal to be prompted."
@@ -83,10 +83,15 @@ def import_files(workspace: str | Path, paths: Sequence[Path | str], principal: 
 
 
 def add_arguments(args: argparse.Namespace) -> tuple[str, list[str]]:
-    """(workspace, data files) of `add WORKSPACE PATH...` or `add --workspace DIR PATH...`.
+    """(workspace, data files) of `add --workspace DIR PATH...`, `add WORKSPACE PATH...`, or
+    `add FILE...` run inside a workspace: a first PATH that is a directory names the workspace (data
+    files are files), so `mlgate data add loans.csv` imports loans.csv into the current directory's.
     Raises InvalidInput when no data file is left."""
     items = list(args.items)
-    workspace = args.workspace_option if args.workspace_option is not None else items.pop(0)
+    if args.workspace_option is not None:
+        workspace = args.workspace_option
+    else:
+        workspace = items.pop(0) if Path(items[0]).is_dir() else str(Path.cwd())
     if not items:
         raise InvalidInput("no data file given", "name the workspace and the files: `mlgate data add --workspace DIR FILE.csv` (or `mlgate data add DIR FILE.csv`)", rule_id="data.files_given")
     return workspace, items

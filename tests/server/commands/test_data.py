@@ -122,7 +122,21 @@ def test_add_takes_the_workspace_as_an_option_like_every_other_command(workspace
 
 
 def test_add_with_no_data_file_exits_2_saying_how_to_name_them(workspace: Path, csv: Path, capsys) -> None:
-    for argv in (["data", "add", str(workspace)], ["data", "add", str(csv)]):
-        assert main(argv) == 2
-        assert "what to do: name the workspace and the files" in capsys.readouterr().err
+    assert main(["data", "add", str(workspace)]) == 2
+    assert "what to do: name the workspace and the files" in capsys.readouterr().err
     assert not (load_settings(workspace).state_dir / "datasets.json").exists()
+
+
+def test_add_of_files_alone_imports_them_into_the_workspace_it_runs_in(workspace: Path, csv: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    code, named, _ = add(workspace, csv, capsys=capsys)
+    monkeypatch.chdir(workspace)
+    assert code == 0 and main(["data", "add", str(csv)]) == 0
+    assert capsys.readouterr().out == named
+
+
+def test_add_of_files_alone_outside_a_workspace_names_the_directory_and_what_to_do(tmp_path: Path, csv: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["data", "add", str(csv)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path} is not a governed workspace" in err and "mlgate init" in err
+    assert not (tmp_path / "data").exists() and not (tmp_path / ".mlgate").exists()
