@@ -60,12 +60,19 @@ def _arguments(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, An
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
+def _cell(value: Any) -> str:
+    """A float to 6 significant digits (0.00441481481481476 reads 0.00441481), text cut at 60."""
+    if value is None:
+        return ""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)[:60]
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
     """Rows as aligned text columns (keys of the first row)."""
     if not rows:
         return "(no runs)"
     keys = list(rows[0])
-    cells = [[str(k) for k in keys]] + [["" if r.get(k) is None else str(r.get(k))[:60] for k in keys] for r in rows]
+    cells = [[str(k) for k in keys]] + [[_cell(r.get(k)) for k in keys] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(keys))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in cells)
 
