@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from policies.decision import Decision, rule
@@ -29,6 +29,19 @@ SOURCE = "DESIGN.md §3 propose_config_change"
 ABSENT = "<absent>"
 NOT_CHECKED = "the resulting config did not validate, so this rule could not be checked"
 FIX_SCHEMA = "fix the problems config.schema_valid lists, then propose again"
+# A dotted change of model.type or split.strategy keeps the old variant's fields, which the new one
+# refuses (tools/experiment_schema.py): the variant and its fields change together.
+VARIANT_FIELDS = ("is not a parameter of", "is not a field of")
+WHOLE_MAPPING = (
+    "a new model.type or split.strategy takes its own fields: change the whole mapping, e.g. "
+    '{"model": {"type": "torch_mlp", "params": {}}} (omitted params take their defaults) or '
+    '{"split": {"strategy": "stratified_kfold", "n_splits": 5, "test_size": 0.2}}'
+)
+
+
+def schema_remediation(errors: Sequence[str], fix: str) -> str:
+    """`fix`, and how to change a model type or split strategy when the errors come from one."""
+    return f"{fix}; {WHOLE_MAPPING}" if any(marker in e for e in errors for marker in VARIANT_FIELDS) else fix
 
 
 # --- pure helpers (also used by the tool to describe and bind a change) ----------------------
@@ -99,7 +112,8 @@ def schema_valid(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decisio
     if not errors and facts["config"] is not None:
         return Decision.allow("config.schema_valid", "the resulting config validates")
     listed = "; ".join(errors[:10]) or "no validated config"
-    return Decision.deny("config.schema_valid", f"the resulting config is invalid: {listed}", "fix the listed paths; keys are lowercase and case-sensitive, values keep their types (1 is not \"1\")")
+    fix = 'fix the listed paths; keys are lowercase and case-sensitive, values keep their types (1 is not "1")'
+    return Decision.deny("config.schema_valid", f"the resulting config is invalid: {listed}", schema_remediation(errors, fix))
 
 
 def _allowed_value_problems(cfg: Mapping[str, Any], reasoning: Any, allowed: Mapping[str, Any]) -> list[str]:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import Field, JsonValue
 
 from policies import Verdict
-from policies.config_change import canonical_at, protected_changes
+from policies.config_change import canonical_at, protected_changes, schema_remediation
 from policies.registry import load_all
 from tools.base import CallContext, StrictInput, ToolSpec
 from tools.errors import InvalidInput
@@ -61,7 +61,8 @@ def _config(request: RunExperimentInput, ctx: CallContext, limits: dict[str, Any
     raw, digest = ctx.ports.configs.read_document(EXPERIMENT_PATH, limits)
     current, config, errors = before_and_after(raw, changes)
     if config is None:
-        raise InvalidInput("the experiment config is invalid: " + "; ".join(errors[:10]), "fix it with propose_config_change (dry_run shows the problems)", rule_id="config.schema_valid")
+        fix = "fix this call's `config` changes" if changes else "fix configs/experiment.yaml with propose_config_change (dry_run shows the problems)"
+        raise InvalidInput("the experiment config is invalid: " + "; ".join(errors[:10]), schema_remediation(errors, fix), rule_id="config.schema_valid")
     diff = config_diff(current, config)
     facts = {"schema_errors": [], "current": current, "config": config, "diff": diff, "change_hash": change_hash(diff), "approval": None, "in_force": ctx.ports.approvals.in_force()}
     protected = protected_changes(current, config, ctx.config["standards"].get("protected_fields") or {})

@@ -154,3 +154,10 @@ def test_an_unknown_approval_id_is_denied_as_unknown_not_as_already_decided() ->
     assert unknown.reason == "no approval has this id" and "final" not in unknown.remediation + unknown.reason
     assert "mlgate approvals list" in unknown.remediation
     assert decided.reason == "the approval is approved; decisions are final"
+
+
+def test_a_schema_denial_from_a_changed_model_type_says_to_change_the_whole_mapping() -> None:
+    variant = load_all()["config.schema_valid"](facts(schema_errors=["model.params.max_depth: unknown field: max_depth is not a parameter of torch_mlp; its parameters are epochs"]), config())
+    typo = load_all()["config.schema_valid"](facts(schema_errors=["model.parms: unknown field"]), config())
+    assert '{"model": {"type": "torch_mlp", "params": {}}}' in variant.remediation
+    assert "whole mapping" not in typo.remediation and typo.remediation.startswith("fix the listed paths")

@@ -114,6 +114,15 @@ async def test_dry_run_checks_everything_and_starts_no_run(governed: dict[str, A
     assert governed["ports"].tracking.search_runs(_experiments(governed)) == []
 
 
+async def test_a_dotted_model_type_change_is_refused_with_the_whole_mapping_form_to_use(governed: dict[str, Any]) -> None:
+    dotted = await call(governed, {"config": {"model.type": "logistic_regression"}, "reasoning": REASONING, "dry_run": True})
+    assert dotted.is_error and "n_estimators is not a parameter of logistic_regression" in dotted.structured_content["reason"]
+    remediation = dotted.structured_content["remediation"]
+    assert remediation.startswith("fix this call's `config` changes") and '{"model": {"type": "torch_mlp", "params": {}}}' in remediation
+    whole = await call(governed, {"config": {"model": {"type": "logistic_regression", "params": {}}}, "reasoning": REASONING, "dry_run": True})
+    assert not whole.is_error, whole.structured_content
+
+
 async def test_a_config_that_leaves_no_feature_is_denied_before_any_run(governed: dict[str, Any]) -> None:
     """Every usable column excluded: refused by name before training, instead of a run that fails in
     the sandbox as 'the run spec is invalid' with advice to fix src/features.py."""
