@@ -81,7 +81,7 @@ async def gather(request: CheckDriftInput, ctx: CallContext) -> dict[str, Any]:
 
 def drift_report(baseline: Mapping[str, Any], frame: Any, threshold: float) -> dict[str, Any]:
     """PSI per feature rounded to 6 places, the flagged ones (worst first), the missing ones."""
-    from tools.drift import psi_report  # noqa: PLC0415 - numpy and pandas are imported where frames are used, so a server starts without them (tests/server/commands/test_serve_imports.py)
+    from tools.drift import psi_report  # noqa: PLC0415 - at first use: a server starts without numpy and pandas (tests/server/commands/test_serve_imports.py)
 
     scores = psi_report(baseline, frame)
     present = {name: round(value, 6) for name, value in scores.items() if value is not None}

@@ -170,7 +170,7 @@ def _champion_run(ctx: CallContext, model: str) -> dict[str, Any] | None:
 def _champion_paired(ctx: CallContext, run: Mapping[str, Any], champion: Mapping[str, Any] | None, metric: str) -> dict[str, Any] | None:
     """The run against the champion on the same test rows (paired bootstrap), or None when there is
     no champion or the two did not score the same rows (then the point estimates are compared)."""
-    from tools.paired import on_shared_rows, paired_improvement  # noqa: PLC0415 - numpy and pandas are imported where frames are used, so a server starts without them (tests/server/commands/test_serve_imports.py)
+    from tools.paired import on_shared_rows, paired_improvement  # noqa: PLC0415 - at first use: a server starts without numpy and pandas (tests/server/commands/test_serve_imports.py)
 
     reader = getattr(ctx.ports.run_artifacts, "read_predictions", None)
     if champion is None or reader is None or champion["run_id"] == run["run_id"]:

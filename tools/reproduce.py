@@ -95,14 +95,14 @@ def _source_pins(ctx: CallContext, params: dict[str, str], facts: dict[str, Any]
 
 def _data_pins(ctx: CallContext, params: dict[str, str], facts: dict[str, Any]) -> list[dict[str, Any]]:
     """The dataset bytes (re-hashed now) and the feature columns they give under the standards."""
+    from tools.run_features import select_features  # noqa: PLC0415 - at first use: a server starts without numpy and pandas (tests/server/commands/test_serve_imports.py)
+
     recorded = params.get("dataset_content_hash")
     try:
         facts["dataset"] = ctx.ports.cas.load(str(recorded), ctx.config["policy"]["datasets"])
     except GovernanceError as exc:
         return [_pin("dataset", False, recorded, None, exc.reason)]
     pins = [_pin("dataset", True, recorded, recorded, "")]
-    from tools.run_features import select_features  # noqa: PLC0415 - numpy and pandas are imported where frames are used, so a server starts without them (tests/server/commands/test_serve_imports.py)
-
     if facts.get("config") is not None:
         facts["feature_columns"], facts["categorical_columns"] = select_features(facts["dataset"].frame, facts["config"], ctx.config["standards"])
         expected = json.loads(params.get("feature_columns") or "null")
@@ -170,7 +170,7 @@ def _rerun_facts(facts: dict[str, Any], ctx: CallContext, seed: int) -> dict[str
 
 async def _rerun(facts: dict[str, Any], ctx: CallContext, seed: int, kind: str) -> dict[str, Any]:
     """One sandboxed re-run; returns its MLflow run. Raises GovernanceError when it fails."""
-    from tools.experiment_runner import execute as run_stages  # noqa: PLC0415 - numpy and pandas are imported where frames are used, so a server starts without them (tests/server/commands/test_serve_imports.py)
+    from tools.experiment_runner import execute as run_stages  # noqa: PLC0415 - at first use: a server starts without numpy and pandas (tests/server/commands/test_serve_imports.py)
 
     payload = await run_stages(ReRun(), _rerun_facts(facts, ctx, seed), ctx)
     tags = {REPRODUCES_TAG: facts["run"]["run_id"], "mlgate.reproduction_kind": kind}

@@ -107,7 +107,7 @@ def _provenance(config: dict[str, Any], ctx: CallContext, used: dict[str, str], 
 
 
 def gather(request: RunExperimentInput, ctx: CallContext) -> dict[str, Any]:
-    from tools.run_evidence import before_training  # noqa: PLC0415 - numpy and pandas are imported where frames are used, so a server starts without them (tests/server/commands/test_serve_imports.py)
+    from tools.run_evidence import before_training  # noqa: PLC0415 - at first use: a server starts without numpy and pandas (tests/server/commands/test_serve_imports.py)
     from tools.run_features import select_features  # noqa: PLC0415
 
     limits = ctx.config["policy"]["documents"]
@@ -138,7 +138,7 @@ def gather(request: RunExperimentInput, ctx: CallContext) -> dict[str, Any]:
 
 async def execute(request: RunExperimentInput, facts: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
     """Train and evaluate (tools/experiment_runner.py)."""
-    from tools.experiment_runner import execute as run_stages  # noqa: PLC0415 - numpy and pandas are imported where frames are used, so a server starts without them (tests/server/commands/test_serve_imports.py)
+    from tools.experiment_runner import execute as run_stages  # noqa: PLC0415 - at first use: a server starts without numpy and pandas (tests/server/commands/test_serve_imports.py)
 
     return await run_stages(request, facts, ctx)
 
