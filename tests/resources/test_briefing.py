@@ -48,6 +48,11 @@ async def test_briefing_carries_the_rules_the_workflow_and_the_risk_checklist(se
     assert text.index("## Rules") < text.index("## Workflow") < text.index("## Modelling risk checklist")
 
 
+async def test_briefing_shows_how_to_change_the_model_type_in_one_change(settings: Settings, ports: Ports) -> None:
+    # a dotted model.type change keeps the old type's params, which the new type refuses
+    assert '`{"model": {"type": "torch_mlp", "params": {}}}`' in await get_briefing(settings, ports)
+
+
 async def test_briefing_fills_in_the_committed_standards(settings: Settings, ports: Ports, workspace: Path) -> None:
     text = await get_briefing(settings, ports)
     sha = hashlib.sha256(GitRepo(workspace).show("main", STANDARDS)).hexdigest()
