@@ -72,5 +72,5 @@ def test_at_a_terminal_the_token_is_typed_at_a_hidden_prompt(settings: Settings)
     finally:
         os.close(master)
     # Authenticated as alice: the refusal is the approval's (unknown), not the credential's.
-    assert process.returncode == 2 and b"missing" in err and b"credential" not in err
+    assert process.returncode == 2 and b"no approval has this id" in err and b"credential" not in err
     assert token.encode() not in echoed

@@ -153,7 +153,7 @@ async def test_cli_approve_and_deny_are_audited_as_cli_calls_naming_the_credenti
 async def test_cli_refuses_unknown_and_already_decided_approvals(settings: Settings, workspace: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     use_token(monkeypatch, settings.state_dir, "bob")
     assert await cli("approvals", "approve", "apr-0123456789ab", "--workspace", str(workspace)) == 2
-    assert "missing" in capsys.readouterr().err
+    assert "no approval has this id" in capsys.readouterr().err
     approval_id = await pending_approval(settings)
     assert await cli("approvals", "approve", approval_id, "--workspace", str(workspace)) == 0
     assert await cli("approvals", "deny", approval_id, "--workspace", str(workspace)) == 2
