@@ -159,10 +159,10 @@ class DetachedRuns:
         me = str(os.getpid())
         return sum(1 for o in self.owners() if self._alive(o) is not False and o["tags"].get("mlgate.server.pid") != me)
 
-    def reconcile(self) -> list[str]:
+    def reconcile(self, into: list | None = None) -> list[str]:
         """End FAILED, with a reason, each RUNNING detached run whose worker is dead; its slot is
-        released. Returns the reconciled run ids."""
-        reconciled = []
+        released. Returns the reconciled run ids (appended to `into` one by one)."""
+        reconciled = [] if into is None else into
         for owner in self.owners():
             if self._alive(owner) is False and self.settle(owner, "FAILED", f"its detached worker (pid {owner['tags'].get('mlgate.server.pid')}) exited without ending the run"):
                 reconciled.append(owner["run_id"])

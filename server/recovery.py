@@ -22,7 +22,8 @@ Runs and aliases are this project's only (its experiment `<client>/<project>` an
 `<client>-<project>`, from the acknowledged standards): a tracking store shared by several projects
 holds other projects' runs and models, which their own servers reconcile against their own histories.
 Each part is repaired on its own and retried once; a part that still fails is named in the record
-(`not_repaired`) and on stderr, and the others are repaired all the same.
+(`not_repaired`) and on stderr, and the others are repaired all the same. Each repair lists what it
+repaired as it goes, so what a failed first attempt did is in the record beside what the retry did.
 
 Whatever was repaired is appended to the audit chain as one `recovered` record, so a repair (or a
 pointer moved outside mlgate that this undid) is visible to `mlgate audit verify` readers.
@@ -65,28 +66,35 @@ def recover(ports: Any, warn: Callable[[str], None] | None = None) -> dict[str, 
     return found
 
 
-def _parts(ports: Any) -> dict[str, Callable[[], list]]:
+Repair = Callable[[list], object]  # appends each thing it repaired to the list, as it goes
+
+
+def _parts(ports: Any) -> dict[str, Repair]:
     """The repairs, each run on its own: one that fails leaves the others done."""
+    overrides = getattr(ports, "overrides", None)
     return {
-        "runs": lambda: reconcile_runs(ports),
-        "approvals": lambda: repair_approval_files(ports.approvals),
-        "registry": lambda: reconcile_registry(ports.registry, own_model(ports)) if ports.registry is not None else [],
-        # lines an approved override's record vouches for, cut off by a kill before they were written
-        "overrides": lambda: ports.overrides.restore() if getattr(ports, "overrides", None) is not None else [],
+        "runs": lambda done: reconcile_runs(ports, done),
+        "approvals": lambda done: repair_approval_files(ports.approvals, done),
+        "registry": lambda done: reconcile_registry(ports.registry, own_model(ports), done) if ports.registry is not None else None,
+        # lines an approved override's record vouches for, cut off by a kill before they were written (one write)
+        "overrides": lambda done: done.extend(overrides.restore()) if overrides is not None else None,
     }
 
 
-def _twice(repair: Callable[[], list]) -> tuple[list, BaseException | None]:
-    """What `repair` found, retried once after a failure (a store briefly locked, busy or away);
-    ([], the error) when the retry fails too."""
+def _twice(repair: Repair) -> tuple[list, BaseException | None]:
+    """What `repair` repaired, retried once after a failure (a store briefly locked, busy or away):
+    the first attempt's repairs stay listed. The error when the retry fails too, else None."""
+    done: list = []
     try:
-        return repair(), None
+        repair(done)
+        return done, None
     except Exception:  # noqa: BLE001, S110 - retried below; the retry's error is the one reported
         pass
     try:
-        return repair(), None
+        repair(done)
+        return done, None
     except Exception as error:  # noqa: BLE001 - reported in the record, the other parts still repaired
-        return [], error
+        return done, error
 
 
 def _named(error: BaseException) -> str:
@@ -114,20 +122,25 @@ def own_model(ports: Any) -> str:
     return model_name(ports.standards.policy_config()["standards"])
 
 
-def reconcile_runs(ports: Any) -> list[str]:
+def reconcile_runs(ports: Any, done: list | None = None) -> list[str]:
     """End FAILED the RUNNING runs of dead detached workers first (their reason names the worker),
     then those of dead servers in this project's experiment (a shared store holds other projects'
-    runs); what their sandboxes left is killed (server/sandbox_leftovers.py)."""
-    detached = ports.detached.reconcile() if getattr(ports, "detached", None) is not None else []
+    runs); what their sandboxes left is killed (server/sandbox_leftovers.py). Each run id is
+    appended to `done` as its run is ended; returns them."""
+    done = [] if done is None else done
+    if getattr(ports, "detached", None) is not None:
+        ports.detached.reconcile(done)
     rundirs = getattr(ports, "rundirs", None)
     leftovers = functools.partial(kill_run_leftovers, rundirs.root) if rundirs is not None else None
     experiment = project_experiment(ports.standards.policy_config()["standards"])
-    return [*detached, *ports.tracking.reconcile_orphans(leftovers=leftovers, experiments=[experiment])]
+    ports.tracking.reconcile_orphans(leftovers=leftovers, experiments=[experiment], into=done)
+    return done
 
 
-def repair_approval_files(store: Any) -> list[str]:
-    """Rewrite, from the chain, approval files one step behind it. Returns their ids."""
-    repaired = []
+def repair_approval_files(store: Any, done: list | None = None) -> list[str]:
+    """Rewrite, from the chain, approval files one step behind it. Returns their ids (appended to
+    `done` one by one)."""
+    repaired = [] if done is None else done
     for view in store.list():
         stored = store.stored(view["id"]) or {}
         if (stored.get("status"), view["status"]) in LAGGING:
@@ -136,15 +149,19 @@ def repair_approval_files(store: Any) -> list[str]:
     return repaired
 
 
-def reconcile_registry(registry: Any, model: str) -> list[dict[str, Any]]:
+def reconcile_registry(registry: Any, model: str, done: list | None = None) -> list[dict[str, Any]]:
     """Put every alias of `model` (this project's: on a shared store the other models are other
     projects', whose histories live with their servers) back where mlgate's history says, and every
     version's stage tag back to the stage the history gave it (server/registry.py `restore_alias`,
-    `restore_stage`)."""
-    found: list[dict[str, Any]] = []
+    `restore_stage`). Each restoration is appended to `done` as it is made."""
+    found: list[dict[str, Any]] = [] if done is None else done
     listed = registry.model(model)
     if listed is None:
         return found
-    found += [r for alias in sorted(listed["aliases"]) if (r := registry.restore_alias(model, alias))]
-    found += [r for row in listed["versions"] if (r := registry.restore_stage(model, row["version"]))]
+    for alias in sorted(listed["aliases"]):
+        if restored := registry.restore_alias(model, alias):
+            found.append(restored)
+    for row in listed["versions"]:
+        if restored := registry.restore_stage(model, row["version"]):
+            found.append(restored)
     return found

@@ -324,16 +324,16 @@ class MlflowTracking:
         return experiments
 
     def reconcile_orphans(self, is_alive: Callable[[Mapping[str, str]], bool | None] | None = None,
-                          leftovers: Callable[[str], int] | None = None, *, experiments: Sequence[str] | None = None) -> list[str]:
+                          leftovers: Callable[[str], int] | None = None, *, experiments: Sequence[str] | None = None, into: list | None = None) -> list[str]:
         """Mark FAILED every RUNNING run of `experiments` whose owning server process is gone: on
         this host by pid, elsewhere by a stale heartbeat (server/tracking_owners.py); runs it cannot
         tell about are left alone. `experiments` defaults to the adapter's project (`project`; a
         shared store holds other projects' runs, which their own servers reconcile), to every
         experiment for an adapter without one. `leftovers(run_id)` first kills what the run's
         sandboxes left and says how many (server/sandbox_leftovers.py); the reason names the count.
-        Returns the reconciled run ids."""
+        Returns the reconciled run ids, appended to `into` one by one when given."""
         alive = is_alive or (lambda tags: run_owner_alive(tags, self.owner, now_ms=self._now_ms(), stale_after_ms=self._stale_after_ms))
-        reconciled = []
+        reconciled = [] if into is None else into
         for run in list(self._running_runs(self._orphan_scope(experiments))):
             tags = run.data.tags
             if alive(tags) is False:

@@ -135,3 +135,24 @@ def test_a_part_that_fails_twice_is_named_in_the_record_and_on_stderr_and_the_ot
     assert ports.audit.tail(1)[0]["kind"] == "recovered" and ports.audit.tail(1)[0]["not_repaired"] == found["not_repaired"]
     assert "could not repair registry (JSONDecodeError)" in capsys.readouterr().err
     assert ports.registry.alias_version(MODEL, "candidate") == "1"  # left for the next start
+
+
+def test_what_a_failed_first_attempt_repaired_stays_listed_beside_what_the_retry_repaired() -> None:
+    from server.recovery import _twice  # noqa: PLC0415 - the retry itself: a real transient failure cannot be timed
+
+    attempts: list[str] = []
+
+    def flaky(done: list) -> None:  # repairs one thing, then the store is briefly busy
+        attempts.append("try")
+        done.append(f"repaired-{len(attempts)}")
+        if len(attempts) == 1:
+            raise OSError("database is locked")
+
+    assert _twice(flaky) == (["repaired-1", "repaired-2"], None)
+
+    def broken(done: list) -> None:
+        done.append("repaired-before-failing")
+        raise OSError("gone")
+
+    repaired, error = _twice(broken)
+    assert "repaired-before-failing" in repaired and isinstance(error, OSError)
