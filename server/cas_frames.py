@@ -104,6 +104,8 @@ def _parse_one(stored: StoredFile) -> pd.DataFrame:
 def read_frame(files: Sequence[StoredFile]) -> pd.DataFrame:
     """One frame from the files' bytes, in manifest order. Raises ValueError when a file cannot
     be parsed or the files' columns and dtypes differ."""
+    import pandas as pd  # noqa: PLC0415 - see the imports above
+
     ordered = sorted(files, key=lambda f: f.path)
     if not ordered:
         raise ValueError("the dataset has no data files")
@@ -112,6 +114,4 @@ def read_frame(files: Sequence[StoredFile]) -> pd.DataFrame:
     for stored, frame in zip(ordered[1:], frames[1:]):
         if list(dtypes_of(frame).items()) != first:
             raise ValueError(f"{stored.path} has other columns or dtypes than {ordered[0].path}")
-    import pandas as pd  # noqa: PLC0415 - see the imports above
-
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)

@@ -63,13 +63,20 @@ def mlflow_module(name: str = "mlflow") -> ModuleType:
     return sys.modules[name]
 
 
+def _private_sqlite_store(tracking_uri: str) -> None:
+    """A sqlite store's file made 0600 before MLflow creates it with the umask's mode."""
+    if tracking_uri.startswith(SQLITE_FILE):
+        path = Path(tracking_uri.removeprefix(SQLITE_FILE).split("?", 1)[0])
+        if path.parent.is_dir():
+            private_file(path)
+
+
 def mlflow_client(tracking_uri: str, *, sql_registry: bool) -> Any:
     """A MlflowClient for `tracking_uri` (also its registry), built under the import lock: its
     constructor opens the store. `sql_registry`: the store is a database (sqlite included), whose
     registry store is imported here rather than at a later first registry call."""
     mlflow = mlflow_module()
-    if tracking_uri.lower().startswith(SQLITE_FILE) and Path(tracking_uri[len(SQLITE_FILE):]).parent.is_dir():
-        private_file(Path(tracking_uri[len(SQLITE_FILE):]))  # 0600, before MLflow creates it with the umask's mode
+    _private_sqlite_store(tracking_uri)
     with _LOCK:
         if sql_registry:
             importlib.import_module(SQL_REGISTRY)

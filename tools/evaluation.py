@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from tools.errors import InvalidInput
-from tools.metric_names import LOWER_IS_BETTER, METRICS, REPORT_DIGITS, improvement, is_better  # noqa: F401 - evaluation's names too
+from tools.metric_names import METRICS, REPORT_DIGITS, is_better
 from tools.provenance import stable_json
 from tools.resampling import block_metrics, resamples, scored
 from tools.splits import binary_labels

@@ -16,8 +16,9 @@ from tools.base import CallContext
 from tools.contracts import validated
 from tools import run_evidence as evidence
 from tools.drift import drift_baseline
-from tools.evaluation import LOWER_IS_BETTER, bootstrap_ci, build_report, compare_to_prior, compute_metrics, prior_baseline, summarize_folds
+from tools.evaluation import bootstrap_ci, build_report, compare_to_prior, compute_metrics, prior_baseline, summarize_folds
 from tools.gates import gate_receipt, gates_passed
+from tools.metric_names import LOWER_IS_BETTER
 from tools.paired import as_metrics, paired_improvements
 from tools.run_views import RUN_KIND_TAG, payload_sections
 from tools.sealed import SEALED_NOTE, count_query

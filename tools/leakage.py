@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tools.evaluation import LOWER_IS_BETTER, roc_auc
+from tools.evaluation import roc_auc
+from tools.metric_names import LOWER_IS_BETTER
 from tools.splits import SplitPlan
 
 ENCODING_FOLDS = 5

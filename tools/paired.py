@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from tools.evaluation import DEFAULT_THRESHOLD, LOG_LOSS_EPS, average_precision, class_metrics, improvement, labelled_scores, probabilities, roc_auc
+from tools.evaluation import DEFAULT_THRESHOLD, LOG_LOSS_EPS, average_precision, class_metrics, labelled_scores, probabilities, roc_auc
+from tools.metric_names import improvement
 from tools.resampling import Scored, block_metrics, drawn_positives, resamples, scored
 
 DEFAULT_CONFIDENCE = 0.95

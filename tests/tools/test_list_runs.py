@@ -12,7 +12,7 @@ from server.audit import verify
 from server.ports import build_ports
 from server.settings import Settings
 from tests.tools.runs_lab import RunsLab, build_runs_lab, foreign_run, logged_run
-from tools.evaluation import METRICS
+from tools.metric_names import METRICS
 from tools.list_runs import SortKey
 
 pytestmark = pytest.mark.anyio

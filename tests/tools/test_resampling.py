@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from tools import resampling
-from tools.evaluation import LOG_LOSS_EPS, METRICS, compute_metrics
+from tools.evaluation import LOG_LOSS_EPS, compute_metrics
+from tools.metric_names import METRICS
 from tools.resampling import block_metrics, resamples, scored
 
 
