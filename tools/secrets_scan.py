@@ -49,6 +49,9 @@ MIN_RANDOM_ENTROPY_BITS = 4.0
 # do not depend on this.
 IDENTIFIER_PART = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
 VOWEL = re.compile(r"[aeiouy]", re.IGNORECASE)
+# Abbreviations that feature stores put in column names (UtilisationPct, TxnCnt3M, PmtAmtAvg) and
+# that have no vowel. A random 3-letter part is one of these about 1 time in 10 000.
+VOWELLESS_WORDS = frozenset({"amt", "avg", "bps", "cnt", "dlq", "flg", "ltv", "mth", "mths", "nbr", "pct", "pmt", "std", "ttl", "txn", "txns"})
 MAX_WORDS_ENTROPY_BITS = 4.5
 
 
@@ -81,7 +84,8 @@ def _reads_as_words(token: str) -> bool:
     parts = [part for chunk in re.split(r"[_\-+/=]+", token) for part in IDENTIFIER_PART.findall(chunk)]
     if not parts or sum(map(len, parts)) / len(parts) < 3.5 or sum(len(part) == 1 for part in parts) > 2:
         return False
-    return all(VOWEL.search(part) for part in parts if part.isalpha() and len(part) >= 3)
+    words = (part for part in parts if part.isalpha() and len(part) >= 3)
+    return all(VOWEL.search(word) or word.lower() in VOWELLESS_WORDS for word in words)
 
 
 def _looks_random(token: str) -> bool:

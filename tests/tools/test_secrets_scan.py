@@ -88,6 +88,9 @@ COLUMN_NAMES = [
     "customerLifetimeValueEstimate2024Q3",
     "MonthlyIncomeVerifiedByEmployer2023",
     "HasCoApplicantWithIncomeAbove50K",
+    "CreditLimitUtilisation3MonthAvgPct",
+    "CardTxnCnt90DaysOverLimit2",
+    "MortgagePmtAmt12MthLTV95",
 ]
 
 
