@@ -5,6 +5,8 @@ A CSV header that names a column twice is refused: pandas would rename the secon
 `email.1`, which no PII name, feature exclusion or sample mask of the standards matches. So is a
 CSV whose rows all have one more field than its header (a trailing comma on each line): pandas
 would read the first field as an index and shift every column onto its neighbour's name. So is a
+CSV separated by semicolons, tabs or pipes (a European export, `a;b;c` with decimal commas): pandas
+would read one column named `a;b;c`, which no label or standards name matches. So is a
 Parquet column whose values are no table cells (lists, structs, maps, unions, raw bytes): no
 quality check, sample or model can use one.
 """
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
 
     from server.cas import StoredFile
 
+# Separators of CSV exports that are not commas (semicolons: spreadsheets in locales with a decimal comma).
+OTHER_SEPARATORS = (";", "\t", "|")
 READER: dict[str, dict[str, Any]] = {
     "csv": {"sep": ",", "encoding": "utf-8", "low_memory": False},
     "parquet": {"engine": "pyarrow"},
@@ -53,8 +57,20 @@ def _csv_head(data: bytes) -> tuple[list[str], int | None]:
     return header, None if first is None else len(first)
 
 
+def _other_separator(header: list[str]) -> str | None:
+    """The separator a one-column header is really split by, or None."""
+    if len(header) != 1:
+        return None
+    return next((sep for sep in OTHER_SEPARATORS if len(header[0].split(sep)) > 1), None)
+
+
 def _csv_refusal(data: bytes) -> str | None:
     header, first = _csv_head(data)
+    separator = _other_separator(header)
+    if separator:
+        name = header[0] if len(header[0]) <= 60 else header[0][:60] + "..."
+        return (f"its header reads as one column named {json.dumps(name)}: the file is separated by {separator!r}; "
+                "mlgate reads comma-separated CSV with a decimal point: export it so, or as Parquet")
     # Blank names are left to pandas ("Unnamed: 1", "Unnamed: 2"): no standards name can match them.
     repeated = sorted({n for n in header if n.strip() and header.count(n) > 1})
     if repeated:

@@ -49,6 +49,7 @@ from server.cas import (
 from tools.errors import IntegrityError, InvalidInput
 
 HINT = "give CSV or Parquet files (names like credit_2024.csv or part-0.parquet), not directories or links"
+READ_HINT = "fix the file as the reason says and import it again; CSV is read as UTF-8, comma-separated, with one header row"
 SPLIT_HINT = "split the data into several smaller files of one schema (one dataset holds up to datasets.max_files of them)"
 
 
@@ -90,7 +91,7 @@ def add_dataset(store: CasStore, paths: Sequence[Path | str]) -> Added:
     try:
         frame = read_frame(sources)
     except ValueError as exc:
-        raise InvalidInput(str(exc), HINT, rule_id="data.add") from None
+        raise InvalidInput(str(exc), READ_HINT, rule_id="data.add") from None
     _check_column_names([str(c) for c in frame.columns])
     digest = content_hash_of(sources)
     try:

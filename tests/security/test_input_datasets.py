@@ -122,6 +122,22 @@ def test_a_csv_whose_rows_have_one_more_field_than_its_header_is_refused_not_shi
     assert refused.value.rule_id == "data.add" and "one more field than its header" in refused.value.reason
 
 
+@pytest.mark.parametrize("separator", [";", "\t", "|"])
+def test_a_csv_separated_by_semicolons_tabs_or_pipes_is_refused_not_read_as_one_column(store: CasStore, tmp_path: Path, separator: str) -> None:  # noqa: F811
+    source = tmp_path / "export.csv"
+    source.write_text(separator.join(["income", "default"]) + "\n" + separator.join(["50,5", "0"]) + "\n")
+    with pytest.raises(InvalidInput) as refused:
+        add_dataset(store, [source])
+    assert refused.value.rule_id == "data.add" and f"separated by {separator!r}" in refused.value.reason
+    assert "comma-separated CSV with a decimal point" in refused.value.reason
+
+
+def test_a_one_column_csv_whose_name_has_no_separator_still_imports(store: CasStore, tmp_path: Path) -> None:  # noqa: F811
+    source = tmp_path / "export.csv"
+    source.write_text("income\n50\n60\n")
+    assert add_dataset(store, [source]).rows == 2
+
+
 def test_a_stored_csv_with_trailing_commas_is_refused_on_load(store: CasStore) -> None:  # noqa: F811
     content_hash = _stored_as_before(store, "export.csv", TRAILING_COMMAS)
     try:
