@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -27,16 +26,12 @@ from policies import Decision, Verdict, evaluate
 from policies.reads import role_may_read
 from policies.roles import role_known
 from server import results
+from server.input_errors import name_hash, validation_denial
 from server.tracking_busy import store_refusal
 from tools.base import CallContext, ToolSpec
 from tools.errors import GovernanceError, InvalidInput, NotFound
-from tools.secrets_scan import secret_kind_of_value
 
 UNKNOWN = "<unknown>"
-# Schema refusals: how many problems are listed, and which field names are shown as given (schema
-# names are short; a bearer token, mlgate_ and 43 characters, is not).
-MAX_PROBLEMS = 10
-PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,39}")
 READ_RULES = (role_known, role_may_read)
 
 
@@ -52,114 +47,6 @@ def args_hash(arguments: Mapping[str, Any]) -> str:
     """SHA-256 of the canonical JSON of the raw arguments (the audit keeps the hash, not the args)."""
     canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def name_hash(name: Any) -> str:
-    """A client-chosen name the server does not know is hashed, never recorded: it may carry anything."""
-    return hashlib.sha256(str(name).encode("utf-8", "replace")).hexdigest()[:16]
-
-
-def _field_path(loc: tuple[Any, ...], chosen: set[str]) -> str:
-    """A field path an agent can act on. A name the caller chose (a key of its arguments) is its own
-    text and may be long or hold a credential: one that is not a short plain name is shown hashed."""
-    return ".".join(_shown(part, chosen) for part in loc) or "(root)"
-
-
-def _shown(part: Any, chosen: set[str]) -> str:
-    if part not in chosen or (PLAIN_NAME.fullmatch(part) and not secret_kind_of_value(part)):
-        return str(part)
-    return f"field #{name_hash(part)}"
-
-
-def _keys(arguments: Any) -> set[str]:
-    """Every mapping key anywhere in the arguments: the names the caller chose."""
-    keys: set[str] = set()
-    pending = [arguments]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, Mapping):
-            keys.update(key for key in item if isinstance(key, str))
-            pending.extend(item.values())
-        elif isinstance(item, (list, tuple)):
-            pending.extend(item)
-    return keys
-
-
-SCALAR_MEMBERS = {"str", "int", "float", "bool", "none", "bytes"}  # pydantic's labels of union members, with constrained- forms
-VALUE_KINDS = ((bool, "bool"), (str, "str"), (int, "int"), (float, "float"), (Mapping, "dict"), (list, "list"), (type(None), "none"))
-
-
-def _is_member(part: Any, chosen: set[str]) -> bool:
-    """Whether a location part is pydantic's label of a union member (`dict[str,...]`,
-    `constrained-str`), never a field an agent can act on; a key the caller chose is its own."""
-    return isinstance(part, str) and part not in chosen and ("[" in part or part.removeprefix("constrained-") in SCALAR_MEMBERS)
-
-
-def _member_fits(label: str, value: Any) -> bool:
-    kind = next((name for cls, name in VALUE_KINDS if isinstance(value, cls)), None)
-    return kind is not None and label.removeprefix("constrained-").startswith(kind)
-
-
-def _value_at(arguments: Any, parts: list[Any]) -> Any:
-    for part in parts:
-        try:
-            arguments = arguments[part]
-        except (KeyError, IndexError, TypeError):
-            return _MISSING
-    return arguments
-
-
-_MISSING = object()
-
-
-def _fitting(errors: list[Any], arguments: Mapping[str, Any], chosen: set[str]) -> list[Any]:
-    """Of the members a union tried, the errors of the one the value's type fits (a mapping is not
-    told it should be a string); every member's when none fits."""
-    verdicts = [_member_verdict(e["loc"], arguments, chosen) for e in errors]
-    fitted = {prefix for prefix, fits in verdicts if fits}
-    return [e for e, (prefix, fits) in zip(errors, verdicts, strict=True) if prefix is None or fits or prefix not in fitted]
-
-
-def _member_verdict(loc: tuple[Any, ...], arguments: Mapping[str, Any], chosen: set[str]) -> tuple[tuple[Any, ...] | None, bool]:
-    """(where the union is, whether the value there fits the member this error is of); (None, True)
-    for an error outside any union."""
-    index = next((i for i, part in enumerate(loc) if _is_member(part, chosen)), None)
-    if index is None:
-        return None, True
-    value = _value_at(arguments, [part for part in loc[:index] if not _is_member(part, chosen)])
-    return loc[:index], _member_fits(loc[index], value)
-
-
-def _message(error: Any, loc: list[Any], chosen: set[str]) -> str:
-    """pydantic's message, but for a collection with too few items: how many of what are needed."""
-    ctx = error.get("ctx") or {}
-    if error["type"] != "too_short" or "min_length" not in ctx:
-        return error["msg"]
-    count, name = ctx["min_length"], str(loc[-1]) if loc and _shown(loc[-1], chosen) == loc[-1] else ""
-    if not name.endswith("s"):
-        return f"at least {count} item{'s are' if count != 1 else ' is'} needed"
-    return f"at least {count} {name} are needed" if count != 1 else f"at least 1 {name.removesuffix('s')} is needed"
-
-
-def _problem(error: Any, chosen: set[str]) -> str:
-    loc = [part for part in error["loc"] if not _is_member(part, chosen)]
-    return f"{_field_path(tuple(loc), chosen)}: {_message(error, loc, chosen)}"
-
-
-def validation_denial(exc: ValidationError, arguments: Mapping[str, Any]) -> InvalidInput:
-    """Field paths and messages only: rejected values are the caller's data and stay out; a union's
-    member labels are pydantic's internals and stay out too. At most MAX_PROBLEMS are listed, so a
-    flood of bad fields cannot swell the reply or the audit record."""
-    chosen = _keys(arguments)
-    errors = _fitting(exc.errors(include_url=False, include_input=False), arguments, chosen)
-    problems = list(dict.fromkeys(_problem(e, chosen) for e in errors[:MAX_PROBLEMS]))
-    if len(errors) > MAX_PROBLEMS:
-        problems.append(f"and {len(errors) - MAX_PROBLEMS} more")
-    return InvalidInput(
-        "invalid arguments: " + "; ".join(problems),
-        "fix the listed fields; the tool's input schema lists every field, its type and bounds",
-        rule_id="input.schema",
-    )
 
 
 @dataclass
@@ -248,7 +135,7 @@ class Enforcer:
         try:
             return spec.input_model.model_validate(dict(arguments))
         except ValidationError as exc:
-            raise validation_denial(exc, arguments) from None
+            raise validation_denial(exc, arguments, spec.input_model) from None
 
     def _who(self, principal: Any, transport: str) -> dict[str, Any]:
         return {

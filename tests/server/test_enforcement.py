@@ -12,7 +12,8 @@ from pydantic import Field, JsonValue, ValidationError
 
 from policies import Decision, Principal, Rule
 from server.auth import TOKEN_BYTES, TOKEN_PREFIX
-from server.enforcement import Enforcer, validation_denial
+from server.enforcement import Enforcer
+from server.input_errors import validation_denial
 from server.identity import Identifier
 from server.registration import governed_tool
 from tools.base import CallContext, StrictInput, ToolSpec
