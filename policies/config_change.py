@@ -31,7 +31,7 @@ NOT_CHECKED = "the resulting config did not validate, so this rule could not be 
 FIX_SCHEMA = "fix the problems config.schema_valid lists, then propose again"
 # A dotted change of model.type or split.strategy keeps the old variant's fields, which the new one
 # refuses (tools/experiment_schema.py): the variant and its fields change together.
-VARIANT_FIELDS = ("is not a parameter of", "is not a field of")
+VARIANT_FIELDS = ("is not a parameter of", "is not a field of", "are not parameters of", "are not fields of")
 WHOLE_MAPPING = (
     "a new model.type or split.strategy takes its own fields: change the whole mapping, e.g. "
     '{"model": {"type": "torch_mlp", "params": {}}} (omitted params take their defaults) or '

@@ -200,17 +200,26 @@ class ReasoningConfig(Strict):
 def schema_errors(exc: ValidationError, model: type[BaseModel] = ExperimentConfig) -> list[str]:
     """`path: message` per problem, values left out; an unknown key gets a did-you-mean hint (a case
     variant of a field it may hold) or, when it is a field of another model type or split strategy,
-    the fields of the chosen one."""
-    described = [_describe(error, model) for error in exc.errors(include_url=False, include_input=False)]
-    return list(dict.fromkeys(described))
+    the fields of the chosen one: one line for all such keys of one mapping (a switch from xgboost
+    leaves ten of them)."""
+    described: list[str | tuple[str, ...]] = []
+    misplaced: dict[tuple[str, ...], list[str]] = {}
+    for error in exc.errors(include_url=False, include_input=False):
+        found = _misplaced(error, model)
+        if found is None:
+            described.append(_describe(error, model))
+            continue
+        described.append(found[0])  # the group's place: rendered below with all its names
+        misplaced.setdefault(found[0], []).append(found[1])
+    return list(dict.fromkeys(_misplaced_text(item, misplaced[item]) if isinstance(item, tuple) else item for item in described))
 
 
 def _describe(error: Any, model: type[BaseModel]) -> str:
-    loc = [str(p) for p in error["loc"] if not _is_union_tag(p)]
+    loc = _config_loc(error)
     path = ".".join(loc) or "(root)"
     message = error["msg"]
     if error["type"] == "extra_forbidden":
-        message = "unknown field" + _unknown_field_hint(error["loc"], loc, model)
+        message = "unknown field" + _case_hint(loc, _fields_at(error["loc"], loc, model))
     return f"{path}: {message}"
 
 
@@ -222,19 +231,45 @@ def _is_union_tag(part: Any) -> bool:
     return isinstance(part, str) and (part in UNION_LABELS or "[" in part)
 
 
-def _unknown_field_hint(raw_loc: tuple[Any, ...], loc: list[str], model: type[BaseModel]) -> str:
-    """A case variant of a field of the model (or union member) that holds it; else, for a field of
-    another model type or split strategy, which fields the chosen one has. Never the rejected name."""
-    holder, tag = _holder(raw_loc, model)
-    name, prefix = (loc[-1] if loc else ""), "".join(f"{part}." for part in loc[:-1])
-    fields = list(holder.model_fields) if holder is not None else [p.removeprefix(prefix) for p in known_paths(model) if p.startswith(prefix) and "." not in p.removeprefix(prefix)]
+def _config_loc(error: Any) -> list[str]:
+    return [str(p) for p in error["loc"] if not _is_union_tag(p)]
+
+
+def _fields_at(raw_loc: tuple[Any, ...], loc: list[str], model: type[BaseModel]) -> list[str]:
+    """The fields of the mapping that holds the last part of an error location."""
+    holder, _ = _holder(raw_loc, model)
+    prefix = "".join(f"{part}." for part in loc[:-1])
+    if holder is not None:
+        return list(holder.model_fields)
+    return [p.removeprefix(prefix) for p in known_paths(model) if p.startswith(prefix) and "." not in p.removeprefix(prefix)]
+
+
+def _case_hint(loc: list[str], fields: list[str]) -> str:
+    """A case variant of the unknown key among the fields; never the rejected name itself."""
+    name = loc[-1] if loc else ""
     variant = next((f for f in fields if f.lower() == name.lower() and f != name), None)
-    if variant is not None:
-        return f" (did you mean {'.'.join([*loc[:-1], variant])!r}? keys are case-sensitive)"
-    if tag is not None and ".".join(loc).lower() in {p.lower() for p in known_paths(model)}:
-        noun = "parameter" if loc[-2:-1] == ["params"] else "field"
-        return f": {name} is not a {noun} of {tag}; its {noun}s are {', '.join(fields)}"
-    return ""
+    return "" if variant is None else f" (did you mean {'.'.join([*loc[:-1], variant])!r}? keys are case-sensitive)"
+
+
+def _misplaced(error: Any, model: type[BaseModel]) -> tuple[tuple[str, ...], str] | None:
+    """For an unknown key that is a field of another model type or split strategy: ((mapping path,
+    noun, the chosen tag, its fields), the key); None for any other problem."""
+    loc = _config_loc(error)
+    if error["type"] != "extra_forbidden" or not loc:
+        return None
+    _, tag = _holder(error["loc"], model)
+    fields = _fields_at(error["loc"], loc, model)
+    if tag is None or _case_hint(loc, fields) or ".".join(loc).lower() not in {p.lower() for p in known_paths(model)}:
+        return None
+    noun = "parameter" if loc[-2:-1] == ["params"] else "field"
+    return (".".join(loc[:-1]), noun, tag, ", ".join(fields)), loc[-1]
+
+
+def _misplaced_text(group: tuple[str, ...], names: list[str]) -> str:
+    parent, noun, tag, fields = group
+    if len(names) == 1:
+        return f"{parent}.{names[0]}: unknown field: {names[0]} is not a {noun} of {tag}; its {noun}s are {fields}"
+    return f"{parent}: unknown fields: {', '.join(names)} are not {noun}s of {tag}; its {noun}s are {fields}"
 
 
 def _holder(raw_loc: tuple[Any, ...], model: type[BaseModel]) -> tuple[type[BaseModel] | None, str | None]:

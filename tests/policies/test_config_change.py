@@ -158,6 +158,8 @@ def test_an_unknown_approval_id_is_denied_as_unknown_not_as_already_decided() ->
 
 def test_a_schema_denial_from_a_changed_model_type_says_to_change_the_whole_mapping() -> None:
     variant = load_all()["config.schema_valid"](facts(schema_errors=["model.params.max_depth: unknown field: max_depth is not a parameter of torch_mlp; its parameters are epochs"]), config())
+    several = load_all()["config.schema_valid"](facts(schema_errors=["model.params: unknown fields: max_depth, lr are not parameters of torch_mlp; its parameters are epochs"]), config())
     typo = load_all()["config.schema_valid"](facts(schema_errors=["model.parms: unknown field"]), config())
     assert '{"model": {"type": "torch_mlp", "params": {}}}' in variant.remediation
+    assert '{"model": {"type": "torch_mlp", "params": {}}}' in several.remediation
     assert "whole mapping" not in typo.remediation and typo.remediation.startswith("fix the listed paths")

@@ -129,6 +129,16 @@ def test_a_field_of_another_model_type_or_split_strategy_is_named_as_such(sectio
     assert not any("did you mean" in p for p in found), found
 
 
+def test_the_fields_another_model_type_left_behind_are_named_in_one_line() -> None:
+    found = problems(with_("model", {"type": "torch_mlp", "params": {"n_estimators": 10, "max_depth": 3, "Epochs": 2}}))
+    assert found[0] == (
+        "model.params: unknown fields: n_estimators, max_depth are not parameters of torch_mlp; "
+        "its parameters are hidden_sizes, dropout, epochs, batch_size, grad_accum_steps, lr, weight_decay"
+    ), found
+    assert "model.params.Epochs: unknown field (did you mean 'model.params.epochs'? keys are case-sensitive)" in found, found
+    assert len(found) == 2, found
+
+
 def test_a_case_hint_inside_a_model_type_names_its_own_parameter_never_the_rejected_name() -> None:
     found = problems(with_("model", {"type": "torch_mlp", "params": {"Epochs": 3}}))
     assert "model.params.Epochs: unknown field (did you mean 'model.params.epochs'? keys are case-sensitive)" in found, found

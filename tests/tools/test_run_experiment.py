@@ -116,7 +116,8 @@ async def test_dry_run_checks_everything_and_starts_no_run(governed: dict[str, A
 
 async def test_a_dotted_model_type_change_is_refused_with_the_whole_mapping_form_to_use(governed: dict[str, Any]) -> None:
     dotted = await call(governed, {"config": {"model.type": "logistic_regression"}, "reasoning": REASONING, "dry_run": True})
-    assert dotted.is_error and "n_estimators is not a parameter of logistic_regression" in dotted.structured_content["reason"]
+    assert dotted.is_error and "model.params: unknown fields: n_estimators, " in dotted.structured_content["reason"]
+    assert "are not parameters of logistic_regression; its parameters are C, " in dotted.structured_content["reason"]
     remediation = dotted.structured_content["remediation"]
     assert remediation.startswith("fix this call's `config` changes") and '{"model": {"type": "torch_mlp", "params": {}}}' in remediation
     whole = await call(governed, {"config": {"model": {"type": "logistic_regression", "params": {}}}, "reasoning": REASONING, "dry_run": True})
