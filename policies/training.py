@@ -125,6 +125,16 @@ def sandbox_available(facts: Mapping[str, Any], config: Mapping[str, Any]) -> De
     return Decision.deny("sandbox.available", "bubblewrap (bwrap) is not installed, so training cannot be confined", "ask the operator to install bubblewrap; the server will not train unconfined unless configured to")
 
 
+BUSY_REMEDIATION = (
+    "wait for a run to finish and call run_experiment again: list_runs shows the RUNNING ones, get_run a detached "
+    "run's progress, and cancel_run stops one you started"
+)
+
+
+def busy_reason(running: int, limit: int) -> str:
+    return f"{running} run{' is' if running == 1 else 's are'} in progress; the limit is {limit}"
+
+
 @rule("training.concurrency", source="issue 4 long runs", description="At most the configured number of runs at once.")
 def concurrency(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
     limit = config["policy"]["training"]["max_concurrent_runs"]
@@ -133,7 +143,7 @@ def concurrency(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision
         return Decision.allow("training.concurrency", f"{running} of {limit} run slots in use")
     if config["policy"]["training"]["when_busy"] == "wait":
         return Decision.allow("training.concurrency", f"all {limit} run slots busy; the run waits for one")
-    return Decision.deny("training.concurrency", f"{running} runs are in progress; the limit is {limit}", "wait for a run to finish and call run_experiment again")
+    return Decision.deny("training.concurrency", busy_reason(running, limit), BUSY_REMEDIATION)
 
 
 def fraction_tolerance(config: Mapping[str, Any]) -> float:

@@ -43,6 +43,7 @@ from typing import Any
 
 import anyio
 
+from policies.training import BUSY_REMEDIATION, busy_reason
 from server.files import locked, write_temp
 from server.liveness import ProcessIdentity, owner_is_alive
 from server.tracking_owners import PID_NS_TAG, pid_namespace
@@ -100,7 +101,7 @@ class RunSlots:
             if lease is not None:
                 return lease
             if self._when_busy != "wait":
-                raise PolicyDenied(f"{busy} runs are in progress; the limit is {self._limit}", "wait for a run to finish and call run_experiment again", rule_id="training.concurrency")
+                raise PolicyDenied(busy_reason(busy, self._limit), BUSY_REMEDIATION, rule_id="training.concurrency")
             await on_wait(f"waiting for a run slot ({busy}/{self._limit} busy)")
             with anyio.move_on_after(WAIT_NOTICE_S):
                 await self._freed.wait()

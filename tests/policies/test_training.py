@@ -1,7 +1,7 @@
 from copy import deepcopy
 from typing import Any
 
-from policies.training import temporal_split_when_time
+from policies.training import concurrency, temporal_split_when_time
 from tests.policies.cases import BASE_POLICY, RuleCase, config
 
 RUN_CONFIG: dict[str, Any] = {
@@ -85,3 +85,10 @@ def test_a_random_split_on_a_look_alike_time_column_is_denied_with_the_rename() 
     denied = temporal_split_when_time(changed, CFG)
     assert not denied.allowed and "'ａｐｐｌｉｃａｔｉｏｎ_ｄａｔｅ', the time column 'application_date' in another spelling" in denied.reason
     assert "renamed to 'application_date' (mlgate data add)" in denied.remediation and "mlgate standards set" in denied.remediation
+
+
+def test_a_busy_denial_counts_runs_in_good_english_and_points_at_the_tools_that_free_a_slot() -> None:
+    one = concurrency(facts(running_runs=1), CFG)
+    two = concurrency(facts(running_runs=2), config(policy={**POLICY, "training": {"max_concurrent_runs": 2, "when_busy": "refuse"}}))
+    assert one.reason == "1 run is in progress; the limit is 1" and two.reason == "2 runs are in progress; the limit is 2"
+    assert all(tool in one.remediation for tool in ("list_runs", "get_run", "cancel_run"))
