@@ -106,6 +106,14 @@ def plain_scalar(text: str) -> Any:
     raise ValueError(f"plain scalar {text!r} is ambiguous (YAML 1.1 reads {value11!r}, YAML 1.2 reads {value!r}); quote it for a string or write the value plainly (true, false, 8, 1000)")
 
 
+def reads_back(text: str) -> bool:
+    """Whether `text`, written as a plain scalar, reads back as this very string."""
+    try:
+        return _same(plain_scalar(text), text)
+    except ValueError:
+        return False
+
+
 def _explicit_scalar(tag: str, text: str) -> Any:
     """A scalar with an explicit core tag (`!!int "3"`). Raises ValueError on a mismatch."""
     kind = tag.removeprefix(CORE)
@@ -315,7 +323,13 @@ class ShownCharacters:
     def choose_scalar_style(self) -> Any:
         style = super().choose_scalar_style()
         value = self.event.value
-        return '"' if isinstance(value, str) and any(map(_unseen, value)) else style
+        if isinstance(value, str) and any(map(_unseen, value)):
+            return '"'
+        # ruamel.yaml writes YAML 1.2, where `Yes` and `on` are plain strings; mlgate's reader
+        # refuses them as YAML 1.1 booleans, so a string that would not read back is quoted.
+        if style == "" and str(self.event.tag) == CORE + "str" and not reads_back(value):
+            return "'" if self.analysis.allow_single_quoted else '"'
+        return style
 
     def write_double_quoted(self, text: str, split: bool = True) -> None:
         if not any(map(_unseen, text)):

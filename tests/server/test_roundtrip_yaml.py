@@ -85,3 +85,12 @@ def test_a_round_trip_instance_that_keeps_quotes_still_shows_what_a_quoted_value
     text = out.getvalue()
     assert 'target: "loan\\u202estatus"' in text and "# the label" in text and 'time_column: "issue\\u200bd"' in text
     assert safe_yaml.load_document(text, LIMITS, name="x") == {"label": {"target": "loan\u202estatus", "time_column": "issue\u200bd"}}
+
+
+def test_a_string_yaml_1_1_would_read_as_another_type_is_quoted_so_it_reads_back() -> None:
+    document = {"positive_class": "Yes", "on": "off", "mode": "0777", "name": "plain", "count": 3, "flag": True}
+    original = b"# header\npositive_class: 1  # the label value\non: 1\nmode: 1\nname: x\ncount: 1\nflag: false\n"
+    original = original.replace(b"on: 1", b"'on': 1")
+    text = render_over(original, document, LIMITS)
+    assert "# the label value" in text and "positive_class: 'Yes'" in text and "'on': 'off'" in text and "name: plain" in text
+    assert safe_yaml.load_document(text, LIMITS) == document

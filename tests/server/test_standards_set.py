@@ -60,3 +60,14 @@ def test_standards_set_with_a_label_outside_ascii_commits_a_valid_experiment(wor
     committed = load_document(GitRepo(workspace).show("main", EXPERIMENT_PATH) or b"", policy_limits()["documents"])
     config, problems = validate_experiment(committed)
     assert problems == [] and config.data.target == "Default (12m)"
+
+
+@pytest.mark.parametrize("positive", ["Yes", "on", "NO", "Off"])
+def test_standards_set_with_a_positive_class_yaml_1_1_reads_otherwise_commits_it_quoted(workspace: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch, positive: str) -> None:
+    # ruamel.yaml writes YAML 1.2, where `Yes` is a plain string; mlgate's reader refuses it as a YAML 1.1 boolean.
+    use_token(monkeypatch, settings.state_dir, "olga", "operator")
+    assert main(["standards", "set", "--workspace", str(workspace), "--yes", "--target", "defaulted", "--positive-class", positive]) == 0
+    for path in (EXPERIMENT_PATH, "configs/project_standards.yaml"):
+        committed = load_document(GitRepo(workspace).show("main", path) or b"", policy_limits()["documents"])
+        label = committed["data"] if path == EXPERIMENT_PATH else committed["label"]
+        assert label["positive_class"] == positive
