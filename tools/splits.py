@@ -57,7 +57,8 @@ def binary_labels(labels: Any) -> np.ndarray:
     if values.isna().any():
         raise InvalidInput(
             f"the label has {int(values.isna().sum())} missing values",
-            "drop or fix unlabeled rows in a new dataset version (load_dataset shows the counts)",
+            "datasets are immutable: an operator imports a version without the unlabeled rows (`mlgate data add`), then "
+            "propose data.dataset: <its hash>; load_dataset counts them (quality.class_balance.missing)",
             rule_id="split.labels",
         )
     unique = set(values.unique().tolist())

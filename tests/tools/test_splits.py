@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from tools.errors import IntegrityError, InvalidInput
-from tools.splits import Fold, SplitPlan, check_temporal_order, plan_split, stratified_kfold, temporal_split, time_values
+from tools.splits import Fold, SplitPlan, binary_labels, check_temporal_order, plan_split, stratified_kfold, temporal_split, time_values
 
 
 def imbalanced_labels(n: int = 400, positive_rate: float = 0.2, seed: int = 0) -> np.ndarray:
@@ -180,3 +180,17 @@ def test_a_month_format_must_fit_the_whole_column_not_only_its_first_values() ->
     values = ["Mar-2018"] * 150 + ["2018-03-15 10:00"]  # the first 100 fit %b-%Y, the last does not
     parsed = time_values(pd.DataFrame({"issue_d": values}), "issue_d")
     assert parsed.iloc[-1] == pd.Timestamp("2018-03-15 10:00", tz="UTC")  # parsed per value, not coerced to NaT by %b-%Y
+
+
+def test_unlabeled_rows_are_refused_with_their_count_and_who_can_drop_them() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        binary_labels(pd.Series([1, 0, None, 0, None]))
+    assert refused.value.rule_id == "split.labels" and refused.value.reason == "the label has 2 missing values"
+    assert "mlgate data add" in refused.value.remediation and "data.dataset" in refused.value.remediation
+
+
+def test_labels_other_than_0_and_1_are_refused_and_0_1_labels_pass() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        binary_labels(pd.Series([0, 1, 2]))
+    assert refused.value.rule_id == "split.labels" and "found ['0', '1', '2']" in refused.value.reason
+    assert binary_labels(pd.Series([1, 0, 1])).tolist() == [1, 0, 1]
