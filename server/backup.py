@@ -171,11 +171,23 @@ def _fill(state_dir: Path, staging: Path, workspace: Path, progress: Progress) -
 # --- restore --------------------------------------------------------------------------------------
 
 
+def _which_backup(given: Path) -> str:
+    """What to pass instead: the newest backup inside `given` when it holds some (the DEST given to
+    `mlgate backup`, not the directory it made)."""
+    try:
+        inside = sorted(p.name for p in given.iterdir() if p.name.startswith(PREFIX) and (p / INFO).is_file())
+    except OSError:
+        inside = []
+    if not inside:
+        return "pass a directory made by `mlgate backup`, named mlgate-backup-<time>"
+    return f"it holds {len(inside)} backup(s): pass one of them, the newest is {given / inside[-1]}"
+
+
 def read_info(backup: Path) -> dict[str, Any]:
     """The backup's backup.json. Raises InvalidInput when `backup` is not an mlgate backup."""
     info_path = Path(backup) / INFO
     if not info_path.is_file() or not (Path(backup) / MANIFEST).is_file():
-        raise InvalidInput(f"{backup} is not an mlgate backup (no {INFO} / {MANIFEST})", "pass a directory made by `mlgate backup`, named mlgate-backup-<time>", rule_id="backup.not_a_backup")
+        raise InvalidInput(f"{backup} is not an mlgate backup (no {INFO} / {MANIFEST})", _which_backup(Path(backup)), rule_id="backup.not_a_backup")
     info = json.loads(info_path.read_text())
     if info.get("format") != FORMAT_VERSION:
         raise InvalidInput(f"backup format {info.get('format')!r} is not supported", f"restore it with an mlgate that writes format {info.get('format')}", rule_id="backup.format")

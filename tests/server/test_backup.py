@@ -133,3 +133,14 @@ def test_relocation_rewrites_artifact_locations_only_below_the_old_state_dir(tmp
     got = dict(sqlite3.connect(database).execute("SELECT run_uuid, artifact_uri FROM runs").fetchall())
     assert got == {"a": f"{(tmp_path / 'new').as_uri()}/mlartifacts/1", "b": f"{old.as_uri()}-other/x", "c": f"{tmp_path / 'new'}/mlartifacts/2"}
     assert sqlite3.connect(database).execute("SELECT name FROM runs WHERE run_uuid = 'a'").fetchone() == (f"{old}/kept",)
+
+
+def test_the_directory_backups_were_made_in_is_refused_naming_the_newest_backup_in_it(populated: dict, tmp_path: Path) -> None:
+    backup = _backup(populated, tmp_path)
+    with pytest.raises(InvalidInput) as refused:
+        read_info(backup.parent)
+    assert refused.value.rule_id == "backup.not_a_backup"
+    assert refused.value.remediation == f"it holds 1 backup(s): pass one of them, the newest is {backup}"
+    with pytest.raises(InvalidInput) as elsewhere:
+        read_info(tmp_path / "nothing-here")
+    assert elsewhere.value.remediation.startswith("pass a directory made by `mlgate backup`")
