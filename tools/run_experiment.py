@@ -25,13 +25,13 @@ from tools.run_pins import dirtiness
 
 CONFIG_DOC = (
     "Changes for this run only, in propose_config_change's format: a mapping of dotted "
-    'configs/experiment.yaml paths to values, e.g. {"model.params.max_depth": 6}. Nothing is written; '
-    "protected fields cannot be changed here. Omit to run configs/experiment.yaml as it is."
+    'configs/experiment.yaml paths to values, e.g. {"model.params.max_depth": 6}, or the same mapping as YAML or '
+    "JSON text. Nothing is written; protected fields cannot be changed here. Omit to run configs/experiment.yaml as it is."
 )
 
 
 class RunExperimentInput(StrictInput):
-    config: Annotated[dict[str, JsonValue], Field(min_length=1, max_length=MAX_CHANGES)] | None = Field(None, description=CONFIG_DOC)
+    config: Annotated[dict[str, JsonValue], Field(min_length=1, max_length=MAX_CHANGES)] | Annotated[str, Field(min_length=1, max_length=65536)] | None = Field(None, description=CONFIG_DOC)
     reasoning: ReasoningConfig | None = Field(None, description="Why this run (required for agents); omitted: configs/reasoning.yaml.")
     dry_run: bool = Field(False, description="Run every check (config, standards, dataset integrity, sandbox) and start nothing.")
     detach: bool = Field(False, description=(

@@ -114,6 +114,13 @@ async def test_dry_run_checks_everything_and_starts_no_run(governed: dict[str, A
     assert governed["ports"].tracking.search_runs(_experiments(governed)) == []
 
 
+@pytest.mark.parametrize("text", ['{"model": {"type": "logistic_regression", "params": {"C": 0.5}}}', "model:\n  type: logistic_regression\n  params: {C: 0.5}\n"])
+async def test_config_changes_sent_as_json_or_yaml_text_are_read_like_the_mapping(governed: dict[str, Any], text: str) -> None:
+    result = await call(governed, {"config": text, "reasoning": REASONING, "dry_run": True})
+    assert not result.is_error, result.structured_content
+    assert result.structured_content["config"]["model"] == {"type": "logistic_regression", "params": {"C": 0.5, "max_iter": 1000, "tol": 0.0001, "class_weight": None}}
+
+
 async def test_a_dotted_model_type_change_is_refused_with_the_whole_mapping_form_to_use(governed: dict[str, Any]) -> None:
     dotted = await call(governed, {"config": {"model.type": "logistic_regression"}, "reasoning": REASONING, "dry_run": True})
     assert dotted.is_error and "model.params: unknown fields: n_estimators, " in dotted.structured_content["reason"]
