@@ -33,7 +33,8 @@ class DatasetCatalog(Protocol):
     def list_hashes(self) -> list[str]: ...
 
     def registration(self, content_hash: str) -> Mapping[str, Any]:
-        """The facts data.registered decides on: registered, audited, detail, imported_by."""
+        """The facts data.registered decides on: registered, audited, detail, imported_by; and
+        the rows and file names the import record vouches for."""
         ...
 
     def load(self, content_hash: str, limits: Mapping[str, Any] | None = None) -> Loaded:
@@ -50,14 +51,19 @@ UNREGISTERED_NOTE = "directories under data/shadow that no operator imported wit
 
 def usable(store: DatasetCatalog, content_hash: str) -> bool:
     """Whether data.registered allows this dataset (the rule itself decides, as for load_dataset)."""
-    return decide_one(registered, {"requested": content_hash, "registration": dict(store.registration(content_hash))}, {}).allowed
+    return _usable(content_hash, store.registration(content_hash))
+
+
+def _usable(content_hash: str, registration: Mapping[str, Any]) -> bool:
+    return decide_one(registered, {"requested": content_hash, "registration": dict(registration)}, {}).allowed
 
 
 def listing(store: DatasetCatalog) -> dict[str, Any]:
     """The registered datasets on disk, and how many other directories there are."""
     hashes = store.list_hashes()
-    listed = [h for h in hashes if usable(store, h)]
-    datasets = [{"content_hash": h, "uri": f"mlgate://datasets/{h}"} for h in listed]
+    facts = {h: store.registration(h) for h in hashes}
+    listed = [h for h in hashes if _usable(h, facts[h])]
+    datasets = [{"content_hash": h, "files": facts[h].get("files"), "rows": facts[h].get("rows"), "imported_by": facts[h].get("imported_by"), "uri": f"mlgate://datasets/{h}"} for h in listed]
     return {"datasets": datasets, "count": len(listed), "unregistered": len(hashes) - len(listed), "unregistered_note": UNREGISTERED_NOTE}
 
 

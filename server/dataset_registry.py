@@ -51,8 +51,16 @@ class Registration:
     detail: str
 
     def facts(self) -> dict[str, Any]:
-        who = (self.entry or {}).get("imported_by") or {}
-        return {"registered": self.entry is not None, "audited": self.audited, "detail": self.detail, "imported_by": who.get("name")}
+        """With the rows and file names the chain's import record vouches for (None unvouched):
+        what lets an agent tell one dataset version from another without loading each."""
+        entry = self.entry or {}
+        who = entry.get("imported_by") or {}
+        files = entry.get("files") if self.audited and isinstance(entry.get("files"), list) else None
+        return {
+            "registered": self.entry is not None, "audited": self.audited, "detail": self.detail, "imported_by": who.get("name"),
+            "rows": entry.get("rows") if self.audited else None,
+            "files": [f.get("name") for f in files if isinstance(f, Mapping)] if files is not None else None,
+        }
 
 
 class DatasetRegistry:

@@ -12,6 +12,7 @@ from mcp.shared.exceptions import MCPError
 
 from resources.datasets import LIST_URI, UNREGISTERED_NOTE
 from server.app import build_server
+from policies import Principal
 from server.commands.data import import_files
 from server.demo_data import write_credit_csv
 from server.ports import Ports
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 def dataset(workspace: Path, tmp_path: Path) -> str:
-    return import_files(workspace, [write_credit_csv(tmp_path / "credit.csv", rows=80)]).added.content_hash
+    return import_files(workspace, [write_credit_csv(tmp_path / "credit.csv", rows=80)], Principal("olga", "operator")).added.content_hash
 
 
 async def read(settings: Settings, ports: Ports, uri: str) -> dict:
@@ -46,7 +47,7 @@ def fabricate(workspace: Path, body: bytes) -> str:
 
 async def test_the_listing_names_every_registered_dataset_with_its_manifest_uri(settings: Settings, ports: Ports, dataset: str) -> None:
     listing = await read(settings, ports, LIST_URI)
-    expected = [{"content_hash": dataset, "uri": f"mlgate://datasets/{dataset}"}]
+    expected = [{"content_hash": dataset, "files": ["credit.csv"], "rows": 80, "imported_by": "olga", "uri": f"mlgate://datasets/{dataset}"}]
     assert listing == {"count": 1, "datasets": expected, "unregistered": 0, "unregistered_note": UNREGISTERED_NOTE}
 
 
@@ -60,6 +61,12 @@ async def test_a_directory_nobody_imported_is_not_listed_only_counted(settings: 
     listing = await read(settings, ports, LIST_URI)
     assert [d["content_hash"] for d in listing["datasets"]] == [dataset] and listing["count"] == 1
     assert listing["unregistered"] == 1 and made not in json.dumps(listing) and "mlgate data add" in listing["unregistered_note"]
+
+
+async def test_the_listing_tells_dataset_versions_apart_by_their_vouched_files_and_rows(settings: Settings, ports: Ports, workspace: Path, tmp_path: Path, dataset: str) -> None:
+    labelled = import_files(workspace, [write_credit_csv(tmp_path / "labelled.csv", rows=60)], Principal("olga", "operator")).added.content_hash
+    listing = await read(settings, ports, LIST_URI)
+    assert {d["content_hash"]: (d["files"], d["rows"]) for d in listing["datasets"]} == {dataset: (["credit.csv"], 80), labelled: (["labelled.csv"], 60)}
 
 
 async def test_a_registry_entry_the_audit_chain_does_not_vouch_for_is_not_listed(settings: Settings, ports: Ports, workspace: Path, tmp_path: Path, dataset: str) -> None:
