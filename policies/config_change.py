@@ -220,6 +220,29 @@ def reasoning_required_for_agents(facts: Mapping[str, Any], config: Mapping[str,
     )
 
 
+RESULT_FIELDS = ("outcome", "metric_delta")
+
+
+@rule(
+    "reasoning.outcome_from_the_run",
+    source="DESIGN.md §2 reasoning.yaml, §3 run_experiment (the server computes every result)",
+    description="Agents leave outcome pending and metric_delta empty: the server fills them in from the run it measured.",
+)
+def outcome_from_the_run(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
+    if facts["principal"].is_human:
+        return Decision.allow("reasoning.outcome_from_the_run", "humans may record an outcome")
+    reasoning = facts["reasoning"] if isinstance(facts["reasoning"], Mapping) else {}
+    claimed = {k: reasoning.get(k) for k in RESULT_FIELDS if reasoning.get(k) not in (None, "pending")}
+    if not claimed:
+        return Decision.allow("reasoning.outcome_from_the_run", "no result claimed before the run")
+    return Decision.deny(
+        "reasoning.outcome_from_the_run",
+        "the reasoning claims a result before the run: " + ", ".join(f"{k}={v!r}" for k, v in claimed.items()),
+        "leave outcome and metric_delta out (outcome: pending, metric_delta: null): the server measures them on every run "
+        "and records them (get_run shows them); pass reasoning without them, or restore them in configs/reasoning.yaml",
+    )
+
+
 @rule("approval.is_pending", source="DESIGN.md §3 approvals", description="Only a pending approval can be decided; approved, denied and consumed approvals are final.")
 def approval_is_pending(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
     approval = facts["approval"]

@@ -296,6 +296,7 @@ SPEC = ToolSpec(
         for r in (
             "role.known", "standards.no_drift", "config.schema_valid", "config.allowed_values",
             "config.protected_fields", "config.no_unapproved_overrides", "reasoning.required_for_agents",
+            "reasoning.outcome_from_the_run",
         )
     ),
     gather=gather,

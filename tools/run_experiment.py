@@ -165,7 +165,7 @@ def preview(request: RunExperimentInput, facts: dict[str, Any]) -> dict[str, Any
 _RULES = load_all()
 RULE_IDS = (
     "role.known", "standards.no_drift", "config.schema_valid", "config.allowed_values", "config.protected_fields",
-    "config.no_unapproved_overrides", "reasoning.required_for_agents", "training.seed_set",
+    "config.no_unapproved_overrides", "reasoning.required_for_agents", "reasoning.outcome_from_the_run", "training.seed_set",
     "training.temporal_split_when_time", "training.no_pii_features", "training.protected_attributes_excluded",
     "training.effective_batch_size", "sandbox.available", "executor.isolation", "training.concurrency",
     "data.columns_present", "data.column_names", "data.no_label_or_time_look_alike", "fairness.protected_attributes_present",

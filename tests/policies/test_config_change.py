@@ -92,6 +92,11 @@ CASES = [
     RuleCase("reasoning.required_for_agents", "deny", facts(reasoning={**REASONING, "expected_effect": "better"}), name="too_short"),
     RuleCase("reasoning.required_for_agents", "deny", facts(reasoning={**REASONING, "change_description": "a " * 30}), name="one_word_repeated"),
     RuleCase("reasoning.required_for_agents", "deny", facts(reasoning={**REASONING, "expected_effect": REASONING["change_description"]}), name="copied"),
+    RuleCase("reasoning.outcome_from_the_run", "allow", facts(reasoning={**REASONING, "outcome": "pending", "metric_delta": None}), name="pending"),
+    RuleCase("reasoning.outcome_from_the_run", "allow", facts(reasoning=None), name="no_reasoning_left_to_required_for_agents"),
+    RuleCase("reasoning.outcome_from_the_run", "allow", facts(principal=HUMAN, reasoning={**REASONING, "outcome": "negative"}), name="human_records_an_outcome"),
+    RuleCase("reasoning.outcome_from_the_run", "deny", facts(reasoning={**REASONING, "outcome": "confirmed"}), name="agent_claims_confirmed"),
+    RuleCase("reasoning.outcome_from_the_run", "deny", facts(reasoning={**REASONING, "metric_delta": 0.05}), name="agent_claims_a_delta"),
     RuleCase("approval.is_pending", "allow", {"principal": HUMAN, "approval": approval("pending")}, name="pending"),
     RuleCase("approval.is_pending", "deny", {"principal": HUMAN, "approval": approval("approved")}, name="already_approved"),
     RuleCase("approval.is_pending", "deny", {"principal": HUMAN, "approval": approval("consumed")}, name="consumed"),
@@ -163,3 +168,9 @@ def test_a_schema_denial_from_a_changed_model_type_says_to_change_the_whole_mapp
     assert '{"model": {"type": "torch_mlp", "params": {}}}' in variant.remediation
     assert '{"model": {"type": "torch_mlp", "params": {}}}' in several.remediation
     assert "whole mapping" not in typo.remediation and typo.remediation.startswith("fix the listed paths")
+
+
+def test_a_claimed_result_is_named_in_the_denial_with_how_to_leave_it_to_the_server() -> None:
+    denied = decide_one(load_all()["reasoning.outcome_from_the_run"], facts(reasoning={**REASONING, "outcome": "confirmed", "metric_delta": 0.05}), config())
+    assert denied.reason == "the reasoning claims a result before the run: outcome='confirmed', metric_delta=0.05"
+    assert "get_run" in denied.remediation and "configs/reasoning.yaml" in denied.remediation

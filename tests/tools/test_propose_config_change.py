@@ -131,6 +131,14 @@ async def test_dry_run_returns_the_decision_and_diff_and_writes_nothing(settings
     assert snapshot(workspace) == before and approvals(settings) == []
 
 
+async def test_an_agent_claiming_the_outcome_before_the_run_is_denied_and_nothing_is_written(settings: Settings, workspace: Path) -> None:
+    before = snapshot(workspace)
+    async with connect(settings) as client:
+        denied = await propose(client, {"model.params.max_depth": 6}, {**REASONING, "outcome": "confirmed", "metric_delta": 0.05})
+    assert denied["rule_id"] == "reasoning.outcome_from_the_run" and "outcome='confirmed'" in denied["reason"]
+    assert snapshot(workspace) == before
+
+
 async def test_a_human_may_change_unprotected_fields_without_reasoning(workspace: Path) -> None:
     human = load_settings(workspace, transport="memory", local_principal="alice", local_role="human")
     before = snapshot(workspace)

@@ -174,6 +174,14 @@ async def test_agent_without_reasoning_is_denied(governed: dict[str, Any]) -> No
     assert result.is_error and result.structured_content["rule_id"] == "reasoning.required_for_agents"
 
 
+async def test_a_reasoning_file_claiming_a_result_before_the_run_is_denied(governed: dict[str, Any]) -> None:
+    claimed = "\n".join(f"{k}: {v}" for k, v in REASONING.items()) + "\noutcome: confirmed\nmetric_delta: 0.05\n"
+    (governed["workspace"] / "configs/reasoning.yaml").write_text(claimed)
+    result = await call(governed, {})
+    assert result.is_error and result.structured_content["rule_id"] == "reasoning.outcome_from_the_run", result.structured_content
+    assert governed["ports"].tracking.search_runs(_experiments(governed)) == []
+
+
 async def test_the_resampling_threads_do_not_change_any_interval_or_paired_bound(governed: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     def resampled_metrics(result: Any) -> dict[str, float]:
         assert not result.is_error, result.structured_content
