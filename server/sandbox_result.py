@@ -43,7 +43,7 @@ class SandboxResult:
     def raise_for_failure(self) -> None:
         """Raises SandboxFailed (rule sandbox.<reason>) unless the run succeeded."""
         if not self.ok:
-            raise SandboxFailed(self.detail, REMEDIATIONS.get(self.reason, ""), rule_id=f"sandbox.{self.reason}")
+            raise SandboxFailed(self.detail, remediation_for(self.reason, self.result), rule_id=f"sandbox.{self.reason}")
 
 
 REMEDIATIONS = {
@@ -59,6 +59,21 @@ REMEDIATIONS = {
     "crashed": "The child exited abnormally; check src/features.py for native crashes or sys.exit calls.",
     "sandbox_error": "The sandbox could not start; an operator should check bubblewrap on this host.",
 }
+
+
+# The usual KeyError in build_features: a column it is never given (the message, which would name
+# it, is the child's text and is not shown).
+MISSING_COLUMN = (
+    "build_features gets the feature columns only: never the label, the time column, PII columns or, unless an "
+    "approved override allows them, protected attributes. run_experiment with dry_run: true lists them (feature_columns); "
+    "fix src/features.py to use only those, then run again."
+)
+
+
+def remediation_for(reason: str, result: SuccessResult | ErrorResult | None) -> str:
+    if reason == "child_error" and isinstance(result, ErrorResult) and (result.phase, result.error_type) == ("build_features", "KeyError"):
+        return MISSING_COLUMN
+    return REMEDIATIONS.get(reason, "")
 
 
 def exit_signal(returncode: int | None, mode: Mode) -> int | None:

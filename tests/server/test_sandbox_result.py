@@ -57,6 +57,19 @@ def test_raise_for_failure_names_the_reason_as_rule_id():
     SandboxResult(ok=True, reason="ok", detail="", mode="bwrap", duration_s=1).raise_for_failure()
 
 
+def test_a_key_error_in_build_features_is_told_which_columns_it_gets_and_where_to_see_them():
+    def remediation(phase: str, error_type: str) -> str:
+        failed = ErrorResult(error_type=error_type, phase=phase, message="'applied_at'")
+        result = SandboxResult(ok=False, reason="child_error", detail="failed", mode="bwrap", duration_s=1, result=failed)
+        with pytest.raises(SandboxFailed) as caught:
+            result.raise_for_failure()
+        return caught.value.remediation
+
+    told = remediation("build_features", "KeyError")
+    assert "never the label, the time column, PII columns" in told and "dry_run" in told and "applied_at" not in told
+    assert remediation("build_features", "ValueError") == remediation("fit", "KeyError") == "Fix the error in src/features.py or the hyperparameters, then run again."
+
+
 def test_read_result_rejects_documents_outside_the_contract(tmp_path):
     (tmp_path / "result.json").write_text(json.dumps({"status": "error", "error_type": "x y", "message": "m"}))
     assert read_result(tmp_path) is None
