@@ -22,6 +22,15 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+def open_to_others(path: Path) -> int | None:
+    """The directory's mode when users outside its owner's group may enter or list it, else None."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return None
+    return mode if mode & 0o007 else None
+
+
 def private_file(path: Path) -> None:
     """Create `path` empty and 0600 unless it exists, so the library that fills it later (sqlite)
     keeps that mode and never makes it world-readable."""

@@ -11,6 +11,7 @@ from server.app import build_server
 from server.cli import add_workspace_option
 from server.workspace import check_is_workspace
 from server.credentials import TokenHolder, exposed_approver_token, stdio_holder
+from server.files import open_to_others
 from server.identity import UNAUTHENTICATED
 from server.ports import build_ports
 from server.recovery import recover
@@ -61,10 +62,20 @@ def serve_command(args: argparse.Namespace) -> int:
         print(f"mlgate: {refusal}", file=sys.stderr)
         return 2
     ports = build_ports(settings)
+    warn_if_open(settings)
     server = build_server(settings, ports, local=local)
     reconcile_in_background(ports)  # after the tools' imports, which it would slow down by sharing the GIL
     server.run("stdio")
     return 0
+
+
+def warn_if_open(settings: Settings) -> None:
+    """A state directory made before mlgate created it 0700 may still be open to every user of the
+    host; its mode is the owner's choice, so it is named, not changed."""
+    mode = open_to_others(settings.state_dir)
+    if mode is not None:
+        print(f"mlgate: warning: the state directory {settings.state_dir} is open to other users of this host (mode {mode:04o}): "
+              f"its tracking store, approvals and run directories are readable; `chmod 700 {settings.state_dir}` makes it private", file=sys.stderr)
 
 
 def _human_holder(settings: Settings) -> TokenHolder:
@@ -99,6 +110,7 @@ def _serve_http(args: argparse.Namespace) -> int:
     settings = load_settings(args.workspace)
     check_is_workspace(settings.workspace)
     ports = build_ports(settings)
+    warn_if_open(settings)
     app = build_http_app(settings, bind, ports=ports)
     reconcile_in_background(ports)
     print(f"mlgate: serving {bind.url}/mcp (streamable HTTP) and {bind.url}/sse (SSE); bearer token required", file=sys.stderr)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from server.files import TooLarge, locked, open_regular, private_dir, private_file, read_at_most, read_regular, write_atomic
+from server.files import TooLarge, locked, open_regular, open_to_others, private_dir, private_file, read_at_most, read_regular, write_atomic
 
 
 def test_write_atomic_replaces_the_file_and_leaves_no_temp_behind(tmp_path: Path) -> None:
@@ -63,6 +63,15 @@ def test_an_existing_directory_keeps_the_mode_its_owner_gave_it(tmp_path: Path) 
     shared.mkdir(mode=0o750)
     os.chmod(shared, 0o750)
     assert private_dir(shared) == shared and stat.S_IMODE(shared.stat().st_mode) == 0o750
+
+
+@pytest.mark.parametrize(("mode", "open_mode"), [(0o755, 0o755), (0o701, 0o701), (0o750, None), (0o700, None)])
+def test_a_directory_is_open_to_others_when_users_outside_its_group_may_enter_or_list_it(tmp_path: Path, mode: int, open_mode: int | None) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    os.chmod(state, mode)
+    assert open_to_others(state) == open_mode
+    assert open_to_others(tmp_path / "missing") is None
 
 
 def test_a_private_file_is_created_empty_once_and_never_through_a_symlink(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -15,7 +17,7 @@ from server.audit import read_tail
 from server.auth import TokenStore
 from server.cli import main
 from server.http import free_loopback_bind
-from server.commands.serve import stdio_refusal
+from server.commands.serve import stdio_refusal, warn_if_open
 from server.settings import Settings, load_settings
 from server.tracking import MlflowTracking
 from tests.credentials import issue
@@ -64,6 +66,17 @@ def test_stdio_with_an_explicit_ray_address_or_the_local_sandbox_may_start(setti
     assert stdio_refusal(settings) is None
     assert stdio_refusal(_on_ray(settings, "10.0.0.5:6379")) is None
     assert stdio_refusal(_on_ray(settings, "auto")) is not None
+
+
+def test_a_state_directory_open_to_other_users_is_named_at_start_and_left_as_it_is(settings: Settings, capsys) -> None:
+    os.chmod(settings.state_dir, 0o755)
+    warn_if_open(settings)
+    err = capsys.readouterr().err
+    assert f"the state directory {settings.state_dir} is open to other users of this host (mode 0755)" in err and f"chmod 700 {settings.state_dir}" in err
+    assert stat.S_IMODE(settings.state_dir.stat().st_mode) == 0o755
+    os.chmod(settings.state_dir, 0o700)
+    warn_if_open(settings)
+    assert capsys.readouterr().err == ""
 
 
 def test_a_malformed_bind_address_refuses_to_start(workspace: Path, capsys) -> None:
