@@ -190,8 +190,8 @@ class ReasoningConfig(Strict):
     hypothesis_category: str = Field(description="One of the standards' allowed.hypothesis_categories.", pattern=r"^[a-z][a-z0-9_]{0,63}$")
     change_description: str = Field(description="What changes and how, in a sentence or two.", min_length=1, max_length=2000)
     expected_effect: str = Field(description="What effect on which metric is expected, and why.", min_length=1, max_length=2000)
-    outcome: Outcome = Field("pending", description="Filled in after the run: confirmed, neutral or negative.")
-    metric_delta: float | None = Field(None, description="Primary-metric change against the best prior run, filled in after the run.")
+    outcome: Outcome = Field("pending", description="Set by the server from the run it measured (confirmed, neutral or negative); agents leave it out.")
+    metric_delta: float | None = Field(None, description="Primary-metric change against the best prior run, set by the server from the run; agents leave it out.")
 
 
 # --- validation helpers ---------------------------------------------------------------------
