@@ -17,6 +17,7 @@ from tools.secrets_scan import secret_kind_of_value
 # How many problems are listed, and which field names are shown as given (schema names are short;
 # a bearer token, mlgate_ and 43 characters, is not).
 MAX_PROBLEMS = 10
+ROOT = ""  # the tool's input model among the models a refusal can name
 PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,39}")
 
 
@@ -102,6 +103,8 @@ def _message(error: Any, loc: list[Any], chosen: set[str], models: Mapping[str, 
     ctx = error.get("ctx") or {}
     if error["type"] == "model_type" and ctx.get("class_name") in models:
         return _object_needed(models[ctx["class_name"]])
+    if _takes(error, loc, models) is not None:
+        return f"unknown {'argument' if len(loc) == 1 else 'field'}"
     if error["type"] != "too_short" or "min_length" not in ctx:
         return error["msg"]
     count, name = ctx["min_length"], str(loc[-1]) if loc and _shown(loc[-1], chosen) == loc[-1] else ""
@@ -114,6 +117,31 @@ def _object_needed(model: type[BaseModel]) -> str:
     required = [name for name, field in model.model_fields.items() if field.is_required()]
     optional = [name for name, field in model.model_fields.items() if not field.is_required()]
     return f"an object is needed, with {', '.join(required)}" + (f" (optional: {', '.join(optional)})" if optional else "")
+
+
+def _takes(error: Any, loc: list[Any], models: Mapping[str, type[BaseModel]]) -> str | None:
+    """For an unknown name: what the tool (or the object holding it) takes instead; else None."""
+    holder = _holder(models[ROOT], loc) if error["type"] == "extra_forbidden" and ROOT in models else None
+    if holder is None:
+        return None
+    # the path up to the unknown name is the schema's own: the walk went through its fields
+    taker = "this tool" if len(loc) == 1 else ".".join(map(str, loc[:-1]))
+    return f"{taker} takes {', '.join(holder.model_fields)}"
+
+
+def _holder(root: type[BaseModel], loc: list[Any]) -> type[BaseModel] | None:
+    """The model whose field the last part of `loc` would be: the tool's input or an object it nests."""
+    model: type[BaseModel] | None = root
+    for part in loc[:-1]:
+        field = model.model_fields.get(part) if model is not None and isinstance(part, str) else None
+        model = _model_in(field.annotation) if field is not None else None
+    return model
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next((m for m in map(_model_in, get_args(annotation)) if m is not None), None)
 
 
 def nested_models(model: type[BaseModel]) -> dict[str, type[BaseModel]]:
@@ -130,8 +158,12 @@ def nested_models(model: type[BaseModel]) -> dict[str, type[BaseModel]]:
     return found
 
 
+def _loc(error: Any, chosen: set[str]) -> list[Any]:
+    return [part for part in error["loc"] if not _is_member(part, chosen)]
+
+
 def _problem(error: Any, chosen: set[str], models: Mapping[str, type[BaseModel]]) -> str:
-    loc = [part for part in error["loc"] if not _is_member(part, chosen)]
+    loc = _loc(error, chosen)
     return f"{_field_path(tuple(loc), chosen)}: {_message(error, loc, chosen, models)}"
 
 
@@ -140,11 +172,13 @@ def validation_denial(exc: ValidationError, arguments: Mapping[str, Any], model:
     member labels are pydantic's internals and stay out too. At most MAX_PROBLEMS are listed, so a
     flood of bad fields cannot swell the reply or the audit record. `model`, the input model, names
     the fields of the objects it nests."""
-    chosen, models = _keys(arguments), nested_models(model) if model else {}
+    chosen, models = _keys(arguments), {ROOT: model, **nested_models(model)} if model else {}
     errors = _fitting(exc.errors(include_url=False, include_input=False), arguments, chosen)
-    problems = list(dict.fromkeys(_problem(e, chosen, models) for e in errors[:MAX_PROBLEMS]))
+    listed = errors[:MAX_PROBLEMS]
+    problems = list(dict.fromkeys(_problem(e, chosen, models) for e in listed))
     if len(errors) > MAX_PROBLEMS:
         problems.append(f"and {len(errors) - MAX_PROBLEMS} more")
+    problems += dict.fromkeys(t for e in listed if (t := _takes(e, _loc(e, chosen), models)) is not None)
     return InvalidInput(
         "invalid arguments: " + "; ".join(problems),
         "fix the listed fields; the tool's input schema lists every field, its type and bounds",

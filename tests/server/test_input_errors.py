@@ -37,3 +37,26 @@ def test_without_the_input_model_pydantic_s_message_is_kept() -> None:
     with pytest.raises(ValidationError) as caught:
         ProposeConfigChangeInput.model_validate(arguments)
     assert "ReasoningConfig" in validation_denial(caught.value, arguments).reason
+
+
+def test_an_unknown_argument_is_told_which_arguments_the_tool_takes() -> None:
+    from tools.list_runs import ListRunsInput  # noqa: PLC0415
+
+    reason = _reason_for(ListRunsInput, {"limit": 10})
+    assert reason == "invalid arguments: limit: unknown argument; this tool takes status, outcome, run_kind, min_primary_metric, sort_by, ascending, max_results", reason
+
+
+def test_an_unknown_field_of_a_nested_object_is_told_which_fields_that_object_takes() -> None:
+    reasoning = {"hypothesis_category": "baseline", "change_description": "a b c d", "expected_effect": "e f g h", "confidence": "high"}
+    reason = _reason_for(ProposeConfigChangeInput, {"changes": {"seed": 1}, "reasoning": reasoning, "dryrun": True})
+    assert reason == (
+        "invalid arguments: reasoning.confidence: unknown field; dryrun: unknown argument; "
+        "reasoning takes hypothesis_category, change_description, expected_effect, outcome, metric_delta; this tool takes changes, reasoning, dry_run"
+    ), reason
+
+
+def test_an_unknown_argument_that_looks_like_a_credential_is_named_only_by_its_hash() -> None:
+    from tools.list_runs import ListRunsInput  # noqa: PLC0415
+
+    reason = _reason_for(ListRunsInput, {"sk-abcdefghijklmnopqrstuvwxyz0123456789": 1})
+    assert "sk-abc" not in reason and reason.startswith("invalid arguments: field #") and "this tool takes status" in reason
