@@ -117,6 +117,19 @@ def _parse_one(stored: StoredFile) -> pd.DataFrame:
     return frame if kind == "csv" or isinstance(frame.index, pd.RangeIndex) else frame.reset_index()
 
 
+def _names(names: list[str]) -> str:
+    return ", ".join(json.dumps(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def _difference(first: dict[str, str], other: dict[str, str]) -> str:
+    """What differs, by column (names JSON-escaped, at most 5 of each kind): every file of a
+    dataset has the first file's columns, in its order, with its dtypes."""
+    missing, extra = [c for c in first if c not in other], [c for c in other if c not in first]
+    retyped = [f"{json.dumps(c)} is {other[c]} there, {first[c]} in the first file" for c in first if c in other and other[c] != first[c]]
+    parts = [f"it lacks {_names(missing)}"] * bool(missing) + [f"it adds {_names(extra)}"] * bool(extra) + retyped[:5]
+    return "; ".join(parts) or "its columns are in another order than the first file's"
+
+
 def read_frame(files: Sequence[StoredFile]) -> pd.DataFrame:
     """One frame from the files' bytes, in manifest order. Raises ValueError when a file cannot
     be parsed or the files' columns and dtypes differ."""
@@ -126,8 +139,9 @@ def read_frame(files: Sequence[StoredFile]) -> pd.DataFrame:
     if not ordered:
         raise ValueError("the dataset has no data files")
     frames = [_parse_one(f) for f in ordered]
-    first = list(dtypes_of(frames[0]).items())
+    first = dtypes_of(frames[0])
     for stored, frame in zip(ordered[1:], frames[1:]):
-        if list(dtypes_of(frame).items()) != first:
-            raise ValueError(f"{stored.path} has other columns or dtypes than {ordered[0].path}")
+        other = dtypes_of(frame)
+        if list(other.items()) != list(first.items()):
+            raise ValueError(f"{stored.path} has other columns or dtypes than {ordered[0].path}: {_difference(first, other)}")
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)

@@ -87,6 +87,20 @@ def test_add_refuses_unusable_files_and_writes_nothing(store: CasStore, sources:
     assert not (store.workspace / "data").exists()
 
 
+def test_a_part_whose_columns_differ_is_refused_naming_each_difference(store: CasStore, sources: Path) -> None:
+    frame = pd.read_csv(sources / "part-b.csv")
+    first = pd.read_csv(sources / "part-a.csv")
+    dropped, retyped = first.columns[1], next(c for c in first.columns if str(first[c].dtype) == "int64")
+    frame = frame.drop(columns=[dropped]).assign(**{retyped: frame[retyped].astype("float64") + 0.5, "extra": 1})
+    frame.to_csv(sources / "part-b.csv", index=False)
+    with pytest.raises(InvalidInput) as refused:
+        add_dataset(store, [sources / "part-a.csv", sources / "part-b.csv"])
+    reason = refused.value.reason
+    assert reason.startswith("part-b.csv has other columns or dtypes than part-a.csv: ")
+    assert f'it lacks "{dropped}"; it adds "extra"; "{retyped}" is float64 there, int64 in the first file' in reason, reason
+    assert not (store.workspace / "data").exists()
+
+
 def test_add_refuses_duplicate_names_and_too_many_files(tmp_path: Path, store: CasStore, sources: Path) -> None:
     twin = tmp_path / "twin"
     twin.mkdir()
