@@ -79,7 +79,7 @@ def refuse_credentials(part: str, document: Any) -> None:
     kinds = credential_kinds(document)
     if kinds:
         raise InvalidInput(
-            f"{part} hold text that looks like a credential ({', '.join(kinds)}); it is neither shown nor written",
+            f"the {part} {'hold' if part.endswith('s') else 'holds'} text that looks like a credential ({', '.join(kinds)}); it is neither shown nor written",
             "remove tokens, passwords and keys (configs never carry credentials); a long mixed-case name that is no credential can be written in lowercase",
             rule_id="input.credential",
         )

@@ -19,7 +19,7 @@ from policies.registry import load_all
 from tools.base import CallContext, StrictInput, ToolSpec
 from tools.errors import InvalidInput
 from tools.experiment_schema import EXPERIMENT_PATH, REASONING_PATH, ReasoningConfig
-from tools.propose_config_change import MAX_CHANGES, before_and_after, change_hash, config_diff, parse_changes
+from tools.propose_config_change import MAX_CHANGES, before_and_after, change_hash, config_diff, parse_changes, refuse_credentials
 from tools.provenance import FEATURES_PATH, config_hash, feature_pipeline_hash, lockfile_hash, run_files_param, sha256_bytes
 from tools.run_pins import dirtiness
 
@@ -112,6 +112,9 @@ def gather(request: RunExperimentInput, ctx: CallContext) -> dict[str, Any]:
 
     limits = ctx.config["policy"]["documents"]
     facts = _config(request, ctx, limits)
+    reasoning = _reasoning(request, ctx, limits, facts["used_files"])
+    # Refused, not redacted: a run whose change_description had to be dropped would lack its reasoning.
+    refuse_credentials("reasoning", reasoning)
     config, standards = facts["config"], ctx.config["standards"]
     dataset = _dataset(config, ctx)
     features, categorical = select_features(dataset.frame, config, standards)
@@ -119,7 +122,7 @@ def gather(request: RunExperimentInput, ctx: CallContext) -> dict[str, Any]:
         raise _no_features(config, list(dataset.frame.columns))
     facts.update(
         principal=ctx.principal,
-        reasoning=_reasoning(request, ctx, limits, facts["used_files"]),
+        reasoning=reasoning,
         dataset=dataset,
         dataset_columns=list(dataset.frame.columns),
         feature_columns=features,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +180,17 @@ async def test_a_reasoning_file_claiming_a_result_before_the_run_is_denied(gover
     (governed["workspace"] / "configs/reasoning.yaml").write_text(claimed)
     result = await call(governed, {})
     assert result.is_error and result.structured_content["rule_id"] == "reasoning.outcome_from_the_run", result.structured_content
+    assert governed["ports"].tracking.search_runs(_experiments(governed)) == []
+
+
+@pytest.mark.parametrize("where", ["argument", "file"])
+async def test_reasoning_holding_a_credential_is_refused_before_any_run_not_redacted_after(governed: dict[str, Any], where: str) -> None:
+    leaky = {**REASONING, "change_description": "Baseline with token ghp_abcdefghijklmnopqrstuvwxyz0123456789 set"}
+    if where == "file":
+        (governed["workspace"] / "configs/reasoning.yaml").write_text("\n".join(f"{k}: {v}" for k, v in leaky.items()) + "\n")
+    result = await call(governed, {"reasoning": leaky} if where == "argument" else {})
+    assert result.is_error and result.structured_content["rule_id"] == "input.credential", result.structured_content
+    assert "ghp_" not in json.dumps(result.structured_content)
     assert governed["ports"].tracking.search_runs(_experiments(governed)) == []
 
 
