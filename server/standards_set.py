@@ -35,7 +35,9 @@ from tools.errors import GitRefused, InvalidInput
 from tools.experiment_schema import EXPERIMENT_PATH, validate_experiment
 
 COLUMN = re.compile(r"^[^\x00-\x1f\x7f]{1,200}\Z")
-INTEGER = re.compile(r"^-?[0-9]{1,18}\Z")
+# An integer only in its canonical form: "0777" or "-0" stay text (a code with a leading zero is
+# compared as text with the label's values, and 777 would never equal "0777").
+INTEGER = re.compile(r"^(0|-?[1-9][0-9]{0,17})\Z")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from server.cli import main
 from server.git import GitRepo
 from server.safe_yaml import load_document
 from server.settings import Settings, policy_limits
-from server.standards_set import StandardsChoice, check_choice
+from server.standards_set import StandardsChoice, check_choice, label_value
 from tests.credentials import use_token
 from tools.errors import InvalidInput
 from tools.experiment_schema import EXPERIMENT_PATH, validate_experiment
@@ -62,7 +62,7 @@ def test_standards_set_with_a_label_outside_ascii_commits_a_valid_experiment(wor
     assert problems == [] and config.data.target == "Default (12m)"
 
 
-@pytest.mark.parametrize("positive", ["Yes", "on", "NO", "Off"])
+@pytest.mark.parametrize("positive", ["Yes", "on", "NO", "Off", "0777"])
 def test_standards_set_with_a_positive_class_yaml_1_1_reads_otherwise_commits_it_quoted(workspace: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch, positive: str) -> None:
     # ruamel.yaml writes YAML 1.2, where `Yes` is a plain string; mlgate's reader refuses it as a YAML 1.1 boolean.
     use_token(monkeypatch, settings.state_dir, "olga", "operator")
@@ -71,3 +71,9 @@ def test_standards_set_with_a_positive_class_yaml_1_1_reads_otherwise_commits_it
         committed = load_document(GitRepo(workspace).show("main", path) or b"", policy_limits()["documents"])
         label = committed["data"] if path == EXPERIMENT_PATH else committed["label"]
         assert label["positive_class"] == positive
+
+
+@pytest.mark.parametrize(("typed", "value"), [("1", 1), ("0", 0), ("-1", -1), ("0777", "0777"), ("-0", "-0"), ("Charged Off", "Charged Off")])
+def test_a_positive_class_is_an_integer_only_in_its_canonical_form(typed: str, value: int | str) -> None:
+    # A code with a leading zero is compared as text with the label's values: 777 would never equal "0777".
+    assert label_value(typed) == value and type(label_value(typed)) is type(value)
