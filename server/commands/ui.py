@@ -1,8 +1,11 @@
-"""`mlgate ui`: the MLflow UI on the workspace's tracking store, bound to loopback.
+"""`mlgate ui`: the MLflow UI on the workspace's tracking store, bound to loopback, read-only.
 
-The MLflow UI has no authentication of its own and its REST API can write (tags, deletions), so
-mlgate only starts it on a loopback address; a team that wants it on the network puts an
-authenticating proxy in front of a tracking server instead.
+The MLflow UI has no authentication of its own and its REST API can write (tags, deletions,
+uploads through its artifact proxy), so mlgate only starts it on a loopback address, opens the
+embedded sqlite store read-only (SQLite's `mode=ro`: a write is refused by the database) and turns
+the artifact proxy off (the UI still shows a run's artifacts, read from their location). Any local
+process can reach a loopback port; none can change a run through it. A team that wants a UI on
+the network puts an authenticating proxy in front of a tracking server instead.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from server.cli import add_workspace_option
 from server.settings import load_settings
@@ -41,8 +45,21 @@ def is_loopback(host: str) -> bool:
 
 
 def ui_argv(python: str, tracking_uri: str, host: str, port: int) -> list[str]:
-    """The MLflow UI command line (pure): the workspace's store, one worker, the given bind."""
-    return [python, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri, "--registry-store-uri", tracking_uri, "--host", host, "--port", str(port), "--workers", "1"]
+    """The MLflow UI command line (pure): the workspace's store read-only, no artifact proxy, one
+    worker, the given bind."""
+    store = read_only(tracking_uri)
+    return [python, "-m", "mlflow", "ui", "--backend-store-uri", store, "--registry-store-uri", store, "--no-serve-artifacts",
+            "--host", host, "--port", str(port), "--workers", "1"]  # fmt: skip
+
+
+def read_only(tracking_uri: str) -> str:
+    """An embedded `sqlite:///PATH` store as SQLite's read-only URI filename. The path is quoted
+    twice: SQLAlchemy unquotes the URL once, SQLite the URI filename once (a space, `#` or `?` in
+    the workspace path stays part of the path). Any other store is returned as it is."""
+    if not tracking_uri.startswith("sqlite:///") or tracking_uri.startswith("sqlite:///file:"):
+        return tracking_uri
+    path = tracking_uri.removeprefix("sqlite:///")
+    return f"sqlite:///file:{quote(quote(path, safe='/'), safe='/')}?mode=ro&uri=true"
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -68,9 +85,15 @@ def ui_command(args: argparse.Namespace) -> int:
         print("  what to do: give --port a number from 1024 to 65535 (default 5000)", file=sys.stderr)
         return 2
     settings = load_settings(args.workspace)
-    if settings.mlflow_uri.split(":", 1)[0].lower() in ("http", "https"):
+    scheme = settings.mlflow_uri.split(":", 1)[0].lower()
+    if scheme in ("http", "https"):
         print("mlgate: this workspace tracks runs on an MLflow tracking server, which serves its own UI", file=sys.stderr)
         print("  what to do: open the tracking server's address in a browser (ask the operator for it)", file=sys.stderr)
+        return 2
+    if scheme != "sqlite":
+        # Only the embedded store can be opened read-only from here; a UI on a shared database could write to it.
+        print(f"mlgate: this workspace tracks runs in a shared {scheme.split('+')[0]} database; mlgate ui opens only the embedded store, read-only", file=sys.stderr)
+        print("  what to do: run MLflow's UI against that database with a read-only database role, or use the tracking server's UI", file=sys.stderr)
         return 2
     if settings.tracking_uri is None and not (settings.state_dir / "mlflow.db").is_file():
         print(f"mlgate: {settings.workspace} has no runs yet (no MLflow store under {settings.state_dir.name}/)", file=sys.stderr)

@@ -14,7 +14,7 @@ import httpx2
 import pytest
 
 from server.cli import main
-from server.commands.ui import is_loopback, ui_argv
+from server.commands.ui import is_loopback, read_only, ui_argv
 from server.ports import build_ports
 from server.settings import load_settings
 
@@ -27,11 +27,28 @@ def test_only_loopback_hosts_count_as_loopback(host: str, loopback: bool) -> Non
     assert is_loopback(host) is loopback
 
 
-def test_ui_argv_points_tracking_and_registry_at_the_workspace_store() -> None:
+def test_ui_argv_points_tracking_and_registry_at_the_workspace_store_read_only_without_the_artifact_proxy() -> None:
     argv = ui_argv("/py", "sqlite:////ws/.mlgate/mlflow.db", "127.0.0.1", 5001)
-    assert argv[:4] == ["/py", "-m", "mlflow", "ui"]
-    assert argv[argv.index("--backend-store-uri") + 1] == argv[argv.index("--registry-store-uri") + 1] == "sqlite:////ws/.mlgate/mlflow.db"
+    assert argv[:4] == ["/py", "-m", "mlflow", "ui"] and "--no-serve-artifacts" in argv
+    assert argv[argv.index("--backend-store-uri") + 1] == argv[argv.index("--registry-store-uri") + 1] == "sqlite:///file:/ws/.mlgate/mlflow.db?mode=ro&uri=true"
     assert argv[argv.index("--host") + 1] == "127.0.0.1" and argv[argv.index("--port") + 1] == "5001"
+
+
+def test_the_read_only_store_reads_a_workspace_path_with_a_space_and_a_hash_and_refuses_writes(tmp_path: Path) -> None:
+    import sqlalchemy  # noqa: PLC0415 - what MLflow opens its store with
+
+    path = tmp_path / "risk team #2" / "mlflow.db"
+    path.parent.mkdir()
+    with sqlalchemy.create_engine(f"sqlite:///{path}").begin() as writable:
+        writable.execute(sqlalchemy.text("create table runs (name text)"))
+        writable.execute(sqlalchemy.text("insert into runs values ('baseline')"))
+    engine = sqlalchemy.create_engine(read_only(f"sqlite:///{path}"))
+    with engine.connect() as connection:
+        assert connection.execute(sqlalchemy.text("select name from runs")).scalars().all() == ["baseline"]
+        with pytest.raises(sqlalchemy.exc.OperationalError, match="readonly"):
+            connection.execute(sqlalchemy.text("update runs set name = 'forged'"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["risk team #2"]  # no stray database opened beside it
+    assert read_only("postgresql://mlflow@db/mlflow") == "postgresql://mlflow@db/mlflow"
 
 
 def test_a_non_loopback_bind_is_refused(workspace: Path, capsys) -> None:
@@ -51,6 +68,14 @@ def test_a_workspace_on_a_tracking_server_is_sent_to_the_servers_own_ui(workspac
     assert "tracking server" in err and "hunter2" not in err
 
 
+def test_a_workspace_on_a_shared_database_is_refused_rather_than_opened_writable(workspace: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setenv("MLGATE_TRACKING_URI", "postgresql://bob:hunter2@127.0.0.1:5432/mlflow")
+    monkeypatch.setenv("MLGATE_TRACKING_ARTIFACT_ROOT", str(workspace.parent / "artifacts"))
+    assert main(["ui", "--workspace", str(workspace)]) == 2
+    err = capsys.readouterr().err
+    assert "shared postgresql database" in err and "read-only database role" in err and "hunter2" not in err
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -68,9 +93,22 @@ async def test_the_ui_serves_the_workspace_runs_on_loopback(workspace: Path) -> 
     try:
         run = await _get_run(port, run_id)
         assert run["info"]["run_id"] == run_id
+        await _writes_are_refused(port, run_id, ports.tracking.get_run(run_id)["tags"], workspace)
     finally:
         os.killpg(process.pid, 15)
         process.wait(timeout=30)
+
+
+async def _writes_are_refused(port: int, run_id: str, tags: dict, workspace: Path) -> None:
+    """Any local process reaches the port: neither a tag nor an uploaded artifact gets through."""
+    api = f"http://127.0.0.1:{port}/api/2.0"
+    async with httpx2.AsyncClient() as client:
+        tagged = await client.post(f"{api}/mlflow/runs/set-tag", json={"run_id": run_id, "key": "outcome", "value": "confirmed"})
+        uploaded = await client.put(f"{api}/mlflow-artifacts/artifacts/forged/evil.txt", content=b"evil")
+        after = (await client.get(f"{api}/mlflow/runs/get", params={"run_id": run_id})).json()["run"]["data"].get("tags", [])
+    assert tagged.status_code >= 400 and uploaded.status_code >= 400
+    assert {t["key"]: t["value"] for t in after}.get("outcome") == tags.get("outcome")
+    assert not list(workspace.rglob("evil.txt"))
 
 
 async def _get_run(port: int, run_id: str) -> dict:
