@@ -49,15 +49,15 @@ class Registration:
     entry: dict[str, Any] | None
     audited: bool
     detail: str
+    importer: str | None = None  # the principal of the vouching import record (the entry's own name is not vouched)
 
     def facts(self) -> dict[str, Any]:
-        """With the rows and file names the chain's import record vouches for (None unvouched):
-        what lets an agent tell one dataset version from another without loading each."""
+        """With the importer, rows and file names the chain's import record vouches for (None
+        unvouched): what lets an agent tell one dataset version from another without loading each."""
         entry = self.entry or {}
-        who = entry.get("imported_by") or {}
         files = entry.get("files") if self.audited and isinstance(entry.get("files"), list) else None
         return {
-            "registered": self.entry is not None, "audited": self.audited, "detail": self.detail, "imported_by": who.get("name"),
+            "registered": self.entry is not None, "audited": self.audited, "detail": self.detail, "imported_by": self.importer,
             "rows": entry.get("rows") if self.audited else None,
             "files": [f.get("name") for f in files if isinstance(f, Mapping)] if files is not None else None,
         }
@@ -104,20 +104,25 @@ class DatasetRegistry:
         if entry is None:
             detail = problem or "it is not in the dataset registry (no `mlgate data add` imported it here)"
             return Registration(content_hash, None, False, detail)
-        why_not = self.unvouched_reason(content_hash, entry)
-        return Registration(content_hash, entry, why_not is None, why_not or "imported and recorded in the audit chain")
+        record, why_not = self._vouching(content_hash, entry)
+        importer = record.get("principal") if record is not None and isinstance(record.get("principal"), str) else None
+        return Registration(content_hash, entry, why_not is None, why_not or "imported and recorded in the audit chain", importer)
 
     def unvouched_reason(self, content_hash: str, entry: Mapping[str, Any]) -> str | None:
         """None when the audit chain holds the import record `entry` cites; else why not."""
+        return self._vouching(content_hash, entry)[1]
+
+    def _vouching(self, content_hash: str, entry: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+        """(the import record `entry` cites, None) when the chain vouches for it; else (None, why not)."""
         cited = entry.get("audit")
         if entry.get("content_hash") != content_hash or not isinstance(cited, Mapping) or type(cited.get("seq")) is not int:
-            return "its registry entry is malformed (it cites no audit record)"
+            return None, "its registry entry is malformed (it cites no audit record)"
         record = self._record_at(cited)
         if record is None:
-            return f"the audit chain holds no record {cited.get('seq')} with the hash the registry entry cites (the entry was not written by `mlgate data add`)"
+            return None, f"the audit chain holds no record {cited.get('seq')} with the hash the registry entry cites (the entry was not written by `mlgate data add`)"
         if record.get("kind") != IMPORT_KIND or any(record.get(k) != entry.get(k) for k in VOUCHED_FIELDS):
-            return f"audit record {cited['seq']} is not the import of this dataset (the registry entry was edited)"
-        return None
+            return None, f"audit record {cited['seq']} is not the import of this dataset (the registry entry was edited)"
+        return record, None
 
     def unvouched(self) -> list[tuple[str, str]]:
         """[(content hash, why)] for every registry entry the audit chain does not vouch for."""

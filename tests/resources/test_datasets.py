@@ -69,6 +69,15 @@ async def test_the_listing_tells_dataset_versions_apart_by_their_vouched_files_a
     assert {d["content_hash"]: (d["files"], d["rows"]) for d in listing["datasets"]} == {dataset: (["credit.csv"], 80), labelled: (["labelled.csv"], 60)}
 
 
+async def test_the_importer_shown_is_the_audit_record_s_not_a_name_edited_into_the_registry(settings: Settings, ports: Ports, dataset: str) -> None:
+    registry = settings.state_dir / "datasets.json"
+    document = json.loads(registry.read_text())
+    document["datasets"][dataset]["imported_by"]["name"] = "chief-risk-officer"  # not a vouched field: the entry still counts
+    registry.write_text(json.dumps(document))
+    listing = await read(settings, ports, LIST_URI)
+    assert [d["imported_by"] for d in listing["datasets"]] == ["olga"]
+
+
 async def test_a_registry_entry_the_audit_chain_does_not_vouch_for_is_not_listed(settings: Settings, ports: Ports, workspace: Path, tmp_path: Path, dataset: str) -> None:
     made = fabricate(workspace, write_credit_csv(tmp_path / "made.csv", rows=30, seed=3).read_bytes())
     registry = settings.state_dir / "datasets.json"
