@@ -49,7 +49,9 @@ class Registration:
     entry: dict[str, Any] | None
     audited: bool
     detail: str
-    importer: str | None = None  # the principal of the vouching import record (the entry's own name is not vouched)
+    # who imported it, with which credential and when, as the vouching import record says (the
+    # entry's own imported_by and imported_at are not vouched): {principal, credential, time}
+    imported: Mapping[str, Any] | None = None
 
     def facts(self) -> dict[str, Any]:
         """With the importer, rows and file names the chain's import record vouches for (None
@@ -57,10 +59,15 @@ class Registration:
         entry = self.entry or {}
         files = entry.get("files") if self.audited and isinstance(entry.get("files"), list) else None
         return {
-            "registered": self.entry is not None, "audited": self.audited, "detail": self.detail, "imported_by": self.importer,
+            "registered": self.entry is not None, "audited": self.audited, "detail": self.detail,
+            "imported_by": self._imported("principal"), "credential": self._imported("credential"), "imported_at": self._imported("time"),
             "rows": entry.get("rows") if self.audited else None,
             "files": [f.get("name") for f in files if isinstance(f, Mapping)] if files is not None else None,
         }
+
+    def _imported(self, key: str) -> str | None:
+        value = (self.imported or {}).get(key)
+        return value if isinstance(value, str) else None
 
 
 class DatasetRegistry:
@@ -105,8 +112,7 @@ class DatasetRegistry:
             detail = problem or "it is not in the dataset registry (no `mlgate data add` imported it here)"
             return Registration(content_hash, None, False, detail)
         record, why_not = self._vouching(content_hash, entry)
-        importer = record.get("principal") if record is not None and isinstance(record.get("principal"), str) else None
-        return Registration(content_hash, entry, why_not is None, why_not or "imported and recorded in the audit chain", importer)
+        return Registration(content_hash, entry, why_not is None, why_not or "imported and recorded in the audit chain", record)
 
     def unvouched_reason(self, content_hash: str, entry: Mapping[str, Any]) -> str | None:
         """None when the audit chain holds the import record `entry` cites; else why not."""

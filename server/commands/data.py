@@ -126,8 +126,8 @@ def dataset_lines(store: CasStore) -> list[tuple[str, str, str]]:
             lines.append((content_hash, "MISSING", "registered, but no directory under data/shadow"))
         else:
             names = ",".join(str(f.get("name")) for f in entry.get("files") or [])
-            credential = (entry.get("imported_by") or {}).get("credential") or "no credential"
-            lines.append((content_hash, "registered", f"{entry.get('rows')} rows, files {names}, imported by {registration['imported_by']} ({credential}) at {entry.get('imported_at')}"))
+            credential = registration["credential"] or "no credential"
+            lines.append((content_hash, "registered", f"{entry.get('rows')} rows, files {names}, imported by {registration['imported_by']} ({credential}) at {registration['imported_at']}"))
     return lines
 
 

@@ -75,6 +75,22 @@ def test_list_prints_each_registered_hash_with_its_import(workspace: Path, csv: 
     assert fields[:2] == [content_hash.strip(), "registered"] and "50 rows, files credit.csv, imported by" in fields[2]
 
 
+def test_list_names_the_importer_credential_and_time_the_audit_record_holds_not_an_edited_entry(workspace: Path, csv: Path, capsys) -> None:
+    import json  # noqa: PLC0415
+
+    add(workspace, csv, capsys=capsys)
+    registry = load_settings(workspace).state_dir / "datasets.json"
+    document = json.loads(registry.read_text())
+    entry = next(iter(document["datasets"].values()))
+    vouched = (entry["imported_by"]["name"], entry["imported_by"]["credential"], entry["imported_at"])
+    entry.update(imported_by={"name": "chief-risk-officer", "role": "human", "credential": "cro:000000000000"}, imported_at="2020-01-01T00:00:00Z")
+    registry.write_text(json.dumps(document))
+    assert main(["data", "list", "--workspace", str(workspace)]) == 0
+    shown = capsys.readouterr().out
+    assert "chief-risk-officer" not in shown and "cro:" not in shown and "2020-01-01" not in shown
+    assert f"imported by {vouched[0]} ({vouched[1]}) at {vouched[2]}" in shown, shown
+
+
 def test_verify_exits_0_when_intact_and_1_with_the_problem_when_tampered(workspace: Path, csv: Path, capsys) -> None:
     _, out, _ = add(workspace, csv, capsys=capsys)
     content_hash = out.strip()
