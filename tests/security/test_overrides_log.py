@@ -19,6 +19,7 @@ from mcp import Client
 from server.app import build_server
 from server.cli import main
 from server.credentials import TOKEN_ENV
+from server.ports import build_ports
 from server.settings import Settings, load_settings
 from server.workspace import init_workspace
 from tests.credentials import issue
@@ -35,12 +36,16 @@ CHANGES = {"data.target": "churn", "split.test_size": 0.25}
 async def _override(settings: Settings) -> None:
     """Propose (denied: protected), approve as a human with her token, apply: two log lines."""
     arguments = {"changes": CHANGES, "reasoning": REASONING}
-    async with Client(build_server(settings)) as client:
-        denied = (await client.call_tool("propose_config_change", arguments)).structured_content
-        with pytest.MonkeyPatch.context() as env:
-            env.setenv(TOKEN_ENV, issue(settings.state_dir, "alice", "human"))
-            assert await anyio.to_thread.run_sync(main, ["approvals", "approve", denied["approval_id"], "--workspace", str(settings.workspace)]) == 0
-        applied = (await client.call_tool("propose_config_change", arguments)).structured_content
+    ports = build_ports(settings)
+    try:
+        async with Client(build_server(settings, ports)) as client:
+            denied = (await client.call_tool("propose_config_change", arguments)).structured_content
+            with pytest.MonkeyPatch.context() as env:
+                env.setenv(TOKEN_ENV, issue(settings.state_dir, "alice", "human"))
+                assert await anyio.to_thread.run_sync(main, ["approvals", "approve", denied["approval_id"], "--workspace", str(settings.workspace)]) == 0
+            applied = (await client.call_tool("propose_config_change", arguments)).structured_content
+    finally:
+        ports.audit.close()  # its batched anchor write must land before the fixture's copies are taken
     assert applied["protected_overrides_logged"] == 2
 
 
