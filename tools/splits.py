@@ -188,7 +188,8 @@ def time_values(frame: pd.DataFrame, time_column: str) -> pd.Series:
     if bad:
         raise InvalidInput(
             f"time column {time_column!r} has {bad} missing or unparsable values (of {len(raw)})",
-            "fix or drop those rows in a new dataset version; temporal_split cannot place rows without a time",
+            "temporal_split cannot place rows without a time: an operator imports a dataset version with those rows fixed or dropped, "
+            "then data.dataset is pointed at it",
             rule_id="split.time_column",
         )
     return parsed
@@ -200,12 +201,55 @@ MONTH_FORMATS = ("%b-%Y", "%B-%Y", "%b %Y", "%B %Y", "%Y-%m", "%m/%Y")
 MONTH_SAMPLE = 100  # values tried with a month format before the whole column: most columns fail at once
 
 
+# Numeric day/month dates (13/02/2020, 02.13.2020, 1-2-20): which field is the day is decided once
+# for the whole column from its values, never per value (pandas' mixed parsing read 01/02/2020 as
+# 2 January and 13/02/2020 as 13 February in one column, scrambling the temporal order).
+NUMERIC_DATE = r"^(\d{1,2})([/.\-])(\d{1,2})\2(\d{4}|\d{2})(?![\d/.\-])"
+TIME_SUFFIXES = ("", " %H:%M", " %H:%M:%S", "T%H:%M:%S", "T%H:%M")  # tried as explicit formats first: per-value parsing is slow
+ISO_HINT = "an operator imports a dataset version whose time column is ISO 8601 (2020-02-13), then data.dataset is pointed at it"
+
+
 def _parse_times(raw: pd.Series) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        return pd.to_datetime(raw, utc=True)  # already times (Parquet): nothing to read from text
     text = raw.dropna().astype(str).str.strip()
     for month_format in MONTH_FORMATS:
         if len(text) and _all_parse(text.head(MONTH_SAMPLE), month_format) and _all_parse(text, month_format):
             return pd.to_datetime(raw.astype("string").str.strip(), errors="coerce", utc=True, format=month_format)
-    return pd.to_datetime(raw, errors="coerce", utc=True, format="mixed")
+    fields = text.str.extract(NUMERIC_DATE)
+    day_first = _day_first(text, fields)
+    for numeric_format in _numeric_formats(fields, day_first):
+        if _all_parse(text.head(MONTH_SAMPLE), numeric_format) and _all_parse(text, numeric_format):
+            return pd.to_datetime(raw.astype("string").str.strip(), errors="coerce", utc=True, format=numeric_format)
+    return pd.to_datetime(raw, errors="coerce", utc=True, format="mixed", dayfirst=bool(day_first))
+
+
+def _day_first(text: pd.Series, fields: pd.DataFrame) -> bool | None:
+    """For a column of numeric day/month dates (`fields`: NUMERIC_DATE's groups per value): True
+    when the day comes first, False when the month does; None when the column holds no such date.
+    Raises InvalidInput when its values read both ways (every field 12 or less), neither way, or
+    only some values are such dates."""
+    numeric = fields[0].notna()
+    if not numeric.any():
+        return None
+    if not numeric.all():
+        raise InvalidInput(f"the time column mixes numeric day/month dates ({text[numeric].iloc[0]!r}) with other forms ({text[~numeric].iloc[0]!r})", ISO_HINT, rule_id="split.time_column")
+    first, second = fields[0].astype(int), fields[2].astype(int)
+    day_first, month_first = bool((second <= 12).all()), bool((first <= 12).all())
+    if day_first == month_first:
+        problem = "every value reads both as day/month and as month/day" if day_first else "no value order fits day/month or month/day throughout"
+        raise InvalidInput(f"the time column's dates are ambiguous: {problem} (e.g. {text.iloc[0]!r})", ISO_HINT, rule_id="split.time_column")
+    return day_first
+
+
+def _numeric_formats(fields: pd.DataFrame, day_first: bool | None) -> list[str]:
+    """Explicit formats for numeric day/month dates in the order found, with the first value's
+    separator and year length (a column that varies falls back to per-value parsing, same order)."""
+    if day_first is None:
+        return []
+    separator, year = fields[1].iloc[0], "%Y" if len(fields[3].iloc[0]) == 4 else "%y"
+    date = separator.join(["%d", "%m"] if day_first else ["%m", "%d"]) + separator + year
+    return [date + suffix for suffix in TIME_SUFFIXES]
 
 
 def _all_parse(text: pd.Series, date_format: str) -> bool:

@@ -194,3 +194,37 @@ def test_labels_other_than_0_and_1_are_refused_and_0_1_labels_pass() -> None:
         binary_labels(pd.Series([0, 1, 2]))
     assert refused.value.rule_id == "split.labels" and "found ['0', '1', '2']" in refused.value.reason
     assert binary_labels(pd.Series([1, 0, 1])).tolist() == [1, 0, 1]
+
+
+@pytest.mark.parametrize(("date_format", "with_time"), [("%d/%m/%Y", False), ("%d.%m.%Y", True), ("%m/%d/%Y", False), ("%d-%m-%y", False)])
+def test_numeric_day_month_dates_are_read_one_way_for_the_whole_column(date_format: str, with_time: bool) -> None:
+    # 01/02/2021 and 13/02/2021 in one column: read per value, the first became 2 January.
+    dates = pd.date_range("2021-01-01", periods=120, freq="D") + pd.Timedelta(hours=9 if with_time else 0)
+    text = dates.strftime(date_format + (" %H:%M" if with_time else ""))
+    parsed = time_values(pd.DataFrame({"application_date": text}), "application_date")
+    assert parsed.tolist() == list(dates.tz_localize("UTC"))
+
+
+def test_a_temporal_split_on_day_first_dates_tests_on_the_latest_rows() -> None:
+    frame = daily_frame()
+    frame["application_date"] = pd.to_datetime(frame["application_date"]).dt.strftime("%d/%m/%Y")
+    plan = temporal_split(frame, time_column="application_date", windows={"test_size": 0.25})
+    tested = pd.to_datetime(frame["application_date"].iloc[plan.test], format="%d/%m/%Y")
+    trained = pd.to_datetime(frame["application_date"].iloc[plan.folds[0].train], format="%d/%m/%Y")
+    assert tested.min() > trained.max() and tested.max() == pd.Timestamp("2021-04-30")
+
+
+@pytest.mark.parametrize(
+    ("values", "says"),
+    [
+        (["01/02/2021", "02/03/2021", "12/11/2021"], "every value reads both as day/month and as month/day"),
+        (["13/02/2021", "02/13/2021"], "no value order fits day/month or month/day throughout"),
+        (["13/02/2021", "2021-02-14"], "mixes numeric day/month dates ('13/02/2021') with other forms ('2021-02-14')"),
+    ],
+    ids=["ambiguous", "both_orders", "mixed_forms"],
+)
+def test_day_month_dates_that_cannot_be_read_one_way_are_refused_with_the_iso_form_to_import(values: list[str], says: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        time_values(pd.DataFrame({"application_date": values}), "application_date")
+    assert refused.value.rule_id == "split.time_column" and says in refused.value.reason
+    assert "ISO 8601 (2020-02-13)" in refused.value.remediation and "operator" in refused.value.remediation
