@@ -114,14 +114,14 @@ def class_balance(frame: pd.DataFrame, label: Mapping[str, Any], max_classes: in
 def positive_share(series: pd.Series, positive_class: Any) -> dict[str, Any]:
     """How many labelled rows are positive: the label is any of the positive values (one or a list,
     compared as text as run_experiment binarises it)."""
-    from tools.splits import positive_values  # noqa: PLC0415 - see the imports above
+    from tools.splits import is_positive, positive_values  # noqa: PLC0415 - see the imports above
 
     if positive_class is None:
         return {}
     values = {v.strip() for v in positive_values(positive_class)}
-    labelled = series.dropna().astype(str).str.strip()
-    count = int(labelled.isin(values).sum())
-    return {"positive_values": sorted(values), "positive_count": count, "positive_share": round(count / len(labelled), 6) if len(labelled) else None}
+    labelled = int(series.notna().sum())
+    count = int(is_positive(series, positive_class).sum())
+    return {"positive_values": sorted(values), "positive_count": count, "positive_share": round(count / labelled, 6) if labelled else None}
 
 
 def quality_checks(frame: pd.DataFrame, standards: Mapping[str, Any], max_classes: int) -> dict[str, Any]:

@@ -77,13 +77,42 @@ def positive_values(positive_class: Any) -> list[str]:
     return [str(v) for v in values]
 
 
-def labels_from_target(target: Any, positive_class: Any) -> np.ndarray:
-    """0/1 labels: 1 where the target is any of the positive values (compared as text, so 1 and "1"
-    in a CSV agree; surrounding spaces are ignored). Raises InvalidInput on missing labels."""
-    series = pd.Series(target).reset_index(drop=True)
+BOOLEAN_TEXT = {"1": "true", "0": "false"}  # a boolean label's positive class may be written 1 / 0
+
+
+def is_positive(series: pd.Series, positive_class: Any) -> pd.Series:
+    """Whether each label is any of the positive values, compared as text (1 and "1" in a CSV
+    agree; surrounding spaces are ignored); a boolean label compares as true/false in any case,
+    so `true`, `True` and 1 all name True. Missing labels are False here: callers count them."""
     positives = {v.strip() for v in positive_values(positive_class)}
-    positive = series.astype(str).str.strip().isin(positives).to_numpy(dtype=np.float64)
-    return binary_labels(pd.Series(np.where(series.isna().to_numpy(), np.nan, positive)))  # missing stays missing: refused there
+    text = series.astype(str).str.strip()
+    if pd.api.types.is_bool_dtype(series):
+        positives = {BOOLEAN_TEXT.get(v, v).lower() for v in positives}
+        text = text.str.lower()
+    return text.isin(positives) & series.notna()
+
+
+def labels_from_target(target: Any, positive_class: Any) -> np.ndarray:
+    """0/1 labels: 1 where the target is any of the positive values (`is_positive`). Raises
+    InvalidInput on missing labels and when the positive class matches no labelled row, or all."""
+    series = pd.Series(target).reset_index(drop=True)
+    positive = is_positive(series, positive_class).to_numpy(dtype=np.float64)
+    labels = binary_labels(pd.Series(np.where(series.isna().to_numpy(), np.nan, positive)))  # missing stays missing: refused there
+    if labels.size and labels.min() == labels.max():
+        raise _one_class(series, positive_class, matched=bool(labels[0]))
+    return labels
+
+
+def _one_class(series: pd.Series, positive_class: Any, *, matched: bool) -> InvalidInput:
+    """The label's own values are shown (at most 5, as load_dataset's class_balance counts them)."""
+    values = sorted(map(str, series.dropna().unique().tolist()))
+    shown = ", ".join(repr(v) for v in values[:5]) + (f" and {len(values) - 5} more" if len(values) > 5 else "")
+    return InvalidInput(
+        f"label.positive_class {positive_values(positive_class)} matches {'every' if matched else 'no'} labelled row; the label's values are {shown}",
+        "an operator names the positive class as the label spells it (`mlgate standards set --positive-class VALUE`); "
+        "load_dataset shows the values under quality.class_balance.counts",
+        rule_id="split.labels",
+    )
 
 
 def _hash_indices(arrays: list[np.ndarray]) -> str:

@@ -164,3 +164,9 @@ def test_class_balance_reports_a_missing_label_and_caps_the_values_listed() -> N
     balance = class_balance(frame, {"target": "y"}, 3)
     assert len(balance["counts"]) == 3 and balance["distinct_values"] == 10 and balance["missing"] == 1
     assert json.dumps(quality_checks(frame, {"label": {"target": "y"}}, 3))
+
+
+def test_the_class_balance_of_a_boolean_label_counts_positives_for_a_positive_class_written_true() -> None:
+    frame = pd.DataFrame({"defaulted": pd.Series([True, False, False, None], dtype="object").astype("boolean")})
+    balance = class_balance(frame, {"target": "defaulted", "positive_class": "true"}, 20)
+    assert (balance["positive_count"], balance["positive_share"], balance["missing"]) == (1, round(1 / 3, 6), 1)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from tools.errors import IntegrityError, InvalidInput
-from tools.splits import Fold, SplitPlan, binary_labels, check_temporal_order, plan_split, stratified_kfold, temporal_split, time_values
+from tools.splits import Fold, SplitPlan, binary_labels, check_temporal_order, is_positive, labels_from_target, plan_split, stratified_kfold, temporal_split, time_values
 
 
 def imbalanced_labels(n: int = 400, positive_rate: float = 0.2, seed: int = 0) -> np.ndarray:
@@ -228,3 +228,24 @@ def test_day_month_dates_that_cannot_be_read_one_way_are_refused_with_the_iso_fo
         time_values(pd.DataFrame({"application_date": values}), "application_date")
     assert refused.value.rule_id == "split.time_column" and says in refused.value.reason
     assert "ISO 8601 (2020-02-13)" in refused.value.remediation and "operator" in refused.value.remediation
+
+
+@pytest.mark.parametrize("positive_class", ["true", "True", True, 1, "1", " TRUE "])
+def test_a_boolean_label_s_positive_class_may_be_written_any_way_true_is(positive_class: object) -> None:
+    # `mlgate standards set --positive-class true` stores the text 'true'; the column holds True.
+    labels = pd.Series([True, False, True, None], dtype="object").astype("boolean")
+    assert is_positive(labels, positive_class).tolist() == [True, False, True, False]
+    assert labels_from_target(pd.Series([True, False, True]), positive_class).tolist() == [1, 0, 1]
+
+
+def test_a_text_label_is_still_matched_exactly() -> None:
+    assert is_positive(pd.Series(["Yes", "yes", " Yes", "No"]), "Yes").tolist() == [True, False, True, False]
+
+
+@pytest.mark.parametrize(("positive_class", "matches"), [("maybe", "no"), (["Yes", "No"], "every")])
+def test_a_positive_class_that_matches_no_labelled_row_or_all_is_refused_naming_the_label_s_values(positive_class: object, matches: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        labels_from_target(pd.Series(["No", "Yes", "No"]), positive_class)
+    assert refused.value.rule_id == "split.labels"
+    assert refused.value.reason.endswith(f"matches {matches} labelled row; the label's values are 'No', 'Yes'"), refused.value.reason
+    assert "mlgate standards set --positive-class" in refused.value.remediation
