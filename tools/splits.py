@@ -81,15 +81,28 @@ BOOLEAN_TEXT = {"1": "true", "0": "false"}  # a boolean label's positive class m
 
 
 def is_positive(series: pd.Series, positive_class: Any) -> pd.Series:
-    """Whether each label is any of the positive values, compared as text (1 and "1" in a CSV
-    agree; surrounding spaces are ignored); a boolean label compares as true/false in any case,
-    so `true`, `True` and 1 all name True. Missing labels are False here: callers count them."""
+    """Whether each label is any of the positive values: a numeric label by value (1 names 1.0),
+    a boolean one as true/false in any case (`true`, `True` and 1 all name True), any other as
+    text with surrounding spaces ignored. Missing labels are False here: callers count them."""
     positives = {v.strip() for v in positive_values(positive_class)}
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        return series.isin(_numbers(positives)) & series.notna()  # a float label (1.0) matches 1
     text = series.astype(str).str.strip()
     if pd.api.types.is_bool_dtype(series):
         positives = {BOOLEAN_TEXT.get(v, v).lower() for v in positives}
         text = text.str.lower()
     return text.isin(positives) & series.notna()
+
+
+def _numbers(values: set[str]) -> set[float]:
+    """The positive values a numeric label can hold: numbers, and true/false as 1/0."""
+    numbers = set()
+    for value in values:
+        try:
+            numbers.add(float({"true": "1", "false": "0"}.get(value.lower(), value)))
+        except ValueError:
+            continue  # a text positive class never matches a number
+    return numbers
 
 
 def labels_from_target(target: Any, positive_class: Any) -> np.ndarray:

@@ -249,3 +249,10 @@ def test_a_positive_class_that_matches_no_labelled_row_or_all_is_refused_naming_
     assert refused.value.rule_id == "split.labels"
     assert refused.value.reason.endswith(f"matches {matches} labelled row; the label's values are 'No', 'Yes'"), refused.value.reason
     assert "mlgate standards set --positive-class" in refused.value.remediation
+
+
+@pytest.mark.parametrize("positive_class", [1, "1", "1.0", [1, 2], True, "true"])
+def test_a_numeric_label_is_matched_by_value_so_1_names_a_float_1(positive_class: object) -> None:
+    assert is_positive(pd.Series([1.0, 0.0, np.nan, 1.0]), positive_class).tolist() == [True, False, False, True]
+    assert is_positive(pd.Series([1, 0, 1]), positive_class).tolist() == [True, False, True]
+    assert not is_positive(pd.Series([1.0, 0.0]), "yes").any()
