@@ -23,7 +23,7 @@ from tools.errors import InvalidInput
 from tools.metric_names import METRICS, REPORT_DIGITS, is_better
 from tools.provenance import stable_json
 from tools.resampling import block_metrics, resamples, scored
-from tools.splits import binary_labels
+from tools.labels import binary_labels
 
 DEFAULT_THRESHOLD = 0.5
 CI_LEVEL = 0.95

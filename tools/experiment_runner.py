@@ -23,7 +23,8 @@ from tools.baseline import fit_baseline
 from tools.detached_view import RESULT_ARTIFACT
 from tools.errors import GovernanceError, SandboxFailed
 from tools.experiment_report import finish_report, run_params, run_tags
-from tools.splits import SplitPlan, labels_from_target, plan_split
+from tools.labels import labels_from_target
+from tools.splits import SplitPlan, plan_split
 
 _RECONCILED: set[int] = set()
 

@@ -114,7 +114,7 @@ def class_balance(frame: pd.DataFrame, label: Mapping[str, Any], max_classes: in
 def positive_share(series: pd.Series, positive_class: Any) -> dict[str, Any]:
     """How many labelled rows are positive: the label is any of the positive values (one or a list,
     compared as text as run_experiment binarises it)."""
-    from tools.splits import is_positive, positive_values  # noqa: PLC0415 - see the imports above
+    from tools.labels import is_positive, positive_values  # noqa: PLC0415 - see the imports above
 
     if positive_class is None:
         return {}

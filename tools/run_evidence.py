@@ -22,7 +22,8 @@ from policies.training import fraction_tolerance
 from tools.columns import column_report
 from tools.fairness import fairness_settings, fairness_slices
 from tools.leakage import after_training, pre_training
-from tools.splits import SplitPlan, labels_from_target, plan_split
+from tools.labels import labels_from_target
+from tools.splits import SplitPlan, plan_split
 
 WINDOW_FIELDS = (("test", "split.test_size"), ("validation", "split.validation_size"))
 

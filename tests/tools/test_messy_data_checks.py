@@ -17,7 +17,8 @@ from tools.experiment_schema import validate_experiment
 from tools.fairness import bin_values, default_edges, fairness_slices
 from tools.leakage import implausible_metrics, pre_training, training_rows
 from tools.run_evidence import before_training, expected_fractions
-from tools.splits import labels_from_target, stratified_kfold, temporal_split, time_values
+from tools.labels import labels_from_target
+from tools.splits import stratified_kfold, temporal_split, time_values
 
 POLICY = {**BASE_POLICY, "split": {"fraction_tolerance": 0.05}, "leakage": {"action": "flag", "max_single_feature_auc": 0.95, "forbidden_columns": []}}
 PROTECTED = {"data.positive_class": list(BAD_STATUSES), "split.test_size": 0.2}

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from tools.errors import IntegrityError, InvalidInput
-from tools.splits import Fold, SplitPlan, binary_labels, check_temporal_order, is_positive, labels_from_target, plan_split, stratified_kfold, temporal_split, time_values
+from tools.splits import Fold, SplitPlan, check_temporal_order, plan_split, stratified_kfold, temporal_split, time_values
 
 
 def imbalanced_labels(n: int = 400, positive_rate: float = 0.2, seed: int = 0) -> np.ndarray:
@@ -182,20 +182,6 @@ def test_a_month_format_must_fit_the_whole_column_not_only_its_first_values() ->
     assert parsed.iloc[-1] == pd.Timestamp("2018-03-15 10:00", tz="UTC")  # parsed per value, not coerced to NaT by %b-%Y
 
 
-def test_unlabeled_rows_are_refused_with_their_count_and_who_can_drop_them() -> None:
-    with pytest.raises(InvalidInput) as refused:
-        binary_labels(pd.Series([1, 0, None, 0, None]))
-    assert refused.value.rule_id == "split.labels" and refused.value.reason == "the label has 2 missing values"
-    assert "mlgate data add" in refused.value.remediation and "data.dataset" in refused.value.remediation
-
-
-def test_labels_other_than_0_and_1_are_refused_and_0_1_labels_pass() -> None:
-    with pytest.raises(InvalidInput) as refused:
-        binary_labels(pd.Series([0, 1, 2]))
-    assert refused.value.rule_id == "split.labels" and "found ['0', '1', '2']" in refused.value.reason
-    assert binary_labels(pd.Series([1, 0, 1])).tolist() == [1, 0, 1]
-
-
 @pytest.mark.parametrize(("date_format", "with_time"), [("%d/%m/%Y", False), ("%d.%m.%Y", True), ("%m/%d/%Y", False), ("%d-%m-%y", False)])
 def test_numeric_day_month_dates_are_read_one_way_for_the_whole_column(date_format: str, with_time: bool) -> None:
     # 01/02/2021 and 13/02/2021 in one column: read per value, the first became 2 January.
@@ -228,31 +214,3 @@ def test_day_month_dates_that_cannot_be_read_one_way_are_refused_with_the_iso_fo
         time_values(pd.DataFrame({"application_date": values}), "application_date")
     assert refused.value.rule_id == "split.time_column" and says in refused.value.reason
     assert "ISO 8601 (2020-02-13)" in refused.value.remediation and "operator" in refused.value.remediation
-
-
-@pytest.mark.parametrize("positive_class", ["true", "True", True, 1, "1", " TRUE "])
-def test_a_boolean_label_s_positive_class_may_be_written_any_way_true_is(positive_class: object) -> None:
-    # `mlgate standards set --positive-class true` stores the text 'true'; the column holds True.
-    labels = pd.Series([True, False, True, None], dtype="object").astype("boolean")
-    assert is_positive(labels, positive_class).tolist() == [True, False, True, False]
-    assert labels_from_target(pd.Series([True, False, True]), positive_class).tolist() == [1, 0, 1]
-
-
-def test_a_text_label_is_still_matched_exactly() -> None:
-    assert is_positive(pd.Series(["Yes", "yes", " Yes", "No"]), "Yes").tolist() == [True, False, True, False]
-
-
-@pytest.mark.parametrize(("positive_class", "matches"), [("maybe", "no"), (["Yes", "No"], "every")])
-def test_a_positive_class_that_matches_no_labelled_row_or_all_is_refused_naming_the_label_s_values(positive_class: object, matches: str) -> None:
-    with pytest.raises(InvalidInput) as refused:
-        labels_from_target(pd.Series(["No", "Yes", "No"]), positive_class)
-    assert refused.value.rule_id == "split.labels"
-    assert refused.value.reason.endswith(f"matches {matches} labelled row; the label's values are 'No', 'Yes'"), refused.value.reason
-    assert "mlgate standards set --positive-class" in refused.value.remediation
-
-
-@pytest.mark.parametrize("positive_class", [1, "1", "1.0", [1, 2], True, "true"])
-def test_a_numeric_label_is_matched_by_value_so_1_names_a_float_1(positive_class: object) -> None:
-    assert is_positive(pd.Series([1.0, 0.0, np.nan, 1.0]), positive_class).tolist() == [True, False, False, True]
-    assert is_positive(pd.Series([1, 0, 1]), positive_class).tolist() == [True, False, True]
-    assert not is_positive(pd.Series([1.0, 0.0]), "yes").any()
