@@ -90,6 +90,35 @@ def value_ranges(frame: pd.DataFrame, pii_columns: Iterable[str]) -> dict[str, d
     return ranges
 
 
+# A text column whose values are nearly all numbers: a placeholder ("-", "n.a.", "?") made the
+# reader take every amount for text, and a model then treats each one as a category.
+MIN_NUMERIC_SHARE = 0.9
+MAX_SHOWN_TOKENS, MAX_TOKEN_CHARS, SAMPLE = 3, 20, 1000
+
+
+def numbers_read_as_text(frame: pd.DataFrame, pii_columns: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """{column: {numeric_share, rows_not_numbers, not_numbers}} for non-PII text columns whose
+    values are at least MIN_NUMERIC_SHARE numbers but not all (the tokens that are not: at most 3,
+    the most frequent, cut at 20 characters)."""
+    import pandas as pd  # noqa: PLC0415 - see the imports above
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype  # noqa: PLC0415
+
+    pii, found = list(pii_columns), {}
+    for column in frame.columns:
+        series = frame[column]
+        if is_pii(column, pii) or is_numeric_dtype(series) or is_bool_dtype(series) or series.isna().all():
+            continue
+        text = series.dropna().astype(str).str.strip()
+        if pd.to_numeric(text.head(SAMPLE), errors="coerce").notna().mean() < MIN_NUMERIC_SHARE / 2:
+            continue  # categories, names, dates: decided on a sample, so a wide table of them costs little
+        numeric = pd.to_numeric(text, errors="coerce").notna()
+        share = float(numeric.mean())
+        if MIN_NUMERIC_SHARE <= share < 1:
+            tokens = text[~numeric].value_counts().head(MAX_SHOWN_TOKENS).index
+            found[str(column)] = {"numeric_share": round(share, 6), "rows_not_numbers": int((~numeric).sum()), "not_numbers": [t[:MAX_TOKEN_CHARS] for t in tokens]}
+    return found
+
+
 def class_balance(frame: pd.DataFrame, label: Mapping[str, Any], max_classes: int) -> dict[str, Any]:
     """Counts and shares of the label's values (the most frequent `max_classes`), and its nulls."""
     target = label.get("target")
@@ -130,6 +159,8 @@ def quality_checks(frame: pd.DataFrame, standards: Mapping[str, Any], max_classe
         "null_counts": {str(c): int(n) for c, n in frame.isna().sum().items()},
         "ranges": value_ranges(frame, standards.get("pii_columns") or []),
         "duplicate_rows": int(frame.duplicated().sum()),
+        # Shown so an operator can re-import with those placeholders as empty cells.
+        "numbers_read_as_text": numbers_read_as_text(frame, standards.get("pii_columns") or []),
         "class_balance": class_balance(frame, standards.get("label") or {}, max_classes),
         # Columns the standards name that this dataset lacks are shown here, before any run.
         "standards_columns": column_report(frame.columns, standards),

@@ -18,7 +18,7 @@ from server.demo_data import credit_frame
 from server.ports import Ports
 from server.settings import Settings
 from tests.server.cas_helpers import snapshot, writable
-from tools.load_dataset import class_balance, masked_sample, quality_checks, value_ranges
+from tools.load_dataset import class_balance, masked_sample, numbers_read_as_text, quality_checks, value_ranges
 
 pytestmark = pytest.mark.anyio
 PII = ("customer_id", "full_name", "email")
@@ -170,3 +170,16 @@ def test_the_class_balance_of_a_boolean_label_counts_positives_for_a_positive_cl
     frame = pd.DataFrame({"defaulted": pd.Series([True, False, False, None], dtype="object").astype("boolean")})
     balance = class_balance(frame, {"target": "defaulted", "positive_class": "true"}, 20)
     assert (balance["positive_count"], balance["positive_share"], balance["missing"]) == (1, round(1 / 3, 6), 1)
+
+
+def test_a_text_column_of_numbers_with_placeholders_is_reported_with_the_tokens_that_made_it_text() -> None:
+    amounts = [f"{1000 + i}.50" for i in range(95)] + ["-"] * 4 + ["n.a. (not applicable in this product line)"]
+    frame = pd.DataFrame({
+        "income": amounts,
+        "iban": amounts,  # PII: never described
+        "branch_code": [f"{i:04d}" for i in range(100)],  # all numbers, kept as text on purpose: codes
+        "region": ["north", "south"] * 50,
+    })
+    found = numbers_read_as_text(frame, ["iban"])
+    assert found == {"income": {"numeric_share": 0.95, "rows_not_numbers": 5, "not_numbers": ["-", "n.a. (not applicable"]}}
+    assert quality_checks(frame, {"pii_columns": ["iban"]}, 20)["numbers_read_as_text"] == found
