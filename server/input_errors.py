@@ -106,7 +106,7 @@ def _message(error: Any, loc: list[Any], chosen: set[str], models: Mapping[str, 
     if _takes(error, loc, models) is not None:
         return f"unknown {'argument' if len(loc) == 1 else 'field'}"
     if error["type"] != "too_short" or "min_length" not in ctx:
-        return error["msg"]
+        return error["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's own words
     count, name = ctx["min_length"], str(loc[-1]) if loc and _shown(loc[-1], chosen) == loc[-1] else ""
     if not name.endswith("s"):
         return f"at least {count} item{'s are' if count != 1 else ' is'} needed"

@@ -217,7 +217,7 @@ def schema_errors(exc: ValidationError, model: type[BaseModel] = ExperimentConfi
 def _describe(error: Any, model: type[BaseModel]) -> str:
     loc = _config_loc(error)
     path = ".".join(loc) or "(root)"
-    message = error["msg"]
+    message = error["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's own words
     if error["type"] == "extra_forbidden":
         message = "unknown field" + _case_hint(loc, _fields_at(error["loc"], loc, model))
     return f"{path}: {message}"

@@ -60,3 +60,10 @@ def test_an_unknown_argument_that_looks_like_a_credential_is_named_only_by_its_h
 
     reason = _reason_for(ListRunsInput, {"sk-abcdefghijklmnopqrstuvwxyz0123456789": 1})
     assert "sk-abc" not in reason and reason.startswith("invalid arguments: field #") and "this tool takes status" in reason
+
+
+def test_a_validator_s_own_words_come_without_pydantic_s_prefix() -> None:
+    from tools.compare_runs import CompareRunsInput  # noqa: PLC0415
+
+    reason = _reason_for(CompareRunsInput, {"run_ids": ["a" * 32, "a" * 32]})
+    assert reason == "invalid arguments: run_ids: run ids must be distinct", reason

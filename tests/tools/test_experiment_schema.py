@@ -192,3 +192,8 @@ def test_reasoning_rejects_unknown_fields_and_bad_outcomes() -> None:
         with pytest.raises(ValueError):
             ReasoningConfig.model_validate(bad)
 
+
+
+def test_a_validator_s_own_words_come_without_pydantic_s_prefix() -> None:
+    found = problems(with_("evaluation", {"primary_metric": "roc_auc", "metrics": ["f1"], "bootstrap_samples": 10}))
+    assert "evaluation: metrics must include primary_metric" in " ".join(found) and not any("Value error" in p for p in found), found
