@@ -10,6 +10,8 @@ best prior run or promoted).
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,8 +23,8 @@ from policies.leakage import CLEAN, FLAGGED, LEAKAGE_TAG, leakage_settings
 from policies.training import fraction_tolerance
 from tools.columns import column_report
 from tools.fairness import fairness_settings, fairness_slices
-from tools.leakage import after_training, pre_training
 from tools.labels import labels_from_target
+from tools.leakage import after_training, pre_training
 from tools.splits import SplitPlan, plan_split
 
 WINDOW_FIELDS = (("test", "split.test_size"), ("validation", "split.validation_size"))
@@ -55,12 +57,24 @@ def _can_split(columns: Mapping[str, Any], config: Mapping[str, Any]) -> bool:
     return columns["label"]["present"] and (config["split"]["strategy"] != "temporal_split" or columns["time_column"]["present"])
 
 
+def _unknown_exclusions(columns: Any, exclude: list[str]) -> list[str]:
+    """A features.exclude entry the dataset lacks excludes nothing: misspelt, it leaves the column
+    it meant among the features. Names are shown JSON-escaped (they may hold any character)."""
+    have = {str(c) for c in columns}
+    unknown = [name for name in exclude if name not in have]
+    if not unknown:
+        return []
+    shown = ", ".join(json.dumps(name) for name in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+    return [f"features.exclude names {shown}, which this dataset does not have: it excludes nothing (names are exact; feature_columns lists what the run uses)"]
+
+
 def before_training(frame: pd.DataFrame, config: Mapping[str, Any], features: list[str], policy_config: Mapping[str, Any], in_force: Mapping[str, str]) -> dict[str, Any]:
     """Facts `columns`, `split` and `leakage` (the last two None when the label or the needed time
     column is missing: data.columns_present denies then). Raises InvalidInput when the split
     cannot be made (missing labels, unparsable times, an empty window)."""
     standards = policy_config["standards"]
     columns = column_report(frame.columns, standards, config["data"]["target"])
+    columns["warnings"] += _unknown_exclusions(frame.columns, config["features"]["exclude"])
     if not _can_split(columns, config):
         return {"columns": columns, "split": None, "leakage": None}
     labels = labels_from_target(frame[config["data"]["target"]], config["data"]["positive_class"])

@@ -122,6 +122,15 @@ async def test_config_changes_sent_as_json_or_yaml_text_are_read_like_the_mappin
     assert result.structured_content["config"]["model"] == {"type": "logistic_regression", "params": {"C": 0.5, "max_iter": 1000, "tol": 0.0001, "class_weight": None}}
 
 
+async def test_an_exclusion_the_dataset_lacks_is_warned_about_in_the_dry_run(governed: dict[str, Any]) -> None:
+    result = await call(governed, {"config": {"features.exclude": ["Income", "debt_ratio"]}, "reasoning": REASONING, "dry_run": True})
+    assert not result.is_error, result.structured_content
+    warnings = result.structured_content["columns"]["warnings"]
+    assert 'features.exclude names "Income", which this dataset does not have: it excludes nothing' in " ".join(warnings), warnings
+    assert "debt_ratio" not in " ".join(warnings) and "debt_ratio" not in result.structured_content["feature_columns"]
+    assert "income" in result.structured_content["feature_columns"]
+
+
 async def test_a_dotted_model_type_change_is_refused_with_the_whole_mapping_form_to_use(governed: dict[str, Any]) -> None:
     dotted = await call(governed, {"config": {"model.type": "logistic_regression"}, "reasoning": REASONING, "dry_run": True})
     assert dotted.is_error and "model.params: unknown fields: n_estimators, " in dotted.structured_content["reason"]
