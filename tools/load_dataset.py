@@ -94,14 +94,15 @@ def value_ranges(frame: pd.DataFrame, pii_columns: Iterable[str]) -> dict[str, d
 # reader take every amount for text, and a model then treats each one as a category.
 MIN_NUMERIC_SHARE = 0.9
 MAX_SHOWN_TOKENS, MAX_TOKEN_CHARS, SAMPLE = 3, 20, 1000
+DIGIT_GROUPS = r"(?<=\d)[,'_ ](?=\d{3}(?!\d))"  # 1,234.50 / 1'234 / 1 234: a thousands separator between digits
 
 
 def numbers_read_as_text(frame: pd.DataFrame, pii_columns: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """{column: {numeric_share, rows_not_numbers, not_numbers}} for non-PII text columns whose
-    values are at least MIN_NUMERIC_SHARE numbers but not all (the tokens that are not: at most 3,
-    the most frequent, cut at 20 characters)."""
-    import pandas as pd  # noqa: PLC0415 - see the imports above
-    from pandas.api.types import is_bool_dtype, is_numeric_dtype  # noqa: PLC0415
+    """{column: {numeric_share, rows_not_numbers, not_numbers, thousands_separators}} for non-PII
+    text columns whose values are at least MIN_NUMERIC_SHARE numbers (digit groups such as
+    1,234.50 counted as numbers) but are read as text: some values are not numbers (the most
+    frequent 3 shown, cut at 20 characters) or carry thousands separators."""
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype  # noqa: PLC0415 - see the imports above
 
     pii, found = list(pii_columns), {}
     for column in frame.columns:
@@ -109,14 +110,24 @@ def numbers_read_as_text(frame: pd.DataFrame, pii_columns: Iterable[str]) -> dic
         if is_pii(column, pii) or is_numeric_dtype(series) or is_bool_dtype(series) or series.isna().all():
             continue
         text = series.dropna().astype(str).str.strip()
-        if pd.to_numeric(text.head(SAMPLE), errors="coerce").notna().mean() < MIN_NUMERIC_SHARE / 2:
+        if _as_numbers(text.head(SAMPLE))[0].mean() < MIN_NUMERIC_SHARE / 2:
             continue  # categories, names, dates: decided on a sample, so a wide table of them costs little
-        numeric = pd.to_numeric(text, errors="coerce").notna()
+        numeric, grouped = _as_numbers(text)
         share = float(numeric.mean())
-        if MIN_NUMERIC_SHARE <= share < 1:
+        if share >= MIN_NUMERIC_SHARE and (share < 1 or grouped.any()):
             tokens = text[~numeric].value_counts().head(MAX_SHOWN_TOKENS).index
-            found[str(column)] = {"numeric_share": round(share, 6), "rows_not_numbers": int((~numeric).sum()), "not_numbers": [t[:MAX_TOKEN_CHARS] for t in tokens]}
+            found[str(column)] = {"numeric_share": round(share, 6), "rows_not_numbers": int((~numeric).sum()),
+                                  "not_numbers": [t[:MAX_TOKEN_CHARS] for t in tokens], "thousands_separators": int(grouped.sum())}  # fmt: skip
     return found
+
+
+def _as_numbers(text: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(which values are numbers, which of those only once digit-group separators are dropped)."""
+    import pandas as pd  # noqa: PLC0415 - see the imports above
+
+    plain = text.str.replace(DIGIT_GROUPS, "", regex=True)
+    numeric = pd.to_numeric(plain, errors="coerce").notna()
+    return numeric, numeric & (plain != text)
 
 
 def class_balance(frame: pd.DataFrame, label: Mapping[str, Any], max_classes: int) -> dict[str, Any]:

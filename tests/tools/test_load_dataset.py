@@ -181,5 +181,10 @@ def test_a_text_column_of_numbers_with_placeholders_is_reported_with_the_tokens_
         "region": ["north", "south"] * 50,
     })
     found = numbers_read_as_text(frame, ["iban"])
-    assert found == {"income": {"numeric_share": 0.95, "rows_not_numbers": 5, "not_numbers": ["-", "n.a. (not applicable"]}}
+    assert found == {"income": {"numeric_share": 0.95, "rows_not_numbers": 5, "not_numbers": ["-", "n.a. (not applicable"], "thousands_separators": 0}}
     assert quality_checks(frame, {"pii_columns": ["iban"]}, 20)["numbers_read_as_text"] == found
+
+
+def test_amounts_with_thousands_separators_are_reported_as_numbers_read_as_text() -> None:
+    frame = pd.DataFrame({"amount": ["1,234.50", "2,000.00", "950.10", "12,345,678"], "pair": ["1,2", "3,4", "5,6", "7,8"]})
+    assert numbers_read_as_text(frame, []) == {"amount": {"numeric_share": 1.0, "rows_not_numbers": 0, "not_numbers": [], "thousands_separators": 3}}
