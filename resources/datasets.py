@@ -49,12 +49,8 @@ class PolicyConfig(Protocol):
 UNREGISTERED_NOTE = "directories under data/shadow that no operator imported with `mlgate data add`: not listed, and they cannot be loaded or trained on"
 
 
-def usable(store: DatasetCatalog, content_hash: str) -> bool:
+def usable(content_hash: str, registration: Mapping[str, Any]) -> bool:
     """Whether data.registered allows this dataset (the rule itself decides, as for load_dataset)."""
-    return _usable(content_hash, store.registration(content_hash))
-
-
-def _usable(content_hash: str, registration: Mapping[str, Any]) -> bool:
     return decide_one(registered, {"requested": content_hash, "registration": dict(registration)}, {}).allowed
 
 
@@ -62,7 +58,7 @@ def listing(store: DatasetCatalog) -> dict[str, Any]:
     """The registered datasets on disk, and how many other directories there are."""
     hashes = store.list_hashes()
     facts = {h: store.registration(h) for h in hashes}
-    listed = [h for h in hashes if _usable(h, facts[h])]
+    listed = [h for h in hashes if usable(h, facts[h])]
     datasets = [{"content_hash": h, "files": facts[h].get("files"), "rows": facts[h].get("rows"), "imported_by": facts[h].get("imported_by"), "uri": f"mlgate://datasets/{h}"} for h in listed]
     return {"datasets": datasets, "count": len(listed), "unregistered": len(hashes) - len(listed), "unregistered_note": UNREGISTERED_NOTE}
 

@@ -20,6 +20,8 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from tools.listing import first_few
+
 # pandas and pyarrow are imported where a file is parsed: a server starts without them
 # (tests/server/commands/test_serve_imports.py).
 if TYPE_CHECKING:
@@ -117,16 +119,12 @@ def _parse_one(stored: StoredFile) -> pd.DataFrame:
     return frame if kind == "csv" or isinstance(frame.index, pd.RangeIndex) else frame.reset_index()
 
 
-def _names(names: list[str]) -> str:
-    return ", ".join(json.dumps(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-
-
 def _difference(first: dict[str, str], other: dict[str, str]) -> str:
     """What differs, by column (names JSON-escaped, at most 5 of each kind): every file of a
     dataset has the first file's columns, in its order, with its dtypes."""
     missing, extra = [c for c in first if c not in other], [c for c in other if c not in first]
     retyped = [f"{json.dumps(c)} is {other[c]} there, {first[c]} in the first file" for c in first if c in other and other[c] != first[c]]
-    parts = [f"it lacks {_names(missing)}"] * bool(missing) + [f"it adds {_names(extra)}"] * bool(extra) + retyped[:5]
+    parts = [f"it lacks {first_few(missing)}"] * bool(missing) + [f"it adds {first_few(extra)}"] * bool(extra) + retyped[:5]
     return "; ".join(parts) or "its columns are in another order than the first file's"
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from tools.errors import InvalidInput
+from tools.listing import first_few
 
 
 def binary_labels(labels: Any) -> np.ndarray:
@@ -81,9 +82,8 @@ def labels_from_target(target: Any, positive_class: Any) -> np.ndarray:
 def _one_class(series: pd.Series, positive_class: Any, *, matched: bool) -> InvalidInput:
     """The label's own values are shown (at most 5, as load_dataset's class_balance counts them)."""
     values = sorted(map(str, series.dropna().unique().tolist()))
-    shown = ", ".join(repr(v) for v in values[:5]) + (f" and {len(values) - 5} more" if len(values) > 5 else "")
     return InvalidInput(
-        f"label.positive_class {positive_values(positive_class)} matches {'every' if matched else 'no'} labelled row; the label's values are {shown}",
+        f"label.positive_class {positive_values(positive_class)} matches {'every' if matched else 'no'} labelled row; the label's values are {first_few(values, repr)}",
         "an operator names the positive class as the label spells it (`mlgate standards set --positive-class VALUE`); "
         "load_dataset shows the values under quality.class_balance.counts",
         rule_id="split.labels",

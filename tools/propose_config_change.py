@@ -45,8 +45,12 @@ REASONING_DOC = (
 )
 
 
+# Config changes as a mapping of dotted paths, or the same mapping as YAML or JSON text.
+Changes = Annotated[dict[str, JsonValue], Field(min_length=1, max_length=MAX_CHANGES)] | Annotated[str, Field(min_length=1, max_length=65536)]
+
+
 class ProposeConfigChangeInput(StrictInput):
-    changes: Annotated[dict[str, JsonValue], Field(min_length=1, max_length=MAX_CHANGES)] | Annotated[str, Field(min_length=1, max_length=65536)] = Field(description=CHANGES_DOC)
+    changes: Changes = Field(description=CHANGES_DOC)
     reasoning: ReasoningConfig | None = Field(None, description=REASONING_DOC)
     dry_run: bool = Field(False, description="Decide and return the diff and the decision, change nothing (no files, no approval).")
 

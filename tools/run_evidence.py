@@ -10,8 +10,6 @@ best prior run or promoted).
 
 from __future__ import annotations
 
-import json
-
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +23,7 @@ from tools.columns import column_report
 from tools.fairness import fairness_settings, fairness_slices
 from tools.labels import labels_from_target
 from tools.leakage import after_training, pre_training
+from tools.listing import first_few
 from tools.splits import SplitPlan, plan_split
 
 WINDOW_FIELDS = (("test", "split.test_size"), ("validation", "split.validation_size"))
@@ -64,8 +63,7 @@ def _unknown_exclusions(columns: Any, exclude: list[str]) -> list[str]:
     unknown = [name for name in exclude if name not in have]
     if not unknown:
         return []
-    shown = ", ".join(json.dumps(name) for name in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
-    return [f"features.exclude names {shown}, which this dataset does not have: it excludes nothing (names are exact; feature_columns lists what the run uses)"]
+    return [f"features.exclude names {first_few(unknown)}, which this dataset does not have: it excludes nothing (names are exact; feature_columns lists what the run uses)"]
 
 
 def before_training(frame: pd.DataFrame, config: Mapping[str, Any], features: list[str], policy_config: Mapping[str, Any], in_force: Mapping[str, str]) -> dict[str, Any]:

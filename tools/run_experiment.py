@@ -9,9 +9,9 @@ metric; the training child (sandboxed) only ever sees labels of the rows it trai
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import Field, JsonValue
+from pydantic import Field
 
 from policies import Verdict
 from policies.config_change import canonical_at, protected_changes, schema_remediation
@@ -19,7 +19,7 @@ from policies.registry import load_all
 from tools.base import CallContext, StrictInput, ToolSpec
 from tools.errors import InvalidInput
 from tools.experiment_schema import EXPERIMENT_PATH, REASONING_PATH, ReasoningConfig
-from tools.propose_config_change import MAX_CHANGES, before_and_after, change_hash, config_diff, parse_changes, refuse_credentials
+from tools.propose_config_change import Changes, before_and_after, change_hash, config_diff, parse_changes, refuse_credentials
 from tools.provenance import FEATURES_PATH, config_hash, feature_pipeline_hash, lockfile_hash, run_files_param, sha256_bytes
 from tools.run_pins import dirtiness
 
@@ -31,7 +31,7 @@ CONFIG_DOC = (
 
 
 class RunExperimentInput(StrictInput):
-    config: Annotated[dict[str, JsonValue], Field(min_length=1, max_length=MAX_CHANGES)] | Annotated[str, Field(min_length=1, max_length=65536)] | None = Field(None, description=CONFIG_DOC)
+    config: Changes | None = Field(None, description=CONFIG_DOC)
     reasoning: ReasoningConfig | None = Field(None, description="Why this run (required for agents); omitted: configs/reasoning.yaml.")
     dry_run: bool = Field(False, description="Run every check (config, standards, dataset integrity, sandbox) and start nothing.")
     detach: bool = Field(False, description=(
