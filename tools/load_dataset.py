@@ -131,20 +131,21 @@ def _as_numbers(text: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 
 def class_balance(frame: pd.DataFrame, label: Mapping[str, Any], max_classes: int) -> dict[str, Any]:
-    """Counts and shares of the label's values (the most frequent `max_classes`), and its nulls."""
+    """Counts and shares of the label's values (the most frequent `max_classes`), and its nulls.
+    Shares are of the labelled rows, as positive_share is: unlabeled rows are `missing`, not a class."""
     target = label.get("target")
     if not target or target not in frame.columns:
         return {"label": target, "present": False}
     series = frame[target]
     counts = series.value_counts(dropna=True)
-    total = int(len(series))
+    labelled = int(counts.sum())
     shown = counts.head(max_classes)
     return {
         "label": target,
         "present": True,
         "positive_class": label.get("positive_class"),
         "counts": {str(k): int(v) for k, v in shown.items()},
-        "shares": {str(k): round(int(v) / total, 6) for k, v in shown.items()} if total else {},
+        "shares": {str(k): round(int(v) / labelled, 6) for k, v in shown.items()} if labelled else {},
         "distinct_values": int(len(counts)),
         "missing": int(series.isna().sum()),
         **positive_share(series, label.get("positive_class")),

@@ -172,6 +172,13 @@ def test_the_class_balance_of_a_boolean_label_counts_positives_for_a_positive_cl
     assert (balance["positive_count"], balance["positive_share"], balance["missing"]) == (1, round(1 / 3, 6), 1)
 
 
+def test_class_shares_are_of_the_labelled_rows_as_the_positive_share_is() -> None:
+    frame = pd.DataFrame({"y": [1, 0, 0, 0] + [None] * 4})
+    balance = class_balance(frame, {"target": "y", "positive_class": 1}, 20)
+    assert balance["shares"] == {"0.0": 0.75, "1.0": 0.25} and balance["shares"]["1.0"] == balance["positive_share"]
+    assert balance["missing"] == 4
+
+
 def test_a_text_column_of_numbers_with_placeholders_is_reported_with_the_tokens_that_made_it_text() -> None:
     amounts = [f"{1000 + i}.50" for i in range(95)] + ["-"] * 4 + ["n.a. (not applicable in this product line)"]
     frame = pd.DataFrame({
