@@ -161,7 +161,20 @@ def before_and_after(raw: dict[str, Any], changes: dict[str, Any]) -> tuple[dict
     current_model, _ = validate_experiment(raw)
     current = current_model.model_dump(mode="json") if current_model else raw
     model, errors = validate_experiment(apply_changes(raw, changes))
-    return current, (model.model_dump(mode="json") if model else None), errors
+    return current, (model.model_dump(mode="json") if model else None), [_why_missing(e, raw, changes) for e in errors]
+
+
+def _why_missing(error: str, raw: dict[str, Any], changes: dict[str, Any]) -> str:
+    """A required field the file had, dropped because a change gave a mapping for a section above
+    it, says so: `{"data": {"dataset": h}}` replaces all of data, which reads as a missing field."""
+    path, _, problem = error.partition(": ")
+    if problem != "Field required" or not any(p == path or p.startswith(path + ".") for p in _leaves(raw)):
+        return error
+    replaced = [k for k, v in changes.items() if isinstance(v, dict) and path.startswith(k + ".")]
+    if not replaced:
+        return error
+    dotted = sorted(f"{replaced[0]}.{leaf}" for leaf in _leaves(changes[replaced[0]]))
+    return f"{error} (the file has it; the mapping given for {replaced[0]} replaced all of {replaced[0]}: to set only {', '.join(dotted[:3])}, send each by its dotted path)"
 
 
 def gather(request: ProposeConfigChangeInput, ctx: CallContext) -> dict[str, Any]:

@@ -120,6 +120,23 @@ async def test_switching_model_family_replaces_the_whole_model_mapping(settings:
     assert written["type"] == "torch_mlp" and written["params"]["hidden_sizes"] == [16, 8] and "n_estimators" not in written["params"]
 
 
+async def test_a_section_mapping_that_drops_required_fields_says_to_use_dotted_paths(settings: Settings, workspace: Path) -> None:
+    before = snapshot(workspace)
+    async with connect(settings) as client:
+        result = await propose(client, {"data": {"dataset": "a" * 64}})
+    assert result["rule_id"] == "config.schema_valid" and snapshot(workspace) == before
+    assert "data.target: Field required (the file has it; the mapping given for data replaced all of data: to set only data.dataset" in result["reason"]
+    assert "send each by its dotted path" in result["schema_errors"][0]
+
+
+async def test_a_field_missing_from_the_file_itself_is_reported_as_missing(settings: Settings, workspace: Path) -> None:
+    text = (workspace / "configs/experiment.yaml").read_text()
+    (workspace / "configs/experiment.yaml").write_text(text.replace("  target: default\n", ""))
+    async with connect(settings) as client:
+        result = await propose(client, {"model.params.max_depth": 6})
+    assert result["schema_errors"] == ["data.target: Field required"]
+
+
 async def test_dry_run_returns_the_decision_and_diff_and_writes_nothing(settings: Settings, workspace: Path) -> None:
     before = snapshot(workspace)
     async with connect(settings) as client:
