@@ -184,13 +184,15 @@ def _agent_branches(repo: GitRepo, settings: Settings, commit: str, name: str) -
 
 def check_merges(repo: GitRepo, settings: Settings, merges: Mapping[str, str], *, tracking: Any = None) -> list[str]:
     """Problems of merging `merges` ({commit: name given to git merge}) into the current branch.
-    Only merges into the protected ref are checked; commits that are no agent work pass."""
+    Only merges into the protected ref are checked; commits that are no agent work pass. A commit
+    passes when one agent branch at it is a verified PR: open_pr's branch and the branch the agent
+    worked on point at the same commit, and only the first has a PR record."""
     if not merges or repo.current_branch() != settings.protected_ref:
         return []
     problems: list[str] = []
     for commit, name in sorted(merges.items()):
-        for branch in sorted(_agent_branches(repo, settings, commit, name)):
-            problems += verify_pr(repo, settings, branch, tracking=tracking, merging=commit)
+        found = [verify_pr(repo, settings, b, tracking=tracking, merging=commit) for b in sorted(_agent_branches(repo, settings, commit, name))]
+        problems += [] if any(not p for p in found) else [p for branch_problems in found for p in branch_problems]
     return problems
 
 

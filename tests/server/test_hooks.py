@@ -206,6 +206,28 @@ def test_merging_a_branch_that_moved_past_its_run_is_refused(workspace: Path, en
     assert result.returncode != 0 and "measured commit" in result.stderr and head(workspace) == before
 
 
+@pytest.mark.parametrize("merged", ["agent/run-pr", "agent/working"])
+def test_the_branch_an_agent_worked_on_does_not_block_merging_the_pr_branch_at_the_same_commit(workspace: Path, env: dict[str, str], mlflow_client: Any, merged: str) -> None:
+    work = agent_work(workspace, env, "agent/run-pr", mlflow_client)
+    git(workspace, env, "branch", "agent/working", work)  # open_pr made agent/run-pr where the agent worked on agent/working
+    result = git(workspace, env, "merge", "--no-edit", merged)
+    assert result.returncode == 0, result.stderr
+    assert GitRepo(workspace).text("rev-parse", "HEAD^2") == work
+
+
+def test_a_second_branch_at_a_commit_whose_pr_run_is_dirty_does_not_let_it_through(workspace: Path, env: dict[str, str], mlflow_client: Any) -> None:
+    before = head(workspace)
+    work = agent_work(workspace, env, "agent/working", mlflow_client, record=False)
+    settings = load_settings(workspace)
+    provider = LocalProvider(GitRepo(workspace), settings.state_dir / "remote.git", PrRecords(settings.state_dir / "prs"))
+    git(workspace, env, "branch", "agent/run-dirty", work)
+    draft = {"branch": "agent/run-dirty", "base": "main", "commit": work, "run_id": make_run(mlflow_client, work, dirty="true"), "title": "t", "description": "d", "now": "2025-01-01T00:00:00Z"}
+    provider.submit(draft)
+    result = git(workspace, env, "merge", "--no-edit", "agent/working")
+    assert result.returncode != 0 and "dirty working tree" in result.stderr and "agent/working: no PR record" in result.stderr
+    assert head(workspace) == before
+
+
 def test_merging_work_that_is_no_agent_pr_is_not_checked(workspace: Path, env: dict[str, str]) -> None:
     git(workspace, env, "checkout", "-q", "-b", "feature/human")
     append(workspace, "src/features.py", "# human work\n")
