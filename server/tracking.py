@@ -32,14 +32,14 @@ from server.tracking_store import is_remote
 from server.tracking_stats import refresh as refresh_planner_statistics
 from server.tracking_values import as_text, check_keys, chunks, flatten, numeric_metrics, run_record, scrub_credential, truncate
 from tools.errors import GovernanceError, InvalidInput, NotFound
-from tools.provenance import stable_json
+from tools.provenance import MAX_PARAM_CHARS, stable_json
 from tools.redact import redact_text
 from tools.secrets_scan import find_secrets, strip_secrets
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}\Z")
 ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,120}\.json\Z")
 END_STATUSES = ("FINISHED", "FAILED", "KILLED")
-MAX_PARAM_CHARS, MAX_TAG_CHARS, BATCH = 6000, 8000, 100
+MAX_TAG_CHARS, BATCH = 8000, 100
 END_REASON_TAG = "mlgate.end_reason"
 REDACTED_TAG = "mlgate.redacted_keys"
 # The audit chain head ("seq:hash") when the run was created and when it ended (server/audit/witness.py).
@@ -226,7 +226,8 @@ class MlflowTracking:
         if too_long:
             raise InvalidInput(
                 f"param values over {MAX_PARAM_CHARS} characters: {too_long[:5]}",
-                "log large values as a JSON artifact instead",
+                "MLflow keeps each param up to that many characters: shorten these values (to leave many columns out, "
+                "drop them in src/features.py rather than listing them in features.exclude)",
                 rule_id="tracking.param_size",
             )
         clean, dropped = strip_secrets(flat)

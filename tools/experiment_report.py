@@ -20,6 +20,7 @@ from tools.evaluation import bootstrap_ci, build_report, compare_to_prior, compu
 from tools.gates import gate_receipt, gates_passed
 from tools.metric_names import LOWER_IS_BETTER
 from tools.paired import as_metrics, paired_improvements
+from tools.provenance import MAX_PARAM_CHARS, canonical_json, feature_columns_sha256
 from tools.run_views import RUN_KIND_TAG, payload_sections
 from tools.sealed import SEALED_NOTE, count_query
 
@@ -43,11 +44,18 @@ def run_params(request: Any, facts: dict[str, Any], ctx: CallContext) -> dict[st
         params["run_files_sha256"] = provenance["run_files_sha256"]
     params.update(git_dirty=str(bool(provenance["git_dirty"])).lower(), dataset_content_hash=manifest["content_hash"], dataset_schema_hash=manifest["schema_hash"], seed=config["experiment"]["seed"])
     params["config"] = config
-    params["feature_columns"] = facts["feature_columns"]
+    params.update(feature_params(facts["feature_columns"]))
     # outcome and metric_delta are logged once the run has measured them (_reasoning_result).
     params["reasoning"] = {k: v for k, v in (facts["reasoning"] or {}).items() if k not in ("outcome", "metric_delta")}
     params.update({k: v for k, v in (("tokens_used", request.tokens_used), ("estimated_cost", request.estimated_cost), ("agent_model", request.agent_model)) if v is not None})
     return params
+
+
+def feature_params(columns: list[str]) -> dict[str, Any]:
+    """The feature columns as params: their count and hash always, the list itself when it fits
+    in one MLflow param (400 bureau attributes do not); the evaluation report always has the list."""
+    fits = {"feature_columns": columns} if len(canonical_json(columns)) <= MAX_PARAM_CHARS else {}
+    return {"feature_count": len(columns), "feature_columns_sha256": feature_columns_sha256(columns), **fits}
 
 
 def _final(results: list[Any]) -> Any:

@@ -60,11 +60,14 @@ def stages_of(plan: SplitPlan, model: dict[str, Any]) -> list[Stage]:
 
 def child_inputs(frame: pd.DataFrame, labels: np.ndarray, stage: Stage, features: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(training rows with labels, evaluation rows WITHOUT labels); row ids are positions."""
-    train = frame.iloc[stage.train][features].reset_index(drop=True)
-    train["__row_id__"], train["__label__"] = stage.train.astype("int64"), labels[stage.train].astype("int64")
-    evaluation = frame.iloc[stage.evaluate][features].reset_index(drop=True)
-    evaluation["__row_id__"] = stage.evaluate.astype("int64")
+    # Joined in one concat: inserting into a frame of hundreds of columns warns (fragmentation) on every stage.
+    train = _with(frame.iloc[stage.train][features], {"__row_id__": stage.train.astype("int64"), "__label__": labels[stage.train].astype("int64")})
+    evaluation = _with(frame.iloc[stage.evaluate][features], {"__row_id__": stage.evaluate.astype("int64")})
     return train, evaluation
+
+
+def _with(rows: pd.DataFrame, extra: dict[str, np.ndarray]) -> pd.DataFrame:
+    return pd.concat([rows.reset_index(drop=True), pd.DataFrame(extra)], axis=1)
 
 
 def aligned_scores(predictions: pd.DataFrame, expected: np.ndarray) -> np.ndarray:
@@ -169,7 +172,11 @@ async def _start(request: Any, facts: dict[str, Any], ctx: CallContext) -> tuple
         _reconcile_once(tracking)
         experiment = tracking.get_or_create_experiment(f"{standards['client_name']}/{standards['project_name']}")
         run_id = tracking.start_run(experiment, run_tags(request, facts, ctx), run_name=facts["config"]["experiment"]["name"])
-        tracking.log_params(run_id, run_params(request, facts, ctx))
+        try:
+            tracking.log_params(run_id, run_params(request, facts, ctx))
+        except Exception as exc:  # a refused param must not leave the run RUNNING
+            tracking.end_run(run_id, "FAILED", _failure_reason(exc))
+            raise
         return experiment, run_id
 
     return await anyio.to_thread.run_sync(start)
@@ -220,9 +227,11 @@ DETACHED_NEXT = "get_run(run_id) shows progress and status, and once FINISHED th
 def _end_status(exc: BaseException, cancelled: str) -> tuple[str, str]:
     if isinstance(exc, anyio.get_cancelled_exc_class()):
         return "KILLED", cancelled
-    if isinstance(exc, GovernanceError):
-        return "FAILED", f"{exc.rule_id}: {exc.reason}"
-    return "FAILED", f"internal error ({type(exc).__name__})"
+    return "FAILED", _failure_reason(exc)
+
+
+def _failure_reason(exc: BaseException) -> str:
+    return f"{exc.rule_id}: {exc.reason}" if isinstance(exc, GovernanceError) else f"internal error ({type(exc).__name__})"
 
 
 def detach_pins(facts: dict[str, Any]) -> dict[str, Any]:

@@ -17,12 +17,20 @@ from typing import Any
 FEATURE_PIPELINE_DOMAIN = b"mlgate.feature_pipeline.v1\n"
 
 
+MAX_PARAM_CHARS = 6000  # MLflow keeps a param value up to this many characters
+
+
 def canonical_json(value: Any) -> str:
     """Deterministic JSON text: sorted keys, compact separators, no NaN/Infinity.
 
     Raises TypeError for values JSON cannot represent and ValueError for NaN/Infinity.
     """
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def feature_columns_sha256(columns: list[str]) -> str:
+    """The hash a run logs of its feature columns (the list itself only when it fits in a param)."""
+    return hashlib.sha256(canonical_json(columns).encode()).hexdigest()
 
 
 def stable_json(value: Any) -> str:

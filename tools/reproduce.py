@@ -33,7 +33,7 @@ from tools.base import CallContext, StrictInput, ToolSpec
 from tools.errors import GovernanceError
 from tools.experiment_schema import EXPERIMENT_PATH
 from tools.promote import REPRODUCES_TAG, REPRODUCTION_TAG, SEED_RUNS_TAG
-from tools.provenance import config_hash, feature_pipeline_hash, lockfile_hash, run_files_param, sha256_bytes
+from tools.provenance import config_hash, feature_columns_sha256, feature_pipeline_hash, lockfile_hash, run_files_param, sha256_bytes
 from tools.run_pins import rebuild_config
 from tools.run_views import require_project_run
 from tools.sealed import SEALED_NOTE
@@ -105,9 +105,18 @@ def _data_pins(ctx: CallContext, params: dict[str, str], facts: dict[str, Any]) 
     pins = [_pin("dataset", True, recorded, recorded, "")]
     if facts.get("config") is not None:
         facts["feature_columns"], facts["categorical_columns"] = select_features(facts["dataset"].frame, facts["config"], ctx.config["standards"])
-        expected = json.loads(params.get("feature_columns") or "null")
-        pins.append(_pin("feature_columns", facts["feature_columns"] == expected, expected, facts["feature_columns"], "the dataset and standards now give other feature columns"))
+        pins.append(_features_pin(params, facts["feature_columns"]))
     return pins
+
+
+def _features_pin(params: dict[str, str], columns: list[str]) -> dict[str, Any]:
+    """The columns compared with the logged list, or with its hash when the list did not fit in a param."""
+    reason = "the dataset and standards now give other feature columns"
+    if "feature_columns" in params or "feature_columns_sha256" not in params:
+        expected = json.loads(params.get("feature_columns") or "null")
+        return _pin("feature_columns", columns == expected, expected, columns, reason)
+    observed = feature_columns_sha256(columns)
+    return _pin("feature_columns", observed == params["feature_columns_sha256"], params["feature_columns_sha256"], observed, reason + " (compared by feature_columns_sha256)")
 
 
 def gather(request: ReproduceInput, ctx: CallContext) -> dict[str, Any]:

@@ -173,7 +173,7 @@ def detail(run: Mapping[str, Any], experiment: str, primary: str, artifacts: lis
     return {
         **summary(run, primary), "experiment": experiment, "end_time": iso_time(run.get("end_time")), "end_reason": tags.get(END_REASON_TAG),
         "provenance": {**_picked(params, PROVENANCE), "git_dirty": flag(params.get("git_dirty"))},
-        "config": unflatten(params), "reasoning": unflatten(params, "reasoning."), "feature_columns": parsed(params.get("feature_columns")),
+        "config": unflatten(params), "reasoning": unflatten(params, "reasoning."), "feature_columns": _feature_columns(params, report),
         "hardware": unflatten(params, "hardware."),
         "metrics_basis": "validation", "metrics": {m: with_ci(metrics, m) for m in metric_names(metrics)},
         "cv_metrics": {k[3:-5]: v for k, v in sorted(metrics.items()) if k.startswith("cv_") and k.endswith("_mean")}, "test_set": test,
@@ -183,6 +183,13 @@ def detail(run: Mapping[str, Any], experiment: str, primary: str, artifacts: lis
         "tags": _picked(tags, SHOWN_TAGS), "redacted_keys": [k for k in tags.get(REDACTED_TAG, "").split(",") if k], "artifacts": artifacts,
         **payload_sections(report or {}),
     }  # fmt: skip
+
+
+def _feature_columns(params: Mapping[str, str], report: Mapping[str, Any] | None) -> Any:
+    """The logged list, or the evaluation report's when the list was too long for a param."""
+    if "feature_columns" in params:
+        return parsed(params["feature_columns"])
+    return ((report or {}).get("data") or {}).get("features")
 
 
 def load_detail(tracking: Runs, run_artifacts: JsonArtifacts | None, run: Mapping[str, Any], experiment: str, primary: str, reveal: bool = False) -> dict[str, Any]:
