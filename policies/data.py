@@ -100,10 +100,12 @@ def integrity(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
 @rule(
     "data.pii_masked",
     source=SOURCE,
-    description="Every PII column (standards pii_columns, any case) present in the data is masked in every returned sample row.",
+    description="Every PII column (standards pii_columns, any case) present in the data is masked in every returned sample row (of the columns the call details).",
 )
 def pii_masked(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
-    pii = [c for c in facts["columns"] if is_pii(c, config["standards"].get("pii_columns") or [])]
+    # The sample holds the columns the call detailed (facts["detailed"]; all when absent): each PII
+    # one must be in every row, masked.
+    pii = [c for c in facts.get("detailed") or facts["columns"] if is_pii(c, config["standards"].get("pii_columns") or [])]
     unmasked = sorted({str(c) for row in facts["sample"] for c in pii if row.get(c) != MASK})
     if not unmasked:
         return Decision.allow("data.pii_masked", f"PII columns masked: {sorted(map(str, pii))}")

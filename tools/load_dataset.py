@@ -14,28 +14,48 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import anyio
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from policies import Principal
+from policies.column_names import MAX_CHARS, name_problem
 from policies.data import MASK, integrity, is_pii, registered, shadow_only
 from policies.registry import load_all
 from tools.base import CallContext, StrictInput, ToolSpec
 from tools.columns import column_report
+from tools.errors import InvalidInput
+from tools.listing import first_few
 
 if TYPE_CHECKING:  # numpy and pandas are imported where frames are used, so a server starts without them (tests/server/commands/test_serve_imports.py)
     import pandas as pd
 
+MAX_DETAILED = 200  # columns one call may name: a bounded result, whatever the width of the dataset
 HASH_DOC = (
     "The dataset's content hash: 64 lowercase hexadecimal characters (SHA-256 of its manifest), as printed by "
     "`mlgate data add` and listed by the mlgate://datasets resource. Paths are not accepted."
 )
 
 
+def _column_name(name: str) -> str:
+    problem = name_problem(name)
+    if problem:
+        raise ValueError(f"a column's exact name as `columns` lists it, 1 to {MAX_CHARS} characters; {problem}")
+    return name
+
+
+ColumnName = Annotated[str, AfterValidator(_column_name)]
+COLUMNS_DOC = (
+    "Columns to detail (dtype, nulls, range, sample values), by their exact names as `columns` lists them. "
+    "Omitted: every column when there are at most the policy's detail_columns (50), else the first 50 and the "
+    "label; `detailed_columns` says how many were left out. Every column is always named in `columns`."
+)
+
+
 class LoadDatasetInput(StrictInput):
     content_hash: str = Field(min_length=64, max_length=64, pattern=r"^[0-9a-f]{64}$", description=HASH_DOC)
+    columns: list[ColumnName] | None = Field(None, min_length=1, max_length=MAX_DETAILED, description=COLUMNS_DOC)
 
 
 class Inspection(Protocol):
@@ -165,11 +185,13 @@ def positive_share(series: pd.Series, positive_class: Any) -> dict[str, Any]:
     return {"positive_values": sorted(values), "positive_count": count, "positive_share": round(count / labelled, 6) if labelled else None}
 
 
-def quality_checks(frame: pd.DataFrame, standards: Mapping[str, Any], max_classes: int) -> dict[str, Any]:
-    """Nulls per column, numeric ranges (PII excluded), duplicate rows, class balance."""
+def quality_checks(frame: pd.DataFrame, standards: Mapping[str, Any], max_classes: int, detailed: list[str] | None = None) -> dict[str, Any]:
+    """Nulls per column and numeric ranges (PII excluded) of the `detailed` columns (default: all);
+    over the whole frame: duplicate rows, numbers read as text, class balance."""
+    shown = frame if detailed is None else frame[detailed]
     return {
-        "null_counts": {str(c): int(n) for c, n in frame.isna().sum().items()},
-        "ranges": value_ranges(frame, standards.get("pii_columns") or []),
+        "null_counts": {str(c): int(n) for c, n in shown.isna().sum().items()},
+        "ranges": value_ranges(shown, standards.get("pii_columns") or []),
         "duplicate_rows": int(frame.duplicated().sum()),
         # Shown so an operator can re-import with those placeholders as empty cells.
         "numbers_read_as_text": numbers_read_as_text(frame, standards.get("pii_columns") or []),
@@ -196,7 +218,7 @@ def _verified(facts: Mapping[str, Any], config: Mapping[str, Any]) -> bool:
     return all(check(facts, config).allowed for check in (shadow_only, integrity, registered))
 
 
-def collect(store: DatasetStore, content_hash: str, config: Mapping[str, Any], principal: Principal) -> dict[str, Any]:
+def collect(store: DatasetStore, content_hash: str, config: Mapping[str, Any], principal: Principal, wanted: list[str] | None = None) -> dict[str, Any]:
     """Facts for policies/data.py. Nothing is parsed unless the bytes verified and the dataset is
     registered. Raises
     InvalidInput (malformed hash), NotFound (no such dataset), IntegrityError (unparseable bytes)."""
@@ -207,31 +229,56 @@ def collect(store: DatasetStore, content_hash: str, config: Mapping[str, Any], p
         return facts
     loaded = store.open(inspection)
     pii = standards.get("pii_columns") or []
+    detailed = detailed_columns(list(loaded.frame.columns), wanted, int(limits["detail_columns"]), (standards.get("label") or {}).get("target"))
     facts.update(
         manifest=loaded.manifest,
         columns=loaded.manifest["columns"],
-        quality=quality_checks(loaded.frame, standards, int(limits["max_classes"])),
-        sample=masked_sample(loaded.frame, pii, int(limits["sample_rows"])),
-        masked_columns=[c for c in loaded.manifest["columns"] if is_pii(c, pii)],
+        detailed=detailed,
+        quality=quality_checks(loaded.frame, standards, int(limits["max_classes"]), detailed),
+        sample=masked_sample(loaded.frame[detailed], pii, int(limits["sample_rows"])),
+        masked_columns=[c for c in detailed if is_pii(c, pii)],
     )
     return facts
 
 
+def detailed_columns(columns: list[str], wanted: list[str] | None, limit: int, label: str | None) -> list[str]:
+    """The columns a call details: those it names (in the dataset's order), else all up to `limit`,
+    else the first `limit` and the label. Raises InvalidInput for a name the dataset lacks."""
+    if wanted is not None:
+        unknown = [c for c in dict.fromkeys(wanted) if c not in columns]
+        if unknown:
+            raise InvalidInput(f"the dataset has no column {first_few(unknown)}", "name columns exactly as `columns` lists them (a load without `columns` shows the list)", rule_id="input.columns")
+        return [c for c in columns if c in set(wanted)]
+    if len(columns) <= limit:
+        return columns
+    return [c for i, c in enumerate(columns) if i < limit or c == label]
+
+
 async def gather(request: LoadDatasetInput, ctx: CallContext) -> dict[str, Any]:
     """Hashing and parsing run in a worker thread: large files must not stall other calls."""
-    return await anyio.to_thread.run_sync(collect, ctx.ports.cas, request.content_hash, ctx.config, ctx.principal)
+    return await anyio.to_thread.run_sync(collect, ctx.ports.cas, request.content_hash, ctx.config, ctx.principal, request.columns)
 
 
 async def execute(request: LoadDatasetInput, facts: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
     ctx.audit_refs["content_hash"] = request.content_hash
+    manifest, detailed = facts["manifest"], facts["detailed"]
     return {
-        **facts["manifest"],
+        **manifest,
+        "dtypes": {c: t for c, t in manifest["dtypes"].items() if c in set(detailed)},
+        "detailed_columns": _detail_note(manifest["columns"], detailed),
         "quality": facts["quality"],
         "sample": facts["sample"],
         "sample_rows": len(facts["sample"]),
         "masked_columns": facts["masked_columns"],
         "mask": MASK,
     }
+
+
+def _detail_note(columns: list[str], detailed: list[str]) -> dict[str, Any]:
+    note: dict[str, Any] = {"count": len(detailed), "of": len(columns)}
+    if len(detailed) < len(columns):
+        note["more"] = "dtypes, nulls, ranges and the sample cover these columns only: call again with columns: [exact names from `columns`] for others"
+    return note
 
 
 _RULES = load_all()
@@ -241,7 +288,8 @@ SPEC = ToolSpec(
     description=(
         "Verify a dataset an operator imported (`mlgate data add`) by its content hash (every byte re-hashed) and return its manifest: "
         "content and schema hashes, files, rows, columns, dtypes, quality checks (nulls per column, numeric "
-        "ranges, duplicate rows, class balance of the label) and a few sample rows with PII columns masked. "
+        "ranges, duplicate rows, class balance of the label) and a few sample rows with PII columns masked; on a wide dataset "
+        "those cover the first 50 columns and the label unless `columns` names others. "
         "Raw data beyond that sample is never returned. Read-only."
     ),
     input_model=LoadDatasetInput,

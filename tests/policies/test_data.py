@@ -49,6 +49,8 @@ CASES = [
     RuleCase("data.pii_masked", "deny", facts(sample=[{"customer_id": MASK, "Email": "a@b.c", "income": 1.5, "default": 0}]), name="case variant unmasked"),
     RuleCase("data.pii_masked", "deny", facts(sample=[{"customer_id": None, "Email": MASK}]), name="null is not masked"),
     RuleCase("data.pii_masked", "deny", facts(sample=[{"Email": MASK}]), name="pii column left out of a row"),
+    RuleCase("data.pii_masked", "allow", facts(detailed=["income", "default"], sample=[{"income": 1.5, "default": 0}]), name="pii column not detailed"),
+    RuleCase("data.pii_masked", "deny", facts(detailed=["customer_id", "income"], sample=[{"customer_id": "C1", "income": 1.5}]), name="detailed pii column unmasked"),
 ]
 
 
