@@ -263,7 +263,10 @@ def gather(request: PromoteInput, ctx: CallContext) -> dict[str, Any]:
 
 
 def _summary(request: PromoteInput, facts: Mapping[str, Any], entries: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"run_id": request.run_id, "model": facts["model"], "alias": request.alias, "gate_receipt": {"gates": entries, "passed": receipt_passed(entries)}}
+    # The rows and positive labels the test metrics rest on: 3 defaults make any roc_auc a coin toss.
+    metrics = facts["run"].get("metrics") or {}
+    window = {k: int(metrics[f"split_test_{k}"]) for k in ("rows", "positives") if f"split_test_{k}" in metrics}
+    return {"run_id": request.run_id, "model": facts["model"], "alias": request.alias, "test_window": window or None, "gate_receipt": {"gates": entries, "passed": receipt_passed(entries)}}
 
 
 def preview(request: PromoteInput, facts: dict[str, Any]) -> dict[str, Any]:

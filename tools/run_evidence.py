@@ -45,11 +45,27 @@ def expected_fractions(config: Mapping[str, Any], standards: Mapping[str, Any], 
     return expected
 
 
-def split_section(plan: SplitPlan, expected: Mapping[str, float], tolerance: float) -> dict[str, Any]:
+def split_section(plan: SplitPlan, expected: Mapping[str, float], tolerance: float, few: int = 0) -> dict[str, Any]:
     fractions = plan.description["fractions"]
     within = all(abs(fractions[w] - want) <= tolerance for w, want in expected.items())
     section = {"strategy": plan.strategy, "fractions": fractions, "expected": dict(expected), "tolerance": tolerance, "within_tolerance": within}
-    return section | ({"windows": plan.description["windows"]} if "windows" in plan.description else {})
+    section |= {"windows": plan.description["windows"]} if "windows" in plan.description else {}
+    return section | _labels_per_window(plan.description, few)
+
+
+def _labels_per_window(description: Mapping[str, Any], few: int) -> dict[str, Any]:
+    """Rows and positive labels of each evaluation window, and a warning for a window with fewer
+    than `few` of either class: its roc_auc, gates and intervals rest on that handful of cases."""
+    parts = {f"validation[{i}]" if len(description["folds"]) > 1 else "validation": f["validation"] for i, f in enumerate(description["folds"])}
+    parts["test"] = description["test"]
+    counted = {name: {"rows": p["rows"], "positives": p["positives"]} for name, p in parts.items() if "positives" in p}
+    thin = [f"{name} ({c['positives']} positive, {c['rows'] - c['positives']} negative)" for name, c in counted.items() if min(c["positives"], c["rows"] - c["positives"]) < few]
+    warning = f"few labels of one class in {', '.join(thin)}: metrics and gates measured there rest on a handful of cases (fewer than {few}); a longer history, a larger test_size or another split strategy gives more"
+    return {"label_counts": counted, "warnings": [warning] if thin else []}
+
+
+def _few(policy_config: Mapping[str, Any]) -> int:
+    return int(policy_config["policy"]["split"].get("few_positives", 0))
 
 
 def _can_split(columns: Mapping[str, Any], config: Mapping[str, Any]) -> bool:
@@ -78,7 +94,7 @@ def before_training(frame: pd.DataFrame, config: Mapping[str, Any], features: li
     labels = labels_from_target(frame[config["data"]["target"]], config["data"]["positive_class"])
     seed = int(config["experiment"]["seed"])
     plan = plan_split(frame, labels, config["split"], seed=seed, time_column=standards.get("time_column"))
-    split = split_section(plan, expected_fractions(config, standards, in_force), fraction_tolerance(policy_config))
+    split = split_section(plan, expected_fractions(config, standards, in_force), fraction_tolerance(policy_config), _few(policy_config))
     return {"columns": columns, "split": split, "leakage": pre_training(frame, labels, plan, features, leakage_settings(policy_config), seed)}
 
 
@@ -89,7 +105,7 @@ def after(facts: Mapping[str, Any], plan: SplitPlan, metrics: Mapping[str, Any],
     leakage = facts.get("leakage")
     return {
         "columns": facts.get("columns"),
-        "split": split_section(plan, split.get("expected") or {}, float(split.get("tolerance") or fraction_tolerance(policy_config))),
+        "split": split_section(plan, split.get("expected") or {}, float(split.get("tolerance") or fraction_tolerance(policy_config)), _few(policy_config)),
         "leakage": after_training(leakage, metrics, leakage_settings(policy_config)) if isinstance(leakage, Mapping) else None,
         "fairness": dict(fairness),
     }
@@ -107,9 +123,12 @@ def flagged(evidence: Mapping[str, Any]) -> bool:
 
 
 def tracking_records(evidence: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, str]]:
-    """(metrics, tags) for MLflow: realised split fractions, and the leakage tag every finished run carries."""
+    """(metrics, tags) for MLflow: realised split fractions, the test window's rows and positive
+    labels, and the leakage tag every finished run carries."""
     fractions = evidence["split"]["fractions"]
     metrics = {f"split_{window}_fraction": float(value) for window, value in fractions.items()}
+    test = (evidence["split"].get("label_counts") or {}).get("test") or {}
+    metrics |= {f"split_test_{k}": float(test[k]) for k in ("rows", "positives") if k in test}  # promote's receipt shows them
     return metrics, {LEAKAGE_TAG: FLAGGED if flagged(evidence) else CLEAN}
 
 

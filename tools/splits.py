@@ -64,6 +64,7 @@ def _part(indices: np.ndarray, labels: np.ndarray | None) -> dict[str, Any]:
     part: dict[str, Any] = {"rows": int(indices.size)}
     if labels is not None and indices.size:
         part["positive_rate"] = round(float(labels[indices].mean()), 6)
+        part["positives"] = int(labels[indices].sum())
     return part
 
 

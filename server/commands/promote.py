@@ -48,7 +48,9 @@ def call_promote(workspace: str, arguments: dict[str, Any], principal: Any) -> t
 
 def _receipt_lines(payload: dict[str, Any]) -> list[str]:
     gates = (payload.get("gate_receipt") or {}).get("gates") or []
-    return [f"  {g['status']:<7} {g['gate']}: {g['reason']}" for g in gates]
+    window = payload.get("test_window") or {}
+    measured = [f"  measured on the test window: {window['rows']} rows, {window['positives']} positive labels"] if {"rows", "positives"} <= set(window) else []
+    return measured + [f"  {g['status']:<7} {g['gate']}: {g['reason']}" for g in gates]
 
 
 def _print_refusal(payload: dict[str, Any]) -> None:

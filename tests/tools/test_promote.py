@@ -111,6 +111,13 @@ async def test_dry_run_returns_the_receipt_and_registers_nothing(lab: Lab) -> No
     assert registered_versions(lab) == []
 
 
+async def test_the_receipt_names_the_rows_and_positive_labels_the_test_metrics_rest_on(lab: Lab) -> None:
+    metrics = lab.ports.tracking.get_run(lab.run_id)["metrics"]
+    content = (await call(lab, "promote", {"run_id": lab.run_id, "dry_run": True}))[1]
+    assert content["test_window"] == {"rows": int(metrics["split_test_rows"]), "positives": int(metrics["split_test_positives"])}
+    assert 0 < content["test_window"]["positives"] < content["test_window"]["rows"]
+
+
 def _failing_run(lab: Lab, gate: str) -> str:
     """A real run that fails exactly `gate` (a clone of the lab run with one thing changed)."""
     variants: dict[str, dict[str, Any]] = {

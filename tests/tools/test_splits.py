@@ -68,7 +68,7 @@ def test_description_reports_counts_rates_and_a_split_hash() -> None:
     plan = stratified_kfold(imbalanced_labels(), n_splits=2, test_size=0.2, seed=0)
     described = plan.description
     assert described["strategy"] == "stratified_kfold" and described["seed"] == 0 and described["rows"] == 400
-    assert described["test"] == {"rows": 80, "positive_rate": 0.2}
+    assert described["test"] == {"rows": 80, "positive_rate": 0.2, "positives": 16}
     assert len(described["split_sha256"]) == 64
 
 
