@@ -115,8 +115,23 @@ def _parse_one(stored: StoredFile) -> pd.DataFrame:
         raise ValueError(f"{stored.path} cannot be read as {kind.upper()} ({type(exc).__name__}: {str(exc)[:160]})") from None
     if refusal:
         raise ValueError(f"{stored.path}: {refusal}")
+    if kind == "csv":
+        return frame
     # A stored non-default index (e.g. a named id column) is data: keep it as columns.
-    return frame if kind == "csv" or isinstance(frame.index, pd.RangeIndex) else frame.reset_index()
+    return _decimals_as_numbers(frame if isinstance(frame.index, pd.RangeIndex) else frame.reset_index(), data)
+
+
+def _decimals_as_numbers(frame: pd.DataFrame, data: bytes) -> pd.DataFrame:
+    """Parquet decimal columns (amounts from a database export) as float64: pandas reads them as
+    Python Decimal objects, which training would take for categories, one per amount."""
+    import pandas as pd  # noqa: PLC0415 - see the imports above
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    decimals = [c.name for c in pq.read_schema(io.BytesIO(data)) if pa.types.is_decimal(c.type) and c.name in frame.columns]
+    for name in decimals:
+        frame[name] = pd.to_numeric(frame[name]).astype("float64")
+    return frame
 
 
 def _difference(first: dict[str, str], other: dict[str, str]) -> str:

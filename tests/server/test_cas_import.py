@@ -41,6 +41,19 @@ def test_parquet_files_are_imported_and_loaded(store: CasStore, sources: Path) -
     assert loaded.frame["income"].dtype == "float64"
 
 
+def test_parquet_decimal_amounts_load_as_numbers_not_as_categories(store: CasStore, tmp_path: Path) -> None:
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    amounts = pa.array([decimal.Decimal("1336.85"), None, decimal.Decimal("-20.10")], type=pa.decimal128(18, 2))
+    pq.write_table(pa.table({"balance": amounts, "default": [0, 1, 0]}), tmp_path / "ledger.parquet")
+    loaded = store.load(imported(store, [tmp_path / "ledger.parquet"]))
+    assert loaded.manifest["dtypes"]["balance"] == "float64" and loaded.frame["balance"].tolist()[::2] == [1336.85, -20.10]
+    assert loaded.frame["balance"].isna().tolist() == [False, True, False]
+
+
 def test_several_files_are_concatenated_in_manifest_order(store: CasStore, added: str) -> None:
     frame = store.load(added).frame
     assert len(frame) == 60 and list(frame["customer_id"][:2]) == ["C100000", "C100001"]
