@@ -60,7 +60,7 @@ def _labels_per_window(description: Mapping[str, Any], few: int) -> dict[str, An
     parts["test"] = description["test"]
     counted = {name: {"rows": p["rows"], "positives": p["positives"]} for name, p in parts.items() if "positives" in p}
     thin = [f"{name} ({c['positives']} positive, {c['rows'] - c['positives']} negative)" for name, c in counted.items() if min(c["positives"], c["rows"] - c["positives"]) < few]
-    warning = f"few labels of one class in {', '.join(thin)}: metrics and gates measured there rest on a handful of cases (fewer than {few}); a longer history, a larger test_size or another split strategy gives more"
+    warning = f"few labels of one class in {', '.join(thin)}: metrics and gates measured there rest on a handful of cases (fewer than {few}); a longer history or a larger test_size gives more"
     return {"label_counts": counted, "warnings": [warning] if thin else []}
 
 

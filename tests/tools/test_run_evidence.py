@@ -23,7 +23,7 @@ def test_a_window_with_few_labels_of_one_class_is_warned_about_with_its_counts()
     assert section["label_counts"]["test"] == {"rows": 80, "positives": 4}
     assert section["warnings"] == [
         "few labels of one class in validation[0] (8 positive, 152 negative), validation[1] (8 positive, 152 negative), test (4 positive, 76 negative): "
-        "metrics and gates measured there rest on a handful of cases (fewer than 10); a longer history, a larger test_size or another split strategy gives more"
+        "metrics and gates measured there rest on a handful of cases (fewer than 10); a longer history or a larger test_size gives more"
     ]
 
 
