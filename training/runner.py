@@ -22,7 +22,7 @@ from training.families import FitOutcome, TrainingData, fit_predict
 from training.lifeline import hold_lifeline
 from training.outputs import ProgressWriter, write_predictions, write_result
 from training.spec import RunSpec, parse_spec
-from training.transforms import FeatureTransform, apply_build_features, load_build_features
+from training.transforms import FeatureTransform, apply_build_features, kept_dtype, load_build_features
 
 ROW_ID, LABEL = "__row_id__", "__label__"
 
@@ -79,7 +79,7 @@ def prepare(spec: RunSpec, inputs: Path, phase: PhaseLog | None = None) -> tuple
     train_built = apply_build_features(build, train[columns], "training")
     eval_built = apply_build_features(build, evaluation[columns], "evaluation")
     phase.enter("transform")
-    transform = FeatureTransform.fit(train_built, spec.categorical_columns, spec.max_categories)
+    transform = FeatureTransform.fit(train_built, kept_dtype(spec.categorical_columns, train[columns], train_built), spec.max_categories)
     data = TrainingData(transform.transform(train_built, "training"), labels,
                         transform.transform(eval_built, "evaluation"))
     return data, transform, evaluation[ROW_ID].to_numpy()

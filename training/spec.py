@@ -116,7 +116,7 @@ class RunSpec(StrictModel):
         min_length=1, max_length=10_000, description="Columns of the parquet files passed to build_features."
     )
     categorical_columns: tuple[ColumnName, ...] = Field(
-        (), max_length=10_000, description="Columns encoded as categories even when their dtype is numeric."
+        (), max_length=10_000, description="Columns encoded as categories even when their dtype is numeric, unless build_features changed their dtype (text parsed into numbers follows its new dtype)."
     )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="auto: CUDA when the sandbox sees a GPU (torch and xgboost), CPU otherwise; cuda without a GPU is an error."

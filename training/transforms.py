@@ -49,6 +49,13 @@ def apply_build_features(build: BuildFeatures, frame: pd.DataFrame, which: str) 
     return built.reset_index(drop=True)
 
 
+def kept_dtype(declared: tuple[str, ...], raw: pd.DataFrame, built: pd.DataFrame) -> tuple[str, ...]:
+    """The declared categories build_features left with the dtype they came in. One it changed
+    (text amounts parsed into numbers, dates turned into days) is encoded as its new dtype says:
+    else the parse would be undone, one category per amount."""
+    return tuple(c for c in declared if c not in raw.columns or c not in built.columns or built[c].dtype == raw[c].dtype)
+
+
 def _is_categorical(series: pd.Series, declared: frozenset[str]) -> bool:
     if series.name in declared:
         return True

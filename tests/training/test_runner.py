@@ -121,3 +121,16 @@ def test_the_child_fits_no_baseline_a_spec_asking_for_one_is_refused(tmp_path):
     status, result = run_child(run_dir)
     assert status == 1 and (result.error_type, result.phase, result.code) == ("SpecError", "spec", "spec_invalid")
     assert [p.name for p in (run_dir / "outputs").iterdir()] == ["result.json"]
+
+
+def test_a_declared_text_column_that_build_features_parses_into_numbers_is_encoded_as_a_number(tmp_path):
+    source = "import pandas as pd\n\ndef build_features(frame):\n    out = frame.copy()\n    out['segment'] = (out['segment'] == 'sme').astype('float64')\n    return out\n"
+    run_dir = write_run_dir(tmp_path / "parsed", features_source=source)
+    _, transform, _ = prepare(load_spec(run_dir / "inputs" / "spec.json"), run_dir / "inputs")
+    assert "segment" in transform.numeric and "segment" not in transform.categories
+
+
+def test_a_declared_column_build_features_leaves_as_it_came_stays_a_category(tmp_path):
+    run_dir = write_run_dir(tmp_path / "kept")
+    _, transform, _ = prepare(load_spec(run_dir / "inputs" / "spec.json"), run_dir / "inputs")
+    assert transform.categories["segment"] and "segment" not in transform.numeric
