@@ -248,7 +248,8 @@ def detailed_columns(columns: list[str], wanted: list[str] | None, limit: int, l
         unknown = [c for c in dict.fromkeys(wanted) if c not in columns]
         if unknown:
             raise InvalidInput(f"the dataset has no column {first_few(unknown)}", "name columns exactly as `columns` lists them (a load without `columns` shows the list)", rule_id="input.columns")
-        return [c for c in columns if c in set(wanted)]
+        named = set(wanted)
+        return [c for c in columns if c in named]
     if len(columns) <= limit:
         return columns
     return [c for i, c in enumerate(columns) if i < limit or c == label]
@@ -264,7 +265,7 @@ async def execute(request: LoadDatasetInput, facts: dict[str, Any], ctx: CallCon
     manifest, detailed = facts["manifest"], facts["detailed"]
     return {
         **manifest,
-        "dtypes": {c: t for c, t in manifest["dtypes"].items() if c in set(detailed)},
+        "dtypes": {c: manifest["dtypes"][c] for c in detailed},
         "detailed_columns": _detail_note(manifest["columns"], detailed),
         "quality": facts["quality"],
         "sample": facts["sample"],
