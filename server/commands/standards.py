@@ -52,7 +52,7 @@ def _register_set(commands: Any) -> None:
     setter.add_argument("--positive-class", nargs="+", default=[], metavar="V", help="value(s) of the label that count as positive (integers stay numbers)")
     setter.add_argument("--time-column", metavar="COL", help="column temporal_split orders rows by")
     setter.add_argument("--pii", nargs="+", metavar="COL", help="PII columns (replaces the list)")
-    setter.add_argument("--protected", nargs="+", metavar="COL", help="protected attributes (replaces the list)")
+    setter.add_argument("--protected", nargs="*", metavar="COL", help="protected attributes (replaces the list; `--protected` alone: the data holds none, so runs report no fairness slices)")
     setter.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     setter.set_defaults(handler=set_command)
 

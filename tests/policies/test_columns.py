@@ -14,6 +14,7 @@ from tools.columns import column_report
 POLICY = {**BASE_POLICY, "split": {"fraction_tolerance": 0.05}, "fairness": {"allow_no_protected_attributes": False}}
 CFG = config(policy=POLICY)
 ALLOW_NONE = config(policy=POLICY, standards={**BASE_STANDARDS, "fairness": {"allow_no_protected_attributes": True}})
+NONE_NAMED = config(policy=POLICY, standards={**BASE_STANDARDS, "protected_attributes": []})  # `mlgate standards set --protected`
 WIDE = config(policy=POLICY, standards={**BASE_STANDARDS, "split": {"fraction_tolerance": 0.2}})
 FULL = ["customer_id", "email", "application_date", "gender", "income", "default"]
 
@@ -54,6 +55,7 @@ CASES = [
     RuleCase("fairness.protected_attributes_present", "allow", facts(), CFG, "one_of_two"),
     RuleCase("fairness.protected_attributes_present", "deny", facts(WITHOUT_PROTECTED), CFG, "none_present"),
     RuleCase("fairness.protected_attributes_present", "allow", facts(WITHOUT_PROTECTED), ALLOW_NONE, "none_present_allowed"),
+    RuleCase("fairness.protected_attributes_present", "allow", {**facts(WITHOUT_PROTECTED), "columns": column_report(WITHOUT_PROTECTED, NONE_NAMED["standards"])}, NONE_NAMED, "the_standards_name_none"),
     RuleCase("split.realised_fractions", "allow", facts(split=split(0.21)), CFG, "within_tolerance"),
     RuleCase("split.realised_fractions", "deny", facts(split=split(0.36)), CFG, "monthly_36_percent"),
     RuleCase("split.realised_fractions", "allow", facts(split=split(0.36)), WIDE, "standards_widen_tolerance"),

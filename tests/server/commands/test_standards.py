@@ -57,6 +57,12 @@ def test_a_single_positive_value_stays_a_scalar_and_integers_stay_numbers(worksp
     assert GitRepo(workspace).text("rev-list", "--count", "main") == "2"
 
 
+def test_protected_alone_records_that_the_data_holds_no_protected_attribute(workspace: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_token(monkeypatch, settings.state_dir, "olga", "operator")
+    assert set_standards(workspace, "--protected") == 0
+    assert committed(workspace, STANDARDS)["protected_attributes"] == []
+
+
 def test_set_commits_main_while_an_agent_branch_is_checked_out(workspace: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     repo = GitRepo(workspace)
     repo.run("checkout", "-q", "-b", "agent/work")
