@@ -103,7 +103,7 @@ def parse_changes(changes: dict[str, Any] | str, limits: dict[str, Any], files: 
         raise _bad_changes(f"{len(changes)} paths in one proposal; at most {MAX_CHANGES}", "split the change, or replace a whole section with one path")
     bad = sorted(k for k in changes if not PATH.match(k))
     if bad:
-        raise _bad_changes(f"not dotted experiment.yaml paths: {bad[:5]}", 'use paths like "model.params.max_depth"')
+        raise _bad_changes(f"not dotted experiment.yaml paths: {bad[:5]}", 'use paths like "model.params.max_depth"; a list is set whole, e.g. {"evaluation.metrics": ["pr_auc", "roc_auc"]}')
     overlapping = sorted(a for a in changes for b in changes if a != b and b.startswith(a + "."))
     if overlapping:
         raise _bad_changes(f"paths overlap: {overlapping[:5]} and paths beneath them", "set either the parent mapping or its fields, not both")

@@ -359,6 +359,13 @@ def nested(depth: int) -> Any:
     return value
 
 
+async def test_a_list_index_in_a_path_is_refused_with_the_whole_list_form(settings: Settings, workspace: Path) -> None:
+    async with connect(settings) as client:
+        result = await propose(client, {"evaluation.metrics.0": "pr_auc"})
+    assert result["rule_id"] == "input.changes" and "'evaluation.metrics.0'" in result["reason"]
+    assert '{"evaluation.metrics": ["pr_auc", "roc_auc"]}' in result["remediation"]
+
+
 @pytest.mark.parametrize(
     ("changes", "rule_id", "says"),
     [
