@@ -105,12 +105,20 @@ def _message(error: Any, loc: list[Any], chosen: set[str], models: Mapping[str, 
         return _object_needed(models[ctx["class_name"]])
     if _takes(error, loc, models) is not None:
         return f"unknown {'argument' if len(loc) == 1 else 'field'}"
+    if error["type"] == "string_pattern_mismatch" and (described := _description(loc, models)):
+        return f"not of the form needed: {described}"  # a regex tells an agent less than the field's own words
     if error["type"] != "too_short" or "min_length" not in ctx:
         return error["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's own words
     count, name = ctx["min_length"], str(loc[-1]) if loc and _shown(loc[-1], chosen) == loc[-1] else ""
     if not name.endswith("s"):
         return f"at least {count} item{'s are' if count != 1 else ' is'} needed"
     return f"at least {count} {name} are needed" if count != 1 else f"at least 1 {name.removesuffix('s')} is needed"
+
+
+def _description(loc: list[Any], models: Mapping[str, type[BaseModel]]) -> str | None:
+    holder = _holder(models[ROOT], loc) if ROOT in models and loc and isinstance(loc[-1], str) else None
+    field = holder.model_fields.get(loc[-1]) if holder is not None else None
+    return field.description if field is not None else None
 
 
 def _object_needed(model: type[BaseModel]) -> str:

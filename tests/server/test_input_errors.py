@@ -67,3 +67,10 @@ def test_a_validator_s_own_words_come_without_pydantic_s_prefix() -> None:
 
     reason = _reason_for(CompareRunsInput, {"run_ids": ["a" * 32, "a" * 32]})
     assert reason == "invalid arguments: run_ids: run ids must be distinct", reason
+
+
+def test_a_value_of_the_wrong_form_is_told_the_field_s_description_not_its_regex() -> None:
+    from tools.get_run import GetRunInput  # noqa: PLC0415
+
+    reason = _reason_for(GetRunInput, {"run_id": "305ebc07a3ec"})  # the 12 characters an open_pr branch name carries
+    assert reason == "invalid arguments: run_id: not of the form needed: MLflow run id (32 lowercase hex), e.g. from list_runs or run_experiment.", reason
