@@ -106,7 +106,7 @@ def _message(error: Any, loc: list[Any], chosen: set[str], models: Mapping[str, 
     if _takes(error, loc, models) is not None:
         return f"unknown {'argument' if len(loc) == 1 else 'field'}"
     if error["type"] == "string_pattern_mismatch" and (described := _description(loc, models)):
-        return f"not of the form needed: {described}"  # a regex tells an agent less than the field's own words
+        return f"not of the form needed: {described.rstrip('.')} (pattern {(error.get('ctx') or {}).get('pattern')})"  # the field's own words first: a regex alone says little
     if error["type"] != "too_short" or "min_length" not in ctx:
         return error["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's own words
     count, name = ctx["min_length"], str(loc[-1]) if loc and _shown(loc[-1], chosen) == loc[-1] else ""

@@ -187,7 +187,7 @@ class ExperimentConfig(Strict):
 class ReasoningConfig(Strict):
     """configs/reasoning.yaml: why a change or run is made."""
 
-    hypothesis_category: str = Field(description="One of the standards' allowed.hypothesis_categories.", pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    hypothesis_category: str = Field(description="One of the standards' allowed.hypothesis_categories, lowercase (e.g. baseline, model_family).", pattern=r"^[a-z][a-z0-9_]{0,63}$")
     change_description: str = Field(description="What changes and how, in a sentence or two.", min_length=1, max_length=2000)
     expected_effect: str = Field(description="What effect on which metric is expected, and why.", min_length=1, max_length=2000)
     outcome: Outcome = Field("pending", description="Set by the server from the run it measured (confirmed, neutral or negative); agents leave it out.")

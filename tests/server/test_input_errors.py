@@ -73,4 +73,4 @@ def test_a_value_of_the_wrong_form_is_told_the_field_s_description_not_its_regex
     from tools.get_run import GetRunInput  # noqa: PLC0415
 
     reason = _reason_for(GetRunInput, {"run_id": "305ebc07a3ec"})  # the 12 characters an open_pr branch name carries
-    assert reason == "invalid arguments: run_id: not of the form needed: MLflow run id (32 lowercase hex), e.g. from list_runs or run_experiment.", reason
+    assert reason == "invalid arguments: run_id: not of the form needed: MLflow run id (32 lowercase hex), e.g. from list_runs or run_experiment (pattern ^[0-9a-f]{32}$)", reason
