@@ -266,7 +266,7 @@ async def execute(request: LoadDatasetInput, facts: dict[str, Any], ctx: CallCon
     return {
         **manifest,
         "dtypes": {c: manifest["dtypes"][c] for c in detailed},
-        "detailed_columns": _detail_note(manifest["columns"], detailed),
+        "detailed_columns": detail_note(manifest["columns"], detailed),
         "quality": facts["quality"],
         "sample": facts["sample"],
         "sample_rows": len(facts["sample"]),
@@ -275,10 +275,10 @@ async def execute(request: LoadDatasetInput, facts: dict[str, Any], ctx: CallCon
     }
 
 
-def _detail_note(columns: list[str], detailed: list[str]) -> dict[str, Any]:
+def detail_note(columns: list[str], detailed: list[str]) -> dict[str, Any]:
     note: dict[str, Any] = {"count": len(detailed), "of": len(columns)}
     if len(detailed) < len(columns):
-        note["more"] = "dtypes, nulls, ranges and the sample cover these columns only: call again with columns: [exact names from `columns`] for others"
+        note["more"] = "dtypes, nulls, ranges and the sample cover these columns only: load_dataset with columns: [exact names from `columns`] details others"
     return note
 
 

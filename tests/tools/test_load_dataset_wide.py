@@ -73,3 +73,12 @@ async def test_a_narrow_dataset_is_detailed_whole_as_before(settings: Settings, 
     credit_frame(rows=30, seed=1).to_csv(tmp_path / "narrow.csv", index=False)
     content = (await call(settings, ports, {"content_hash": import_files(workspace, [tmp_path / "narrow.csv"]).added.content_hash})).structured_content
     assert content["detailed_columns"] == {"count": len(content["columns"]), "of": len(content["columns"])} and list(content["dtypes"]) == content["columns"]
+
+
+async def test_the_dataset_manifest_resource_details_a_wide_dataset_as_load_dataset_does(settings: Settings, ports: Ports, wide: tuple[str, list[str]]) -> None:
+    from tests.resources.test_datasets import read  # noqa: PLC0415
+
+    content_hash, columns = wide
+    served = await read(settings, ports, f"mlgate://datasets/{content_hash}")
+    assert served["columns"] == columns and list(served["dtypes"]) == [*EXTRA[:LIMIT], "default"]
+    assert served["detailed_columns"]["count"] == LIMIT + 1 and set(served["quality"]["null_counts"]) == set(served["dtypes"])
