@@ -146,10 +146,10 @@ def _folds(results: list[Any], data: dict[str, Any]) -> dict[str, Any]:
     return summarize_folds([compute_metrics(data["labels"][r.stage.evaluate], r.scores) for r in _folds_of(results)])
 
 
-def _comparison(ctx: CallContext, experiment: str, run_id: str, primary: str, validation: dict[str, Any]) -> dict[str, Any]:
+def _comparison(ctx: CallContext, experiment: str, run_id: str, primary: str, validation: dict[str, Any], dataset_hash: str) -> dict[str, Any]:
     # Selection is on validation metrics only; reproductions and seed re-runs are checks of a run,
     # not experiments to beat.
-    best = ctx.ports.tracking.best_prior_run(experiment, f"val_{primary}", exclude_run_id=run_id, lower_is_better=primary in LOWER_IS_BETTER, extra_filter=f"tags.`{RUN_KIND_TAG}` = 'experiment' and {evidence.best_prior_filter()}")
+    best = ctx.ports.tracking.best_prior_run(experiment, f"val_{primary}", exclude_run_id=run_id, lower_is_better=primary in LOWER_IS_BETTER, extra_filter=f"tags.`{RUN_KIND_TAG}` = 'experiment' and {evidence.best_prior_filter(dataset_hash)}")
     return compare_to_prior(primary, validation[primary]["value"], validation[primary]["ci95"], best) | {"basis": "validation"}
 
 
@@ -257,7 +257,7 @@ def _sections(ctx: CallContext, experiment: str, run_id: str, plan: Any, results
         found = {name: part.result() for name, part in resampled.items()} | unresampled
     order = ("validation", "validation_baselines", "test", "folds", "baselines", "slices", "timings", "test_paired", "validation_paired")
     sections: dict[str, Any] = {name: found[name] for name in order}
-    sections["comparison"] = _comparison(ctx, experiment, run_id, primary, sections["validation"])
+    sections["comparison"] = _comparison(ctx, experiment, run_id, primary, sections["validation"], data["facts"]["dataset"].manifest["content_hash"])
     # Evidence shown to the caller: fairness on the validation rows, split fractions, leakage verdict.
     fairness = evidence.slices(data["frame"], oof["rows"], oof["labels"], oof["scores"], ctx.config)
     sections["evidence"] = evidence.after(data["facts"], plan, sections["validation"]["_all"], fairness, ctx.config)

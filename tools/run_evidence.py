@@ -10,6 +10,8 @@ best prior run or promoted).
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Mapping
 from typing import Any
 
@@ -132,9 +134,13 @@ def tracking_records(evidence: Mapping[str, Any]) -> tuple[dict[str, float], dic
     return metrics, {LEAKAGE_TAG: FLAGGED if flagged(evidence) else CLEAN}
 
 
-def best_prior_filter() -> str:
-    """MLflow filter clause: only runs not flagged for leakage can be the best prior run."""
-    return f"tags.`{LEAKAGE_TAG}` = '{CLEAN}'"
+def best_prior_filter(dataset_hash: str) -> str:
+    """MLflow filter clause: only runs not flagged for leakage, on the same dataset, can be the best
+    prior run: another dataset's validation window measures other rows (a new data version's later
+    period), so its figure says nothing of this change. Raises ValueError for a malformed hash."""
+    if not re.fullmatch(r"[0-9a-f]{64}", dataset_hash):
+        raise ValueError("a dataset content hash is 64 lowercase hex characters")
+    return f"tags.`{LEAKAGE_TAG}` = '{CLEAN}' and params.dataset_content_hash = '{dataset_hash}'"
 
 
 def leakage_gate(evidence: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -22,7 +22,8 @@ METRIC = "val_roc_auc"
 RUN_TAGS = {RUN_KIND_TAG: "experiment", LEAKAGE_TAG: CLEAN}
 # SQLite (3.40) keeps scanning a store of up to about 48 runs even with statistics: cheap there
 INDEXED_FROM = 64
-PRIOR_FILTER = f"tags.`{RUN_KIND_TAG}` = 'experiment' and {best_prior_filter()}"
+DATASET = "d" * 64
+PRIOR_FILTER = f"tags.`{RUN_KIND_TAG}` = 'experiment' and {best_prior_filter(DATASET)}"
 
 
 @pytest.fixture
@@ -38,6 +39,7 @@ def tracking(store: Path, tmp_path: Path) -> MlflowTracking:
 def finish_runs(tracking: MlflowTracking, experiment_id: str, count: int) -> None:
     for i in range(count):
         run_id = tracking.start_run(experiment_id, RUN_TAGS)
+        tracking.log_params(run_id, {"dataset_content_hash": DATASET})
         tracking.log_metrics(run_id, {METRIC: 0.6 + i / 1000})
         tracking.end_run(run_id, "FINISHED")
 

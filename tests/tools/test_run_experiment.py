@@ -92,6 +92,17 @@ async def test_same_config_and_seed_give_identical_metrics(governed: dict[str, A
     assert second["best_prior_run_id"] == first["run_id"] and second["metric_delta"] == 0
 
 
+async def test_the_best_prior_run_is_one_made_on_the_same_dataset(governed: dict[str, Any], tmp_path: Path) -> None:
+    from server.commands.data import import_files
+
+    first = (await call(governed, {"reasoning": REASONING})).structured_content
+    later = import_files(governed["workspace"], [write_credit_csv(tmp_path / "credit-2025.csv", rows=500)]).added.content_hash
+    on_other = (await call(governed, {"config": {"data.dataset": later}, "reasoning": REASONING})).structured_content
+    assert on_other["best_prior_run_id"] is None and on_other["metric_delta"] is None and on_other["outcome"] == "neutral"
+    again = (await call(governed, {"reasoning": REASONING})).structured_content
+    assert again["best_prior_run_id"] == first["run_id"] and again["metric_delta"] == 0
+
+
 async def test_features_that_raise_fail_the_run_cleanly_and_are_audited(governed: dict[str, Any]) -> None:
     (governed["workspace"] / "src/features.py").write_text("def build_features(frame):\n    raise RuntimeError('boom')\n")
     result = await call(governed, {"reasoning": REASONING})
