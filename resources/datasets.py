@@ -18,7 +18,7 @@ from policies.data import registered
 from policies.decision import decide_one
 from resources.base import ReadContext, ResourceSpec
 from tools import strict_json
-from tools.load_dataset import detail_note, detailed_columns, quality_checks
+from tools.load_dataset import columns_to_detail, detailed_manifest, quality_checks
 
 LIST_URI = "mlgate://datasets"
 MANIFEST_URI = "mlgate://datasets/{content_hash}"
@@ -67,11 +67,10 @@ def manifest(store: DatasetCatalog, standards: PolicyConfig, content_hash: str) 
     """The verified dataset's manifest with quality checks. Raises GovernanceError."""
     config = standards.policy_config()
     limits = config["policy"]["datasets"]
-    loaded, standards_doc = store.load(content_hash, limits), config["standards"]
+    loaded = store.load(content_hash, limits)
     # As load_dataset without `columns`: a wide dataset's details cover its first columns and the label.
-    detailed = detailed_columns(list(loaded.frame.columns), None, int(limits["detail_columns"]), (standards_doc.get("label") or {}).get("target"))
-    view = {"dtypes": {c: loaded.manifest["dtypes"][c] for c in detailed}, "detailed_columns": detail_note(loaded.manifest["columns"], detailed)}
-    return {**loaded.manifest, **view, "quality": quality_checks(loaded.frame, standards_doc, int(limits["max_classes"]), detailed)}
+    detailed = columns_to_detail(loaded.frame, None, limits, config["standards"])
+    return {**detailed_manifest(loaded.manifest, detailed), "quality": quality_checks(loaded.frame, config["standards"], int(limits["max_classes"]), detailed)}
 
 
 def _listing(ctx: ReadContext, params: Mapping[str, str]) -> str:

@@ -229,7 +229,7 @@ def collect(store: DatasetStore, content_hash: str, config: Mapping[str, Any], p
         return facts
     loaded = store.open(inspection)
     pii = standards.get("pii_columns") or []
-    detailed = detailed_columns(list(loaded.frame.columns), wanted, int(limits["detail_columns"]), (standards.get("label") or {}).get("target"))
+    detailed = columns_to_detail(loaded.frame, wanted, limits, standards)
     facts.update(
         manifest=loaded.manifest,
         columns=loaded.manifest["columns"],
@@ -239,6 +239,11 @@ def collect(store: DatasetStore, content_hash: str, config: Mapping[str, Any], p
         masked_columns=[c for c in detailed if is_pii(c, pii)],
     )
     return facts
+
+
+def columns_to_detail(frame: pd.DataFrame, wanted: list[str] | None, limits: Mapping[str, Any], standards: Mapping[str, Any]) -> list[str]:
+    """detailed_columns of a loaded frame under the policy's detail_columns and the standards' label."""
+    return detailed_columns(list(frame.columns), wanted, int(limits["detail_columns"]), (standards.get("label") or {}).get("target"))
 
 
 def detailed_columns(columns: list[str], wanted: list[str] | None, limit: int, label: str | None) -> list[str]:
@@ -262,11 +267,8 @@ async def gather(request: LoadDatasetInput, ctx: CallContext) -> dict[str, Any]:
 
 async def execute(request: LoadDatasetInput, facts: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
     ctx.audit_refs["content_hash"] = request.content_hash
-    manifest, detailed = facts["manifest"], facts["detailed"]
     return {
-        **manifest,
-        "dtypes": {c: manifest["dtypes"][c] for c in detailed},
-        "detailed_columns": detail_note(manifest["columns"], detailed),
+        **detailed_manifest(facts["manifest"], facts["detailed"]),
         "quality": facts["quality"],
         "sample": facts["sample"],
         "sample_rows": len(facts["sample"]),
@@ -275,11 +277,12 @@ async def execute(request: LoadDatasetInput, facts: dict[str, Any], ctx: CallCon
     }
 
 
-def detail_note(columns: list[str], detailed: list[str]) -> dict[str, Any]:
-    note: dict[str, Any] = {"count": len(detailed), "of": len(columns)}
-    if len(detailed) < len(columns):
+def detailed_manifest(manifest: Mapping[str, Any], detailed: list[str]) -> dict[str, Any]:
+    """The manifest with every column named, dtypes of the detailed ones, and how many those are."""
+    note: dict[str, Any] = {"count": len(detailed), "of": len(manifest["columns"])}
+    if len(detailed) < len(manifest["columns"]):
         note["more"] = "dtypes, nulls, ranges and the sample cover these columns only: load_dataset with columns: [exact names from `columns`] details others"
-    return note
+    return {**manifest, "dtypes": {c: manifest["dtypes"][c] for c in detailed}, "detailed_columns": note}
 
 
 _RULES = load_all()

@@ -82,7 +82,7 @@ def feature_pipeline_hash(features_source: bytes, feature_config: Mapping[str, A
 FEATURES_PATH = "src/features.py"
 RUN_FILES = (FEATURES_PATH, "configs/experiment.yaml", "configs/reasoning.yaml")
 RUN_FILES_PARAM = "run_files_sha256"
-_SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}\Z")  # a SHA-256 digest as text (file hashes, content hashes)
 
 
 def run_files_param(used: Mapping[str, str]) -> str:
@@ -99,7 +99,7 @@ def parse_run_files(text: Any) -> dict[str, str] | None:
         return None
     if not isinstance(value, dict) or FEATURES_PATH not in value:
         return None
-    if any(path not in RUN_FILES or not isinstance(digest, str) or not _SHA256.match(digest) for path, digest in value.items()):
+    if any(path not in RUN_FILES or not isinstance(digest, str) or not SHA256_HEX.match(digest) for path, digest in value.items()):
         return None
     return dict(value)
 

@@ -10,8 +10,6 @@ best prior run or promoted).
 
 from __future__ import annotations
 
-import re
-
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +24,7 @@ from tools.fairness import fairness_settings, fairness_slices
 from tools.labels import labels_from_target
 from tools.leakage import after_training, pre_training
 from tools.listing import first_few
+from tools.provenance import SHA256_HEX
 from tools.splits import SplitPlan, plan_split
 
 WINDOW_FIELDS = (("test", "split.test_size"), ("validation", "split.validation_size"))
@@ -138,7 +137,7 @@ def best_prior_filter(dataset_hash: str) -> str:
     """MLflow filter clause: only runs not flagged for leakage, on the same dataset, can be the best
     prior run: another dataset's validation window measures other rows (a new data version's later
     period), so its figure says nothing of this change. Raises ValueError for a malformed hash."""
-    if not re.fullmatch(r"[0-9a-f]{64}", dataset_hash):
+    if not SHA256_HEX.match(dataset_hash):
         raise ValueError("a dataset content hash is 64 lowercase hex characters")
     return f"tags.`{LEAKAGE_TAG}` = '{CLEAN}' and params.dataset_content_hash = '{dataset_hash}'"
 
