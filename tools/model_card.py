@@ -42,12 +42,19 @@ def _fairness_notes(report: Mapping[str, Any] | None) -> list[str]:
     return notes
 
 
+def _positives(report: Mapping[str, Any] | None) -> str:
+    """` holding 3 positive labels`: test figures on a handful of positives are a coin toss, and
+    the reader of a card should not have to find that in the run (runs before the count: empty)."""
+    test = (((report or {}).get("split") or {}).get("test") or {})
+    return f" holding {test['positives']} positive labels" if isinstance(test.get("positives"), int) else ""
+
+
 def limitations(standards: Mapping[str, Any], run: Mapping[str, Any], report: Mapping[str, Any] | None) -> list[str]:
     """The standards' declared limitations, then what the evaluation itself says."""
     declared = [str(x) for x in (standards.get("model_card") or {}).get("limitations") or []]
     params, data = run.get("params") or {}, (report or {}).get("data") or {}
     found = [
-        f"measured on {data.get('test_rows', 'an unknown number of')} held-out rows of one dataset ({str(params.get('dataset_content_hash'))[:12]}); "
+        f"measured on {data.get('test_rows', 'an unknown number of')} held-out rows{_positives(report)} of one dataset ({str(params.get('dataset_content_hash'))[:12]}); "
         "other populations and later periods are not measured",
         f"split: {params.get('config.split.strategy')}; held-out share {params.get('config.split.test_size')}",
     ]

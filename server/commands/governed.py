@@ -8,19 +8,24 @@ token given in MLGATE_TOKEN or at the prompt (server/credentials.py), and record
 from __future__ import annotations
 
 import argparse
+import functools
 import getpass
 import os
 import re
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import anyio
 
 from policies import Principal
+from resources.base import ReadContext, ResourceSpec
 from server.credentials import authenticate
 from server.enforcement import Enforcer
 from server.ports import build_ports
-from server.settings import load_settings
+from server.read_ports import read_ports
+from server.results import ReadRefused
+from server.settings import load_settings, policy_limits
 from tools.base import CallContext, ToolSpec
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -88,3 +93,22 @@ def run_governed(workspace: str, spec: ToolSpec, arguments: dict[str, Any], prin
         print(f"  what to do: {payload.get('remediation')}", file=sys.stderr)
         return None
     return payload
+
+
+def read_governed(workspace: str, spec: ResourceSpec, params: dict[str, Any], principal: Principal, terminal: Mapping[str, str] | None = None) -> str | None:
+    """The resource's text as an MCP read of `spec.uri` would serve it to `principal` (same rule,
+    same `read` audit record, transport `cli`), or None after printing the refusal to stderr, with
+    each resource URI in `terminal` replaced by the command that shows the same at the terminal."""
+    ports = build_ports(load_settings(workspace, transport="cli"))
+    enforcer = Enforcer(ports.audit, ports.standards.policy_config, {"policy": policy_limits()})
+    produce = functools.partial(spec.read, ReadContext(principal, "cli", read_ports(ports)), params)
+    try:
+        return anyio.run(enforcer.read, {"resource": spec.uri}, spec.name, params, produce, principal, "cli")
+    except ReadRefused as refused:
+        text = refused.text
+        for uri, command in (terminal or {}).items():
+            text = text.replace(uri, command)
+        print(f"mlgate: {text}", file=sys.stderr)
+        return None
+    finally:
+        ports.audit.close()

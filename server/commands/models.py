@@ -9,10 +9,14 @@ with a token only, lifecycle stages) and the audit chain records the decision an
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
+from resources.model_cards import CARD_URI, MODELS_URI, SPECS as CARD_SPECS
 from server.cli import add_workspace_option
-from server.commands.governed import add_principal_options, principal_of, run_governed
+from server.commands.card_text import card_lines
+from server.commands.governed import add_principal_options, principal_of, read_governed, run_governed
+from server.commands.insights import terminal_principal
 from server.registry import ModelRegistry
 from server.settings import load_settings
 from server.tracking import MlflowTracking
@@ -26,6 +30,12 @@ def register(subparsers: Any) -> None:
     listing = commands.add_parser("list", help="every registered model with its aliases and versions")
     add_workspace_option(listing, governed=True)
     listing.set_defaults(handler=list_command)
+    card = commands.add_parser("card", help="the model card of the champion version (else the candidate): what the model is for, how it measured, who approved it")
+    card.add_argument("model", metavar="MODEL", help="registered model name (see `mlgate models list`)")
+    add_workspace_option(card, governed=True)
+    card.add_argument("--json", action="store_true", help="print the whole card as JSON")
+    card.epilog = "With a human or operator token in MLGATE_TOKEN the card holds the sealed test-set figures; without one it is the card an agent reads."
+    card.set_defaults(handler=card_command)
     archive = commands.add_parser("archive", help="retire a candidate version no alias points at (humans and operators)")
     archive.add_argument("model", metavar="MODEL", help="registered model name (see `mlgate models list`)")
     archive.add_argument("version", metavar="VERSION", help="the version to archive")
@@ -81,4 +91,19 @@ def archive_command(args: argparse.Namespace) -> int:
     if payload is None:
         return 2
     print(f"{payload['model']} v{payload['version']}: archived (run {payload['run_id']}) by {principal.name}")
+    return 0
+
+
+# The card resource's refusals name MCP reads and tools; at the terminal, the commands.
+TERMINAL = {MODELS_URI: "`mlgate models list`", "promote(run_id, alias='candidate')": "`mlgate promote RUN --alias candidate`"}
+
+
+def card_command(args: argparse.Namespace) -> int:
+    """Reads the card as the `mlgate://models/{name}/card` resource serves it; exit 2 when refused
+    or when there is no champion or candidate."""
+    spec = next(spec for spec in CARD_SPECS if spec.uri == CARD_URI)
+    text = read_governed(args.workspace, spec, {"name": args.model}, terminal_principal(args.workspace), TERMINAL)
+    if text is None:
+        return 2
+    print(json.dumps(json.loads(text), indent=2, sort_keys=True) if args.json else "\n".join(card_lines(json.loads(text))))
     return 0

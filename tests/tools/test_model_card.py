@@ -56,6 +56,12 @@ def test_limitations_name_the_test_rows_and_unfair_selection_rates() -> None:
     assert any("across gender is 0.600" in line for line in found) and not any("age_band" in line for line in found)
 
 
+def test_limitations_count_the_positive_labels_of_the_test_window() -> None:
+    counted = {**REPORT, "split": {"test": {"rows": 80, "positives": 3, "positive_rate": 0.0375}}}
+    assert any("80 held-out rows holding 3 positive labels of one dataset" in line for line in limitations(STANDARDS, RUN, counted))
+    assert any("80 held-out rows of one dataset" in line for line in limitations(STANDARDS, RUN, REPORT))
+
+
 def test_version_tags_carry_the_card_fields() -> None:
     tags = card_tags(model_card(parts()))
     assert tags["promoted"] == "true" and tags["promotion_timestamp"] == "2026-01-01T00:00:00Z" and tags["mlgate.alias.champion"]

@@ -3,6 +3,7 @@ sqlite MLflow registry, the same enforcement point and audit chain as MCP calls.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from server.ports import Ports, build_ports
 from server.settings import Settings
 from tests.credentials import use_token
 from tests.server.registry_helpers import MODEL, promoted
+from tools.model_card import model_card
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -139,3 +141,49 @@ def test_drift_against_an_alias_never_set_names_the_terminal_flag_for_a_run(sett
     err = capsys.readouterr().err
     assert "has no champion alias" in err and "pass run_id" not in err
     assert "--run RUN_ID" in err and "`mlgate promote RUN --alias ALIAS`" in err
+
+
+def carded(ports: Ports, experiment: str, alias: str = "champion") -> str:
+    """A promoted version whose run logged the card promote writes, sealed test figures included."""
+    ((run_id, version),) = promoted(ports.registry, ports.tracking, experiment, alias, 1)
+    run = {"run_id": run_id, "params": {"dataset_content_hash": "d" * 64, "git_commit": "c" * 40, "config.model.type": "xgboost"},
+           "metrics": {"val_roc_auc": 0.79, "val_roc_auc_ci95_low": 0.74, "val_roc_auc_ci95_high": 0.83, "test_roc_auc": 0.8123}}
+    report = {"data": {"test_rows": 600}, "split": {"test": {"rows": 600, "positives": 149}}}
+    card = model_card({"model": MODEL, "version": version, "alias": alias, "run": run, "standards": {"label": {"target": "default", "positive_class": 1}},
+                       "report": report, "receipt": [{"gate": "min_primary_metric", "status": "PASS", "observed": 0.8123, "reason": "observed 0.8123"}],
+                       "approvals": [{"id": "apr-0123456789ab", "decided_by": "bob", "decided_at": "2026-01-02T00:00:00Z"}], "reproduction": {"reproduced": "true"},
+                       "promoted_by": {"name": "carol", "role": "human"}, "promoted_at": "2026-01-02T00:00:01Z"})  # fmt: skip
+    ports.tracking.log_json_artifact(run_id, "model_card.json", card)
+    return run_id
+
+
+def test_models_card_shows_a_human_the_sealed_figures_and_is_audited_as_a_read(settings: Settings, ports: Ports, experiment: str, capsys: pytest.CaptureFixture[str]) -> None:
+    run_id = carded(ports, experiment)
+    assert main(["models", "card", MODEL, "--workspace", str(settings.workspace)]) == 0
+    out = capsys.readouterr().out
+    assert f"{MODEL} v1 (champion; aliases: champion)  run {run_id}" in out
+    assert "val_roc_auc    0.7900 (95% CI 0.7400-0.8300)" in out and "test_roc_auc   0.8123" in out
+    assert "600 held-out rows holding 149 positive labels" in out and "apr-0123456789ab by bob" in out and "promoted by carol (human)" in out
+    read = ports.audit.tail(1)[0]
+    assert (read["kind"], read["resource"], read["principal"], read["transport"], read["status"]) == ("read", "mlgate://models/{name}/card", "carol", "cli", "ok")
+    assert verify(settings.audit_path).ok
+
+
+def test_models_card_without_a_token_is_the_card_an_agent_reads(settings: Settings, ports: Ports, experiment: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    carded(ports, experiment)
+    monkeypatch.delenv(TOKEN_ENV)
+    assert main(["models", "card", MODEL, "--workspace", str(settings.workspace), "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "0.8123" not in out and json.loads(out)["card"]["metrics"]["validation"]["val_roc_auc"] == 0.79
+    assert main(["models", "card", MODEL, "--workspace", str(settings.workspace)]) == 0
+    assert "sealed test metrics: sealed (a human or operator token in MLGATE_TOKEN shows the figures)" in capsys.readouterr().out
+    assert ports.audit.tail(1)[0]["role"] == "agent"
+
+
+def test_models_card_of_another_model_or_before_any_promotion_names_the_terminal_commands(settings: Settings, ports: Ports, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "card", MODEL, "--workspace", str(settings.workspace)]) == 2
+    err = capsys.readouterr().err
+    assert "no champion or candidate version" in err and "`mlgate promote RUN --alias candidate`" in err and "promote(run_id" not in err
+    assert main(["models", "card", "other-model", "--workspace", str(settings.workspace)]) == 2
+    err = capsys.readouterr().err
+    assert "not this project's model" in err and "`mlgate models list`" in err and "mlgate://" not in err
