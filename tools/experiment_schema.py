@@ -199,9 +199,9 @@ class ReasoningConfig(Strict):
 
 def schema_errors(exc: ValidationError, model: type[BaseModel] = ExperimentConfig) -> list[str]:
     """`path: message` per problem, values left out; an unknown key gets a did-you-mean hint (a case
-    variant of a field it may hold) or, when it is a field of another model type or split strategy,
-    the fields of the chosen one: one line for all such keys of one mapping (a switch from xgboost
-    leaves ten of them)."""
+    variant of a field it may hold) or the fields its mapping takes (of the chosen model type or
+    split strategy): one line for all unknown keys of one mapping (a switch from xgboost leaves ten
+    of them)."""
     described: list[str | tuple[str, ...]] = []
     misplaced: dict[tuple[str, ...], list[str]] = {}
     for error in exc.errors(include_url=False, include_input=False):
@@ -252,24 +252,27 @@ def _case_hint(loc: list[str], fields: list[str]) -> str:
 
 
 def _misplaced(error: Any, model: type[BaseModel]) -> tuple[tuple[str, ...], str] | None:
-    """For an unknown key that is a field of another model type or split strategy: ((mapping path,
-    noun, the chosen tag, its fields), the key); None for any other problem."""
+    """For an unknown key without a case variant among its mapping's fields: ((mapping path, noun,
+    the chosen model type or split strategy or the mapping's path, its fields), the key); None for
+    any other problem."""
     loc = _config_loc(error)
     if error["type"] != "extra_forbidden" or not loc:
         return None
     _, tag = _holder(error["loc"], model)
     fields = _fields_at(error["loc"], loc, model)
-    if tag is None or _case_hint(loc, fields) or ".".join(loc).lower() not in {p.lower() for p in known_paths(model)}:
+    if not fields or _case_hint(loc, fields):
         return None
     noun = "parameter" if loc[-2:-1] == ["params"] else "field"
-    return (".".join(loc[:-1]), noun, tag, ", ".join(fields)), loc[-1]
+    parent = ".".join(loc[:-1])
+    return (parent, noun, tag or parent or "the config", ", ".join(fields)), loc[-1]
 
 
 def _misplaced_text(group: tuple[str, ...], names: list[str]) -> str:
     parent, noun, tag, fields = group
+    where = f"{parent}." if parent else ""
     if len(names) == 1:
-        return f"{parent}.{names[0]}: unknown field: {names[0]} is not a {noun} of {tag}; its {noun}s are {fields}"
-    return f"{parent}: unknown fields: {', '.join(names)} are not {noun}s of {tag}; its {noun}s are {fields}"
+        return f"{where}{names[0]}: unknown field: {names[0]} is not a {noun} of {tag}; its {noun}s are {fields}"
+    return f"{parent or '(root)'}: unknown fields: {', '.join(names)} are not {noun}s of {tag}; its {noun}s are {fields}"
 
 
 def _holder(raw_loc: tuple[Any, ...], model: type[BaseModel]) -> tuple[type[BaseModel] | None, str | None]:

@@ -197,3 +197,14 @@ def test_reasoning_rejects_unknown_fields_and_bad_outcomes() -> None:
 def test_a_validator_s_own_words_come_without_pydantic_s_prefix() -> None:
     found = problems(with_("evaluation", {"primary_metric": "roc_auc", "metrics": ["f1"], "bootstrap_samples": 10}))
     assert "evaluation: metrics must include primary_metric" in " ".join(found) and not any("Value error" in p for p in found), found
+
+
+def test_an_unknown_hyperparameter_is_answered_with_the_ones_the_family_takes() -> None:
+    found = problems(with_("model", {"type": "xgboost", "params": {"n_jobs": 64, "max_dept": 6}}))
+    assert len(found) == 1 and found[0].startswith("model.params: unknown fields: n_jobs, max_dept are not parameters of xgboost; its parameters are n_estimators, max_depth, "), found
+
+
+def test_an_unknown_field_of_a_section_is_answered_with_the_sections_fields() -> None:
+    document = with_("data", {"dataset": None, "target": "default", "positive_class": 1, "weights": "w"})
+    assert problems(document) == ["data.weights: unknown field: weights is not a field of data; its fields are dataset, target, positive_class"]
+    assert problems({**with_("data", {"dataset": None, "target": "default", "positive_class": 1}), "notes": "x"})[0].startswith("notes: unknown field: notes is not a field of the config; its fields are experiment, data")
