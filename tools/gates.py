@@ -60,7 +60,10 @@ def _champion_tolerance(gate: str, threshold: float, metric: str, observed: Mapp
     if isinstance(observed.get("champion_paired"), Mapping):
         return _paired_verdict(gate, observed["champion_paired"], -threshold, threshold, f"{metric} minus the champion's must be >=")
     value = None if primary is None else _measured(improvement(metric, primary, champion))
-    return _verdict(gate, value, value is not None and value >= -threshold, threshold, f"{metric} may trail the champion by at most")
+    verdict = _verdict(gate, value, value is not None and value >= -threshold, threshold, f"{metric} may trail the champion by at most")
+    unpaired = observed.get("champion_unpaired")
+    # A reader of the receipt must not take two windows' figures for one comparison on the same rows.
+    return {**verdict, "reason": f"{verdict['reason']}; {unpaired}"} if unpaired else verdict
 
 
 def _calibration_vs_prior(gate: str, threshold: float, metric: str, observed: Mapping[str, Any]) -> dict[str, Any]:
@@ -100,7 +103,8 @@ def gate_receipt(gates: Mapping[str, Any], observed: Mapping[str, Any]) -> list[
 
     `gates` is the standards' `gates` section (`primary_metric` names the metric, every other key is a
     threshold). `observed` holds `primary_metric`, `baseline_primary_metric`, and where known
-    `champion_primary_metric` and `seed_variance`; `baseline_paired`, `champion_paired` and
+    `champion_primary_metric` (with `champion_unpaired`, why there is no paired comparison) and
+    `seed_variance`; `baseline_paired`, `champion_paired` and
     `calibration_paired` (tools/paired.paired_improvement results) make the lift, champion and
     calibration gates read the paired lower confidence bound instead of point estimates. Status is PASS, FAIL, or SKIPPED for a gate that
     does not apply yet (no champion; seed variance is measured at promotion). A gate the server does

@@ -186,6 +186,13 @@ def _champion_paired(ctx: CallContext, run: Mapping[str, Any], champion: Mapping
     return paired_improvement(*shared, metric, n_samples=int(promotion["paired_bootstrap_samples"]), seed=seed, confidence=float(promotion["gate_confidence"]))
 
 
+def _unpaired(run: Mapping[str, Any], champion: Mapping[str, Any]) -> str:
+    """Why the champion's test figure comes from other rows than the run's."""
+    mine, theirs = run["params"].get("dataset_content_hash"), champion["params"].get("dataset_content_hash")
+    where = f"another dataset ({str(theirs)[:12]})" if mine != theirs else "other rows of this dataset (another split) or kept no test predictions"
+    return f"the champion was measured on {where}: two point estimates on different rows, not a paired comparison on the same rows"
+
+
 def _paired(run: Mapping[str, Any], name: str, metric: str, confidence: float) -> dict[str, Any] | None:
     """A paired comparison run_experiment logged on the test rows (tools/paired.as_metrics)."""
     metrics = run["metrics"]
@@ -199,11 +206,13 @@ def _metric_gates(ctx: CallContext, run: Mapping[str, Any], champion: Mapping[st
     promotion = ctx.config["policy"]["promotion"]
     gates = {**(ctx.config["standards"].get("gates") or {}), "calibration_vs_prior": promotion["calibration_margin"]}
     metric, confidence = str(gates.get("primary_metric", "roc_auc")), float(promotion["gate_confidence"])
+    paired = _champion_paired(ctx, run, champion, metric)
     observed = {
         "primary_metric": run["metrics"].get(f"test_{metric}"),
         "baseline_primary_metric": run["metrics"].get(f"baseline_logistic_regression_{metric}"),
         "champion_primary_metric": None if champion is None else champion["metrics"].get(f"test_{metric}"),
-        "champion_paired": _champion_paired(ctx, run, champion, metric),
+        "champion_paired": paired,
+        "champion_unpaired": None if champion is None or paired is not None or champion["run_id"] == run["run_id"] else _unpaired(run, champion),
         "seed_variance": variance,
         "baseline_paired": _paired(run, "baseline_paired", metric, confidence),
         "calibration_paired": _paired(run, "calibration_paired", str(promotion["calibration_metric"]), confidence),

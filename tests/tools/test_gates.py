@@ -46,3 +46,9 @@ def test_seed_variance_must_be_strictly_below_the_threshold() -> None:
     at = {g["gate"]: g for g in gate_receipt(TEMPLATE_GATES, {"primary_metric": 0.8, "baseline_primary_metric": 0.7, "seed_variance": 0.005})}
     below = {g["gate"]: g for g in gate_receipt(TEMPLATE_GATES, {"primary_metric": 0.8, "baseline_primary_metric": 0.7, "seed_variance": 0.0049})}
     assert at["max_seed_variance"]["status"] == "FAIL" and below["max_seed_variance"]["status"] == "PASS"
+
+
+def test_the_champion_gate_names_why_it_compares_point_estimates() -> None:
+    unpaired = "the champion was measured on another dataset (ffffffffffff): two point estimates on different rows, not a paired comparison on the same rows"
+    entry = {e["gate"]: e for e in gate_receipt(TEMPLATE_GATES, {"primary_metric": 0.80, "champion_primary_metric": 0.79, "champion_unpaired": unpaired})}["champion_tolerance"]
+    assert entry["status"] == "PASS" and entry["reason"] == f"roc_auc may trail the champion by at most 0.005; observed 0.01; {unpaired}"

@@ -161,6 +161,20 @@ async def test_a_run_trailing_the_champion_beyond_tolerance_is_denied(lab: Lab) 
     failed, content = await call(lab, "promote", {"run_id": lab.run_id, "dry_run": True}, lab.human())
     observed = gates(content)["champion_tolerance"]["observed"]
     assert observed == pytest.approx(lab.ports.tracking.get_run(lab.run_id)["metrics"]["test_roc_auc"] - 0.99, abs=1e-6)
+    assert "the champion was measured on other rows of this dataset" in gates(content)["champion_tolerance"]["reason"]
+
+
+async def test_a_champion_measured_on_another_dataset_is_compared_by_point_estimates_and_the_receipt_says_so(lab: Lab) -> None:
+    """A new data version has another test window: the champion's figure is not one on the same rows."""
+    older = clone_run(lab, lab.run_id, params={"dataset_content_hash": "f" * 64}, metrics={"test_roc_auc": 0.5})
+    version = lab.ports.registry.register(MODEL, older, lab.ports.tracking.get_run(older)["artifact_uri"], {})
+    lab.ports.registry.point(MODEL, "champion", version, {"run_id": older, "by": "test"})
+    _, content = await call(lab, "promote", {"run_id": lab.run_id, "dry_run": True}, lab.human())
+    entry = gates(content)["champion_tolerance"]
+    assert entry["status"] == "PASS" and "the champion was measured on another dataset (ffffffffffff)" in entry["reason"], entry
+    assert "not a paired comparison on the same rows" in entry["reason"]
+    _, content = await call(lab, "promote", {"run_id": lab.run_id, "dry_run": True})
+    assert "ffffffffffff" not in json.dumps(content)  # the agent's receipt stays sealed
 
 
 async def test_a_run_of_another_project_in_the_store_is_not_promoted_under_this_projects_model(lab: Lab) -> None:
