@@ -300,7 +300,16 @@ def _reasoning_result(comparison: dict[str, Any]) -> dict[str, Any]:
 
 
 def _cv(report: dict[str, Any]) -> dict[str, Any]:
-    return {m: {k: s[k] for k in ("mean", "std", "std_reason") if k in s} for m, s in report["folds"].items()}
+    """`cv_metrics` {metric: {mean, std}}; when no metric has a spread for the same cause (one
+    temporal validation window), `cv_std_reason` says it once instead of once per metric."""
+    folds = report["folds"]
+    windows = {sum(v is not None for v in s.get("values", [])) for s in folds.values()}
+    shared = len(windows) == 1 and all(s.get("std") is None and "std_reason" in s for s in folds.values())
+    kept = ("mean", "std") if shared else ("mean", "std", "std_reason")
+    cv = {"cv_metrics": {m: {k: s[k] for k in kept if k in s} for m, s in folds.items()}}
+    if shared:
+        cv["cv_std_reason"] = f"std is unknown: {windows.pop()} validation window(s) measured each metric; a spread needs at least 2"
+    return cv
 
 
 def _payload(run_id: str, facts: dict[str, Any], sections: dict[str, Any], refs: list[str], queries: int | None) -> dict[str, Any]:
@@ -309,7 +318,7 @@ def _payload(run_id: str, facts: dict[str, Any], sections: dict[str, Any], refs:
     return {
         "run_id": run_id, "status": "FINISHED", "metrics_basis": "validation",
         "metrics": {k: v for k, v in report["validation"].items() if not k.startswith("_")},
-        "cv_metrics": _cv(report), "baseline_metrics": report["validation_baselines"], "metric_delta": report["comparison"]["metric_delta"],
+        **_cv(report), "baseline_metrics": report["validation_baselines"], "metric_delta": report["comparison"]["metric_delta"],
         "best_prior_run_id": report["comparison"]["best_prior_run_id"], "outcome": report["comparison"]["outcome"],
         "gate_receipt": {"basis": "validation", "gates": report["gates"], "passed": sections["gates_passed"]},
         "test_set": {"sealed": True, "note": SEALED_NOTE, "rows": report["data"]["test_rows"], "queries_of_this_dataset": queries},

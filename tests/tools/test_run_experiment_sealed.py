@@ -29,7 +29,8 @@ async def test_an_agent_run_returns_validation_figures_and_keeps_the_test_set_se
     assert {"test_roc_auc", "baseline_logistic_regression_roc_auc", "test_baseline_paired_lcb", "test_calibration_paired_lcb"} <= set(metrics)
 
     # one temporal validation window: no spread to measure, said so rather than 0.0
-    assert content["cv_metrics"]["roc_auc"]["std"] is None and content["cv_metrics"]["roc_auc"]["std_reason"].startswith("unknown: 1 validation window")
+    assert all(entry["std"] is None and "std_reason" not in entry for entry in content["cv_metrics"].values())
+    assert content["cv_std_reason"] == "std is unknown: 1 validation window(s) measured each metric; a spread needs at least 2"
 
     receipt = {g["gate"]: g for g in content["gate_receipt"]["gates"]}
     assert content["gate_receipt"]["basis"] == "validation"
