@@ -150,6 +150,43 @@ def _as_numbers(text: pd.Series) -> tuple[pd.Series, pd.Series]:
     return numeric, numeric & (plain != text)
 
 
+# A column of dates (other than the standards' time column) read as text or as date objects: the
+# training child takes each date for a category and one-hot encodes the most frequent ones, so
+# "how long ago" is lost and dates of a later test window match no category at all.
+DATE_TEXT = (
+    r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"  # ISO 8601
+    r"|^\d{1,2}[/.\-]\d{1,2}[/.\-](\d{4}|\d{2})( \d{2}:\d{2}(:\d{2})?)?$"  # 13/02/2020, 02.13.20 (no backreference: pyarrow's RE2)
+    r"|^[A-Za-z]{3,9}[- ]\d{4}$|^\d{4}-\d{2}$"  # Mar-2018, 2018-03
+)
+
+
+def dates_read_as_text(frame: pd.DataFrame, pii_columns: Iterable[str], time_column: str | None) -> dict[str, dict[str, Any]]:
+    """{column: {date_share, distinct_values}} for non-PII columns other than the time column whose
+    values are at least MIN_NUMERIC_SHARE dates (text in a date form, or date/datetime values)."""
+    from pandas.api.types import is_datetime64_any_dtype, is_numeric_dtype  # noqa: PLC0415 - see the imports above
+
+    pii, found = list(pii_columns), {}
+    for column in frame.columns:
+        if str(column) == time_column or is_pii(column, pii) or is_numeric_dtype(frame[column]):
+            continue
+        series = frame[column].dropna()
+        if series.empty:
+            continue
+        share = 1.0 if is_datetime64_any_dtype(series) else _date_share(series.head(SAMPLE))
+        if share >= MIN_NUMERIC_SHARE:
+            found[str(column)] = {"date_share": round(share, 6), "distinct_values": int(series.nunique())}
+    return found
+
+
+def _date_share(values: pd.Series) -> float:
+    """The share of values that are dates: date objects, or text in one of DATE_TEXT's forms."""
+    import datetime  # noqa: PLC0415 - only this check reads dates
+
+    objects = values.map(lambda v: isinstance(v, (datetime.date, datetime.datetime)))
+    text = values[~objects].astype(str).str.strip()
+    return float((objects.sum() + text.str.match(DATE_TEXT).sum()) / len(values))
+
+
 def class_balance(frame: pd.DataFrame, label: Mapping[str, Any], max_classes: int) -> dict[str, Any]:
     """Counts and shares of the label's values (the most frequent `max_classes`), and its nulls.
     Shares are of the labelled rows, as positive_share is: unlabeled rows are `missing`, not a class."""
@@ -195,6 +232,8 @@ def quality_checks(frame: pd.DataFrame, standards: Mapping[str, Any], max_classe
         "duplicate_rows": int(frame.duplicated().sum()),
         # Shown so an operator can re-import with those placeholders as empty cells.
         "numbers_read_as_text": numbers_read_as_text(frame, standards.get("pii_columns") or []),
+        # Shown so an agent derives a number from each (src/features.py) instead of training on dates as categories.
+        "dates_read_as_text": dates_read_as_text(frame, standards.get("pii_columns") or [], standards.get("time_column")),
         "class_balance": class_balance(frame, standards.get("label") or {}, max_classes),
         # Columns the standards name that this dataset lacks are shown here, before any run.
         "standards_columns": column_report(frame.columns, standards),

@@ -18,7 +18,7 @@ from server.demo_data import credit_frame
 from server.ports import Ports
 from server.settings import Settings
 from tests.server.cas_helpers import snapshot, writable
-from tools.load_dataset import class_balance, masked_sample, numbers_read_as_text, quality_checks, value_ranges
+from tools.load_dataset import class_balance, dates_read_as_text, masked_sample, numbers_read_as_text, quality_checks, value_ranges
 
 pytestmark = pytest.mark.anyio
 PII = ("customer_id", "full_name", "email")
@@ -190,6 +190,32 @@ def test_a_text_column_of_numbers_with_placeholders_is_reported_with_the_tokens_
     found = numbers_read_as_text(frame, ["iban"])
     assert found == {"income": {"numeric_share": 0.95, "rows_not_numbers": 5, "not_numbers": ["-", "n.a. (not applicable"], "thousands_separators": 0}}
     assert quality_checks(frame, {"pii_columns": ["iban"]}, 20)["numbers_read_as_text"] == found
+
+
+def test_date_columns_other_than_the_time_column_are_reported_as_dates_read_as_text() -> None:
+    import datetime
+
+    frame = pd.DataFrame({
+        "application_date": ["2021-01-04"] * 100,  # the standards' time column: the split reads it
+        "open_date": [f"2019-{1 + i % 12:02d}-{1 + i % 28:02d}" for i in range(98)] + [None, "unknown"],
+        "last_payment": [f"{1 + i % 28}/{1 + i % 12:02d}/2020" for i in range(100)],
+        "vintage": ["Mar-2018", "Apr-2018"] * 50,
+        "closed_on": [datetime.date(2022, 1, 1 + i % 28) for i in range(100)],
+        "birth_date": ["1980-01-01"] * 100,  # PII: never described
+        "region": ["north", "south"] * 50,
+        "product": ["2021 campaign", "Jan offer"] * 50,  # names with a year or a month are not dates
+        "amount": [float(i) for i in range(100)],
+    })  # fmt: skip
+    found = dates_read_as_text(frame, ["birth_date"], "application_date")
+    assert found == {"open_date": {"date_share": 0.989899, "distinct_values": 85}, "last_payment": {"date_share": 1.0, "distinct_values": 84},
+                     "vintage": {"date_share": 1.0, "distinct_values": 2}, "closed_on": {"date_share": 1.0, "distinct_values": 28}}, found  # fmt: skip
+    standards = {"pii_columns": ["birth_date"], "time_column": "application_date"}
+    assert quality_checks(frame, standards, 20)["dates_read_as_text"] == found
+
+
+def test_a_column_of_a_few_dates_among_text_is_not_reported() -> None:
+    frame = pd.DataFrame({"note": ["2021-01-04"] * 10 + ["called the customer"] * 90})
+    assert dates_read_as_text(frame, [], None) == {}
 
 
 def test_amounts_with_thousands_separators_are_reported_as_numbers_read_as_text() -> None:
