@@ -6,6 +6,7 @@ reader may not see (the card served is already the agent's or the human's, resou
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -53,7 +54,33 @@ def _fairness_lines(fairness: Mapping[str, Any]) -> list[str]:
             ratio, met = found.get("selection_rate_ratio_min_max"), found.get("four_fifths_met")
             verdict = "no positive predictions to compare" if ratio is None else f"selection-rate ratio {ratio:.3f} ({'meets' if met else 'below'} four-fifths)"
             lines.append(f"  {basis} {name}: {verdict}")
+            lines += [f"      {label}: {_slice_text(found['slices'][label])}" for label in slice_order(found.get("slices") or {})]
     return ["fairness:", *(lines or ["  no protected attribute sliced"])]
+
+
+def _edge(label: str) -> float:
+    """Where a binned slice starts: "< 30" first, "[30, 45)" at 30, ">= 45" at 45, "<missing>" last."""
+    if label == "<missing>":
+        return math.inf
+    if label.startswith("<"):
+        return -math.inf
+    found = re.search(r"-?\d+(\.\d+)?(e[-+]?\d+)?", label)
+    return float(found.group()) if found else math.nan
+
+
+def slice_order(slices: Mapping[str, Any]) -> list[str]:
+    """Binned slices in the order of their bins (JSON sorts "< 32" after ">= 75"), other slices by size."""
+    if slices and all(not math.isnan(_edge(label)) for label in slices):
+        return sorted(slices, key=_edge)
+    return sorted(slices, key=lambda label: (-int((slices[label] or {}).get("count") or 0), label))
+
+
+def _slice_text(found: Mapping[str, Any]) -> str:
+    figures = [f"{found.get('count')} rows"]
+    if found.get("status") not in (None, "ok"):
+        figures.append(str(found["status"]))
+    figures += [f"{key.replace('_', ' ')} {found[key]:.3f}" for key in ("selection_rate", "selection_rate_ratio", "roc_auc") if isinstance(found.get(key), (int, float))]
+    return ", ".join(figures)
 
 
 def _approval_lines(card: Mapping[str, Any]) -> list[str]:
