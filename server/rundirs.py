@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +24,9 @@ MAX_MODEL_FILE_BYTES = 1024 * 2**20
 MAX_MODEL_BYTES = 2 * 2**30  # all files of a model: a child's sparse files cost it nothing, the copy every byte
 PREDICTION_COLUMNS = {"__row_id__": "int64", "score": "float64"}
 STAGE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}\Z")
+RUN_ID = re.compile(r"^[0-9a-f]{32}\Z")
+DATA_INPUTS = ("train.parquet", "eval.parquet")  # copies of dataset rows; spec.json and features.py stay
+NO_FOLLOW = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class RunDirs:
@@ -31,7 +35,7 @@ class RunDirs:
 
     def stage_dir(self, run_id: str, stage: str) -> Path:
         """A fresh directory for one child invocation of a run."""
-        if not re.fullmatch(r"[0-9a-f]{32}", run_id) or not STAGE.match(stage):
+        if not RUN_ID.match(run_id) or not STAGE.match(stage):
             raise ValueError("run ids are 32 hex digits and stage names short slugs")
         path = self.root / run_id / stage
         if path.exists() or path.is_symlink():
@@ -45,6 +49,16 @@ class RunDirs:
         evaluation.to_parquet(inputs / "eval.parquet", index=False)
         (inputs / "spec.json").write_text(json.dumps(spec, sort_keys=True))
         (inputs / "features.py").write_bytes(features_py)
+
+    def release_inputs(self, run_id: str) -> int:
+        """Deletes the rows a run's stages were given (DATA_INPUTS) once the run has ended: they are
+        copies of the dataset (gigabytes for a large one, per run and stage) and the content-addressed
+        store keeps the original. Logs, spec.json, features.py and outputs/ stay for the operator.
+        Never follows a link a child may have planted. Returns the bytes freed."""
+        run = self.root / run_id
+        if not RUN_ID.match(run_id) or run.is_symlink() or not run.is_dir():
+            return 0
+        return sum(_unlink_data_inputs(stage) for stage in sorted(run.iterdir()) if STAGE.match(stage.name))
 
     def read_predictions(self, stage_dir: Path) -> pd.DataFrame:
         """The model's predictions. Raises SandboxFailed when they are missing, unreadable or
@@ -87,6 +101,32 @@ class RunDirs:
             destination.parent.mkdir(parents=True, exist_ok=True)
             destination.write_bytes(read_output_bytes(path, MAX_MODEL_FILE_BYTES))
         return target
+
+
+def _unlink_data_inputs(stage: Path) -> int:
+    """Unlinks DATA_INPUTS in `stage`/inputs, opened without following links; returns bytes freed."""
+    try:
+        stage_fd = os.open(stage, NO_FOLLOW)
+    except OSError:
+        return 0  # not a directory (or a link): nothing of ours
+    try:
+        inputs = os.open("inputs", NO_FOLLOW, dir_fd=stage_fd)
+    except OSError:
+        return 0
+    finally:
+        os.close(stage_fd)
+    freed = 0
+    try:
+        for name in DATA_INPUTS:
+            try:
+                size = os.stat(name, dir_fd=inputs, follow_symlinks=False).st_size
+                os.unlink(name, dir_fd=inputs)
+            except FileNotFoundError:
+                continue
+            freed += size
+    finally:
+        os.close(inputs)
+    return freed
 
 
 def _unreadable(exc: Exception) -> SandboxFailed:

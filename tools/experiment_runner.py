@@ -10,6 +10,7 @@ cancellation) with a reason before the error reaches the enforcement point.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -271,8 +272,18 @@ async def train_and_finish(ctx: CallContext, experiment: str, run_id: str, facts
         reason = "cancelled through cancel_run" if detached else (cancelled() if cancelled is not None else "cancelled by the client")
         await _end(ctx, run_id, *_end_status(exc, reason))
         raise
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(_release_inputs, ctx, run_id)
     await anyio.to_thread.run_sync(ctx.ports.tracking.end_run, run_id, "FINISHED")
     return payload
+
+
+def _release_inputs(ctx: CallContext, run_id: str) -> None:
+    """The run's copies of dataset rows go once it ended; a failure to delete them never hides how
+    the run ended (the next run's operator sees the files)."""
+    with contextlib.suppress(OSError):
+        ctx.ports.rundirs.release_inputs(run_id)
 
 
 def _waiting(ctx: CallContext) -> Any:

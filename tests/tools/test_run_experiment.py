@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -73,16 +74,44 @@ async def test_every_tier1_field_is_logged_on_a_successful_run(governed: dict[st
     assert {"evaluation_report.json", "gate_receipt.json", "drift_baseline.json", "bundle_manifest.json", "test_predictions.parquet"} <= set(content["artifacts"])
 
 
-async def test_evaluation_rows_given_to_the_child_carry_no_labels(governed: dict[str, Any]) -> None:
-    content = (await call(governed, {"reasoning": REASONING})).structured_content
-    stages = sorted((governed["settings"].state_dir / "runs" / content["run_id"]).iterdir())
+def keep_inputs(governed: dict[str, Any], into: Path) -> None:
+    """Copies each stage's inputs/ as the child got them (the run deletes its row copies when it ends)."""
+    rundirs = governed["ports"].rundirs
+    write = rundirs.write_inputs
+
+    def write_and_keep(stage_dir: Path, *args: Any) -> None:
+        write(stage_dir, *args)
+        shutil.copytree(stage_dir / "inputs", into / stage_dir.name)
+
+    rundirs.write_inputs = write_and_keep
+
+
+async def test_evaluation_rows_given_to_the_child_carry_no_labels(governed: dict[str, Any], tmp_path: Path) -> None:
+    keep_inputs(governed, tmp_path / "given")
+    await call(governed, {"reasoning": REASONING})
+    stages = sorted((tmp_path / "given").iterdir())
     assert [s.name for s in stages] == ["final", "fold-0"]
     for stage in stages:
-        evaluation = pd.read_parquet(stage / "inputs" / "eval.parquet")
-        train = pd.read_parquet(stage / "inputs" / "train.parquet")
+        evaluation = pd.read_parquet(stage / "eval.parquet")
+        train = pd.read_parquet(stage / "train.parquet")
         assert "__label__" not in evaluation.columns and "default" not in evaluation.columns
         assert not set(evaluation["__row_id__"]) & set(train["__row_id__"])
         assert not {"email", "customer_id", "gender", "application_date"} & set(evaluation.columns)
+
+
+async def test_a_run_that_ended_keeps_no_copy_of_the_dataset_rows(governed: dict[str, Any]) -> None:
+    """Both stages got train.parquet and eval.parquet; the run's directory keeps what the operator
+    reads (spec, features.py, logs, outputs), not the rows."""
+    content = (await call(governed, {"reasoning": REASONING})).structured_content
+    run_dir = governed["settings"].state_dir / "runs" / content["run_id"]
+    assert sorted(p.name for p in run_dir.rglob("*.parquet")) == ["predictions.parquet", "predictions.parquet"]
+    assert {p.name for p in (run_dir / "final" / "inputs").iterdir()} == {"spec.json", "features.py"}
+    (governed["workspace"] / "src/features.py").write_text("def build_features(frame):\n    raise ValueError('no')\n")
+    failed = await call(governed, {"reasoning": REASONING})
+    assert failed.is_error and failed.structured_content["rule_id"] == "sandbox.child_error"
+    runs = governed["settings"].state_dir / "runs"
+    assert [p for p in runs.rglob("*.parquet") if p.parent.name == "inputs"] == []
+    assert list(runs.glob("*/*/logs/child_report.json"))  # the failed child's report stays for the operator
 
 
 async def test_same_config_and_seed_give_identical_metrics(governed: dict[str, Any]) -> None:
