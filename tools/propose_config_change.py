@@ -199,7 +199,18 @@ def gather(request: ProposeConfigChangeInput, ctx: CallContext) -> dict[str, Any
         "in_force": ctx.ports.approvals.in_force(),
         "base_sha256": base_sha,
         "protected_paths": _protected_paths(current, config, ctx),
+        "warnings": run_warnings(config, ctx.config["standards"]),
     }
+
+
+def run_warnings(config: dict[str, Any] | None, standards: dict[str, Any]) -> list[str]:
+    """What run_experiment will refuse of this config on some datasets: propose knows no dataset,
+    so an agent would otherwise learn it only after committing the change and calling a run."""
+    time_column = standards.get("time_column")
+    if config is None or not time_column or config["split"]["strategy"] == "temporal_split":
+        return []
+    return [f"the standards name the time column {time_column!r}: run_experiment denies split.strategy {config['split']['strategy']} "
+            "on a dataset that has it (training.temporal_split_when_time); keep temporal_split for such data"]
 
 
 def _protected_paths(current: dict[str, Any], config: dict[str, Any] | None, ctx: CallContext) -> list[str]:
@@ -223,7 +234,7 @@ def _protected(facts: dict[str, Any], ctx: CallContext) -> list[dict[str, Any]]:
 def preview(request: ProposeConfigChangeInput, facts: dict[str, Any]) -> dict[str, Any]:
     """What would change (dry runs, allowed or denied). A dry run opens no approval, so one that
     changes a protected field without an approval says how to open it."""
-    shown = {"target": EXPERIMENT_PATH, "diff": facts["diff"], "change_hash": facts["change_hash"], "schema_errors": facts["schema_errors"]}
+    shown = {"target": EXPERIMENT_PATH, "diff": facts["diff"], "change_hash": facts["change_hash"], "schema_errors": facts["schema_errors"], "warnings": facts["warnings"]}
     if request.dry_run and facts.get("protected_paths") and facts["approval"] is None:
         shown["next_step"] = (
             "a dry run opens no approval: send the same call without dry_run; its denial carries the approval_id "
@@ -275,7 +286,7 @@ def _render(configs: Any, relpath: str, document: dict[str, Any], header: str, c
 
 async def execute(request: ProposeConfigChangeInput, facts: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
     """Write the change (and the reasoning); consume the approval and log overrides first."""
-    result: dict[str, Any] = {"decision": "allow", "target": EXPERIMENT_PATH, "diff": facts["diff"], "change_hash": facts["change_hash"]}
+    result: dict[str, Any] = {"decision": "allow", "target": EXPERIMENT_PATH, "diff": facts["diff"], "change_hash": facts["change_hash"], "warnings": facts["warnings"]}
     ctx.audit_refs["change_hash"] = facts["change_hash"]
     if not facts["diff"]:
         return {**result, "changed": False, "written": []}

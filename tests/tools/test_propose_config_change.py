@@ -72,6 +72,21 @@ async def cli(*argv: str) -> int:
 # --- allowed changes ----------------------------------------------------------------------------
 
 
+async def test_a_random_split_under_standards_with_a_time_column_is_written_with_a_warning(settings: Settings, workspace: Path) -> None:
+    """Allowed (a dataset without the time column may use it), but run_experiment denies it on any
+    dataset that has the column: the agent learns it before committing the change."""
+    split = {"split": {"strategy": "stratified_kfold", "n_splits": 5, "test_size": 0.2}}
+    async with connect(settings) as client:
+        previewed = await propose(client, split, dry_run=True)
+        written = await propose(client, split)
+        back = await propose(client, {"split": {"strategy": "temporal_split", "test_size": 0.2, "validation_size": 0.2}})
+    for content in (previewed, written):
+        assert content["decision"] == "allow" and len(content["warnings"]) == 1, content
+        assert "time column 'application_date'" in content["warnings"][0] and "training.temporal_split_when_time" in content["warnings"][0]
+    assert experiment(workspace)["split"]["strategy"] == "temporal_split" and back["warnings"] == []
+
+
+
 async def test_allowed_change_is_written_to_the_working_tree_and_returns_the_diff(settings: Settings, workspace: Path) -> None:
     async with connect(settings) as client:
         result = await propose(client, {"model.params.max_depth": 6, "evaluation.bootstrap_samples": 500})
