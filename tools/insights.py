@@ -119,7 +119,8 @@ GROUPS: dict[str, Callable[[Run], str]] = {
 
 
 def cost_rollup(runs: Iterable[Run], group_by: str) -> list[dict[str, Any]]:
-    """Tokens and cost per group (project, agent principal or ISO week), largest cost first."""
+    """Tokens and cost per group (project, agent principal or ISO week), largest cost first.
+    cost_per_confirmed is None without a confirmed run or without any run that reported its cost."""
     key = GROUPS[group_by]
     totals: dict[str, dict[str, Any]] = {}
     for run in runs:
@@ -132,7 +133,9 @@ def cost_rollup(runs: Iterable[Run], group_by: str) -> list[dict[str, Any]]:
         row["runs_without_cost"] += cost is None
         row["confirmed"] += (run.get("tags") or {}).get("outcome") == "confirmed"
     for row in totals.values():
-        row["cost_per_confirmed"] = round(row["estimated_cost"] / row["confirmed"], 6) if row["confirmed"] else None
+        # With no run that reported its cost, 0.0 per confirmed run would read as free, not unknown.
+        known = row["confirmed"] and row["runs_without_cost"] < row["runs"]
+        row["cost_per_confirmed"] = round(row["estimated_cost"] / row["confirmed"], 6) if known else None
     return sorted(totals.values(), key=lambda r: (-r["estimated_cost"], -r["tokens_used"], str(r[group_by])))
 
 

@@ -68,6 +68,12 @@ def test_cost_rolls_up_per_agent_counting_runs_without_cost() -> None:
     assert totals(cost_rollup(runs, "agent")) == {"runs": 3, "tokens_used": 3500, "estimated_cost": 2.5}
 
 
+def test_a_group_whose_runs_reported_no_cost_has_no_cost_per_confirmed_run() -> None:
+    runs = [run(1, principal="claude", tokens=None, cost=None), run(2, principal="claude", tokens=None, cost=None, outcome="neutral")]
+    (row,) = cost_rollup(runs, "agent")
+    assert (row["confirmed"], row["runs_without_cost"], row["estimated_cost"], row["cost_per_confirmed"]) == (1, 2, 0.0, None)
+
+
 def test_cost_per_iso_week_and_per_project() -> None:
     runs = [run(1, day=0), run(2, day=6), run(3, day=7), run(4, project="bank_y/churn", day=7)]
     weeks = {r["week"]: r["runs"] for r in cost_rollup(runs, "week")}
