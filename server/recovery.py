@@ -5,7 +5,7 @@ is opened (server/audit/chain.py); the rest is here:
     runs       RUNNING runs whose server process or detached worker is gone become FAILED with a
                reason (server/detached_runs.py `reconcile`, server/tracking.py `reconcile_orphans`);
                processes their sandboxes left are killed (server/sandbox_leftovers.py), the reason
-               says how many; `sandboxes` lists what was killed in runs that had already ended
+               says how many, and their copies of dataset rows deleted; `sandboxes` lists what was killed in runs that had already ended
     approvals  an approval file one step behind the chain (the chain records a decision or use first,
                then the file is rewritten: a kill between the two) is rewritten from the chain
     registry   an alias move is recorded in mlgate's alias history after MLflow's pointer moves and
@@ -134,6 +134,9 @@ def reconcile_runs(ports: Any, done: list | None = None) -> list[str]:
     leftovers = functools.partial(kill_run_leftovers, rundirs.root) if rundirs is not None else None
     experiment = project_experiment(ports.standards.policy_config()["standards"])
     ports.tracking.reconcile_orphans(leftovers=leftovers, experiments=[experiment], into=done)
+    if rundirs is not None:  # a killed server never reached the run's own release (tools/experiment_runner.py)
+        for run_id in done:
+            rundirs.release_inputs(str(run_id))
     return done
 
 

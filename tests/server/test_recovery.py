@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import pandas as pd
 import pytest
 
 from policies import Principal
@@ -71,10 +72,14 @@ def test_a_running_run_of_a_dead_server_fails_with_a_reason(ports: Ports) -> Non
     experiment = ports.tracking.client.create_experiment("demo-bank/credit-default")  # the project's experiment
     run_id = ports.tracking.start_run(experiment, {})
     ports.tracking.client.set_tag(run_id, "mlgate.server.pid", "999999999")  # its server: gone
+    stage = ports.rundirs.stage_dir(run_id, "fold-0")
+    rows = pd.DataFrame({"x": [1.0, 2.0]})
+    ports.rundirs.write_inputs(stage, rows, rows, {}, b"")
     found = recover(ports)
     assert run_id in found["runs"]
     run = ports.tracking.get_run(run_id)
     assert run["status"] == "FAILED" and "orphaned" in run["tags"]["mlgate.end_reason"]
+    assert sorted(p.name for p in (stage / "inputs").iterdir()) == ["features.py", "spec.json"]  # the rows' copies went with it
 
 
 def test_override_lines_the_chain_recorded_but_a_kill_kept_out_of_the_log_are_written_on_start(ports: Ports, settings: Settings) -> None:
