@@ -45,6 +45,7 @@ CHUNK = 1 << 20
 LOCATION_COLUMNS = frozenset({"source", "storage_location"})
 
 Progress = Callable[[int, int, str], None]
+Extra = Callable[[Path], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -133,9 +134,11 @@ def _audit_head(audit_copy: Path) -> dict[str, Any]:
     return {"seq": last.get("seq"), "hash": last.get("hash")}
 
 
-def create_backup(state_dir: Path, dest: Path, stamp: str, *, workspace: Path, progress: Progress = _no_progress) -> BackupResult:
-    """Copy `state_dir` into `dest/mlgate-backup-<stamp>/`. Raises InvalidInput when there is no
-    state directory or the backup directory exists already (nothing is overwritten)."""
+def create_backup(state_dir: Path, dest: Path, stamp: str, *, workspace: Path, progress: Progress = _no_progress, extra: Extra | None = None) -> BackupResult:
+    """Copy `state_dir` into `dest/mlgate-backup-<stamp>/`; `extra` adds its own part to the
+    backup being assembled (server/backup_datasets.py) and returns what backup.json says of it.
+    Raises InvalidInput when there is no state directory or the backup directory exists already
+    (nothing is overwritten)."""
     if not (state_dir / AUDIT_NAME).is_file():
         raise InvalidInput(f"{state_dir} holds no mlgate state (no audit chain)", "pass the workspace whose state you want to back up with --workspace", rule_id="backup.no_state")
     target = Path(dest) / f"{PREFIX}{stamp}"
@@ -144,7 +147,7 @@ def create_backup(state_dir: Path, dest: Path, stamp: str, *, workspace: Path, p
     staging = target.with_name(f".{target.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        result = _fill(state_dir, staging, workspace, progress)
+        result = _fill(state_dir, staging, workspace, progress, extra)
         os.replace(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -153,7 +156,7 @@ def create_backup(state_dir: Path, dest: Path, stamp: str, *, workspace: Path, p
     return BackupResult(target, result[0], result[1])
 
 
-def _fill(state_dir: Path, staging: Path, workspace: Path, progress: Progress) -> tuple[int, int]:
+def _fill(state_dir: Path, staging: Path, workspace: Path, progress: Progress, extra: Extra | None) -> tuple[int, int]:
     (staging / STATE).mkdir(parents=True, mode=0o700)
     os.chmod(staging, 0o700)
     files = _ordered(state_files(state_dir))
@@ -163,7 +166,9 @@ def _fill(state_dir: Path, staging: Path, workspace: Path, progress: Progress) -
     lines = sorted(_manifest_line(staging / STATE, rel) for rel in files)
     (staging / MANIFEST).write_text("".join(lines))
     size = sum(int(line.split("\t")[1]) for line in lines)
-    info = {"format": FORMAT_VERSION, "created": staging.name, "state_dir": str(state_dir), "workspace": str(workspace), "files": len(files), "bytes": size, "audit_head": _audit_head(staging / STATE / AUDIT_NAME)}
+    created = staging.name.removeprefix(".").removesuffix(".partial")  # the name it is renamed to
+    info = {"format": FORMAT_VERSION, "created": created, "state_dir": str(state_dir), "workspace": str(workspace), "files": len(files), "bytes": size, "audit_head": _audit_head(staging / STATE / AUDIT_NAME),
+            **(extra(staging) if extra is not None else {})}
     (staging / INFO).write_text(json.dumps(info, sort_keys=True, indent=2) + "\n")
     return len(files), size
 
