@@ -74,3 +74,15 @@ def test_a_dataset_the_workspace_still_has_is_left_as_it_is(with_dataset: tuple[
     subprocess.run(["cp", "-a", str(workspace / "data/shadow" / content_hash), str(clone / "data/shadow" / content_hash)], check=True)
     assert main(["restore", str(backup), "--workspace", str(clone)]) == 0
     assert "0 of the backup's 1 datasets copied into data/shadow (the others were there)" in capsys.readouterr().out
+
+
+def test_a_registered_dataset_gone_from_data_shadow_or_a_link_there_is_named_missing(tmp_path: Path) -> None:
+    from server.backup_datasets import copy_datasets
+
+    workspace, outside = tmp_path / "ws", tmp_path / "outside"
+    (workspace / "data/shadow").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "rows.csv").write_text("a\n1\n")
+    (workspace / "data/shadow" / ("b" * 64)).symlink_to(outside)  # not the workspace's: never followed
+    copied, missing, size = copy_datasets(workspace, ["a" * 64, "b" * 64, "../x"], tmp_path / "staging")
+    assert (copied, missing, size) == ([], ["a" * 64, "b" * 64], 0) and not (tmp_path / "staging").exists()
