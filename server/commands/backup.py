@@ -26,7 +26,7 @@ BAR_WIDTH = 30
 
 
 def register(subparsers: Any) -> None:
-    backup = subparsers.add_parser("backup", help="copy the workspace's state (audit, approvals, tokens, registry, MLflow) to DEST")
+    backup = subparsers.add_parser("backup", help="copy the workspace's state (audit, approvals, tokens, registry, MLflow) and its registered datasets to DEST")
     backup.add_argument("dest", metavar="DEST", help="directory the timestamped backup is created in")
     backup.add_argument("--without-datasets", action="store_true", help="leave out the registered datasets under data/shadow (back them up with the workspace's own storage)")
     add_workspace_option(backup, governed=True)
