@@ -25,6 +25,7 @@ from tools.detached_view import RESULT_ARTIFACT
 from tools.errors import GovernanceError, SandboxFailed
 from tools.experiment_report import finish_report, run_params, run_tags
 from tools.labels import labels_from_target
+from tools.run_features import context_columns
 from tools.splits import SplitPlan, plan_split
 
 _RECONCILED: set[int] = set()
@@ -60,7 +61,8 @@ def stages_of(plan: SplitPlan, model: dict[str, Any]) -> list[Stage]:
 
 
 def child_inputs(frame: pd.DataFrame, labels: np.ndarray, stage: Stage, features: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(training rows with labels, evaluation rows WITHOUT labels); row ids are positions."""
+    """(training rows with labels, evaluation rows WITHOUT labels); row ids are positions.
+    `features`: the columns the child gets (the run's features, then its context columns)."""
     # Joined in one concat: inserting into a frame of hundreds of columns warns (fragmentation) on every stage.
     train = _with(frame.iloc[stage.train][features], {"__row_id__": stage.train.astype("int64"), "__label__": labels[stage.train].astype("int64")})
     evaluation = _with(frame.iloc[stage.evaluate][features], {"__row_id__": stage.evaluate.astype("int64")})
@@ -121,8 +123,10 @@ class StepMetrics:
 async def run_stage(ctx: CallContext, run_id: str, stage: Stage, data: dict[str, Any], progress: StageProgress) -> StageResult:
     ports, facts = ctx.ports, data["facts"]
     directory = ports.rundirs.stage_dir(run_id, stage.name)
-    train, evaluation = child_inputs(data["frame"], data["labels"], stage, facts["feature_columns"])
-    spec = {"model": stage.model, "seed": data["seed"], "feature_columns": facts["feature_columns"], "categorical_columns": facts["categorical_columns"], "device": "auto", "task": "fit_predict"}
+    context = context_columns(data["frame"].columns, facts["feature_columns"], ctx.config["standards"])
+    train, evaluation = child_inputs(data["frame"], data["labels"], stage, [*facts["feature_columns"], *context])
+    spec = {"model": stage.model, "seed": data["seed"], "feature_columns": facts["feature_columns"], "context_columns": context,
+            "categorical_columns": facts["categorical_columns"], "device": "auto", "task": "fit_predict"}
     await anyio.to_thread.run_sync(ports.rundirs.write_inputs, directory, train, evaluation, spec, facts["provenance"]["features_py"])
 
     step_metrics = StepMetrics(ports, run_id)

@@ -39,3 +39,12 @@ def select_features(frame: pd.DataFrame, config: Mapping[str, Any], standards: M
     features = [str(c) for c in frame.columns if str(c) not in excluded and not is_named(c, named) and not str(c).startswith("__")]
     categorical = [c for c in features if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))]
     return features, categorical
+
+
+def context_columns(columns: Any, features: list[str], standards: Mapping[str, Any]) -> list[str]:
+    """Columns build_features is given beside the features and that the child drops from its output:
+    the standards' time column, when the dataset has it, so a feature can be measured from each
+    row's own time (an account's age at application). It is never a feature itself."""
+    time_column = standards.get("time_column")
+    present = {str(c) for c in columns}
+    return [str(time_column)] if time_column and str(time_column) in present and time_column not in features else []

@@ -11,13 +11,14 @@ Run-directory contract (the server writes inputs/, the child writes outputs/)
 <run>/inputs/            mounted read-only in the sandbox (at /sandbox/inputs)
     spec.json            {"model": {"type": "xgboost" | "torch_mlp" | "logistic_regression" |
                          "random_forest", "params": {...}}, "seed": int, "feature_columns": [...],
+                         "context_columns": [...] (optional: given to build_features, then dropped),
                          "categorical_columns": [...], "device": "auto" | "cpu" | "cuda",
                          "task": "fit_predict", "max_categories": int (optional, default 50)}
                          validated by training.spec.RunSpec; unknown keys or hyperparameters are errors.
                          No baseline is ever fitted here: this process runs features.py, which could
                          rewrite it; the server fits its baselines itself (tools/baseline.py).
-    train.parquet        feature columns + "__row_id__" (int) + "__label__" (0/1 int)
-    eval.parquet         feature columns + "__row_id__", and NO "__label__" (the child refuses one)
+    train.parquet        feature and context columns + "__row_id__" (int) + "__label__" (0/1 int)
+    eval.parquet         feature and context columns + "__row_id__", and NO "__label__" (the child refuses one)
     features.py          copy of the workspace src/features.py: build_features(frame) -> DataFrame
 <run>/outputs/           the only writable mount (at /sandbox/outputs); must be empty at launch
     predictions.parquet  "__row_id__" (int64), "score" (float64, P(label = 1)), one row per eval row

@@ -22,7 +22,7 @@ from training.families import FitOutcome, TrainingData, fit_predict
 from training.lifeline import hold_lifeline
 from training.outputs import ProgressWriter, write_predictions, write_result
 from training.spec import RunSpec, parse_spec
-from training.transforms import FeatureTransform, apply_build_features, kept_dtype, load_build_features
+from training.transforms import FeatureTransform, apply_build_features, kept_dtype, load_build_features, without_context
 
 ROW_ID, LABEL = "__row_id__", "__label__"
 
@@ -67,17 +67,19 @@ def training_labels(train: pd.DataFrame) -> np.ndarray:
 def prepare(spec: RunSpec, inputs: Path, phase: PhaseLog | None = None) -> tuple[TrainingData, FeatureTransform, np.ndarray]:
     phase = phase or PhaseLog()
     columns = list(spec.feature_columns)
+    given = [*columns, *(c for c in spec.context_columns if c not in columns)]
     phase.enter("inputs")
-    train = read_frame(inputs / "train.parquet", [ROW_ID, LABEL, *columns], "training")
-    evaluation = read_frame(inputs / "eval.parquet", [ROW_ID, *columns], "evaluation")
+    train = read_frame(inputs / "train.parquet", [ROW_ID, LABEL, *given], "training")
+    evaluation = read_frame(inputs / "eval.parquet", [ROW_ID, *given], "evaluation")
     if LABEL in evaluation.columns:
         raise SpecError("evaluation rows must not carry labels", "eval_labelled")
     labels = training_labels(train)
     phase.enter("features_import")
     build = load_build_features(inputs / "features.py")
     phase.enter("build_features")
-    train_built = apply_build_features(build, train[columns], "training")
-    eval_built = apply_build_features(build, evaluation[columns], "evaluation")
+    context = given[len(columns):]
+    train_built = without_context(apply_build_features(build, train[given], "training"), context, "training")
+    eval_built = without_context(apply_build_features(build, evaluation[given], "evaluation"), context, "evaluation")
     phase.enter("transform")
     transform = FeatureTransform.fit(train_built, kept_dtype(spec.categorical_columns, train[columns], train_built), spec.max_categories)
     data = TrainingData(transform.transform(train_built, "training"), labels,

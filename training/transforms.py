@@ -49,6 +49,15 @@ def apply_build_features(build: BuildFeatures, frame: pd.DataFrame, which: str) 
     return built.reset_index(drop=True)
 
 
+def without_context(built: pd.DataFrame, context: list[str], which: str) -> pd.DataFrame:
+    """build_features' output without the context columns it was given (never features); raises
+    FeatureError when nothing else is left."""
+    kept = built.drop(columns=[c for c in context if c in built.columns])
+    if kept.shape[1] == 0:
+        raise FeatureError(f"build_features returned only context columns ({', '.join(context)}) for {which} rows, which are never features", "features_no_columns")
+    return kept
+
+
 def kept_dtype(declared: tuple[str, ...], raw: pd.DataFrame, built: pd.DataFrame) -> tuple[str, ...]:
     """The declared categories build_features left with the dtype they came in. One it changed
     (text amounts parsed into numbers, dates turned into days) is encoded as its new dtype says:

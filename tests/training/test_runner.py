@@ -134,3 +134,26 @@ def test_a_declared_column_build_features_leaves_as_it_came_stays_a_category(tmp
     run_dir = write_run_dir(tmp_path / "kept")
     _, transform, _ = prepare(load_spec(run_dir / "inputs" / "spec.json"), run_dir / "inputs")
     assert transform.categories["segment"] and "segment" not in transform.numeric
+
+
+def with_context(run_dir: Path, context: list[str]) -> Path:
+    """The spec's features without `context`, which build_features gets beside them."""
+    spec_path = run_dir / "inputs" / "spec.json"
+    spec = json.loads(spec_path.read_text())
+    spec_path.write_text(json.dumps({**spec, "feature_columns": [c for c in spec["feature_columns"] if c not in context], "context_columns": context}))
+    return run_dir
+
+
+def test_build_features_gets_the_context_columns_and_they_never_become_features(tmp_path):
+    source = "def build_features(frame):\n    out = frame.copy()\n    out['decade'] = out['age'] // 10\n    return out\n"
+    run_dir = with_context(write_run_dir(tmp_path / "context", features_source=source), ["age"])
+    _, transform, _ = prepare(load_spec(run_dir / "inputs" / "spec.json"), run_dir / "inputs")
+    assert "decade" in transform.numeric and "age" not in transform.columns
+    status, result = run_child(run_dir)
+    assert status == 0 and "age" not in result.feature_names and "decade" in result.feature_names
+
+
+def test_build_features_that_returns_only_context_columns_fails_naming_them(tmp_path):
+    source = "def build_features(frame):\n    return frame[['age']]\n"
+    status, result = run_child(with_context(write_run_dir(tmp_path / "only", features_source=source), ["age"]))
+    assert status == 1 and (result.phase, result.code) == ("build_features", "features_no_columns")
