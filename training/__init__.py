@@ -11,7 +11,7 @@ Run-directory contract (the server writes inputs/, the child writes outputs/)
 <run>/inputs/            mounted read-only in the sandbox (at /sandbox/inputs)
     spec.json            {"model": {"type": "xgboost" | "torch_mlp" | "logistic_regression" |
                          "random_forest", "params": {...}}, "seed": int, "feature_columns": [...],
-                         "context_columns": [...] (optional: given to build_features, then dropped),
+                         "context_columns": [...] (optional: `context` of a build_features(frame, context)),
                          "categorical_columns": [...], "device": "auto" | "cpu" | "cuda",
                          "task": "fit_predict", "max_categories": int (optional, default 50)}
                          validated by training.spec.RunSpec; unknown keys or hyperparameters are errors.
@@ -19,7 +19,8 @@ Run-directory contract (the server writes inputs/, the child writes outputs/)
                          rewrite it; the server fits its baselines itself (tools/baseline.py).
     train.parquet        feature and context columns + "__row_id__" (int) + "__label__" (0/1 int)
     eval.parquet         feature and context columns + "__row_id__", and NO "__label__" (the child refuses one)
-    features.py          copy of the workspace src/features.py: build_features(frame) -> DataFrame
+    features.py          copy of the workspace src/features.py: build_features(frame) -> DataFrame, or
+                         build_features(frame, context) -> DataFrame (context: the context columns)
 <run>/outputs/           the only writable mount (at /sandbox/outputs); must be empty at launch
     predictions.parquet  "__row_id__" (int64), "score" (float64, P(label = 1)), one row per eval row
                          in eval.parquet order

@@ -78,8 +78,8 @@ def prepare(spec: RunSpec, inputs: Path, phase: PhaseLog | None = None) -> tuple
     build = load_build_features(inputs / "features.py")
     phase.enter("build_features")
     context = given[len(columns):]
-    train_built = without_context(apply_build_features(build, train[given], "training"), context, "training")
-    eval_built = without_context(apply_build_features(build, evaluation[given], "evaluation"), context, "evaluation")
+    train_built = without_context(apply_build_features(build, train[columns], "training", train[context]), context, "training")
+    eval_built = without_context(apply_build_features(build, evaluation[columns], "evaluation", evaluation[context]), context, "evaluation")
     phase.enter("transform")
     transform = FeatureTransform.fit(train_built, kept_dtype(spec.categorical_columns, train[columns], train_built), spec.max_categories)
     data = TrainingData(transform.transform(train_built, "training"), labels,

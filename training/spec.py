@@ -116,7 +116,7 @@ class RunSpec(StrictModel):
         min_length=1, max_length=10_000, description="Columns of the parquet files passed to build_features."
     )
     context_columns: tuple[ColumnName, ...] = Field(
-        (), max_length=16, description="Columns given to build_features beside the features (the standards' time column) and dropped from its output: features may be derived from them (days since an account opened, at application), they are never features themselves."
+        (), max_length=16, description="Columns given to a build_features(frame, context) as `context` (the standards' time column): features may be measured from them (an account's age at application); they are never features themselves, and a column of that name is dropped from its output."
     )
     categorical_columns: tuple[ColumnName, ...] = Field(
         (), max_length=10_000, description="Columns encoded as categories even when their dtype is numeric, unless build_features changed their dtype (text parsed into numbers follows its new dtype)."

@@ -8,6 +8,7 @@ unchanged to evaluation rows, so no statistic of an evaluation row can leak into
 from __future__ import annotations
 
 import importlib.util
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,9 +36,21 @@ def load_build_features(path: Path) -> BuildFeatures:
     return build
 
 
-def apply_build_features(build: BuildFeatures, frame: pd.DataFrame, which: str) -> pd.DataFrame:
-    """Run build_features on a copy and check its output; raises FeatureError."""
-    built = build(frame.copy())
+def takes_context(build: Callable[..., Any]) -> bool:
+    """Whether build_features is written `build_features(frame, context)`: only then does it get the
+    context columns, so a features.py written for the feature columns alone sees exactly those."""
+    try:
+        parameters = inspect.signature(build).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in parameters)
+
+
+def apply_build_features(build: Callable[..., Any], frame: pd.DataFrame, which: str, context: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Run build_features on a copy (with a copy of `context` when it takes one) and check its
+    output; raises FeatureError."""
+    built = build(frame.copy(), context.copy()) if context is not None and takes_context(build) else build(frame.copy())
     if not isinstance(built, pd.DataFrame):
         raise FeatureError(f"build_features returned {type(built).__name__} for {which} rows, not a DataFrame", "features_not_frame")
     if len(built) != len(frame):
@@ -50,8 +63,8 @@ def apply_build_features(build: BuildFeatures, frame: pd.DataFrame, which: str) 
 
 
 def without_context(built: pd.DataFrame, context: list[str], which: str) -> pd.DataFrame:
-    """build_features' output without the context columns it was given (never features); raises
-    FeatureError when nothing else is left."""
+    """build_features' output without a column named as a context column (never a feature, even
+    copied into the output); raises FeatureError when nothing else is left."""
     kept = built.drop(columns=[c for c in context if c in built.columns])
     if kept.shape[1] == 0:
         raise FeatureError(f"build_features returned only context columns ({', '.join(context)}) for {which} rows, which are never features", "features_no_columns")

@@ -97,7 +97,7 @@ async def test_evaluation_rows_given_to_the_child_carry_no_labels(governed: dict
         assert "__label__" not in evaluation.columns and "default" not in evaluation.columns
         assert not set(evaluation["__row_id__"]) & set(train["__row_id__"])
         assert not {"email", "customer_id", "gender"} & set(evaluation.columns)
-        # the time column comes as context only: build_features may measure from it, the child drops it
+        # the time column comes as context only: a build_features(frame, context) may measure from it
         assert json.loads((stage / "spec.json").read_text())["context_columns"] == ["application_date"]
         assert "application_date" not in json.loads((stage / "spec.json").read_text())["feature_columns"]
 
@@ -105,8 +105,8 @@ async def test_evaluation_rows_given_to_the_child_carry_no_labels(governed: dict
 async def test_build_features_can_measure_from_the_time_column_which_never_becomes_a_feature(governed: dict[str, Any]) -> None:
     """An account's age at application needs the application date, which is no feature itself."""
     (governed["workspace"] / "src/features.py").write_text(
-        "import pandas as pd\n\n\ndef build_features(frame):\n    out = frame.copy()\n"
-        "    out['days_into_year'] = pd.to_datetime(out['application_date']).dt.dayofyear\n    return out\n"
+        "import pandas as pd\n\n\ndef build_features(frame, context):\n    out = frame.copy()\n"
+        "    out['days_into_year'] = pd.to_datetime(context['application_date']).dt.dayofyear\n    return out\n"
     )
     GitRepo(governed["workspace"]).commit_all("features: a feature measured from the application date")
     content = (await call(governed, {"reasoning": REASONING})).structured_content

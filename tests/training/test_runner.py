@@ -144,8 +144,8 @@ def with_context(run_dir: Path, context: list[str]) -> Path:
     return run_dir
 
 
-def test_build_features_gets_the_context_columns_and_they_never_become_features(tmp_path):
-    source = "def build_features(frame):\n    out = frame.copy()\n    out['decade'] = out['age'] // 10\n    return out\n"
+def test_a_build_features_taking_context_gets_the_context_columns_and_they_never_become_features(tmp_path):
+    source = "def build_features(frame, context):\n    out = frame.copy()\n    out['decade'] = context['age'] // 10\n    out['age'] = context['age']\n    return out\n"
     run_dir = with_context(write_run_dir(tmp_path / "context", features_source=source), ["age"])
     _, transform, _ = prepare(load_spec(run_dir / "inputs" / "spec.json"), run_dir / "inputs")
     assert "decade" in transform.numeric and "age" not in transform.columns
@@ -153,7 +153,14 @@ def test_build_features_gets_the_context_columns_and_they_never_become_features(
     assert status == 0 and "age" not in result.feature_names and "decade" in result.feature_names
 
 
+def test_a_build_features_of_one_argument_never_sees_the_context_columns(tmp_path):
+    """A features.py written before context existed gets exactly the feature columns, as it did."""
+    source = "def build_features(frame):\n    assert 'age' not in frame.columns\n    return frame.copy()\n"
+    status, result = run_child(with_context(write_run_dir(tmp_path / "one", features_source=source), ["age"]))
+    assert status == 0 and not any(name.startswith("age") for name in result.feature_names)
+
+
 def test_build_features_that_returns_only_context_columns_fails_naming_them(tmp_path):
-    source = "def build_features(frame):\n    return frame[['age']]\n"
+    source = "def build_features(frame, context):\n    return context[['age']]\n"
     status, result = run_child(with_context(write_run_dir(tmp_path / "only", features_source=source), ["age"]))
     assert status == 1 and (result.phase, result.code) == ("build_features", "features_no_columns")
