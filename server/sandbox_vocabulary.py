@@ -40,7 +40,7 @@ ERROR_TYPES = frozenset({
 PHASE_TEXT = {
     "start": "starting", "spec": "reading its spec", "inputs": "reading its input rows",
     "features_import": "importing src/features.py", "build_features": "running build_features",
-    "transform": "encoding the built features", "fit": "training the model", "outputs": "writing its outputs",
+    "transform": "encoding the built features", "fit": "training the model", "score": "scoring with a trained model", "outputs": "writing its outputs",
 }
 CODE_TEXT = {
     "spec_missing": "the run spec is missing",
@@ -60,6 +60,7 @@ CODE_TEXT = {
     "device_unavailable": "the requested device is not usable for this model family in the sandbox",
     "scores_invalid": "the model's scores were not probabilities, one per evaluation row",
     "batch_size_mismatch": "an optimizer step did not see the effective batch size",
+    "model_unreadable": "the trained model's files could not be read as its family's format",
     "training_failed": "training failed",
 }
 

@@ -13,7 +13,7 @@ Run-directory contract (the server writes inputs/, the child writes outputs/)
                          "random_forest", "params": {...}}, "seed": int, "feature_columns": [...],
                          "context_columns": [...] (optional: `context` of a build_features(frame, context)),
                          "categorical_columns": [...], "device": "auto" | "cpu" | "cuda",
-                         "task": "fit_predict", "max_categories": int (optional, default 50)}
+                         "task": "fit_predict" | "score", "max_categories": int (optional, default 50)}
                          validated by training.spec.RunSpec; unknown keys or hyperparameters are errors.
                          No baseline is ever fitted here: this process runs features.py, which could
                          rewrite it; the server fits its baselines itself (tools/baseline.py).
@@ -21,6 +21,10 @@ Run-directory contract (the server writes inputs/, the child writes outputs/)
     eval.parquet         feature and context columns + "__row_id__", and NO "__label__" (the child refuses one)
     features.py          copy of the workspace src/features.py: build_features(frame) -> DataFrame, or
                          build_features(frame, context) -> DataFrame (context: the context columns)
+    model/               task "score" only, with no train.parquet: a trained model's model/ directory
+                         (below); its feature transform and model score eval.parquet, nothing is
+                         fitted (training/scoring.py; the server scores the champion on a candidate's
+                         test rows this way)
 <run>/outputs/           the only writable mount (at /sandbox/outputs); must be empty at launch
     predictions.parquet  "__row_id__" (int64), "score" (float64, P(label = 1)), one row per eval row
                          in eval.parquet order

@@ -25,13 +25,13 @@ Seconds = Annotated[float, Field(ge=0)]
 IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 # Where in the child a failure happened. The child reports one of these; the server words the
 # message the agent reads from it (server.sandbox_vocabulary), never from the child's own text.
-Phase = Literal["start", "spec", "inputs", "features_import", "build_features", "transform", "fit", "outputs"]
+Phase = Literal["start", "spec", "inputs", "features_import", "build_features", "transform", "fit", "score", "outputs"]
 # What a failure raised by training/ itself was about; the server holds one fixed sentence per code.
 ErrorCode = Literal[
     "spec_missing", "spec_invalid", "columns_missing", "labels_invalid", "labels_single_class", "eval_labelled",
     "features_unloadable", "build_features_missing", "features_not_frame", "features_row_count",
     "features_no_columns", "features_column_names", "features_columns_missing", "features_column_type",
-    "device_unavailable", "scores_invalid", "batch_size_mismatch", "training_failed",
+    "device_unavailable", "scores_invalid", "batch_size_mismatch", "model_unreadable", "training_failed",
 ]
 PHASES: tuple[str, ...] = get_args(Phase)
 ERROR_CODES: tuple[str, ...] = get_args(ErrorCode)
@@ -91,7 +91,7 @@ class SuccessResult(ContractModel):
     library_versions: dict[str, str] = Field(max_length=32)
     n_features: int = Field(ge=1)
     feature_names: list[Annotated[str, Field(max_length=600)]] = Field(max_length=100_000)
-    n_train_rows: int = Field(ge=1)
+    n_train_rows: int = Field(ge=0, description="0 for the score task: nothing is trained.")
     n_eval_rows: int = Field(ge=0)
     details: dict[str, Any] = Field(default_factory=dict, description="model_format, threads, family facts.")
 

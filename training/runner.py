@@ -21,6 +21,7 @@ from training.errors import SpecError, TrainingError, error_code, error_message,
 from training.families import FitOutcome, TrainingData, fit_predict
 from training.lifeline import hold_lifeline
 from training.outputs import ProgressWriter, write_predictions, write_result
+from training.scoring import score
 from training.spec import RunSpec, parse_spec
 from training.transforms import FeatureTransform, apply_build_features, kept_dtype, load_build_features, without_context
 
@@ -105,14 +106,42 @@ def success_result(outcome: FitOutcome, transform: FeatureTransform, n_rows: tup
     )
 
 
+def score_only(spec: RunSpec, inputs: Path, outputs: Path, phase: PhaseLog) -> SuccessResult:
+    """The score task: the trained model under inputs/model/ scores eval.parquet; nothing is fitted."""
+    columns = list(spec.feature_columns)
+    context = [c for c in spec.context_columns if c not in columns]
+    phase.enter("inputs")
+    evaluation = read_frame(inputs / "eval.parquet", [ROW_ID, *columns, *context], "evaluation")
+    if LABEL in evaluation.columns:
+        raise SpecError("evaluation rows must not carry labels", "eval_labelled")
+    transform = FeatureTransform.from_json(json.loads((inputs / MODEL_DIR / FEATURE_TRANSFORM_FILE).read_text()))
+    phase.enter("features_import")
+    build = load_build_features(inputs / "features.py")
+    phase.enter("build_features")
+    built = without_context(apply_build_features(build, evaluation[columns], "evaluation", evaluation[context]), context, "evaluation")
+    phase.enter("transform")
+    x = transform.transform(built, "evaluation")
+    phase.enter("score")
+    started = time.perf_counter()
+    scores = score(spec, inputs / MODEL_DIR, x)
+    check_scores(scores, len(evaluation))
+    predict_seconds = time.perf_counter() - started
+    phase.enter("outputs")
+    write_predictions(outputs, evaluation[ROW_ID].to_numpy(), scores)
+    return success_result(FitOutcome(scores, 0.0, predict_seconds, "cpu", {"task": "score"}), transform, (0, len(evaluation)))
+
+
 def run(run_dir: Path, phase: PhaseLog | None = None) -> SuccessResult:
-    """Train and predict one run. Baselines are never fitted here: this process runs features.py,
-    which could rewrite them; the server fits its baselines itself."""
+    """Train and predict one run (or, task score, score with a trained model). Baselines are never
+    fitted here: this process runs features.py, which could rewrite them; the server fits its
+    baselines itself."""
     phase = phase or PhaseLog()
     inputs, outputs = run_dir / "inputs", run_dir / "outputs"
     phase.enter("spec")
     spec = load_spec(inputs / "spec.json")
     seed_everything(spec.seed)
+    if spec.task == "score":
+        return score_only(spec, inputs, outputs, phase)
     data, transform, row_ids = prepare(spec, inputs, phase)
     phase.enter("fit")
     model_dir = outputs / MODEL_DIR

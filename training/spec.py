@@ -124,7 +124,9 @@ class RunSpec(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="auto: CUDA when the sandbox sees a GPU (torch and xgboost), CPU otherwise; cuda without a GPU is an error."
     )
-    task: Literal["fit_predict"] = Field("fit_predict", description="What the child does.")
+    task: Literal["fit_predict", "score"] = Field(
+        "fit_predict", description="fit_predict: train on train.parquet, score eval.parquet. score: no training; the model under inputs/model/ scores eval.parquet (training/scoring.py)."
+    )
     max_categories: int = Field(
         50, ge=1, le=1000, description="Most frequent training categories kept per column; the rest encode as unknown."
     )

@@ -164,6 +164,20 @@ class FeatureTransform:
             names.extend([name] if name in self.numeric else [f"{name}={c}" for c in self.categories[name]])
         return names
 
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> FeatureTransform:
+        """The transform to_json wrote (a trained model's feature_transform.json); raises
+        FeatureError when it is not one."""
+        try:
+            numeric = {str(n): NumericStats(float(s["median"]), float(s["mean"]), float(s["std"])) for n, s in document["numeric"].items()}
+            categories = {str(n): [str(c) for c in labels] for n, labels in document["categories"].items()}
+            columns = [str(c) for c in document["columns"]]
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise FeatureError("feature_transform.json is not a feature transform", "model_unreadable") from exc
+        if set(columns) != set(numeric) | set(categories) or len(set(columns)) != len(columns):
+            raise FeatureError("feature_transform.json names other columns than it encodes", "model_unreadable")
+        return cls(numeric=numeric, categories=categories, columns=columns)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "columns": self.columns,

@@ -56,3 +56,19 @@ def write_run_dir(
 
 def eval_row_ids(run_dir: Path) -> list[int]:
     return pd.read_parquet(run_dir / "inputs" / "eval.parquet")["__row_id__"].tolist()
+
+
+def write_score_dir(score_dir: Path, trained: Path, evaluation: pd.DataFrame | None = None) -> Path:
+    """inputs/ for the score task from a trained run directory: its spec (task score), its
+    features.py and model/, and its evaluation rows (or `evaluation`)."""
+    inputs = score_dir / "inputs"
+    inputs.mkdir(parents=True)
+    spec = json.loads((trained / "inputs" / "spec.json").read_text())
+    (inputs / "spec.json").write_text(json.dumps({**spec, "task": "score"}))
+    (inputs / "features.py").write_bytes((trained / "inputs" / "features.py").read_bytes())
+    rows = pd.read_parquet(trained / "inputs" / "eval.parquet") if evaluation is None else evaluation
+    rows.to_parquet(inputs / "eval.parquet", index=False)
+    (inputs / "model").mkdir()
+    for path in sorted((trained / "outputs" / "model").iterdir()):
+        (inputs / "model" / path.name).write_bytes(path.read_bytes())
+    return score_dir
