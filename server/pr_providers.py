@@ -38,6 +38,7 @@ from tools.errors import GitRefused, NotFound
 RECORD_NAME = re.compile(r"^(local|github)-([1-9][0-9]{0,9})\.json\Z")
 SAME_FIELDS = ("run_id", "commit", "title", "description")
 MAX_ARTIFACT_BYTES = 1 << 20
+MAX_MODEL_ARTIFACT_BYTES = 2 << 30  # as a run's model may hold (server/rundirs.MAX_MODEL_BYTES)
 MAX_PREDICTION_BYTES = 256 << 20  # a run's test predictions read to compare it with the champion on the same rows
 
 
@@ -269,6 +270,21 @@ class RunArtifacts:
             try:
                 return json.loads(local.read_bytes())
             except ValueError:
+                return None
+
+    def read_model_files(self, run_id: str, limit: int = MAX_MODEL_ARTIFACT_BYTES) -> dict[str, bytes] | None:
+        """{name: bytes} of the plain files directly under the run's `model/` artifact, or None when it
+        has none, holds more than `limit` bytes, or cannot be read."""
+        MlflowException = mlflow_module("mlflow.exceptions").MlflowException  # first use under the import lock
+
+        with tempfile.TemporaryDirectory(prefix="mlgate-artifact-") as scratch:
+            try:
+                local = Path(self._tracking.client.download_artifacts(run_id, "model", scratch))
+                files = sorted(p for p in local.iterdir() if p.is_file() and not p.is_symlink())
+                if not files or sum(p.stat().st_size for p in files) > limit:
+                    return None
+                return {p.name: p.read_bytes() for p in files}
+            except (MlflowException, OSError):
                 return None
 
     def read_predictions(self, run_id: str, name: str = "test_predictions.parquet") -> Any | None:

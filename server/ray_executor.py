@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from server import ray_worker
 from server.ray_connect import connect
-from server.sandbox import REQUIRED_INPUTS
+from server.sandbox import required_inputs
 from server.sandbox_io import MAX_OUTPUT_ENTRIES, RunPaths, prepare_run_dir
 from server.sandbox_outcome import ChildExit, conclude
 from server.sandbox_result import Mode, SandboxResult
@@ -133,7 +133,7 @@ class RayExecutor:
         mode = await anyio.to_thread.run_sync(lambda: self.mode)
         if mode == "unavailable":
             raise _unavailable()
-        paths = prepare_run_dir(run_dir, REQUIRED_INPUTS, sandbox_owns_outputs=False)
+        paths = prepare_run_dir(run_dir, required_inputs(Path(run_dir) / "inputs"), sandbox_owns_outputs=False)
         spec = read_spec(paths.inputs / "spec.json")
         inputs = await anyio.to_thread.run_sync(pack_inputs, paths)
         timeout = min(timeout_s or math.inf, self.limits.wall_clock_seconds)
@@ -294,11 +294,11 @@ def _unavailable(reason: str = "no Ray worker can confine the training child") -
 
 
 def pack_inputs(paths: RunPaths) -> dict[str, bytes]:
-    """The bytes of the four inputs a child may see. Raises SandboxFailed (sandbox.run_dir) when the
-    evaluation rows carry labels: they never leave the server."""
+    """The bytes of the inputs a child may see (server.sandbox.required_inputs). Raises SandboxFailed
+    (sandbox.run_dir) when the evaluation rows carry labels: they never leave the server."""
     if LABEL_COLUMN in pq.read_schema(paths.inputs / "eval.parquet").names:
         raise SandboxFailed("evaluation rows carry labels", "The server writes evaluation rows without labels.", rule_id="sandbox.run_dir")
-    return {name: (paths.inputs / name).read_bytes() for name in REQUIRED_INPUTS}
+    return {name: (paths.inputs / name).read_bytes() for name in required_inputs(paths.inputs)}
 
 
 def unpack_outputs(paths: RunPaths, report: WorkerReport) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 import anyio.from_thread
 
-from server.sandbox import REQUIRED_INPUTS, SandboxLauncher
+from server.sandbox import MODEL_INPUT, REQUIRED_INPUTS, SandboxLauncher
 from server.sandbox_io import read_output_bytes, remove_tree, scan_outputs, stderr_tail
 from server.sandbox_result import SandboxResult
 from server.sandbox_vocabulary import ProgressStep
@@ -120,9 +120,14 @@ def _relay(launcher: SandboxLauncher, run_dir: Path, timeout_s: float, outcome: 
 
 
 def _write_inputs(inputs: Path, files: dict[str, bytes]) -> None:
+    """The server's inputs as files; a name other than an input's or a model file's (model/NAME) is
+    refused before anything is written."""
+    if any(name not in REQUIRED_INPUTS and not MODEL_INPUT.match(name) for name in files):
+        raise ValueError("the run's inputs name a file no child is given")
     inputs.mkdir(parents=True)
-    for name in REQUIRED_INPUTS:
-        (inputs / name).write_bytes(files[name])
+    for name, data in sorted(files.items()):
+        (inputs / name).parent.mkdir(exist_ok=True)
+        (inputs / name).write_bytes(data)
 
 
 def _report(result: SandboxResult, run_dir: Path, limits: dict[str, Any]) -> dict[str, Any]:

@@ -50,6 +50,16 @@ class RunDirs:
         (inputs / "spec.json").write_text(json.dumps(spec, sort_keys=True))
         (inputs / "features.py").write_bytes(features_py)
 
+    def write_score_inputs(self, stage_dir: Path, evaluation: pd.DataFrame, spec: dict, features_py: bytes, model_files: dict[str, bytes]) -> None:
+        """inputs/ of the child's score task: a trained model's files under model/ in place of training rows."""
+        inputs = stage_dir / "inputs"
+        evaluation.to_parquet(inputs / "eval.parquet", index=False)
+        (inputs / "spec.json").write_text(json.dumps(spec, sort_keys=True))
+        (inputs / "features.py").write_bytes(features_py)
+        (inputs / MODEL_DIR).mkdir()
+        for name, data in model_files.items():
+            (inputs / MODEL_DIR / Path(name).name).write_bytes(data)
+
     def release_inputs(self, run_id: str) -> int:
         """Deletes the rows a run's stages were given (DATA_INPUTS) once the run has ended: they are
         copies of the dataset (gigabytes for a large one, per run and stage) and the content-addressed

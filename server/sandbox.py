@@ -20,6 +20,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -53,7 +54,9 @@ SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 GPU_PASSTHROUGH = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES")
-REQUIRED_INPUTS = ("spec.json", "train.parquet", "eval.parquet", "features.py")
+REQUIRED_INPUTS = ("spec.json", "train.parquet", "eval.parquet", "features.py")  # the fit_predict task's
+SCORE_INPUTS = ("spec.json", "eval.parquet", "features.py")  # and the trained model's files, model/NAME
+MODEL_INPUT = re.compile(r"^model/[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\Z")
 PROGRESS_POLL_S = 0.1
 KILL_DEADLINE_S = 10.0
 RUN_TOKEN_VARIABLE = "SANDBOX_RUN_TOKEN"
@@ -115,6 +118,17 @@ def _maps_run_uids(uid_map: Path) -> bool:
     except (OSError, ValueError):
         return False
     return any(len(line) == 3 and line[0] <= RUN_UIDS.start and RUN_UIDS.stop <= line[0] + line[2] for line in lines)
+
+
+def required_inputs(inputs: Path) -> tuple[str, ...]:
+    """The inputs a child gets: for the score task (training/scoring.py) the trained model's files
+    (model/NAME) in place of training rows, for any other spec the fit_predict task's four."""
+    spec = read_spec(inputs / "spec.json")
+    if spec is None or spec.task != "score":
+        return REQUIRED_INPUTS
+    model = inputs / "model"
+    names = sorted(f"model/{p.name}" for p in model.iterdir() if p.is_file() and not p.is_symlink()) if model.is_dir() else []
+    return (*SCORE_INPUTS, *(name for name in names if MODEL_INPUT.match(name)))
 
 
 def child_environment(limits: SandboxLimits, python_path: str, home: str, host_env: Mapping[str, str]) -> dict[str, str]:
@@ -274,7 +288,7 @@ class SandboxLauncher:
         on_progress gets server-worded steps bounded by inputs/spec.json, never the child's text."""
         mode = self._require_mode()
         uid = secrets.choice(RUN_UIDS) if self.layout.run_uids else NOBODY  # used only where the layout drops privileges
-        paths = prepare_run_dir(run_dir, REQUIRED_INPUTS, mode == "bwrap" and self.layout.drop_privileges, uid)
+        paths = prepare_run_dir(run_dir, required_inputs(Path(run_dir) / "inputs"), mode == "bwrap" and self.layout.drop_privileges, uid)
         timeout = min(timeout_s or math.inf, self.limits.wall_clock_seconds)
         started = time.monotonic()
         spec = read_spec(paths.inputs / "spec.json")

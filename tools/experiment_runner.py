@@ -21,6 +21,7 @@ import pandas as pd
 
 from tools.base import CallContext
 from tools.baseline import fit_baseline
+from tools.champion_scoring import log_champion_scores, score_champion
 from tools.detached_view import RESULT_ARTIFACT
 from tools.errors import GovernanceError, SandboxFailed
 from tools.experiment_report import finish_report, run_params, run_tags
@@ -204,6 +205,12 @@ async def _train_all(ctx: CallContext, run_id: str, facts: dict[str, Any]) -> tu
         async with limiter:
             results[stage.name] = await run_stage(ctx, run_id, stage, data, progress)
 
+    async def champion() -> None:
+        # A re-run is checked against its own run, not a champion (tools/reproduce.py).
+        if facts.get("run_kind") != "reproduction":
+            async with limiter:
+                data["champion"] = await score_champion(ctx, run_id, facts["dataset"].manifest["content_hash"], frame, plan.test)
+
     async def fit_baselines() -> None:
         # The final stage's baseline is scored on the (sealed) test rows; the folds' give the
         # validation lift agents select by.
@@ -215,6 +222,7 @@ async def _train_all(ctx: CallContext, run_id: str, facts: dict[str, Any]) -> tu
     try:
         async with anyio.create_task_group() as group:
             group.start_soon(fit_baselines)
+            group.start_soon(champion)
             for stage in stages:
                 group.start_soon(one, stage)
     except BaseExceptionGroup as failures:
@@ -269,6 +277,7 @@ async def train_and_finish(ctx: CallContext, experiment: str, run_id: str, facts
     try:
         plan, results, data = await _train_all(ctx, run_id, facts)
         payload = await anyio.to_thread.run_sync(finish_report, ctx, experiment, run_id, plan, results, data)
+        payload = await _with_champion(ctx, run_id, payload, plan, data)
         if detached:
             await anyio.to_thread.run_sync(ctx.ports.tracking.log_json_artifact, run_id, RESULT_ARTIFACT, payload)
         await anyio.to_thread.run_sync(_chain_metrics, ctx, run_id)
@@ -281,6 +290,17 @@ async def train_and_finish(ctx: CallContext, experiment: str, run_id: str, facts
             await anyio.to_thread.run_sync(_release_inputs, ctx, run_id)
     await anyio.to_thread.run_sync(ctx.ports.tracking.end_run, run_id, "FINISHED")
     return payload
+
+
+async def _with_champion(ctx: CallContext, run_id: str, payload: dict[str, Any], plan: SplitPlan, data: dict[str, Any]) -> dict[str, Any]:
+    """The champion's scores of the test rows logged on the run (tools/champion_scoring.py), and the
+    caller told which champion promote will pair the run with, or why it cannot."""
+    found = data.get("champion")
+    refs = await anyio.to_thread.run_sync(log_champion_scores, ctx, run_id, found, data["labels"], plan.test)
+    if found is None:
+        return payload
+    shown = {k: found["comparison"][k] for k in ("champion_run_id", "champion_version", "scored", "reason")}
+    return {**payload, "champion_comparison": shown, "artifacts": sorted([*payload["artifacts"], *refs])}
 
 
 def _release_inputs(ctx: CallContext, run_id: str) -> None:

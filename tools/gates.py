@@ -58,7 +58,10 @@ def _champion_tolerance(gate: str, threshold: float, metric: str, observed: Mapp
     if champion is None:
         return _gate(gate, "SKIPPED", None, threshold, "no champion yet")
     if isinstance(observed.get("champion_paired"), Mapping):
-        return _paired_verdict(gate, observed["champion_paired"], -threshold, threshold, f"{metric} minus the champion's must be >=")
+        paired = observed["champion_paired"]
+        verdict = _paired_verdict(gate, paired, -threshold, threshold, f"{metric} minus the champion's must be >=")
+        # Said when the champion's scores come from its model run on this run's rows, not its own test window.
+        return {**verdict, "reason": f"{verdict['reason']}; {paired['rows_note']}"} if paired.get("rows_note") else verdict
     value = None if primary is None else _measured(improvement(metric, primary, champion))
     verdict = _verdict(gate, value, value is not None and value >= -threshold, threshold, f"{metric} may trail the champion by at most")
     unpaired = observed.get("champion_unpaired")

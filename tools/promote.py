@@ -25,6 +25,7 @@ from policies.promotion import metric_differences, receipt, receipt_passed
 from policies.provenance import COMMIT, branch_problem
 from policies.registry import load_all
 from tools.base import CallContext, StrictInput, ToolSpec
+from tools.champion_pairing import champion_paired, unpaired
 from tools.errors import GovernanceError, IntegrityError, NotFound
 from tools.gates import gate_receipt
 from tools.experiment_schema import EXPERIMENT_PATH
@@ -167,32 +168,6 @@ def _champion_run(ctx: CallContext, model: str) -> dict[str, Any] | None:
     return None if version is None else _other_run(ctx, ctx.ports.registry.version(model, version)["run_id"], legacy_ok=True)
 
 
-def _champion_paired(ctx: CallContext, run: Mapping[str, Any], champion: Mapping[str, Any] | None, metric: str) -> dict[str, Any] | None:
-    """The run against the champion on the same test rows (paired bootstrap), or None when there is
-    no champion or the two did not score the same rows (then the point estimates are compared)."""
-    from tools.paired import on_shared_rows, paired_improvement  # noqa: PLC0415 - at first use: a server starts without numpy and pandas (tests/server/commands/test_serve_imports.py)
-
-    reader = getattr(ctx.ports.run_artifacts, "read_predictions", None)
-    if champion is None or reader is None or champion["run_id"] == run["run_id"]:
-        return None
-    shared = None
-    mine, theirs = reader(run["run_id"]), reader(champion["run_id"])
-    if mine is not None and theirs is not None:
-        shared = on_shared_rows(mine, theirs)
-    if shared is None:
-        return None
-    promotion = ctx.config["policy"]["promotion"]
-    seed = _seed(run) or 0
-    return paired_improvement(*shared, metric, n_samples=int(promotion["paired_bootstrap_samples"]), seed=seed, confidence=float(promotion["gate_confidence"]))
-
-
-def _unpaired(run: Mapping[str, Any], champion: Mapping[str, Any]) -> str:
-    """Why the champion's test figure comes from other rows than the run's."""
-    mine, theirs = run["params"].get("dataset_content_hash"), champion["params"].get("dataset_content_hash")
-    where = f"another dataset ({str(theirs)[:12]})" if mine != theirs else "other rows of this dataset (another split) or kept no test predictions"
-    return f"the champion was measured on {where}: two point estimates on different rows, not a paired comparison on the same rows"
-
-
 def _paired(run: Mapping[str, Any], name: str, metric: str, confidence: float) -> dict[str, Any] | None:
     """A paired comparison run_experiment logged on the test rows (tools/paired.as_metrics)."""
     metrics = run["metrics"]
@@ -206,13 +181,13 @@ def _metric_gates(ctx: CallContext, run: Mapping[str, Any], champion: Mapping[st
     promotion = ctx.config["policy"]["promotion"]
     gates = {**(ctx.config["standards"].get("gates") or {}), "calibration_vs_prior": promotion["calibration_margin"]}
     metric, confidence = str(gates.get("primary_metric", "roc_auc")), float(promotion["gate_confidence"])
-    paired = _champion_paired(ctx, run, champion, metric)
+    paired = champion_paired(ctx, run, champion, metric, _seed(run) or 0)
     observed = {
         "primary_metric": run["metrics"].get(f"test_{metric}"),
         "baseline_primary_metric": run["metrics"].get(f"baseline_logistic_regression_{metric}"),
         "champion_primary_metric": None if champion is None else champion["metrics"].get(f"test_{metric}"),
         "champion_paired": paired,
-        "champion_unpaired": None if champion is None or paired is not None or champion["run_id"] == run["run_id"] else _unpaired(run, champion),
+        "champion_unpaired": None if champion is None or paired is not None or champion["run_id"] == run["run_id"] else unpaired(ctx, run, champion),
         "seed_variance": variance,
         "baseline_paired": _paired(run, "baseline_paired", metric, confidence),
         "calibration_paired": _paired(run, "calibration_paired", str(promotion["calibration_metric"]), confidence),

@@ -63,11 +63,11 @@ def _pin(name: str, ok: bool, expected: Any, observed: Any, reason: str) -> dict
 # --- gather ---------------------------------------------------------------------------------
 
 
-def _files_at(ctx: CallContext, commit: str) -> dict[str, bytes | None]:
+def files_at(ctx: CallContext, commit: str) -> dict[str, bytes | None]:
     return ctx.ports.worktrees.read_files(commit, [FEATURES_PATH, EXPERIMENT_PATH])
 
 
-def _committed_config(ctx: CallContext, raw: bytes | None) -> Any:
+def committed_config(ctx: CallContext, raw: bytes | None) -> Any:
     try:
         return ctx.ports.configs.parse(raw.decode("utf-8"), ctx.config["policy"]["documents"], EXPERIMENT_PATH) if raw else None
     except (GovernanceError, UnicodeDecodeError):
@@ -80,10 +80,10 @@ def _source_pins(ctx: CallContext, params: dict[str, str], facts: dict[str, Any]
     if not COMMIT.match(commit) or not ctx.ports.git.has_commit(commit):
         return [_pin("commit", False, commit, None, f"commit {commit[:40]!r} is not in the workspace repository")]
     try:
-        files = _files_at(ctx, commit)
+        files = files_at(ctx, commit)
     except GovernanceError as exc:
         return [_pin("commit", False, commit, None, exc.reason)]
-    facts["config"] = rebuild_config(params, _committed_config(ctx, files[EXPERIMENT_PATH]))
+    facts["config"] = rebuild_config(params, committed_config(ctx, files[EXPERIMENT_PATH]))
     facts["features_py"] = files[FEATURES_PATH]
     features_hash = feature_pipeline_hash(files[FEATURES_PATH], facts["config"]["features"]) if facts["config"] and files[FEATURES_PATH] is not None else None
     return [

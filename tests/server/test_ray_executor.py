@@ -4,6 +4,7 @@ in-memory MCP client."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -27,9 +28,10 @@ from server.ray_executor import CANCEL_GRACE_S, RayExecutor, WorkerReport, _fina
 from server.sandbox_io import RunPaths
 from server.settings import ExecutorSettings, RayExecutorSettings, SandboxLimits, load_settings
 from tests.acknowledge import accept_standards
-from tests.training.rundirs import write_run_dir
+from tests.training.rundirs import write_run_dir, write_score_dir
 from tests.tools.test_run_experiment import REASONING, _experiments, governed  # noqa: F401 - fixture
 from tools.errors import SandboxFailed
+from training.runner import main as training_main
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.anyio
@@ -245,6 +247,33 @@ def test_evaluation_labels_never_leave_the_server(tmp_path: Path) -> None:
     with pytest.raises(SandboxFailed) as refused:
         pack_inputs(paths)
     assert refused.value.rule_id == "sandbox.run_dir"
+
+
+def test_a_score_run_ships_the_models_files_in_place_of_training_rows(tmp_path: Path) -> None:
+    trained = write_run_dir(tmp_path / "trained", "logistic_regression")
+    assert training_main(["--run-dir", str(trained)]) == 0
+    packed = pack_inputs(RunPaths(write_score_dir(tmp_path / "score", trained)))
+    assert sorted(packed) == ["eval.parquet", "features.py", "model/feature_transform.json", "model/model.json", "spec.json"]
+    ray_worker._write_inputs(tmp_path / "worker" / "inputs", packed)
+    assert (tmp_path / "worker" / "inputs" / "model" / "model.json").read_bytes() == packed["model/model.json"]
+
+
+def test_a_ray_worker_runs_the_score_task_in_its_sandbox(tmp_path: Path) -> None:
+    trained = write_run_dir(tmp_path / "trained", "random_forest")
+    assert training_main(["--run-dir", str(trained)]) == 0
+    packed = pack_inputs(RunPaths(write_score_dir(tmp_path / "score", trained)))
+    answers = list(ray_worker.run_child(packed, SandboxLimits().model_dump(mode="json"), "bwrap", 120.0, str(tmp_path), ray_worker.code_digest()))
+    done = answers[-1]
+    assert done["kind"] == "done" and done["exit_code"] == 0, done
+    scored = pd.read_parquet(io.BytesIO(done["files"]["predictions.parquet"]))
+    pd.testing.assert_frame_equal(scored, pd.read_parquet(trained / "outputs" / "predictions.parquet"), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["../escape", "model/../x", "model/sub/x", "notes.txt", "/etc/passwd"])
+def test_a_worker_writes_no_input_but_the_childs_own(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ValueError):
+        ray_worker._write_inputs(tmp_path / "inputs", {"spec.json": b"{}", name: b"x"})
+    assert not (tmp_path / "inputs").exists() and not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize("name", ["../escape", "/etc/passwd", "model/../../x", "a//b"])

@@ -18,7 +18,7 @@ import pytest
 from server.sandbox import HostLayout, SandboxLauncher, build_bwrap_argv, child_environment, discover_layout
 from server.sandbox_io import sandbox_processes
 from server.settings import PACKAGE_ROOT, SandboxLimits
-from tests.training.rundirs import eval_row_ids, write_run_dir
+from tests.training.rundirs import eval_row_ids, write_run_dir, write_score_dir
 from tools.errors import SandboxFailed
 from training.spec import MODEL_TYPES
 
@@ -141,6 +141,20 @@ async def test_each_family_predicts_every_evaluation_row_in_the_sandbox(launcher
     assert predictions["__row_id__"].tolist() == eval_row_ids(run_dir)
     assert events and events[-1].step == events[-1].total and result.progress_events == len(events)
     assert "__label__" not in pd.read_parquet(run_dir / "inputs" / "eval.parquet").columns
+    assert_nothing_left(result)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("model_type", ["xgboost", "random_forest"])
+async def test_a_trained_model_scores_rows_in_the_sandbox_without_training_rows(launcher, tmp_path, model_type):
+    trained = write_run_dir(tmp_path / "run", model_type)
+    assert (await launcher.run(trained)).ok
+    scoring = write_score_dir(tmp_path / "score", trained)
+    result = await launcher.run(scoring)
+    assert result.ok, (result.reason, result.detail, result.stderr_tail)
+    assert not (scoring / "inputs" / "train.parquet").exists() and result.result.n_train_rows == 0
+    scored = pd.read_parquet(scoring / "outputs" / "predictions.parquet")
+    pd.testing.assert_frame_equal(scored, pd.read_parquet(trained / "outputs" / "predictions.parquet"), rtol=1e-6)
     assert_nothing_left(result)
 
 
