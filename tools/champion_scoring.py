@@ -28,6 +28,7 @@ import anyio
 import numpy as np
 import pandas as pd
 
+from policies.provenance import COMMIT
 from tools.base import CallContext
 from tools.errors import GovernanceError
 from tools.experiment_schema import EXPERIMENT_PATH
@@ -77,7 +78,7 @@ def _already_paired(ctx: CallContext, champion: dict[str, Any], dataset_hash: st
 def _sources(ctx: CallContext, params: dict[str, str]) -> tuple[dict[str, Any], bytes]:
     """The champion's config and src/features.py from its commit, each checked against its hash."""
     commit = params.get("git_commit", "")
-    if not commit or not ctx.ports.git.has_commit(commit):
+    if not COMMIT.match(commit) or not ctx.ports.git.has_commit(commit):
         raise NotScorable(f"its commit {commit[:12]!r} is not in the workspace repository")
     files = files_at(ctx, commit)
     config = rebuild_config(params, committed_config(ctx, files[EXPERIMENT_PATH]))
@@ -122,12 +123,12 @@ def restore(ctx: CallContext, version: str, champion: dict[str, Any], frame: pd.
 
 async def _score(ctx: CallContext, run_id: str, champion: ChampionModel, frame: pd.DataFrame, test_rows: np.ndarray) -> np.ndarray:
     """The champion's scores of the test rows (in their order), from a sandboxed child."""
-    from tools.experiment_runner import aligned_scores  # noqa: PLC0415 - experiment_runner imports this module
+    from tools.experiment_runner import aligned_scores, with_columns  # noqa: PLC0415 - experiment_runner imports this module
 
     ports = ctx.ports
     directory = ports.rundirs.stage_dir(run_id, STAGE)
     columns = [*champion.spec["feature_columns"], *champion.spec["context_columns"]]
-    rows = pd.concat([frame.iloc[test_rows][columns].reset_index(drop=True), pd.DataFrame({"__row_id__": test_rows.astype("int64")})], axis=1)
+    rows = with_columns(frame.iloc[test_rows][columns], {"__row_id__": test_rows.astype("int64")})
     await anyio.to_thread.run_sync(ports.rundirs.write_score_inputs, directory, rows, champion.spec, champion.features_py, champion.model_files)
     result = await ports.sandbox.run(directory)
     result.raise_for_failure()

@@ -65,12 +65,13 @@ def child_inputs(frame: pd.DataFrame, labels: np.ndarray, stage: Stage, features
     """(training rows with labels, evaluation rows WITHOUT labels); row ids are positions.
     `features`: the columns the child gets (the run's features, then its context columns)."""
     # Joined in one concat: inserting into a frame of hundreds of columns warns (fragmentation) on every stage.
-    train = _with(frame.iloc[stage.train][features], {"__row_id__": stage.train.astype("int64"), "__label__": labels[stage.train].astype("int64")})
-    evaluation = _with(frame.iloc[stage.evaluate][features], {"__row_id__": stage.evaluate.astype("int64")})
+    train = with_columns(frame.iloc[stage.train][features], {"__row_id__": stage.train.astype("int64"), "__label__": labels[stage.train].astype("int64")})
+    evaluation = with_columns(frame.iloc[stage.evaluate][features], {"__row_id__": stage.evaluate.astype("int64")})
     return train, evaluation
 
 
-def _with(rows: pd.DataFrame, extra: dict[str, np.ndarray]) -> pd.DataFrame:
+def with_columns(rows: pd.DataFrame, extra: dict[str, np.ndarray]) -> pd.DataFrame:
+    """`rows` (index dropped) with `extra` columns beside them, in one concat."""
     return pd.concat([rows.reset_index(drop=True), pd.DataFrame(extra)], axis=1)
 
 
