@@ -5,8 +5,9 @@ and a candidate's are two point estimates on different rows, and champion_tolera
 compare those. So when a champion exists and its recorded test predictions are not of this run's
 test rows, run_experiment scores the champion's model on them in the sandbox (the child's score
 task, training/scoring.py), from what the audit chain vouches for: the champion run's model files
-(its chained artifacts), its config and src/features.py restored from its commit and checked
-against its config_hash and feature_pipeline_hash, its feature columns. The test labels stay here.
+and params (chained when it finished: an edited git_commit cannot point it at another features.py),
+its config and src/features.py restored from its commit and checked against its config_hash and
+feature_pipeline_hash, its feature columns. The test labels stay here.
 
 The run then holds CHAMPION_PREDICTIONS ({__row_id__, score, label}: the champion's scores of the
 run's test rows) and CHAMPION_COMPARISON (which champion run, or why it could not be scored); both

@@ -264,10 +264,11 @@ async def _end(ctx: CallContext, run_id: str, status: str, reason: str | None = 
 
 
 def _chain_metrics(ctx: CallContext, run_id: str) -> None:
-    """The finished run's metrics into the audit chain: promote trusts the tracking store's figures
-    only while they are these (server/audit/run_metrics.py). A server without the ledger cannot
-    finish a run: promote would refuse it anyway."""
-    ctx.ports.run_metrics.record(run_id, ctx.ports.tracking.get_run(run_id)["metrics"])
+    """The finished run's metrics and params into the audit chain: promote trusts the tracking
+    store's figures and hashes only while they are these (server/audit/run_metrics.py). A server
+    without the ledger cannot finish a run: promote would refuse it anyway."""
+    run = ctx.ports.tracking.get_run(run_id)
+    ctx.ports.run_metrics.record(run_id, run["metrics"], run["params"])
 
 
 async def train_and_finish(ctx: CallContext, experiment: str, run_id: str, facts: dict[str, Any], *, detached: bool = False, cancelled: Callable[[], str] | None = None) -> dict[str, Any]:

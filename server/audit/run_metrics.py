@@ -5,13 +5,15 @@ its own shell can edit: raising a run's `test_roc_auc` there, lowering the champ
 run with better figures into the store would pass promotion gates the run failed. So when
 run_experiment (or a reproduction) finishes a run, the server chains
 
-    run_metrics   run_id, names (sorted metric names), metrics_sha256, artifacts (sorted artifact
-                  paths), artifacts_sha256
+    run_metrics   run_id, names (sorted metric names), metrics_sha256, params (sorted param names),
+                  params_sha256, artifacts (sorted artifact paths), artifacts_sha256
 
 where metrics_sha256 is the SHA-256 of the canonical JSON of {name: float.hex(value)} of every
-metric the run holds then, and artifacts_sha256 that of {artifact path: SHA-256 of its bytes}: the
-artifacts (the model files promote registers, the test predictions the champion comparison reads)
-are files in the state directory too. The values themselves are not chained: the test figures are
+metric the run holds then, params_sha256 that of {name: value} of its params (the dataset, commit,
+config and feature hashes promote's gates and the champion's scoring read), and artifacts_sha256
+that of {artifact path: SHA-256 of its bytes}: the artifacts (the model files promote registers,
+the test predictions the champion comparison reads) are files in the state directory too. Records
+chained before params were (no params_sha256) vouch for metrics and artifacts only. The values themselves are not chained: the test figures are
 sealed and `mlgate://audit/mine` shows agents their own records. A run counts for promotion only
 when the chain holds its record (the first one for the run id), every recorded metric and artifact
 is still as recorded, and the only ones added since are those mlgate itself logs later
@@ -48,6 +50,15 @@ def metrics_sha256(metrics: Mapping[str, Any], names: list[str]) -> str | None:
     try:
         values = {name: float(metrics[name]).hex() for name in names}
     except (KeyError, TypeError, ValueError):
+        return None
+    return hashlib.sha256(canonical(values)).hexdigest()
+
+
+def params_sha256(params: Mapping[str, Any], names: list[str]) -> str | None:
+    """SHA-256 of the named params' values (MLflow keeps them as text); None when one is missing."""
+    try:
+        values = {name: str(params[name]) for name in names}
+    except KeyError:
         return None
     return hashlib.sha256(canonical(values)).hexdigest()
 
@@ -90,13 +101,14 @@ class RunMetricsLedger:
         self._tail = ChainTail(self.path)
         self._records: dict[str, dict[str, Any]] = {}
 
-    def record(self, run_id: str, metrics: Mapping[str, Any]) -> None:
-        """Chain the metrics and artifacts `run_id` holds now. Raises IntegrityError when the chain
-        cannot record."""
-        names = sorted(str(name) for name in metrics)
+    def record(self, run_id: str, metrics: Mapping[str, Any], params: Mapping[str, Any]) -> None:
+        """Chain the metrics, params and artifacts `run_id` holds now. Raises IntegrityError when
+        the chain cannot record."""
+        names, param_names = sorted(str(name) for name in metrics), sorted(str(name) for name in params)
         digests = artifact_digests(self._tracking, run_id) if self._tracking is not None else {}
         artifacts = sorted(digests or {})
         self._writer.append({"kind": KIND, "run_id": run_id, "names": names, "metrics_sha256": metrics_sha256(metrics, names),
+                             "params": param_names, "params_sha256": params_sha256(params, param_names),
                              "artifacts": artifacts, "artifacts_sha256": _artifacts_sha256(digests, artifacts)})  # fmt: skip
 
     def recorded(self, run_id: str) -> dict[str, Any] | None:
@@ -126,7 +138,7 @@ class RunMetricsLedger:
         record = self.recorded(str(run.get("run_id")))
         if record is None:
             return None if unrecorded_ok else "the audit chain holds no record of its metrics (it was not finished by run_experiment or reproduce)"
-        return _problem(record, run.get("metrics") or {}) or self._artifacts_problem(record)
+        return _problem(record, run) or self._artifacts_problem(record)
 
     def _artifacts_problem(self, record: Mapping[str, Any]) -> str | None:
         if self._tracking is None:
@@ -138,7 +150,22 @@ class RunMetricsLedger:
         return f"artifacts were added to it after it finished: {', '.join(added[:5])}" if added else None
 
 
-def _problem(record: Mapping[str, Any], metrics: Mapping[str, Any]) -> str | None:
+def _problem(record: Mapping[str, Any], run: Mapping[str, Any]) -> str | None:
+    """Why the run's metrics or params are not the ones the chain recorded; None when they are."""
+    return _metrics_problem(record, run.get("metrics") or {}) or _params_problem(record, run.get("params") or {})
+
+
+def _params_problem(record: Mapping[str, Any], params: Mapping[str, Any]) -> str | None:
+    if "params_sha256" not in record:
+        return None  # chained before params were: its metrics and artifacts are still checked
+    names = record.get("params")
+    if not isinstance(names, list) or params_sha256(params, names) != record["params_sha256"]:
+        return "its params (dataset, commit, config and feature hashes) in the tracking store are not the ones the audit chain recorded when it finished (edited)"
+    added = sorted(name for name in params if name not in names)
+    return f"params were added to it after it finished: {', '.join(added[:5])}" if added else None
+
+
+def _metrics_problem(record: Mapping[str, Any], metrics: Mapping[str, Any]) -> str | None:
     names = record.get("names")
     if not isinstance(names, list) or metrics_sha256(metrics, names) != record.get("metrics_sha256"):
         return "its metrics in the tracking store are not the ones the audit chain recorded when it finished (edited)"
@@ -152,8 +179,8 @@ def _problem(record: Mapping[str, Any], metrics: Mapping[str, Any]) -> str | Non
 
 
 def run_findings(runs: Iterable[Mapping[str, Any]], records: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
-    """[(kind, detail)] for the runs (this chain's: {run_id, tags, status, metrics}) whose metrics
-    the chain does not vouch for: `run_metrics_edited` when a recorded run's metrics changed;
+    """[(kind, detail)] for the runs (this chain's: {run_id, tags, status, metrics, params}) whose metrics
+    the chain does not vouch for: `run_metrics_edited` when a recorded run's metrics or params changed;
     `run_metrics_unrecorded` for a FINISHED run without a record that ended (end witness) after the
     chain's first record: mlgate records every run it finishes since, so it was copied in by hand."""
     first = min((int(r["seq"]) for r in records.values()), default=None)
@@ -161,7 +188,7 @@ def run_findings(runs: Iterable[Mapping[str, Any]], records: Mapping[str, Mappin
     for run in runs:
         run_id = str(run["run_id"])
         if run_id in records:
-            problem = _problem(records[run_id], run.get("metrics") or {})
+            problem = _problem(records[run_id], run)
             found += [("run_metrics_edited", f"run {run_id}: {problem}")] if problem else []
         elif first is not None and run.get("status") == "FINISHED" and _ended_seq(run) >= first:
             found.append(("run_metrics_unrecorded", f"run {run_id} is FINISHED but the audit chain holds no record of its metrics (copied into the tracking store by hand)"))

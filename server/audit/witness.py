@@ -23,6 +23,7 @@ from typing import Any
 
 from server.audit.records import Head
 from server.mlflow_import import mlflow_module
+from tools.redact import redact_value
 
 WITNESS_FIELD = "audit_witness"
 RUN_TAGS = ("mlgate.audit_witness", "mlgate.audit_witness_end")
@@ -108,7 +109,7 @@ def run_witnesses(runs: Iterator[Mapping[str, Any]], chain: str | None = None) -
 
 
 def mlflow_runs(client: Any) -> Iterator[dict[str, Any]]:
-    """Every run of every experiment (deleted ones too) as {run_id, tags, status, metrics}, page by page."""
+    """Every run of every experiment (deleted ones too) as {run_id, tags, status, metrics, params}, page by page."""
     ViewType = mlflow_module("mlflow.entities").ViewType  # first use under the import lock
 
     experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL, max_results=1000)]
@@ -116,10 +117,15 @@ def mlflow_runs(client: Any) -> Iterator[dict[str, Any]]:
         ids, token = experiments[start : start + 100], None
         while True:
             page = client.search_runs(ids, run_view_type=ViewType.ALL, max_results=1000, page_token=token)
-            yield from ({"run_id": r.info.run_id, "tags": dict(r.data.tags), "status": r.info.status, "metrics": dict(r.data.metrics)} for r in page)
+            yield from map(_run_view, page)
             token = page.token
             if not token:
                 break
+
+
+def _run_view(run: Any) -> dict[str, Any]:
+    data = run.data  # params as the tracking port's get_run shows them, so the run_metrics check agrees
+    return {"run_id": run.info.run_id, "tags": dict(data.tags), "status": run.info.status, "metrics": dict(data.metrics), "params": redact_value(dict(data.params))}
 
 
 def _json(path: Path) -> Any:

@@ -97,7 +97,8 @@ async def test_a_skip_worktree_run_is_recorded_dirty_and_neither_opens_a_pr_nor_
     denied, promoted = await call(settings, ports, "promote", {"run_id": run["run_id"], "alias": "candidate"})
     gates = {g["gate"]: g for g in promoted["gate_receipt"]["gates"]}
     assert denied and gates["run_clean"]["status"] == "FAIL"
-    # The agent also rewrites the flag in the tracking store: the recorded file hashes still tell.
+    # The agent also rewrites the flag in the tracking store: the recorded file hashes still tell, and
+    # promote finds the run's params are not the ones the audit chain recorded.
     with sqlite3.connect(settings.state_dir / "mlflow.db") as db:
         db.execute("UPDATE params SET value = 'false' WHERE run_uuid = ? AND key = 'git_dirty'", (run["run_id"],))
     assert ports.tracking.get_run(run["run_id"])["params"]["git_dirty"] == "false"
@@ -105,5 +106,4 @@ async def test_a_skip_worktree_run_is_recorded_dirty_and_neither_opens_a_pr_nor_
     reasons = [pr.get("reason"), *(d["reason"] for d in pr.get("denials") or [])]
     assert denied and any("differ from its commit in src/features.py" in str(r) for r in reasons)
     denied, promoted = await call(settings, ports, "promote", {"run_id": run["run_id"], "alias": "candidate"})
-    gates = {g["gate"]: g for g in promoted["gate_receipt"]["gates"]}
-    assert denied and gates["run_clean"]["status"] == "FAIL" and "src/features.py" in gates["run_clean"]["reason"]
+    assert denied and promoted["rule_id"] == "integrity.run_metrics" and "its params" in promoted["reason"], promoted  # the chained params

@@ -17,6 +17,7 @@ from server.cli import main
 from tests.tools.promotion_lab import MODEL, Lab, build_lab, call, clone_run, reset_registry
 
 pytestmark = pytest.mark.anyio
+LEGACY_FIELDS = ("kind", "names", "metrics_sha256", "artifacts", "artifacts_sha256")
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +35,12 @@ def edit_metric(lab: Lab, run_id: str, name: str, value: float) -> None:
     with sqlite3.connect(lab.settings.state_dir / "mlflow.db") as db:
         for table in ("metrics", "latest_metrics"):
             db.execute(f"UPDATE {table} SET value = ? WHERE run_uuid = ? AND key = ?", (value, run_id, name))  # noqa: S608 - fixed table names
+
+
+def edit_param(lab: Lab, run_id: str, name: str, value: str) -> None:
+    """The attack on a run's provenance: rewrite a param in MLflow's sqlite database."""
+    with sqlite3.connect(lab.settings.state_dir / "mlflow.db") as db:
+        assert db.execute("UPDATE params SET value = ? WHERE run_uuid = ? AND key = ?", (value, run_id, name)).rowcount == 1
 
 
 def versions(lab: Lab) -> list[object]:
@@ -77,6 +84,38 @@ async def test_a_run_copied_into_the_tracking_store_by_hand_is_refused_at_promot
     assert versions(lab) == []
 
 
+async def test_a_param_edited_in_the_tracking_store_is_refused_at_promotion(lab: Lab) -> None:
+    run_id = clone_run(lab, lab.run_id)
+    failed, content = await call(lab, "promote", {"run_id": run_id, "dry_run": True})
+    assert not failed, content
+    edit_param(lab, run_id, "dataset_content_hash", "0" * 64)  # the attack: the run now names data it was not trained on
+    failed, content = await call(lab, "promote", {"run_id": run_id})
+    assert failed and content["rule_id"] == "integrity.run_metrics", content
+    assert "its params" in content["reason"] and "not the ones the audit chain recorded" in content["reason"]
+    assert versions(lab) == []
+
+
+async def test_a_param_added_to_a_finished_run_is_refused_at_promotion(lab: Lab) -> None:
+    run_id = clone_run(lab, lab.run_id)
+    lab.client.log_param(run_id, "reviewed_by", "risk-committee")
+    failed, content = await call(lab, "promote", {"run_id": run_id})
+    assert failed and content["rule_id"] == "integrity.run_metrics" and "params were added" in content["reason"], content
+    assert versions(lab) == []
+
+
+async def test_a_run_chained_before_params_were_keeps_its_metrics_checked_and_its_params_unchecked(lab: Lab) -> None:
+    # the record an older server chained for a run: metrics and artifacts, no params fields (a
+    # vouched clone's record serves: a clone holds the same metrics and model files)
+    template = lab.ports.run_metrics.recorded(clone_run(lab, lab.run_id))
+    older = clone_run(lab, lab.run_id, vouch=False)
+    lab.ports.audit.append({**{k: template[k] for k in LEGACY_FIELDS}, "run_id": older})
+    edit_param(lab, older, "dataset_content_hash", "0" * 64)
+    failed, content = await call(lab, "promote", {"run_id": older, "dry_run": True})
+    assert not failed or content["rule_id"] != "integrity.run_metrics", content
+    edit_metric(lab, older, "test_roc_auc", 0.999)
+    failed, content = await call(lab, "promote", {"run_id": older, "dry_run": True})
+    assert failed and content["rule_id"] == "integrity.run_metrics" and "its metrics" in content["reason"], content
+
 
 def verify(lab: Lab, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     lab.ports.audit.sync()
@@ -93,6 +132,15 @@ def test_audit_verify_reports_an_edited_metric_and_a_run_copied_in_by_hand(lab: 
     code, out = verify(lab, capsys)
     assert code == 1 and f"RUN METRICS EDITED: run {edited}" in out
     assert lab.run_id not in out
+
+
+def test_audit_verify_reports_an_edited_param(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    edited = clone_run(lab, lab.run_id)
+    code, out = verify(lab, capsys)
+    assert edited not in out
+    edit_param(lab, edited, "git_commit", "f" * 40)
+    code, out = verify(lab, capsys)
+    assert code == 1 and f"RUN METRICS EDITED: run {edited}: its params" in out
 
 
 def artifact_file(lab: Lab, run_id: str, relpath: str) -> Path:

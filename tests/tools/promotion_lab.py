@@ -131,7 +131,7 @@ def clone_run(lab: Lab, run_id: str, *, params: dict[str, str] | None = None, me
             local = client.download_artifacts(run_id, "model", scratch)
             client.log_artifacts(clone, local, "model")
     if vouch:
-        lab.ports.run_metrics.record(clone, values)
+        lab.ports.run_metrics.record(clone, values, all_params)
     client.set_terminated(clone, status)
     return clone
 

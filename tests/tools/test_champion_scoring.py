@@ -5,6 +5,7 @@ receipt read by a human."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from server.commands.data import import_files
 from server.demo_data import write_credit_csv
 from tests.tools.promotion_lab import MODEL, REASONING, Lab, build_lab, call, clone_run, reset_registry
 from tools.champion_pairing import CHAMPION_COMPARISON, CHAMPION_PREDICTIONS
+from tools.provenance import feature_pipeline_hash
+from tools.run_pins import rebuild_config
 
 pytestmark = pytest.mark.anyio
 
@@ -111,6 +114,33 @@ async def test_a_champion_whose_model_files_were_edited_is_never_scored(lab: Lab
     crown(lab, forged)
     comparison = (await run_on(lab, next_version))["champion_comparison"]
     assert comparison["scored"] is False and "not as the audit chain recorded it" in comparison["reason"], comparison
+
+
+BLANKING = b"import pandas as pd\n\n\ndef build_features(frame):\n    return frame * 0\n"
+
+
+def committed_features(lab: Lab, source: bytes) -> str:
+    """A commit on a branch whose src/features.py is `source`; the working tree back on main."""
+    lab.repo.run("checkout", "-q", "-B", "agent/blank", "main")
+    (lab.repo.path / "src/features.py").write_bytes(source)
+    commit = lab.repo.commit_all("blank every feature")
+    lab.repo.run("checkout", "-q", "main")
+    return commit
+
+
+async def test_a_champion_pointed_at_another_features_py_in_the_tracking_store_is_never_scored(lab: Lab, next_version: str) -> None:
+    # the attack: the champion's git_commit and feature_pipeline_hash edited in the store to name a
+    # features.py that blanks every column, so its scores are noise and any candidate beats it
+    champion = clone_run(lab, lab.run_id)
+    params = lab.ports.tracking.get_run(champion)["params"]
+    forged = {"git_commit": committed_features(lab, BLANKING),
+              "feature_pipeline_hash": feature_pipeline_hash(BLANKING, rebuild_config(params)["features"])}  # fmt: skip
+    with sqlite3.connect(lab.settings.state_dir / "mlflow.db") as db:
+        for name, value in forged.items():
+            db.execute("UPDATE params SET value = ? WHERE run_uuid = ? AND key = ?", (value, champion, name))
+    crown(lab, champion)
+    comparison = (await run_on(lab, next_version))["champion_comparison"]
+    assert comparison["scored"] is False and "its params" in comparison["reason"], comparison
 
 
 async def test_a_run_on_the_champions_own_rows_is_not_rescored(lab: Lab) -> None:

@@ -338,7 +338,8 @@ def with_predictions(lab: Lab, run_id: str, source: str, scramble: bool) -> str:
         path = Path(scratch) / "test_predictions.parquet"
         frame.to_parquet(path, index=False)
         lab.client.log_artifact(run_id, str(path))
-    lab.ports.run_metrics.record(run_id, lab.ports.tracking.get_run(run_id)["metrics"])
+    run = lab.ports.tracking.get_run(run_id)
+    lab.ports.run_metrics.record(run_id, run["metrics"], run["params"])
     return run_id
 
 
