@@ -4,10 +4,12 @@ untrusted and goes through server.sandbox_io."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,7 +65,8 @@ class RunDirs:
     def release_inputs(self, run_id: str) -> int:
         """Deletes the rows a run's stages were given (DATA_INPUTS) once the run has ended: they are
         copies of the dataset (gigabytes for a large one, per run and stage) and the content-addressed
-        store keeps the original. Logs, spec.json, features.py and outputs/ stay for the operator.
+        store keeps the original; and a score stage's copy of the champion's model (inputs/model/).
+        Logs, spec.json, features.py and outputs/ stay for the operator.
         Never follows a link a child may have planted. Returns the bytes freed."""
         run = self.root / run_id
         if not RUN_ID.match(run_id) or run.is_symlink() or not run.is_dir():
@@ -114,7 +117,8 @@ class RunDirs:
 
 
 def _unlink_data_inputs(stage: Path) -> int:
-    """Unlinks DATA_INPUTS in `stage`/inputs, opened without following links; returns bytes freed."""
+    """Unlinks DATA_INPUTS and the model copy in `stage`/inputs, opened without following links;
+    returns bytes freed."""
     try:
         stage_fd = os.open(stage, NO_FOLLOW)
     except OSError:
@@ -125,17 +129,39 @@ def _unlink_data_inputs(stage: Path) -> int:
         return 0
     finally:
         os.close(stage_fd)
-    freed = 0
     try:
-        for name in DATA_INPUTS:
-            try:
-                size = os.stat(name, dir_fd=inputs, follow_symlinks=False).st_size
-                os.unlink(name, dir_fd=inputs)
-            except FileNotFoundError:
-                continue
-            freed += size
+        return _unlink_files(inputs, DATA_INPUTS) + _unlink_model_copy(inputs)
     finally:
         os.close(inputs)
+
+
+def _unlink_model_copy(inputs: int) -> int:
+    """The champion's model files a score stage was given (inputs/model/: a copy of its run's
+    chained artifacts, which the tracking store keeps), then the directory unless a child left a
+    directory in it."""
+    try:
+        model = os.open(MODEL_DIR, NO_FOLLOW, dir_fd=inputs)
+    except OSError:
+        return 0  # no model copy (a training stage), or a link: not followed
+    try:
+        freed = _unlink_files(model, [e.name for e in os.scandir(model) if not e.is_dir(follow_symlinks=False)])
+    finally:
+        os.close(model)
+    with contextlib.suppress(OSError):
+        os.rmdir(MODEL_DIR, dir_fd=inputs)
+    return freed
+
+
+def _unlink_files(directory: int, names: Iterable[str]) -> int:
+    """Unlinks the named entries of an open directory (a link itself, never its target); bytes freed."""
+    freed = 0
+    for name in names:
+        try:
+            size = os.stat(name, dir_fd=directory, follow_symlinks=False).st_size
+            os.unlink(name, dir_fd=directory)
+        except FileNotFoundError:
+            continue
+        freed += size
     return freed
 
 

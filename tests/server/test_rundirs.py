@@ -48,6 +48,39 @@ def test_releasing_never_follows_a_link_planted_in_a_stage(tmp_path: Path) -> No
     assert not (linked / "inputs" / "eval.parquet").is_symlink() and not (linked / "inputs" / "train.parquet").exists()
 
 
+def scored(rundirs: RunDirs) -> Path:
+    directory = rundirs.stage_dir(RUN, "champion")
+    frame = pd.DataFrame({"x": range(100)})
+    rundirs.write_score_inputs(directory, frame, {"task": "score"}, b"", {"model.json": b"{}" * 500, "feature_transform.json": b"{}"})
+    return directory
+
+
+def test_releasing_deletes_a_score_stage_s_copy_of_the_champion_s_model(tmp_path: Path) -> None:
+    rundirs = RunDirs(tmp_path / "runs")
+    stage = scored(rundirs)
+    expected = (stage / "inputs" / "eval.parquet").stat().st_size + 1002
+    assert rundirs.release_inputs(RUN) == expected
+    assert sorted(p.name for p in (stage / "inputs").iterdir()) == ["features.py", "spec.json"]
+
+
+def test_releasing_a_model_copy_never_follows_a_link_in_it(tmp_path: Path) -> None:
+    rundirs = RunDirs(tmp_path / "runs")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "model.json").write_bytes(b"not the run's")
+    stage = scored(rundirs)
+    (stage / "inputs" / "model" / "linked.json").symlink_to(outside / "model.json")
+    (stage / "inputs" / "model" / "sub").mkdir()  # a directory is left, and with it model/
+    rundirs.release_inputs(RUN)
+    assert (outside / "model.json").read_bytes() == b"not the run's"
+    assert sorted(p.name for p in (stage / "inputs" / "model").iterdir()) == ["sub"]
+    os.rename(stage / "inputs", stage / "inputs.real")
+    (stage / "inputs").mkdir()
+    (stage / "inputs" / "model").symlink_to(outside)  # a link in place of model/: not followed
+    rundirs.release_inputs(RUN)
+    assert (outside / "model.json").is_file()
+
+
 def test_a_malformed_run_id_releases_nothing(tmp_path: Path) -> None:
     rundirs = RunDirs(tmp_path / "runs")
     given(rundirs, "final")

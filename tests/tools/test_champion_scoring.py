@@ -68,6 +68,8 @@ async def test_a_run_on_a_new_data_version_holds_the_champions_scores_of_its_tes
     assert theirs["__row_id__"].tolist() == mine["__row_id__"].tolist() and theirs["label"].tolist() == mine["label"].tolist()
     assert theirs["score"].between(0, 1).all() and not theirs["score"].equals(mine["score"])
     assert lab.ports.run_metrics.problem(lab.ports.tracking.get_run(content["run_id"])) is None  # the new artifacts are chained
+    stage = lab.settings.state_dir / "runs" / content["run_id"] / "champion" / "inputs"
+    assert sorted(p.name for p in stage.iterdir()) == ["features.py", "spec.json"]  # the rows and the model copy are released
 
 
 async def test_promote_pairs_the_candidate_with_the_champion_on_the_candidates_test_rows(lab: Lab, next_version: str) -> None:
