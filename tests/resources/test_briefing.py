@@ -53,6 +53,11 @@ async def test_briefing_shows_how_to_change_the_model_type_in_one_change(setting
     assert '`{"model": {"type": "torch_mlp", "params": {}}}`' in await get_briefing(settings, ports)
 
 
+async def test_briefing_explains_the_champion_comparison_a_run_on_new_data_carries(settings: Settings, ports: Ports) -> None:
+    text = await get_briefing(settings, ports)
+    assert "`champion_comparison`" in text and "same rows" in text
+
+
 async def test_briefing_fills_in_the_committed_standards(settings: Settings, ports: Ports, workspace: Path) -> None:
     text = await get_briefing(settings, ports)
     sha = hashlib.sha256(GitRepo(workspace).show("main", STANDARDS)).hexdigest()
