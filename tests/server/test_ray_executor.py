@@ -21,6 +21,8 @@ from mcp import Client
 from pydantic import ValidationError
 
 from server.app import build_server
+from server.commands.data import import_files
+from server.demo_data import write_credit_csv
 from server.ports import build_ports
 from server import ray_worker
 from server.ray_connect import bootstrap_address, check_answers
@@ -29,7 +31,9 @@ from server.sandbox_io import RunPaths
 from server.settings import ExecutorSettings, RayExecutorSettings, SandboxLimits, load_settings
 from tests.acknowledge import accept_standards
 from tests.training.rundirs import write_run_dir, write_score_dir
+from tests.tools.promotion_lab import MODEL
 from tests.tools.test_run_experiment import REASONING, _experiments, governed  # noqa: F401 - fixture
+from tools.champion_pairing import CHAMPION_PREDICTIONS
 from tools.errors import SandboxFailed
 from training.runner import main as training_main
 
@@ -247,6 +251,28 @@ def test_evaluation_labels_never_leave_the_server(tmp_path: Path) -> None:
     with pytest.raises(SandboxFailed) as refused:
         pack_inputs(paths)
     assert refused.value.rule_id == "sandbox.run_dir"
+
+
+async def test_a_ray_run_on_new_data_scores_the_champion_as_the_local_backend_does(governed: dict[str, Any], ray_cluster: str, tmp_path: Path) -> None:
+    champion = (await call(governed, {"reasoning": REASONING})).structured_content
+    ports = governed["ports"]
+    version = ports.registry.register(MODEL, champion["run_id"], ports.tracking.get_run(champion["run_id"])["artifact_uri"], {})
+    ports.registry.point(MODEL, "champion", version, {"run_id": champion["run_id"], "by": "test"})
+    later = import_files(governed["workspace"], [write_credit_csv(tmp_path / "later.csv", rows=400, seed=11)]).added.content_hash
+    arguments = {"reasoning": REASONING, "config": {"data.dataset": later}}
+    local = await call(governed, arguments)
+    (tmp_path / "scratch").mkdir()
+    remote = await call(on_ray(governed, ray_cluster, tmp_path / "scratch"), arguments)
+    scores = []
+    for result in (local, remote):
+        assert not result.is_error, result.structured_content
+        comparison = result.structured_content["champion_comparison"]
+        assert comparison["scored"] is True and comparison["champion_run_id"] == champion["run_id"], comparison
+        scratch = tmp_path / result.structured_content["run_id"]
+        scores.append(pd.read_parquet(ports.tracking.client.download_artifacts(result.structured_content["run_id"], CHAMPION_PREDICTIONS, str(scratch))))
+    pd.testing.assert_frame_equal(scores[0], scores[1])
+    assert ports.tracking.get_run(remote.structured_content["run_id"])["tags"]["mlgate.executor"] == "ray"
+    assert list((tmp_path / "scratch").iterdir()) == []
 
 
 def test_a_score_run_ships_the_models_files_in_place_of_training_rows(tmp_path: Path) -> None:
