@@ -27,6 +27,7 @@ from tools.base import CallContext, StrictInput, ToolSpec
 from tools.columns import column_report
 from tools.errors import InvalidInput
 from tools.listing import first_few
+from tools.name_families import compact
 
 if TYPE_CHECKING:  # numpy and pandas are imported where frames are used, so a server starts without them (tests/server/commands/test_serve_imports.py)
     import pandas as pd
@@ -49,7 +50,8 @@ ColumnName = Annotated[str, AfterValidator(_column_name)]
 COLUMNS_DOC = (
     "Columns to detail (dtype, nulls, range, sample values), by their exact names as `columns` lists them. "
     "Omitted: every column when there are at most the policy's detail_columns (50), else the first 50 and the "
-    "label; `detailed_columns` says how many were left out. Every column is always named in `columns`."
+    "label; `detailed_columns` says how many were left out. Every column is always named in `columns` (over 200 "
+    "columns: those in no numbered family, the rest in `columns_families`, each name prefix + number + suffix)."
 )
 
 
@@ -317,11 +319,12 @@ async def execute(request: LoadDatasetInput, facts: dict[str, Any], ctx: CallCon
 
 
 def detailed_manifest(manifest: Mapping[str, Any], detailed: list[str]) -> dict[str, Any]:
-    """The manifest with every column named, dtypes of the detailed ones, and how many those are."""
+    """The manifest with every column named (compactly past MAX_LISTED: tools/name_families.py), dtypes
+    of the detailed ones, and how many those are."""
     note: dict[str, Any] = {"count": len(detailed), "of": len(manifest["columns"])}
     if len(detailed) < len(manifest["columns"]):
         note["more"] = "dtypes, nulls, ranges and the sample cover these columns only: load_dataset with columns: [exact names from `columns`] details others"
-    return {**manifest, "dtypes": {c: manifest["dtypes"][c] for c in detailed}, "detailed_columns": note}
+    return {**manifest, **compact("columns", manifest["columns"]), "dtypes": {c: manifest["dtypes"][c] for c in detailed}, "detailed_columns": note}
 
 
 _RULES = load_all()

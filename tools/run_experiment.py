@@ -19,6 +19,7 @@ from policies.registry import load_all
 from tools.base import CallContext, StrictInput, ToolSpec
 from tools.errors import InvalidInput
 from tools.experiment_schema import EXPERIMENT_PATH, REASONING_PATH, ReasoningConfig
+from tools.name_families import compact
 from tools.propose_config_change import Changes, before_and_after, change_hash, config_diff, parse_changes, refuse_credentials
 from tools.provenance import FEATURES_PATH, config_hash, feature_pipeline_hash, lockfile_hash, run_files_param, sha256_bytes
 from tools.run_pins import dirtiness
@@ -162,7 +163,8 @@ def preview(request: RunExperimentInput, facts: dict[str, Any]) -> dict[str, Any
     manifest = facts["dataset"].manifest
     provenance = {k: v for k, v in facts["provenance"].items() if k != "features_py"}
     checks = {k: facts.get(k) for k in ("columns", "split", "leakage")}
-    return {"config": facts["config"], "dataset_hash": manifest["content_hash"], "feature_columns": facts["feature_columns"], "provenance": provenance, "sandbox_mode": facts["sandbox_mode"], **checks, **step}
+    columns = compact("feature_columns", facts["feature_columns"])  # a wide dataset's names by family (tools/name_families.py)
+    return {"config": facts["config"], "dataset_hash": manifest["content_hash"], **columns, "provenance": provenance, "sandbox_mode": facts["sandbox_mode"], **checks, **step}
 
 
 _RULES = load_all()

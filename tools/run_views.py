@@ -20,6 +20,7 @@ from tools.detached_view import RESULT_ARTIFACT, detached_view, is_detached
 from tools.errors import NotFound
 from tools.metric_names import LOWER_IS_BETTER, METRICS
 from tools.model_card import PROVENANCE
+from tools.name_families import compact
 from tools.run_pins import unflatten
 from tools.sealed import SEALED_NOTE, is_sealed
 from tools.secrets_scan import strip_secrets
@@ -173,7 +174,7 @@ def detail(run: Mapping[str, Any], experiment: str, primary: str, artifacts: lis
     return {
         **summary(run, primary), "experiment": experiment, "end_time": iso_time(run.get("end_time")), "end_reason": tags.get(END_REASON_TAG),
         "provenance": {**_picked(params, PROVENANCE), "git_dirty": flag(params.get("git_dirty"))},
-        "config": unflatten(params), "reasoning": unflatten(params, "reasoning."), "feature_columns": _feature_columns(params, report),
+        "config": unflatten(params), "reasoning": unflatten(params, "reasoning."), **_feature_columns(params, report),
         "hardware": unflatten(params, "hardware."),
         "metrics_basis": "validation", "metrics": {m: with_ci(metrics, m) for m in metric_names(metrics)},
         "cv_metrics": {k[3:-5]: v for k, v in sorted(metrics.items()) if k.startswith("cv_") and k.endswith("_mean")}, "test_set": test,
@@ -185,11 +186,11 @@ def detail(run: Mapping[str, Any], experiment: str, primary: str, artifacts: lis
     }  # fmt: skip
 
 
-def _feature_columns(params: Mapping[str, str], report: Mapping[str, Any] | None) -> Any:
-    """The logged list, or the evaluation report's when the list was too long for a param."""
-    if "feature_columns" in params:
-        return parsed(params["feature_columns"])
-    return ((report or {}).get("data") or {}).get("features")
+def _feature_columns(params: Mapping[str, str], report: Mapping[str, Any] | None) -> dict[str, Any]:
+    """{"feature_columns": the logged list, or the evaluation report's when the list was too long
+    for a param}, a wide one named by family (tools/name_families.py)."""
+    names = parsed(params["feature_columns"]) if "feature_columns" in params else ((report or {}).get("data") or {}).get("features")
+    return compact("feature_columns", names) if isinstance(names, list) else {"feature_columns": names}
 
 
 def load_detail(tracking: Runs, run_artifacts: JsonArtifacts | None, run: Mapping[str, Any], experiment: str, primary: str, reveal: bool = False) -> dict[str, Any]:
