@@ -17,7 +17,7 @@ from policies import Verdict
 from policies.config_change import canonical_at, protected_changes, schema_remediation
 from policies.registry import load_all
 from tools.base import CallContext, StrictInput, ToolSpec
-from tools.errors import InvalidInput
+from tools.errors import GovernanceError, InvalidInput
 from tools.experiment_schema import EXPERIMENT_PATH, REASONING_PATH, ReasoningConfig
 from tools.name_families import compact
 from tools.propose_config_change import Changes, before_and_after, change_hash, config_diff, parse_changes, refuse_credentials
@@ -108,11 +108,26 @@ def _provenance(config: dict[str, Any], ctx: CallContext, used: dict[str, str], 
 
 
 def gather(request: RunExperimentInput, ctx: CallContext) -> dict[str, Any]:
+    limits = ctx.config["policy"]["documents"]
+    facts = _config(request, ctx, limits)
+    try:
+        return _gathered(request, ctx, facts, limits)
+    except GovernanceError as exc:
+        _say_protected_too(exc, facts["protected_paths"])
+        raise
+
+
+def _say_protected_too(exc: GovernanceError, paths: list[str]) -> None:
+    """A refusal while gathering comes before the policies judge the config: an agent that fixed only
+    it would meet the protected-field denial next, so the remediation names that now."""
+    if paths:
+        exc.remediation = f"{exc.remediation}; this config also changes protected fields ({', '.join(paths)}): {PROTECTED_STEP}".lstrip("; ")
+
+
+def _gathered(request: RunExperimentInput, ctx: CallContext, facts: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
     from tools.run_evidence import before_training  # noqa: PLC0415 - at first use: a server starts without numpy and pandas (tests/server/commands/test_serve_imports.py)
     from tools.run_features import select_features  # noqa: PLC0415
 
-    limits = ctx.config["policy"]["documents"]
-    facts = _config(request, ctx, limits)
     reasoning = _reasoning(request, ctx, limits, facts["used_files"])
     # Refused, not redacted: a run whose change_description had to be dropped would lack its reasoning.
     refuse_credentials("reasoning", reasoning)

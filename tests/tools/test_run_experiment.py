@@ -230,6 +230,16 @@ async def test_a_protected_field_in_the_run_config_says_the_approval_starts_with
         assert "propose_config_change" in content["next_step"] and "no approval" in content["next_step"]
 
 
+async def test_a_refusal_before_the_policies_also_names_the_protected_fields_the_config_changes(governed: dict[str, Any]) -> None:
+    missing = {"data.dataset": "0" * 64}
+    result = await call(governed, {"reasoning": REASONING, "config": {**missing, "split.test_size": 0.5}, "dry_run": True})
+    content = result.structured_content
+    assert result.is_error and content["rule_id"] == "data.not_found", content
+    assert "also changes protected fields (split.test_size)" in content["remediation"] and "propose_config_change" in content["remediation"]
+    alone = (await call(governed, {"reasoning": REASONING, "config": missing, "dry_run": True})).structured_content
+    assert alone["rule_id"] == "data.not_found" and "protected" not in alone["remediation"]
+
+
 async def test_hand_edited_protected_field_is_denied(governed: dict[str, Any]) -> None:
     set_config(governed["workspace"], split__test_size=0.3)
     result = await call(governed, {"reasoning": REASONING})
