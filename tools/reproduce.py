@@ -1,6 +1,7 @@
 """reproduce: re-run a past run from its pins and compare (issue 5; evidence for the champion gate).
 
-The pins are restored, not trusted: src/features.py and configs/experiment.yaml are read from the
+The pins are restored, not trusted: the run's params are the ones the audit chain recorded when it
+finished (pin `audit_record`), src/features.py and configs/experiment.yaml are read from the
 run's commit, from git's object store (whatever the working tree holds now), the
 config is rebuilt from the run's params and must hash to its config_hash, src/features.py must
 hash to its feature_pipeline_hash, the dataset bytes are re-hashed against the content hash, the
@@ -74,6 +75,15 @@ def committed_config(ctx: CallContext, raw: bytes | None) -> Any:
         return None
 
 
+def _record_pin(ctx: CallContext, run: dict[str, Any]) -> dict[str, Any]:
+    """The run's metrics, params and artifacts as the audit chain recorded them when it finished: its
+    pins are its params, and the tracking store is a file an agent can edit (server/audit/run_metrics.py).
+    A run finished before runs were chained has no record and passes, as promote lets its champion."""
+    ledger = ctx.ports.run_metrics
+    problem = "this server keeps no record of finished runs" if ledger is None else ledger.problem(run, unrecorded_ok=True)
+    return _pin("audit_record", problem is None, "as recorded", "as recorded" if problem is None else "edited", problem or "")
+
+
 def _source_pins(ctx: CallContext, params: dict[str, str], facts: dict[str, Any]) -> list[dict[str, Any]]:
     """commit, config and src/features.py as they were at the run's commit."""
     commit = params.get("git_commit", "")
@@ -127,7 +137,7 @@ def gather(request: ReproduceInput, ctx: CallContext) -> dict[str, Any]:
     require_project_run(ports.tracking, ctx.config["standards"], run)
     params = run["params"]
     facts: dict[str, Any] = {"principal": ctx.principal, "run": run, "config": None, "features_py": None, "dataset": None, "feature_columns": None, "categorical_columns": None}
-    pins = _source_pins(ctx, params, facts) + _data_pins(ctx, params, facts)
+    pins = [_record_pin(ctx, run), *_source_pins(ctx, params, facts), *_data_pins(ctx, params, facts)]
     standards = ctx.config["standards_sha256"]
     pins.append(_pin("standards", params.get("standards_sha256") == standards, params.get("standards_sha256"), standards, "the standards changed since the run"))
     facts.update(

@@ -4,6 +4,7 @@ real bwrap re-runs, the CAS re-hashed, the verdict recorded on the original MLfl
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import Any
 
 import pytest
@@ -87,7 +88,7 @@ async def test_dry_run_restores_every_pin_and_trains_nothing(lab: Lab) -> None:
     before = len(runs(lab))
     failed, content = await call(lab, "reproduce", {"run_id": lab.run_id, "dry_run": True})
     assert not failed and content["dry_run"] is True
-    assert set(pins(content)) == {"commit", "config", "features", "dataset", "feature_columns", "standards"}
+    assert set(pins(content)) == {"audit_record", "commit", "config", "features", "dataset", "feature_columns", "standards"}
     assert all(p["ok"] for p in content["pins"]) and len(runs(lab)) == before
 
 
@@ -100,6 +101,15 @@ async def test_a_pin_that_cannot_be_restored_is_denied(lab: Lab, params: dict[st
     failed, content = await call(lab, "reproduce", {"run_id": run_id})
     assert failed and content["rule_id"] == "reproduce.pins_intact"
     assert pins(content)[pin]["ok"] is False and pin in content["reason"]
+
+
+async def test_a_run_whose_params_were_edited_after_it_finished_is_not_reproduced(lab: Lab) -> None:
+    run_id = clone_run(lab, lab.run_id)
+    with sqlite3.connect(lab.settings.state_dir / "mlflow.db") as db:  # the agent's edit: another seed pinned
+        db.execute("UPDATE params SET value = '7' WHERE run_uuid = ? AND key = 'config.experiment.seed'", (run_id,))
+    failed, content = await call(lab, "reproduce", {"run_id": run_id})
+    assert failed and content["rule_id"] == "reproduce.pins_intact" and "audit_record" in content["reason"], content
+    assert "its params" in pins(content)["audit_record"]["reason"] and content["reproduced"] is False
 
 
 async def test_a_run_that_did_not_finish_is_not_reproduced(lab: Lab) -> None:
