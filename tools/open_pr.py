@@ -24,6 +24,7 @@ from tools.base import CallContext, StrictInput, ToolSpec
 from tools.errors import GitRefused, InvalidInput
 from tools.experiment_schema import EXPERIMENT_PATH
 from tools.run_pins import run_files_check
+from tools.run_record import vouched_run
 from tools.run_views import require_project_run
 from tools.sealed import unsealed_metrics
 from tools.secrets_scan import secret_kind_of_value
@@ -187,12 +188,19 @@ def _diff_facts(ctx: CallContext, commit: str) -> dict[str, Any]:
 NO_DIFF = {"commit_on_base": False, "base_commit": None, "changed_paths": [], "added_lines": {}, "experiment": None}
 
 
+PR_AGAIN = "open a PR for a run as run_experiment or reproduce finished it: run the experiment again"
+
+
 def gather(request: OpenPrInput, ctx: CallContext) -> dict[str, Any]:
     """Facts for policies/provenance.py. Raises NotFound for an unknown run or one of another
-    project (a deny)."""
+    project (a deny), IntegrityError for a run whose figures or pins are not as the audit chain
+    recorded them."""
     ports = ctx.ports
     run = dict(ports.tracking.get_run(request.run_id))
     require_project_run(ports.tracking, ctx.config["standards"], run)
+    # A PR cites the run's figures and commit to its reviewers. A run without a record (finished
+    # before runs were chained, or copied in by hand) still gets one; promote refuses it.
+    run = vouched_run(ctx, run, legacy_ok=True, remediation=PR_AGAIN)
     commit = str((run.get("params") or {}).get("git_commit", ""))
     commit = commit if COMMIT.match(commit) else None
     branch = request.branch if request.branch is not None else default_branch(request.run_id)

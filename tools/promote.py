@@ -26,7 +26,8 @@ from policies.provenance import COMMIT, branch_problem
 from policies.registry import load_all
 from tools.base import CallContext, StrictInput, ToolSpec
 from tools.champion_pairing import champion_paired, unpaired
-from tools.errors import GovernanceError, IntegrityError, NotFound
+from tools.errors import GovernanceError, NotFound
+from tools.run_record import vouched_run
 from tools.gates import gate_receipt
 from tools.experiment_schema import EXPERIMENT_PATH
 from tools.lifecycle import stage_changes_ref
@@ -101,15 +102,11 @@ def _run_config(ctx: CallContext, params: Mapping[str, str], commit: str | None)
     return rebuild_config(params, committed)
 
 
+PROMOTE_AGAIN = "promote a run as run_experiment or reproduce finished it: run the experiment again"
+
+
 def _vouched_run(ctx: CallContext, run: dict[str, Any], *, legacy_ok: bool = False) -> dict[str, Any]:
-    """The run, once its metrics are the ones the audit chain recorded when it finished: the
-    tracking store is a file an agent can edit. `legacy_ok`: a champion promoted before runs'
-    metrics were chained has no record and still counts. Raises IntegrityError otherwise."""
-    ledger = ctx.ports.run_metrics
-    problem = "this server keeps no record of finished runs' metrics" if ledger is None else ledger.problem(run, unrecorded_ok=legacy_ok)
-    if problem is not None:
-        raise IntegrityError(f"run {run['run_id']}: {problem}", "promote a run as run_experiment or reproduce finished it: run the experiment again", rule_id="integrity.run_metrics")
-    return run
+    return vouched_run(ctx, run, legacy_ok=legacy_ok, remediation=PROMOTE_AGAIN)
 
 
 def _other_run(ctx: CallContext, run_id: str | None, *, legacy_ok: bool = False) -> dict[str, Any] | None:

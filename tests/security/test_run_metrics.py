@@ -14,6 +14,7 @@ import pytest
 
 from server.audit.run_metrics import KIND
 from server.cli import main
+from tools.provenance import parse_run_files, run_files_param, sha256_bytes
 from tests.tools.promotion_lab import MODEL, Lab, build_lab, call, clone_run, reset_registry
 
 pytestmark = pytest.mark.anyio
@@ -93,6 +94,20 @@ async def test_a_param_edited_in_the_tracking_store_is_refused_at_promotion(lab:
     assert failed and content["rule_id"] == "integrity.run_metrics", content
     assert "its params" in content["reason"] and "not the ones the audit chain recorded" in content["reason"]
     assert versions(lab) == []
+
+
+async def test_a_run_whose_commit_was_edited_in_the_tracking_store_gets_no_pr(lab: Lab) -> None:
+    run_id = clone_run(lab, lab.run_id)
+    failed, content = await call(lab, "open_pr", {"run_id": run_id, "title": "Tuned for the lab", "dry_run": True})
+    assert not failed, content
+    # the attack: the run's figures cited for other code, the hashes of the files it used made to match
+    used = parse_run_files(lab.ports.tracking.get_run(run_id)["params"]["run_files_sha256"])
+    other = {path: sha256_bytes(lab.repo.run("show", f"{lab.no_pr_commit}:{path}").stdout) for path in used}
+    edit_param(lab, run_id, "git_commit", lab.no_pr_commit)
+    edit_param(lab, run_id, "run_files_sha256", run_files_param(other))
+    failed, content = await call(lab, "open_pr", {"run_id": run_id, "title": "Tuned for the lab"})
+    assert failed and content["rule_id"] == "integrity.run_metrics" and "its params" in content["reason"], content
+    assert "open a PR for a run as run_experiment" in content["remediation"]
 
 
 async def test_a_param_added_to_a_finished_run_is_refused_at_promotion(lab: Lab) -> None:
