@@ -256,8 +256,9 @@ class RunArtifacts:
     def __init__(self, tracking: Any) -> None:
         self._tracking = tracking
 
-    def read_json(self, run_id: str, name: str) -> Any | None:
-        """The parsed artifact `name` of the run, or None when the run has no such artifact."""
+    def read_json(self, run_id: str, name: str, limit: int | None = None) -> Any | None:
+        """The parsed artifact `name` of the run, or None when the run has no such artifact (or one
+        over `limit` bytes, default MAX_ARTIFACT_BYTES, or not JSON)."""
         MlflowException = mlflow_module("mlflow.exceptions").MlflowException  # first use under the import lock
 
         with tempfile.TemporaryDirectory(prefix="mlgate-artifact-") as scratch:
@@ -265,7 +266,7 @@ class RunArtifacts:
                 local = Path(self._tracking.client.download_artifacts(run_id, name, scratch))
             except (MlflowException, OSError):
                 return None
-            if not local.is_file() or local.stat().st_size > MAX_ARTIFACT_BYTES:
+            if not local.is_file() or local.stat().st_size > (limit or MAX_ARTIFACT_BYTES):
                 return None
             try:
                 return json.loads(local.read_bytes())

@@ -144,8 +144,8 @@ class ReadOnlyArtifacts:
         self._tracking = tracking
         self._artifacts = RunArtifacts(tracking)
 
-    def read_json(self, run_id: str, name: str) -> Any | None:
-        return self._artifacts.read_json(run_id, name) if self._tracking.ready() else None
+    def read_json(self, run_id: str, name: str, limit: int | None = None) -> Any | None:
+        return self._artifacts.read_json(run_id, name, limit) if self._tracking.ready() else None
 
 
 class AuditTail:

@@ -20,10 +20,12 @@ from policies.registry import load_all
 from tools.base import CallContext, StrictInput, ToolSpec
 from tools.errors import InvalidInput, NotFound
 from tools.load_dataset import HASH_DOC, _verified
+from tools.name_families import MAX_LISTED, compact
 from tools.promote import model_name
 from tools.run_views import RUN_ID_PATTERN, experiment_of
 
 BASELINE_ARTIFACT = "drift_baseline.json"
+MAX_BASELINE_BYTES = 64 << 20  # ~550 bytes a feature: 2 000 features take 1.1 MB, the default JSON read cap is 1 MiB
 DEFAULT_THRESHOLD = 0.2
 
 
@@ -69,7 +71,7 @@ def collect(request: CheckDriftInput, ctx: CallContext) -> dict[str, Any]:
 
 
 def _baseline(ports: Any, run_id: str) -> Mapping[str, Any]:
-    baseline = ports.run_artifacts.read_json(run_id, BASELINE_ARTIFACT)
+    baseline = ports.run_artifacts.read_json(run_id, BASELINE_ARTIFACT, MAX_BASELINE_BYTES)
     if not isinstance(baseline, Mapping) or not isinstance(baseline.get("features"), Mapping):
         raise NotFound(f"run {run_id} has no drift baseline", "pick a finished run_experiment run (it records drift_baseline.json)", rule_id="drift.no_baseline")
     return baseline
@@ -80,13 +82,20 @@ async def gather(request: CheckDriftInput, ctx: CallContext) -> dict[str, Any]:
 
 
 def drift_report(baseline: Mapping[str, Any], frame: Any, threshold: float) -> dict[str, Any]:
-    """PSI per feature rounded to 6 places, the flagged ones (worst first), the missing ones."""
+    """PSI per feature rounded to 6 places (past MAX_LISTED features, the highest MAX_LISTED and the
+    largest of the others), the flagged ones (worst first), the missing ones."""
     from tools.drift import psi_report  # noqa: PLC0415 - at first use: a server starts without numpy and pandas (tests/server/commands/test_serve_imports.py)
 
     scores = psi_report(baseline, frame)
     present = {name: round(value, 6) for name, value in scores.items() if value is not None}
-    flagged = sorted((n for n, v in present.items() if v > threshold), key=lambda n: (-present[n], n))
-    return {"psi": present, "flagged": flagged, "missing_features": sorted(n for n, v in scores.items() if v is None), "drifted": bool(flagged), "baseline_rows": baseline.get("rows"), "rows": int(len(frame))}
+    ranked = sorted(present, key=lambda n: (-present[n], n))
+    flagged = [n for n in ranked if present[n] > threshold]
+    missing = sorted(n for n, v in scores.items() if v is None)
+    report = {"psi": {n: present[n] for n in ranked[:MAX_LISTED]}, "features": len(present), **compact("flagged", flagged),
+              **compact("missing_features", missing), "drifted": bool(flagged), "baseline_rows": baseline.get("rows"), "rows": int(len(frame))}  # fmt: skip
+    if len(ranked) > MAX_LISTED:  # a wide dataset: the result stays readable by an agent's client
+        report["psi_omitted"] = {"features": len(ranked) - MAX_LISTED, "highest": present[ranked[MAX_LISTED]]}
+    return report
 
 
 def _measure(ports: Any, facts: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:

@@ -24,11 +24,17 @@ def register(subparsers: Any) -> None:
 
 
 def report_lines(payload: dict[str, Any]) -> list[str]:
-    flagged = set(payload["flagged"])
-    order = payload["flagged"] + sorted((n for n in payload["psi"] if n not in flagged), key=lambda n: -payload["psi"][n])
-    lines = [f"{'DRIFT' if name in flagged else 'ok':<5}  {payload['psi'][name]:>9.4f}  {name}" for name in order]
+    """One line a feature, highest PSI first (the highest MAX_LISTED on a wide dataset, then how
+    many more and the largest of theirs), the missing ones, the verdict."""
+    psi, threshold = payload["psi"], payload["threshold"]
+    order = sorted(psi, key=lambda n: (-psi[n], n))
+    lines = [f"{'DRIFT' if psi[name] > threshold else 'ok':<5}  {psi[name]:>9.4f}  {name}" for name in order]
+    omitted = payload.get("psi_omitted")
+    lines += [f"...    {omitted['features']} more features, each at most PSI {omitted['highest']:.4f}"] if omitted else []
     lines += [f"{'MISSING':<5}  {'-':>9}  {name}" for name in payload["missing_features"]]
-    verdict = f"{len(flagged)} of {len(payload['psi'])} features above PSI {payload['threshold']}" if flagged else f"no feature above PSI {payload['threshold']}"
+    lines += [f"{'MISSING':<5}  {'-':>9}  {f['prefix']}<{','.join(f['numbers'])}>{f['suffix']} ({f['count']})" for f in payload.get("missing_features_families", [])]
+    drifted = payload.get("flagged_total", len(payload["flagged"]))
+    verdict = f"{drifted} of {payload['features']} features above PSI {threshold}" if drifted else f"no feature above PSI {threshold}"
     return [*lines, f"run {payload['run_id']}: {verdict}"]
 
 

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -17,6 +18,7 @@ from server.ports import Ports
 from server.settings import Settings
 from tests.mcp_calls import call_tool
 from tools.check_drift import drift_report, psi_threshold
+from tools.name_families import MAX_LISTED
 from tools.drift import drift_baseline
 from tools.promote import model_name
 
@@ -146,3 +148,16 @@ def test_cli_twin_exits_0_when_nothing_drifted(workspace: Path, lab: dict, capsy
 
     assert main(["drift", "--workspace", str(workspace), "--run", lab["run_id"], "--dataset", lab["same"]]) == 0
     assert capsys.readouterr().out.splitlines()[-1].endswith("no feature above PSI 0.2")
+
+
+def test_past_the_listing_limit_the_highest_psi_are_listed_and_the_rest_bounded() -> None:
+    from server.commands.drift import report_lines  # noqa: PLC0415
+
+    names = [f"attr_{i:04d}" for i in range(MAX_LISTED + 40)]
+    baseline = drift_baseline(pd.DataFrame({n: np.arange(100.0) for n in names}))
+    shifted = pd.DataFrame({n: np.arange(100.0) + (60 if i % 50 == 0 else 0) for i, n in enumerate(names)})
+    report = drift_report(baseline, shifted, 0.2)
+    assert len(report["psi"]) == MAX_LISTED and report["features"] == len(names) and report["flagged"] == names[::50]
+    assert report["psi_omitted"] == {"features": 40, "highest": 0.0} and list(report["psi"])[:5] == names[::50]
+    lines = report_lines({**report, "run_id": "r" * 32, "threshold": 0.2})
+    assert lines[-1] == f"run {'r' * 32}: 5 of {len(names)} features above PSI 0.2" and "40 more features, each at most PSI 0.0000" in lines[-2]

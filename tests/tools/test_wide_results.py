@@ -1,6 +1,7 @@
 """Results on a dataset of thousands of numbered bureau attributes stay readable by an agent's
 client: load_dataset, a run_experiment dry run and get_run name every column, by family past 200
-(tools/name_families.py). A real workspace, a real run in the sandbox, an in-memory MCP client."""
+(tools/name_families.py); check_drift reads a baseline of 2 100 features and lists the highest
+PSI. A real workspace, a real run in the sandbox, an in-memory MCP client."""
 
 from __future__ import annotations
 
@@ -20,10 +21,10 @@ from server.git import GitRepo
 from server.ports import Ports
 from server.settings import Settings
 from tests.tools.test_run_experiment import REASONING, set_config
-from tools.name_families import expand
+from tools.name_families import MAX_LISTED, expand
 
 pytestmark = pytest.mark.anyio
-BUREAU = [f"bureau_attribute_{i:04d}_count_of_enquiries_last_12m" for i in range(1500)]
+BUREAU = [f"bureau_attribute_{i:04d}_count_of_enquiries_last_12m" for i in range(2100)]  # a drift baseline over 1 MiB
 MAX_RESULT = 25_000  # bytes: well under what a client reads from one call
 
 
@@ -55,7 +56,7 @@ async def test_load_dataset_names_every_column_of_a_wide_dataset_by_family(setti
     content_hash, columns = wide
     content = await call(settings, ports, "load_dataset", {"content_hash": content_hash})
     assert sorted(every_name(content, "columns")) == sorted(columns) and content["columns_total"] == len(columns)
-    assert content["columns_families"] == [{"prefix": "bureau_attribute_", "suffix": "_count_of_enquiries_last_12m", "numbers": ["0000-1499"], "count": 1500}]
+    assert content["columns_families"] == [{"prefix": "bureau_attribute_", "suffix": "_count_of_enquiries_last_12m", "numbers": ["0000-2099"], "count": 2100}]
     named = await call(settings, ports, "load_dataset", {"content_hash": content_hash, "columns": [BUREAU[1499]]})
     assert list(named["dtypes"]) == [BUREAU[1499]]  # a name read from a family details that column
 
@@ -67,3 +68,6 @@ async def test_a_dry_run_and_get_run_name_every_feature_of_a_wide_run_by_family(
     run_id = (await call(settings, ports, "run_experiment", {"reasoning": REASONING}))["run_id"]
     detail = await call(settings, ports, "get_run", {"run_id": run_id})
     assert sorted(every_name(detail, "feature_columns")) == sorted(features) and detail["feature_columns_total"] == len(features)
+    drift = await call(settings, ports, "check_drift", {"content_hash": detail["provenance"]["dataset_content_hash"], "run_id": run_id})
+    assert drift["drifted"] is False and drift["features"] == len(features) and len(drift["psi"]) == MAX_LISTED
+    assert drift["psi_omitted"]["features"] == len(features) - MAX_LISTED and drift["psi_omitted"]["highest"] <= min(drift["psi"].values())
