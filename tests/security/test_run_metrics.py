@@ -89,7 +89,7 @@ async def test_a_param_edited_in_the_tracking_store_is_refused_at_promotion(lab:
     run_id = clone_run(lab, lab.run_id)
     failed, content = await call(lab, "promote", {"run_id": run_id, "dry_run": True})
     assert not failed, content
-    edit_param(lab, run_id, "dataset_content_hash", "0" * 64)  # the attack: the run now names data it was not trained on
+    edit_param(lab, run_id, "dataset_content_hash", lab.spare_hash)  # the attack: the run now names another registered data version
     failed, content = await call(lab, "promote", {"run_id": run_id})
     assert failed and content["rule_id"] == "integrity.run_metrics", content
     assert "its params" in content["reason"] and "not the ones the audit chain recorded" in content["reason"]
