@@ -24,6 +24,7 @@ from server.ports import Ports, build_ports
 from server.settings import Settings
 from tests.credentials import use_token
 from tests.tools.runs_lab import use_quick_run
+from tools.run_pins import run_files_check
 
 pytestmark = pytest.mark.anyio
 REASONING = {"hypothesis_category": "feature_engineering", "change_description": "Add a debt ratio feature to the credit model.", "expected_effect": "A small roc_auc gain from the ratio."}
@@ -97,13 +98,12 @@ async def test_a_skip_worktree_run_is_recorded_dirty_and_neither_opens_a_pr_nor_
     denied, promoted = await call(settings, ports, "promote", {"run_id": run["run_id"], "alias": "candidate"})
     gates = {g["gate"]: g for g in promoted["gate_receipt"]["gates"]}
     assert denied and gates["run_clean"]["status"] == "FAIL"
-    # The agent also rewrites the flag in the tracking store: the recorded file hashes still tell, and
-    # promote finds the run's params are not the ones the audit chain recorded.
+    # The agent also rewrites the flag in the tracking store: open_pr and promote find the run's params
+    # are not the ones the audit chain recorded, and the recorded file hashes still tell on their own.
     with sqlite3.connect(settings.state_dir / "mlflow.db") as db:
         db.execute("UPDATE params SET value = 'false' WHERE run_uuid = ? AND key = 'git_dirty'", (run["run_id"],))
-    assert ports.tracking.get_run(run["run_id"])["params"]["git_dirty"] == "false"
-    denied, pr = await call(settings, ports, "open_pr", {"run_id": run["run_id"], "title": "Debt ratio feature"})
-    reasons = [pr.get("reason"), *(d["reason"] for d in pr.get("denials") or [])]
-    assert denied and any("differ from its commit in src/features.py" in str(r) for r in reasons)
-    denied, promoted = await call(settings, ports, "promote", {"run_id": run["run_id"], "alias": "candidate"})
-    assert denied and promoted["rule_id"] == "integrity.run_metrics" and "its params" in promoted["reason"], promoted  # the chained params
+    params = ports.tracking.get_run(run["run_id"])["params"]
+    assert params["git_dirty"] == "false" and run_files_check(ports.git, params)["mismatched"] == ["src/features.py"]
+    for tool, arguments in (("open_pr", {"title": "Debt ratio feature"}), ("promote", {"alias": "candidate"})):
+        denied, refused = await call(settings, ports, tool, {"run_id": run["run_id"], **arguments})
+        assert denied and refused["rule_id"] == "integrity.run_metrics" and "its params" in refused["reason"], refused
