@@ -71,7 +71,7 @@ class RunDirs:
         run = self.root / run_id
         if not RUN_ID.match(run_id) or run.is_symlink() or not run.is_dir():
             return 0
-        return sum(_unlink_data_inputs(stage) for stage in sorted(run.iterdir()) if STAGE.match(stage.name))
+        return sum(_unlink_copies(stage) for stage in sorted(run.iterdir()) if STAGE.match(stage.name))
 
     def read_predictions(self, stage_dir: Path) -> pd.DataFrame:
         """The model's predictions. Raises SandboxFailed when they are missing, unreadable or
@@ -116,7 +116,7 @@ class RunDirs:
         return target
 
 
-def _unlink_data_inputs(stage: Path) -> int:
+def _unlink_copies(stage: Path) -> int:
     """Unlinks DATA_INPUTS and the model copy in `stage`/inputs, opened without following links;
     returns bytes freed."""
     try:

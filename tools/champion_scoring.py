@@ -39,6 +39,7 @@ from tools.provenance import feature_columns_sha256, feature_pipeline_hash
 from tools.reproduce import FEATURES_PATH, committed_config, files_at
 from tools.run_features import context_columns, select_features
 from tools.run_pins import rebuild_config
+from tools.run_record import record_problem
 
 STAGE = "champion"
 log = logging.getLogger("mlgate.champion")
@@ -107,7 +108,7 @@ def _columns(ctx: CallContext, params: dict[str, str], config: dict[str, Any], f
 
 def restore(ctx: CallContext, version: str, champion: dict[str, Any], frame: pd.DataFrame) -> ChampionModel:
     """The champion's model, as the audit chain vouches for it; raises NotScorable."""
-    problem = ctx.ports.run_metrics.problem(champion, unrecorded_ok=True) if ctx.ports.run_metrics is not None else "no record of finished runs is kept"
+    problem = record_problem(ctx, champion, legacy_ok=True)
     if problem is not None:
         raise NotScorable(f"its run is not as the audit chain recorded it ({problem})")
     params = champion["params"]

@@ -44,7 +44,7 @@ class Runs(Protocol):
 
 
 class RunArtifacts(Protocol):
-    def read_json(self, run_id: str, name: str, limit: int | None = None) -> Any | None: ...
+    def read_json(self, run_id: str, name: str) -> Any | None: ...
 
 
 class PullRequests(Protocol):

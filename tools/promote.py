@@ -27,7 +27,6 @@ from policies.registry import load_all
 from tools.base import CallContext, StrictInput, ToolSpec
 from tools.champion_pairing import champion_paired, unpaired
 from tools.errors import GovernanceError, NotFound
-from tools.run_record import vouched_run
 from tools.gates import gate_receipt
 from tools.experiment_schema import EXPERIMENT_PATH
 from tools.lifecycle import stage_changes_ref
@@ -35,6 +34,7 @@ from tools.model_card import card_tags, model_card
 from tools.sealed import count_query, sealed_entry
 from tools.provenance import sha256_json
 from tools.run_pins import pin_mismatches, rebuild_config, run_files_check
+from tools.run_record import vouched_run
 from tools.run_views import require_project_run
 
 CARD_ARTIFACT = "model_card.json"

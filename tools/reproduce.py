@@ -36,6 +36,7 @@ from tools.experiment_schema import EXPERIMENT_PATH
 from tools.promote import REPRODUCES_TAG, REPRODUCTION_TAG, SEED_RUNS_TAG
 from tools.provenance import config_hash, feature_columns_sha256, feature_pipeline_hash, lockfile_hash, run_files_param, sha256_bytes
 from tools.run_pins import rebuild_config
+from tools.run_record import record_problem
 from tools.run_views import require_project_run
 from tools.sealed import SEALED_NOTE
 
@@ -79,8 +80,7 @@ def _record_pin(ctx: CallContext, run: dict[str, Any]) -> dict[str, Any]:
     """The run's metrics, params and artifacts as the audit chain recorded them when it finished: its
     pins are its params, and the tracking store is a file an agent can edit (server/audit/run_metrics.py).
     A run finished before runs were chained has no record and passes, as promote lets its champion."""
-    ledger = ctx.ports.run_metrics
-    problem = "this server keeps no record of finished runs" if ledger is None else ledger.problem(run, unrecorded_ok=True)
+    problem = record_problem(ctx, run, legacy_ok=True)
     return _pin("audit_record", problem is None, "as recorded", "as recorded" if problem is None else "edited", problem or "")
 
 

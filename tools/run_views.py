@@ -52,7 +52,7 @@ class Runs(Protocol):
 
 
 class JsonArtifacts(Protocol):
-    def read_json(self, run_id: str, name: str, limit: int | None = None) -> Any | None: ...
+    def read_json(self, run_id: str, name: str) -> Any | None: ...
 
 
 # --- the project -------------------------------------------------------------------------------

@@ -13,11 +13,12 @@ metric the run holds then, params_sha256 that of {name: value} of its params (th
 config and feature hashes promote's gates and the champion's scoring read), and artifacts_sha256
 that of {artifact path: SHA-256 of its bytes}: the artifacts (the model files promote registers,
 the test predictions the champion comparison reads) are files in the state directory too. Records
-chained before params were (no params_sha256) vouch for metrics and artifacts only. The values themselves are not chained: the test figures are
-sealed and `mlgate://audit/mine` shows agents their own records. A run counts for promotion only
-when the chain holds its record (the first one for the run id), every recorded metric and artifact
-is still as recorded, and the only ones added since are those mlgate itself logs later
-(LATER_PREFIXES: reproduce's seed variance; LATER_ARTIFACTS: promote's model card).
+chained before params were (no params_sha256) vouch for metrics and artifacts only. The values
+themselves are not chained: the test figures are sealed and `mlgate://audit/mine` shows agents
+their own records. A run counts for promotion only when the chain holds its record (the first one
+for the run id), every recorded metric, param and artifact is still as recorded, and the only ones
+added since are those mlgate itself logs later (LATER_PREFIXES: reproduce's seed variance;
+LATER_ARTIFACTS: promote's model card).
 `mlgate audit verify` checks the metrics of every run (the artifacts only at promotion: reading
 every run's model files would make verify as slow as copying the store).
 """
