@@ -22,7 +22,7 @@ from tools.metric_names import LOWER_IS_BETTER
 from tools.paired import as_metrics, paired_improvements
 from tools.provenance import MAX_PARAM_CHARS, canonical_json, feature_columns_sha256
 from tools.run_views import RUN_KIND_TAG, payload_sections
-from tools.sealed import SEALED_NOTE, count_query
+from tools.sealed import COMPUTED_BY_RUN, SEALED_NOTE, count_query
 
 TIER1_KEYS = ("git_commit", "uv_lock_sha256", "feature_pipeline_hash", "config_hash", "standards_sha256")
 # Threads for a run's bootstrap intervals and paired comparisons: they take most of the server's own
@@ -290,7 +290,7 @@ def finish_report(ctx: CallContext, experiment: str, run_id: str, plan: Any, res
     evidence_metrics, evidence_tags = evidence.tracking_records(sections["evidence"])
     ctx.ports.tracking.log_metrics(run_id, evidence_metrics)
     ctx.ports.tracking.set_tags(run_id, {"outcome": sections["comparison"]["outcome"], "gates_passed": str(sections["gates_passed"]).lower(), **evidence_tags})
-    queries = count_query(ctx.ports, facts["dataset"].manifest["content_hash"], purpose="computed by run_experiment", run_id=run_id, principal=ctx.principal.name)
+    queries = count_query(ctx.ports, facts["dataset"].manifest["content_hash"], purpose=COMPUTED_BY_RUN, run_id=run_id, principal=ctx.principal.name)
     return _payload(run_id, facts, sections, refs, queries)
 
 

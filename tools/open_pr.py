@@ -198,9 +198,11 @@ def gather(request: OpenPrInput, ctx: CallContext) -> dict[str, Any]:
     ports = ctx.ports
     run = dict(ports.tracking.get_run(request.run_id))
     require_project_run(ports.tracking, ctx.config["standards"], run)
-    # A PR cites the run's figures and commit to its reviewers. A run without a record (finished
-    # before runs were chained, or copied in by hand) still gets one; promote refuses it.
-    run = vouched_run(ctx, run, legacy_ok=True, remediation=PR_AGAIN)
+    # A PR cites the run's figures and commit to its reviewers: only as the audit chain recorded them
+    # (a run finished before runs were chained: as mlgate evaluated it). A run that did not finish
+    # has no record to check; pr.run_succeeded refuses it with its status.
+    if run.get("status") == "FINISHED":
+        run = vouched_run(ctx, run, legacy_ok=True, remediation=PR_AGAIN)
     commit = str((run.get("params") or {}).get("git_commit", ""))
     commit = commit if COMMIT.match(commit) else None
     branch = request.branch if request.branch is not None else default_branch(request.run_id)

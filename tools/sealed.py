@@ -18,6 +18,8 @@ from typing import Any, Protocol
 # variance of the test metric across seeds (tools/reproduce.py)
 SEALED_PREFIXES = ("test_", "baseline_", "seed_variance_")
 SEALED_REPORT_KEYS = ("sealed_test",)
+# the purpose of the test-set query a run's own evaluation counts: the chain's record that mlgate made the run
+COMPUTED_BY_RUN = "computed by run_experiment"
 SEALED_NOTE = (
     "the test set is sealed: test metrics are computed and stored for human reviewers, never shown to agents; "
     "choose models by these validation metrics. promote checks the gates on the sealed test set and says only PASS or FAIL"

@@ -19,6 +19,12 @@ their own records. A run counts for promotion only when the chain holds its reco
 for the run id), every recorded metric, param and artifact is still as recorded, and the only ones
 added since are those mlgate itself logs later (LATER_PREFIXES: reproduce's seed variance;
 LATER_ARTIFACTS: promote's model card).
+
+Runs finished before runs were chained have no record. Some tools still take one (open_pr, a
+champion promoted then, reproduce), but only a run the chain shows mlgate evaluated before its
+first run_metrics record: the test-set query its evaluation counted (server/test_queries.py,
+purpose COMPUTED_BY_RUN). A run copied into the store by hand has no such record, and once the
+chain holds a run_metrics record every run mlgate finishes gets its own.
 `mlgate audit verify` checks the metrics of every run (the artifacts only at promotion: reading
 every run's model files would make verify as slow as copying the store).
 """
@@ -37,13 +43,15 @@ from server.audit.records import canonical, parse_line
 from server.audit.tail import ChainTail
 from server.ledger import ChainWriter
 from server.mlflow_import import mlflow_module
+from server.test_queries import RECORD_KIND as TEST_QUERY
+from tools.sealed import COMPUTED_BY_RUN
 
 KIND = "run_metrics"
 LATER_PREFIXES = ("seed_variance_",)  # tools/reproduce.py logs these on the original run
 LATER_ARTIFACTS = ("model_card.json",)  # tools/promote.py logs it on the promoted run
 RUN_ID = re.compile(r"^[0-9a-f]{32}\Z")
 _MARKER = f'"kind":"{KIND}"'.encode()
-END_WITNESS_TAG = "mlgate.audit_witness_end"  # server/audit/witness.py RUN_TAGS
+_EVALUATED = f'"kind":"{TEST_QUERY}"'.encode()
 
 
 def metrics_sha256(metrics: Mapping[str, Any], names: list[str]) -> str | None:
@@ -101,6 +109,7 @@ class RunMetricsLedger:
         self._mutex = threading.Lock()
         self._tail = ChainTail(self.path)
         self._records: dict[str, dict[str, Any]] = {}
+        self._legacy: set[str] = set()  # runs mlgate evaluated before the chain's first run_metrics record
 
     def record(self, run_id: str, metrics: Mapping[str, Any], params: Mapping[str, Any]) -> None:
         """Chain the metrics, params and artifacts `run_id` holds now. Raises IntegrityError when
@@ -119,26 +128,44 @@ class RunMetricsLedger:
     def all(self) -> dict[str, dict[str, Any]]:
         """{run id: its first well-formed run_metrics record}."""
         with self._mutex:
-            for restarted, data in self._tail.pieces():
-                if restarted:
-                    self._records = {}
-                for line in data.splitlines(keepends=True):
-                    if _MARKER in line:
-                        self._consider(line)
+            self._catch_up()
             return dict(self._records)
+
+    def legacy(self) -> frozenset[str]:
+        """The runs mlgate evaluated before the chain's first run_metrics record (finished unrecorded)."""
+        with self._mutex:
+            self._catch_up()
+            return frozenset(self._legacy)
+
+    def _catch_up(self) -> None:
+        for restarted, data in self._tail.pieces():
+            if restarted:
+                self._records, self._legacy = {}, set()
+            for line in data.splitlines(keepends=True):
+                if _MARKER in line:
+                    self._consider(line)
+                elif not self._records and _EVALUATED in line:
+                    self._consider_evaluated(line)
 
     def _consider(self, line: bytes) -> None:
         record, problem = parse_line(line)
         if problem is None and record is not None and record.get("kind") == KIND and RUN_ID.match(str(record.get("run_id"))):
             self._records.setdefault(record["run_id"], record)
 
+    def _consider_evaluated(self, line: bytes) -> None:
+        record, problem = parse_line(line)
+        if problem is None and record is not None and record.get("kind") == TEST_QUERY and record.get("purpose") == COMPUTED_BY_RUN:
+            self._legacy.update([record["run_id"]] if RUN_ID.match(str(record.get("run_id"))) else [])
+
     def problem(self, run: Mapping[str, Any], *, unrecorded_ok: bool = False) -> str | None:
         """None when the run's metrics are the ones the chain recorded when it finished; else why not.
-        `unrecorded_ok`: a run without any record passes (a champion promoted before runs' metrics
-        were chained: promote registers no run without one now)."""
-        record = self.recorded(str(run.get("run_id")))
+        `unrecorded_ok`: a run without a record passes when mlgate evaluated it before runs' metrics
+        were chained (a champion promoted then: promote registers no run without one now)."""
+        run_id = str(run.get("run_id"))
+        record = self.recorded(run_id)
         if record is None:
-            return None if unrecorded_ok else "the audit chain holds no record of its metrics (it was not finished by run_experiment or reproduce)"
+            legacy = unrecorded_ok and run_id in self.legacy()
+            return None if legacy else "the audit chain holds no record of its metrics (it was not finished by run_experiment or reproduce)"
         return _problem(record, run) or self._artifacts_problem(record)
 
     def _artifacts_problem(self, record: Mapping[str, Any]) -> str | None:
@@ -179,25 +206,18 @@ def _metrics_problem(record: Mapping[str, Any], metrics: Mapping[str, Any]) -> s
 # --- the report of `mlgate audit verify` -----------------------------------------------------
 
 
-def run_findings(runs: Iterable[Mapping[str, Any]], records: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
+def run_findings(runs: Iterable[Mapping[str, Any]], records: Mapping[str, Mapping[str, Any]], legacy: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
     """[(kind, detail)] for the runs (this chain's: {run_id, tags, status, metrics, params}) whose metrics
     the chain does not vouch for: `run_metrics_edited` when a recorded run's metrics or params changed;
-    `run_metrics_unrecorded` for a FINISHED run without a record that ended (end witness) after the
-    chain's first record: mlgate records every run it finishes since, so it was copied in by hand."""
-    first = min((int(r["seq"]) for r in records.values()), default=None)
+    `run_metrics_unrecorded` for a FINISHED run without a record, once the chain holds any, that is
+    not `legacy` (RunMetricsLedger.legacy): mlgate records every run it finishes since, so it was
+    copied in by hand (whatever witness tags the copy carries)."""
     found = []
     for run in runs:
         run_id = str(run["run_id"])
         if run_id in records:
             problem = _problem(records[run_id], run)
             found += [("run_metrics_edited", f"run {run_id}: {problem}")] if problem else []
-        elif first is not None and run.get("status") == "FINISHED" and _ended_seq(run) >= first:
+        elif records and run.get("status") == "FINISHED" and run_id not in legacy:
             found.append(("run_metrics_unrecorded", f"run {run_id} is FINISHED but the audit chain holds no record of its metrics (copied into the tracking store by hand)"))
     return found
-
-
-def _ended_seq(run: Mapping[str, Any]) -> int:
-    """The seq its end witness names (-1 when it has none readable)."""
-    text = str((run.get("tags") or {}).get(END_WITNESS_TAG, ""))
-    head = text.split(":", 1)[0]
-    return int(head) if head.isdigit() else -1

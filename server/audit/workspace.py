@@ -35,8 +35,9 @@ def crosscheck_workspace(settings: Settings) -> CrossReport:
     witnesses += list(run_witnesses(iter(runs), chain_id(settings.audit_path)))
     pinned = pinned_public_key(settings.audit_signing_key)
     report = crosscheck(settings.audit_path, witnesses, pinned, settings.workspace / OVERRIDES_LOG)
-    records = RunMetricsLedger(settings.audit_path).all()
-    report.findings += [Finding(kind, detail) for kind, detail in run_findings(_this_chain(runs, settings), records)]
+    ledger = RunMetricsLedger(settings.audit_path)
+    found = run_findings(_this_chain(runs, settings), ledger.all(), ledger.legacy())
+    report.findings += [Finding(kind, detail) for kind, detail in found]
     if report.key_id is not None and pinned is None:
         notes.append(f"the chain's key {report.key_id} was not compared with a pinned copy: no {settings.audit_signing_key.name}.pub readable beside the configured key path")
     report.notes.extend(notes)

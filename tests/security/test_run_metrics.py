@@ -9,12 +9,18 @@ with sqlite3 as the agent would, promote called through a real MCP client.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
 import pytest
 
-from server.audit.run_metrics import KIND
+from server.audit.chain import AuditChain
+from server.audit.records import CHAIN_FIELDS
+from server.audit.run_metrics import KIND, RunMetricsLedger
 from server.cli import main
 from tools.provenance import parse_run_files, run_files_param, sha256_bytes
+from tools.sealed import COMPUTED_BY_RUN
 from tests.tools.promotion_lab import MODEL, Lab, build_lab, call, clone_run, reset_registry
 
 pytestmark = pytest.mark.anyio
@@ -141,8 +147,12 @@ def verify(lab: Lab, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
 def test_audit_verify_reports_an_edited_metric_and_a_run_copied_in_by_hand(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
     edited = clone_run(lab, lab.run_id)
     copied = clone_run(lab, lab.run_id, vouch=False)  # its tags still name this chain's witnesses
+    untagged = clone_run(lab, lab.run_id, vouch=False)
+    for tag in ("mlgate.audit_witness", "mlgate.audit_witness_end"):
+        lab.client.delete_tag(untagged, tag)  # a copy that names no witness of when it ended
     code, out = verify(lab, capsys)
     assert code == 1 and f"RUN METRICS UNRECORDED: run {copied}" in out and edited not in out
+    assert f"RUN METRICS UNRECORDED: run {untagged}" in out
     edit_metric(lab, edited, "val_roc_auc", 0.999)
     code, out = verify(lab, capsys)
     assert code == 1 and f"RUN METRICS EDITED: run {edited}" in out
@@ -202,10 +212,34 @@ async def test_a_champion_s_test_metric_lowered_in_the_tracking_store_is_refused
     assert failed and content["rule_id"] == "integrity.run_metrics" and champion in content["reason"], content
 
 
-async def test_a_champion_promoted_before_metrics_were_chained_still_lets_candidates_through(lab: Lab) -> None:
-    make_champion(lab, clone_run(lab, lab.run_id, vouch=False))  # no run_metrics record: an older promotion
-    failed, content = await call(lab, "promote", {"run_id": lab.run_id, "dry_run": True})
+@contextmanager
+def chained_after(lab: Lab, tmp_path: Path, evaluated: str) -> Iterator[None]:
+    """The server reads a chain an older mlgate began: it evaluated `evaluated` (its test-set query)
+    and chained no run_metrics; the records of the lab's runs follow, as an upgraded server adds them."""
+    chain = AuditChain(tmp_path / "audit.jsonl")
+    chain.append({"kind": "test_query", "dataset_hash": lab.dataset_hash, "purpose": COMPUTED_BY_RUN, "run_id": evaluated, "principal": "claude", "test_queries": 1})
+    for record in lab.ports.run_metrics.all().values():
+        chain.append({k: v for k, v in record.items() if k not in CHAIN_FIELDS})
+    chain.close()
+    ledger, lab.ports.run_metrics = lab.ports.run_metrics, RunMetricsLedger(chain.path, None, lab.ports.tracking)
+    try:
+        yield
+    finally:
+        lab.ports.run_metrics = ledger
+
+
+async def test_a_champion_promoted_before_metrics_were_chained_still_lets_candidates_through(lab: Lab, tmp_path: Path) -> None:
+    older = clone_run(lab, lab.run_id, vouch=False)  # no run_metrics record: an older promotion
+    make_champion(lab, older)
+    with chained_after(lab, tmp_path, evaluated=older):
+        failed, content = await call(lab, "promote", {"run_id": lab.run_id, "dry_run": True})
     assert not failed, content
+
+
+async def test_a_champion_copied_into_the_tracking_store_by_hand_is_refused_at_promotion(lab: Lab) -> None:
+    make_champion(lab, clone_run(lab, lab.run_id, metrics={"test_roc_auc": 0.5}, vouch=False))  # a weak champion any candidate beats
+    failed, content = await call(lab, "promote", {"run_id": lab.run_id, "dry_run": True})
+    assert failed and content["rule_id"] == "integrity.run_metrics" and "holds no record of its metrics" in content["reason"], content
 
 
 async def test_a_server_without_a_record_of_run_metrics_refuses_promotion(lab: Lab) -> None:

@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
@@ -16,14 +17,17 @@ from mcp import Client
 
 from policies.provenance import COMMIT
 from server.app import build_server
+from server.audit.run_metrics import RunMetricsLedger
 from server.cli import main
 from server.git import GitRepo
+from server.ledger import ChainWriter
 from server.ports import Ports, build_ports
 from server.settings import Settings, load_settings
 from tools.base import CallContext
 from tools.errors import GitRefused
 from tools.open_pr import OpenPrInput, default_branch, execute, gather
 from tools.provenance import run_files_param
+from tools.sealed import COMPUTED_BY_RUN
 from tests.mlflow_store import client_with_experiment, sqlite_uri
 
 pytestmark = pytest.mark.anyio
@@ -69,9 +73,10 @@ def used_files(repo: GitRepo, commit: str) -> str:
 
 
 def make_run(client: Any, repo: GitRepo, commit: str, *, dirty: str = "false", status: str = "FINISHED", receipt: Any = RECEIPT, recorded_files: bool = True,
-             experiment_name: str = "demo-bank/credit-default") -> str:  # fmt: skip
+             experiment_name: str = "demo-bank/credit-default", vouch: bool = True) -> str:  # fmt: skip
     """A run as run_experiment leaves it: Tier 1 params (with the hashes of the files it used),
-    metrics, tags, gate receipt."""
+    metrics, tags, gate receipt, and (unless `vouch` is False: a run copied into the store by hand)
+    its run_metrics record in the workspace's audit chain."""
     found = client.get_experiment_by_name(experiment_name)
     store_artifacts = client.get_experiment_by_name("demo-bank/credit-default").artifact_location  # the store's tmp dir, never ./mlruns
     experiment = found.experiment_id if found is not None else client.create_experiment(experiment_name, artifact_location=f"{store_artifacts}/{experiment_name.replace('/', '-')}")
@@ -86,6 +91,9 @@ def make_run(client: Any, repo: GitRepo, commit: str, *, dirty: str = "false", s
         client.log_metric(run_id, key, value)
     if receipt is not None:
         client.log_text(run_id, json.dumps({**receipt, "sealed_test": {"gates": [{"observed": 0.8123}]}}), "gate_receipt.json")
+    if vouch and status == "FINISHED":
+        run = client.get_run(run_id).data
+        RunMetricsLedger(load_settings(repo.path, transport="memory").audit_path, None, SimpleNamespace(client=client)).record(run_id, run.metrics, run.params)
     client.set_terminated(run_id, status)
     return run_id
 
@@ -226,6 +234,37 @@ async def test_a_run_that_did_not_finish_is_refused(settings: Settings, ports: P
     async with connect(settings, ports) as client:
         is_error, result = await open_pr(client, run_id, branch="agent/failed")
     assert is_error and result["rule_id"] == "pr.run_succeeded" and nothing_pushed_or_recorded(settings, "agent/failed")
+
+
+def evaluated_before_chaining(settings: Settings, run_id: str) -> None:
+    """The record an older mlgate (one that chained no run_metrics) left when it evaluated a run."""
+    record = {"kind": "test_query", "dataset_hash": "d" * 64, "purpose": COMPUTED_BY_RUN, "run_id": run_id, "principal": "local-agent", "test_queries": 1}
+    ChainWriter(settings.audit_path).append(record)
+
+
+async def test_a_run_copied_into_the_store_by_hand_gets_no_pr(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
+    run_id = make_run(mlflow_client, repo, commit_on(repo, "agent/copied"), vouch=False)  # MlflowClient calls, as an agent with a shell makes them
+    async with connect(settings, ports) as client:
+        is_error, result = await open_pr(client, run_id, branch="agent/copied", dry_run=True)
+    assert is_error and result["rule_id"] == "integrity.run_metrics" and "holds no record of its metrics" in result["reason"], result
+    assert nothing_pushed_or_recorded(settings, "agent/copied")
+
+
+async def test_a_run_evaluated_before_runs_were_chained_still_gets_a_pr(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
+    older = make_run(mlflow_client, repo, commit_on(repo, "agent/older"), vouch=False)
+    evaluated_before_chaining(settings, older)
+    async with connect(settings, ports) as client:
+        is_error, result = await open_pr(client, older, branch="agent/older", dry_run=True)
+    assert not is_error, result
+
+
+async def test_an_evaluation_chained_after_the_first_run_record_does_not_vouch_for_an_unrecorded_run(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
+    make_run(mlflow_client, repo, commit_on(repo, "agent/first"))  # the chain now records every run mlgate finishes
+    later = make_run(mlflow_client, repo, commit_on(repo, "agent/later"), vouch=False)
+    evaluated_before_chaining(settings, later)  # as an agent appending to a chain it can write would
+    async with connect(settings, ports) as client:
+        is_error, result = await open_pr(client, later, branch="agent/later", dry_run=True)
+    assert is_error and result["rule_id"] == "integrity.run_metrics", result
 
 
 async def test_a_run_from_another_commit_than_the_branch_head_is_refused(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:

@@ -112,6 +112,12 @@ async def test_a_run_whose_params_were_edited_after_it_finished_is_not_reproduce
     assert "its params" in pins(content)["audit_record"]["reason"] and content["reproduced"] is False
 
 
+async def test_a_run_copied_into_the_store_by_hand_is_not_reproduced(lab: Lab) -> None:
+    failed, content = await call(lab, "reproduce", {"run_id": clone_run(lab, lab.run_id, vouch=False)})
+    assert failed and content["rule_id"] == "reproduce.pins_intact" and "audit_record" in content["reason"], content
+    assert "holds no record" in pins(content)["audit_record"]["reason"] and content["reproduced"] is False
+
+
 async def test_a_run_that_did_not_finish_is_not_reproduced(lab: Lab) -> None:
     failed, content = await call(lab, "reproduce", {"run_id": clone_run(lab, lab.run_id, status="FAILED")})
     assert failed and content["rule_id"] == "reproduce.run_finished"
