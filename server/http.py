@@ -14,7 +14,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.app import build_server
 from server.auth import TokenStore, TokenVerifier
+from server.http_events import resumable_streams
 from server.identity import HTTP_TRANSPORT, SSE_MESSAGES_PATH
 from server.ports import Ports, build_ports
 from server.settings import HttpSettings, Settings
@@ -40,6 +41,7 @@ from tools.errors import InvalidInput
 MCP_PATH = "/mcp"
 SSE_PATH = "/sse"
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+RECONNECT_AFTER_MS = 1000
 
 
 @dataclass(frozen=True)
@@ -169,9 +171,9 @@ class HostOriginGuard:
 
 
 class NoStreamReplay:
-    """Drops Last-Event-ID from a GET on /mcp. mlgate keeps no event store, so it sends no SSE
-    event ids and has nothing to replay; the SDK's replay path, reached by that header, would
-    answer nothing (a 500). Without it the GET gets what the spec asks: a fresh event stream."""
+    """Drops Last-Event-ID from a GET on /mcp when replay is off (`replay_bytes_per_session: 0`):
+    no event ids are sent then and there is nothing to replay; the SDK's replay path, reached by
+    that header, would answer nothing (a 500). Without it the GET gets a fresh event stream."""
 
     def __init__(self, app: ASGIApp) -> None:
         self._app = app
@@ -312,6 +314,12 @@ def sessions_counter(server: MCPServer) -> Callable[[str], int]:
     return count
 
 
+def live_sessions(server: MCPServer) -> Callable[[], Collection[str]]:
+    """The ids of the streamable HTTP sessions the SDK holds now (`_server_instances`, private like
+    `_session_owners` above; tests/server/test_http_events.py fails if it changes)."""
+    return lambda: getattr(server.session_manager, "_server_instances", {}).keys()
+
+
 def _unique_routes(*apps: Starlette) -> list[BaseRoute]:
     """Both SDK apps carry the protected-resource metadata route; keep one of each path."""
     routes: dict[str, BaseRoute] = {}
@@ -333,7 +341,11 @@ def build_http_app(settings: Settings, bind: BindAddress, *, ports: Ports | None
 
 def combined_app(server: MCPServer, bind: BindAddress, security: TransportSecuritySettings, on_shutdown: Callable[[], None] | None = None, limits: HttpSettings | None = None) -> Starlette:
     """Streamable HTTP (/mcp) and SSE (/sse, /messages/) of `server` in one app behind the Host/Origin guard."""
-    streamable = server.streamable_http_app(streamable_http_path=MCP_PATH, transport_security=security, host=bind.host)
+    limits = limits or HttpSettings()
+    resumable = resumable_streams(MCP_PATH, limits.replay_bytes_per_session, limits.replay_bytes_total, live_sessions(server))
+    store, replay = resumable or (None, Middleware(NoStreamReplay))
+    retry = RECONNECT_AFTER_MS if store is not None else None  # the `retry:` of priming events: when a dropped client comes back
+    streamable = server.streamable_http_app(streamable_http_path=MCP_PATH, transport_security=security, host=bind.host, event_store=store, retry_interval=retry)
     sse = server.sse_app(sse_path=SSE_PATH, message_path=SSE_MESSAGES_PATH, transport_security=security, host=bind.host)
 
     @asynccontextmanager
@@ -348,8 +360,8 @@ def combined_app(server: MCPServer, bind: BindAddress, security: TransportSecuri
     # verifier it was given (auth_options) as `_token_verifier`; open streams are checked with it too.
     verifier = getattr(server, "_token_verifier", None)
     revocation = [Middleware(RevokedTokenStreams, verifier=verifier)] if verifier is not None else []
-    quota = [Middleware(TokenQuota, limits=limits or HttpSettings(), sessions_of=sessions_counter(server))]
-    middleware = [Middleware(HostOriginGuard, security=security), Middleware(TokenHint), Middleware(NoStreamReplay), *revocation, *streamable.user_middleware, *quota]
+    quota = [Middleware(TokenQuota, limits=limits, sessions_of=sessions_counter(server))]
+    middleware = [Middleware(HostOriginGuard, security=security), Middleware(TokenHint), replay, *revocation, *streamable.user_middleware, *quota]
     return Starlette(routes=_unique_routes(streamable, sse), middleware=middleware, lifespan=lifespan)
 
 

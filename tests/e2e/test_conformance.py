@@ -58,9 +58,11 @@ APPLICABLE = (
     "caching",
     "http-header-validation",
     "server-sse-multiple-streams",
+    "server-sse-polling",
     "input-required-result-unsupported-methods",
 )
 NEEDS_A_FIXTURE = {
+    "server-sse-polling": {"incoming-sse-event"},  # the tool test_reconnection, which closes its stream mid-call
     "server-stateless": {
         "sep-2575-server-rejects-undeclared-capability",  # the tool test_missing_capability
         "sep-2575-missing-capability-http-400",

@@ -1,0 +1,248 @@
+"""Resuming a dropped streamable HTTP response (server/http_events.py): a real `mlgate serve --http`
+app on loopback, raw HTTP requests as a client whose connection drops would send them."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from server.auth import TokenStore
+from server.http import free_loopback_bind, serving_in_background
+from server.http_events import ReplayBudget, SessionEvents, SessionEventsMiddleware, SessionEventStore
+from server.settings import HttpSettings, Settings
+from tests.e2e.transports import bearer, mlgate_http
+
+pytestmark = pytest.mark.anyio
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+VERSION = "2025-11-25"  # event ids (priming events) are sent from this protocol version on
+CALL = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "list_runs", "arguments": {}}}
+
+
+async def open_session(http: httpx2.AsyncClient, url: str, token: str) -> dict[str, str]:
+    initialize = {"protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    headers = {**MCP_HEADERS, **bearer(token)}
+    opened = await http.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": initialize}, headers=headers)
+    assert opened.status_code == 200, opened.text
+    session = {**headers, "mcp-session-id": opened.headers["mcp-session-id"], "mcp-protocol-version": VERSION}
+    await http.post(f"{url}/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
+    return session
+
+
+async def events(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, str]]:
+    """The SSE events of a response: {"id", "data"} (data may be empty: a priming event)."""
+    event: dict[str, str] = {}
+    async for line in lines:
+        if not line:
+            if event:
+                yield event
+            event = {}
+        elif ":" in line:
+            field, _, value = line.partition(":")
+            event[field] = value.removeprefix(" ")
+
+
+async def first_event_then_drop(http: httpx2.AsyncClient, url: str, session: dict[str, str]) -> dict[str, str]:
+    """POST the call, read its first event (the priming event with its id) and drop the connection."""
+    async with http.stream("POST", f"{url}/mcp", json=CALL, headers=session) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        async for event in events(stream.aiter_lines()):
+            return event
+    raise AssertionError("the call's stream ended before its first event")
+
+
+async def resumed(http: httpx2.AsyncClient, url: str, session: dict[str, str], last_event_id: str) -> dict[str, Any]:
+    """GET with Last-Event-ID: the first JSON-RPC message it delivers."""
+    headers = {**session, "Accept": "text/event-stream", "Last-Event-ID": last_event_id}
+    async with http.stream("GET", f"{url}/mcp", headers=headers) as stream:
+        assert stream.status_code == 200
+        async for event in events(stream.aiter_lines()):
+            if event.get("data"):
+                return json.loads(event["data"])
+    raise AssertionError("the resumed stream ended without a message")
+
+
+async def test_a_call_whose_stream_dropped_is_resumed_with_its_result(settings: Settings) -> None:
+    token = TokenStore(settings.state_dir).create("roaming", "agent")
+    with mlgate_http(settings) as url:
+        async with httpx2.AsyncClient(timeout=30.0) as http:
+            session = await open_session(http, url, token)
+            priming = await first_event_then_drop(http, url, session)
+            assert priming["id"] and not priming.get("data")
+            message = await resumed(http, url, session, priming["id"])
+    assert message["id"] == 2 and "runs" in message["result"]["structuredContent"], message
+
+
+async def test_another_session_of_the_same_token_cannot_resume_a_stream(settings: Settings) -> None:
+    """Both sessions number their requests from 1: an event id of one replays nothing to the other,
+    which gets a fresh, empty stream instead of the other session's result."""
+    token = TokenStore(settings.state_dir).create("twins", "agent")
+    with mlgate_http(settings) as url:
+        async with httpx2.AsyncClient(timeout=10.0) as http:
+            first, second = await open_session(http, url, token), await open_session(http, url, token)
+            priming = await first_event_then_drop(http, url, first)
+            assert (await resumed(http, url, first, priming["id"]))["id"] == 2  # the result is kept now
+            headers = {**second, "Accept": "text/event-stream", "Last-Event-ID": priming["id"]}
+            with pytest.raises(httpx2.ReadTimeout):
+                async with http.stream("GET", f"{url}/mcp", headers=headers, timeout=httpx2.Timeout(10.0, read=1.0)) as stream:
+                    assert stream.status_code == 200
+                    async for event in events(stream.aiter_lines()):
+                        assert not event.get("data"), event  # nothing of the first session's
+
+
+async def test_replay_off_sends_no_event_ids(workspace: Any) -> None:
+    from server.settings import load_settings
+
+    settings = load_settings(workspace, transport="memory")
+    settings = settings.model_copy(update={"http": HttpSettings(replay_bytes_per_session=0)})
+    token = TokenStore(settings.state_dir).create("plain", "agent")
+    with mlgate_http(settings) as url:
+        async with httpx2.AsyncClient(timeout=10.0) as http:
+            session = await open_session(http, url, token)
+            async with http.stream("POST", f"{url}/mcp", json=CALL, headers=session) as stream:
+                first = [event async for event in events(stream.aiter_lines())][0]
+    assert "id" not in first and json.loads(first["data"])["id"] == 2
+
+
+class CuttingProxy:
+    """Relays HTTP to `upstream`, but ends the SSE reply to each tools/call POST at its first event,
+    as a connection dropped mid-call would end it for the client: that event reaches the client
+    only when it is a priming event (an id, no message); the result never does."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream, self.cut = upstream, 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        body = await _request_body(receive)
+        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in (b"host", b"content-length", b"connection")]
+        cut = scope["method"] == "POST" and b'"tools/call"' in body
+        async with httpx2.AsyncClient(timeout=30.0) as http, http.stream(scope["method"], f"{self.upstream}{scope['path']}", headers=headers, content=body) as reply:
+            relayed = [(k.encode(), v.encode()) for k, v in reply.headers.items() if k.lower() not in ("content-length", "transfer-encoding", "connection")]
+            await send({"type": "http.response.start", "status": reply.status_code, "headers": relayed})
+            async for chunk in reply.aiter_raw():
+                end = _first_event_end(chunk) if cut else -1
+                if end < 0:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    continue
+                # the drop: a first event that carries a message (the result) never arrives
+                await send({"type": "http.response.body", "body": b"" if b"data: {" in chunk[:end] else chunk[:end], "more_body": True})
+                self.cut += 1
+                break
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _lifespan(receive: Any, send: Any) -> None:
+    while (message := await receive())["type"] != "lifespan.shutdown":
+        await send({"type": "lifespan.startup.complete"})
+    await send({"type": "lifespan.shutdown.complete"})
+
+
+async def _request_body(receive: Any) -> bytes:
+    body, more = b"", True
+    while more:
+        message = await receive()
+        body, more = body + message.get("body", b""), message.get("more_body", False)
+    return body
+
+
+def _first_event_end(chunk: bytes) -> int:
+    """Where the first SSE event of the chunk ends (after its blank line); -1 when it does not."""
+    ends = [chunk.find(sep) + len(sep) for sep in (b"\r\n\r\n", b"\n\n") if sep in chunk]
+    return min(ends) if ends else -1
+
+
+async def test_a_real_client_whose_call_stream_drops_reconnects_and_gets_the_result(settings: Settings) -> None:
+    token = TokenStore(settings.state_dir).create("mobile", "agent")
+    with mlgate_http(settings) as url:
+        proxy = CuttingProxy(url)
+        bind, sock = free_loopback_bind()
+        with serving_in_background(proxy, bind, sock) as proxied:
+            http = httpx2.AsyncClient(headers=bearer(token), timeout=httpx2.Timeout(30.0))
+            async with Client(streamable_http_client(f"{proxied}/mcp", http_client=http), mode="legacy") as client:  # sessions: 2025-11-25
+                result = await client.call_tool("list_runs", {})
+    assert proxy.cut == 1  # the call's stream was dropped after its first event
+    assert not result.is_error and "runs" in result.structured_content, result
+
+
+# --- the bounds, on the store itself ---------------------------------------------------------
+
+
+class Message:
+    def __init__(self, size: int) -> None:
+        self.text = "x" * size
+
+    def model_dump_json(self, **_: Any) -> str:
+        return self.text
+
+
+async def replayed(events_: SessionEvents, event_id: str) -> list[str]:
+    sent: list[str] = []
+
+    async def send(event: Any) -> None:
+        sent.append(event.event_id)
+
+    await events_.replay_after(event_id, send)
+    return sent
+
+
+async def test_a_session_keeps_its_newest_events_within_its_bytes() -> None:
+    kept = SessionEvents(ReplayBudget(10_000), limit=1_000)
+    ids = [kept.store(1, Message(300)) for _ in range(5)]  # 364 bytes each: two fit
+    assert [kept.knows(i) for i in ids] == [False, False, False, True, True]
+    assert await replayed(kept, ids[3]) == [ids[4]]
+
+
+async def test_the_budget_over_all_sessions_bounds_each_and_comes_back_when_a_session_ends() -> None:
+    budget = ReplayBudget(1_000)
+    first = SessionEvents(budget, limit=1_000)
+    first.store(1, Message(800))
+    second = SessionEvents(budget, limit=1_000)
+    assert not second.knows(second.store(1, Message(800)))  # no room while the first session holds it
+    del first  # the session ended: its server task and context are gone
+    assert budget.used == 0 and second.knows(second.store(1, Message(800)))
+
+
+async def test_a_session_s_events_are_let_go_when_it_is_deleted_or_the_sdk_forgot_it() -> None:
+    """The middleware's bookkeeping, under an ASGI app that does what the SDK does with sessions:
+    opens one per initialize (storing its priming event), ends one on DELETE or when it idles out."""
+    live: set[str] = set()
+    budget, numbers = ReplayBudget(10_000), itertools.count(1)
+
+    async def sdk(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers = []
+        if scope["method"] == "POST":
+            opened = f"s{next(numbers)}"
+            live.add(opened)
+            await SessionEventStore().store_event(1, Message(100))
+            headers = [(b"mcp-session-id", opened.encode())]
+        elif scope["method"] == "DELETE":
+            live.discard(dict(scope["headers"])[b"mcp-session-id"].decode())
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    middleware = SessionEventsMiddleware(sdk, "/mcp", budget, 1_000, live=lambda: live)
+
+    async def request(method: str, session: str | None = None) -> None:
+        headers = [(b"mcp-session-id", session.encode())] if session else []
+
+        async def ignore(_: Any) -> None: ...
+
+        await middleware({"type": "http", "method": method, "path": "/mcp", "headers": headers}, ignore, ignore)
+
+    await request("POST")
+    await request("POST")
+    assert budget.used == 2 * 164
+    await request("DELETE", "s1")
+    assert budget.used == 164
+    live.discard("s2")  # the SDK closed it after its idle timeout
+    await request("POST")  # the next session opened lets it go
+    assert budget.used == 164 and live == {"s3"}
