@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx2
@@ -18,6 +19,7 @@ from server.http import free_loopback_bind, serving_in_background
 from server.http_events import ReplayBudget, SessionEvents, SessionEventsMiddleware, SessionEventStore
 from server.settings import HttpSettings, Settings
 from tests.e2e.transports import bearer, mlgate_http
+from tests.tools.test_run_experiment import REASONING, governed  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.anyio
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
@@ -110,13 +112,16 @@ async def test_replay_off_sends_no_event_ids(workspace: Any) -> None:
     assert "id" not in first and json.loads(first["data"])["id"] == 2
 
 
-class CuttingProxy:
-    """Relays HTTP to `upstream`, but ends the SSE reply to each tools/call POST at its first event,
-    as a connection dropped mid-call would end it for the client: that event reaches the client
-    only when it is a priming event (an id, no message); the result never does."""
+PRIMING = b"data: \r\n"  # the empty data line of a priming event (an id, a retry field, no message)
 
-    def __init__(self, upstream: str) -> None:
-        self.upstream, self.cut = upstream, 0
+
+class CuttingProxy:
+    """Relays HTTP to `upstream`, but drops the connection of each tools/call POST's SSE reply
+    right after the first event that contains `after` (by default the priming event), as a
+    connection lost mid-call would: nothing after that event reaches the client on that stream."""
+
+    def __init__(self, upstream: str, after: bytes = PRIMING) -> None:
+        self.upstream, self.after, self.cut = upstream, after, 0
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -125,19 +130,27 @@ class CuttingProxy:
         body = await _request_body(receive)
         headers = [(k, v) for k, v in scope["headers"] if k.lower() not in (b"host", b"content-length", b"connection")]
         cut = scope["method"] == "POST" and b'"tools/call"' in body
-        async with httpx2.AsyncClient(timeout=30.0) as http, http.stream(scope["method"], f"{self.upstream}{scope['path']}", headers=headers, content=body) as reply:
+        async with httpx2.AsyncClient(timeout=60.0) as http, http.stream(scope["method"], f"{self.upstream}{scope['path']}", headers=headers, content=body) as reply:
             relayed = [(k.encode(), v.encode()) for k, v in reply.headers.items() if k.lower() not in ("content-length", "transfer-encoding", "connection")]
             await send({"type": "http.response.start", "status": reply.status_code, "headers": relayed})
-            async for chunk in reply.aiter_raw():
-                end = _first_event_end(chunk) if cut else -1
-                if end < 0:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                    continue
-                # the drop: a first event that carries a message (the result) never arrives
-                await send({"type": "http.response.body", "body": b"" if b"data: {" in chunk[:end] else chunk[:end], "more_body": True})
-                self.cut += 1
-                break
+            await (self._relay_until_cut(reply, send) if cut else _relay(reply, send))
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _relay_until_cut(self, reply: Any, send: Any) -> None:
+        buffer = b""
+        async for chunk in reply.aiter_raw():
+            buffer += chunk
+            while (end := _first_event_end(buffer)) >= 0:
+                event, buffer = buffer[:end], buffer[end:]
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+                if self.after in event:
+                    self.cut += 1
+                    return
+
+
+async def _relay(reply: Any, send: Any) -> None:
+    async for chunk in reply.aiter_raw():
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
 
 async def _lifespan(receive: Any, send: Any) -> None:
@@ -160,17 +173,39 @@ def _first_event_end(chunk: bytes) -> int:
     return min(ends) if ends else -1
 
 
+@asynccontextmanager
+async def client_through(proxy: CuttingProxy, token: str) -> AsyncIterator[Client]:
+    """A real MCP client (the Python SDK's, in a 2025-11-25 session) connected through `proxy`."""
+    bind, sock = free_loopback_bind()
+    with serving_in_background(proxy, bind, sock) as proxied:
+        http = httpx2.AsyncClient(headers=bearer(token), timeout=httpx2.Timeout(60.0))
+        async with Client(streamable_http_client(f"{proxied}/mcp", http_client=http), mode="legacy") as client:
+            yield client
+
+
 async def test_a_real_client_whose_call_stream_drops_reconnects_and_gets_the_result(settings: Settings) -> None:
     token = TokenStore(settings.state_dir).create("mobile", "agent")
     with mlgate_http(settings) as url:
         proxy = CuttingProxy(url)
-        bind, sock = free_loopback_bind()
-        with serving_in_background(proxy, bind, sock) as proxied:
-            http = httpx2.AsyncClient(headers=bearer(token), timeout=httpx2.Timeout(30.0))
-            async with Client(streamable_http_client(f"{proxied}/mcp", http_client=http), mode="legacy") as client:  # sessions: 2025-11-25
-                result = await client.call_tool("list_runs", {})
-    assert proxy.cut == 1  # the call's stream was dropped after its first event
+        async with client_through(proxy, token) as client:
+            result = await client.call_tool("list_runs", {})
+    assert proxy.cut == 1  # the call's stream was dropped after its priming event
     assert not result.is_error and "runs" in result.structured_content, result
+
+
+async def test_a_run_whose_stream_drops_mid_training_delivers_the_rest_of_its_progress_and_its_result(governed: dict[str, Any]) -> None:
+    settings, seen = governed["settings"], []
+    token = TokenStore(settings.state_dir).create("train-on-the-road", "agent")
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append(progress)
+
+    with mlgate_http(settings) as url:
+        proxy = CuttingProxy(url, after=b'"notifications/progress"')
+        async with client_through(proxy, token) as client:
+            result = await client.call_tool("run_experiment", {"reasoning": REASONING}, progress_callback=on_progress)
+    assert proxy.cut == 1 and not result.is_error, result.structured_content
+    assert result.structured_content["status"] == "FINISHED" and len(seen) >= 3 and seen == sorted(seen), seen
 
 
 # --- the bounds, on the store itself ---------------------------------------------------------
