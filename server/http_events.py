@@ -154,7 +154,6 @@ class SessionEventsMiddleware:
             return
         session = _header(scope, _SESSION_HEADER)
         if session is None:
-            self._forget_ended()
             events = SessionEvents(self._budget, self._per_session)  # held by this frame until registered
             send = self._registering(events, send)
         else:
@@ -179,7 +178,8 @@ class SessionEventsMiddleware:
         async def wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
                 opened = dict(message.get("headers") or []).get(_SESSION_HEADER)
-                if opened is not None:
+                if opened is not None:  # a session opened: the SDK may have forgotten others meanwhile
+                    self._forget_ended()
                     self._sessions[opened.decode("latin-1")] = events
             await send(message)
 
