@@ -65,16 +65,25 @@ async def measure(workspace: Path, content_hash: str) -> dict[str, list[float]]:
     return times
 
 
+def tiny_workspace(root: Path) -> tuple[Path, str]:
+    """A workspace under `root` holding the tiny dataset; (workspace, its content hash)."""
+    workspace = init_workspace(root / "ws")
+    (root / "tiny.csv").write_text(TINY_CSV)
+    return workspace, import_files(workspace, [root / "tiny.csv"]).added.content_hash
+
+
+def print_ratios(times: dict[str, list[float]], subject: str, baseline: str, target: float) -> None:
+    """p50 and p99 of `subject` against `baseline` (ms) and their ratios."""
+    s50, b50 = statistics.median(times[subject]), statistics.median(times[baseline])
+    s99, b99 = percentile(times[subject], 0.99), percentile(times[baseline], 0.99)
+    print(f"p50 {s50:.2f} vs {b50:.2f} ratio {s50 / b50:.2f}; p99 {s99:.2f} vs {b99:.2f} ratio {s99 / b99:.2f} (target <= {target})")
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        workspace = init_workspace(Path(tmp) / "ws")
-        (Path(tmp) / "tiny.csv").write_text(TINY_CSV)
-        content_hash = import_files(workspace, [Path(tmp) / "tiny.csv"]).added.content_hash
-        times = anyio.run(measure, workspace, content_hash)
-    g50, b50 = statistics.median(times["governed"]), statistics.median(times["bare"])
-    g99, b99 = percentile(times["governed"], 0.99), percentile(times["bare"], 0.99)
+        times = anyio.run(measure, *tiny_workspace(Path(tmp)))
     print(f"governed load_dataset vs the same work bare, in-memory, {CALLS} calls each (ms)")
-    print(f"p50 {g50:.2f} vs {b50:.2f} ratio {g50 / b50:.2f}; p99 {g99:.2f} vs {b99:.2f} ratio {g99 / b99:.2f} (target <= {TARGET})")
+    print_ratios(times, "governed", "bare", TARGET)
 
 
 if __name__ == "__main__":

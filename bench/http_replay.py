@@ -9,7 +9,6 @@ mlgate apps in this process on loopback, one keeping events (the default), one w
 from __future__ import annotations
 
 import os
-import statistics
 import tempfile
 import time
 from contextlib import AsyncExitStack, ExitStack
@@ -20,13 +19,10 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from bench.governance_overhead import percentile
-from bench.governed_vs_bare import TINY_CSV
+from bench.governance_overhead import print_ratios, tiny_workspace
 from server.auth import TokenStore
-from server.commands.data import import_files
 from server.http import build_http_app, free_loopback_bind, serving_in_background
 from server.settings import HttpSettings, Settings, load_settings
-from server.workspace import init_workspace
 
 CALLS = int(os.environ.get("MLGATE_BENCH_CALLS", "200"))
 WARMUP = 20
@@ -57,19 +53,14 @@ async def measure(urls: dict[str, str], token: str, content_hash: str) -> dict[s
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
-        workspace = init_workspace(Path(tmp) / "ws")
-        (Path(tmp) / "tiny.csv").write_text(TINY_CSV)
-        content_hash = import_files(workspace, [Path(tmp) / "tiny.csv"]).added.content_hash
+        workspace, content_hash = tiny_workspace(Path(tmp))
         settings = load_settings(workspace, transport="memory")
         token = TokenStore(settings.state_dir).create("bench", "agent")
         plain = settings.model_copy(update={"http": HttpSettings(replay_bytes_per_session=0)})
         urls = {"replay": serve(stack, settings), "no replay": serve(stack, plain)}
         times = anyio.run(measure, urls, token, content_hash)
-    r50, n50 = statistics.median(times["replay"]), statistics.median(times["no replay"])
-    r99, n99 = percentile(times["replay"], 0.99), percentile(times["no replay"], 0.99)
     print(f"load_dataset over streamable HTTP with events kept for resumption vs without, {CALLS} calls each (ms)")
-    print(f"p50 {r50:.2f} vs {n50:.2f} ratio {r50 / n50:.2f}; p99 {r99:.2f} vs {n99:.2f} ratio {r99 / n99:.2f} (target <= {TARGET})")
-
+    print_ratios(times, "replay", "no replay", TARGET)
 
 if __name__ == "__main__":
     main()

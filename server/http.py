@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.app import build_server
 from server.auth import TokenStore, TokenVerifier
-from server.http_events import resumable_streams
+from server.http_events import header, resumable_streams, without_header
 from server.identity import HTTP_TRANSPORT, SSE_MESSAGES_PATH
 from server.ports import Ports, build_ports
 from server.settings import HttpSettings, Settings
@@ -180,17 +180,14 @@ class NoStreamReplay:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET" and scope["path"].rstrip("/") == MCP_PATH:
-            scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k.lower() != b"last-event-id"]}
+            scope = without_header(scope, b"last-event-id")
         await self._app(scope, receive, send)
 
 
 def _bearer(scope: Scope) -> str | None:
     """The bearer token of a request, read as the SDK's auth backend reads it."""
-    for name, value in scope.get("headers") or []:
-        if name.lower() == b"authorization":
-            text = value.decode("latin-1")
-            return text[7:] if text.lower().startswith("bearer ") else None
-    return None
+    text = header(scope, b"authorization")
+    return text[7:] if text is not None and text.lower().startswith("bearer ") else None
 
 
 class RevokedTokenStreams:

@@ -152,7 +152,7 @@ class SessionEventsMiddleware:
         if scope["type"] != "http" or scope["path"].rstrip("/") != self._path:
             await self._app(scope, receive, send)
             return
-        session = _header(scope, _SESSION_HEADER)
+        session = header(scope, _SESSION_HEADER)
         if session is None:
             events = SessionEvents(self._budget, self._per_session)  # held by this frame until registered
             send = self._registering(events, send)
@@ -186,15 +186,19 @@ class SessionEventsMiddleware:
         return wrapped
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def header(scope: Scope, name: bytes) -> str | None:
+    """The value of a request header (`name` in lower case), or None."""
     for key, value in scope.get("headers") or []:
         if key.lower() == name:
             return value.decode("latin-1")
     return None
 
 
+def without_header(scope: Scope, name: bytes) -> Scope:
+    """The request without the header `name` (lower case)."""
+    return {**scope, "headers": [(k, v) for k, v in scope.get("headers") or [] if k.lower() != name]}
+
+
 def _without_unknown_resume(scope: Scope, events: SessionEvents | None) -> Scope:
-    last = _header(scope, _LAST_EVENT_HEADER)
-    if last is None or (events is not None and events.knows(last)):
-        return scope
-    return {**scope, "headers": [(k, v) for k, v in scope["headers"] if k.lower() != _LAST_EVENT_HEADER]}
+    last = header(scope, _LAST_EVENT_HEADER)
+    return scope if last is None or (events is not None and events.knows(last)) else without_header(scope, _LAST_EVENT_HEADER)

@@ -79,7 +79,8 @@ def committed_config(ctx: CallContext, raw: bytes | None) -> Any:
 def _record_pin(ctx: CallContext, run: dict[str, Any]) -> dict[str, Any]:
     """The run's metrics, params and artifacts as the audit chain recorded them when it finished: its
     pins are its params, and the tracking store is a file an agent can edit (server/audit/run_metrics.py).
-    A run finished before runs were chained has no record and passes, as promote lets its champion."""
+    A run finished before runs were chained has no record and passes when mlgate evaluated it then,
+    as promote lets its champion; one copied into the store by hand does not."""
     problem = record_problem(ctx, run, legacy_ok=True)
     return _pin("audit_record", problem is None, "as recorded", "as recorded" if problem is None else "edited", problem or "")
 

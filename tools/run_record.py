@@ -14,7 +14,8 @@ AGAIN = "run the experiment again: only a run as run_experiment or reproduce fin
 
 def record_problem(ctx: CallContext, run: dict[str, Any], *, legacy_ok: bool = False) -> str | None:
     """Why the audit chain does not vouch for the run, or None when it does. `legacy_ok`: a run
-    finished before runs were chained has no record and still counts (a champion promoted then)."""
+    finished before runs were chained has no record and still counts (a champion promoted then)
+    when the chain shows mlgate evaluated it then (RunMetricsLedger.legacy)."""
     ledger = ctx.ports.run_metrics
     return "this server keeps no record of finished runs' metrics" if ledger is None else ledger.problem(run, unrecorded_ok=legacy_ok)
 

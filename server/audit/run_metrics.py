@@ -154,8 +154,9 @@ class RunMetricsLedger:
 
     def _consider_evaluated(self, line: bytes) -> None:
         record, problem = parse_line(line)
-        if problem is None and record is not None and record.get("kind") == TEST_QUERY and record.get("purpose") == COMPUTED_BY_RUN:
-            self._legacy.update([record["run_id"]] if RUN_ID.match(str(record.get("run_id"))) else [])
+        evaluated = problem is None and record is not None and record.get("kind") == TEST_QUERY and record.get("purpose") == COMPUTED_BY_RUN
+        if evaluated and RUN_ID.match(str(record.get("run_id"))):
+            self._legacy.add(record["run_id"])
 
     def problem(self, run: Mapping[str, Any], *, unrecorded_ok: bool = False) -> str | None:
         """None when the run's metrics are the ones the chain recorded when it finished; else why not.

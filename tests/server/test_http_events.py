@@ -3,20 +3,23 @@ app on loopback, raw HTTP requests as a client whose connection drops would send
 
 from __future__ import annotations
 
-import itertools
+import gc
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from server.app import build_server
 from server.auth import TokenStore
-from server.http import free_loopback_bind, serving_in_background
+from server.http import free_loopback_bind, live_sessions, serving_in_background
 from server.http_events import ReplayBudget, SessionEvents, SessionEventsMiddleware, SessionEventStore
+from server.ports import build_ports
 from server.settings import HttpSettings, Settings
 from tests.e2e.transports import bearer, mlgate_http
 from tests.tools.test_run_experiment import REASONING, governed  # noqa: F401 - fixture
@@ -24,12 +27,13 @@ from tests.tools.test_run_experiment import REASONING, governed  # noqa: F401 - 
 pytestmark = pytest.mark.anyio
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 VERSION = "2025-11-25"  # event ids (priming events) are sent from this protocol version on
+IDLE_S = 0.5
 CALL = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "list_runs", "arguments": {}}}
 
 
-async def open_session(http: httpx2.AsyncClient, url: str, token: str) -> dict[str, str]:
+async def open_session(http: httpx2.AsyncClient, url: str, token: str | None = None) -> dict[str, str]:
     initialize = {"protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
-    headers = {**MCP_HEADERS, **bearer(token)}
+    headers = {**MCP_HEADERS, **(bearer(token) if token else {})}
     opened = await http.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": initialize}, headers=headers)
     assert opened.status_code == 200, opened.text
     session = {**headers, "mcp-session-id": opened.headers["mcp-session-id"], "mcp-protocol-version": VERSION}
@@ -246,38 +250,24 @@ async def test_the_budget_over_all_sessions_bounds_each_and_comes_back_when_a_se
     assert budget.used == 0 and second.knows(second.store(1, Message(800)))
 
 
-async def test_a_session_s_events_are_let_go_when_it_is_deleted_or_the_sdk_forgot_it() -> None:
-    """The middleware's bookkeeping, under an ASGI app that does what the SDK does with sessions:
-    opens one per initialize (storing its priming event), ends one on DELETE or when it idles out."""
-    live: set[str] = set()
-    budget, numbers = ReplayBudget(10_000), itertools.count(1)
-
-    async def sdk(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        headers = []
-        if scope["method"] == "POST":
-            opened = f"s{next(numbers)}"
-            live.add(opened)
-            await SessionEventStore().store_event(1, Message(100))
-            headers = [(b"mcp-session-id", opened.encode())]
-        elif scope["method"] == "DELETE":
-            live.discard(dict(scope["headers"])[b"mcp-session-id"].decode())
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": b""})
-
-    middleware = SessionEventsMiddleware(sdk, "/mcp", budget, 1_000, live=lambda: live)
-
-    async def request(method: str, session: str | None = None) -> None:
-        headers = [(b"mcp-session-id", session.encode())] if session else []
-
-        async def ignore(_: Any) -> None: ...
-
-        await middleware({"type": "http", "method": method, "path": "/mcp", "headers": headers}, ignore, ignore)
-
-    await request("POST")
-    await request("POST")
-    assert budget.used == 2 * 164
-    await request("DELETE", "s1")
-    assert budget.used == 164
-    live.discard("s2")  # the SDK closed it after its idle timeout
-    await request("POST")  # the next session opened lets it go
-    assert budget.used == 164 and live == {"s3"}
+async def test_a_session_s_events_are_let_go_when_it_is_deleted_or_the_sdk_forgot_it(settings: Settings) -> None:
+    """The real server's streamable HTTP app (without tokens: this is about sessions), behind the
+    middleware, with a short idle timeout so that the SDK forgets an idle session within the test."""
+    server, budget = build_server(settings, build_ports(settings)), ReplayBudget(1 << 20)
+    app = server.streamable_http_app(streamable_http_path="/mcp", event_store=SessionEventStore(), session_idle_timeout=IDLE_S, host="127.0.0.1")
+    live = live_sessions(server)
+    bind, sock = free_loopback_bind()
+    with serving_in_background(SessionEventsMiddleware(app, "/mcp", budget, 1 << 20, live), bind, sock) as url:
+        async with httpx2.AsyncClient(timeout=10.0) as http:
+            first = await open_session(http, url)
+            each = budget.used  # its priming event and the initialize result
+            second = await open_session(http, url)
+            assert each > 0 and budget.used == 2 * each
+            assert (await http.delete(f"{url}/mcp", headers=first)).status_code == 200
+            assert budget.used == each
+            with anyio.fail_after(10):  # the SDK closes the second session after IDLE_S without a request
+                while second["mcp-session-id"] in live():
+                    await anyio.sleep(0.05)
+            await open_session(http, url)  # the next session opened lets the idle one's events go
+            gc.collect()  # the SDK's objects of a session closed on idle end in reference cycles
+            assert budget.used == each
