@@ -6,6 +6,9 @@ managers are used for listing only: a tool, resource or prompt added around this
 (`@server.tool`, `@server.resource`, `add_prompt`) is listed at most, never served. Unknown names
 are audited as `<unknown>` and refused. The SDK's argument model would silently drop unknown
 fields; tool calls hand the untouched arguments to the enforcement point, which validates strictly.
+Every list fits in one page, so no cursor is ever handed out: a list request carrying one is
+answered -32602, as the spec asks, instead of with the first page again (a client paging on a cursor
+it made up or kept from another server would otherwise loop or miss nothing it could notice).
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ from mcp.server.mcpserver.resources import FunctionResource
 from mcp.server.mcpserver.resources.templates import ResourceSecurityError
 from mcp.server.mcpserver.tools.base import Tool
 from mcp.shared.exceptions import MCPError
-from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, CallToolResult, GetPromptResult, PromptMessage, TextContent, ToolAnnotations
+from mcp_types import (
+    INTERNAL_ERROR, INVALID_PARAMS, CallToolResult, GetPromptResult, ListPromptsResult, ListResourcesResult, ListResourceTemplatesResult,
+    ListToolsResult, PaginatedRequestParams, PromptMessage, TextContent, ToolAnnotations,
+)  # fmt: skip
 from pydantic import Field
 
 from resources.base import PromptSpec, ReadContext, ResourceSpec
@@ -78,6 +84,11 @@ def served(specs: Iterable[Any], ports: Any) -> list[Any]:
     return [s for s in specs if all(getattr(ports, name, None) is not None for name in s.requires)]
 
 
+def _refuse_cursor(params: PaginatedRequestParams | None) -> None:
+    if params is not None and params.cursor is not None:
+        raise MCPError(code=INVALID_PARAMS, message="invalid cursor: this server lists everything in one page and never hands out a cursor; list again without one")
+
+
 class GovernedServer(MCPServer):
     """An MCPServer that serves governed specs only, each request through the enforcement point."""
 
@@ -105,6 +116,22 @@ class GovernedServer(MCPServer):
         else:
             self.add_resource(FunctionResource.from_function(_unserved, uri=spec.uri, **listing))
             self._static[spec.uri] = spec
+
+    async def _handle_list_tools(self, ctx: Any, params: PaginatedRequestParams | None) -> ListToolsResult:
+        _refuse_cursor(params)
+        return await super()._handle_list_tools(ctx, params)
+
+    async def _handle_list_resources(self, ctx: Any, params: PaginatedRequestParams | None) -> ListResourcesResult:
+        _refuse_cursor(params)
+        return await super()._handle_list_resources(ctx, params)
+
+    async def _handle_list_resource_templates(self, ctx: Any, params: PaginatedRequestParams | None) -> ListResourceTemplatesResult:
+        _refuse_cursor(params)
+        return await super()._handle_list_resource_templates(ctx, params)
+
+    async def _handle_list_prompts(self, ctx: Any, params: PaginatedRequestParams | None) -> ListPromptsResult:
+        _refuse_cursor(params)
+        return await super()._handle_list_prompts(ctx, params)
 
     def _context(self, context: Context | None) -> Context:
         return context if context is not None else Context(mcp_server=self)

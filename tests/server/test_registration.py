@@ -1,0 +1,31 @@
+"""What the governed server answers to list requests, over the in-memory MCP client."""
+
+from __future__ import annotations
+
+import pytest
+from mcp import Client
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
+
+from server.app import build_server
+from server.settings import Settings
+
+pytestmark = pytest.mark.anyio
+
+LISTS = ("list_tools", "list_resources", "list_resource_templates", "list_prompts")
+
+
+@pytest.mark.parametrize("method", LISTS)
+async def test_a_list_request_with_a_cursor_the_server_never_gave_is_invalid_params(settings: Settings, method: str) -> None:
+    async with Client(build_server(settings)) as client:
+        with pytest.raises(MCPError) as refused:
+            await getattr(client, method)(cursor="eyJvZmZzZXQiOiAxMDB9")
+    assert refused.value.error.code == INVALID_PARAMS and "list again without one" in refused.value.error.message
+
+
+@pytest.mark.parametrize("method", LISTS)
+async def test_every_list_comes_whole_in_one_page_without_a_next_cursor(settings: Settings, method: str) -> None:
+    async with Client(build_server(settings)) as client:
+        page = await getattr(client, method)()
+    items = next(value for key, value in page if isinstance(value, list))
+    assert items and page.next_cursor is None
