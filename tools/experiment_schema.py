@@ -220,7 +220,22 @@ def _describe(error: Any, model: type[BaseModel]) -> str:
     message = error["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's own words
     if error["type"] == "extra_forbidden":
         message = "unknown field" + _case_hint(loc, _fields_at(error["loc"], loc, model))
+    if error["type"] in ("union_tag_not_found", "union_tag_invalid"):
+        return _tag_problem(error, path, model)
     return f"{path}: {message}"
+
+
+def _tag_problem(error: Any, path: str, model: type[BaseModel]) -> str:
+    """A model or split mapping without its type/strategy, or with one no member has, in config
+    words (pydantic's would speak of discriminators and echo the rejected value)."""
+    field = str((error.get("ctx") or {}).get("discriminator", "type")).strip("'")
+    holder, _ = _holder(error["loc"], model)
+    name = str(error["loc"][-1])
+    members = _submodels(holder.model_fields[name].annotation) if holder is not None and name in holder.model_fields else []
+    tags = ", ".join(t for t in (_discriminator_value(m) for m in members) if t)
+    if error["type"] == "union_tag_invalid":
+        return f"{path}.{field}: must be one of {tags}"
+    return f"{path}: {field} is missing (one of {tags}): a {path} mapping names its {field}, and one given whole in a change replaces the old one"
 
 
 UNION_LABELS = {"xgboost", "torch_mlp", "logistic_regression", "random_forest", "stratified_kfold", "temporal_split", "int", "str", "float", "bool", "none"}

@@ -208,3 +208,21 @@ def test_an_unknown_field_of_a_section_is_answered_with_the_sections_fields() ->
     document = with_("data", {"dataset": None, "target": "default", "positive_class": 1, "weights": "w"})
     assert problems(document) == ["data.weights: unknown field: weights is not a field of data; its fields are dataset, target, positive_class"]
     assert problems({**with_("data", {"dataset": None, "target": "default", "positive_class": 1}), "notes": "x"})[0].startswith("notes: unknown field: notes is not a field of the config; its fields are experiment, data")
+
+
+@pytest.mark.parametrize(
+    ("section", "value", "expected"),
+    [
+        ("model", {"params": {"max_depth": 3}}, "model: type is missing (one of xgboost, logistic_regression, random_forest, torch_mlp)"),
+        ("split", {"test_size": 0.2}, "split: strategy is missing (one of stratified_kfold, temporal_split)"),
+    ],
+)
+def test_a_model_or_split_without_its_type_names_the_field_and_its_choices(section: str, value: Any, expected: str) -> None:
+    [found] = problems(with_(section, value))
+    assert found.startswith(expected) and "discriminator" not in found, found
+
+
+@pytest.mark.parametrize(("section", "field"), [("model", "type"), ("split", "strategy")])
+def test_an_unknown_model_type_or_split_strategy_lists_the_choices_without_echoing_it(section: str, field: str) -> None:
+    [found] = problems(with_(section, {field: "ghp_notatoken_but_agent_text", "params": {}}))
+    assert found.startswith(f"{section}.{field}: must be one of ") and "ghp_" not in found, found
