@@ -15,7 +15,7 @@ import inspect
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import anyio
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
@@ -80,15 +80,14 @@ class Enforcer:
         except Exception as exc:  # noqa: BLE001 - whatever broke, the client gets no text of it
             return self._crashed(spec.name, base, stage, store_refusal(exc) or exc)
 
-    async def unknown_tool(self, name: str, arguments: Mapping[str, Any], ctx: CallContext) -> CallToolResult:
-        """A call to a name no governed tool has: audited as tool `<unknown>`, then refused."""
+    async def unknown_tool(self, name: str, arguments: Mapping[str, Any], ctx: CallContext) -> NoReturn:
+        """A call to a name no governed tool has: audited as tool `<unknown>`, then refused with the
+        protocol error the spec gives an unknown tool (-32602), its text the denial's, never the name.
+        Raises results.ProtocolRefusal always."""
         decision = Decision.deny("tool.known", "this server has no tool of that name", "list the tools (tools/list) and call one by its exact name")
         record = {**self._base_record(UNKNOWN, arguments, ctx), "name_hash": name_hash(name), "kind": "decision", "decision": "deny"}
-        try:
-            self._append({**record, "rule_ids": [decision.rule_id], "reason": decision.reason})
-        except AuditFailed as exc:
-            return results.denial(Decision.deny(exc.rule_id, exc.reason, exc.remediation))
-        return results.denial(decision)
+        self._append_or_refuse({**record, "rule_ids": [decision.rule_id], "reason": decision.reason})
+        raise results.read_denial(decision, not_found=True)
 
     async def _governed(self, spec: ToolSpec, arguments: Mapping[str, Any], ctx: CallContext, base: dict[str, Any], stage: _Stage) -> CallToolResult:
         try:
@@ -220,29 +219,29 @@ class Enforcer:
         """The text `produce()` returns (run off the event loop) once `resources.role` allowed
         `principal` to read `name` and a `read` record holds the decision and the outcome.
         `target` is `{"resource": <uri template>}` or `{"prompt": <name>}`.
-        Raises results.ReadRefused: a denial, a not-found, or a masked failure."""
+        Raises results.ProtocolRefusal: a denial, a not-found, or a masked failure."""
         record = {**self._who(principal, transport), "kind": "read", **target, "args_hash": args_hash(params)}
         verdict = evaluate(READ_RULES, {"principal": principal, "read": name}, self._read_config)
         record.update(decision="allow" if verdict.allowed else "deny", rule_ids=list(verdict.rule_ids))
         if not verdict.allowed:
-            self._append_read({**record, "status": "denied", "denied_by": [d.rule_id for d in verdict.denials]})
+            self._append_or_refuse({**record, "status": "denied", "denied_by": [d.rule_id for d in verdict.denials]})
             raise results.read_denial(verdict.deciding)
         try:
             text = await anyio.to_thread.run_sync(produce)
         except Exception as exc:  # noqa: BLE001 - recorded by type; the client sees server-written text only
-            self._append_read({**record, **_read_failure(exc)})
+            self._append_or_refuse({**record, **_read_failure(exc)})
             raise results.read_refusal(exc, name) from None
-        self._append_read({**record, "status": "ok"})
+        self._append_or_refuse({**record, "status": "ok"})
         return text
 
     async def unknown_read(self, target: str, requested: str, principal: Any, transport: str) -> None:
         """A resource URI or prompt name nothing serves: audited as `<unknown>`, then not found.
-        Raises results.ReadRefused always."""
+        Raises results.ProtocolRefusal always."""
         record = {**self._who(principal, transport), "kind": "read", target: UNKNOWN, "name_hash": name_hash(requested), "args_hash": args_hash({})}
-        self._append_read({**record, "decision": "deny", "rule_ids": [f"{target}s.known"], "status": "not_found"})
+        self._append_or_refuse({**record, "decision": "deny", "rule_ids": [f"{target}s.known"], "status": "not_found"})
         raise results.read_unknown(target, requested)
 
-    def _append_read(self, record: Mapping[str, Any]) -> None:
+    def _append_or_refuse(self, record: Mapping[str, Any]) -> None:
         try:
             self._append(record)
         except AuditFailed as exc:

@@ -4,7 +4,7 @@
 `read_resource`, `get_prompt`) and looks names up in its own tables of governed specs. The SDK's
 managers are used for listing only: a tool, resource or prompt added around this module
 (`@server.tool`, `@server.resource`, `add_prompt`) is listed at most, never served. Unknown names
-are audited as `<unknown>` and refused. The SDK's argument model would silently drop unknown
+are audited as `<unknown>` and refused with a protocol error. The SDK's argument model would silently drop unknown
 fields; tool calls hand the untouched arguments to the enforcement point, which validates strictly.
 Every list fits in one page, so no cursor is ever handed out: a list request carrying one is
 answered -32602, as the spec asks, instead of with the first page again (a client paging on a cursor
@@ -34,7 +34,7 @@ from pydantic import Field
 from resources.base import PromptSpec, ReadContext, ResourceSpec
 from server.enforcement import Enforcer
 from server.identity import Identifier
-from server.results import ReadRefused
+from server.results import ProtocolRefusal
 from tools.base import ToolSpec
 
 
@@ -82,6 +82,10 @@ def governed_tool(spec: ToolSpec, enforcer: Enforcer, identifier: Identifier) ->
 def served(specs: Iterable[Any], ports: Any) -> list[Any]:
     """The specs whose required read ports exist."""
     return [s for s in specs if all(getattr(ports, name, None) is not None for name in s.requires)]
+
+
+def _protocol_error(refused: ProtocolRefusal) -> MCPError:
+    return MCPError(code=INVALID_PARAMS if refused.not_found else INTERNAL_ERROR, message=refused.text)
 
 
 def _refuse_cursor(params: PaginatedRequestParams | None) -> None:
@@ -137,11 +141,15 @@ class GovernedServer(MCPServer):
         return context if context is not None else Context(mcp_server=self)
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Context | None = None) -> CallToolResult:  # type: ignore[override]
-        """Every call reaches the Enforcer; a name no governed tool has is audited and refused."""
+        """Every call reaches the Enforcer; a name no governed tool has is audited and refused
+        (MCPError -32602, as the spec answers an unknown tool)."""
         context = self._context(context)
         tool = self._governed_tools.get(name)
         if tool is None:
-            return await self._enforcer.unknown_tool(name, arguments or {}, self._identifier.context_for(context))
+            try:
+                await self._enforcer.unknown_tool(name, arguments or {}, self._identifier.context_for(context))
+            except ProtocolRefusal as refused:
+                raise _protocol_error(refused) from None
         return await tool.run(arguments or {}, context)
 
     def _match(self, uri: str) -> tuple[ResourceSpec, dict[str, Any]] | None:
@@ -166,7 +174,7 @@ class GovernedServer(MCPServer):
             spec, params = found  # type: ignore[misc]
             produce = functools.partial(spec.read, ReadContext(principal, transport, self._read_ports), params)
             text = await self._enforcer.read({"resource": spec.uri}, spec.name, params, produce, principal, transport)
-        except ReadRefused as refused:
+        except ProtocolRefusal as refused:
             raise (ResourceNotFoundError if refused.not_found else ResourceError)(refused.text) from None
         return [ReadResourceContents(content=text, mime_type=spec.mime_type)]
 
@@ -179,6 +187,6 @@ class GovernedServer(MCPServer):
                 await self._enforcer.unknown_read("prompt", name, principal, transport)
             produce = functools.partial(spec.render, ReadContext(principal, transport, self._read_ports))  # type: ignore[union-attr]
             text = await self._enforcer.read({"prompt": spec.name}, spec.name, arguments or {}, produce, principal, transport)  # type: ignore[union-attr]
-        except ReadRefused as refused:
-            raise MCPError(code=INVALID_PARAMS if refused.not_found else INTERNAL_ERROR, message=refused.text) from None
+        except ProtocolRefusal as refused:
+            raise _protocol_error(refused) from None
         return GetPromptResult(description=spec.description, messages=[PromptMessage(role="user", content=TextContent(type="text", text=text))])  # type: ignore[union-attr]

@@ -55,11 +55,12 @@ def internal_error(tool: str, *, decision: str = "allow") -> CallToolResult:
     return _result({"decision": _decided(decision), "status": "error", "rule_id": "server.internal", "reason": reason, "remediation": "retry once; if it persists, ask the operator to read the audit tail"}, is_error=True)
 
 
-# --- resource reads and prompt gets -----------------------------------------------------------
+# --- resource reads, prompt gets and unknown tools: answered with protocol errors -------------
 
 
-class ReadRefused(Exception):
-    """A read that serves no text: `text` is server-written; `not_found` picks the MCP error code."""
+class ProtocolRefusal(Exception):
+    """A request answered with an MCP error rather than a result (a read that serves no text, a
+    tool name nothing serves): `text` is server-written; `not_found` picks the MCP error code."""
 
     def __init__(self, text: str, *, not_found: bool = False) -> None:
         super().__init__(text)
@@ -71,23 +72,23 @@ def _governed_text(rule_id: str, reason: str, remediation: str) -> str:
     return f"[{rule_id}] {reason}; what to do: {remediation}"
 
 
-def read_denial(deciding: Decision) -> ReadRefused:
-    return ReadRefused(_governed_text(deciding.rule_id, deciding.reason, deciding.remediation))
+def read_denial(deciding: Decision, *, not_found: bool = False) -> ProtocolRefusal:
+    return ProtocolRefusal(_governed_text(deciding.rule_id, deciding.reason, deciding.remediation), not_found=not_found)
 
 
-def read_refusal(exc: Exception, name: str) -> ReadRefused:
+def read_refusal(exc: Exception, name: str) -> ProtocolRefusal:
     """A read function that raised: a governed error or an SDK not-found keeps its server-written
     text; anything else is masked (its type is in the audit record)."""
     if isinstance(exc, GovernanceError):
-        return ReadRefused(_governed_text(exc.rule_id, exc.reason, exc.remediation), not_found=isinstance(exc, NotFound))
+        return ProtocolRefusal(_governed_text(exc.rule_id, exc.reason, exc.remediation), not_found=isinstance(exc, NotFound))
     if isinstance(exc, ResourceNotFoundError):
-        return ReadRefused(str(exc), not_found=True)
+        return ProtocolRefusal(str(exc), not_found=True)
     reason = f"{name} could not be read; the failure is recorded in the audit chain"
-    return ReadRefused(_governed_text("server.internal", reason, "retry once; if it persists, ask the operator to read the audit tail"))
+    return ProtocolRefusal(_governed_text("server.internal", reason, "retry once; if it persists, ask the operator to read the audit tail"))
 
 
-def read_unknown(target: str, requested: str) -> ReadRefused:
+def read_unknown(target: str, requested: str) -> ProtocolRefusal:
     """Nothing serves `requested`; it is the caller's own text, echoed clipped and on one line."""
     shown = repr(str(requested)[:80])
     listing = "resources/list and resources/templates/list" if target == "resource" else "prompts/list"
-    return ReadRefused(f"Unknown {target}: {shown}; {listing} name what this server serves", not_found=True)
+    return ProtocolRefusal(f"Unknown {target}: {shown}; {listing} name what this server serves", not_found=True)

@@ -24,7 +24,7 @@ from server.credentials import authenticate
 from server.enforcement import Enforcer
 from server.ports import build_ports
 from server.read_ports import read_ports
-from server.results import ReadRefused
+from server.results import ProtocolRefusal
 from server.settings import load_settings, policy_limits
 from tools.base import CallContext, ToolSpec
 
@@ -104,7 +104,7 @@ def read_governed(workspace: str, spec: ResourceSpec, params: dict[str, Any], pr
     produce = functools.partial(spec.read, ReadContext(principal, "cli", read_ports(ports)), params)
     try:
         return anyio.run(enforcer.read, {"resource": spec.uri}, spec.name, params, produce, principal, "cli")
-    except ReadRefused as refused:
+    except ProtocolRefusal as refused:
         text = refused.text
         for uri, command in (terminal or {}).items():
             text = text.replace(uri, command)

@@ -17,6 +17,7 @@ import anyio
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
 from pydantic import Field
 
 from policies import Decision, Principal, Rule
@@ -147,8 +148,9 @@ async def test_a_resource_or_tool_registered_around_the_enforcer_is_never_served
     async with Client(server) as client:
         with pytest.raises(MCPError, match="Unknown resource"):
             await client.read_resource("mlgate://sneaky")
-        result = await client.call_tool("sneaky_tool", {})
-    assert served == [] and result.is_error and result.structured_content["rule_id"] == "tool.known"
+        with pytest.raises(MCPError) as unknown:
+            await client.call_tool("sneaky_tool", {})
+    assert served == [] and unknown.value.error.code == INVALID_PARAMS and "[tool.known]" in unknown.value.error.message
     read, call = read_tail(settings.audit_path, 2)
     assert (read["kind"], read["resource"], read["status"]) == ("read", "<unknown>", "not_found")
     assert (call["kind"], call["tool"], call["decision"]) == ("decision", "<unknown>", "deny")
@@ -227,11 +229,13 @@ async def test_a_preview_that_raises_gives_a_masked_error_and_an_outcome_record(
 
 async def test_an_unknown_tool_name_is_audited_without_its_text(tmp_path: Path) -> None:
     async with Client(hook_server(tmp_path / "audit.jsonl", [])) as client:
-        result = await client.call_tool("rm -rf /srv/secret-state", {"x": 1})
-    assert result.is_error and result.structured_content["rule_id"] == "tool.known"
+        with pytest.raises(MCPError) as unknown:
+            await client.call_tool("rm -rf /srv/secret-state", {"x": 1})
+    # the spec's answer to an unknown tool: a protocol error (-32602), not a tool result
+    assert unknown.value.error.code == INVALID_PARAMS and "tools/list" in unknown.value.error.message
     [record] = read_tail(tmp_path / "audit.jsonl", 10)
     assert (record["tool"], record["decision"], len(record["name_hash"])) == ("<unknown>", "deny", 16)
-    assert "secret" not in json.dumps(record) and "secret" not in json.dumps(result.structured_content)
+    assert "secret" not in json.dumps(record) and "secret" not in unknown.value.error.message
 
 
 async def test_a_broken_tracking_store_gives_masked_errors_and_audit_records(settings: Settings) -> None:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS
+from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 
+from policies import Principal
 from server.app import build_server
+from server.enforcement import Enforcer
+from server.identity import Identifier
+from server.registration import GovernedServer
 from server.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -29,3 +35,17 @@ async def test_every_list_comes_whole_in_one_page_without_a_next_cursor(settings
         page = await getattr(client, method)()
     items = next(value for key, value in page if isinstance(value, list))
     assert items and page.next_cursor is None
+
+
+class _UnwritableChain:
+    def append(self, record: dict[str, Any]) -> dict[str, Any]:
+        raise OSError("disk full")
+
+
+async def test_an_unknown_tool_the_audit_chain_cannot_record_is_an_internal_error_not_a_not_found() -> None:
+    enforcer = Enforcer(_UnwritableChain(), lambda: {})
+    server = GovernedServer("t", enforcer=enforcer, identifier=Identifier(Principal("tester", "agent"), "memory", None), read_ports=None)
+    async with Client(server) as client:
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("no_such_tool", {})
+    assert refused.value.error.code == INTERNAL_ERROR and "[audit.unavailable]" in refused.value.error.message
