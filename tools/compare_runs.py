@@ -19,7 +19,7 @@ from tools.base import CallContext, StrictInput, ToolSpec
 from tools.metric_names import is_better
 from tools.model_card import PROVENANCE
 from tools.run_pins import CONFIG_PREFIX
-from tools.run_views import RUN_ID_PATTERN, experiment_of, lower_is_better, parsed, primary_metric, safe_params, summary, metric_names, with_ci
+from tools.run_views import RUN_ID_PATTERN, experiment_of, figures, lower_is_better, parsed, primary_metric, safe_params, summary, metric_names, with_ci
 
 RunId = Annotated[str, Field(pattern=RUN_ID_PATTERN)]
 PINS = (*PROVENANCE, "git_dirty")
@@ -71,7 +71,7 @@ def metric_differences(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str,
     for name in names:
         values = {r["run_id"]: r["metrics"].get(f"val_{name}") for r in runs}
         deltas = {run_id: None if v is None or values[first] is None else v - values[first] for run_id, v in values.items()}
-        table[name] = {"values": values, "delta_vs_first": deltas, "best_run_id": best_of(name, values), "lower_is_better": lower_is_better(name)}
+        table[name] = {"values": figures(values), "delta_vs_first": figures(deltas), "best_run_id": best_of(name, values), "lower_is_better": lower_is_better(name)}
     return table
 
 

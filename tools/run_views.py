@@ -11,6 +11,7 @@ scanner again on the way out; no view carries data rows.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 from policies.runs import same_project
 from tools.detached_view import RESULT_ARTIFACT, detached_view, is_detached
 from tools.errors import NotFound
-from tools.metric_names import LOWER_IS_BETTER, METRICS
+from tools.metric_names import LOWER_IS_BETTER, METRICS, REPORT_DIGITS
 from tools.model_card import PROVENANCE
 from tools.name_families import compact
 from tools.run_pins import unflatten
@@ -104,12 +105,27 @@ def safe_params(run: Mapping[str, Any]) -> dict[str, str]:
 SELECTION = "val_"  # the metrics agents select by: validation rows (tools/sealed.py)
 
 
+def figure(value: Any) -> Any:
+    """A metric as results show it: rounded to REPORT_DIGITS decimals, as run_experiment's result and
+    the evaluation report are, so one run reads the same in every tool (MLflow keeps full precision)."""
+    return round(value, REPORT_DIGITS) + 0.0 if isinstance(value, float) and math.isfinite(value) else value
+
+
+def figures(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: figure(value) for name, value in values.items()}
+
+
+def counts(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Row and column counts, which MLflow stores as floats, as the whole numbers they are."""
+    return {name: int(value) if isinstance(value, float) and value.is_integer() else value for name, value in values.items()}
+
+
 def with_ci(metrics: Mapping[str, float], metric: str, prefix: str = SELECTION) -> dict[str, Any]:
     """`{value, ci95}` of validation metric `metric` (test metric with prefix "test_"); ci95 is None
     when no interval was logged."""
     low, high = metrics.get(f"{prefix}{metric}_ci95_low"), metrics.get(f"{prefix}{metric}_ci95_high")
-    ci = None if low is None or high is None else {"low": low, "high": high}
-    return {"value": metrics.get(f"{prefix}{metric}"), "ci95": ci}
+    ci = None if low is None or high is None else {"low": figure(low), "high": figure(high)}
+    return {"value": figure(metrics.get(f"{prefix}{metric}")), "ci95": ci}
 
 
 def metric_names(metrics: Mapping[str, float], prefix: str = SELECTION) -> list[str]:
@@ -122,7 +138,7 @@ def baselines(metrics: Mapping[str, float], prefix: str = f"{SELECTION}baseline_
     for key, value in metrics.items():
         metric = next((m for m in METRICS if key.startswith(prefix) and key.endswith(f"_{m}")), None)
         if metric is not None:
-            found.setdefault(key[len(prefix) : -len(metric) - 1], {})[metric] = value
+            found.setdefault(key[len(prefix) : -len(metric) - 1], {})[metric] = figure(value)
     return {name: dict(sorted(values.items())) for name, values in sorted(found.items())}
 
 
@@ -143,7 +159,7 @@ def summary(run: Mapping[str, Any], primary: str) -> dict[str, Any]:
 def _comparison(run: Mapping[str, Any], primary: str, report: Mapping[str, Any] | None) -> dict[str, Any]:
     prior = (report or {}).get("comparison") or {}
     return {
-        "metric": primary, "metric_delta": (run.get("metrics") or {}).get("metric_delta"), "outcome": (run.get("tags") or {}).get("outcome"),
+        "metric": primary, "metric_delta": figure((run.get("metrics") or {}).get("metric_delta")), "outcome": (run.get("tags") or {}).get("outcome"),
         "best_prior_run_id": prior.get("best_prior_run_id"), "best_prior_value": prior.get("best_prior_value"), "rule": prior.get("rule"),
     }  # fmt: skip
 
@@ -160,8 +176,8 @@ def sealed_test(metrics: Mapping[str, float], report: Mapping[str, Any] | None) 
     return {
         "metrics": {m: with_ci(metrics, m, "test_") for m in metric_names(metrics, "test_")},
         "baselines": baselines(metrics, "baseline_"), "paired": sealed.get("paired"), "gates": sealed.get("gates"),
-        "other": {k: v for k, v in sorted(metrics.items()) if is_sealed(k) and k.startswith("test_") and k[5:] not in METRICS and "_ci95_" not in k},
-        "seed_variance": {k.removeprefix("seed_variance_"): v for k, v in sorted(metrics.items()) if k.startswith("seed_variance_")},
+        "other": {k: figure(v) for k, v in sorted(metrics.items()) if is_sealed(k) and k.startswith("test_") and k[5:] not in METRICS and "_ci95_" not in k},
+        "seed_variance": {k.removeprefix("seed_variance_"): figure(v) for k, v in sorted(metrics.items()) if k.startswith("seed_variance_")},
     }  # fmt: skip
 
 
@@ -177,10 +193,10 @@ def detail(run: Mapping[str, Any], experiment: str, primary: str, artifacts: lis
         "config": unflatten(params), "reasoning": unflatten(params, "reasoning."), **_feature_columns(params, report),
         "hardware": unflatten(params, "hardware."),
         "metrics_basis": "validation", "metrics": {m: with_ci(metrics, m) for m in metric_names(metrics)},
-        "cv_metrics": {k[3:-5]: v for k, v in sorted(metrics.items()) if k.startswith("cv_") and k.endswith("_mean")}, "test_set": test,
+        "cv_metrics": {k[3:-5]: figure(v) for k, v in sorted(metrics.items()) if k.startswith("cv_") and k.endswith("_mean")}, "test_set": test,
         "baselines": baselines(metrics), "comparison": _comparison(run, primary, report),
         "gate_receipt": {"gates": gates if isinstance(gates, list) else None, "passed": flag(tags.get("gates_passed"))},
-        "timings": _picked(metrics, TIMINGS), "data_shape": _picked(metrics, DATA_SHAPE), "agent_cost": {k: parsed(v) for k, v in _picked(params, COST).items()},
+        "timings": figures(_picked(metrics, TIMINGS)), "data_shape": counts(_picked(metrics, DATA_SHAPE)), "agent_cost": {k: parsed(v) for k, v in _picked(params, COST).items()},
         "tags": _picked(tags, SHOWN_TAGS), "redacted_keys": [k for k in tags.get(REDACTED_TAG, "").split(",") if k], "artifacts": artifacts,
         **payload_sections(report or {}),
     }  # fmt: skip

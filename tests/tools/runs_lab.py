@@ -72,11 +72,16 @@ def build_runs_lab(root: Path) -> RunsLab:
     return RunsLab(workspace, settings, ports, ports.tracking.get_or_create_experiment(EXPERIMENT))
 
 
-def trained_run(lab: RunsLab) -> str:
-    """One real run_experiment call; returns its run id."""
+def trained_result(lab: RunsLab) -> dict[str, Any]:
+    """One real run_experiment call; returns its result."""
     is_error, content = anyio.run(lab.call, "run_experiment", {"reasoning": REASONING})
     assert not is_error, content
-    return content["run_id"]
+    return content
+
+
+def trained_run(lab: RunsLab) -> str:
+    """One real run_experiment call; returns its run id."""
+    return trained_result(lab)["run_id"]
 
 
 SEALED_OFFSET = -0.0123  # the lab's sealed test figures differ from its validation ones by this

@@ -11,7 +11,7 @@ from mcp import Client
 from server.app import build_server
 from server.audit import verify
 from tests.mcp_calls import strict_json
-from tests.tools.runs_lab import RunsLab, build_runs_lab, foreign_run, human, logged_run, trained_run
+from tests.tools.runs_lab import RunsLab, build_runs_lab, foreign_run, human, logged_run, trained_result
 
 pytestmark = pytest.mark.anyio
 TIER1 = ("git_commit", "git_dirty", "dataset_content_hash", "dataset_schema_hash", "uv_lock_sha256", "feature_pipeline_hash", "config_hash", "standards_sha256", "seed")
@@ -23,8 +23,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> RunsLab:
 
 
 @pytest.fixture(scope="module")
-def trained(lab: RunsLab) -> str:
-    return trained_run(lab)
+def trained_call(lab: RunsLab) -> dict[str, Any]:
+    return trained_result(lab)
+
+
+@pytest.fixture(scope="module")
+def trained(trained_call: dict[str, Any]) -> str:
+    return trained_call["run_id"]
 
 
 async def got(lab: RunsLab, run_id: str) -> dict[str, Any]:
@@ -43,6 +48,15 @@ async def test_a_trained_run_shows_provenance_config_and_metrics_with_intervals(
     assert roc["ci95"]["low"] <= roc["value"] <= roc["ci95"]["high"]
     assert set(run["baselines"]) == {"logistic_regression", "class_prior"} and "roc_auc" in run["baselines"]["class_prior"]
     assert 0 < run["cv_metrics"]["roc_auc"] <= 1 and run["data_shape"]["n_rows"] == 300
+
+
+async def test_a_run_reads_with_the_figures_its_run_experiment_result_gave(lab: RunsLab, trained_call: dict[str, Any]) -> None:
+    run = await got(lab, trained_call["run_id"])
+    assert {name: run["metrics"][name] for name in trained_call["metrics"]} == trained_call["metrics"]
+    assert run["primary_metric"]["value"] == trained_call["metrics"]["roc_auc"]["value"]
+    shown = [run["cv_metrics"], *run["baselines"].values(), run["timings"]]
+    assert all(value == round(value, 6) for figures in shown for value in figures.values())
+    assert run["data_shape"] == {"n_rows": 300, "n_columns": 11, "n_features": 4} and all(type(n) is int for n in run["data_shape"].values())
 
 
 async def test_a_trained_run_shows_its_comparison_gate_receipt_tags_and_artifacts(lab: RunsLab, trained: str) -> None:
