@@ -32,10 +32,18 @@ def is_detached(run: Mapping[str, Any]) -> bool:
     return bool((run.get("tags") or {}).get(CALL_TAG))
 
 
-def detached_view(run: Mapping[str, Any], result: Any) -> dict[str, Any]:
+KEPT = ("run_id", "status")  # the result names its run and end even where the view beside it does too
+
+
+def detached_view(run: Mapping[str, Any], result: Any, shown: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """`{"detached": {status, progress, result}}` for a detached run, {} for any other; `result`
-    (the call's payload) only once the run FINISHED."""
+    (the call's payload) only once the run FINISHED, less the fields `shown` (the run's view, which
+    it sits in) holds with the same value: `same_as_view` names them, so the call's whole result is
+    `{field: view[field] for field in same_as_view} | result` (a poll repeats no kilobytes)."""
     if not is_detached(run):
         return {}
-    finished = run.get("status") == "FINISHED" and isinstance(result, Mapping)
-    return {"detached": {"status": run.get("status"), "progress": progress_of(run.get("tags") or {}), "result": dict(result) if finished else None}}
+    view = {"status": run.get("status"), "progress": progress_of(run.get("tags") or {}), "result": None}
+    if run.get("status") == "FINISHED" and isinstance(result, Mapping):
+        same = sorted(k for k, v in result.items() if k not in KEPT and k in (shown or {}) and shown[k] == v)  # type: ignore[index]
+        view |= {"result": {k: v for k, v in result.items() if k not in same}, "same_as_view": same}
+    return {"detached": view}

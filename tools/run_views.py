@@ -215,7 +215,7 @@ def load_detail(tracking: Runs, run_artifacts: JsonArtifacts | None, run: Mappin
     view = detail(run, experiment, primary, tracking.list_artifacts(run["run_id"]), report if isinstance(report, Mapping) else None, reveal)
     # A detached run: its progress, and once FINISHED the result its call would have returned.
     finished = run_artifacts is not None and is_detached(run) and run["status"] == "FINISHED"
-    return view | detached_view(run, run_artifacts.read_json(run["run_id"], RESULT_ARTIFACT) if finished else None)
+    return view | detached_view(run, run_artifacts.read_json(run["run_id"], RESULT_ARTIFACT) if finished else None, view)
 
 
 def lower_is_better(metric: str) -> bool:
