@@ -37,7 +37,7 @@ from tools.promote import REPRODUCES_TAG, REPRODUCTION_TAG, SEED_RUNS_TAG
 from tools.provenance import config_hash, feature_columns_sha256, feature_pipeline_hash, lockfile_hash, run_files_param, sha256_bytes
 from tools.run_pins import rebuild_config
 from tools.run_record import record_problem
-from tools.run_views import require_project_run
+from tools.run_views import figure, figures, require_project_run
 from tools.sealed import SEALED_NOTE
 
 FEATURES_PATH = "src/features.py"
@@ -245,8 +245,9 @@ async def execute(request: ReproduceInput, facts: dict[str, Any], ctx: CallConte
     variance = {k: v for k, v in result.items() if k.startswith("seed_variance_") and v is not None}
     if variance:
         await anyio.to_thread.run_sync(lambda: ctx.ports.tracking.log_metrics(request.run_id, variance))
+    shown = {**result, "differences": figures(result["differences"]), "max_difference": figure(result["max_difference"]), "seed_runs": [figures(r) for r in result["seed_runs"]]}
     # the variance is of the test metric: sealed for agents, as get_run seals it (tools/sealed.py)
-    return result if ctx.principal.is_human else {**result, **dict.fromkeys(variance, SEALED_NOTE)}
+    return shown if ctx.principal.is_human else {**shown, **dict.fromkeys(variance, SEALED_NOTE)}
 
 
 _RULES = load_all()

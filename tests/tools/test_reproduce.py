@@ -36,6 +36,8 @@ async def test_reproducing_an_unchanged_run_passes_and_is_recorded(lab: Lab) -> 
     assert content["reproduced"] is True and content["max_difference"] == 0.0 and content["environment_matches"] is True
     assert [s["seed"] for s in content["seed_runs"]] == [43, 44] and content["seed_variance_roc_auc"] == SEALED_NOTE  # measured on the test rows
     assert all(set(s) == {"run_id", "seed", "val_roc_auc"} for s in content["seed_runs"])  # seed runs' test figures stay sealed
+    # shown as every result shows a figure (6 decimals), while MLflow keeps the seed run's own value
+    assert all(s["val_roc_auc"] == round(lab.ports.tracking.get_run(s["run_id"])["metrics"]["val_roc_auc"], 6) for s in content["seed_runs"])
     original, rerun = lab.ports.tracking.get_run(lab.run_id), lab.ports.tracking.get_run(content["reproduction_run_id"])
     for pin in ("git_commit", "feature_pipeline_hash", "config_hash", "dataset_content_hash", "seed"):
         assert rerun["params"][pin] == original["params"][pin], pin
