@@ -82,12 +82,13 @@ class Enforcer:
 
     async def unknown_tool(self, name: str, arguments: Mapping[str, Any], ctx: CallContext) -> NoReturn:
         """A call to a name no governed tool has: audited as tool `<unknown>`, then refused with the
-        protocol error the spec gives an unknown tool (-32602), its text the denial's, never the name.
+        protocol error the spec gives an unknown tool (-32602): the denial's text, its fields as the
+        error's data, never the name.
         Raises results.ProtocolRefusal always."""
         decision = Decision.deny("tool.known", "this server has no tool of that name", "list the tools (tools/list) and call one by its exact name")
         record = {**self._base_record(UNKNOWN, arguments, ctx), "name_hash": name_hash(name), "kind": "decision", "decision": "deny"}
         self._append_or_refuse({**record, "rule_ids": [decision.rule_id], "reason": decision.reason})
-        raise results.read_denial(decision, not_found=True)
+        raise results.tool_unknown(decision)
 
     async def _governed(self, spec: ToolSpec, arguments: Mapping[str, Any], ctx: CallContext, base: dict[str, Any], stage: _Stage) -> CallToolResult:
         try:

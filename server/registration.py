@@ -85,7 +85,7 @@ def served(specs: Iterable[Any], ports: Any) -> list[Any]:
 
 
 def _protocol_error(refused: ProtocolRefusal) -> MCPError:
-    return MCPError(code=INVALID_PARAMS if refused.not_found else INTERNAL_ERROR, message=refused.text)
+    return MCPError(code=INVALID_PARAMS if refused.not_found else INTERNAL_ERROR, message=refused.text, data=refused.data)
 
 
 def _refuse_cursor(params: PaginatedRequestParams | None) -> None:

@@ -60,20 +60,29 @@ def internal_error(tool: str, *, decision: str = "allow") -> CallToolResult:
 
 class ProtocolRefusal(Exception):
     """A request answered with an MCP error rather than a result (a read that serves no text, a
-    tool name nothing serves): `text` is server-written; `not_found` picks the MCP error code."""
+    tool name nothing serves): `text` is server-written; `not_found` picks the MCP error code;
+    `data`, the error's data, carries a denial's fields as a denied tool call's result does."""
 
-    def __init__(self, text: str, *, not_found: bool = False) -> None:
+    def __init__(self, text: str, *, not_found: bool = False, data: dict[str, Any] | None = None) -> None:
         super().__init__(text)
         self.text = text
         self.not_found = not_found
+        self.data = data
 
 
 def _governed_text(rule_id: str, reason: str, remediation: str) -> str:
     return f"[{rule_id}] {reason}; what to do: {remediation}"
 
 
-def read_denial(deciding: Decision, *, not_found: bool = False) -> ProtocolRefusal:
-    return ProtocolRefusal(_governed_text(deciding.rule_id, deciding.reason, deciding.remediation), not_found=not_found)
+def read_denial(deciding: Decision) -> ProtocolRefusal:
+    return ProtocolRefusal(_governed_text(deciding.rule_id, deciding.reason, deciding.remediation))
+
+
+def tool_unknown(deciding: Decision) -> ProtocolRefusal:
+    """The refusal of a tool name nothing serves: its text and, as the error's data, the fields a
+    denied call's result carries ({decision, rule_id, reason, remediation})."""
+    fields = {"decision": "deny", "rule_id": deciding.rule_id, "reason": deciding.reason, "remediation": deciding.remediation}
+    return ProtocolRefusal(_governed_text(deciding.rule_id, deciding.reason, deciding.remediation), not_found=True, data=fields)
 
 
 def read_refusal(exc: Exception, name: str) -> ProtocolRefusal:

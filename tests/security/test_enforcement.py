@@ -233,6 +233,8 @@ async def test_an_unknown_tool_name_is_audited_without_its_text(tmp_path: Path) 
             await client.call_tool("rm -rf /srv/secret-state", {"x": 1})
     # the spec's answer to an unknown tool: a protocol error (-32602), not a tool result
     assert unknown.value.error.code == INVALID_PARAMS and "tools/list" in unknown.value.error.message
+    # the error's data holds the fields a denied call's result would: an agent reads the rule and what to do
+    assert unknown.value.error.data == {"decision": "deny", "rule_id": "tool.known", "reason": "this server has no tool of that name", "remediation": "list the tools (tools/list) and call one by its exact name"}
     [record] = read_tail(tmp_path / "audit.jsonl", 10)
     assert (record["tool"], record["decision"], len(record["name_hash"])) == ("<unknown>", "deny", 16)
     assert "secret" not in json.dumps(record) and "secret" not in unknown.value.error.message
