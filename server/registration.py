@@ -4,11 +4,11 @@
 `read_resource`, `get_prompt`) and looks names up in its own tables of governed specs. The SDK's
 managers are used for listing only: a tool, resource or prompt added around this module
 (`@server.tool`, `@server.resource`, `add_prompt`) is listed at most, never served. Unknown names
-are audited as `<unknown>` and refused with a protocol error. The SDK's argument model would silently drop unknown
-fields; tool calls hand the untouched arguments to the enforcement point, which validates strictly.
-Every list fits in one page, so no cursor is ever handed out: a list request carrying one is
-answered -32602, as the spec asks, instead of with the first page again (a client paging on a cursor
-it made up or kept from another server would otherwise loop or miss nothing it could notice).
+are audited as `<unknown>` and refused with a protocol error. The SDK's argument model would
+silently drop unknown fields; tool calls hand the untouched arguments to the enforcement point,
+which validates strictly. Every list fits in one page, so no cursor is ever handed out: a list
+request carrying one is answered -32602, as the spec asks, not with the first page again (which a
+client paging on a stale cursor would take for the next page).
 """
 
 from __future__ import annotations
