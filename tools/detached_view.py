@@ -42,8 +42,8 @@ def detached_view(run: Mapping[str, Any], result: Any, shown: Mapping[str, Any] 
     `{field: view[field] for field in same_as_view} | result` (a poll repeats no kilobytes)."""
     if not is_detached(run):
         return {}
-    view = {"status": run.get("status"), "progress": progress_of(run.get("tags") or {}), "result": None}
+    view, shown = {"status": run.get("status"), "progress": progress_of(run.get("tags") or {}), "result": None}, shown or {}
     if run.get("status") == "FINISHED" and isinstance(result, Mapping):
-        same = sorted(k for k, v in result.items() if k not in KEPT and k in (shown or {}) and shown[k] == v)  # type: ignore[index]
+        same = sorted(k for k, v in result.items() if k not in KEPT and k in shown and shown[k] == v)
         view |= {"result": {k: v for k, v in result.items() if k not in same}, "same_as_view": same}
     return {"detached": view}

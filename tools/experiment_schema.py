@@ -217,11 +217,11 @@ def schema_errors(exc: ValidationError, model: type[BaseModel] = ExperimentConfi
 def _describe(error: Any, model: type[BaseModel]) -> str:
     loc = _config_loc(error)
     path = ".".join(loc) or "(root)"
+    if error["type"] in ("union_tag_not_found", "union_tag_invalid"):
+        return _tag_problem(error, path, model)
     message = error["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's own words
     if error["type"] == "extra_forbidden":
         message = "unknown field" + _case_hint(loc, _fields_at(error["loc"], loc, model))
-    if error["type"] in ("union_tag_not_found", "union_tag_invalid"):
-        return _tag_problem(error, path, model)
     return f"{path}: {message}"
 
 
