@@ -323,6 +323,17 @@ def _payload(run_id: str, facts: dict[str, Any], sections: dict[str, Any], refs:
         "gate_receipt": {"basis": "validation", "gates": report["gates"], "passed": sections["gates_passed"]},
         "test_set": {"sealed": True, "note": SEALED_NOTE, "rows": report["data"]["test_rows"], "queries_of_this_dataset": queries},
         "dataset_hash": facts["dataset"].manifest["content_hash"], "commit": facts["provenance"]["git_commit"],
-        "dirty": bool(facts["provenance"]["git_dirty"]), "sandbox_mode": facts["sandbox_mode"], "artifacts": sorted(refs),
-        **payload_sections(report),
+        "dirty": bool(facts["provenance"]["git_dirty"]), **_dirty(facts["provenance"]), "sandbox_mode": facts["sandbox_mode"],
+        "artifacts": sorted(refs), **payload_sections(report),
     }  # fmt: skip
+
+
+DIRTY_NOTE = (
+    "this run was not made from a clean commit: open_pr and promote refuse it (pr.run_clean, promotion.run_clean). "
+    "Commit what dirty_files lists (git add, git commit), then run_experiment again without `config` changes for one run"
+)
+
+
+def _dirty(provenance: dict[str, Any]) -> dict[str, Any]:
+    """Why a run is dirty, for the agent to fix before the run it means to promote."""
+    return {"dirty_files": provenance["dirty_files"], "dirty_note": DIRTY_NOTE} if provenance["git_dirty"] else {}

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from policies.provenance import COMMIT
 from tools.experiment_schema import validate_experiment
-from tools.provenance import RUN_FILES_PARAM, config_hash, differing_files, parse_run_files
+from tools.provenance import RUN_FILES_PARAM, config_hash, differing_files, parse_run_files, sha256_bytes
 
 CONFIG_PREFIX = "config."
 # Params that must agree between a run and a re-run of it; `seed` and `config_hash` only when the
@@ -93,14 +93,31 @@ class WorkingTree(CommittedBlobs, Protocol):
         ...
 
 
+OVERRIDDEN = "config changes for this run only"
+OTHER_TRACKED = "another tracked file differs from the commit"
+CRLF_ONLY = " (line endings only: CRLF in the working tree where the commit has LF; runs compare bytes, so check it out with LF endings)"
+
+
 def dirtiness(git: WorkingTree, commit: str | None, used: Mapping[str, str], *, overridden: bool) -> dict[str, Any]:
     """{git_dirty, dirty_files} of a run about to use files with these SHA-256s: dirty when a used
     file is not the blob at `commit` (whatever `git status` says: skip-worktree and
     assume-unchanged hide edits from it), when the config carries changes for this run only, or
-    when `git status` shows another tracked file changed."""
-    differing = differing_files(used, {path: git.blob_at(commit, path) for path in used}) if commit else sorted(used)
-    reasons = differing + (["config changes for this run only"] if overridden else [])
-    return {"git_dirty": bool(reasons) or git.is_dirty(), "dirty_files": reasons}
+    when another tracked file changed. `dirty_files` says which, for the agent to commit."""
+    committed = {path: git.blob_at(commit, path) for path in used} if commit else {}
+    differing = differing_files(used, committed) if commit else sorted(used)
+    reasons = [_described(path, used[path], committed.get(path)) for path in differing] + ([OVERRIDDEN] if overridden else [])
+    if reasons:
+        return {"git_dirty": True, "dirty_files": reasons}
+    other = git.is_dirty()
+    return {"git_dirty": other, "dirty_files": [OTHER_TRACKED] if other else []}
+
+
+def _described(path: str, digest: str, blob: bytes | None) -> str:
+    """The path, with why when the bytes differ only in line endings: a checkout under a
+    `.gitattributes` `eol=crlf` reads clean to `git status` but did not run the committed bytes."""
+    if blob is not None and b"\r\n" not in blob and sha256_bytes(blob.replace(b"\n", b"\r\n")) == digest:
+        return path + CRLF_ONLY
+    return path
 
 
 def run_files_check(git: CommittedBlobs, params: Mapping[str, str]) -> dict[str, Any]:

@@ -93,6 +93,7 @@ async def test_a_skip_worktree_run_is_recorded_dirty_and_neither_opens_a_pr_nor_
     assert not failed, run
     params = ports.tracking.get_run(run["run_id"])["params"]
     assert run["dirty"] is True and params["git_dirty"] == "true" and params["git_commit"] == repo.head()
+    assert run["dirty_files"] == ["src/features.py"] and "open_pr and promote refuse it" in run["dirty_note"]
     denied, pr = await call(settings, ports, "open_pr", {"run_id": run["run_id"], "title": "Debt ratio feature"})
     assert denied and "pr.run_clean" in denied_by(pr)
     denied, promoted = await call(settings, ports, "promote", {"run_id": run["run_id"], "alias": "candidate"})

@@ -57,7 +57,7 @@ async def test_run_returns_metrics_with_intervals_baselines_and_a_gate_receipt(g
     result = await call(governed, {"reasoning": REASONING})
     assert not result.is_error, result.structured_content
     content = result.structured_content
-    assert content["status"] == "FINISHED" and content["dirty"] is False
+    assert content["status"] == "FINISHED" and content["dirty"] is False and "dirty_files" not in content
     roc = content["metrics"]["roc_auc"]
     assert 0.5 < roc["value"] <= 1 and roc["ci95"]["low"] <= roc["value"] <= roc["ci95"]["high"]
     assert set(content["baseline_metrics"]) == {"logistic_regression", "class_prior"}

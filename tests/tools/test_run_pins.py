@@ -1,15 +1,21 @@
-"""Rebuilding a run's config from its MLflow params, and the pins a re-run must share."""
+"""Rebuilding a run's config from its MLflow params, the pins a re-run must share, and what makes a
+run dirty."""
 
 from __future__ import annotations
 
+import subprocess
 from copy import deepcopy
+from pathlib import Path
 from typing import Any
 
 import yaml
 
+from server.git import GitRepo
 from server.tracking_values import as_text, flatten
-from tools.provenance import config_hash
-from tools.run_pins import pin_mismatches, rebuild_config, unflatten
+from tools.provenance import config_hash, sha256_bytes
+from tools.run_pins import CRLF_ONLY, OTHER_TRACKED, OVERRIDDEN, dirtiness, pin_mismatches, rebuild_config, unflatten
+
+FEATURES = "src/features.py"
 
 CONFIG: dict[str, Any] = {
     "experiment": {"name": "42", "seed": 7},
@@ -68,3 +74,40 @@ def test_a_seed_rerun_may_change_the_seed_and_nothing_else() -> None:
 
 def test_a_pin_the_original_never_recorded_never_matches() -> None:
     assert pin_mismatches({"git_commit": "c" * 40}, {"git_commit": "c" * 40}, same_seed=True) == ["dataset_content_hash", "feature_pipeline_hash", "seed", "config_hash"]
+
+
+# --- dirtiness: which files make a run dirty, against a real git repository
+
+
+def used_bytes(repo: GitRepo, *paths: str) -> dict[str, str]:
+    """SHA-256 of the work tree files, as run_experiment hashes the bytes it uses."""
+    return {path: sha256_bytes((repo.path / path).read_bytes()) for path in paths}
+
+
+def test_a_run_from_a_clean_commit_is_clean(workspace: Path) -> None:
+    repo = GitRepo(workspace)
+    assert dirtiness(repo, repo.head(), used_bytes(repo, FEATURES), overridden=False) == {"git_dirty": False, "dirty_files": []}
+
+
+def test_an_edited_file_the_run_uses_is_named(workspace: Path) -> None:
+    repo = GitRepo(workspace)
+    (workspace / FEATURES).write_text((workspace / FEATURES).read_text() + "\n# an edit\n")
+    found = dirtiness(repo, repo.head(), used_bytes(repo, FEATURES), overridden=True)
+    assert found == {"git_dirty": True, "dirty_files": [FEATURES, OVERRIDDEN]}
+
+
+def test_another_tracked_file_changed_is_said_when_the_used_files_are_clean(workspace: Path) -> None:
+    repo = GitRepo(workspace)
+    (workspace / "AGENTS.md").write_text("edited\n")
+    assert dirtiness(repo, repo.head(), used_bytes(repo, FEATURES), overridden=False) == {"git_dirty": True, "dirty_files": [OTHER_TRACKED]}
+
+
+def test_a_crlf_checkout_that_git_status_calls_clean_is_dirty_and_says_line_endings(workspace: Path) -> None:
+    repo = GitRepo(workspace)
+    (workspace / ".gitattributes").write_text("*.py text eol=crlf\n")
+    repo.commit_all("check Python files out with CRLF")
+    (workspace / FEATURES).unlink()
+    subprocess.run(["git", "checkout", "--", FEATURES], cwd=workspace, check=True)
+    assert b"\r\n" in (workspace / FEATURES).read_bytes() and repo.text("status", "--porcelain") == ""
+    found = dirtiness(repo, repo.head(), used_bytes(repo, FEATURES), overridden=False)
+    assert found == {"git_dirty": True, "dirty_files": [FEATURES + CRLF_ONLY]} and "check it out with LF" in CRLF_ONLY
