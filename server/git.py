@@ -48,6 +48,9 @@ HARDENING = (
     "-c", "protocol.ext.allow=never",
     "-c", "protocol.git.allow=never",
     "-c", "core.sshCommand=ssh",
+    # Objects as stored: a replace ref (`git replace GOOD CHEAT`) would show CHEAT's tree under
+    # GOOD's id to every read here while a push sends GOOD (also GIT_NO_REPLACE_OBJECTS below).
+    "-c", "core.useReplaceRefs=false",
 )  # fmt: skip
 IDENTITY = {
     "GIT_AUTHOR_NAME": "mlgate",
@@ -55,7 +58,12 @@ IDENTITY = {
     "GIT_COMMITTER_NAME": "mlgate",
     "GIT_COMMITTER_EMAIL": "mlgate@localhost",
 }
-ISOLATION = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_ATTR_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat"}
+# History as committed: no replace objects, and no grafts file (.git/info/grafts would give a commit
+# invented parents, making it reachable from a branch that never held it).
+ISOLATION = {
+    "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_ATTR_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat",
+    "GIT_NO_REPLACE_OBJECTS": "1", "GIT_GRAFT_FILE": os.devnull,
+}  # fmt: skip
 # Server environment passed on to git: TLS trust settings only.
 PASSED_GIT_ENV = ("GIT_SSL_CAINFO", "GIT_SSL_CAPATH")
 SAFE_REF = re.compile(r"^(?!-)(?!.*\.\.)(?!.*@\{)[A-Za-z0-9._/-]{1,100}\Z")
