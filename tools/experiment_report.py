@@ -44,6 +44,7 @@ def run_params(request: Any, facts: dict[str, Any], ctx: CallContext) -> dict[st
         params["run_files_sha256"] = provenance["run_files_sha256"]
     params.update(git_dirty=str(bool(provenance["git_dirty"])).lower(), dataset_content_hash=manifest["content_hash"], dataset_schema_hash=manifest["schema_hash"], seed=config["experiment"]["seed"])
     params["config"] = config
+    params.update(facts.get("reproduction") or {})  # which run a reproduce re-run re-runs, vouched with the rest
     params.update(feature_params(facts["feature_columns"]))
     # outcome and metric_delta are logged once the run has measured them (_reasoning_result).
     params["reasoning"] = {k: v for k, v in (facts["reasoning"] or {}).items() if k not in ("outcome", "metric_delta")}

@@ -33,7 +33,7 @@ from tools.lifecycle import stage_changes_ref
 from tools.model_card import card_tags, model_card
 from tools.sealed import count_query, sealed_entry
 from tools.provenance import sha256_json
-from tools.run_pins import pin_mismatches, rebuild_config, run_files_check
+from tools.run_pins import REPRODUCTION_OF, pin_mismatches, rebuild_config, rerun_seed, reruns, run_files_check
 from tools.run_record import vouched_run
 from tools.run_views import require_project_run
 
@@ -119,6 +119,9 @@ def _other_run(ctx: CallContext, run_id: str | None, *, legacy_ok: bool = False)
 
 
 def _reproduction(ctx: CallContext, run: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The reproduction the run's tags point at, judged on what the chain vouches for: the re-run's
+    params (which must say reproduce made it to re-run this run with its seed) and its metrics.
+    The tags are MLflow's, which an agent can write; they only say where to look."""
     tags = run.get("tags") or {}
     other = _other_run(ctx, tags.get(REPRODUCTION_TAG))
     if tags.get("reproduced") is None and other is None:
@@ -126,8 +129,8 @@ def _reproduction(ctx: CallContext, run: Mapping[str, Any]) -> dict[str, Any] | 
     found = {"recorded": tags.get("reproduced"), "run_id": tags.get(REPRODUCTION_TAG), "status": None, "pins_mismatched": [], "differences": {}}
     if other is not None:
         mismatched = pin_mismatches(run["params"], other["params"], same_seed=True)
-        if (other.get("tags") or {}).get(REPRODUCES_TAG) != run["run_id"]:
-            mismatched.append(REPRODUCES_TAG)
+        if not reruns(run["run_id"], "same_seed", other["params"]):
+            mismatched.append(REPRODUCTION_OF)
         found.update(status=other["status"], pins_mismatched=mismatched, differences=metric_differences(run["metrics"], other["metrics"]))
     return found
 
@@ -138,19 +141,29 @@ def _seed(run: Mapping[str, Any]) -> int | None:
 
 
 def _seed_runs(ctx: CallContext, run: Mapping[str, Any], metric: str) -> dict[str, Any]:
-    """The primary metric of the run and of its recorded seed re-runs, each checked to re-run it."""
-    params, seeds, values, problems = run["params"], [_seed(run)], [run["metrics"].get(metric)], []
+    """The primary metric of the run and of its recorded seed re-runs, each checked (_seed_run_problem)."""
+    seeds, values, problems = [_seed(run)], [run["metrics"].get(metric)], []
     for run_id in list(filter(None, ((run.get("tags") or {}).get(SEED_RUNS_TAG) or "").split(",")))[:MAX_SEED_RUNS]:
         other = _other_run(ctx, run_id)
-        if other is None or other["status"] != "FINISHED" or (other.get("tags") or {}).get(REPRODUCES_TAG) != run["run_id"] or pin_mismatches(params, other["params"], same_seed=False):
-            problems.append(f"seed run {run_id[:12]} is missing, unfinished or does not re-run this run")
-            continue
-        if _seed(other) in seeds:
-            problems.append(f"seed run {run_id[:12]} repeats seed {_seed(other)}")
+        problem = _seed_run_problem(run, other, seeds)
+        if problem is not None:
+            problems.append(f"seed run {run_id[:12]} {problem}")
             continue
         seeds.append(_seed(other))
         values.append(other["metrics"].get(metric))
     return {"seeds": seeds, "values": values, "problems": problems}
+
+
+def _seed_run_problem(run: Mapping[str, Any], other: Mapping[str, Any] | None, seeds: list[int | None]) -> str | None:
+    """Why `other` is no seed re-run of `run` that counts after `seeds`. Its vouched params must say
+    reproduce made it as a seed re-run of this run, with the next seed after the run's: runs an agent
+    made with seeds of its choosing are no evidence of stability."""
+    if other is None or other["status"] != "FINISHED" or not reruns(run["run_id"], "seed", other["params"]) or pin_mismatches(run["params"], other["params"], same_seed=False):
+        return "is missing, unfinished or not a seed re-run reproduce made of this run"
+    if _seed(other) in seeds:
+        return f"repeats seed {_seed(other)}"
+    expected = None if seeds[0] is None else rerun_seed(seeds[0], len(seeds))
+    return None if _seed(other) == expected else f"has seed {_seed(other)}, not the next seed {expected}"
 
 
 def _variance(seed_runs: Mapping[str, Any]) -> float | None:

@@ -35,13 +35,12 @@ from tools.errors import GovernanceError
 from tools.experiment_schema import EXPERIMENT_PATH
 from tools.promote import REPRODUCES_TAG, REPRODUCTION_TAG, SEED_RUNS_TAG
 from tools.provenance import config_hash, feature_columns_sha256, feature_pipeline_hash, lockfile_hash, run_files_param, sha256_bytes
-from tools.run_pins import rebuild_config
+from tools.run_pins import REPRODUCTION_KIND, REPRODUCTION_OF, rebuild_config, rerun_seed
 from tools.run_record import record_problem
 from tools.run_views import figure, figures, require_project_run
 from tools.sealed import SEALED_NOTE
 
 FEATURES_PATH = "src/features.py"
-MAX_SEED = 2**32 - 1
 
 
 class ReproduceInput(StrictInput):
@@ -173,7 +172,7 @@ def on_deny(request: ReproduceInput, facts: dict[str, Any], verdict: Verdict, ct
 # --- execute ----------------------------------------------------------------------------------
 
 
-def _rerun_facts(facts: dict[str, Any], ctx: CallContext, seed: int) -> dict[str, Any]:
+def _rerun_facts(facts: dict[str, Any], ctx: CallContext, seed: int, kind: str) -> dict[str, Any]:
     config = copy.deepcopy(facts["config"])
     config["experiment"]["seed"] = seed
     params = facts["run"]["params"]
@@ -185,14 +184,18 @@ def _rerun_facts(facts: dict[str, Any], ctx: CallContext, seed: int) -> dict[str
         "run_files_sha256": run_files_param({FEATURES_PATH: sha256_bytes(facts["features_py"])}),
     }  # fmt: skip
     reasoning = {"hypothesis_category": "reproduction", "change_description": f"re-run of {facts['run']['run_id']} from its pins with seed {seed}", "expected_effect": "the recorded test metrics, within the reproduction tolerance"}
-    return {"config": config, "dataset": facts["dataset"], "feature_columns": facts["feature_columns"], "categorical_columns": facts["categorical_columns"], "provenance": provenance, "reasoning": reasoning, "sandbox_mode": facts["sandbox_mode"], "executor_backend": facts["executor_backend"], "run_kind": "reproduction"}
+    return {
+        "config": config, "dataset": facts["dataset"], "feature_columns": facts["feature_columns"], "categorical_columns": facts["categorical_columns"],
+        "provenance": provenance, "reasoning": reasoning, "sandbox_mode": facts["sandbox_mode"], "executor_backend": facts["executor_backend"],
+        "run_kind": "reproduction", "reproduction": {REPRODUCTION_OF: facts["run"]["run_id"], REPRODUCTION_KIND: kind},
+    }  # fmt: skip
 
 
 async def _rerun(facts: dict[str, Any], ctx: CallContext, seed: int, kind: str) -> dict[str, Any]:
     """One sandboxed re-run; returns its MLflow run. Raises GovernanceError when it fails."""
     from tools.experiment_runner import execute as run_stages  # noqa: PLC0415 - at first use: a server starts without numpy and pandas (tests/server/commands/test_serve_imports.py)
 
-    payload = await run_stages(ReRun(), _rerun_facts(facts, ctx, seed), ctx)
+    payload = await run_stages(ReRun(), _rerun_facts(facts, ctx, seed, kind), ctx)
     tags = {REPRODUCES_TAG: facts["run"]["run_id"], "mlgate.reproduction_kind": kind}
     await anyio.to_thread.run_sync(lambda: ctx.ports.tracking.set_tags(payload["run_id"], tags))
     return dict(await anyio.to_thread.run_sync(ctx.ports.tracking.get_run, payload["run_id"]))
@@ -200,7 +203,7 @@ async def _rerun(facts: dict[str, Any], ctx: CallContext, seed: int, kind: str) 
 
 async def _seed_runs(facts: dict[str, Any], ctx: CallContext, metric: str) -> tuple[list[dict[str, Any]], float | None]:
     seed, wanted = int(facts["run"]["params"]["seed"]), int(ctx.config["policy"]["promotion"]["seeds"])
-    runs = [await _rerun(facts, ctx, (seed + k) % (MAX_SEED + 1), "seed") for k in range(1, wanted)]
+    runs = [await _rerun(facts, ctx, rerun_seed(seed, k), "seed") for k in range(1, wanted)]
     values = [facts["run"]["metrics"].get(metric), *(r["metrics"].get(metric) for r in runs)]
     variance = statistics.variance(values) if len(values) >= 2 and None not in values else None
     # Each seed run's validation figure: its test figure is sealed (tools/sealed.py).

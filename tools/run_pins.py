@@ -22,6 +22,20 @@ CONFIG_PREFIX = "config."
 SHARED_PINS = ("git_commit", "dataset_content_hash", "feature_pipeline_hash")
 SEED_PINS = ("seed", "config_hash")
 SEED_PARAM = "config.experiment.seed"
+MAX_SEED = 2**32 - 1
+# Params a re-run made by reproduce logs (chained with its other params, so vouched like them):
+# which run it re-runs, and as what (same_seed: the reproduction; seed: a seed re-run).
+REPRODUCTION_OF, REPRODUCTION_KIND = "reproduction_of", "reproduction_kind"
+
+
+def rerun_seed(seed: int, k: int) -> int:
+    """The seed of a run's k-th seed re-run (k >= 1): the seeds after its own, wrapping past MAX_SEED."""
+    return (seed + k) % (MAX_SEED + 1)
+
+
+def reruns(run_id: str, kind: str, params: Mapping[str, str]) -> bool:
+    """Whether a run's (vouched) params say reproduce made it to re-run `run_id` as `kind`."""
+    return params.get(REPRODUCTION_OF) == run_id and params.get(REPRODUCTION_KIND) == kind
 
 
 def _value(text: str) -> Any:

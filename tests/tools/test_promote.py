@@ -220,12 +220,17 @@ async def test_an_archived_version_retagged_candidate_outside_mlgate_cannot_beco
     assert lab.ports.registry.alias_version(MODEL, "champion") is None
 
 
-def with_reproduction(lab: Lab, run_id: str, seed_values: tuple[float, float]) -> str:
-    """Record on `run_id` a same-seed re-run and two seed re-runs (clones) with these metrics."""
-    rerun = clone_run(lab, run_id, tags={"mlgate.reproduction_of": run_id})
-    seeds = [clone_run(lab, run_id, params={"seed": str(s), **config_params(lab, run_id, experiment__seed=s)}, metrics={"test_roc_auc": v}, tags={"mlgate.reproduction_of": run_id})
-             for s, v in zip((43, 44), seed_values, strict=True)]  # fmt: skip
-    lab.ports.tracking.set_tags(run_id, {"reproduced": "true", "mlgate.reproduction_run_id": rerun, "mlgate.seed_run_ids": ",".join(seeds)})
+def with_reproduction(lab: Lab, run_id: str, seed_values: tuple[float, float], *, seeds: tuple[int, int] = (43, 44), by_reproduce: bool = True) -> str:
+    """Record on `run_id` a same-seed re-run and two seed re-runs (clones) with these metrics, made
+    by reproduce (its params say so) unless `by_reproduce` is False: then only MLflow tags say so."""
+
+    def made_as(kind: str) -> dict[str, str]:
+        return {"reproduction_of": run_id, "reproduction_kind": kind} if by_reproduce else {}
+
+    rerun = clone_run(lab, run_id, params=made_as("same_seed"), tags={"mlgate.reproduction_of": run_id})
+    seed_runs = [clone_run(lab, run_id, params={"seed": str(s), **config_params(lab, run_id, experiment__seed=s), **made_as("seed")}, metrics={"test_roc_auc": v}, tags={"mlgate.reproduction_of": run_id})
+                 for s, v in zip(seeds, seed_values, strict=True)]  # fmt: skip
+    lab.ports.tracking.set_tags(run_id, {"reproduced": "true", "mlgate.reproduction_run_id": rerun, "mlgate.seed_run_ids": ",".join(seed_runs)})
     return run_id
 
 
@@ -245,7 +250,23 @@ async def test_a_seed_run_of_another_run_does_not_count(lab: Lab) -> None:
     lab.ports.tracking.set_tags(run_id, {"mlgate.seed_run_ids": f"{seeds[0]},{stranger}"})
     failed, content = await call(lab, "promote", {"run_id": run_id, "alias": "champion"}, lab.human())
     assert failed and "promotion.max_seed_variance" in denied_by(content)
-    assert "does not re-run this run" in gates(content)["max_seed_variance"]["reason"]
+    assert "not a seed re-run reproduce made of this run" in gates(content)["max_seed_variance"]["reason"]
+
+
+async def test_runs_only_tagged_as_its_reproduction_and_seed_runs_do_not_count(lab: Lab) -> None:
+    # The agent's own runs of the same pins, with the MLflow tags reproduce writes added by hand.
+    run_id = await as_candidate(lab, with_reproduction(lab, clone_run(lab, lab.run_id), (0.8, 0.8), by_reproduce=False))
+    failed, content = await call(lab, "promote", {"run_id": run_id, "alias": "champion"}, lab.human())
+    assert failed and {"promotion.reproduced", "promotion.max_seed_variance"} <= denied_by(content)
+    assert "reproduction_of" in gates(content)["reproduced"]["reason"]
+    assert "not a seed re-run reproduce made of this run" in gates(content)["max_seed_variance"]["reason"]
+
+
+async def test_seed_runs_with_seeds_other_than_the_next_ones_do_not_count(lab: Lab) -> None:
+    run_id = await as_candidate(lab, with_reproduction(lab, clone_run(lab, lab.run_id), (0.8, 0.8), seeds=(50, 51)))
+    failed, content = await call(lab, "promote", {"run_id": run_id, "alias": "champion"}, lab.human())
+    assert failed and "promotion.max_seed_variance" in denied_by(content) and gates(content)["reproduced"]["status"] == "PASS"
+    assert "has seed 50, not the next seed 43" in gates(content)["max_seed_variance"]["reason"]
 
 
 async def test_a_seed_counted_twice_counts_once(lab: Lab) -> None:

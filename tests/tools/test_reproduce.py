@@ -42,6 +42,7 @@ async def test_reproducing_an_unchanged_run_passes_and_is_recorded(lab: Lab) -> 
     for pin in ("git_commit", "feature_pipeline_hash", "config_hash", "dataset_content_hash", "seed"):
         assert rerun["params"][pin] == original["params"][pin], pin
     assert rerun["tags"]["mlgate.reproduction_of"] == lab.run_id and rerun["params"]["git_dirty"] == "false"
+    assert (rerun["params"]["reproduction_of"], rerun["params"]["reproduction_kind"]) == (lab.run_id, "same_seed")
     used = [json.loads(run["params"]["run_files_sha256"])["src/features.py"] for run in (original, rerun)]
     assert used[0] == used[1]  # the re-run used the features.py bytes the original recorded, read from its commit
     assert original["tags"]["reproduced"] == "true" and original["tags"]["mlgate.reproduction_run_id"] == rerun["run_id"]
@@ -49,6 +50,7 @@ async def test_reproducing_an_unchanged_run_passes_and_is_recorded(lab: Lab) -> 
     assert original["metrics"]["seed_variance_roc_auc"] >= 0.0
     assert rerun["tags"]["mlgate.run_kind"] == "reproduction" and original["tags"]["mlgate.run_kind"] == "experiment"
     assert all(lab.ports.tracking.get_run(s["run_id"])["tags"]["mlgate.run_kind"] == "reproduction" for s in content["seed_runs"])
+    assert all(lab.ports.tracking.get_run(s["run_id"])["params"]["reproduction_kind"] == "seed" for s in content["seed_runs"])
 
 
 async def test_the_seed_variance_is_sealed_for_agents_and_shown_to_humans(lab: Lab) -> None:
