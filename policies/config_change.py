@@ -269,3 +269,21 @@ def approval_four_eyes(facts: Mapping[str, Any], config: Mapping[str, Any]) -> D
         f"{decider} requested this approval (or its requester is unknown) and cannot decide it",
         "ask another human or operator to decide it",
     )
+
+
+@rule(
+    "approval.pending_limit",
+    source="configs/policy.yaml approvals.max_pending_per_requester",
+    description="A protected change opens a new approval only while its requester has fewer than approvals.max_pending_per_requester pending.",
+)
+def approval_pending_limit(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
+    """A flood of near-identical requests buries the one a human should read, and every request
+    re-reads all of them; a change whose approval is already open reuses it and opens nothing."""
+    limit, pending = int(config["policy"]["approvals"]["max_pending_per_requester"]), int(facts["pending_requested"])
+    if not facts["protected_paths"] or facts["approval"] is not None or pending < limit:
+        return Decision.allow("approval.pending_limit", f"{pending} pending approval(s) requested by {facts['principal'].name} (limit {limit})")
+    return Decision.deny(
+        "approval.pending_limit",
+        f"{facts['principal'].name} already has {pending} pending approvals (limit {limit}); this protected change opens no new one",
+        "wait until a human decides the pending ones (`mlgate approvals list`), or propose exactly a change already pending (it reuses its approval)",
+    )

@@ -187,6 +187,7 @@ def gather(request: ProposeConfigChangeInput, ctx: CallContext) -> dict[str, Any
     diff = config_diff(current, config) if config is not None else []
     digest = change_hash(diff) if config is not None else None
     live = ctx.ports.approvals.live_for(digest) if digest else None
+    protected_paths = _protected_paths(current, config, ctx)
     return {
         "principal": ctx.principal,
         "schema_errors": errors,
@@ -198,9 +199,16 @@ def gather(request: ProposeConfigChangeInput, ctx: CallContext) -> dict[str, Any
         "approval": _summary(live),
         "in_force": ctx.ports.approvals.in_force(),
         "base_sha256": base_sha,
-        "protected_paths": _protected_paths(current, config, ctx),
+        "protected_paths": protected_paths,
+        "pending_requested": _pending_requested(ctx) if protected_paths and live is None else 0,
         "warnings": run_warnings(config, ctx.config["standards"]),
     }
+
+
+def _pending_requested(ctx: CallContext) -> int:
+    """Pending approvals this principal asked for (approval.pending_limit); read only when the call
+    would open a new one."""
+    return sum(1 for r in ctx.ports.approvals.list("pending") if (r.get("requested_by") or {}).get("name") == ctx.principal.name)
 
 
 def run_warnings(config: dict[str, Any] | None, standards: dict[str, Any]) -> list[str]:
@@ -323,7 +331,7 @@ SPEC = ToolSpec(
         _RULES[r]
         for r in (
             "role.known", "standards.no_drift", "config.schema_valid", "config.allowed_values",
-            "config.protected_fields", "config.no_unapproved_overrides", "reasoning.required_for_agents",
+            "config.protected_fields", "approval.pending_limit", "config.no_unapproved_overrides", "reasoning.required_for_agents",
             "reasoning.outcome_from_the_run",
         )
     ),

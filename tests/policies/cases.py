@@ -32,6 +32,7 @@ BASE_POLICY: dict[str, Any] = {
     "reasoning": {"min_chars": 20, "min_words": 4},
     "datasets": {"sample_rows": 5, "max_files": 64},
     "audit": {"tail_default": 50},
+    "approvals": {"max_pending_per_requester": 3},
 }
 
 

@@ -228,6 +228,22 @@ async def test_a_second_identical_proposal_reuses_the_pending_approval(settings:
     assert other["approval_id"] != first["approval_id"] and len(approvals(settings)) == 2
 
 
+async def test_an_agent_past_its_pending_approvals_limit_opens_no_new_one(settings: Settings, workspace: Path) -> None:
+    limit = policy_limits()["approvals"]["max_pending_per_requester"]
+    async with connect(settings) as client:
+        opened = [await propose(client, {"data.target": f"target_{i}"}) for i in range(limit)]
+        refused = await propose(client, {"data.target": "one_too_many"})
+        again = await propose(client, {"data.target": "target_0"})
+    assert all(r["approval_created"] for r in opened) and len(approvals(settings)) == limit
+    assert "approval.pending_limit" in {d["rule_id"] for d in refused["denials"]} and "approval_id" not in refused
+    assert f"already has {limit} pending approvals" in json.dumps(refused) and "no approval was opened" in refused["next_step"]
+    assert again["approval_id"] == opened[0]["approval_id"] and again["approval_created"] is False
+    other = load_settings(workspace, transport="memory", local_principal="codex-2", local_role="agent")
+    async with connect(other) as client:
+        assert (await propose(client, {"data.target": "one_too_many"}))["approval_created"] is True
+    assert len(approvals(settings)) == limit + 1
+
+
 async def test_approved_change_is_applied_once_and_logged_per_protected_field(alice_token: str, settings: Settings, workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
     changes = {"data.target": "churn", "split.test_size": 0.25, "model.params.max_depth": 5}
     async with connect(settings) as client:
