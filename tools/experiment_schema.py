@@ -184,12 +184,17 @@ class ExperimentConfig(Strict):
     evaluation: EvaluationSection = Field(description="Metrics and confidence intervals.")
 
 
+# Reasoning is read by people at terminals (`mlgate insights`) and stored in MLflow params: line
+# breaks and tabs, but no other control character, bidi override or line separator.
+READABLE_TEXT = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]+$"
+
+
 class ReasoningConfig(Strict):
     """configs/reasoning.yaml: why a change or run is made."""
 
     hypothesis_category: str = Field(description="One of the standards' allowed.hypothesis_categories, lowercase (e.g. baseline, model_family).", pattern=r"^[a-z][a-z0-9_]{0,63}$")
-    change_description: str = Field(description="What changes and how, in a sentence or two.", min_length=1, max_length=2000)
-    expected_effect: str = Field(description="What effect on which metric is expected, and why.", min_length=1, max_length=2000)
+    change_description: str = Field(description="What changes and how, in a sentence or two (plain text: line breaks, no control characters).", min_length=1, max_length=2000, pattern=READABLE_TEXT)
+    expected_effect: str = Field(description="What effect on which metric is expected, and why (plain text: line breaks, no control characters).", min_length=1, max_length=2000, pattern=READABLE_TEXT)
     outcome: Outcome = Field("pending", description="Set by the server from the run it measured (confirmed, neutral or negative); agents leave it out.")
     metric_delta: float | None = Field(None, description="Primary-metric change against the best prior run, set by the server from the run; agents leave it out.")
 

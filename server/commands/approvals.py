@@ -19,6 +19,7 @@ from server.approval_vouch import UNVOUCHED
 from server.approvals import ApprovalStore
 from server.cli import add_workspace_option
 from server.commands.governed import add_principal_options, principal_of, run_governed
+from server.commands.terminal import printable  # a requester's name is the caller's choice (MLGATE_PRINCIPAL)
 from server.settings import load_settings
 from tools.decide_approval import SPEC as DECIDE
 
@@ -39,19 +40,12 @@ def register(subparsers: Any) -> None:
         command.set_defaults(handler=decide_command, decision=action)
 
 
-def _shown(value: Any) -> str:
-    """A value as one line of plain text: a requester's name comes from whoever called (a stdio
-    server's MLGATE_PRINCIPAL is the agent's choice), so control characters (terminal escapes that
-    conceal or move text, line breaks) are printed escaped, never acted on by the approver's terminal."""
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in str(value))
-
-
 def _describe(record: dict[str, Any]) -> str:
-    fields = ", ".join(f"{_shown(f.get('path'))} {canonical(f.get('old'))} -> {canonical(f.get('new'))}" for f in record.get("protected_fields") or [] if isinstance(f, dict))
+    fields = ", ".join(f"{printable(f.get('path'))} {canonical(f.get('old'))} -> {canonical(f.get('new'))}" for f in record.get("protected_fields") or [] if isinstance(f, dict))
     who = record.get("requested_by") or {}
-    decided = f"  decided by {_shown(record['decided_by'])}" if record.get("decided_by") and record["status"] != UNVOUCHED else ""
+    decided = f"  decided by {printable(record['decided_by'])}" if record.get("decided_by") and record["status"] != UNVOUCHED else ""
     problem = f"\n    NOT VOUCHED BY THE AUDIT CHAIN: {record['vouch_problem']}" if record.get("vouch_problem") else ""
-    head = f"{record['id']}  {record['status']:<8}  {_shown(record['created_at'])}  requested by {_shown(who.get('name'))} ({_shown(who.get('role'))})"
+    head = f"{record['id']}  {record['status']:<8}  {printable(record['created_at'])}  requested by {printable(who.get('name'))} ({printable(who.get('role'))})"
     return f"{head}{decided}\n    {fields}{problem}"
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from server.cli import add_workspace_option
 from server.commands.governed import run_governed
 from server.commands.insights import terminal_principal
+from server.commands.terminal import printable  # column names are the dataset's
 from tools.check_drift import SPEC as CHECK_DRIFT
 
 
@@ -43,5 +44,5 @@ def drift_command(args: argparse.Namespace) -> int:
     payload = run_governed(args.workspace, CHECK_DRIFT, arguments, terminal_principal(args.workspace))
     if payload is None:
         return 2
-    print("\n".join(report_lines(payload)))
+    print("\n".join(map(printable, report_lines(payload))))
     return 1 if payload["drifted"] else 0

@@ -17,6 +17,7 @@ from policies import Principal
 from server.auth import TokenStore
 from server.cli import add_workspace_option
 from server.commands.governed import os_user, run_governed
+from server.commands.terminal import printable
 from server.credentials import principal_for, read_token
 from server.plots import bar_chart
 from server.settings import load_settings
@@ -61,10 +62,11 @@ def _arguments(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, An
 
 
 def _cell(value: Any) -> str:
-    """A float to 6 significant digits (0.00441481481481476 reads 0.00441481), text cut at 60."""
+    """A float to 6 significant digits (0.00441481481481476 reads 0.00441481), text cut at 60 and
+    printed escaped (reasoning is the agent's text, and MLflow params are a file it can edit)."""
     if value is None:
         return ""
-    return f"{value:.6g}" if isinstance(value, float) else str(value)[:60]
+    return f"{value:.6g}" if isinstance(value, float) else printable(str(value)[:60])
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

@@ -17,6 +17,7 @@ from server.cli import add_workspace_option
 from server.commands.card_text import card_lines
 from server.commands.governed import add_principal_options, principal_of, read_governed, run_governed
 from server.commands.insights import terminal_principal
+from server.commands.terminal import printable  # card text: tags and artifacts in the tracking store
 from server.registry import ModelRegistry
 from server.settings import load_settings
 from server.tracking import MlflowTracking
@@ -105,5 +106,5 @@ def card_command(args: argparse.Namespace) -> int:
     text = read_governed(args.workspace, spec, {"name": args.model}, terminal_principal(args.workspace), TERMINAL)
     if text is None:
         return 2
-    print(json.dumps(json.loads(text), indent=2, sort_keys=True) if args.json else "\n".join(card_lines(json.loads(text))))
+    print(json.dumps(json.loads(text), indent=2, sort_keys=True) if args.json else "\n".join(map(printable, card_lines(json.loads(text)))))
     return 0

@@ -13,6 +13,7 @@ from typing import Any
 
 from policies.provenance import branch_problem
 from server.cli import add_workspace_option
+from server.commands.terminal import printable
 from server.git import GitRepo
 from server.hooks import HOOK_NAMES, hook_main, verify_pr
 from server.pr_providers import PrRecords
@@ -35,7 +36,8 @@ def register(subparsers: Any) -> None:
 
 
 def _line(record: dict[str, Any]) -> str:
-    return f"{record['id']:<12} {record['state']:<6} {record['branch']:<40} {record['commit'][:12]}  run {record['run_id']}  {record['title']}"
+    """One PR record as text: the title is the agent's, the record a state file (printed escaped)."""
+    return printable(f"{record['id']:<12} {record['state']:<6} {record['branch']:<40} {record['commit'][:12]}  run {record['run_id']}  {record['title']}")
 
 
 def list_command(args: argparse.Namespace) -> int:

@@ -194,6 +194,18 @@ def test_reasoning_rejects_unknown_fields_and_bad_outcomes() -> None:
 
 
 
+@pytest.mark.parametrize("text", ["tune \x1b[2J\x1b[1;31mALL GATES PASSED", "deeper trees\x00", "deeper \u202eseert", "line\u2028separator", "bell\x07"])
+@pytest.mark.parametrize("field", ["change_description", "expected_effect"])
+def test_reasoning_text_with_control_characters_is_refused(field: str, text: str) -> None:
+    with pytest.raises(ValueError, match="pattern"):
+        ReasoningConfig.model_validate({**template("reasoning.yaml"), "hypothesis_category": "baseline", field: text})
+
+
+def test_reasoning_text_keeps_line_breaks_tabs_and_any_script() -> None:
+    text = "Deeper trees:\n\t- income x debt interactions\nDéfaut de crédit, 信用"
+    assert ReasoningConfig.model_validate({**template("reasoning.yaml"), "hypothesis_category": "baseline", "change_description": text}).change_description == text
+
+
 def test_a_validator_s_own_words_come_without_pydantic_s_prefix() -> None:
     found = problems(with_("evaluation", {"primary_metric": "roc_auc", "metrics": ["f1"], "bootstrap_samples": 10}))
     assert "evaluation: metrics must include primary_metric" in " ".join(found) and not any("Value error" in p for p in found), found

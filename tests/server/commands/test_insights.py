@@ -14,3 +14,10 @@ def test_a_table_shows_floats_to_six_significant_digits_and_keeps_counts_and_tex
 
 def test_an_empty_table_says_there_are_no_runs() -> None:
     assert format_table([]) == "(no runs)"
+
+
+def test_agent_text_in_a_cell_is_printed_escaped_never_as_terminal_escapes() -> None:
+    rows = [{"run_id": "5151bc50", "change_description": "tune \x1b[2J\x1b]0;owned\x07 \u202eevil"}]
+    table = format_table(rows)
+    assert "\x1b" not in table and "\x07" not in table and "\u202e" not in table
+    assert "tune \\x1b[2J\\x1b]0;owned\\x07 \\u202eevil" in table
