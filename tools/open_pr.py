@@ -10,8 +10,10 @@ description. The protected branch is never written or pushed.
 
 from __future__ import annotations
 
+import html
 import json
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -81,7 +83,10 @@ class OpenPrInput(StrictInput):
 # --- the PR description (pure) ----------------------------------------------------------------
 
 PROVENANCE_HEADING = "## mlgate provenance"
-TRAILERS = re.compile(r"^\s*mlgate-(run-id|commit)\s*:", re.IGNORECASE | re.MULTILINE)
+# mlgate's heading and trailers in any spelling a reader would take for them, matched on the body
+# as rendered (_as_read): "mlgate  provenance", "**mlgate-run-id:**", "mlgate<U+2010>commit:".
+IMITATIONS = re.compile(r"mlgate[\W_]*provenance|^[\W_]*mlgate[\W_]*(run[\W_]*id|commit)[\W_]*:", re.MULTILINE)
+HTML_TAG = re.compile(r"<[^<>]*>")
 
 
 def _unclosed(body: str, opening: str, closing: str) -> bool:
@@ -95,9 +100,17 @@ def body_problem(body: str) -> str | None:
     carry a block or trailer that reads as mlgate's own."""
     if _unclosed(body, "<!--", "-->") or _unclosed(body, "<details", "</details>"):
         return "the body leaves an HTML comment or <details> open, which would hide the provenance block after it; close it"
-    if PROVENANCE_HEADING in body.lower() or TRAILERS.search(body):
+    if IMITATIONS.search(_as_read(body)):
         return "the body imitates mlgate's provenance block or its mlgate-run-id/mlgate-commit lines; mlgate writes them"
     return None
+
+
+def _as_read(body: str) -> str:
+    """The body as a reviewer reads it: HTML tags and entities rendered away, compatibility forms
+    folded (NFKC: fullwidth letters), invisible format characters (zero-width, bidi) dropped, every
+    dash read as '-', lowercased."""
+    text = unicodedata.normalize("NFKC", html.unescape(HTML_TAG.sub("", body)))
+    return "".join("-" if unicodedata.category(ch) == "Pd" else ch for ch in text if unicodedata.category(ch) != "Cf").lower()
 
 
 def default_branch(run_id: str) -> str:
@@ -146,7 +159,7 @@ def describe(run: Mapping[str, Any], body: str | None, receipt: Any, link: str, 
     params, tags = run.get("params") or {}, run.get("tags") or {}
     metrics, baseline = split_metrics(run.get("metrics") or {})
     lines = [body.strip(), "", "---"] if body and body.strip() else []
-    lines += ["## mlgate provenance", "", f"MLflow run `{run['run_id']}`: {link}", ""]
+    lines += [PROVENANCE_HEADING, "", f"MLflow run `{run['run_id']}`: {link}", ""]
     rows = {"commit": f"{params.get('git_commit')} (clean)", **{k: params.get(k) for k in PROVENANCE_PARAMS}}
     rows["run by"] = f"{tags.get('principal')} via {tags.get('transport')}"
     lines += _table(rows, ("pin", "value")) + ["", "### Metrics", ""] + _table(metrics, ("metric", "value"))

@@ -25,7 +25,7 @@ from server.ports import Ports, build_ports
 from server.settings import Settings, load_settings
 from tools.base import CallContext
 from tools.errors import GitRefused
-from tools.open_pr import OpenPrInput, default_branch, execute, gather
+from tools.open_pr import OpenPrInput, body_problem, default_branch, execute, gather
 from tools.provenance import run_files_param
 from tools.sealed import COMPUTED_BY_RUN
 from tests.mlflow_store import client_with_experiment, sqlite_uri
@@ -463,3 +463,19 @@ async def test_a_remote_branch_moved_after_the_push_is_refused(settings: Setting
         is_error, result = await open_pr(client, run_id, branch="agent/contested")
     assert is_error and result["rule_id"] == "pr.branch_moved" and "remote" in result["reason"]
     assert records(settings) == [] and audit(settings)[-1]["status"] == "failed"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "##  mlgate provenance", "## mlgate  provenance", "## MLGATE provenance", "## mlgate\u200bprovenance", "## mlgate<b></b> provenance",
+        "## mlgate&nbsp;provenance", "## \uff4dlgate provenance", "**mlgate-run-id:** 0123", "mlgate\u2010run\u2010id: 0123", "> mlgate_commit : abc",
+    ],
+    ids=["two-spaces-before", "two-spaces-between", "upper-case", "zero-width", "empty-tag", "entity", "fullwidth-m", "bold-trailer", "unicode-hyphens", "quoted-trailer"],
+)
+def test_mlgates_heading_and_trailers_are_recognised_however_spelled(body: str) -> None:
+    assert "imitates mlgate's provenance block" in (body_problem(f"Adds a ratio.\n\n{body}\n") or "")
+
+
+def test_a_body_that_merely_mentions_mlgate_or_provenance_is_accepted() -> None:
+    assert body_problem("Adds a ratio; mlgate checks the run. Data provenance: bureau feed v3.\nSee commit abc for run ids.") is None
