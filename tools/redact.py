@@ -1,4 +1,5 @@
-"""Credentials out of URIs: userinfo and secret-looking query parameters, wherever text is shown.
+"""Credentials out of URIs (userinfo and secret-looking query parameters) and mlgate bearer tokens
+out of any text, wherever text is shown.
 
 A tracking URI such as `postgresql://alice:pw@db/mlflow` or `http://u:pw@host:5000`, a git remote
 `https://x-access-token:TOKEN@github.com/o/r.git` or a presigned `...?X-Amz-Signature=...` can reach
@@ -20,6 +21,9 @@ _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]{0,30}://[^\s'\"<>`]+")
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://)([^/?#]*)@")
 # Query or fragment parameters: name=value, separated by & or ;.
 _PARAM = re.compile(r"([?&;#])([^=&;#\s]+)=([^&;#\s]*)")
+# An mlgate bearer token (server/auth.py: "mlgate_" + 43 URL-safe characters) pasted anywhere: a
+# client that puts its own token in a resource URI or a tool argument must not have it logged.
+_MLGATE_TOKEN = re.compile(r"mlgate_[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])")
 _SECRET_NAME = re.compile(r"pass|pwd|token|secret|key|sig|auth|credential|session|cookie|code", re.IGNORECASE)
 
 
@@ -37,7 +41,10 @@ def _param(match: re.Match[str]) -> str:
 
 
 def redact_text(text: str) -> str:
-    """`text` with every URI in it redacted (cheap when the text holds no '://')."""
+    """`text` with every URI in it redacted and every mlgate bearer token replaced (cheap when the
+    text holds neither '://' nor 'mlgate_')."""
+    if "mlgate_" in text:
+        text = _MLGATE_TOKEN.sub(f"mlgate_{MARK}", text)
     if "://" not in text:
         return text
     return _URI.sub(lambda m: redact_uri(m.group(0)), text)

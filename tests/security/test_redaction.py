@@ -59,6 +59,29 @@ def test_log_lines_and_their_tracebacks_naming_a_uri_are_redacted(settings, capf
     assert PASSWORD not in captured.err + captured.out
 
 
+def test_an_mlgate_token_anywhere_in_text_is_replaced() -> None:
+    token = "mlgate_" + "A1b2-C3d4_" * 4 + "xyz"
+    assert redact_text(f"no run '{token}' here") == "no run 'mlgate_REDACTED' here"
+    assert redact_text("mlgate_serve and mlgate_short stay") == "mlgate_serve and mlgate_short stay"
+
+
+@pytest.mark.anyio
+async def test_a_token_in_a_resource_uri_is_not_logged_and_a_long_uri_is_logged_cut(settings, caplog: pytest.LogCaptureFixture) -> None:
+    ports = build_ports(settings)  # installs the redaction, as every server and CLI start does
+    token = "mlgate_" + "Zz9-_" * 8 + "abc"
+    caplog.set_level(logging.INFO, logger="mcp")
+    try:
+        async with Client(build_server(settings, ports)) as client:
+            for uri in (f"mlgate://runs/{token}", "mlgate://runs/" + "x" * 100_000):
+                with pytest.raises(Exception):
+                    await client.read_resource(uri)
+    finally:
+        ports.audit.close()
+    logged = [r.getMessage() for r in caplog.records if r.name.startswith("mcp")]
+    assert any("mlgate_REDACTED" in m for m in logged) and not any(token in m for m in logged), logged
+    assert max(len(m) for m in logged) < 5_000 and any("more characters not logged" in m for m in logged)
+
+
 @pytest.mark.anyio
 async def test_tracking_uri_password_never_reaches_results_output_or_audit(workspace: Path, capfd: pytest.CaptureFixture[str]) -> None:
     with mlflow_rest_server() as (host, store):
