@@ -251,7 +251,7 @@ def approval_is_pending(facts: Mapping[str, Any], config: Mapping[str, Any]) -> 
     listing = "list pending approvals with `mlgate approvals list`"
     if not isinstance(approval, Mapping):
         return Decision.deny("approval.is_pending", "no approval has this id", f"{listing}; approval ids look like apr-0123456789ab")
-    return Decision.deny("approval.is_pending", f"the approval is {approval.get('status')}; decisions are final", f"{listing}; a new proposal creates a new approval")
+    return Decision.deny("approval.is_pending", f"the approval is {approval.get('status')}; decisions are final", f"{listing}; a different change (for a promotion: another run, or the same run once the champion has changed) opens a new approval")
 
 
 @rule(

@@ -95,15 +95,38 @@ def archive_unaliased(facts: Mapping[str, Any], config: Mapping[str, Any]) -> De
 @rule(
     "lifecycle.stage_recorded",
     source=SOURCE,
-    description="A version's stage tag agrees with the stage mlgate's witnessed alias history last gave it (a tag set or removed outside mlgate is not trusted).",
+    description="A version's stage tag agrees with the stage mlgate's witnessed alias history last gave it (a tag set or removed outside mlgate is not trusted); a version becomes champion only once that history made it a candidate.",
 )
 def stage_recorded(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
     lifecycle = facts["lifecycle"]
     recorded, stage = lifecycle.get("recorded"), lifecycle.get("stage")
+    if recorded is None and (lifecycle.get("action"), lifecycle.get("target")) == ("promote", "champion"):
+        # An untagged version reads as a candidate; only one mlgate made a candidate may become champion.
+        return Decision.deny(
+            "lifecycle.stage_recorded",
+            f"version {lifecycle.get('version')} has no stage in mlgate's alias history: it was registered (or made a candidate) outside mlgate",
+            "promote the run to candidate through mlgate first (promote with alias candidate), then to champion",
+        )
     if recorded is None or recorded == stage:
         return Decision.allow("lifecycle.stage_recorded", "the stage agrees with mlgate's history" if recorded else "no stage recorded in mlgate's history")
     return Decision.deny(
         "lifecycle.stage_recorded",
         f"version {lifecycle.get('version')} is tagged {stage} but mlgate's alias history last made it {recorded}: the stage was changed outside mlgate",
         "an operator restores the mlgate.stage tag from the alias history (`mlgate models list` shows the tag) and checks `mlgate audit verify`",
+    )
+
+
+@rule(
+    "lifecycle.own_model",
+    source="DESIGN.md §6: a project's registry actions act on its own model",
+    description="archive_version and rollback_alias act only on this project's model (<client_name>-<project_name>); a shared tracking store holds other projects' models too.",
+)
+def own_model(facts: Mapping[str, Any], config: Mapping[str, Any]) -> Decision:
+    model, own = facts["model"], facts["own_model"]
+    if isinstance(own, str) and model == own:
+        return Decision.allow("lifecycle.own_model", f"{model} is this project's model")
+    return Decision.deny(
+        "lifecycle.own_model",
+        f"{model} is not this project's model ({own})",
+        f"act on {own}; another project's model is changed from that project's own workspace and server",
     )

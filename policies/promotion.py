@@ -20,6 +20,8 @@ disagree. Promote facts are a mapping gathered by tools/promote.py:
     approval       the live approval bound to this promotion {id, status, decided_by} or None
     run_version    the registry version already holding this run, or None
     alias_version  the version the alias points at now, or None
+    alias_recorded the version mlgate's alias history (witnessed by the audit chain) last gave the
+                   alias, or None: MLflow's pointer is a row anyone with the store can move
 """
 
 from __future__ import annotations
@@ -186,12 +188,14 @@ def gate_human_approval(facts: Mapping[str, Any], config: Mapping[str, Any]) -> 
     observed = None if not isinstance(approval, Mapping) else {k: approval.get(k) for k in ("id", "status", "decided_by")}
     if not _champion(facts):
         return entry("human_approval", "SKIPPED", observed, "approved", "required for champion only")
-    if facts["run_version"] is not None and facts["run_version"] == facts["alias_version"]:
+    if facts["run_version"] is not None and facts["run_version"] == facts["alias_version"] == facts["alias_recorded"]:
         return entry("human_approval", "PASS", observed, "approved", "the run is already the champion; nothing changes")
     if isinstance(approval, Mapping) and approval.get("status") == "approved":
         return entry("human_approval", "PASS", observed, "approved", f"approved by {approval.get('decided_by')}")
     if not isinstance(approval, Mapping):
         return entry("human_approval", "FAIL", observed, "approved", "no approval for this promotion exists yet")
+    if approval.get("status") == "denied":
+        return entry("human_approval", "FAIL", observed, "approved", f"the approval for this promotion ({approval.get('id')}) was denied by {approval.get('decided_by')}; a denial is final for this run replacing this version")
     return entry("human_approval", "FAIL", observed, "approved", f"the approval for this promotion ({approval.get('id')}) is {approval.get('status')}")
 
 
@@ -211,7 +215,7 @@ GATES: tuple[tuple[str, GateCheck, str, str], ...] = (
     ("promotion.calibration_vs_prior", _metric_gate("calibration_vs_prior"), "The model is no worse calibrated than the class-prior baseline: its gain in promotion.calibration_metric (brier or log_loss) over the prior, on the same test rows, clears promotion.calibration_margin at promotion.gate_confidence (paired bootstrap lower bound).", "the model's probabilities are worse than predicting the base rate: recalibrate (or fix the model), run again, then promote the new run"),
     ("promotion.reproduced", gate_reproduced, "Champion only: a reproduction from the run's pins passed within promotion.reproduction_tolerance.", "call reproduce with this run_id; champion needs a passing reproduction"),
     ("promotion.max_seed_variance", gate_max_seed_variance, "Champion only: the variance of the primary metric across promotion.seeds seeds is within gates.max_seed_variance.", "call reproduce with this run_id (it measures the seeds); a model whose metric swings with the seed is not a champion"),
-    ("promotion.human_approval", gate_human_approval, "Champion only: a human approved this exact promotion (model, run, alias).", "a human approves this exact promotion with `mlgate approvals approve <approval_id>`, then calls promote again: an existing approval's id is in the reason; a human's promote with alias champion opens one and answers its approval_id"),
+    ("promotion.human_approval", gate_human_approval, "Champion only: a human approved this exact promotion (model, run, alias).", "a human approves this exact promotion with `mlgate approvals approve <approval_id>`, then calls promote again: an existing approval's id is in the reason; a human's promote with alias champion opens one and answers its approval_id. A denied one is final: promote another run"),
 )
 
 

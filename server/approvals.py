@@ -146,7 +146,7 @@ class ApprovalStore:
         with locked(self._lock):
             record = self.get(approval_id)
             if record["status"] != "approved" or record["change_hash"] != change_hash:
-                raise PolicyDenied(f"approval {approval_id} is {record['status']} and cannot be used for this change", "propose the change again", rule_id="config.protected_fields")
+                raise _unusable(record)
             self._writer.append({"kind": "approval_consumed", "approval_id": approval_id, "change_hash": change_hash})
             record.update(status="consumed", consumed_at=now)
             self._save(record)
@@ -357,3 +357,12 @@ class ConfigFiles:
                 os.replace(temp, target)
             for directory in {t.parent for t in temps}:
                 fsync_dir(directory)
+
+
+def _unusable(record: Mapping[str, Any]) -> PolicyDenied:
+    """An approval used up between the decision and its use (two calls at once), in the words of
+    what it approved: a promotion or a protected config change."""
+    status = f"approval {record['id']} is {record['status']} and cannot be used"
+    if record.get("kind") == "promotion":
+        return PolicyDenied(f"{status} for this promotion (another call used it first)", "check `mlgate models list`: the promotion may be done; otherwise promote again to request a new approval", rule_id="promotion.human_approval")
+    return PolicyDenied(f"{status} for this change", "propose the change again", rule_id="config.protected_fields")

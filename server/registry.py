@@ -144,7 +144,9 @@ class ModelRegistry:
         """Point `alias` at `version`, give it the alias's stage (a champion it replaces is archived)
         and record the move (unless the history already ends there). Returns the stage changes."""
         with locked(self._lock):
-            previous = self.alias_version(name, alias)
+            # The champion replaced is the one the history recorded: MLflow's pointer may have been
+            # moved outside mlgate (onto this very version), which would leave the real one staged.
+            previous = (self.stack(name, alias) or [self.alias_version(name, alias)])[-1]
             moves = [(str(version), alias)] + ([(previous, "archived")] if alias == "champion" and previous not in (None, str(version)) else [])
             before = self._stages(name, moves)
             self.tracking.set_alias(check_model_name(name), alias, str(version))

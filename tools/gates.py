@@ -55,6 +55,8 @@ def _min_lift_over_baseline(gate: str, threshold: float, metric: str, observed: 
 
 def _champion_tolerance(gate: str, threshold: float, metric: str, observed: Mapping[str, Any]) -> dict[str, Any]:
     primary, champion = observed.get("primary_metric"), observed.get("champion_primary_metric")
+    if observed.get("champion_unreadable"):
+        return _gate(gate, "FAIL", None, threshold, f"{observed['champion_unreadable']}: the bar cannot be read, so it is not lowered")
     if champion is None:
         return _gate(gate, "SKIPPED", None, threshold, "no champion yet")
     if isinstance(observed.get("champion_paired"), Mapping):
@@ -106,7 +108,8 @@ def gate_receipt(gates: Mapping[str, Any], observed: Mapping[str, Any]) -> list[
 
     `gates` is the standards' `gates` section (`primary_metric` names the metric, every other key is a
     threshold). `observed` holds `primary_metric`, `baseline_primary_metric`, and where known
-    `champion_primary_metric` (with `champion_unpaired`, why there is no paired comparison) and
+    `champion_primary_metric` (with `champion_unpaired`, why there is no paired comparison;
+    `champion_unreadable`, why a champion's run could not be read, fails the champion gate) and
     `seed_variance`; `baseline_paired`, `champion_paired` and
     `calibration_paired` (tools/paired.paired_improvement results) make the lift, champion and
     calibration gates read the paired lower confidence bound instead of point estimates. Status is PASS, FAIL, or SKIPPED for a gate that

@@ -9,6 +9,7 @@ terminal (server/commands/models.py), through the same enforcement point.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,6 +27,12 @@ class ArchiveInput(StrictInput):
     dry_run: bool = Field(False, description="Decide and show the stage change; change nothing.")
 
 
+def model_name(standards: Mapping[str, Any]) -> str:
+    """The registered model of a workspace: `<client_name>-<project_name>`, registry-safe."""
+    raw = f"{standards.get('client_name')}-{standards.get('project_name')}"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", raw).strip("-.")[:200] or "model"
+
+
 def stage_changes_ref(changes: Sequence[Mapping[str, Any]]) -> str | None:
     """Stage changes as the one-line reference audit records carry, e.g. `v1:champion->archived`."""
     return ",".join(f"v{c['version']}:{c['from'] or 'none'}->{c['to']}" for c in changes) or None
@@ -37,7 +44,7 @@ def gather(request: ArchiveInput, ctx: CallContext) -> dict[str, Any]:
     found = registry.version(request.model, request.version)
     lifecycle = {"action": "archive", "version": request.version, "stage": registry.stage(request.model, request.version), "target": "archived", "aliases": found["aliases"]}
     lifecycle["recorded"] = registry.recorded_stage(request.model, request.version)
-    return {"principal": ctx.principal, "model": request.model, "run_id": found["run_id"], "lifecycle": lifecycle}
+    return {"principal": ctx.principal, "model": request.model, "own_model": model_name(ctx.config["standards"]), "run_id": found["run_id"], "lifecycle": lifecycle}
 
 
 def preview(request: ArchiveInput, facts: dict[str, Any]) -> dict[str, Any]:
@@ -67,7 +74,7 @@ SPEC = ToolSpec(
         "to candidate again before it can be champion). Humans and operators with a token only; agents are always denied. Audited."
     ),
     input_model=ArchiveInput,
-    rules=tuple(_RULES[r] for r in ("role.known", "role.approver_authenticated", "lifecycle.transition", "lifecycle.stage_recorded", "lifecycle.archive_unaliased")),
+    rules=tuple(_RULES[r] for r in ("role.known", "role.approver_authenticated", "lifecycle.own_model", "lifecycle.transition", "lifecycle.stage_recorded", "lifecycle.archive_unaliased")),
     gather=gather,
     execute=execute,
     preview=preview,

@@ -12,7 +12,6 @@ exact promotion: a denial for that alone opens one (`mlgate approvals approve ID
 
 from __future__ import annotations
 
-import re
 import statistics
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -29,7 +28,7 @@ from tools.champion_pairing import champion_paired, unpaired
 from tools.errors import GovernanceError, NotFound
 from tools.gates import gate_receipt
 from tools.experiment_schema import EXPERIMENT_PATH
-from tools.lifecycle import stage_changes_ref
+from tools.lifecycle import model_name, stage_changes_ref
 from tools.model_card import card_tags, model_card
 from tools.sealed import count_query, sealed_entry
 from tools.provenance import sha256_json
@@ -50,15 +49,11 @@ class PromoteInput(StrictInput):
     dry_run: bool = Field(False, description="Check every gate and return the receipt; register nothing.")
 
 
-def model_name(standards: Mapping[str, Any]) -> str:
-    """The registered model of a workspace: `<client_name>-<project_name>`, registry-safe."""
-    raw = f"{standards.get('client_name')}-{standards.get('project_name')}"
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", raw).strip("-.")[:200] or "model"
-
-
-def promotion_hash(model: str, run_id: str, alias: str) -> str:
-    """What a champion approval is bound to (domain-separated from config change hashes)."""
-    return sha256_json({"kind": "mlgate.promotion.v1", "model": model, "run_id": run_id, "alias": alias})
+def promotion_hash(model: str, run_id: str, alias: str, replacing: str | None) -> str:
+    """What a champion approval is bound to (domain-separated from config change hashes): the run,
+    and the version it replaces, as the approver read it ("version 2 -> run X"). Once another
+    promotion moves the alias, an approval given to replace the old champion no longer applies."""
+    return sha256_json({"kind": "mlgate.promotion.v2", "model": model, "run_id": run_id, "alias": alias, "replacing": replacing})
 
 
 # --- gather ---------------------------------------------------------------------------------
@@ -172,10 +167,18 @@ def _variance(seed_runs: Mapping[str, Any]) -> float | None:
     return statistics.variance(values) if len(values) >= 2 and all(isinstance(v, (int, float)) for v in values) else None
 
 
-def _champion_run(ctx: CallContext, model: str) -> dict[str, Any] | None:
-    """The current champion's run (None when there is no champion)."""
+def _champion_run(ctx: CallContext, model: str) -> tuple[dict[str, Any] | None, str | None]:
+    """(the current champion's run, None), (None, None) when there is no champion, or (None, why)
+    when the alias points at a version whose run cannot be read: the champion gate then fails
+    instead of reading as "no champion yet" (a deleted or purged run must not lift the bar)."""
     version = ctx.ports.registry.alias_version(model, "champion")
-    return None if version is None else _other_run(ctx, ctx.ports.registry.version(model, version)["run_id"], legacy_ok=True)
+    if version is None:
+        return None, None
+    run_id = ctx.ports.registry.version(model, version)["run_id"]
+    champion = _other_run(ctx, run_id, legacy_ok=True)
+    if champion is None:
+        return None, f"the champion (version {version}) has no readable run {run_id} in the tracking store"
+    return champion, None
 
 
 def _paired(run: Mapping[str, Any], name: str, metric: str, confidence: float) -> dict[str, Any] | None:
@@ -186,15 +189,17 @@ def _paired(run: Mapping[str, Any], name: str, metric: str, confidence: float) -
     return {"metric": metric, "improvement": metrics.get(f"test_{name}"), "lower_bound": metrics.get(f"test_{name}_lcb"), "confidence": confidence}
 
 
-def _metric_gates(ctx: CallContext, run: Mapping[str, Any], champion: Mapping[str, Any] | None, variance: float | None) -> dict[str, Any]:
-    """The metric gates on the sealed test figures (plus the calibration gate every workspace gets)."""
-    promotion = ctx.config["policy"]["promotion"]
+def _metric_gates(ctx: CallContext, run: Mapping[str, Any], found: tuple[Mapping[str, Any] | None, str | None], variance: float | None) -> dict[str, Any]:
+    """The metric gates on the sealed test figures (plus the calibration gate every workspace gets);
+    `found` is _champion_run's answer."""
+    champion, promotion = found[0], ctx.config["policy"]["promotion"]
     gates = {**(ctx.config["standards"].get("gates") or {}), "calibration_vs_prior": promotion["calibration_margin"]}
     metric, confidence = str(gates.get("primary_metric", "roc_auc")), float(promotion["gate_confidence"])
     paired = champion_paired(ctx, run, champion, metric, _seed(run) or 0)
     observed = {
         "primary_metric": run["metrics"].get(f"test_{metric}"),
         "baseline_primary_metric": run["metrics"].get(f"baseline_logistic_regression_{metric}"),
+        "champion_unreadable": _champion_unreadable(found, metric),
         "champion_primary_metric": None if champion is None else champion["metrics"].get(f"test_{metric}"),
         "champion_paired": paired,
         "champion_unpaired": None if champion is None or paired is not None or champion["run_id"] == run["run_id"] else unpaired(ctx, run, champion),
@@ -205,6 +210,14 @@ def _metric_gates(ctx: CallContext, run: Mapping[str, Any], champion: Mapping[st
     return {e["gate"]: e for e in gate_receipt(gates, {k: v for k, v in observed.items() if v is not None})}
 
 
+def _champion_unreadable(found: tuple[Mapping[str, Any] | None, str | None], metric: str) -> str | None:
+    """Why a champion exists but its test figure cannot be read (fails the champion gate), or None."""
+    champion, problem = found
+    if champion is not None and not isinstance(champion["metrics"].get(f"test_{metric}"), (int, float)):
+        return f"the champion's run {champion['run_id']} holds no test_{metric}"
+    return problem
+
+
 def _gates_for(ctx: CallContext, gates: dict[str, Any]) -> dict[str, Any]:
     """`metric_gates` (what the rules, denials and receipt show) and `sealed_metric_gates` (the
     figures, for the model card): an agent sees PASS/FAIL and thresholds, never test figures."""
@@ -212,8 +225,8 @@ def _gates_for(ctx: CallContext, gates: dict[str, Any]) -> dict[str, Any]:
     return {"metric_gates": shown, "sealed_metric_gates": gates}
 
 
-def _approval(ctx: CallContext, model: str, run_id: str, alias: str) -> dict[str, Any] | None:
-    live = ctx.ports.approvals.live_for(promotion_hash(model, run_id, alias))
+def _approval(ctx: CallContext, model: str, run_id: str, alias: str, replacing: str | None) -> dict[str, Any] | None:
+    live = ctx.ports.approvals.live_for(promotion_hash(model, run_id, alias, replacing))
     return None if live is None else {k: live.get(k) for k in ("id", "status", "change_hash", "decided_by", "decided_at")}
 
 
@@ -236,7 +249,7 @@ def gather(request: PromoteInput, ctx: CallContext) -> dict[str, Any]:
     known = commit is not None and ports.git.has_commit(commit)
     metric = f"test_{(standards.get('gates') or {}).get('primary_metric', 'roc_auc')}"
     seed_runs = _seed_runs(ctx, run, metric)
-    champion = _champion_run(ctx, model)
+    found_champion = _champion_run(ctx, model)
     return {
         "principal": ctx.principal, "alias": request.alias, "run": run, "model": model,
         "model_logged": ports.registry.has_model_artifact(request.run_id),
@@ -244,13 +257,21 @@ def gather(request: PromoteInput, ctx: CallContext) -> dict[str, Any]:
         "run_files": run_files_check(ports.git, params) if known else {"recorded": False, "mismatched": []},
         "dataset": _dataset(ctx, params.get("dataset_content_hash")),
         "run_config": _run_config(ctx, params, commit if known else None),
-        **_gates_for(ctx, _metric_gates(ctx, run, champion, _variance(seed_runs))),
+        **_gates_for(ctx, _metric_gates(ctx, run, found_champion, _variance(seed_runs))),
         "reproduction": _reproduction(ctx, run), "seed_runs": seed_runs,
-        "approval": _approval(ctx, model, request.run_id, request.alias),
         "run_version": ports.registry.version_for_run(model, request.run_id),
-        "alias_version": ports.registry.alias_version(model, request.alias),
-        "lifecycle": _lifecycle(ctx, model, request),
+        "lifecycle": _lifecycle(ctx, model, request), **_alias_facts(ctx, model, request),
     }  # fmt: skip
+
+
+def _alias_facts(ctx: CallContext, model: str, request: PromoteInput) -> dict[str, Any]:
+    """Where the alias points (MLflow), where mlgate's witnessed history says it points, the
+    version this promotion replaces (the recorded one; MLflow's only for a history not kept yet),
+    and the live approval bound to this run replacing that version."""
+    current, recorded = ctx.ports.registry.alias_version(model, request.alias), (ctx.ports.registry.stack(model, request.alias) or [None])[-1]
+    replacing = recorded if recorded is not None else current
+    approval = _approval(ctx, model, request.run_id, request.alias, replacing)
+    return {"alias_version": current, "alias_recorded": recorded, "replacing": replacing, "approval": approval}
 
 
 # --- deny, preview --------------------------------------------------------------------------
@@ -270,14 +291,20 @@ def preview(request: PromoteInput, facts: dict[str, Any]) -> dict[str, Any]:
 
 def _request_approval(request: PromoteInput, facts: Mapping[str, Any], ctx: CallContext) -> dict[str, Any]:
     subject = f"{facts['model']}@{request.alias}"
-    current = f"version {facts['alias_version']}" if facts["alias_version"] else "no version"
+    current = f"version {facts['replacing']}" if facts["replacing"] else "no version"
     change = [{"path": subject, "old": current, "new": f"run {request.run_id}"}]
     record, created = ctx.ports.approvals.request(
-        change_hash=promotion_hash(facts["model"], request.run_id, request.alias), target=subject, diff=change, fields=change,
+        change_hash=promotion_hash(facts["model"], request.run_id, request.alias, facts["replacing"]), target=subject, diff=change, fields=change,
         requester=ctx.principal, reasoning={"run_id": request.run_id, "metrics": facts["run"]["metrics"]}, now=ctx.ports.clock.iso(), kind="promotion",
     )  # fmt: skip
-    step = f"a human runs `mlgate approvals approve {record['id']}`, then calls promote again" if record["status"] == "pending" else f"approval {record['id']} is {record['status']}"
+    step = f"a human runs `mlgate approvals approve {record['id']}`, then calls promote again" if record["status"] == "pending" else _settled_step(record)
     return {"approval_id": record["id"], "approval_status": record["status"], "approval_created": created, "next_step": step}
+
+
+def _settled_step(record: Mapping[str, Any]) -> str:
+    if record["status"] == "denied":
+        return f"approval {record['id']} for this exact promotion was denied by {record.get('decided_by')}; decisions are final: promote another run"
+    return f"approval {record['id']} is {record['status']}"
 
 
 def on_deny(request: PromoteInput, facts: dict[str, Any], verdict: Verdict, ctx: CallContext) -> dict[str, Any]:

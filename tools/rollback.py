@@ -15,7 +15,7 @@ from pydantic import Field
 
 from policies.registry import load_all
 from tools.base import CallContext, StrictInput, ToolSpec
-from tools.lifecycle import stage_changes_ref
+from tools.lifecycle import model_name, stage_changes_ref
 
 
 class RollbackInput(StrictInput):
@@ -32,6 +32,7 @@ def gather(request: RollbackInput, ctx: CallContext) -> dict[str, Any]:
     return {
         "principal": ctx.principal,
         "model": request.model,
+        "own_model": model_name(ctx.config["standards"]),
         "alias": request.alias,
         "stack": stack,
         "alias_version": registry.alias_version(request.model, request.alias),
@@ -69,7 +70,7 @@ SPEC = ToolSpec(
         "from mlgate's alias history; a champion rolled back from is archived, the one restored is champion again. Humans and operators only; agents are always denied. Audited like every call."
     ),
     input_model=RollbackInput,
-    rules=tuple(_RULES[r] for r in ("role.known", "role.agents_cannot_rollback", "role.approver_authenticated", "promotion.rollback_available", "lifecycle.transition", "lifecycle.stage_recorded")),
+    rules=tuple(_RULES[r] for r in ("role.known", "role.agents_cannot_rollback", "role.approver_authenticated", "lifecycle.own_model", "promotion.rollback_available", "lifecycle.transition", "lifecycle.stage_recorded")),
     gather=gather,
     execute=execute,
     preview=preview,

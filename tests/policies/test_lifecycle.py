@@ -24,8 +24,13 @@ CASES = [
     RuleCase("lifecycle.stage_recorded", "allow", {"lifecycle": {"version": "3", "stage": "candidate", "recorded": "candidate"}}, name="agrees"),
     RuleCase("lifecycle.stage_recorded", "allow", {"lifecycle": {"version": "3", "stage": "candidate", "recorded": None}}, name="never_recorded"),
     RuleCase("lifecycle.stage_recorded", "deny", {"lifecycle": {"version": "3", "stage": "candidate", "recorded": "archived"}}, name="tag_forged_back_to_candidate"),
+    RuleCase("lifecycle.stage_recorded", "allow", {"lifecycle": {"action": "promote", "target": "champion", "version": "3", "stage": "candidate", "recorded": "candidate"}}, name="mlgate_candidate_to_champion"),
+    RuleCase("lifecycle.stage_recorded", "deny", {"lifecycle": {"action": "promote", "target": "champion", "version": "3", "stage": "candidate", "recorded": None}}, name="untagged_version_to_champion"),
     RuleCase("lifecycle.archive_unaliased", "allow", move("archive", "candidate", "archived"), name="unaliased"),
     RuleCase("lifecycle.archive_unaliased", "deny", move("archive", "candidate", "archived", aliases=("candidate",)), name="candidate_alias_holds_it"),
+    RuleCase("lifecycle.own_model", "allow", {"model": "demo-bank-credit-default", "own_model": "demo-bank-credit-default"}, name="this_projects_model"),
+    RuleCase("lifecycle.own_model", "deny", {"model": "other-bank-other-project", "own_model": "demo-bank-credit-default"}, name="another_projects_model"),
+    RuleCase("lifecycle.own_model", "deny", {"model": "demo-bank-credit-default", "own_model": None}, name="own_model_unknown"),
 ]
 
 

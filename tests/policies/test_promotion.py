@@ -51,6 +51,7 @@ def facts(**changes: Any) -> dict[str, Any]:
         "approval": {"id": "apr-0123456789ab", "status": "approved", "decided_by": "bob"},
         "run_version": None,
         "alias_version": None,
+        "alias_recorded": None,
     }
     base.update(changes)
     return base
@@ -124,7 +125,8 @@ CASES = [
     RuleCase("promotion.max_seed_variance", "deny", metric_gate("max_seed_variance", "SKIPPED"), CFG, "not_measured"),
     RuleCase("promotion.max_seed_variance", "deny", facts(seed_runs={"seeds": [42, 43], "values": [0.8, 0.8], "problems": []}), CFG, "too_few_seeds"),
     RuleCase("promotion.human_approval", "allow", facts(), CFG, "approved"),
-    RuleCase("promotion.human_approval", "allow", facts(approval=None, run_version="3", alias_version="3"), CFG, "already_champion"),
+    RuleCase("promotion.human_approval", "allow", facts(approval=None, run_version="3", alias_version="3", alias_recorded="3"), CFG, "already_champion"),
+    RuleCase("promotion.human_approval", "deny", facts(approval=None, run_version="3", alias_version="3", alias_recorded="2"), CFG, "alias_moved_outside_mlgate"),
     RuleCase("promotion.human_approval", "deny", facts(approval=None), CFG, "missing"),
     RuleCase("promotion.human_approval", "deny", facts(approval={"id": "apr-0123456789ab", "status": "pending", "decided_by": None}), CFG, "pending"),
     RuleCase("role.agents_cannot_set_champion", "allow", facts(principal=AGENT, alias="candidate"), CFG, "agent_candidate"),

@@ -65,6 +65,20 @@ def test_approve_then_consume_once(tmp_path: Path) -> None:
     assert store.live_for(HASH) is None
 
 
+def test_a_promotion_approval_used_twice_is_refused_in_promotion_words(tmp_path: Path) -> None:
+    store = ApprovalStore(tmp_path)
+    subject = [{"path": "model@champion", "old": "no version", "new": "run " + "a" * 32}]
+    record, _ = store.request(change_hash=HASH, target="model@champion", diff=subject, fields=subject, requester=Principal("alice", "human"), reasoning=None, now=NOW, kind="promotion")
+    store.decide(record["id"], approve=True, approver=approver(tmp_path, "bob"), note=None, now=NOW)
+    store.consume(record["id"], HASH, now=NOW)
+    with pytest.raises(PolicyDenied) as refused:
+        store.consume(record["id"], HASH, now=NOW)  # the second of two promote calls at once
+    assert refused.value.rule_id == "promotion.human_approval" and "another call used it first" in refused.value.reason
+    with pytest.raises(PolicyDenied) as config_change:
+        store.consume(request(store, OTHER)[0]["id"], OTHER, now=NOW)
+    assert config_change.value.rule_id == "config.protected_fields"
+
+
 def test_an_approval_cannot_be_used_for_another_change(tmp_path: Path) -> None:
     store = ApprovalStore(tmp_path)
     record, _ = request(store)

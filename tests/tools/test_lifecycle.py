@@ -78,3 +78,13 @@ async def test_the_candidate_alias_is_not_rolled_back_onto_an_archived_version(p
     failed, content = await as_alice(ports, ROLLBACK, alias="candidate")
     assert failed and content["rule_id"] == "lifecycle.transition" and "candidate again" in content["remediation"]
     assert ports.registry.alias_version(MODEL, "candidate") == v2
+
+
+async def test_another_projects_model_in_a_shared_store_is_neither_archived_nor_rolled_back(ports: Ports, experiment: str) -> None:
+    other = "other-bank-other-project"
+    foreign = ports.tracking.get_or_create_experiment("other-bank/other-project")
+    (_, v1), (_, v2) = promoted(ports.registry, ports.tracking, foreign, "candidate", 2, model=other)
+    for spec, arguments in ((ARCHIVE, {"version": v1}), (ROLLBACK, {"alias": "candidate"})):
+        failed, content = await as_alice(ports, spec, model=other, **arguments)
+        assert failed and content["rule_id"] == "lifecycle.own_model" and MODEL in content["remediation"], content
+    assert ports.registry.stage(other, v1) == "candidate" and ports.registry.alias_version(other, "candidate") == v2

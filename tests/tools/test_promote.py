@@ -300,7 +300,7 @@ async def test_champion_without_approval_is_denied_and_with_approval_is_allowed(
 
 async def test_an_approval_is_bound_to_its_run(lab: Lab) -> None:
     approved, _ = lab.ports.approvals.request(
-        change_hash=promotion_hash(MODEL, lab.run_id, "champion"), target=f"{MODEL}@champion", diff=[], fields=[],
+        change_hash=promotion_hash(MODEL, lab.run_id, "champion", None), target=f"{MODEL}@champion", diff=[], fields=[],
         requester=Principal("alice", "human"), reasoning=None, now="2026-01-01T00:00:00Z", kind="promotion",
     )  # fmt: skip
     lab.ports.approvals.decide(approved["id"], approve=True, approver=approver(lab.settings.state_dir, "bob"), note=None, now="2026-01-01T00:01:00Z")
