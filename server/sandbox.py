@@ -20,6 +20,7 @@ import importlib.util
 import json
 import math
 import os
+import platform
 import re
 import secrets
 import shutil
@@ -39,6 +40,7 @@ from server.sandbox_io import OutputsGuard, ProgressTail, RunPaths, kill_group, 
 from server.sandbox_leftovers import forget_sandbox, record_namespace, record_sandbox
 from server.sandbox_outcome import ChildExit, conclude
 from server.sandbox_result import Mode, SandboxResult
+from server.sandbox_seccomp import filter_program
 from server.sandbox_vocabulary import ProgressGate, ProgressStep, plan_for, read_spec
 from server.settings import SandboxLimits, Settings
 from tools.errors import SandboxFailed
@@ -185,10 +187,11 @@ def _runtime_binds(layout: HostLayout) -> list[str]:
     return argv + ["--ro-bind", layout.training_dir, training_target]
 
 
-def _namespace_args(info_fd: int | None) -> list[str]:
+def _namespace_args(info_fd: int | None, seccomp_fd: int | None) -> list[str]:
     argv = ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "sandbox",
             "--die-with-parent", "--new-session", "--clearenv"]
-    return argv + (["--info-fd", str(info_fd)] if info_fd is not None else [])
+    argv += ["--info-fd", str(info_fd)] if info_fd is not None else []
+    return argv + (["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else [])
 
 
 def _system_mounts(layout: HostLayout, limits: SandboxLimits) -> list[str]:
@@ -232,11 +235,12 @@ def _drop_privileges(layout: HostLayout, uid: int) -> list[str]:
 
 def build_bwrap_argv(
     layout: HostLayout, run_dir: Path, limits: SandboxLimits, env: Mapping[str, str], info_fd: int | None = None,
-    uid: int = NOBODY,
+    uid: int = NOBODY, seccomp_fd: int | None = None,
 ) -> list[str]:
     """The complete bwrap command line for one run. Pure: everything it depends on is an argument;
-    `uid` is the child's when the layout drops privileges."""
-    argv = [layout.bwrap or "bwrap", *_namespace_args(info_fd), *_system_mounts(layout, limits)]
+    `uid` is the child's when the layout drops privileges; `seccomp_fd` holds the filter
+    (server/sandbox_seccomp.py)."""
+    argv = [layout.bwrap or "bwrap", *_namespace_args(info_fd, seccomp_fd), *_system_mounts(layout, limits)]
     argv += [*_runtime_binds(layout), *_run_mounts(run_dir), *_sealed_mounts()]
     for name, value in sorted(env.items()):
         argv += ["--setenv", name, value]
@@ -246,6 +250,20 @@ def build_bwrap_argv(
 
 def build_unconfined_argv(layout: HostLayout, run_dir: Path, limits: SandboxLimits) -> list[str]:
     return rlimit_argv(layout, limits) + training_argv(layout, str(run_dir))
+
+
+def _filter_fd() -> int | None:
+    """The read end of a pipe holding this machine's seccomp program (bwrap reads it to EOF), or None
+    on a machine the filter does not know (server/sandbox_seccomp.py)."""
+    program = filter_program(platform.machine())
+    if program is None:
+        return None
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, program)  # under 1 KB: within a pipe's buffer, so this never blocks
+    finally:
+        os.close(write_end)
+    return read_end
 
 
 @dataclass
@@ -348,15 +366,18 @@ class SandboxLauncher:
             return _Child(process, process.pid, environ_token=f"{RUN_TOKEN_VARIABLE}={env[RUN_TOKEN_VARIABLE]}".encode())
         env = {**child_environment(self.limits, SANDBOX_TRAINING_ROOT, "/tmp", os.environ), LIFELINE_VARIABLE: str(lifeline)}
         info_read, info_write = os.pipe()
+        seccomp = _filter_fd()
         try:
-            argv = build_bwrap_argv(self.layout, paths.run_dir, self.limits, env, info_fd=info_write, uid=uid)
+            argv = build_bwrap_argv(self.layout, paths.run_dir, self.limits, env, info_fd=info_write, uid=uid, seccomp_fd=seccomp)
             process = await anyio.open_process(argv, stdin=DEVNULL, stdout=out, stderr=err, env={"PATH": "/usr/bin:/bin"},
-                                               start_new_session=True, pass_fds=(info_write, lifeline))
+                                               start_new_session=True, pass_fds=(info_write, lifeline, *([seccomp] if seccomp is not None else [])))
         except BaseException:
             os.close(info_read)
             raise
         finally:
-            os.close(info_write)
+            for fd in (info_write, seccomp):
+                if fd is not None:
+                    os.close(fd)
         return _Child(process, process.pid, info_fd=info_read)
 
     async def _stream(self, child: _Child, tail: ProgressTail, on_progress: ProgressCallback | None, guard: OutputsGuard) -> None:

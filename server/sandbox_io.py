@@ -349,7 +349,8 @@ def environ_entries(pid: int | str) -> list[bytes]:
 
 def sandbox_processes(group: int, pid_namespace: int | None, environ_token: bytes | None = None) -> set[int]:
     """Live (non-zombie) processes of a run: in the child's process group or session, in its pid
-    namespace (bwrap), or carrying its environment token (unconfined: catches setsid escapes)."""
+    namespace (bwrap), or carrying its environment token (unconfined: catches a setsid escape that
+    keeps its environment; one that also clears it is not found, unconfined is the weaker mode)."""
     members = set()
     namespace_link = f"pid:[{pid_namespace}]" if pid_namespace else None
     for pid in filter(str.isdigit, os.listdir("/proc")):
