@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from server.sandbox_io import read_output_bytes, remove_tree
 from tools.errors import SandboxFailed
-from training.contract import MODEL_DIR, PREDICTIONS_FILE
+from training.contract import FEATURE_TRANSFORM_FILE, MODEL_DIR, MODEL_FILES, PREDICTIONS_FILE
 
 if TYPE_CHECKING:  # imported where predictions are read: a server starts without them (tests/server/commands/test_serve_imports.py)
     import pandas as pd
@@ -99,16 +99,19 @@ class RunDirs:
         model = stage_dir / "outputs" / MODEL_DIR
         return sorted(p for p in model.rglob("*") if p.is_file() and not p.is_symlink()) if model.is_dir() else []
 
-    def copy_model(self, stage_dir: Path, target: Path) -> Path:
+    def copy_model(self, stage_dir: Path, target: Path, model_type: str) -> Path:
         """A server-owned copy of the model artifact, each file re-read with the untrusted-output
         checks. Raises SandboxFailed (sandbox.invalid_output) before copying anything when the files
-        declare more than MAX_MODEL_BYTES in all."""
-        files = self.model_files(stage_dir)
+        are not exactly those the `model_type` family writes (training/contract.MODEL_FILES; other
+        names are not repeated: src/features.py chose them) or declare more than MAX_MODEL_BYTES."""
+        files, base = self.model_files(stage_dir), stage_dir / "outputs" / MODEL_DIR
+        if {path.relative_to(base).as_posix() for path in files} != {FEATURE_TRANSFORM_FILE, *MODEL_FILES.get(model_type, ())}:
+            raise SandboxFailed(f"the model directory does not hold exactly the files the {model_type} family writes",
+                                "src/features.py must not write into the outputs directory", rule_id="sandbox.invalid_output")
         if sum(path.lstat().st_size for path in files) > MAX_MODEL_BYTES:
             raise SandboxFailed(f"the model's files hold more than {MAX_MODEL_BYTES // 2**30} GiB", "Train a smaller model; src/features.py must not write into the outputs directory",
                                 rule_id="sandbox.invalid_output")
         target.mkdir(parents=True, exist_ok=True)
-        base = stage_dir / "outputs" / MODEL_DIR
         for path in files:
             destination = target / path.relative_to(base)
             destination.parent.mkdir(parents=True, exist_ok=True)

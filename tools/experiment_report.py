@@ -220,7 +220,7 @@ def _artifacts(ctx: CallContext, run_id: str, sections: dict[str, Any], results:
         predictions = Path(tmp) / "test_predictions.parquet"
         pd.DataFrame({"__row_id__": plan.test.astype("int64"), "score": final.scores, "label": data["labels"][plan.test]}).to_parquet(predictions, index=False)
         refs.append(tracking.log_artifact_file(run_id, predictions))
-        model = ctx.ports.rundirs.copy_model(final.directory, Path(tmp) / "model")
+        model = ctx.ports.rundirs.copy_model(final.directory, Path(tmp) / "model", data["facts"]["config"]["model"]["type"])
         refs.extend(tracking.log_artifact_file(run_id, f, "model" if f.parent == model else f"model/{f.parent.relative_to(model)}") for f in sorted(model.rglob("*")) if f.is_file())
     return refs
 

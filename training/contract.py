@@ -19,6 +19,14 @@ RESULT_FILE = "result.json"
 PREDICTIONS_FILE = "predictions.parquet"
 MODEL_DIR = "model"
 FEATURE_TRANSFORM_FILE = "feature_transform.json"
+# The files each family writes under model/ besides feature_transform.json: the server copies and
+# logs exactly these (a file src/features.py adds would carry a name of its choosing into MLflow).
+MODEL_FILES = {
+    "xgboost": ("model.json",),
+    "logistic_regression": ("model.json",),
+    "random_forest": ("model.skops",),
+    "torch_mlp": ("model.pt", "architecture.json"),
+}
 MAX_MESSAGE_CHARS = 300
 MAX_PROGRESS_STEP = 1_000_000
 Seconds = Annotated[float, Field(ge=0)]

@@ -24,21 +24,45 @@ def _sparse(path: Path, size: int) -> None:
 
 def test_a_model_of_sparse_files_past_the_artifact_cap_is_refused_before_anything_is_copied(tmp_path):
     stage = tmp_path / "stage"
-    for i in range(3):
-        _sparse(stage / "outputs" / "model" / f"part{i}.bin", MAX_MODEL_BYTES // 3 + 1)
+    for name in ("model.pt", "architecture.json", "feature_transform.json"):
+        _sparse(stage / "outputs" / "model" / name, MAX_MODEL_BYTES // 3 + 1)
     target = tmp_path / "copy"
     with pytest.raises(SandboxFailed) as caught:
-        RunDirs(tmp_path).copy_model(stage, target)
-    assert caught.value.rule_id == "sandbox.invalid_output"
+        RunDirs(tmp_path).copy_model(stage, target, "torch_mlp")
+    assert caught.value.rule_id == "sandbox.invalid_output" and "GiB" in caught.value.reason
     assert not target.exists() or list(target.rglob("*")) == []
 
 
 def test_a_model_within_the_cap_is_copied_byte_for_byte(tmp_path):
-    stage = tmp_path / "stage"
-    (stage / "outputs" / "model" / "family").mkdir(parents=True)
-    (stage / "outputs" / "model" / "family" / "model.json").write_bytes(b'{"trees": []}')
-    copied = RunDirs(tmp_path).copy_model(stage, tmp_path / "copy")
-    assert (copied / "family" / "model.json").read_bytes() == b'{"trees": []}'
+    model = tmp_path / "stage" / "outputs" / "model"
+    model.mkdir(parents=True)
+    (model / "model.json").write_bytes(b'{"trees": []}')
+    (model / "feature_transform.json").write_bytes(b"{}")
+    copied = RunDirs(tmp_path).copy_model(tmp_path / "stage", tmp_path / "copy", "xgboost")
+    assert (copied / "model.json").read_bytes() == b'{"trees": []}' and sorted(p.name for p in copied.iterdir()) == ["feature_transform.json", "model.json"]
+
+
+LEAKY_NAME = "leak_income_40157.06_label_0.json"
+
+
+@pytest.mark.parametrize("extra", [LEAKY_NAME, f"nested/{LEAKY_NAME}", None])
+def test_a_model_directory_with_other_files_than_its_family_writes_is_refused_without_naming_them(tmp_path, extra):
+    """src/features.py can write into outputs/model/ and name a file after a row: that name would
+    reach MLflow, get_run and the audit chain. A missing file is refused the same way."""
+    model = tmp_path / "stage" / "outputs" / "model"
+    model.mkdir(parents=True)
+    (model / "feature_transform.json").write_bytes(b"{}")
+    if extra is None:
+        (model / "model.pt").write_bytes(b"weights")  # architecture.json missing
+    else:
+        (model / "model.pt").write_bytes(b"weights")
+        (model / "architecture.json").write_bytes(b"{}")
+        (model / extra).parent.mkdir(parents=True, exist_ok=True)
+        (model / extra).write_bytes(b"{}")
+    with pytest.raises(SandboxFailed) as caught:
+        RunDirs(tmp_path).copy_model(tmp_path / "stage", tmp_path / "copy", "torch_mlp")
+    assert caught.value.rule_id == "sandbox.invalid_output" and "40157" not in str(caught.value.as_dict())
+    assert not (tmp_path / "copy").exists()
 
 
 def test_a_ray_worker_sends_no_more_output_bytes_than_the_file_size_cap(tmp_path):

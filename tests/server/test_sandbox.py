@@ -20,6 +20,7 @@ from server.sandbox_io import sandbox_processes
 from server.settings import PACKAGE_ROOT, SandboxLimits
 from tests.training.rundirs import eval_row_ids, write_run_dir, write_score_dir
 from tools.errors import SandboxFailed
+from training.contract import MODEL_FILES
 from training.spec import MODEL_TYPES
 
 LIMITS = SandboxLimits(wall_clock_seconds=120, threads=1)
@@ -141,6 +142,8 @@ async def test_each_family_predicts_every_evaluation_row_in_the_sandbox(launcher
     assert predictions["__row_id__"].tolist() == eval_row_ids(run_dir)
     assert events and events[-1].step == events[-1].total and result.progress_events == len(events)
     assert "__label__" not in pd.read_parquet(run_dir / "inputs" / "eval.parquet").columns
+    written = sorted(p.name for p in (run_dir / "outputs" / "model").iterdir())
+    assert written == sorted({"feature_transform.json", *MODEL_FILES[model_type]})  # what the server copies and logs
     assert_nothing_left(result)
 
 
