@@ -20,8 +20,9 @@ from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from policies.promotion import MODEL_NAME
 from resources.base import ReadContext, ResourceSpec
 from tools import strict_json
+from tools.lifecycle import model_name
 from tools.model_card import agent_card
-from tools.promote import CARD_ARTIFACT, model_name
+from tools.promote import CARD_ARTIFACT
 
 MODELS_URI = "mlgate://models"
 CARD_URI = "mlgate://models/{name}/card"

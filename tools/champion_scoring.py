@@ -34,7 +34,7 @@ from tools.base import CallContext
 from tools.errors import GovernanceError
 from tools.experiment_schema import EXPERIMENT_PATH
 from tools.champion_pairing import CHAMPION_COMPARISON, CHAMPION_PREDICTIONS
-from tools.promote import model_name
+from tools.lifecycle import model_name
 from tools.provenance import feature_columns_sha256, feature_pipeline_hash
 from tools.reproduce import FEATURES_PATH, committed_config, files_at
 from tools.run_features import context_columns, select_features

@@ -19,9 +19,9 @@ from pydantic import Field, model_validator
 from policies.registry import load_all
 from tools.base import CallContext, StrictInput, ToolSpec
 from tools.errors import InvalidInput, NotFound
+from tools.lifecycle import model_name
 from tools.load_dataset import HASH_DOC, _verified
 from tools.name_families import MAX_LISTED, compact
-from tools.promote import model_name
 from tools.run_views import RUN_ID_PATTERN, experiment_of
 
 BASELINE_ARTIFACT = "drift_baseline.json"

@@ -36,13 +36,14 @@ def _import_xgboost() -> ModuleType:
 
 xgb = _import_xgboost()
 
+from training.contract import MODEL_FILES
 from training.determinism import thread_count
 from training.errors import DeviceError
 from training.families import FitOutcome, TrainingData
 from training.outputs import ProgressWriter
 from training.spec import RunSpec, XGBoostParams, boosting_chunk
 
-MODEL_FILE = "model.json"
+MODEL_FILE = MODEL_FILES["xgboost"][0]
 DEV = Path("/dev")
 NVIDIA_CONTROL_DEVICE = "nvidiactl"
 

@@ -19,8 +19,8 @@ RESULT_FILE = "result.json"
 PREDICTIONS_FILE = "predictions.parquet"
 MODEL_DIR = "model"
 FEATURE_TRANSFORM_FILE = "feature_transform.json"
-# The files each family writes under model/ besides feature_transform.json: the server copies and
-# logs exactly these (a file src/features.py adds would carry a name of its choosing into MLflow).
+# The files each family writes under model/ besides feature_transform.json (the families and
+# training/scoring.py name them from here): the server copies and logs exactly these (a file src/features.py adds would carry a name of its choosing into MLflow).
 MODEL_FILES = {
     "xgboost": ("model.json",),
     "logistic_regression": ("model.json",),

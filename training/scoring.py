@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from training.contract import MODEL_FILES
 from training.errors import SpecError
 from training.spec import RunSpec
 
-LOGISTIC_FILE, FOREST_FILE, XGBOOST_FILE = "model.json", "model.skops", "model.json"
-TORCH_FILE, TORCH_ARCHITECTURE = "model.pt", "architecture.json"
+LOGISTIC_FILE, FOREST_FILE, XGBOOST_FILE = MODEL_FILES["logistic_regression"][0], MODEL_FILES["random_forest"][0], MODEL_FILES["xgboost"][0]
+TORCH_FILE, TORCH_ARCHITECTURE = MODEL_FILES["torch_mlp"]
 FOREST_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]  # what a RandomForestClassifier's skops file holds
 
 

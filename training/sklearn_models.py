@@ -16,14 +16,14 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
+from training.contract import MODEL_FILES
 from training.determinism import thread_count
 from training.errors import DeviceError
 from training.families import FitOutcome, TrainingData
 from training.outputs import ProgressWriter
 from training.spec import LogisticRegressionModel, RandomForestModel, RunSpec
 
-FOREST_FILE = "model.skops"
-LOGISTIC_FILE = "model.json"
+FOREST_FILE, LOGISTIC_FILE = MODEL_FILES["random_forest"][0], MODEL_FILES["logistic_regression"][0]
 
 
 def build_estimator(model: LogisticRegressionModel | RandomForestModel, seed: int) -> ClassifierMixin:

@@ -19,14 +19,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from training.contract import MODEL_FILES
 from training.determinism import seed_torch, thread_count
 from training.errors import DeviceError, TrainingError
 from training.families import FitOutcome, TrainingData
 from training.outputs import ProgressWriter
 from training.spec import RunSpec, TorchMLPParams
 
-MODEL_FILE = "model.pt"
-ARCHITECTURE_FILE = "architecture.json"
+MODEL_FILE, ARCHITECTURE_FILE = MODEL_FILES["torch_mlp"]
 PREDICT_BATCH_ROWS = 8192
 
 
