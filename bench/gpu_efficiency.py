@@ -41,8 +41,9 @@ from torch import nn
 
 from server.sandbox import SandboxLauncher, child_environment
 from server.settings import SandboxLimits
-from training.contract import PREDICTIONS_FILE
+from training.contract import BUILT_DIR, PREDICTIONS_FILE
 from training.determinism import thread_count
+from training.features_stage import build_stage
 from training.runner import prepare
 from training.spec import RunSpec, parse_spec
 from training.torch_mlp import MODEL_FILE, build_network
@@ -179,7 +180,8 @@ def bare_main(argv: list[str]) -> None:
     inputs, device, fused, weights = Path(argv[0]), argv[1], argv[2] == "1", Path(argv[3])
     torch.set_num_threads(thread_count())
     spec = parse_spec((inputs / "spec.json").read_bytes())
-    data, _, _ = prepare(spec, inputs)
+    build_stage(inputs.parent)  # built/ beside the template's inputs/, as the child's features stage writes it
+    data, _, _ = prepare(spec, inputs, inputs.parent / BUILT_DIR)
     seconds, cpu_seconds, network = bare_loop(spec, data.x_train, data.y_train, device, fused)
     identical = weights.name != "-" and same_weights(network, torch.load(weights, weights_only=True))
     print(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "identical": identical}))

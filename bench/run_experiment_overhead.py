@@ -66,6 +66,7 @@ def bare_run(workspace: Path, run_id: str, tracking_dir: Path) -> float:
     import mlflow
 
     from tools.baseline import fit_baseline
+    from training.features_stage import build_stage
     from training.runner import run as train_stage
 
     settings = load_settings(workspace)
@@ -81,6 +82,7 @@ def bare_run(workspace: Path, run_id: str, tracking_dir: Path) -> float:
     experiment = mlflow.create_experiment("bare", artifact_location=(tracking_dir / "artifacts").as_uri())
     with mlflow.start_run(experiment_id=experiment):
         for copy in copies:
+            build_stage(copy)  # the governed run's first sandbox, here in the same process
             result = train_stage(copy)
             mlflow.log_metrics({f"{copy.name}_train_seconds": result.train_seconds})
             mlflow.log_artifacts(str(copy / "outputs" / "model"), artifact_path=f"model/{copy.name}")

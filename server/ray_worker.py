@@ -32,10 +32,10 @@ from server.sandbox_result import SandboxResult
 from server.sandbox_vocabulary import ProgressStep
 from server.settings import SandboxLimits
 from tools.errors import SandboxFailed
-from training.contract import PREDICTIONS_FILE, RESULT_FILE
+from training.contract import BUILT_DIR, PREDICTIONS_FILE, RESULT_FILE
 
 RELAY_POLL_S = 0.1
-LAUNCHER_MODULES = ("server.sandbox", "server.sandbox_io", "server.ray_worker")
+LAUNCHER_MODULES = ("server.sandbox", "server.sandbox_argv", "server.sandbox_io", "server.sandbox_seccomp", "server.ray_worker")
 FIRST_SENT = (RESULT_FILE, PREDICTIONS_FILE)
 
 
@@ -131,7 +131,7 @@ def _write_inputs(inputs: Path, files: dict[str, bytes]) -> None:
 
 
 def _report(result: SandboxResult, run_dir: Path, limits: dict[str, Any]) -> dict[str, Any]:
-    outputs = run_dir / "outputs"
+    outputs = run_dir / (BUILT_DIR if result.stage == "features" else "outputs")  # where the stage that ended wrote
     plain, unsafe = scan_outputs(outputs)
     files, unreadable = _output_files(outputs, plain, int(limits.get("file_size_bytes") or 2**30))
     return {

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from server.sandbox_io import read_output_bytes, remove_tree
 from tools.errors import SandboxFailed
-from training.contract import FEATURE_TRANSFORM_FILE, MODEL_DIR, MODEL_FILES, PREDICTIONS_FILE
+from training.contract import BUILT_DIR, BUILT_EVAL_FILE, BUILT_TRAIN_FILE, FEATURE_TRANSFORM_FILE, MODEL_DIR, MODEL_FILES, PREDICTIONS_FILE
 
 if TYPE_CHECKING:  # imported where predictions are read: a server starts without them (tests/server/commands/test_serve_imports.py)
     import pandas as pd
@@ -26,6 +26,8 @@ MAX_MODEL_FILE_BYTES = 1024 * 2**20
 MAX_MODEL_BYTES = 2 * 2**30  # all files of a model: a child's sparse files cost it nothing, the copy every byte
 PREDICTION_COLUMNS = {"__row_id__": "int64", "score": "float64"}
 STAGE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}\Z")
+# outputs/ is written by the fit stage, which runs no agent code: a malformed one is for an operator.
+OUTPUTS_REMEDIATION = "An operator should check the run directory's logs/ and the training package; in bwrap src/features.py cannot reach outputs/."
 RUN_ID = re.compile(r"^[0-9a-f]{32}\Z")
 DATA_INPUTS = ("train.parquet", "eval.parquet")  # copies of dataset rows; spec.json and features.py stay
 NO_FOLLOW = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -65,13 +67,15 @@ class RunDirs:
     def release_inputs(self, run_id: str) -> int:
         """Deletes the rows a run's stages were given (DATA_INPUTS) once the run has ended: they are
         copies of the dataset (gigabytes for a large one, per run and stage) and the content-addressed
-        store keeps the original; and a score stage's copy of the champion's model (inputs/model/).
+        store keeps the original; a score stage's copy of the champion's model (inputs/model/); and
+        built/, the features stage's frames (every row's features again).
         Logs, spec.json, features.py and outputs/ stay for the operator.
         Never follows a link a child may have planted. Returns the bytes freed."""
         run = self.root / run_id
         if not RUN_ID.match(run_id) or run.is_symlink() or not run.is_dir():
             return 0
-        return sum(_unlink_copies(stage) for stage in sorted(run.iterdir()) if STAGE.match(stage.name))
+        stages = [stage for stage in sorted(run.iterdir()) if STAGE.match(stage.name)]
+        return sum(_unlink_copies(stage) + _remove_built(stage) for stage in stages)
 
     def read_predictions(self, stage_dir: Path) -> pd.DataFrame:
         """The model's predictions. Raises SandboxFailed when they are missing, unreadable or
@@ -103,13 +107,13 @@ class RunDirs:
         """A server-owned copy of the model artifact, each file re-read with the untrusted-output
         checks. Raises SandboxFailed (sandbox.invalid_output) before copying anything when the files
         are not exactly those the `model_type` family writes (training/contract.MODEL_FILES; other
-        names are not repeated: src/features.py chose them) or declare more than MAX_MODEL_BYTES."""
+        names are not repeated: whatever wrote them chose them) or declare more than MAX_MODEL_BYTES."""
         files, base = self.model_files(stage_dir), stage_dir / "outputs" / MODEL_DIR
         if {path.relative_to(base).as_posix() for path in files} != {FEATURE_TRANSFORM_FILE, *MODEL_FILES.get(model_type, ())}:
             raise SandboxFailed(f"the model directory does not hold exactly the files the {model_type} family writes",
-                                "src/features.py must not write into the outputs directory", rule_id="sandbox.invalid_output")
+                                OUTPUTS_REMEDIATION, rule_id="sandbox.invalid_output")
         if sum(path.lstat().st_size for path in files) > MAX_MODEL_BYTES:
-            raise SandboxFailed(f"the model's files hold more than {MAX_MODEL_BYTES // 2**30} GiB", "Train a smaller model; src/features.py must not write into the outputs directory",
+            raise SandboxFailed(f"the model's files hold more than {MAX_MODEL_BYTES // 2**30} GiB", f"Train a smaller model. {OUTPUTS_REMEDIATION}",
                                 rule_id="sandbox.invalid_output")
         target.mkdir(parents=True, exist_ok=True)
         for path in files:
@@ -136,6 +140,21 @@ def _unlink_copies(stage: Path) -> int:
         return _unlink_files(inputs, DATA_INPUTS) + _unlink_model_copy(inputs)
     finally:
         os.close(inputs)
+
+
+def _remove_built(stage: Path) -> int:
+    """built/ of a stage, shaped by features.py (any depth, any modes): removed without following a
+    link. Returns the bytes of the two frames it should hold (what else it held is not counted)."""
+    built = stage / BUILT_DIR
+    if built.is_symlink() or not built.is_dir():
+        return 0
+    frames = [built / name for name in (BUILT_TRAIN_FILE, BUILT_EVAL_FILE)]
+    freed = sum(path.lstat().st_size for path in frames if path.is_file() and not path.is_symlink())
+    try:
+        remove_tree(built)
+    except OSError:
+        return 0
+    return freed
 
 
 def _unlink_model_copy(inputs: int) -> int:
@@ -169,7 +188,7 @@ def _unlink_files(directory: int, names: Iterable[str]) -> int:
 
 
 def _unreadable(exc: Exception) -> SandboxFailed:
-    return SandboxFailed(f"predictions are unreadable ({type(exc).__name__})", "src/features.py must not touch the outputs directory",
+    return SandboxFailed(f"predictions are unreadable ({type(exc).__name__})", OUTPUTS_REMEDIATION,
                          rule_id="sandbox.invalid_output")
 
 

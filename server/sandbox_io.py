@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from server.sandbox_vocabulary import ProgressGate, ProgressStep
 from tools.errors import SandboxFailed
-from training.contract import ErrorResult, ProgressEvent
+from training.contract import BUILT_DIR, ErrorResult, ProgressEvent
 
 MAX_PROGRESS_LINE_BYTES = 4096
 MAX_REJECTED_PROGRESS_LINES = 64
@@ -249,6 +249,9 @@ class ProgressTail:
 @dataclass(frozen=True)
 class RunPaths:
     run_dir: Path
+    # The directory a stage writes, judged by server/sandbox_outcome.conclude: outputs/ (the fit
+    # stage), or built/ when the features stage failed and its own report is what there is to read.
+    written: str = "outputs"
 
     @property
     def inputs(self) -> Path:
@@ -256,7 +259,11 @@ class RunPaths:
 
     @property
     def outputs(self) -> Path:
-        return self.run_dir / "outputs"
+        return self.run_dir / self.written
+
+    @property
+    def built(self) -> Path:
+        return self.run_dir / BUILT_DIR
 
     @property
     def logs(self) -> Path:
@@ -269,21 +276,23 @@ class RunPaths:
 
 def prepare_run_dir(run_dir: Path, required_inputs: tuple[str, ...], sandbox_owns_outputs: bool,
                     sandbox_uid: int = SANDBOX_UID) -> RunPaths:
-    """Check inputs/, create an empty outputs/ (owned by sandbox_uid when the sandbox drops
+    """Check inputs/, create an empty outputs/ and built/ (owned by sandbox_uid when the sandbox drops
     privileges) and logs/; raises SandboxFailed (sandbox.run_dir) when the layout is wrong."""
     paths = RunPaths(Path(run_dir).resolve())
     missing = [name for name in required_inputs if not (paths.inputs / name).is_file()]
     if missing:
         raise SandboxFailed(f"run directory lacks inputs {missing}", "Write every input before launching.",
                             rule_id="sandbox.run_dir")
-    paths.outputs.mkdir(exist_ok=True)
-    if any(paths.outputs.iterdir()):
-        raise SandboxFailed("outputs/ of the run directory is not empty", "Launch each run in a fresh directory.",
-                            rule_id="sandbox.run_dir")
+    for written in (paths.outputs, paths.built):
+        written.mkdir(exist_ok=True)
+        if any(written.iterdir()):
+            raise SandboxFailed(f"{written.name}/ of the run directory is not empty", "Launch each run in a fresh directory.",
+                                rule_id="sandbox.run_dir")
     paths.logs.mkdir(exist_ok=True)
     if sandbox_owns_outputs:
         _open_inputs_to_sandbox(paths.inputs)
-        os.chown(paths.outputs, sandbox_uid, sandbox_uid)
+        for written in (paths.outputs, paths.built):
+            os.chown(written, sandbox_uid, sandbox_uid)
     return paths
 
 

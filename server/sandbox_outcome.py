@@ -15,7 +15,7 @@ from pathlib import Path
 from server.sandbox_facts import vouched
 from server.sandbox_io import RunPaths, audit_outputs, count_lines, stderr_tail, write_operator_log
 from server.sandbox_result import Mode, SandboxResult, classify, exit_signal, read_result
-from training.contract import PREDICTIONS_FILE, ErrorResult, SuccessResult
+from training.contract import BUILT_DIR, PREDICTIONS_FILE, ErrorResult, SuccessResult
 from training.spec import RunSpec
 
 
@@ -38,7 +38,8 @@ class ChildExit:
 
 
 def conclude(mode: Mode, paths: RunPaths, ended: ChildExit, spec: RunSpec | None) -> SandboxResult:
-    """The SandboxResult of a finished child, judged from paths.outputs and paths.logs; success
+    """The SandboxResult of a finished child, judged from paths.outputs (built/ when the features
+    stage failed: paths.written) and paths.logs; success
     facts bounded by vouched(). Pure apart from reading the run directory and, on failure,
     writing the operator log."""
     sig = exit_signal(ended.exit_code, mode)
@@ -53,7 +54,8 @@ def conclude(mode: Mode, paths: RunPaths, ended: ChildExit, spec: RunSpec | None
     outcome = SandboxResult(ok=reason == "ok", reason=reason, detail=detail, mode=mode, duration_s=ended.duration_s,
                             exit_code=ended.exit_code, signal=sig, result=result, progress_events=ended.progress_events,
                             progress_rejected=ended.progress_rejected, orphans_killed=ended.orphans_killed,
-                            process_group=ended.process_group, pid_namespace=ended.pid_namespace, stderr_tail=errors)
+                            process_group=ended.process_group, pid_namespace=ended.pid_namespace, stderr_tail=errors,
+                            stage="features" if paths.written == BUILT_DIR else "fit")
     if isinstance(outcome.result, SuccessResult):
         outcome = dataclasses.replace(outcome, result=vouched(outcome.result, spec))
     return outcome

@@ -37,6 +37,8 @@ class SandboxResult:
     orphans_killed: int = 0
     process_group: int | None = None  # with pid_namespace: how to prove no process of the run is left
     pid_namespace: int | None = None
+    # The stage the run ended in: "features" when that stage failed (the fit stage never started).
+    stage: Literal["features", "fit"] = "fit"
     # The child's stderr (last 4 KiB): untrusted and may hold data; for operators' logs only.
     stderr_tail: str = field(default="", repr=False)
 
@@ -50,7 +52,7 @@ REMEDIATIONS = {
     "timeout": "Make the run cheaper (fewer epochs/rounds, smaller model) or ask an operator to raise the limit.",
     "memory_limit": "Reduce memory use in src/features.py or the model size; the address-space cap is configured.",
     "cpu_limit": "Reduce the work per run; the CPU-seconds cap is configured by the operator.",
-    "file_size_limit": "Write less: the child may not create files larger than the configured cap, nor more than it in outputs/ in all.",
+    "file_size_limit": "Write less: the child may not create files larger than the configured cap, nor more than it in all (outputs/, or built/ for src/features.py).",
     "process_limit": "Do not start processes or many threads from src/features.py.",
     "child_error": "Fix the error in src/features.py or the hyperparameters, then run again.",
     "unsafe_output": "The child may only write regular files and directories under its outputs.",
@@ -96,7 +98,7 @@ def classify(
     if timed_out:
         return "timeout", f"the training child ran past the wall-clock limit of {timeout_s:g} s and was killed"
     if overflow:
-        return "file_size_limit", "the training child wrote more than the file-size limit into outputs/ in all and was stopped"
+        return "file_size_limit", "the training child wrote more than the file-size limit into its writable directory in all and was stopped"
     if unsafe:
         return "unsafe_output", f"the child left {len(unsafe)} links or special files in outputs/"
     if isinstance(result, ErrorResult):

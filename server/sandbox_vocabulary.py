@@ -2,8 +2,9 @@
 progress messages and failure text, built here from fixed vocabularies and the spec the server
 wrote, never from the child's text.
 
-The child (and the features.py it imports) controls everything under outputs/, so whatever it
-reports is a channel out of the sandbox. What it can still choose is bounded here: a progress step
+The child controls what it writes (features.py all of built/, including the features stage's
+failure report; the fit stage outputs/, from built/'s data), so whatever it reports is a channel
+out of the sandbox. What it can still choose is bounded here: a progress step
 within the total the spec implies, strictly increasing; at most MAX_PROGRESS_METRICS allowlisted
 metrics rounded to METRIC_DIGITS significant digits; an error type from ERROR_TYPES, a phase and a
 code from the contract's fixed lists, and a features.py line within the file. The child's own text
@@ -57,6 +58,8 @@ CODE_TEXT = {
     "features_column_names": "build_features must return unique string column names",
     "features_columns_missing": "build_features returned different columns for evaluation rows than for training rows",
     "features_column_type": "a column built by build_features is neither numeric nor categorical",
+    "features_unstorable": "build_features returned a column Parquet cannot store (mixed types in one column?)",
+    "features_output_invalid": "the features stage left no readable built features",
     "device_unavailable": "the requested device is not usable for this model family in the sandbox",
     "scores_invalid": "the model's scores were not probabilities, one per evaluation row",
     "batch_size_mismatch": "an optimizer step did not see the effective batch size",

@@ -1,7 +1,10 @@
-"""The training child: the code that runs INSIDE the sandbox, as `python -m training --run-dir DIR`.
+"""The training child: the code that runs INSIDE the sandbox, as `python -m training --run-dir DIR
+--stage features|fit`, each stage in a sandbox of its own, one after the other.
 
-It is the untrusted side of run_experiment: it imports the workspace's agent-edited features.py,
-trains one model and predicts scores for evaluation rows whose labels it never sees. The server
+It is the untrusted side of run_experiment. The features stage (training/features_stage.py) imports
+the workspace's agent-edited features.py and writes build_features' output to built/; the fit stage
+(training/runner.py), which never imports features.py, reads built/ as data, trains one model and
+predicts scores for evaluation rows whose labels it never sees. The server
 (server/sandbox.py launches it) owns the split and computes every metric from the predictions.
 This is the only package that imports xgboost or torch; training.spec and training.contract
 import only pydantic, so the server may use them to validate specs and read results.
@@ -25,7 +28,12 @@ Run-directory contract (the server writes inputs/, the child writes outputs/)
                          (below); its feature transform and model score eval.parquet, nothing is
                          fitted (training/scoring.py; the server scores the champion on a candidate's
                          test rows this way)
-<run>/outputs/           the only writable mount (at /sandbox/outputs); must be empty at launch
+<run>/built/             the features stage's only writable mount (at /sandbox/built; read-only in the
+                         fit stage); must be empty at launch
+    train.parquet        build_features' output for the training rows (fit_predict only), row for row
+    eval.parquet         and for the evaluation rows; the fit stage checks both again (rows, names)
+    result.json          only when the features stage fails: an ErrorResult as below
+<run>/outputs/           the fit stage's only writable mount (at /sandbox/outputs); must be empty at launch
     predictions.parquet  "__row_id__" (int64), "score" (float64, P(label = 1)), one row per eval row
                          in eval.parquet order
     model/               feature_transform.json (columns, medians, means/stds, category lists) and
@@ -57,12 +65,14 @@ Run-directory contract (the server writes inputs/, the child writes outputs/)
                          child_report.json (the child's own account of a failure, operator only)
 <run>/scratch/           HOME and TMPDIR of the child in unconfined mode (in bwrap: a private /tmp)
 
-Everything under outputs/ is untrusted: a hostile features.py can overwrite any of it. The server
+Everything under built/ is untrusted: a hostile features.py can write any of it. outputs/ is
+written by the fit stage, which features.py cannot reach, but the server reads it as untrusted all
+the same (the fit stage runs on what built/ holds). The server
 reads it only through server.sandbox_io (no symlinks, FIFOs or hard links) and validates it with
 training.contract; it must never load pickles from it.
 
-What the child does: import features.py by file path; build_features on training and evaluation
-rows separately; fit the feature transform on training rows only (median imputation and
+What the child does: (features stage) import features.py by file path; build_features on training
+and evaluation rows separately; (fit stage) fit the feature transform on training rows only (median imputation and
 standardisation of numbers; one-hot categories learned on training rows, missing values as their
 own category, unseen categories as all zeros); train; predict; write outputs. Seeds (random,
 numpy, torch incl. CUDA) and deterministic switches make the same inputs + seed give identical

@@ -1,7 +1,8 @@
 """The documents the child writes under outputs/, as models both sides validate.
 
 The child builds them; the server validates what it reads back with the same models, because a
-hostile features.py can overwrite any file in outputs/. Imports only pydantic and the standard library.
+hostile features.py can write any file in built/ (result.json included) and the fit stage writes
+outputs/ from built/'s data. Imports only pydantic and the standard library.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ RESULT_FILE = "result.json"
 PREDICTIONS_FILE = "predictions.parquet"
 MODEL_DIR = "model"
 FEATURE_TRANSFORM_FILE = "feature_transform.json"
+# The features stage's only writable directory (<run>/built/): build_features' output, as Parquet.
+BUILT_DIR = "built"
+BUILT_TRAIN_FILE = "train.parquet"
+BUILT_EVAL_FILE = "eval.parquet"
+# The child's two processes, each in a sandbox of its own: only "features" imports features.py.
+Stage = Literal["features", "fit"]
 # The files each family writes under model/ besides feature_transform.json (the families and
 # training/scoring.py name them from here): the server copies and logs exactly these (a file src/features.py adds would carry a name of its choosing into MLflow).
 MODEL_FILES = {
@@ -39,7 +46,7 @@ ErrorCode = Literal[
     "spec_missing", "spec_invalid", "columns_missing", "labels_invalid", "labels_single_class", "eval_labelled",
     "features_unloadable", "build_features_missing", "features_not_frame", "features_row_count",
     "features_no_columns", "features_column_names", "features_columns_missing", "features_column_type",
-    "device_unavailable", "scores_invalid", "batch_size_mismatch", "model_unreadable", "training_failed",
+    "features_unstorable", "features_output_invalid", "device_unavailable", "scores_invalid", "batch_size_mismatch", "model_unreadable", "training_failed",
 ]
 PHASES: tuple[str, ...] = get_args(Phase)
 ERROR_CODES: tuple[str, ...] = get_args(ErrorCode)

@@ -1,4 +1,6 @@
-"""The child's main line: read inputs/, build and transform features, train, write outputs/.
+"""The child's main line, `python -m training --run-dir DIR --stage features|fit`: the features stage
+(training/features_stage.py) writes built/, the fit stage reads inputs/ and built/, transforms,
+trains and writes outputs/. The server runs the two in separate sandboxes, one after the other.
 
 Any failure becomes result.json {"status": "error", "error_type", "phase", "code",
 "features_line", "message"} and exit status 1; see training/__init__.py for the whole contract.
@@ -13,48 +15,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pydantic import ValidationError
 
-from training.contract import FEATURE_TRANSFORM_FILE, MODEL_DIR, ErrorResult, Phase, SuccessResult, library_versions
+from training.contract import BUILT_DIR, FEATURE_TRANSFORM_FILE, MODEL_DIR, ErrorResult, Phase, Stage, SuccessResult, library_versions
 from training.determinism import seed_everything
 from training.errors import SpecError, TrainingError, error_code, error_message, error_type, features_line
 from training.families import FitOutcome, TrainingData, fit_predict
+from training.features_stage import PhaseLog, build_stage
+from training.inputs import LABEL, ROW_ID, given_columns, load_spec, read_built, read_frame
 from training.lifeline import hold_lifeline
 from training.outputs import ProgressWriter, write_predictions, write_result
 from training.scoring import score
-from training.spec import RunSpec, parse_spec
-from training.transforms import FeatureTransform, apply_build_features, kept_dtype, load_build_features, without_context
-
-ROW_ID, LABEL = "__row_id__", "__label__"
-
-
-class PhaseLog:
-    """Where the child is, so a failure can say in which phase it happened."""
-
-    def __init__(self) -> None:
-        self.name: Phase = "start"
-
-    def enter(self, name: Phase) -> None:
-        self.name = name
-
-
-def load_spec(path: Path) -> RunSpec:
-    try:
-        return parse_spec(path.read_bytes())
-    except FileNotFoundError as exc:
-        raise SpecError("inputs/spec.json is missing", "spec_missing") from exc
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False))
-        raise SpecError(f"invalid spec.json: {problems}") from exc
-
-
-def read_frame(path: Path, required: list[str], which: str) -> pd.DataFrame:
-    frame = pd.read_parquet(path)
-    missing = [name for name in required if name not in frame.columns]
-    if missing:
-        raise SpecError(f"{which} rows lack columns {missing[:10]}", "columns_missing")
-    return frame.reset_index(drop=True)
-
+from training.spec import RunSpec
+from training.transforms import FeatureTransform, kept_dtype, without_context
 
 def training_labels(train: pd.DataFrame) -> np.ndarray:
     labels = train[LABEL]
@@ -65,27 +37,29 @@ def training_labels(train: pd.DataFrame) -> np.ndarray:
     return labels.to_numpy().astype("int64")
 
 
-def prepare(spec: RunSpec, inputs: Path, phase: PhaseLog | None = None) -> tuple[TrainingData, FeatureTransform, np.ndarray]:
+def prepare(spec: RunSpec, inputs: Path, built: Path, phase: PhaseLog | None = None) -> tuple[TrainingData, FeatureTransform, np.ndarray]:
+    """The fit stage's data: labels and row ids from inputs/, features from the features stage's built/."""
     phase = phase or PhaseLog()
-    columns = list(spec.feature_columns)
-    given = [*columns, *(c for c in spec.context_columns if c not in columns)]
+    columns, context = given_columns(spec)
     phase.enter("inputs")
-    train = read_frame(inputs / "train.parquet", [ROW_ID, LABEL, *given], "training")
-    evaluation = read_frame(inputs / "eval.parquet", [ROW_ID, *given], "evaluation")
-    if LABEL in evaluation.columns:
-        raise SpecError("evaluation rows must not carry labels", "eval_labelled")
+    train = read_frame(inputs / "train.parquet", [ROW_ID, LABEL, *columns, *context], "training")
+    evaluation = read_evaluation(inputs, [*columns, *context])
     labels = training_labels(train)
-    phase.enter("features_import")
-    build = load_build_features(inputs / "features.py")
     phase.enter("build_features")
-    context = given[len(columns):]
-    train_built = without_context(apply_build_features(build, train[columns], "training", train[context]), context, "training")
-    eval_built = without_context(apply_build_features(build, evaluation[columns], "evaluation", evaluation[context]), context, "evaluation")
+    train_built = without_context(read_built(built, "training", len(train)), context, "training")
+    eval_built = without_context(read_built(built, "evaluation", len(evaluation)), context, "evaluation")
     phase.enter("transform")
     transform = FeatureTransform.fit(train_built, kept_dtype(spec.categorical_columns, train[columns], train_built), spec.max_categories)
     data = TrainingData(transform.transform(train_built, "training"), labels,
                         transform.transform(eval_built, "evaluation"))
     return data, transform, evaluation[ROW_ID].to_numpy()
+
+
+def read_evaluation(inputs: Path, given: list[str]) -> pd.DataFrame:
+    evaluation = read_frame(inputs / "eval.parquet", [ROW_ID, *given], "evaluation")
+    if LABEL in evaluation.columns:
+        raise SpecError("evaluation rows must not carry labels", "eval_labelled")
+    return evaluation
 
 
 def check_scores(scores: np.ndarray, n_rows: int) -> None:
@@ -106,19 +80,15 @@ def success_result(outcome: FitOutcome, transform: FeatureTransform, n_rows: tup
     )
 
 
-def score_only(spec: RunSpec, inputs: Path, outputs: Path, phase: PhaseLog) -> SuccessResult:
-    """The score task: the trained model under inputs/model/ scores eval.parquet; nothing is fitted."""
-    columns = list(spec.feature_columns)
-    context = [c for c in spec.context_columns if c not in columns]
+def score_only(spec: RunSpec, run_dir: Path, phase: PhaseLog) -> SuccessResult:
+    """The score task: the trained model under inputs/model/ scores the built evaluation rows; nothing is fitted."""
+    inputs, outputs = run_dir / "inputs", run_dir / "outputs"
+    columns, context = given_columns(spec)
     phase.enter("inputs")
-    evaluation = read_frame(inputs / "eval.parquet", [ROW_ID, *columns, *context], "evaluation")
-    if LABEL in evaluation.columns:
-        raise SpecError("evaluation rows must not carry labels", "eval_labelled")
+    evaluation = read_evaluation(inputs, [*columns, *context])
     transform = FeatureTransform.from_json(json.loads((inputs / MODEL_DIR / FEATURE_TRANSFORM_FILE).read_text()))
-    phase.enter("features_import")
-    build = load_build_features(inputs / "features.py")
     phase.enter("build_features")
-    built = without_context(apply_build_features(build, evaluation[columns], "evaluation", evaluation[context]), context, "evaluation")
+    built = without_context(read_built(run_dir / BUILT_DIR, "evaluation", len(evaluation)), context, "evaluation")
     phase.enter("transform")
     x = transform.transform(built, "evaluation")
     phase.enter("score")
@@ -132,17 +102,18 @@ def score_only(spec: RunSpec, inputs: Path, outputs: Path, phase: PhaseLog) -> S
 
 
 def run(run_dir: Path, phase: PhaseLog | None = None) -> SuccessResult:
-    """Train and predict one run (or, task score, score with a trained model). Baselines are never
-    fitted here: this process runs features.py, which could rewrite them; the server fits its
-    baselines itself."""
+    """The fit stage: train and predict one run (or, task score, score with a trained model) on the
+    features stage's built/ frames. This process never imports features.py (training/features_stage.py
+    does, in a sandbox of its own), so the model files and predictions are written by code that
+    features.py cannot touch. Baselines are never fitted here: the server fits its own."""
     phase = phase or PhaseLog()
     inputs, outputs = run_dir / "inputs", run_dir / "outputs"
     phase.enter("spec")
     spec = load_spec(inputs / "spec.json")
     seed_everything(spec.seed)
     if spec.task == "score":
-        return score_only(spec, inputs, outputs, phase)
-    data, transform, row_ids = prepare(spec, inputs, phase)
+        return score_only(spec, run_dir, phase)
+    data, transform, row_ids = prepare(spec, inputs, run_dir / BUILT_DIR, phase)
     phase.enter("fit")
     model_dir = outputs / MODEL_DIR
     model_dir.mkdir(exist_ok=True)
@@ -160,16 +131,26 @@ def error_result(exc: BaseException, phase: Phase, features: Path) -> ErrorResul
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training", description="Train and predict one run.")
-    parser.add_argument("--run-dir", type=Path, required=True, help="Directory holding inputs/ and outputs/.")
-    run_dir = parser.parse_args(argv).run_dir
+    parser = argparse.ArgumentParser(prog="python -m training", description="One stage of one run.")
+    parser.add_argument("--run-dir", type=Path, required=True, help="Directory holding inputs/, built/ and outputs/.")
+    parser.add_argument("--stage", choices=["features", "fit"], required=True,
+                        help="features: run features.py into built/; fit: train and predict from built/ into outputs/.")
+    args = parser.parse_args(argv)
     hold_lifeline()  # before features.py is imported: a child whose launcher died ends at once
-    (run_dir / "outputs").mkdir(exist_ok=True)
+    return run_stage(args.run_dir, args.stage)
+
+
+def run_stage(run_dir: Path, stage: Stage) -> int:
+    """Run one stage; any failure ends as an ErrorResult in the stage's writable directory and status 1.
+    The features stage writes nothing else there on success: its output is built/ itself."""
+    written = run_dir / (BUILT_DIR if stage == "features" else "outputs")
+    written.mkdir(exist_ok=True)
     started, phase = time.perf_counter(), PhaseLog()
     try:
-        result = run(run_dir, phase)
+        result = build_stage(run_dir, phase) if stage == "features" else run(run_dir, phase)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - every failure must end as a result document
-        write_result(run_dir / "outputs", error_result(exc, phase.name, (run_dir / "inputs" / "features.py").resolve()))
+        write_result(written, error_result(exc, phase.name, (run_dir / "inputs" / "features.py").resolve()))
         return 1
-    write_result(run_dir / "outputs", result.model_copy(update={"wall_seconds": time.perf_counter() - started}))
+    if result is not None:
+        write_result(written, result.model_copy(update={"wall_seconds": time.perf_counter() - started}))
     return 0

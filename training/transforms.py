@@ -51,10 +51,16 @@ def apply_build_features(build: Callable[..., Any], frame: pd.DataFrame, which: 
     """Run build_features on a copy (with a copy of `context` when it takes one) and check its
     output; raises FeatureError."""
     built = build(frame.copy(), context.copy()) if context is not None and takes_context(build) else build(frame.copy())
+    return check_built(built, len(frame), which)
+
+
+def check_built(built: object, n_rows: int, which: str) -> pd.DataFrame:
+    """build_features' output checked: a frame of n_rows rows and unique string column names. The fit
+    stage checks the features stage's Parquet frames again: that process could skip its own check."""
     if not isinstance(built, pd.DataFrame):
         raise FeatureError(f"build_features returned {type(built).__name__} for {which} rows, not a DataFrame", "features_not_frame")
-    if len(built) != len(frame):
-        raise FeatureError(f"build_features returned {len(built)} rows for {len(frame)} {which} rows", "features_row_count")
+    if len(built) != n_rows:
+        raise FeatureError(f"build_features returned {len(built)} rows for {n_rows} {which} rows", "features_row_count")
     if built.shape[1] == 0:
         raise FeatureError(f"build_features returned no columns for {which} rows", "features_no_columns")
     if not all(isinstance(name, str) for name in built.columns) or built.columns.has_duplicates:

@@ -20,14 +20,14 @@ from tests.training.rundirs import write_run_dir
 pytestmark = pytest.mark.anyio
 CAP = 8 * 2**20
 # Files of half the cap each: every one is within RLIMIT_FSIZE, together they are five caps.
-FILL = f"for i in range(10):\n    with open(f'/sandbox/outputs/fill{{i}}.bin', 'wb') as handle:\n        handle.write(os.urandom({CAP // 2}))"
+FILL = f"for i in range(10):\n    with open(f'/sandbox/built/fill{{i}}.bin', 'wb') as handle:\n        handle.write(os.urandom({CAP // 2}))"
 
 
 async def test_a_child_filling_outputs_past_the_file_size_limit_in_all_is_stopped(bwrap, tmp_path):
     run_dir = write_run_dir(tmp_path / "run", features_source=probe(FILL))
     with anyio.fail_after(120):
         result = await SandboxLauncher(LIMITS.model_copy(update={"file_size_bytes": CAP})).run(run_dir)
-    assert result.reason == "file_size_limit" and "outputs/" in result.detail
+    assert result.reason == "file_size_limit" and "writable directory in all" in result.detail
 
 
 async def test_a_child_filling_outputs_on_a_ray_worker_is_stopped_the_same_way(bwrap, ray_cluster, tmp_path):
@@ -36,19 +36,19 @@ async def test_a_child_filling_outputs_on_a_ray_worker_is_stopped_the_same_way(b
     executor = RayExecutor(RayExecutorSettings(address=ray_cluster, scratch_dir=scratch), LIMITS.model_copy(update={"file_size_bytes": CAP}))
     with anyio.fail_after(120):
         result = await executor.run(write_run_dir(tmp_path / "run", features_source=probe(FILL)))
-    assert result.reason == "file_size_limit" and "outputs/" in result.detail
+    assert result.reason == "file_size_limit" and "writable directory in all" in result.detail
     with anyio.fail_after(30):  # the worker removes its run directory after its last message
         while list(scratch.iterdir()):
             await anyio.sleep(0.1)
 
 
 async def test_a_child_still_writing_is_stopped_while_it_runs(bwrap, tmp_path):
-    endless = "for i in range(2000):\n    open(f'/sandbox/outputs/f{i}', 'wb').write(os.urandom(2**20))\n    time.sleep(0.01)"
+    endless = "for i in range(2000):\n    open(f'/sandbox/built/f{i}', 'wb').write(os.urandom(2**20))\n    time.sleep(0.01)"
     run_dir = write_run_dir(tmp_path / "run", features_source=probe(endless))
     with anyio.fail_after(120):
         result = await SandboxLauncher(LIMITS.model_copy(update={"file_size_bytes": CAP})).run(run_dir)
     assert result.reason == "file_size_limit" and result.duration_s < 15  # 2 GiB over some 25 s unstopped
-    assert sum(f.stat().st_size for f in (run_dir / "outputs").iterdir()) < 256 * 2**20  # of 2 GiB
+    assert sum(f.stat().st_size for f in (run_dir / "built").iterdir()) < 256 * 2**20  # of 2 GiB
 
 
 async def test_a_child_keeping_its_outputs_within_the_limit_is_not_stopped(bwrap, tmp_path):

@@ -51,13 +51,13 @@ async def _until(condition, what: str) -> None:
 
 @pytest.mark.parametrize("mode", ["bwrap", "unconfined"])
 async def test_a_child_whose_launcher_is_killed_stops(bwrap, tmp_path: Path, mode: str) -> None:  # noqa: F811
-    started = "/sandbox/outputs/started" if mode == "bwrap" else str(tmp_path / "run" / "outputs" / "started")
+    started = "/sandbox/built/started" if mode == "bwrap" else str(tmp_path / "run" / "built" / "started")
     run_dir = write_run_dir(tmp_path / "run", features_source=probe(f"open({started!r}, 'w').close()\ntime.sleep(600)"))
     launcher = launchers()[mode]
     assert launcher.mode == mode
     process = subprocess.Popen([sys.executable, "-c", LAUNCH, pickle.dumps(launcher).hex(), str(run_dir)], cwd=PACKAGE_ROOT, start_new_session=True)
     try:
-        await _until(lambda: (run_dir / "outputs" / "started").exists() or process.poll() is not None, "the child to start")
+        await _until(lambda: (run_dir / "built" / "started").exists() or process.poll() is not None, "the child to start")
         assert process.poll() is None, "the launcher ended before its child started"
         os.kill(process.pid, signal.SIGKILL)  # the launcher dies at once: no clean-up of its own runs
         process.wait(timeout=30)

@@ -1,4 +1,4 @@
-"""A training child that shapes its outputs/ tree to break the code reading it: a chain of
+"""A training child that shapes the tree it writes (built/, the features stage's directory) to break the code reading it: a chain of
 directories deeper than Python's recursion limit (os.walk, pathlib and shutil.rmtree recurse on
 3.11). The server's audit and the Ray worker's report and clean-up must still end the run as
 unsafe output, and leave no directory behind on the worker. Real bwrap children; the Ray worker's
@@ -22,7 +22,7 @@ from tests.training.rundirs import write_run_dir
 
 DEPTH = sys.getrecursionlimit() + 200
 # Built with chdir so no path the child uses grows past PATH_MAX; then it trains and succeeds.
-DEEP_CHAIN = f"os.chdir('/sandbox/outputs')\nfor _ in range({DEPTH}):\n    os.makedirs('d', exist_ok=True)\n    os.chdir('d')\nos.chdir('/sandbox')"
+DEEP_CHAIN = f"os.chdir('/sandbox/built')\nfor _ in range({DEPTH}):\n    os.makedirs('d', exist_ok=True)\n    os.chdir('d')\nos.chdir('/sandbox')"
 
 
 @pytest.fixture(autouse=True)
@@ -63,7 +63,7 @@ async def test_a_child_leaving_a_too_deep_output_tree_fails_as_unsafe_output(bwr
     run_dir = write_run_dir(tmp_path / "run", features_source=probe(DEEP_CHAIN))
     with anyio.fail_after(120):
         result = await SandboxLauncher(LIMITS).run(run_dir)
-    assert result.reason == "unsafe_output" and "d/" not in result.detail
+    assert result.reason == "unsafe_output" and "d/" not in result.detail and result.stage == "features"
 
 
 def test_a_ray_worker_reports_a_too_deep_output_tree_as_unsafe_and_leaves_no_run_directory(bwrap, tmp_path):
@@ -73,5 +73,5 @@ def test_a_ray_worker_reports_a_too_deep_output_tree_as_unsafe_and_leaves_no_run
     scratch.mkdir()
     answers = list(ray_worker.run_child(inputs, LIMITS.model_dump(mode="json"), "bwrap", 120.0, str(scratch), ray_worker.code_digest()))
     done = answers[-1]
-    assert done["kind"] == "done" and len(done["unsafe"]) == 1 and "result.json" in done["files"]
+    assert done["kind"] == "done" and len(done["unsafe"]) == 1 and "eval.parquet" in done["files"]  # built/'s plain files still come
     assert list(scratch.iterdir()) == []

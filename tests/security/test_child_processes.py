@@ -10,7 +10,8 @@ import os
 import anyio
 import pytest
 
-from server.sandbox import SandboxLauncher, _maps_run_uids
+from server.sandbox import SandboxLauncher
+from server.sandbox_argv import _maps_run_uids
 from tests.server.test_sandbox import LIMITS, bwrap, probe  # noqa: F401 - fixture: skips (fails on CI) without bubblewrap
 from tests.training.rundirs import write_run_dir
 
@@ -25,7 +26,7 @@ try:
             os._exit(0)
         children += 1
 except OSError:
-    open('/sandbox/outputs/full', 'w').write(str(children))
+    open('/sandbox/built/full', 'w').write(str(children))
 time.sleep(600)
 """
 
@@ -43,21 +44,21 @@ async def test_a_child_hoarding_the_process_limit_does_not_stop_another_run(bwra
     async with anyio.create_task_group() as group:
         group.start_soon(SandboxLauncher(LIMITED).run, hoarder)
         with anyio.fail_after(60):
-            while not (hoarder / "outputs" / "full").exists():
+            while not (hoarder / "built" / "full").exists():
                 await anyio.sleep(0.1)
             result = await SandboxLauncher(LIMITED).run(other)
         group.cancel_scope.cancel()
-    assert int((hoarder / "outputs" / "full").read_text()) > 32
+    assert int((hoarder / "built" / "full").read_text()) > 32
     assert result.reason == "ok", result.detail
 
 
 @pytest.mark.anyio
 async def test_two_children_run_as_different_uids(bwrap, as_root, tmp_path):
-    report = "open('/sandbox/outputs/uid', 'w').write(str(os.getuid()))"
+    report = "open('/sandbox/built/uid', 'w').write(str(os.getuid()))"
     first, second = (write_run_dir(tmp_path / name, features_source=probe(report)) for name in ("a", "b"))
     results = [await SandboxLauncher(LIMITS).run(run) for run in (first, second)]
     assert [r.reason for r in results] == ["ok", "ok"]
-    uids = {(run / "outputs" / "uid").read_text() for run in (first, second)}
+    uids = {(run / "built" / "uid").read_text() for run in (first, second)}
     assert len(uids) == 2 and "0" not in uids
 
 

@@ -40,10 +40,12 @@ def test_one_poll_reads_a_bounded_slice_of_a_huge_progress_file(tmp_path):
 
 
 @pytest.mark.anyio
-async def test_a_child_flooding_its_progress_file_still_ends_normally(bwrap, tmp_path):
+async def test_features_py_cannot_reach_the_progress_file_the_server_streams(bwrap, tmp_path):
+    """progress.jsonl is written by the fit stage, a sandbox features.py never runs in; the bounds
+    above stay as a second wall."""
     flood = "with open('/sandbox/outputs/progress.jsonl', 'ab') as handle:\n    handle.write(b'xx\\n' * 700000)"
     run_dir = write_run_dir(tmp_path / "run", features_source=probe(flood))
     with anyio.fail_after(60):
         result = await SandboxLauncher(LIMITS).run(run_dir)
-    assert result.reason == "ok"
-    assert result.progress_rejected <= MAX_REJECTED_PROGRESS_LINES + 1
+    assert (result.reason, result.stage, result.result.error_type) == ("child_error", "features", "FileNotFoundError"), result.detail
+    assert result.progress_rejected == 0 and not (run_dir / "outputs" / "progress.jsonl").exists()

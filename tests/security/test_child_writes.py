@@ -1,8 +1,9 @@
-"""Where a training child can write inside the sandbox. Everything but outputs/ lives in tmpfs
+"""Where a training child can write inside the sandbox. Everything but outputs/ (built/ for the
+features stage, the one running features.py) lives in tmpfs
 mounts, whose pages are host memory that RLIMIT_AS does not count: a child owning them (bwrap in
 a user namespace when the server is not root) could fill the host's memory through /, /dev, /root
 or /home, and through /tmp as any user. Only /tmp is writable, capped at the file-size limit, and
-outputs/. Real bwrap children."""
+the stage's directory. Real bwrap children."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from tests.server.test_sandbox import BASE_LAYOUT, ENV, LIMITS, bwrap, probe  # 
 from tests.training.rundirs import write_run_dir
 
 pytestmark = pytest.mark.anyio
-SANDBOX_DIRS = ["/", "/dev", "/dev/shm", "/root", "/home", "/sandbox"]
+SANDBOX_DIRS = ["/", "/dev", "/dev/shm", "/root", "/home", "/sandbox", "/sandbox/outputs"]
 
 
 def _attempts(paths: list[str]) -> str:
@@ -41,9 +42,9 @@ def test_the_sandbox_tmpfs_mounts_are_remounted_read_only_after_they_are_built()
     assert "--size" not in unsized  # a bwrap older than 0.8 would refuse the option
 
 
-async def test_a_child_owning_the_sandbox_root_writes_only_to_tmp_and_outputs(bwrap, tmp_path):
+async def test_a_child_owning_the_sandbox_root_writes_only_to_tmp_and_built(bwrap, tmp_path):
     writes = _attempts([f"{d.rstrip('/')}/probe" for d in SANDBOX_DIRS])
-    writes += "\nopen('/tmp/probe', 'w').write('x')\nopen('/sandbox/outputs/probe', 'w').write('x')"
+    writes += "\nopen('/tmp/probe', 'w').write('x')\nopen('/sandbox/built/probe', 'w').write('x')"
     launcher = SandboxLauncher(LIMITS, layout=_owner_layout())
     result = await launcher.run(write_run_dir(tmp_path / "run", features_source=probe(writes)))
     assert result.reason == "ok", result.detail

@@ -32,7 +32,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-OUTPUTS = "/sandbox/outputs"
+OUTPUTS = "/sandbox/built"  # the features stage's writable directory (it never sees outputs/)
 
 
 def _constant(rows):
@@ -77,9 +77,13 @@ def _leak(frame):
                                 **{f"{LONG[:40]}_{i}": float(i) for i in range(15)}}},
         {"step": 2, "total": 10**12, "metrics": {"leak_income": float(first["income"])}},
     ]
-    with open("/sandbox/outputs/progress.jsonl", "a") as handle:
-        for line in lines:
-            handle.write(json.dumps(line) + "\\n")
+    for directory in ("/sandbox/outputs", "/sandbox/built"):  # outputs/ is not there in the features stage
+        try:
+            with open(f"{directory}/progress.jsonl", "a") as handle:
+                for line in lines:
+                    handle.write(json.dumps(line) + "\\n")
+        except OSError:
+            continue
 
 
 def build_features(frame):
@@ -112,10 +116,6 @@ def commit_features(governed: dict[str, Any], source: str) -> None:
     GitRepo(governed["workspace"]).commit_all("features: try the channels out of the sandbox")
 
 
-def run_dir(governed: dict[str, Any], run_id: str, stage: str) -> Path:
-    return governed["settings"].state_dir / "runs" / run_id / stage
-
-
 async def test_features_cannot_forge_the_baseline_the_lift_gate_compares_with(governed: dict[str, Any]) -> None:
     honest = (await call(governed, {"reasoning": REASONING})).structured_content
     commit_features(governed, FORGE_BASELINE)
@@ -123,7 +123,6 @@ async def test_features_cannot_forge_the_baseline_the_lift_gate_compares_with(go
     assert not result.is_error, result.structured_content
     content = result.structured_content
     assert content["dirty"] is False
-    assert (run_dir(governed, content["run_id"], "final") / "outputs/baseline_predictions.parquet").is_file()  # it tried
     assert content["baseline_metrics"]["logistic_regression"] == honest["baseline_metrics"]["logistic_regression"]
     assert content["baseline_metrics"]["logistic_regression"]["roc_auc"] > 0.6
     lift = next(g for g in content["gate_receipt"]["gates"] if g["gate"] == "min_lift_over_baseline")

@@ -30,12 +30,11 @@ from server.ray_executor import CANCEL_GRACE_S, RayExecutor, WorkerReport, _fina
 from server.sandbox_io import RunPaths
 from server.settings import ExecutorSettings, RayExecutorSettings, SandboxLimits, load_settings
 from tests.acknowledge import accept_standards
-from tests.training.rundirs import write_run_dir, write_score_dir
+from tests.training.rundirs import run_stages, write_run_dir, write_score_dir
 from tests.tools.promotion_lab import MODEL
 from tests.tools.test_run_experiment import REASONING, _experiments, governed  # noqa: F401 - fixture
 from tools.champion_pairing import CHAMPION_PREDICTIONS
 from tools.errors import SandboxFailed
-from training.runner import main as training_main
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.anyio
@@ -277,7 +276,7 @@ async def test_a_ray_run_on_new_data_scores_the_champion_as_the_local_backend_do
 
 def test_a_score_run_ships_the_models_files_in_place_of_training_rows(tmp_path: Path) -> None:
     trained = write_run_dir(tmp_path / "trained", "logistic_regression")
-    assert training_main(["--run-dir", str(trained)]) == 0
+    assert run_stages(trained) == 0
     packed = pack_inputs(RunPaths(write_score_dir(tmp_path / "score", trained)))
     assert sorted(packed) == ["eval.parquet", "features.py", "model/feature_transform.json", "model/model.json", "spec.json"]
     ray_worker._write_inputs(tmp_path / "worker" / "inputs", packed)
@@ -286,7 +285,7 @@ def test_a_score_run_ships_the_models_files_in_place_of_training_rows(tmp_path: 
 
 def test_a_ray_worker_runs_the_score_task_in_its_sandbox(tmp_path: Path) -> None:
     trained = write_run_dir(tmp_path / "trained", "random_forest")
-    assert training_main(["--run-dir", str(trained)]) == 0
+    assert run_stages(trained) == 0
     packed = pack_inputs(RunPaths(write_score_dir(tmp_path / "score", trained)))
     answers = list(ray_worker.run_child(packed, SandboxLimits().model_dump(mode="json"), "bwrap", 120.0, str(tmp_path), ray_worker.code_digest()))
     done = answers[-1]

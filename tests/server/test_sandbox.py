@@ -75,8 +75,25 @@ def test_bwrap_argv_mounts_private_dirs_before_binding_into_them_and_ends_with_t
     assert argv.index("/root") < argv.index("/root/.pyenv/versions/3.11.7")
     separator = argv.index("--")
     assert argv[separator + 1] == "/usr/bin/prlimit"
-    assert argv[-7:] == ["/srv/venv/bin/python", "-s", "-B", "-m", "training", "--run-dir", "/sandbox"]
+    assert argv[-9:] == ["/srv/venv/bin/python", "-s", "-B", "-m", "training", "--run-dir", "/sandbox", "--stage", "fit"]
     assert argv.index("/usr/bin/setpriv") < argv.index("/srv/venv/bin/python")
+
+
+@pytest.mark.parametrize(
+    ("stage", "present", "absent"),
+    [
+        ("features", [("--bind", "/runs/r1/built", "/sandbox/built"), ("--stage", "features")],
+         [("/runs/r1/outputs",), ("--ro-bind", "/runs/r1/built")]),
+        ("fit", [("--ro-bind", "/runs/r1/built", "/sandbox/built"), ("--bind", "/runs/r1/outputs", "/sandbox/outputs"), ("--stage", "fit")],
+         [("--bind", "/runs/r1/built")]),
+    ],
+)
+def test_the_features_stage_writes_only_built_and_never_sees_outputs(stage, present, absent):
+    """features.py runs only in the features stage, which cannot reach outputs/ where the model and
+    predictions are written; the fit stage reads built/ read-only."""
+    windows = pairs(build_bwrap_argv(BASE_LAYOUT, Path("/runs/r1"), LIMITS, ENV, stage=stage))
+    assert [item for item in present if item not in windows] == []
+    assert [item for item in absent if item in windows] == []
 
 
 def test_child_environment_is_an_allowlist():
@@ -254,9 +271,9 @@ async def test_cpu_seconds_are_capped(bwrap, tmp_path):
 async def test_files_larger_than_the_cap_cannot_be_written(bwrap, tmp_path):
     launcher = SandboxLauncher(SandboxLimits(file_size_bytes=2**20, wall_clock_seconds=120, threads=1))
     result = await launcher.run(write_run_dir(tmp_path / "run", features_source=probe(
-        "open('/sandbox/outputs/big.bin', 'wb').write(bytes(2 * 2**20))")))
-    assert result.reason == "file_size_limit"
-    assert (tmp_path / "run" / "outputs" / "big.bin").stat().st_size <= 2**20
+        "open('/sandbox/built/big.bin', 'wb').write(bytes(2 * 2**20))")))
+    assert result.reason == "file_size_limit" and result.stage == "features"
+    assert (tmp_path / "run" / "built" / "big.bin").stat().st_size <= 2**20
 
 
 @pytest.mark.anyio
@@ -275,7 +292,7 @@ async def test_wall_clock_limit_kills_the_whole_sandbox_including_escaped_sessio
 @pytest.mark.anyio
 async def test_cancellation_kills_the_child(launcher, tmp_path):
     run_dir = write_run_dir(tmp_path / "run", features_source=probe(
-        "open('/sandbox/outputs/started', 'w').close()\ntime.sleep(600)"))
+        "open('/sandbox/built/started', 'w').close()\ntime.sleep(600)"))
     outcome = {}
 
     async def run_then_record() -> None:
@@ -284,7 +301,7 @@ async def test_cancellation_kills_the_child(launcher, tmp_path):
     with anyio.fail_after(60):
         async with anyio.create_task_group() as group:
             group.start_soon(run_then_record)
-            while not (run_dir / "outputs" / "started").exists():
+            while not (run_dir / "built" / "started").exists():
                 await anyio.sleep(0.05)
             group.cancel_scope.cancel()
     assert "result" not in outcome
@@ -318,9 +335,10 @@ async def test_features_that_raise_end_with_the_exception_type(launcher, tmp_pat
 
 @pytest.mark.anyio
 async def test_symlinks_planted_in_outputs_fail_the_run_and_are_not_followed(launcher, tmp_path):
-    source = probe("os.symlink('/etc/passwd', '/sandbox/outputs/leak')\nos.mkfifo('/sandbox/outputs/pipe')")
+    source = probe("os.symlink('/etc/passwd', '/sandbox/built/leak')\nos.mkfifo('/sandbox/built/pipe')")
     result = await launcher.run(write_run_dir(tmp_path / "run", features_source=source))
     assert result.reason == "unsafe_output" and "2 links" in result.detail and "leak" not in result.detail
+    assert result.stage == "features"  # the fit stage never read them
 
 
 @pytest.mark.anyio

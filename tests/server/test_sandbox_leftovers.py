@@ -61,7 +61,7 @@ async def die(child):
 sandbox.build_bwrap_argv, sandbox._identify = full_info_pipe, die
 ''')
 PICKLED = "import pickle, sys, anyio\nanyio.run(pickle.loads(bytes.fromhex(sys.argv[1])).run, sys.argv[2])"
-HOLDS_GIL = probe("open('/sandbox/outputs/started', 'w').close()\nimport ctypes\nctypes.PyDLL(None).sleep(600)")
+HOLDS_GIL = probe("open('/sandbox/built/started', 'w').close()\nimport ctypes\nctypes.PyDLL(None).sleep(600)")
 
 
 def stage_dir(root: Path, run_id: str, features: str | None = None) -> Path:
@@ -133,7 +133,7 @@ async def test_a_launcher_killed_while_its_child_holds_the_gil_takes_its_whole_s
     run_dir = stage_dir(tmp_path, secrets.token_hex(16), HOLDS_GIL)
     launcher = subprocess.Popen([sys.executable, "-c", LAUNCH.format(fault=""), str(run_dir)], cwd=REPO_ROOT)
     with anyio.fail_after(WAIT_S):
-        while not (run_dir / "outputs" / "started").exists():
+        while not (run_dir / "built" / "started").exists():
             await anyio.sleep(0.05)
     record = json.loads((run_dir / "logs" / RECORD).read_text())
     assert sandbox_processes(record["group"], record["pid_namespace"])  # bwrap, its init, the child
@@ -183,7 +183,7 @@ async def test_a_starting_server_kills_what_a_sandbox_left_in_a_run_ended_withou
 
 async def test_an_unconfined_childs_setsid_descendant_outliving_its_launcher_is_killed_by_reconciliation(tmp_path):
     run_id = secrets.token_hex(16)
-    outputs = tmp_path / run_id / "fit" / "outputs"
+    outputs = tmp_path / run_id / "fit" / "built"  # where the features stage (features.py) may write
     escape = f"if os.fork() == 0:\n    os.setsid()\n    open({str(outputs / 'escaped')!r}, 'w').write(str(os.getpid()))\n    time.sleep(600)\n"
     run_dir = stage_dir(tmp_path, run_id, probe(escape + "time.sleep(600)"))
     layout = dataclasses.replace(discover_layout(), bwrap=None)

@@ -72,3 +72,26 @@ def write_score_dir(score_dir: Path, trained: Path, evaluation: pd.DataFrame | N
     for path in sorted((trained / "outputs" / "model").iterdir()):
         (inputs / "model" / path.name).write_bytes(path.read_bytes())
     return score_dir
+
+
+def run_stages(run_dir: Path) -> int:
+    """Both stages of the child in this process, as the launcher runs them in two sandboxes: the
+    features stage, then (when it succeeded) the fit stage. Returns the exit status of the last."""
+    from training.runner import main  # noqa: PLC0415 - training imports pandas/torch lazily for tests that need it
+
+    status = main(["--run-dir", str(run_dir), "--stage", "features"])
+    return status or main(["--run-dir", str(run_dir), "--stage", "fit"])
+
+
+def result_document(run_dir: Path) -> dict[str, Any]:
+    """result.json of the stage the run ended in: outputs/, or built/ when the features stage failed."""
+    written = run_dir / "outputs" / "result.json"
+    return json.loads((written if written.exists() else run_dir / "built" / "result.json").read_text())
+
+
+def prepared(run_dir: Path) -> Any:
+    """training.runner.prepare's (data, transform, row ids) after the features stage wrote built/."""
+    from training.runner import load_spec, main, prepare  # noqa: PLC0415
+
+    assert main(["--run-dir", str(run_dir), "--stage", "features"]) == 0
+    return prepare(load_spec(run_dir / "inputs" / "spec.json"), run_dir / "inputs", run_dir / "built")

@@ -10,15 +10,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.training.rundirs import eval_row_ids, write_run_dir
+from tests.training.rundirs import eval_row_ids, prepared, result_document, run_stages, write_run_dir
+from training.runner import main
+from training.inputs import load_spec
 from training.contract import ErrorResult, ProgressEvent, SuccessResult
-from training.runner import load_spec, main, prepare
 from training.spec import MODEL_TYPES, progress_total
 
 
 def run_child(run_dir: Path) -> tuple[int, SuccessResult | ErrorResult]:
-    status = main(["--run-dir", str(run_dir)])
-    document = json.loads((run_dir / "outputs" / "result.json").read_text())
+    status = run_stages(run_dir)
+    document = result_document(run_dir)
     model = SuccessResult if document["status"] == "ok" else ErrorResult
     return status, model.model_validate(document)
 
@@ -108,7 +109,7 @@ def test_logistic_regression_artifact_alone_reproduces_its_predictions(tmp_path)
     run_dir = write_run_dir(tmp_path, "logistic_regression")
     assert run_child(run_dir)[0] == 0
     model = json.loads((run_dir / "outputs" / "model" / "model.json").read_text())
-    data, _, _ = prepare(load_spec(run_dir / "inputs" / "spec.json"), run_dir / "inputs")
+    data, _, _ = prepared(run_dir)
     expected = 1 / (1 + np.exp(-(data.x_eval.astype("float64") @ np.array(model["coef"]) + model["intercept"])))
     np.testing.assert_allclose(predictions(run_dir)["score"], expected, rtol=1e-6)
 
@@ -120,19 +121,19 @@ def test_the_child_fits_no_baseline_a_spec_asking_for_one_is_refused(tmp_path):
     spec_path.write_text(json.dumps({**spec, "baseline_model": {"type": "logistic_regression", "params": {}}}))
     status, result = run_child(run_dir)
     assert status == 1 and (result.error_type, result.phase, result.code) == ("SpecError", "spec", "spec_invalid")
-    assert [p.name for p in (run_dir / "outputs").iterdir()] == ["result.json"]
+    assert [p.name for p in (run_dir / "built").iterdir()] == ["result.json"] and not (run_dir / "outputs").exists()
 
 
 def test_a_declared_text_column_that_build_features_parses_into_numbers_is_encoded_as_a_number(tmp_path):
     source = "import pandas as pd\n\ndef build_features(frame):\n    out = frame.copy()\n    out['segment'] = (out['segment'] == 'sme').astype('float64')\n    return out\n"
     run_dir = write_run_dir(tmp_path / "parsed", features_source=source)
-    _, transform, _ = prepare(load_spec(run_dir / "inputs" / "spec.json"), run_dir / "inputs")
+    _, transform, _ = prepared(run_dir)
     assert "segment" in transform.numeric and "segment" not in transform.categories
 
 
 def test_a_declared_column_build_features_leaves_as_it_came_stays_a_category(tmp_path):
     run_dir = write_run_dir(tmp_path / "kept")
-    _, transform, _ = prepare(load_spec(run_dir / "inputs" / "spec.json"), run_dir / "inputs")
+    _, transform, _ = prepared(run_dir)
     assert transform.categories["segment"] and "segment" not in transform.numeric
 
 
@@ -147,7 +148,7 @@ def with_context(run_dir: Path, context: list[str]) -> Path:
 def test_a_build_features_taking_context_gets_the_context_columns_and_they_never_become_features(tmp_path):
     source = "def build_features(frame, context):\n    out = frame.copy()\n    out['decade'] = context['age'] // 10\n    out['age'] = context['age']\n    return out\n"
     run_dir = with_context(write_run_dir(tmp_path / "context", features_source=source), ["age"])
-    _, transform, _ = prepare(load_spec(run_dir / "inputs" / "spec.json"), run_dir / "inputs")
+    _, transform, _ = prepared(run_dir)
     assert "decade" in transform.numeric and "age" not in transform.columns
     status, result = run_child(run_dir)
     assert status == 0 and "age" not in result.feature_names and "decade" in result.feature_names
@@ -164,3 +165,59 @@ def test_build_features_that_returns_only_context_columns_fails_naming_them(tmp_
     source = "def build_features(frame, context):\n    return context[['age']]\n"
     status, result = run_child(with_context(write_run_dir(tmp_path / "only", features_source=source), ["age"]))
     assert status == 1 and (result.phase, result.code) == ("build_features", "features_no_columns")
+
+
+def fit_after_tampering(run_dir: Path, tamper) -> tuple[int, ErrorResult]:
+    """The features stage runs, `tamper(built)` changes what it left, then the fit stage runs."""
+    assert main(["--run-dir", str(run_dir), "--stage", "features"]) == 0
+    tamper(run_dir / "built")
+    status = main(["--run-dir", str(run_dir), "--stage", "fit"])
+    return status, ErrorResult.model_validate_json((run_dir / "outputs" / "result.json").read_text())
+
+
+def _drop_a_row(built: Path) -> None:
+    frame = pd.read_parquet(built / "eval.parquet")
+    frame.iloc[1:].to_parquet(built / "eval.parquet", index=False)
+
+
+def _not_parquet(built: Path) -> None:
+    (built / "train.parquet").write_bytes(b"PAR1 not really")
+
+
+def _a_link(built: Path) -> None:
+    (built / "train.parquet").unlink()
+    (built / "train.parquet").symlink_to("/sandbox/inputs/train.parquet")
+
+
+def _duplicate_names(built: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(built / "eval.parquet")
+    pq.write_table(pa.table([table.column(0), table.column(1)], names=["income", "income"]), built / "eval.parquet")
+
+
+@pytest.mark.parametrize(("tamper", "code"), [
+    (_drop_a_row, "features_row_count"), (_not_parquet, "features_output_invalid"),
+    (_a_link, "features_output_invalid"), (_duplicate_names, "features_output_invalid"),  # pandas refuses repeated names
+])
+def test_the_fit_stage_checks_the_built_frames_again_as_the_features_stage_may_not_have(tmp_path, tamper, code):
+    """built/ is written by the process that ran features.py: it could skip build_features' checks."""
+    status, result = fit_after_tampering(write_run_dir(tmp_path / "run"), tamper)
+    assert status == 1 and (result.phase, result.code) == ("build_features", code)
+    assert not (tmp_path / "run" / "outputs" / "predictions.parquet").exists()
+
+
+def test_a_column_parquet_cannot_store_fails_in_the_features_stage_with_its_line(tmp_path):
+    source = "def build_features(frame):\n    out = frame.copy()\n    out['mixed'] = [1, 'a'] * (len(out) // 2) + [1] * (len(out) % 2)\n    return out\n"
+    status, result = run_child(write_run_dir(tmp_path / "run", features_source=source))
+    assert status == 1 and (result.phase, result.code) == ("build_features", "features_unstorable")
+    assert not (tmp_path / "run" / "outputs").exists()  # the fit stage never started
+
+
+def test_the_fit_stage_never_imports_features_py(tmp_path):
+    """A features.py that would fail at import is never run by the fit stage: only the features stage reads it."""
+    run_dir = write_run_dir(tmp_path / "run")
+    assert main(["--run-dir", str(run_dir), "--stage", "features"]) == 0
+    (run_dir / "inputs" / "features.py").write_text("raise SystemExit('imported')\n")
+    assert main(["--run-dir", str(run_dir), "--stage", "fit"]) == 0
