@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from policies.decision import decide_one
 from policies.registry import load_all
 from resources.base import ReadContext, ResourceSpec
 from tools import strict_json
@@ -32,7 +33,7 @@ def one_run(tracking: Runs, run_artifacts: Any, config: Mapping[str, Any], run_i
     standards = config["standards"]
     experiment = experiment_of(tracking, standards)
     run = tracking.get_run(run_id)
-    decision = load_all()["runs.same_project"]({"experiment": experiment, "runs": [run]}, config)
+    decision = decide_one(load_all()["runs.same_project"], {"experiment": experiment, "runs": [run]}, config)
     if not decision.allowed:
         raise NotFound(decision.reason, decision.remediation, rule_id=decision.rule_id)
     return load_detail(tracking, run_artifacts, run, experiment["name"], primary_metric(standards))

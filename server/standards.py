@@ -11,6 +11,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from policies.decision import decide_one
 from policies.standards import standards_acknowledged
 from server.git import GitRepo
 from server.safe_yaml import load_document
@@ -96,7 +97,7 @@ class StandardsSource:
         }
         if self._acknowledgements is not None:
             config["acknowledgement"] = self._acknowledgements.facts(self._ref, committed)
-            decision = standards_acknowledged(None, config)
+            decision = decide_one(standards_acknowledged, None, config)
             if not decision.allowed:
                 raise PolicyDenied(decision.reason, decision.remediation, rule_id=decision.rule_id)
         return config

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from policies.decision import decide_one
 from policies.runs import same_project
 from tools.detached_view import RESULT_ARTIFACT, detached_view, is_detached
 from tools.errors import NotFound
@@ -70,7 +71,7 @@ def require_project_run(tracking: Runs, standards: Mapping[str, Any], run: Mappi
     tracking store shared by projects must not let one project's agent act on another's runs
     (mark them not reproduced, promote them, open PRs citing them). Raises NotFound
     (runs.same_project, the rule get_run decides with)."""
-    decision = same_project({"runs": [run], "experiment": experiment_of(tracking, standards)}, {})
+    decision = decide_one(same_project, {"runs": [run], "experiment": experiment_of(tracking, standards)}, {})
     if not decision.allowed:
         raise NotFound(decision.reason, decision.remediation, rule_id=decision.rule_id)
 
