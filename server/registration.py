@@ -1,7 +1,8 @@
 """Wires tools, resources and prompts into MCP so that every request goes through the Enforcer.
 
 `GovernedServer` overrides the three entry points the SDK dispatches to (`call_tool`,
-`read_resource`, `get_prompt`) and looks names up in its own tables of governed specs. The SDK's
+`read_resource`, `get_prompt`), wraps the SDK's `subscriptions/listen` handler in a governed read,
+and looks names up in its own tables of governed specs. The SDK's
 managers are used for listing only: a tool, resource or prompt added around this module
 (`@server.tool`, `@server.resource`, `add_prompt`) is listed at most, never served. Unknown names
 are audited as `<unknown>` and refused with a protocol error. The SDK's argument model would
@@ -27,7 +28,7 @@ from mcp.server.mcpserver.tools.base import Tool
 from mcp.shared.exceptions import MCPError
 from mcp_types import (
     INTERNAL_ERROR, INVALID_PARAMS, CallToolResult, GetPromptResult, ListPromptsResult, ListResourcesResult, ListResourceTemplatesResult,
-    ListToolsResult, PaginatedRequestParams, PromptMessage, TextContent, ToolAnnotations,
+    ListToolsResult, PaginatedRequestParams, PromptMessage, SubscriptionsListenRequestParams, TextContent, ToolAnnotations,
 )  # fmt: skip
 from pydantic import Field
 
@@ -36,6 +37,8 @@ from server.enforcement import Enforcer
 from server.identity import Identifier
 from server.results import ProtocolRefusal
 from tools.base import ToolSpec
+
+LISTEN = "subscriptions/listen"
 
 
 async def _unreachable(ctx: Context) -> CallToolResult:  # pragma: no cover - replaced by GovernedTool.run
@@ -110,6 +113,26 @@ class GovernedServer(MCPServer):
         for prompt in prompts:
             self._prompt_specs[prompt.name] = prompt
             self.add_prompt(Prompt.from_function(_unserved, name=prompt.name, title=prompt.title, description=prompt.description))
+        self._govern_listen()
+
+    def _govern_listen(self) -> None:
+        """`subscriptions/listen` (a detached run's resource changed) is a read like any other:
+        resources.role decides it under the name `subscriptions` and a `read` record holds it, before
+        the SDK's handler serves the stream. The events carry URIs only, but who listens is audited."""
+        served = self._lowlevel_server.get_request_handler(LISTEN)
+        if served is None:
+            return
+
+        async def listen(ctx: Any, params: SubscriptionsListenRequestParams) -> Any:
+            principal, transport = self._identifier.principal_for(Context(request_context=ctx, mcp_server=self))
+            asked = params.notifications.model_dump(mode="json", exclude_none=True)
+            try:
+                await self._enforcer.read({"resource": LISTEN}, "subscriptions", asked, lambda: "", principal, transport)
+            except ProtocolRefusal as refused:
+                raise _protocol_error(refused) from None
+            return await served.handler(ctx, params)
+
+        self._lowlevel_server.add_request_handler(LISTEN, SubscriptionsListenRequestParams, listen)
 
     def _add_resource_spec(self, spec: ResourceSpec) -> None:
         """Listed through the SDK's manager; served from the tables here."""

@@ -49,3 +49,36 @@ async def test_an_unknown_tool_the_audit_chain_cannot_record_is_an_internal_erro
         with pytest.raises(MCPError) as refused:
             await client.call_tool("no_such_tool", {})
     assert refused.value.error.code == INTERNAL_ERROR and "[audit.unavailable]" in refused.value.error.message
+
+
+class _Chain:
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    def append(self, record: dict[str, Any]) -> dict[str, Any]:
+        self.records.append(dict(record))
+        return record
+
+
+def _listening_server(chain: _Chain, role: str, readers: list[str]) -> GovernedServer:
+    enforcer = Enforcer(chain, lambda: {}, read_config={"policy": {"reads": {"subscriptions": readers}}})
+    return GovernedServer("t", enforcer=enforcer, identifier=Identifier(Principal("tester", role), "memory", None), read_ports=None)
+
+
+async def test_a_listen_stream_is_a_recorded_read_for_a_role_the_reads_table_lists() -> None:
+    chain = _Chain()
+    async with Client(_listening_server(chain, "agent", ["agent", "human"])) as client:
+        async with client.listen(resource_subscriptions=["mlgate://runs/abc"]):
+            pass
+    assert [(r["resource"], r["decision"], r["status"], r["principal"]) for r in chain.records] == [
+        ("subscriptions/listen", "allow", "ok", "tester")]
+
+
+async def test_a_listen_stream_is_refused_and_recorded_for_a_role_the_reads_table_leaves_out() -> None:
+    chain = _Chain()
+    async with Client(_listening_server(chain, "agent", ["human", "operator"])) as client:
+        with pytest.raises(MCPError) as refused:
+            async with client.listen(resource_subscriptions=["mlgate://runs/abc"]):
+                pass
+    assert "resources.role" in refused.value.error.message
+    assert [(r["resource"], r["decision"], r["status"]) for r in chain.records] == [("subscriptions/listen", "deny", "denied")]
