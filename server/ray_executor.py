@@ -26,6 +26,7 @@ bounded the same way (server/ray_connect.py).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -49,7 +50,7 @@ from server.sandbox_result import Mode, SandboxResult
 from server.sandbox_vocabulary import ProgressGate, ProgressStep, plan_for, read_spec
 from server.settings import RayExecutorSettings, SandboxLimits, Settings
 from tools.errors import SandboxFailed
-from training.contract import ProgressEvent
+from training.contract import BUILT_DIR, ProgressEvent
 
 PROBE_TTL_S = 60.0
 FAILED_PROBE_TTL_S = 5.0  # a cluster that was down is asked again soon
@@ -67,6 +68,7 @@ class WorkerReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["done"]
     mode: Literal["bwrap", "unconfined"]
+    stage: Literal["features", "fit"] = "fit"  # the stage the run ended in: its files are what `files` holds
     exit_code: int | None = Field(ge=-255, le=255)
     timed_out: bool
     duration_s: float = Field(ge=0, le=10**7)
@@ -145,6 +147,8 @@ class RayExecutor:
         report = _parse_report(message)
         if report.mode != mode:
             raise _unavailable("the Ray worker ran the child confined otherwise than the probed worker")
+        if report.stage == "features":  # judged from built/ here too, as the local launcher judges a failed features stage
+            paths = dataclasses.replace(paths, written=BUILT_DIR)
         await anyio.to_thread.run_sync(unpack_outputs, paths, report)
         ended = ChildExit(report.exit_code, report.timed_out, timeout, time.monotonic() - started, gate.delivered,
                           gate.rejected + report.progress_rejected, report.orphans_killed, unsafe_elsewhere=tuple(report.unsafe),

@@ -135,7 +135,7 @@ def _report(result: SandboxResult, run_dir: Path, limits: dict[str, Any]) -> dic
     plain, unsafe = scan_outputs(outputs)
     files, unreadable = _output_files(outputs, plain, int(limits.get("file_size_bytes") or 2**30))
     return {
-        "kind": "done", "mode": result.mode, "exit_code": result.exit_code, "timed_out": result.reason == "timeout",
+        "kind": "done", "mode": result.mode, "stage": result.stage, "exit_code": result.exit_code, "timed_out": result.reason == "timeout",
         "duration_s": result.duration_s, "orphans_killed": result.orphans_killed, "progress_rejected": result.progress_rejected,
         "outputs_overflow": result.reason == "file_size_limit",  # the launcher's outputs guard, or a file past RLIMIT_FSIZE
         "unsafe": sorted({*unsafe, *unreadable}), "files": files, "stderr_tail": stderr_tail(run_dir / "logs" / "child.stderr"),

@@ -45,8 +45,9 @@ def conclude(mode: Mode, paths: RunPaths, ended: ChildExit, spec: RunSpec | None
     sig = exit_signal(ended.exit_code, mode)
     result, errors = read_result(paths.outputs), stderr_tail(paths.logs / "child.stderr")
     unsafe = sorted({*audit_outputs(paths.outputs), *ended.unsafe_elsewhere})
-    if isinstance(result, SuccessResult) and not is_plain_file(paths.outputs / PREDICTIONS_FILE):
-        result = None
+    features_stage = paths.written == BUILT_DIR
+    if isinstance(result, SuccessResult) and (features_stage or not is_plain_file(paths.outputs / PREDICTIONS_FILE)):
+        result = None  # the features stage never finishes a run: a success it reports is forged
     reason, detail = classify(timed_out=ended.timed_out, timeout_s=ended.timeout_s, exit_code=ended.exit_code, sig=sig, overflow=ended.outputs_overflow,
                               result=result, unsafe=unsafe, stderr_tail=errors, features_lines=count_lines(paths.inputs / "features.py"))
     if isinstance(result, ErrorResult) or unsafe:
@@ -55,7 +56,7 @@ def conclude(mode: Mode, paths: RunPaths, ended: ChildExit, spec: RunSpec | None
                             exit_code=ended.exit_code, signal=sig, result=result, progress_events=ended.progress_events,
                             progress_rejected=ended.progress_rejected, orphans_killed=ended.orphans_killed,
                             process_group=ended.process_group, pid_namespace=ended.pid_namespace, stderr_tail=errors,
-                            stage="features" if paths.written == BUILT_DIR else "fit")
+                            stage="features" if features_stage else "fit")
     if isinstance(outcome.result, SuccessResult):
         outcome = dataclasses.replace(outcome, result=vouched(outcome.result, spec))
     return outcome

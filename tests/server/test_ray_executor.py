@@ -4,6 +4,7 @@ in-memory MCP client."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -27,7 +28,9 @@ from server.ports import build_ports
 from server import ray_worker
 from server.ray_connect import bootstrap_address, check_answers
 from server.ray_executor import CANCEL_GRACE_S, RayExecutor, WorkerReport, _final, pack_inputs, unpack_outputs
+from server.sandbox import REQUIRED_INPUTS
 from server.sandbox_io import RunPaths
+from server.sandbox_outcome import ChildExit, conclude
 from server.settings import ExecutorSettings, RayExecutorSettings, SandboxLimits, load_settings
 from tests.acknowledge import accept_standards
 from tests.training.rundirs import run_stages, write_run_dir, write_score_dir
@@ -327,3 +330,34 @@ def test_the_ray_backend_needs_an_address_and_is_chosen_by_the_config(workspace:
         ExecutorSettings(backend="ray")
     settings = load_settings(workspace, transport="memory", executor={"backend": "ray", "ray": {"address": "127.0.0.1:1"}})
     assert isinstance(build_ports(settings).sandbox, RayExecutor)
+
+
+def test_a_features_stage_failure_on_a_worker_comes_back_as_that_stages_report(tmp_path: Path) -> None:
+    """The fit stage never started: the worker sends built/'s files (the features stage's own
+    report) and says so, and the server judges them from built/ as the local launcher does."""
+    run_dir = write_run_dir(tmp_path / "source", features_source="def build_features(frame):\n    raise KeyError('income')\n")
+    inputs = {name: (run_dir / "inputs" / name).read_bytes() for name in REQUIRED_INPUTS}
+    done = list(ray_worker.run_child(inputs, SandboxLimits().model_dump(mode="json"), "bwrap", 120.0, str(tmp_path), ray_worker.code_digest()))[-1]
+    assert (done["kind"], done["stage"], done["exit_code"]) == ("done", "features", 1) and "result.json" in done["files"]
+    paths = RunPaths(tmp_path / "server")
+    for made in (paths.built, paths.logs):
+        made.mkdir(parents=True)
+    (paths.logs / "child.stderr").write_text(done["stderr_tail"])
+    unpack_outputs(dataclasses.replace(paths, written="built"), WorkerReport.model_validate(done))
+    failed = conclude("bwrap", dataclasses.replace(paths, written="built"), ChildExit(1, False, 120.0, 1.0), None)
+    assert (failed.reason, failed.stage, failed.result.error_type) == ("child_error", "features", "KeyError")
+
+
+def test_a_success_reported_from_the_features_stage_is_not_a_finished_run(tmp_path: Path) -> None:
+    """Only the fit stage finishes a run: a SuccessResult in built/ (forged by features.py, or by a
+    worker claiming the features stage) leaves the run without a valid result."""
+    paths = RunPaths(tmp_path, written="built")
+    for made in (paths.built, paths.logs):
+        made.mkdir()
+    (paths.logs / "child.stderr").write_text("")
+    trained = write_run_dir(tmp_path / "trained", "logistic_regression")
+    assert run_stages(trained) == 0
+    for name in ("result.json", "predictions.parquet"):
+        (paths.built / name).write_bytes((trained / "outputs" / name).read_bytes())
+    judged = conclude("bwrap", paths, ChildExit(0, False, 120.0, 1.0), None)
+    assert not judged.ok and judged.reason == "invalid_output" and judged.stage == "features"
