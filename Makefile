@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY ?= python3
 UV := $(PY) -m uv
 
-.PHONY: demo test sync uv node-deps bench lint
+.PHONY: demo test sync uv node-deps bench
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 || $(PY) -m pip install --quiet uv || $(PY) -m pip install --quiet --user --break-system-packages uv
