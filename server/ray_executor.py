@@ -306,9 +306,9 @@ def pack_inputs(paths: RunPaths) -> dict[str, bytes]:
 
 
 def unpack_outputs(paths: RunPaths, report: WorkerReport) -> None:
-    """Writes the worker's output files under outputs/ (fresh, plain files, no link followed) and
-    its stderr tail to logs/child.stderr. Raises SandboxFailed (sandbox.unsafe_output) on a path
-    that would leave outputs/."""
+    """Writes the worker's output files under paths.outputs (outputs/, or built/ when the features
+    stage failed: fresh, plain files, no link followed) and its stderr tail to logs/child.stderr.
+    Raises SandboxFailed (sandbox.unsafe_output) on a path that would leave that directory."""
     (paths.logs / "child.stderr").write_text(report.stderr_tail)
     for relative, data in sorted(report.files.items()):
         parts = relative.split("/")

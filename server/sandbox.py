@@ -101,10 +101,12 @@ class _StageEnd:
     pid_namespace: int | None
     overflow: bool
 
-    def failed(self, built: Path) -> bool:
+    def failed(self, paths: RunPaths) -> bool:
         """Whether the features stage ended so that the fit stage must not start: any exit but 0,
-        the deadline, too much disk, or links and special files in built/."""
-        return self.exit_code != 0 or self.timed_out or self.overflow or bool(audit_outputs(built))
+        the deadline, too much disk, links and special files in built/, or anything in outputs/
+        (unmounted in bwrap; in unconfined mode the features stage could reach it)."""
+        return (self.exit_code != 0 or self.timed_out or self.overflow or bool(audit_outputs(paths.built))
+                or any(paths.outputs.iterdir()))
 
 
 @dataclass
@@ -158,7 +160,7 @@ class SandboxLauncher:
             with (paths.logs / "child.stdout").open("wb") as out, (paths.logs / "child.stderr").open("wb") as err:
                 launch = _Launch(mode, paths, (out, err), uid, started + timeout)
                 features = await self._stage(launch, "features", None, None)
-                failed = features.failed(paths.built)
+                failed = features.failed(paths)
                 fit = features if failed else await self._stage(launch, "fit", tail, on_progress)
         finally:
             tail.close()
@@ -213,8 +215,9 @@ class SandboxLauncher:
     async def _start(self, launch: _Launch, stage: Stage, lifeline: int) -> _Child:
         paths, (out, err) = launch.paths, launch.streams
         if launch.mode == "unconfined":
-            paths.scratch.mkdir(exist_ok=True)
-            env = child_environment(self.limits, str(Path(self.layout.training_dir).parent), str(paths.scratch), os.environ)
+            scratch = paths.scratch / stage  # a HOME and TMPDIR per stage: the features stage's files are not the fit's
+            scratch.mkdir(parents=True, exist_ok=True)
+            env = child_environment(self.limits, str(Path(self.layout.training_dir).parent), str(scratch), os.environ)
             env[RUN_TOKEN_VARIABLE], env[LIFELINE_VARIABLE] = secrets.token_hex(16), str(lifeline)
             argv = build_unconfined_argv(self.layout, paths.run_dir, self.limits, stage)
             process = await anyio.open_process(argv, stdin=DEVNULL, stdout=out, stderr=err, env=env, start_new_session=True, pass_fds=(lifeline,))

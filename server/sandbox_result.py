@@ -55,7 +55,7 @@ REMEDIATIONS = {
     "file_size_limit": "Write less: the child may not create files larger than the configured cap, nor more than it in all (outputs/, or built/ for src/features.py).",
     "process_limit": "Do not start processes or many threads from src/features.py.",
     "child_error": "Fix the error in src/features.py or the hyperparameters, then run again.",
-    "unsafe_output": "The child may only write regular files and directories under its outputs.",
+    "unsafe_output": "The child may only write regular files and directories where it writes (built/ for src/features.py, outputs/).",
     "invalid_output": "The child must write result.json and predictions.parquet; check src/features.py.",
     "killed": "The child was killed by a signal (often the kernel's out-of-memory killer): use less memory.",
     "crashed": "The child exited abnormally; check src/features.py for native crashes or sys.exit calls.",
@@ -94,13 +94,13 @@ def classify(
 ) -> tuple[str, str]:
     """(reason, detail) for a finished run; pure, so every branch is tested by a table. The detail
     names no path, message or value the child chose: only counts and checked fields. `overflow`:
-    its outputs/ took more disk than the file-size limit."""
+    its writable directory (outputs/, or built/) took more disk than the file-size limit."""
     if timed_out:
         return "timeout", f"the training child ran past the wall-clock limit of {timeout_s:g} s and was killed"
     if overflow:
         return "file_size_limit", "the training child wrote more than the file-size limit into its writable directory in all and was stopped"
     if unsafe:
-        return "unsafe_output", f"the child left {len(unsafe)} links or special files in outputs/"
+        return "unsafe_output", f"the child left {len(unsafe)} links or special files in its writable directory"
     if isinstance(result, ErrorResult):
         return _child_error(result, features_lines)
     if sig is not None:

@@ -9,8 +9,8 @@ predicts scores for evaluation rows whose labels it never sees. The server
 This is the only package that imports xgboost or torch; training.spec and training.contract
 import only pydantic, so the server may use them to validate specs and read results.
 
-Run-directory contract (the server writes inputs/, the child writes outputs/)
-----------------------------------------------------------------------------
+Run-directory contract (the server writes inputs/, the features stage built/, the fit stage outputs/)
+----------------------------------------------------------------------------------------------------
 <run>/inputs/            mounted read-only in the sandbox (at /sandbox/inputs)
     spec.json            {"model": {"type": "xgboost" | "torch_mlp" | "logistic_regression" |
                          "random_forest", "params": {...}}, "seed": int, "feature_columns": [...],
@@ -18,8 +18,8 @@ Run-directory contract (the server writes inputs/, the child writes outputs/)
                          "categorical_columns": [...], "device": "auto" | "cpu" | "cuda",
                          "task": "fit_predict" | "score", "max_categories": int (optional, default 50)}
                          validated by training.spec.RunSpec; unknown keys or hyperparameters are errors.
-                         No baseline is ever fitted here: this process runs features.py, which could
-                         rewrite it; the server fits its baselines itself (tools/baseline.py).
+                         No baseline is ever fitted by the child: its output is judged against the
+                         baseline, so the server fits its baselines itself (tools/baseline.py).
     train.parquet        feature and context columns + "__row_id__" (int) + "__label__" (0/1 int)
     eval.parquet         feature and context columns + "__row_id__", and NO "__label__" (the child refuses one)
     features.py          copy of the workspace src/features.py: build_features(frame) -> DataFrame, or
@@ -63,7 +63,7 @@ Run-directory contract (the server writes inputs/, the child writes outputs/)
                          child's own text, goes to logs/child_report.json for the operator.
 <run>/logs/              written by the launcher on the host: child.stdout, child.stderr, and
                          child_report.json (the child's own account of a failure, operator only)
-<run>/scratch/           HOME and TMPDIR of the child in unconfined mode (in bwrap: a private /tmp)
+<run>/scratch/STAGE/     HOME and TMPDIR of each stage in unconfined mode (in bwrap: a private /tmp)
 
 Everything under built/ is untrusted: a hostile features.py can write any of it. outputs/ is
 written by the fit stage, which features.py cannot reach, but the server reads it as untrusted all

@@ -97,7 +97,7 @@ class SuccessResult(ContractModel):
     train_seconds: Seconds
     predict_seconds: Seconds
     inference_latency_ms_per_row: Seconds
-    wall_seconds: Seconds = Field(0.0, description="Child time from start to result, imports included.")
+    wall_seconds: Seconds = Field(0.0, description="The fit stage's time from start to result, imports included (not the features stage's).")
     device: Literal["cpu", "cuda"]
     gpu_name: str | None = Field(None, max_length=200)
     peak_gpu_memory_bytes: int | None = Field(None, ge=0, description="torch on CUDA only.")

@@ -41,5 +41,6 @@ def build_stage(run_dir: Path, phase: PhaseLog | None = None) -> None:
     phase.enter("features_import")
     build = load_build_features(inputs / "features.py")
     phase.enter("build_features")
+    (run_dir / BUILT_DIR).mkdir(exist_ok=True)
     for which, frame in frames.items():
         write_built(run_dir / BUILT_DIR, which, apply_build_features(build, frame[columns], which, frame[context]))

@@ -48,15 +48,26 @@ def given_columns(spec: RunSpec) -> tuple[list[str], list[str]]:
 
 
 def write_built(built: Path, which: str, frame: pd.DataFrame) -> None:
-    """One built frame as Parquet, renamed into place whole; a column Parquet cannot hold (mixed
-    types in one object column) is a FeatureError."""
+    """One built frame as Parquet, renamed into place whole; a column Parquet cannot hold (complex
+    numbers) is a FeatureError."""
     target = built / BUILT_FILES[which]
     temporary = target.with_name(f".{target.name}.tmp")
     try:
-        frame.to_parquet(temporary, index=False)
+        objects_as_text(frame).to_parquet(temporary, index=False)
     except (pyarrow.ArrowException, ValueError, TypeError) as exc:
         raise FeatureError(f"build_features output for {which} rows cannot be stored as Parquet", "features_unstorable") from exc
     temporary.replace(target)
+
+
+def objects_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Object columns as text, missing values kept. The transform reads an object column as
+    categories of str(value) (transforms._as_category_labels) whatever it holds, so this keeps
+    their meaning through Parquet, which cannot hold a column mixing types (`fillna("missing")` on
+    numbers) and would read Python ints back as an int64 column, numeric instead of categories."""
+    objects = [name for name in frame.columns if frame[name].dtype == object]
+    if not objects:
+        return frame
+    return frame.assign(**{name: frame[name].map(str, na_action="ignore").astype(object) for name in objects})
 
 
 def read_built(built: Path, which: str, n_rows: int) -> pd.DataFrame:

@@ -361,6 +361,19 @@ async def test_unconfined_mode_runs_the_child_with_the_same_allowlist_and_limits
     assert not processes_with(marker)  # the setsid escape carried the run's environment token
 
 
+@pytest.mark.anyio
+async def test_unconfined_features_that_write_into_outputs_stop_the_run_before_the_fit_stage(tmp_path):
+    """Unconfined, the features stage runs on the real run directory: what it leaves in outputs/
+    fails the run, and its HOME is not the fit stage's."""
+    launcher = SandboxLauncher(LIMITS, allow_unconfined=True, layout=dataclasses.replace(discover_layout(), bwrap=None))
+    run_dir = tmp_path / "run"
+    planted = probe(f"open({str(run_dir / 'outputs' / 'result.json')!r}, 'w').write('{{}}')\n"
+                    "open(os.path.join(os.environ['HOME'], 'planted'), 'w').close()")
+    result = await launcher.run(write_run_dir(run_dir, "xgboost", features_source=planted))
+    assert (result.ok, result.stage, result.reason) == (False, "features", "invalid_output"), result.detail
+    assert (run_dir / "scratch" / "features" / "planted").exists() and not (run_dir / "scratch" / "fit").exists()
+
+
 def escaping_sleeper(marker: str) -> str:
     """build_features body: a grandchild leaves the session and sleeps under a marked command line."""
     return (f"if os.fork() == 0:\n    os.setsid()\n    os.execv(sys.executable, [sys.executable, '-c', "

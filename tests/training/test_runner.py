@@ -208,11 +208,24 @@ def test_the_fit_stage_checks_the_built_frames_again_as_the_features_stage_may_n
     assert not (tmp_path / "run" / "outputs" / "predictions.parquet").exists()
 
 
-def test_a_column_parquet_cannot_store_fails_in_the_features_stage_with_its_line(tmp_path):
-    source = "def build_features(frame):\n    out = frame.copy()\n    out['mixed'] = [1, 'a'] * (len(out) // 2) + [1] * (len(out) % 2)\n    return out\n"
+def test_a_column_parquet_cannot_store_fails_in_the_features_stage(tmp_path):
+    source = "def build_features(frame):\n    out = frame.copy()\n    out['c'] = out['income'] * 1j\n    return out\n"
     status, result = run_child(write_run_dir(tmp_path / "run", features_source=source))
     assert status == 1 and (result.phase, result.code) == ("build_features", "features_unstorable")
     assert not (tmp_path / "run" / "outputs").exists()  # the fit stage never started
+
+
+def test_object_columns_mean_through_built_what_they_meant_in_one_process(tmp_path):
+    """Object columns are categories of str(value): one mixing numbers and text (fillna('missing')),
+    and one of Python ints, which Parquet alone would hand back as a numeric column."""
+    source = ("import pandas as pd\n\ndef build_features(frame):\n    out = frame.copy()\n"
+              "    out['income_text'] = out['income'].round(-1).astype(object).where(out.index % 3 != 0, None).fillna('missing')\n"
+              "    out['band'] = pd.Series([int(v // 20) for v in out['age']], dtype=object)\n    return out\n")
+    run_dir = write_run_dir(tmp_path / "run", features_source=source)
+    _, transform, _ = prepared(run_dir)
+    assert "missing" in transform.categories["income_text"] and "income_text" not in transform.numeric
+    assert transform.categories["band"] and "band" not in transform.numeric
+    assert run_child(run_dir)[0] == 0
 
 
 def test_the_fit_stage_never_imports_features_py(tmp_path):
