@@ -26,7 +26,6 @@ bounded the same way (server/ray_connect.py).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import os
@@ -50,7 +49,7 @@ from server.sandbox_result import Mode, SandboxResult
 from server.sandbox_vocabulary import ProgressGate, ProgressStep, plan_for, read_spec
 from server.settings import RayExecutorSettings, SandboxLimits, Settings
 from tools.errors import SandboxFailed
-from training.contract import BUILT_DIR, ProgressEvent
+from training.contract import ProgressEvent
 
 PROBE_TTL_S = 60.0
 FAILED_PROBE_TTL_S = 5.0  # a cluster that was down is asked again soon
@@ -148,7 +147,7 @@ class RayExecutor:
         if report.mode != mode:
             raise _unavailable("the Ray worker ran the child confined otherwise than the probed worker")
         if report.stage == "features":  # judged from built/ here too, as the local launcher judges a failed features stage
-            paths = dataclasses.replace(paths, written=BUILT_DIR)
+            paths = paths.of_failed_features_stage()
         await anyio.to_thread.run_sync(unpack_outputs, paths, report)
         ended = ChildExit(report.exit_code, report.timed_out, timeout, time.monotonic() - started, gate.delivered,
                           gate.rejected + report.progress_rejected, report.orphans_killed, unsafe_elsewhere=tuple(report.unsafe),

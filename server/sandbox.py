@@ -17,7 +17,6 @@ rlimits and process group, and `launcher.mode` says "unconfined" so the caller c
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -45,7 +44,7 @@ from server.sandbox_seccomp import filter_program
 from server.sandbox_vocabulary import ProgressGate, ProgressStep, plan_for, read_spec
 from server.settings import SandboxLimits, Settings
 from tools.errors import SandboxFailed
-from training.contract import BUILT_DIR, LIFELINE_VARIABLE, PROGRESS_FILE, Stage
+from training.contract import LIFELINE_VARIABLE, PROGRESS_FILE, Stage
 
 REQUIRED_INPUTS = ("spec.json", "train.parquet", "eval.parquet", "features.py")  # the fit_predict task's
 SCORE_INPUTS = ("spec.json", "eval.parquet", "features.py")  # and the trained model's files, model/NAME
@@ -166,7 +165,7 @@ class SandboxLauncher:
             tail.close()
         ended = ChildExit(fit.exit_code, fit.timed_out, timeout, time.monotonic() - started, tail.delivered, tail.rejected,
                           features.orphans + (0 if failed else fit.orphans), fit.group, fit.pid_namespace, outputs_overflow=fit.overflow)
-        return conclude(mode, dataclasses.replace(paths, written=BUILT_DIR) if failed else paths, ended, spec)
+        return conclude(mode, paths.of_failed_features_stage() if failed else paths, ended, spec)
 
     async def _stage(self, launch: _Launch, stage: Stage, tail: ProgressTail | None, on_progress: ProgressCallback | None) -> _StageEnd:
         """One stage's sandbox, from spawn until every process of it is gone."""

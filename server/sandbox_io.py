@@ -7,6 +7,7 @@ server secret, a FIFO that blocks a reader, or a hard link. Read it only through
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -264,6 +265,10 @@ class RunPaths:
     @property
     def built(self) -> Path:
         return self.run_dir / BUILT_DIR
+
+    def of_failed_features_stage(self) -> RunPaths:
+        """These paths with built/ as the directory judged: the fit stage never ran."""
+        return dataclasses.replace(self, written=BUILT_DIR)
 
     @property
     def logs(self) -> Path:

@@ -12,7 +12,17 @@ import errno
 import traceback
 from pathlib import Path
 
-from training.contract import ERROR_CODES, MAX_MESSAGE_CHARS
+from training.contract import ERROR_CODES, MAX_MESSAGE_CHARS, Phase
+
+
+class PhaseLog:
+    """Where the child is, so a failure can say in which phase it happened."""
+
+    def __init__(self) -> None:
+        self.name: Phase = "start"
+
+    def enter(self, name: Phase) -> None:
+        self.name = name
 
 
 class TrainingError(Exception):

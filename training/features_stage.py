@@ -11,20 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from training.contract import BUILT_DIR, Phase
+from training.contract import BUILT_DIR
 from training.determinism import seed_everything
+from training.errors import PhaseLog
 from training.inputs import given_columns, load_spec, read_frame, write_built
 from training.transforms import apply_build_features, load_build_features
-
-
-class PhaseLog:
-    """Where the child is, so a failure can say in which phase it happened."""
-
-    def __init__(self) -> None:
-        self.name: Phase = "start"
-
-    def enter(self, name: Phase) -> None:
-        self.name = name
 
 
 def build_stage(run_dir: Path, phase: PhaseLog | None = None) -> None:

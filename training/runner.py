@@ -12,15 +12,16 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pandas as pd
 
 from training.contract import BUILT_DIR, FEATURE_TRANSFORM_FILE, MODEL_DIR, ErrorResult, Phase, Stage, SuccessResult, library_versions
 from training.determinism import seed_everything
-from training.errors import SpecError, TrainingError, error_code, error_message, error_type, features_line
+from training.errors import PhaseLog, SpecError, TrainingError, error_code, error_message, error_type, features_line
 from training.families import FitOutcome, TrainingData, fit_predict
-from training.features_stage import PhaseLog, build_stage
+from training.features_stage import build_stage
 from training.inputs import LABEL, ROW_ID, given_columns, load_spec, read_built, read_frame
 from training.lifeline import hold_lifeline
 from training.outputs import ProgressWriter, write_predictions, write_result
@@ -133,7 +134,7 @@ def error_result(exc: BaseException, phase: Phase, features: Path) -> ErrorResul
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training", description="One stage of one run.")
     parser.add_argument("--run-dir", type=Path, required=True, help="Directory holding inputs/, built/ and outputs/.")
-    parser.add_argument("--stage", choices=["features", "fit"], required=True,
+    parser.add_argument("--stage", choices=get_args(Stage), required=True,
                         help="features: run features.py into built/; fit: train and predict from built/ into outputs/.")
     args = parser.parse_args(argv)
     hold_lifeline()  # before features.py is imported: a child whose launcher died ends at once

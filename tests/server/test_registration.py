@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +11,8 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 
 from policies import Principal
+from server.audit.chain import AuditChain
+from server.audit.records import read_tail
 from server.app import build_server
 from server.enforcement import Enforcer
 from server.identity import Identifier
@@ -51,34 +54,25 @@ async def test_an_unknown_tool_the_audit_chain_cannot_record_is_an_internal_erro
     assert refused.value.error.code == INTERNAL_ERROR and "[audit.unavailable]" in refused.value.error.message
 
 
-class _Chain:
-    def __init__(self) -> None:
-        self.records: list[dict[str, Any]] = []
-
-    def append(self, record: dict[str, Any]) -> dict[str, Any]:
-        self.records.append(dict(record))
-        return record
-
-
-def _listening_server(chain: _Chain, role: str, readers: list[str]) -> GovernedServer:
+def _listening_server(chain: AuditChain, role: str, readers: list[str]) -> GovernedServer:
     enforcer = Enforcer(chain, lambda: {}, read_config={"policy": {"reads": {"subscriptions": readers}}})
     return GovernedServer("t", enforcer=enforcer, identifier=Identifier(Principal("tester", role), "memory", None), read_ports=None)
 
 
-async def test_a_listen_stream_is_a_recorded_read_for_a_role_the_reads_table_lists() -> None:
-    chain = _Chain()
+async def test_a_listen_stream_is_a_recorded_read_for_a_role_the_reads_table_lists(tmp_path: Path) -> None:
+    chain = AuditChain(tmp_path / "audit.jsonl")
     async with Client(_listening_server(chain, "agent", ["agent", "human"])) as client:
         async with client.listen(resource_subscriptions=["mlgate://runs/abc"]):
             pass
-    assert [(r["resource"], r["decision"], r["status"], r["principal"]) for r in chain.records] == [
+    assert [(r["resource"], r["decision"], r["status"], r["principal"]) for r in read_tail(chain.path, 10)] == [
         ("subscriptions/listen", "allow", "ok", "tester")]
 
 
-async def test_a_listen_stream_is_refused_and_recorded_for_a_role_the_reads_table_leaves_out() -> None:
-    chain = _Chain()
+async def test_a_listen_stream_is_refused_and_recorded_for_a_role_the_reads_table_leaves_out(tmp_path: Path) -> None:
+    chain = AuditChain(tmp_path / "audit.jsonl")
     async with Client(_listening_server(chain, "agent", ["human", "operator"])) as client:
         with pytest.raises(MCPError) as refused:
             async with client.listen(resource_subscriptions=["mlgate://runs/abc"]):
                 pass
     assert "resources.role" in refused.value.error.message
-    assert [(r["resource"], r["decision"], r["status"]) for r in chain.records] == [("subscriptions/listen", "deny", "denied")]
+    assert [(r["resource"], r["decision"], r["status"]) for r in read_tail(chain.path, 10)] == [("subscriptions/listen", "deny", "denied")]
