@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from server.settings import SandboxLimits
@@ -191,6 +191,12 @@ def _drop_privileges(layout: HostLayout, uid: int) -> list[str]:
             "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
 
 
+def _stage_layout(layout: HostLayout, stage: Stage) -> HostLayout:
+    """features.py needs no GPU: its stage gets no device nodes, no /sys and the CPU address-space cap,
+    which narrows what project code can touch on a GPU host."""
+    return replace(layout, gpu_devices=()) if stage == "features" else layout
+
+
 def build_bwrap_argv(
     layout: HostLayout, run_dir: Path, limits: SandboxLimits, env: Mapping[str, str], info_fd: int | None = None,
     uid: int = NOBODY, seccomp_fd: int | None = None, stage: Stage = "fit",
@@ -198,6 +204,7 @@ def build_bwrap_argv(
     """The complete bwrap command line for one stage of one run. Pure: everything it depends on is an
     argument; `uid` is the child's when the layout drops privileges; `seccomp_fd` holds the filter
     (server/sandbox_seccomp.py)."""
+    layout = _stage_layout(layout, stage)
     argv = [layout.bwrap or "bwrap", *_namespace_args(info_fd, seccomp_fd), *_system_mounts(layout, limits)]
     argv += [*_runtime_binds(layout), *_run_mounts(run_dir, stage), *_sealed_mounts()]
     for name, value in sorted(env.items()):

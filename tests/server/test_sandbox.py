@@ -96,6 +96,22 @@ def test_the_features_stage_writes_only_built_and_never_sees_outputs(stage, pres
     assert [item for item in absent if item in windows] == []
 
 
+@pytest.mark.parametrize(
+    ("stage", "present", "absent"),
+    [
+        ("features", [("--as=8589934592",)], [("--dev-bind",), ("/sys",), ("/dev/nvidia0",), ("--as=unlimited",)]),
+        ("fit", [("--dev-bind", "/dev/nvidia0", "/dev/nvidia0"), ("--ro-bind", "/sys", "/sys"), ("--as=unlimited",)], []),
+    ],
+)
+def test_only_the_fit_stage_gets_the_gpu(stage, present, absent):
+    """features.py needs no GPU: on a GPU host its stage gets no device nodes, no /sys and the CPU
+    address-space cap."""
+    layout = dataclasses.replace(BASE_LAYOUT, gpu_devices=("/dev/nvidia0", "/dev/nvidiactl"))
+    windows = pairs(build_bwrap_argv(layout, Path("/runs/r1"), SandboxLimits(), ENV, stage=stage))
+    assert [item for item in present if item not in windows] == []
+    assert [item for item in absent if item in windows] == []
+
+
 def test_child_environment_is_an_allowlist():
     host = {"MLGATE_TOKEN": "secret", "GITHUB_TOKEN": "x", "AWS_SECRET_ACCESS_KEY": "y", "CUDA_VISIBLE_DEVICES": "0"}
     env = child_environment(SandboxLimits(threads=3), "/opt/mlgate", "/tmp", host)
