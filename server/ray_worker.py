@@ -133,6 +133,8 @@ def _write_inputs(inputs: Path, files: dict[str, bytes]) -> None:
 def _report(result: SandboxResult, run_dir: Path, limits: dict[str, Any]) -> dict[str, Any]:
     outputs = run_dir / (BUILT_DIR if result.stage == "features" else "outputs")  # where the stage that ended wrote
     plain, unsafe = scan_outputs(outputs)
+    if result.stage == "features":
+        plain = [name for name in plain if name == RESULT_FILE]  # the server judges only the report; the frames stay here
     files, unreadable = _output_files(outputs, plain, int(limits.get("file_size_bytes") or 2**30))
     return {
         "kind": "done", "mode": result.mode, "stage": result.stage, "exit_code": result.exit_code, "timed_out": result.reason == "timeout",

@@ -332,13 +332,22 @@ def test_the_ray_backend_needs_an_address_and_is_chosen_by_the_config(workspace:
     assert isinstance(build_ports(settings).sandbox, RayExecutor)
 
 
+LEAVES_FRAMES_THEN_FAILS = (
+    "from pathlib import Path\n\ndef build_features(frame):\n"
+    "    Path('/sandbox/built/train.parquet').write_bytes(b'x' * 100_000)\n"
+    "    Path('/sandbox/built/notes.txt').write_text('left behind')\n"
+    "    raise KeyError('income')\n"
+)
+
+
 def test_a_features_stage_failure_on_a_worker_comes_back_as_that_stages_report(tmp_path: Path) -> None:
-    """The fit stage never started: the worker sends built/'s files (the features stage's own
-    report) and says so, and the server judges them from built/ as the local launcher does."""
-    run_dir = write_run_dir(tmp_path / "source", features_source="def build_features(frame):\n    raise KeyError('income')\n")
+    """The fit stage never started: the worker sends built/'s report (result.json, not the frames or
+    whatever else features.py left there) and says so, and the server judges it from built/ as the
+    local launcher does."""
+    run_dir = write_run_dir(tmp_path / "source", features_source=LEAVES_FRAMES_THEN_FAILS)
     inputs = {name: (run_dir / "inputs" / name).read_bytes() for name in REQUIRED_INPUTS}
     done = list(ray_worker.run_child(inputs, SandboxLimits().model_dump(mode="json"), "bwrap", 120.0, str(tmp_path), ray_worker.code_digest()))[-1]
-    assert (done["kind"], done["stage"], done["exit_code"]) == ("done", "features", 1) and "result.json" in done["files"]
+    assert (done["kind"], done["stage"], done["exit_code"]) == ("done", "features", 1) and sorted(done["files"]) == ["result.json"]
     paths = RunPaths(tmp_path / "server")
     for made in (paths.built, paths.logs):
         made.mkdir(parents=True)
