@@ -13,9 +13,9 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import anyio
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
@@ -33,6 +33,7 @@ from tools.errors import GovernanceError, InvalidInput, NotFound
 
 UNKNOWN = "<unknown>"
 READ_RULES = (role_known, role_may_read)
+T = TypeVar("T")
 
 
 class AuditFailed(GovernanceError):
@@ -221,12 +222,7 @@ class Enforcer:
         `principal` to read `name` and a `read` record holds the decision and the outcome.
         `target` is `{"resource": <uri template>}` or `{"prompt": <name>}`.
         Raises results.ProtocolRefusal: a denial, a not-found, or a masked failure."""
-        record = {**self._who(principal, transport), "kind": "read", **target, "args_hash": args_hash(params)}
-        verdict = evaluate(READ_RULES, {"principal": principal, "read": name}, self._read_config)
-        record.update(decision="allow" if verdict.allowed else "deny", rule_ids=list(verdict.rule_ids))
-        if not verdict.allowed:
-            self._append_or_refuse({**record, "status": "denied", "denied_by": [d.rule_id for d in verdict.denials]})
-            raise results.read_denial(verdict.deciding)
+        record = self._allowed_read(target, name, params, principal, transport)
         try:
             text = await anyio.to_thread.run_sync(produce)
         except Exception as exc:  # noqa: BLE001 - recorded by type; the client sees server-written text only
@@ -234,6 +230,38 @@ class Enforcer:
             raise results.read_refusal(exc, name) from None
         self._append_or_refuse({**record, "status": "ok"})
         return text
+
+    async def stream(self, target: Mapping[str, str], name: str, params: Mapping[str, Any],
+                     serve: Callable[[Callable[[], None]], Awaitable[T]], principal: Any, transport: str) -> T:
+        """A read answered by a stream (subscriptions/listen), decided as read() decides. `serve` gets
+        `opened`, to call just before the stream's first frame: that appends the `ok` record (and
+        raises ProtocolRefusal, ending the stream unsent, when the chain cannot hold it). A stream
+        that ends before it opened (the transport refused it, the client went away) is recorded as
+        failed and its error passes on unchanged."""
+        record, opened = self._allowed_read(target, name, params, principal, transport), False
+
+        def open_stream() -> None:
+            nonlocal opened
+            self._append_or_refuse({**record, "status": "ok"})
+            opened = True
+
+        try:
+            return await serve(open_stream)
+        except BaseException as exc:
+            if not opened:
+                self._append_or_refuse({**record, **_read_failure(exc)})
+            raise
+
+    def _allowed_read(self, target: Mapping[str, str], name: str, params: Mapping[str, Any], principal: Any, transport: str) -> dict[str, Any]:
+        """The read record of an allowed read, not yet appended; a denied one is recorded and raised
+        as results.ProtocolRefusal."""
+        record = {**self._who(principal, transport), "kind": "read", **target, "args_hash": args_hash(params)}
+        verdict = evaluate(READ_RULES, {"principal": principal, "read": name}, self._read_config)
+        record.update(decision="allow" if verdict.allowed else "deny", rule_ids=list(verdict.rule_ids))
+        if not verdict.allowed:
+            self._append_or_refuse({**record, "status": "denied", "denied_by": [d.rule_id for d in verdict.denials]})
+            raise results.read_denial(verdict.deciding)
+        return record
 
     async def unknown_read(self, target: str, requested: str, principal: Any, transport: str) -> None:
         """A resource URI or prompt name nothing serves: audited as `<unknown>`, then not found.
@@ -258,7 +286,9 @@ def _unrecorded(exc: AuditFailed, stage: _Stage) -> CallToolResult:
     return results.failure(ran)
 
 
-def _read_failure(exc: Exception) -> dict[str, Any]:
+def _read_failure(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, anyio.get_cancelled_exc_class()):
+        return {"status": "cancelled"}
     if isinstance(exc, GovernanceError):
         return {"status": "not_found" if isinstance(exc, NotFound) else "failed", "rule_id": exc.rule_id}
     if isinstance(exc, ResourceNotFoundError):

@@ -1,7 +1,7 @@
 """Wires tools, resources and prompts into MCP so that every request goes through the Enforcer.
 
 `GovernedServer` overrides the three entry points the SDK dispatches to (`call_tool`,
-`read_resource`, `get_prompt`), wraps the SDK's `subscriptions/listen` handler in a governed read,
+`read_resource`, `get_prompt`), serves `subscriptions/listen` (the SDK's handler) as a governed read,
 and looks names up in its own tables of governed specs. The SDK's
 managers are used for listing only: a tool, resource or prompt added around this module
 (`@server.tool`, `@server.resource`, `add_prompt`) is listed at most, never served. Unknown names
@@ -14,8 +14,9 @@ client paging on a stale cursor would take for the next page).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from mcp.server.lowlevel.helper_types import ReadResourceContents
@@ -25,6 +26,7 @@ from mcp.server.mcpserver.prompts import Prompt
 from mcp.server.mcpserver.resources import FunctionResource
 from mcp.server.mcpserver.resources.templates import ResourceSecurityError
 from mcp.server.mcpserver.tools.base import Tool
+from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, SubscriptionBus
 from mcp.shared.exceptions import MCPError
 from mcp_types import (
     INTERNAL_ERROR, INVALID_PARAMS, CallToolResult, GetPromptResult, ListPromptsResult, ListResourcesResult, ListResourceTemplatesResult,
@@ -96,13 +98,36 @@ def _refuse_cursor(params: PaginatedRequestParams | None) -> None:
         raise MCPError(code=INVALID_PARAMS, message="invalid cursor: this server lists everything in one page and never hands out a cursor; list again without one")
 
 
+class _OpeningSession:
+    """The session as a listen handler sees it: its first notification (the stream's
+    acknowledgement) is sent only after `opened()` returned."""
+
+    def __init__(self, session: Any, opened: Callable[[], None]) -> None:
+        self._session, self._opened = session, opened
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    async def send_notification(self, *args: Any, **kwargs: Any) -> Any:
+        opened, self._opened = self._opened, None
+        if opened is not None:
+            opened()
+        return await self._session.send_notification(*args, **kwargs)
+
+
+def _opening(ctx: Any, opened: Callable[[], None]) -> Any:
+    return dataclasses.replace(ctx, session=_OpeningSession(ctx.session, opened))
+
+
 class GovernedServer(MCPServer):
     """An MCPServer that serves governed specs only, each request through the enforcement point."""
 
     def __init__(self, name: str, *, enforcer: Enforcer, identifier: Identifier, read_ports: Any, tools: Sequence[ToolSpec] = (),
-                 resources: Sequence[ResourceSpec] = (), prompts: Sequence[PromptSpec] = (), **kwargs: Any) -> None:  # fmt: skip
+                 resources: Sequence[ResourceSpec] = (), prompts: Sequence[PromptSpec] = (), max_listen_streams: int = 1024,
+                 **kwargs: Any) -> None:  # fmt: skip
         governed = [governed_tool(spec, enforcer, identifier) for spec in tools]
-        super().__init__(name, tools=governed, **kwargs)
+        bus = kwargs.pop("subscriptions", None) or InMemorySubscriptionBus()  # the listen handler below fans this bus out
+        super().__init__(name, tools=governed, subscriptions=bus, **kwargs)
         self._enforcer, self._identifier, self._read_ports = enforcer, identifier, read_ports
         self._governed_tools = {tool.name: tool for tool in governed}
         self._static: dict[str, ResourceSpec] = {}
@@ -113,24 +138,24 @@ class GovernedServer(MCPServer):
         for prompt in prompts:
             self._prompt_specs[prompt.name] = prompt
             self.add_prompt(Prompt.from_function(_unserved, name=prompt.name, title=prompt.title, description=prompt.description))
-        self._govern_listen()
+        self._govern_listen(bus, max_listen_streams)
 
-    def _govern_listen(self) -> None:
+    def _govern_listen(self, bus: SubscriptionBus, max_streams: int) -> None:
         """`subscriptions/listen` (a detached run's resource changed) is a read like any other:
-        resources.role decides it under the name `subscriptions` and a `read` record holds it, before
-        the SDK's handler serves the stream. The events carry URIs only, but who listens is audited."""
-        served = self._lowlevel_server.get_request_handler(LISTEN)
-        if served is None:
-            return
+        resources.role decides it under the name `subscriptions`, and its `read` record is appended
+        as the SDK's handler acknowledges the stream, so a stream the handler refuses (past
+        `max_streams` open at once) is recorded as refused, not ok. The events carry URIs only, but
+        who listens is audited."""
+        served = ListenHandler(bus, max_subscriptions=max_streams)
 
         async def listen(ctx: Any, params: SubscriptionsListenRequestParams) -> Any:
             principal, transport = self._identifier.principal_for(Context(request_context=ctx, mcp_server=self))
             asked = params.notifications.model_dump(mode="json", exclude_none=True)
             try:
-                await self._enforcer.read({"resource": LISTEN}, "subscriptions", asked, lambda: "", principal, transport)
+                return await self._enforcer.stream({"resource": LISTEN}, "subscriptions", asked,
+                                                   lambda opened: served(_opening(ctx, opened), params), principal, transport)
             except ProtocolRefusal as refused:
                 raise _protocol_error(refused) from None
-            return await served.handler(ctx, params)
 
         self._lowlevel_server.add_request_handler(LISTEN, SubscriptionsListenRequestParams, listen)
 

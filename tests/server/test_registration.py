@@ -54,9 +54,10 @@ async def test_an_unknown_tool_the_audit_chain_cannot_record_is_an_internal_erro
     assert refused.value.error.code == INTERNAL_ERROR and "[audit.unavailable]" in refused.value.error.message
 
 
-def _listening_server(chain: AuditChain, role: str, readers: list[str]) -> GovernedServer:
+def _listening_server(chain: Any, role: str, readers: list[str], max_streams: int = 1024) -> GovernedServer:
     enforcer = Enforcer(chain, lambda: {}, read_config={"policy": {"reads": {"subscriptions": readers}}})
-    return GovernedServer("t", enforcer=enforcer, identifier=Identifier(Principal("tester", role), "memory", None), read_ports=None)
+    return GovernedServer("t", enforcer=enforcer, identifier=Identifier(Principal("tester", role), "memory", None), read_ports=None,
+                          max_listen_streams=max_streams)
 
 
 async def test_a_listen_stream_is_a_recorded_read_for_a_role_the_reads_table_lists(tmp_path: Path) -> None:
@@ -76,3 +77,24 @@ async def test_a_listen_stream_is_refused_and_recorded_for_a_role_the_reads_tabl
                 pass
     assert "resources.role" in refused.value.error.message
     assert [(r["resource"], r["decision"], r["status"]) for r in read_tail(chain.path, 10)] == [("subscriptions/listen", "deny", "denied")]
+
+
+async def test_a_listen_stream_the_sdk_refuses_is_recorded_as_refused_not_ok(tmp_path: Path) -> None:
+    """Allowed by the reads table, then refused by the listen handler (no stream may open here):
+    the chain says the stream never opened."""
+    chain = AuditChain(tmp_path / "audit.jsonl")
+    async with Client(_listening_server(chain, "agent", ["agent"], max_streams=0)) as client:
+        with pytest.raises(MCPError) as refused:
+            async with client.listen(resource_subscriptions=["mlgate://runs/abc"]):
+                pass
+    assert "Subscription limit reached" in refused.value.error.message
+    assert [(r["resource"], r["decision"], r["status"], r.get("error")) for r in read_tail(chain.path, 10)] == [
+        ("subscriptions/listen", "allow", "error", "MCPError")]
+
+
+async def test_a_listen_stream_the_audit_chain_cannot_record_never_opens() -> None:
+    async with Client(_listening_server(_UnwritableChain(), "agent", ["agent"])) as client:
+        with pytest.raises(MCPError) as refused:
+            async with client.listen(resource_subscriptions=["mlgate://runs/abc"]):
+                pass
+    assert refused.value.error.code == INTERNAL_ERROR and "[audit.unavailable]" in refused.value.error.message
