@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Annotated, Any
 
+import anyio
 import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
@@ -187,3 +188,38 @@ def test_a_schema_error_in_a_union_field_names_the_field_and_what_is_needed_not_
     assert _reason_for({"changes": {"a": 1}, "run_ids": ["a"]}) == "invalid arguments: run_ids: at least 2 run_ids are needed"
     reason = _reason_for({"changes": 5})  # no member fits: what each would need
     assert reason == "invalid arguments: changes: Input should be a valid dictionary; changes: Input should be a valid string", reason
+
+
+def _stream_enforcer(records: list[dict[str, Any]]) -> Enforcer:
+    class _Sink:
+        def append(self, record: dict[str, Any]) -> dict[str, Any]:
+            records.append(record)
+            return record
+
+    return Enforcer(_Sink(), lambda: {}, read_config={"policy": {"reads": {"subscriptions": ["agent"]}}})
+
+
+@pytest.mark.anyio
+async def test_a_stream_read_is_recorded_ok_only_once_it_opens() -> None:
+    records: list[dict[str, Any]] = []
+    seen_before_open: list[int] = []
+
+    async def serve(opened: Any) -> str:
+        seen_before_open.append(len(records))
+        opened()
+        return "done"
+
+    answer = await _stream_enforcer(records).stream({"resource": "s"}, "subscriptions", {}, serve, Principal("a", "agent"), "memory")
+    assert answer == "done" and seen_before_open == [0] and [r["status"] for r in records] == ["ok"]
+
+
+@pytest.mark.anyio
+async def test_a_stream_cancelled_before_it_opens_is_recorded_cancelled() -> None:
+    records: list[dict[str, Any]] = []
+
+    async def serve(opened: Any) -> None:
+        await anyio.Event().wait()  # a client that never reads the acknowledgement
+
+    with anyio.move_on_after(0.01):
+        await _stream_enforcer(records).stream({"resource": "s"}, "subscriptions", {}, serve, Principal("a", "agent"), "memory")
+    assert [(r["decision"], r["status"]) for r in records] == [("allow", "cancelled")]
