@@ -107,6 +107,19 @@ class AuditChain:
             self._after_write()
         return written
 
+    def append_prepared(self, prepare: Callable[[], object], record: Mapping[str, Any]) -> dict[str, Any]:
+        """Runs `prepare()`, chains `record` and anchors its head, all under the chain's lock: no
+        other writer appends or signs in between. `mlgate audit keygen` installs a signing key and
+        announces it this way, so every head a key signs lies within its term (crosscheck's
+        key_out_of_term). Raises as `append`, and what `prepare` raises (nothing chained then)."""
+        body = _validated(record)
+        with self._exclusive():
+            self._catch_up()
+            prepare()
+            written = self._write_record(body)
+            self._sync_locked()
+        return written
+
     def sync(self) -> None:
         """fsync the chain and anchor its head. Raises IntegrityError if the file changed behind it."""
         with self._exclusive():
@@ -176,7 +189,7 @@ class AuditChain:
         if anchor.offset > end:
             raise integrity_error("truncated", f"the anchor holds seq {anchor.seq} at byte {anchor.offset}; {self.path.name} has {end} complete bytes")
         self._check_anchored(anchor)
-        self._head = self._record_head(end)
+        self._head = self._walk_from(anchor, end)
         if end < size:
             self._recover_torn_tail(end, size)
         return self._head
@@ -196,14 +209,14 @@ class AuditChain:
         if problem or record is None or (record["seq"], record["hash"]) != (anchor.seq, anchor.hash):
             raise integrity_error("anchor_mismatch", f"the record at the anchored offset is not the anchored head seq {anchor.seq}")
 
-    def _record_head(self, end: int) -> Head:
-        if end == 0:
-            return GENESIS
-        line = line_ending_at(self._fd, end)
-        record, problem = parse_line(line)
-        if problem or record is None:
-            raise integrity_error("edited", f"the last complete record of {self.path.name} is damaged: {problem}")
-        return Head(record["seq"], record["hash"], end)
+    def _walk_from(self, anchor: Head, end: int) -> Head:
+        """The head after checking every record past the anchor (a batch, unless a crash came
+        before its anchor): appending after a damaged one would anchor, and sign, a head beyond it.
+        Raises IntegrityError (`audit.diverged`) at the first record that does not extend the chain."""
+        self._head = anchor
+        while self._head.offset < end:
+            self._adopt(self._next_piece(end))
+        return self._head
 
     def _recover_torn_tail(self, end: int, size: int) -> None:
         torn = os.pread(self._fd, size - end, end)

@@ -8,6 +8,8 @@
     key_not_in_chain     a signing key is configured but the chain announces none
     unknown_key          a signed head names a key the chain does not hold (validly)
     forged_signature     a signed head whose signature does not verify
+    key_out_of_term      a head signed by a key outside its term: before the record announcing it,
+                         or after the rotation record that retired it (a leaked old key)
     checkpoint_missing   a signed head names a seq the chain no longer holds
     checkpoint_mismatch  the chain's record at a signed seq has another hash
     unsigned_head        the anchored head is not signed although a key is in force
@@ -19,14 +21,13 @@ Reads only; `crosscheck` never raises for a damaged chain or store.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from server.audit.overrides import check_log, overrides_record, read_log
-from server.audit.records import GENESIS_HASH, Head, read_anchor, read_anchor_signature, sibling
+from server.audit.records import GENESIS_HASH, Head, bounded_lines, loads, read_anchor, read_anchor_signature, sibling
 from server.audit.signing import KEY_KIND, head_signature_ok, key_id, rotation_ok
 from server.audit.witness import Witness
 from tools.errors import IntegrityError
@@ -107,7 +108,7 @@ def _scan(path: Path, wanted: set[int]) -> _Scan:
     except OSError:
         return scan
     with lines:
-        for line_no, raw in enumerate(lines):
+        for line_no, raw in enumerate(bounded_lines(lines)):
             # an intact chain holds seq n on line n+1 (`verify` reports any other layout)
             if line_no in wanted or _KEY_MARK in raw:
                 record = _parsed(raw)
@@ -122,7 +123,7 @@ def _scan(path: Path, wanted: set[int]) -> _Scan:
 
 def _parsed(raw: bytes) -> dict[str, Any] | None:
     try:
-        record = json.loads(raw)
+        record = loads(raw)
     except ValueError:
         return None
     ok = isinstance(record, dict) and isinstance(record.get("seq"), int) and isinstance(record.get("hash"), str)
@@ -154,22 +155,38 @@ def _check_overrides(log_path: Path, scan: _Scan, report: CrossReport) -> None:
     report.findings += [Finding(kind, detail) for kind, detail in check_log(lines, scan.overrides)]
 
 
-def _check_keys(records: list[dict[str, Any]], pinned: str | None, report: CrossReport) -> dict[str, str]:
-    """The keys the chain validly announces {key_id: public hex}; a change without rotation is reported."""
-    keys: dict[str, str] = {}
-    current: str | None = None
+@dataclass
+class _Term:
+    """A key the chain validly announces and the seqs whose heads it may sign: from the record that
+    announces it to the record that rotates it out (the key before signs the head at a rotation
+    record, the new key every head from there on)."""
+
+    public: str
+    since: int
+    until: int | None = None
+
+    def covers(self, seq: int) -> bool:
+        return self.since <= seq and (self.until is None or seq <= self.until)
+
+
+def _check_keys(records: list[dict[str, Any]], pinned: str | None, report: CrossReport) -> dict[str, _Term]:
+    """The keys the chain validly announces {key_id: term}; a change without rotation is reported."""
+    keys: dict[str, _Term] = {}
+    current: _Term | None = None
     for record in records:
         public = str(record.get("public_key", ""))
         named = _names_its_key(record, public)
-        if named and (current is None or rotation_ok(record, current)):
-            keys[str(record.get("key_id"))], current = public, public
+        if named and (current is None or rotation_ok(record, current.public)):
+            if current is not None:
+                current.until = record["seq"]
+            current = keys[str(record.get("key_id"))] = _Term(public, record["seq"])
             continue
         detail = f"seq {record['seq']} announces key {str(record.get('key_id'))[:16]} without a rotation signed by the key before it (or under another key's name)"
         report.findings.append(Finding("key_changed", detail))
-    report.key_id = next((k for k, v in keys.items() if v == current), None)
+    report.key_id = next((k for k, v in keys.items() if v is current), None)
     if pinned is not None and current is None:
         report.findings.append(Finding("key_not_in_chain", "a signing key is configured for this workspace but the chain announces no key"))
-    elif pinned is not None and pinned != current:
+    elif pinned is not None and pinned != current.public:
         report.findings.append(Finding("key_mismatch", f"the public key pinned beside the signing key is not the chain's key {report.key_id}: the key was swapped"))
     return keys
 
@@ -181,15 +198,18 @@ def _names_its_key(record: dict[str, Any], public: str) -> bool:
         return False
 
 
-def _check_signed(where: str, head: dict[str, Any], keys: dict[str, str], scan: _Scan, report: CrossReport) -> None:
+def _check_signed(where: str, head: dict[str, Any], keys: dict[str, _Term], scan: _Scan, report: CrossReport) -> None:
     report.checkpoints += 1
-    seq, public = head.get("seq"), keys.get(str(head.get("key_id")))
-    if public is None:
+    seq, term = head.get("seq"), keys.get(str(head.get("key_id")))
+    if term is None:
         report.findings.append(Finding("unknown_key", f"{where}: signed head at seq {seq} names key {str(head.get('key_id'))[:16]}, which the chain does not hold"))
-    elif not head_signature_ok(head, public):
+    elif not head_signature_ok(head, term.public):
         report.findings.append(Finding("forged_signature", f"{where}: the signature of the head at seq {seq} does not verify under key {head.get('key_id')}"))
     elif not isinstance(seq, int) or seq > scan.last_seq:
         report.findings.append(Finding("checkpoint_missing", f"{where}: a signed head at seq {seq}, but the chain ends at seq {scan.last_seq}: records were removed"))
+    elif not term.covers(seq):
+        served = f"from seq {term.since}" + (f" to seq {term.until}" if term.until is not None else "")
+        report.findings.append(Finding("key_out_of_term", f"{where}: the head at seq {seq} is signed by key {head.get('key_id')}, which signs heads {served} only: a retired (or not yet announced) key signed it"))
     elif scan.hashes.get(seq) != head.get("hash"):
         report.findings.append(Finding("checkpoint_mismatch", f"{where}: the signed head at seq {seq} is not the chain's record there: the chain was rewritten"))
 
@@ -204,15 +224,16 @@ def _check_anchor_signed(anchor: Head | None, signed: dict[str, Any] | None, key
 
 def _checkpoints(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     try:
-        lines = path.read_bytes().splitlines()
+        lines = path.open("rb")
     except OSError:
         return
-    for n, raw in enumerate(lines, 1):
-        try:
-            head = json.loads(raw)
-        except ValueError:
-            head = None
-        yield f"{path.name} line {n}", head if isinstance(head, dict) else {"seq": None, "key_id": None}
+    with lines:
+        for n, raw in enumerate(bounded_lines(lines), 1):
+            try:
+                head = loads(raw)
+            except ValueError:
+                head = None
+            yield f"{path.name} line {n}", head if isinstance(head, dict) else {"seq": None, "key_id": None}
 
 
 def _anchor(chain_path: Path) -> tuple[Head | None, dict[str, Any] | None]:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from server.audit.records import parse_line
+from server.audit.records import bounded_lines, parse_line
 from server.audit.witness import Witness
 
 OVERRIDES_KIND = "overrides_logged"
@@ -61,7 +61,7 @@ def chained_records(chain_path: Path) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     try:
         with open(chain_path, "rb") as chain:
-            found = [record for raw in chain if (record := overrides_record(raw)) is not None]
+            found = [record for raw in bounded_lines(chain) if (record := overrides_record(raw)) is not None]
     except FileNotFoundError:
         pass
     return found

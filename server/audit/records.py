@@ -6,10 +6,10 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from server.files import write_atomic
 from tools.errors import IntegrityError
@@ -102,10 +102,37 @@ def record_hash(record: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical({k: v for k, v in record.items() if k != "hash"})).hexdigest()
 
 
+def loads(raw: bytes | str) -> Any:
+    """json.loads for bytes anyone may have written: nesting past the interpreter's recursion limit
+    (a 200 KB line of `[[[[`) raises ValueError like any other bad JSON, not RecursionError."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def bounded_lines(stream: BinaryIO) -> Iterator[bytes]:
+    """Every line of `stream`, one per line of the file so line numbers stay seqs; a line longer
+    than any record is yielded as its first MAX_RECORD_BYTES + 1 bytes (no newline: it never
+    parses), the rest read past in chunks and never held."""
+    while line := stream.readline(MAX_RECORD_BYTES + 1):
+        if len(line) > MAX_RECORD_BYTES and not line.endswith(b"\n"):
+            while (rest := stream.readline(_CHUNK)) and not rest.endswith(b"\n"):
+                pass
+        yield line
+
+
+def read_small(path: Path, limit: int = MAX_RECORD_BYTES) -> bytes:
+    """A small file anyone may have written (the anchor): at most `limit` + 1 bytes of it, so a
+    sparse terabyte in its place costs no memory. Raises OSError."""
+    with path.open("rb") as file:
+        return file.read(limit + 1)
+
+
 def parse_line(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
     """(record, None) for a well-formed line (with newline); otherwise (record or None, what is wrong)."""
     try:
-        record = json.loads(raw)
+        record = loads(raw)
     except ValueError:
         return None, "the line is not valid JSON"
     if not isinstance(record, dict):
@@ -115,7 +142,7 @@ def parse_line(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
     try:
         if canonical(record) + b"\n" != raw:
             return record, "the line is not byte-identical to its canonical form"
-    except ValueError:
+    except (ValueError, RecursionError):
         return record, "the line holds values that are not canonical JSON"
     if record_hash(record) != record["hash"]:
         return record, "the hash does not match the record's contents"
@@ -189,12 +216,22 @@ def _tail_record(line: bytes) -> dict[str, Any]:
 def read_anchor(path: Path) -> Head | None:
     """The anchored head, or None when there is no anchor file. Raises IntegrityError if unreadable."""
     try:
-        data = json.loads(path.read_bytes())
-        return Head(int(data["seq"]), str(data["hash"]), int(data["offset"]))
+        data = loads(read_small(path))
+        return _anchored_head(data["seq"], data["hash"], data["offset"])
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError) as exc:
         raise integrity_error("anchor_unreadable", f"the audit anchor {path.name} is not readable ({type(exc).__name__})") from None
+
+
+def _anchored_head(seq: Any, hash_: Any, offset: Any) -> Head:
+    """A Head from an anchor's fields: whole numbers in range (a float such as 1e999 or a negative
+    offset is refused) and a hash string. Raises ValueError/TypeError."""
+    if type(seq) is not int or type(offset) is not int or not isinstance(hash_, str):
+        raise TypeError("the anchor's seq and offset must be integers and its hash a string")
+    if seq < GENESIS.seq or offset < 0 or (seq == GENESIS.seq) != (offset == 0):
+        raise ValueError("the anchor's seq or offset is out of range")
+    return Head(seq, hash_, offset)
 
 
 def write_anchor(path: Path, head: Head, signed: Mapping[str, Any] | None = None) -> None:
@@ -208,7 +245,7 @@ def write_anchor(path: Path, head: Head, signed: Mapping[str, Any] | None = None
 def read_anchor_signature(path: Path) -> dict[str, Any] | None:
     """The signed head stored with the anchor, or None (no anchor, unreadable, or unsigned)."""
     try:
-        signed = json.loads(path.read_bytes()).get("signed")
+        signed = loads(read_small(path)).get("signed")
     except (OSError, ValueError, AttributeError):
         return None
     return signed if isinstance(signed, dict) else None

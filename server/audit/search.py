@@ -80,9 +80,10 @@ def field_text(value: Any) -> str | None:
 
 
 def parse_time(text: str) -> datetime | None:
-    """An ISO date or time; one without a zone is UTC. None when it is neither."""
+    """An ISO date or time; one without a zone is UTC. None when it is neither, or when its UTC
+    time falls outside the years 1-9999 (0001-01-01T00:00+01:00)."""
     try:
         when = datetime.fromisoformat(text)
-    except ValueError:
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)

@@ -53,12 +53,13 @@ def pub_path(key_path: Path) -> Path:
 # --- the key file ---------------------------------------------------------------------------------
 
 
-def create_key(path: Path) -> Ed25519PrivateKey:
-    """A new key written to `path` (0600, directory 0700) and its public half to `<path>.pub`.
+def create_key(path: Path, private: Ed25519PrivateKey | None = None) -> Ed25519PrivateKey:
+    """`private` (a new key when None) written to `path` (0600, directory 0700) and its public half
+    to `<path>.pub`.
 
     Raises InvalidInput when `path` already exists (rotation replaces it through `replace_key`).
     """
-    private = Ed25519PrivateKey.generate()
+    private = private or Ed25519PrivateKey.generate()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
@@ -137,7 +138,9 @@ def sign_head(private: Ed25519PrivateKey, head: Head, time: str) -> dict[str, An
 def head_signature_ok(sth: Mapping[str, Any], public: str) -> bool:
     """Whether `sth` is a well-formed signed head whose signature verifies under `public` (hex)."""
     try:
-        message = head_message(int(sth["seq"]), str(sth["hash"]), str(sth["time"]), str(sth["key_id"]))
+        if type(sth["seq"]) is not int:  # a float (1e999) or a string is no seq a signer wrote
+            return False
+        message = head_message(sth["seq"], str(sth["hash"]), str(sth["time"]), str(sth["key_id"]))
         return _verifies(public, str(sth["sig"]), message)
     except (KeyError, TypeError, ValueError):
         return False

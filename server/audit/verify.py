@@ -15,13 +15,12 @@ Problem kinds, each reported at the first record where it shows:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from server.audit.records import GENESIS, MAX_RECORD_BYTES, RECOVERED_KIND, Head, parse_line, read_anchor, sibling
+from server.audit.records import GENESIS, MAX_RECORD_BYTES, RECOVERED_KIND, Head, loads, parse_line, read_anchor, sibling
 from tools.errors import IntegrityError
 
 
@@ -169,7 +168,7 @@ def _out_of_order(seq: int, expected: int, line_no: int, rest: Iterator[bytes]) 
 def _appears_later(seq: int, rest: Iterator[bytes]) -> bool:
     for raw in rest:
         try:
-            record = json.loads(raw)
+            record = loads(raw)
         except ValueError:
             continue
         if isinstance(record, dict) and record.get("seq") == seq:

@@ -14,14 +14,13 @@ chain must still hold that seq, with that hash.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from server.audit.records import Head
+from server.audit.records import MAX_RECORD_BYTES, Head, loads
 from server.mlflow_import import mlflow_module
 from tools.redact import redact_value
 
@@ -91,7 +90,7 @@ def chain_id(audit_path: Path) -> str | None:
     """The id of a chain: the hash of its first record (None for an empty or unreadable chain)."""
     try:
         with Path(audit_path).open("rb") as chain:
-            first = json.loads(chain.readline())
+            first = loads(chain.readline(MAX_RECORD_BYTES + 1))
     except (OSError, ValueError):
         return None
     return first.get("hash") if isinstance(first, dict) and first.get("seq") == 0 and isinstance(first.get("hash"), str) else None
@@ -130,6 +129,6 @@ def _run_view(run: Any) -> dict[str, Any]:
 
 def _json(path: Path) -> Any:
     try:
-        return json.loads(path.read_bytes())
+        return loads(path.read_bytes())
     except (OSError, ValueError):
         return None

@@ -16,7 +16,9 @@ call writes nothing (no key file, no record).
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+from collections.abc import Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -49,14 +51,12 @@ def keygen_command(args: argparse.Namespace) -> int:
     settings = load_settings(args.workspace)
     operator = _operator(settings)
     path = settings.audit_signing_key
-    if args.rotate:
-        # the rotation is chained (signed by the old key) before the new key signs anything
-        previous, private = load_key(path), Ed25519PrivateKey.generate()
-        _announce(settings, key_record(private, previous), operator)
-        replace_key(path, private)
+    private = Ed25519PrivateKey.generate()
+    if args.rotate:  # the new key's record is signed by the old key: that is what makes it a rotation
+        previous = load_key(path)
+        _announce(settings, key_record(private, previous), operator, functools.partial(replace_key, path, private))
     else:
-        private = create_key(path)
-        _announce(settings, key_record(private), operator)
+        _announce(settings, key_record(private), operator, functools.partial(create_key, path, private))
     print(f"audit signing key {key_id(public_hex(private))} at {path} (public key {path}.pub), by {operator.name} (credential {operator.credential})", file=sys.stderr)
     print(public_hex(private))
     return 0
@@ -77,10 +77,12 @@ def _operator(settings: Settings) -> Principal:
     return principal
 
 
-def _announce(settings: Settings, record: dict, operator: Principal) -> None:
+def _announce(settings: Settings, record: dict, operator: Principal, install: Callable[[], object]) -> None:
+    """Installs the key file and chains the record that announces it under the chain's lock, so no
+    writer signs a head with the new key before its record, or with the old key after it."""
     record_key_location(settings.audit_path, settings.audit_signing_key)
     chain = open_chain(settings)
     try:
-        chain.append({**record, **actor(operator), "action": "audit.keygen"})
+        chain.append_prepared(install, {**record, **actor(operator), "action": "audit.keygen"})
     finally:
         chain.close()

@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from server.audit import AuditChain, verify
-from server.audit.signing import key_record, sign_head
+from server.audit.signing import key_id, key_record, load_key, public_hex, sign_head
 from server.audit.records import Head, canonical, record_hash
 from server.cli import main
 from server.credentials import TOKEN_ENV
@@ -249,3 +249,54 @@ def test_a_command_opening_the_chain_by_path_alone_signs_its_anchor_too(key_path
     assert not (settings.state_dir / key_path.name).exists() and key_path.read_bytes() not in settings.audit_path.with_name("audit.signer").read_bytes()
     code, out = audit_verify(settings, capsys)
     assert code == 0, out
+
+
+def sign_forged_head(settings: Settings, signer: Ed25519PrivateKey) -> int:
+    """Appends a linked record and signs the new head with `signer` into the anchor and the
+    checkpoints, as a holder of that key could. Returns the forged record's seq."""
+    last = records(settings)[-1]
+    forged = {"kind": "decision", "tool": "forged", "seq": last["seq"] + 1, "time": "2030-01-01T00:00:00.000000Z", "prev": last["hash"]}
+    forged["hash"] = record_hash(forged)
+    with settings.audit_path.open("ab") as chain:
+        chain.write(canonical(forged) + b"\n")
+    head = Head(forged["seq"], forged["hash"], settings.audit_path.stat().st_size)
+    signed = sign_head(signer, head, "2030-01-01T00:00:00Z")
+    settings.audit_path.with_name("audit.head").write_bytes(canonical({"seq": head.seq, "hash": head.hash, "offset": head.offset, "signed": signed}) + b"\n")
+    with settings.audit_path.with_name("audit.checkpoints").open("ab") as checkpoints:
+        checkpoints.write(canonical(signed) + b"\n")
+    return head.seq
+
+
+def test_a_head_signed_by_a_key_retired_by_rotation_is_reported(key_path: Path, workspace: Path, capsys) -> None:
+    """Rotating after a key leaked must stop the leaked key from vouching for new records."""
+    settings = load_settings(workspace, transport="memory")
+    assert keygen(settings) == 0
+    retired = load_key(key_path)
+    assert keygen(settings, "--rotate") == 0
+    make_history(settings)
+    assert audit_verify(settings, capsys)[0] == 0
+    seq = sign_forged_head(settings, retired)
+    code, out = audit_verify(settings, capsys)
+    assert code == 1 and "KEY OUT OF TERM" in out and f"the head at seq {seq} is signed by key {key_id(public_hex(retired))}" in out
+
+
+def test_a_head_signed_before_its_key_was_announced_is_reported(key_path: Path, workspace: Path, capsys) -> None:
+    settings = load_settings(workspace, transport="memory")
+    make_history(settings)
+    early = records(settings)[2]
+    assert keygen(settings) == 0
+    head = Head(early["seq"], early["hash"], 0)
+    with settings.audit_path.with_name("audit.checkpoints").open("ab") as checkpoints:
+        checkpoints.write(canonical(sign_head(load_key(key_path), head, "2030-01-01T00:00:00Z")) + b"\n")
+    code, out = audit_verify(settings, capsys)
+    assert code == 1 and "KEY OUT OF TERM" in out and f"the head at seq {early['seq']}" in out
+
+
+def test_a_checkpoint_with_a_number_no_signer_wrote_is_reported_not_a_crash(key_path: Path, workspace: Path, capsys) -> None:
+    settings = load_settings(workspace, transport="memory")
+    assert keygen(settings) == 0
+    (announced,) = [r for r in records(settings) if r.get("kind") == "audit_key"]
+    with settings.audit_path.with_name("audit.checkpoints").open("ab") as checkpoints:
+        checkpoints.write(b'{"hash":"x","key_id":"' + announced["key_id"].encode() + b'","seq":1e999,"sig":"00","time":"t"}\n')
+    code, out = audit_verify(settings, capsys)
+    assert code == 1 and "FORGED SIGNATURE" in out and "audit.checkpoints line" in out

@@ -142,6 +142,37 @@ def test_opening_refuses_a_chain_rewritten_under_its_anchor(path: Path) -> None:
     assert caught.value.rule_id == "audit.anchor_mismatch"
 
 
+def test_opening_refuses_a_record_edited_past_the_anchor_and_changes_nothing(path: Path) -> None:
+    """As after a crash before the batch's anchor: the records past it are checked on open, not
+    just the last one, so nothing is appended (and anchored, and signed) beyond the damage."""
+    build_chain(path, 4)
+    anchored = lines(path)[:2]
+    path.with_name("audit.head").write_bytes(canonical(_head_of(anchored)) + b"\n")
+    edited = lines(path)
+    edited[2] = edited[2].replace(b'"n":2', b'"n":9')
+    path.write_bytes(b"".join(edited))
+    before = path.read_bytes()
+    with pytest.raises(IntegrityError) as caught:
+        AuditChain(path)
+    assert caught.value.rule_id == "audit.diverged" and "after seq 1" in caught.value.reason
+    assert path.read_bytes() == before
+
+
+def _head_of(anchored: list[bytes]) -> dict:
+    last = json.loads(anchored[-1])
+    return {"seq": last["seq"], "hash": last["hash"], "offset": sum(map(len, anchored))}
+
+
+def test_opening_adopts_intact_records_past_the_anchor(path: Path) -> None:
+    build_chain(path, 4)
+    anchored = lines(path)[:2]
+    path.with_name("audit.head").write_bytes(canonical(_head_of(anchored)) + b"\n")
+    chain = AuditChain(path)
+    assert chain.head.seq == 3 and chain.append({"kind": "decision"})["seq"] == 4
+    chain.close()
+    assert verify(path).ok
+
+
 def test_head_is_anchored_after_each_batch_of_fsync_every_records(path: Path) -> None:
     chain = AuditChain(path, options=AuditOptions(fsync_every=2, fsync_interval_ms=60_000))
     assert _anchor(path).seq == -1

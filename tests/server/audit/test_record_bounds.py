@@ -3,6 +3,7 @@ at most that much of it: a sparse junk line of gigabytes costs neither memory no
 
 from __future__ import annotations
 
+import io
 import os
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -12,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from server.audit import AuditChain, AuditOptions, read_tail, verify
-from server.audit.records import MAX_RECORD_BYTES
+from server.audit.crosscheck import crosscheck
+from server.audit.overrides import chained_records
+from server.audit.records import MAX_RECORD_BYTES, bounded_lines
 from tests.server.audit.helpers import TickingClock, build_chain
 from tools.errors import IntegrityError
 
@@ -139,3 +142,18 @@ def test_tail_refuses_a_last_line_longer_than_any_record(path: Path) -> None:
     with pytest.raises(IntegrityError) as refused:
         read_tail(path, 2)
     assert refused.value.rule_id == "audit.overlong_line"
+
+
+def test_bounded_lines_cut_an_overlong_line_and_keep_the_lines_after_it_in_place() -> None:
+    overlong = b"x" * (3 * MAX_RECORD_BYTES) + b"\n"
+    got = list(bounded_lines(io.BytesIO(b"a\n" + overlong + b"b\n" + b"c")))
+    assert [len(line) for line in got] == [2, MAX_RECORD_BYTES + 1, 2, 1] and got[2:] == [b"b\n", b"c"]
+
+
+@pytest.mark.parametrize("reader", ["crosscheck", "overrides"])
+def test_readers_of_every_line_pass_a_junk_line_without_holding_it(path: Path, reader: str) -> None:
+    """crosscheck's scan (audit verify) and the overrides records (read at every server start)."""
+    _append_sparse_junk(path, 256 * 2**20, newline=True)
+    with _bounded(peak_bytes=4 * MAX_RECORD_BYTES, read_bytes=2**40):
+        found = crosscheck(path, [], None).findings if reader == "crosscheck" else chained_records(path)
+    assert found == []

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from server.audit import AuditOptions, canonical, read_tail, record_hash
-from server.audit.records import parse_line
+from server.audit.records import loads, parse_line, read_anchor
 from tests.server.audit.helpers import build_chain, lines
+from tools.errors import IntegrityError
 
 
 @pytest.fixture
@@ -59,3 +60,25 @@ def test_options_from_config_refuse_values_that_are_not_positive_integers(config
 def test_options_from_config_take_known_keys() -> None:
     options = AuditOptions.from_config({"fsync_every": 4, "tail_default": 7, "unrelated": 1})
     assert (options.fsync_every, options.tail_default, options.tail_max) == (4, 7, AuditOptions().tail_max)
+
+
+@pytest.mark.parametrize(
+    "anchor",
+    [b'{"hash":"x","offset":1e999,"seq":0}', b'{"hash":"x","offset":10,"seq":1e999}', b'{"hash":"x","offset":-5,"seq":0}',
+     b'{"hash":"x","offset":10,"seq":"3"}', b'{"hash":"x","offset":10,"seq":true}', b'{"hash":"x","offset":0,"seq":4}',
+     b"[" * 200_000],
+    ids=["infinite-offset", "infinite-seq", "negative-offset", "text-seq", "boolean-seq", "record-without-bytes", "nested-too-deep"],
+)
+def test_an_anchor_with_numbers_no_writer_wrote_is_unreadable_not_a_crash(tmp_path: Path, anchor: bytes) -> None:
+    path = tmp_path / "audit.head"
+    path.write_bytes(anchor + b"\n")
+    with pytest.raises(IntegrityError) as refused:
+        read_anchor(path)
+    assert refused.value.rule_id == "audit.anchor_unreadable"
+
+
+def test_a_line_nested_past_the_recursion_limit_is_not_json_to_every_reader() -> None:
+    raw = b"[" * 200_000 + b"\n"
+    assert parse_line(raw) == (None, "the line is not valid JSON")
+    with pytest.raises(ValueError):
+        loads(raw)

@@ -13,6 +13,7 @@ from server.audit import AuditChain
 from server.cli import main
 from server.settings import load_settings
 from server.workspace import init_workspace
+from tools.errors import IntegrityError
 from tests.server.audit.helpers import build_chain, lines, rewrite
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -146,8 +147,9 @@ def test_search_of_a_damaged_chain_prints_no_record_and_exits_1(audited: Path, c
 
 @pytest.mark.parametrize(
     ("argument", "message"),
-    [(["--since", "last week"], "not an ISO date or time: 'last week'"), (["--where", "run_id"], "expected FIELD=VALUE")],
-    ids=["since", "where"],
+    [(["--since", "last week"], "not an ISO date or time: 'last week'"), (["--where", "run_id"], "expected FIELD=VALUE"),
+     (["--since", "0001-01-01T00:00:00+01:00"], "not an ISO date or time"), (["--until", "9999-12-31T23:00:00-05:00"], "not an ISO date or time")],
+    ids=["since", "where", "before-year-1-in-utc", "after-year-9999-in-utc"],
 )
 def test_search_refuses_a_condition_it_cannot_read(audited: Path, capsys, argument: list[str], message: str) -> None:
     with pytest.raises(SystemExit) as caught:
@@ -163,3 +165,17 @@ def test_search_piped_into_a_reader_that_stops_early_ends_without_a_traceback(tm
     done = subprocess.run(["bash", "-c", command], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and json.loads(done.stdout)["seq"] == 0
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+
+
+def test_a_line_nested_past_the_recursion_limit_is_reported_by_every_command_not_a_traceback(audited: Path, capsys) -> None:
+    """200 KB of `[`: well under the longest record, but deeper than the JSON parser recurses."""
+    with _audit_path(audited).open("ab") as chain:
+        chain.write(b"[" * 200_000 + b"\n")
+    assert main(["audit", "verify", "--workspace", str(audited)]) == 1
+    assert "edited at line 6" in capsys.readouterr().out
+    assert main(["audit", "tail", "--workspace", str(audited)]) == 0
+    assert '"unreadable":true' in capsys.readouterr().out.splitlines()[-1]
+    assert main(["audit", "search", "--workspace", str(audited)]) == 1
+    assert "audit chain BROKEN" in capsys.readouterr().err
+    with pytest.raises(IntegrityError):
+        AuditChain(_audit_path(audited))
