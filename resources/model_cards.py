@@ -22,7 +22,7 @@ from resources.base import ReadContext, ResourceSpec
 from tools import strict_json
 from tools.lifecycle import model_name
 from tools.model_card import agent_card
-from tools.promote import CARD_ARTIFACT
+from tools.promotion_move import CARD_ARTIFACT
 
 MODELS_URI = "mlgate://models"
 CARD_URI = "mlgate://models/{name}/card"

@@ -29,7 +29,7 @@ from server import results
 from server.input_errors import name_hash, validation_denial
 from server.tracking_busy import store_refusal
 from tools.base import CallContext, ToolSpec
-from tools.errors import GovernanceError, InvalidInput, NotFound
+from tools.errors import GovernanceError, NotFound
 
 UNKNOWN = "<unknown>"
 READ_RULES = (role_known, role_may_read)

@@ -21,7 +21,7 @@ from policies.promotion import MODEL_NAME
 from server.files import locked, write_atomic
 from server.mlflow_import import mlflow_module
 from server.tracking import RUN_ID
-from tools.errors import InvalidInput, NotFound
+from tools.errors import InvalidInput, NotFound, PolicyDenied
 
 MODEL_DIR = "model"
 LIFECYCLE_KEY = "lifecycle"  # history list of archive events, beside the aliases' lists
@@ -43,6 +43,21 @@ def alias_stack(events: Sequence[Mapping[str, Any]]) -> list[str]:
         elif event.get("action") == "rollback" and stack:
             stack.pop()
     return stack
+
+
+ANY_VERSION = object()  # point() without a version the move must replace
+
+
+def _moved(name: str, alias: str, previous: str | None, replacing: Any) -> PolicyDenied:
+    def shown(version: Any) -> str:
+        return "no version" if version is None else f"version {version}"
+
+    return PolicyDenied(
+        f"{name}@{alias} stands at {shown(previous)}, not {shown(replacing)} as when this promotion's gates and approval were checked: "
+        "another promotion or rollback moved it in between; nothing was changed",
+        "call promote again: the gates are re-checked against the version now in place (a champion needs an approval for replacing it)",
+        rule_id="promotion.alias_moved",
+    )
 
 
 class ModelRegistry:
@@ -140,13 +155,26 @@ class ModelRegistry:
     def set_version_tags(self, name: str, version: str, tags: Mapping[str, Any]) -> list[str]:
         return self.tracking.set_model_version_tags(check_model_name(name), str(version), tags)
 
-    def point(self, name: str, alias: str, version: str, event: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def standing(self, name: str, alias: str) -> str | None:
+        """The version `alias` points at by mlgate's witnessed history; MLflow's pointer only for an
+        alias whose history is not kept yet. MLflow's pointer may have been moved or deleted outside
+        mlgate (the MLflow UI, a shell on the store), which must not move a gate's bar."""
+        return (self.stack(name, alias) or [self.alias_version(name, alias)])[-1]
+
+    def point(self, name: str, alias: str, version: str, event: Mapping[str, Any], replacing: str | None | object = ANY_VERSION,
+              claim: Callable[[], object] = lambda: None) -> list[dict[str, Any]]:
         """Point `alias` at `version`, give it the alias's stage (a champion it replaces is archived)
-        and record the move (unless the history already ends there). Returns the stage changes."""
+        and record the move (unless the history already ends there). Returns the stage changes.
+        Under the registry's lock, first: refuses (PolicyDenied, nothing changed, `claim` not called)
+        when the version the alias stands at is not `replacing`, the one the caller's gates and
+        approval were about; then calls `claim` (an approval consumed only by the move it approved)."""
         with locked(self._lock):
             # The champion replaced is the one the history recorded: MLflow's pointer may have been
             # moved outside mlgate (onto this very version), which would leave the real one staged.
-            previous = (self.stack(name, alias) or [self.alias_version(name, alias)])[-1]
+            previous = self.standing(name, alias)
+            if replacing is not ANY_VERSION and previous != replacing:
+                raise _moved(name, alias, previous, replacing)
+            claim()
             moves = [(str(version), alias)] + ([(previous, "archived")] if alias == "champion" and previous not in (None, str(version)) else [])
             before = self._stages(name, moves)
             self.tracking.set_alias(check_model_name(name), alias, str(version))

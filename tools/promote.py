@@ -28,16 +28,14 @@ from tools.champion_pairing import champion_paired, unpaired
 from tools.errors import GovernanceError, NotFound
 from tools.gates import gate_receipt
 from tools.experiment_schema import EXPERIMENT_PATH
-from tools.lifecycle import model_name, stage_changes_ref
-from tools.model_card import card_tags, model_card
+from tools.lifecycle import model_name
 from tools.sealed import count_query, sealed_entry
+from tools.promotion_move import promote_run
 from tools.provenance import sha256_json
 from tools.run_pins import REPRODUCTION_OF, pin_mismatches, rebuild_config, rerun_seed, reruns, run_files_check
 from tools.run_record import vouched_run
 from tools.run_views import require_project_run
 
-CARD_ARTIFACT = "model_card.json"
-REPORT_ARTIFACT = "evaluation_report.json"
 REPRODUCTION_TAG, SEED_RUNS_TAG, REPRODUCES_TAG = "mlgate.reproduction_run_id", "mlgate.seed_run_ids", "mlgate.reproduction_of"
 APPROVAL_RULE = "promotion.human_approval"
 MAX_SEED_RUNS = 20  # seed re-runs read per promotion (the policy asks for a few)
@@ -171,7 +169,7 @@ def _champion_run(ctx: CallContext, model: str) -> tuple[dict[str, Any] | None, 
     """(the current champion's run, None), (None, None) when there is no champion, or (None, why)
     when the alias points at a version whose run cannot be read: the champion gate then fails
     instead of reading as "no champion yet" (a deleted or purged run must not lift the bar)."""
-    version = ctx.ports.registry.alias_version(model, "champion")
+    version = ctx.ports.registry.standing(model, "champion")
     if version is None:
         return None, None
     run_id = ctx.ports.registry.version(model, version)["run_id"]
@@ -337,49 +335,11 @@ def with_receipt(gather_facts: Any) -> Any:
 # --- execute ----------------------------------------------------------------------------------
 
 
-def _card(request: PromoteInput, facts: Mapping[str, Any], ctx: CallContext, version: str, approvals: list[dict[str, Any]], now: str) -> dict[str, Any]:
-    report = ctx.ports.run_artifacts.read_json(request.run_id, REPORT_ARTIFACT) if ctx.ports.run_artifacts is not None else None
-    reproduction = facts["reproduction"] or {}
-    full = receipt({**facts, "metric_gates": facts["sealed_metric_gates"]}, ctx.config)
-    return model_card({
-        "model": facts["model"], "version": version, "alias": request.alias, "run": facts["run"], "standards": ctx.config["standards"],
-        "report": report, "receipt": full, "approvals": approvals, "test_queries": facts.get("test_queries"), "promoted_by": {"name": ctx.principal.name, "role": ctx.principal.role},
-        "promoted_at": now, "reproduction": {"reproduced": reproduction.get("recorded"), "run_id": reproduction.get("run_id"), "seed_runs": facts["seed_runs"]},
-    })  # fmt: skip
-
-
-def _consume_approval(request: PromoteInput, facts: Mapping[str, Any], ctx: CallContext, now: str) -> list[dict[str, Any]]:
-    approval = facts["approval"]
-    if request.alias != "champion" or not approval or approval.get("status") != "approved":
-        return []
-    ctx.ports.approvals.consume(approval["id"], approval["change_hash"], now=now)
-    ctx.audit_refs["approval_id"] = approval["id"]
-    return [{"id": approval["id"], "decided_by": approval["decided_by"], "decided_at": approval.get("decided_at")}]
-
-
-def _promote(request: PromoteInput, facts: Mapping[str, Any], ctx: CallContext) -> dict[str, Any]:
-    registry, now, run = ctx.ports.registry, ctx.ports.clock.iso(), facts["run"]
-    version = facts["run_version"]
-    result = {"decision": "allow", **_summary(request, facts, facts["receipt"]), "previous_version": facts["alias_version"]}
-    if version is not None and facts["alias_version"] == version and registry.stack(facts["model"], request.alias)[-1:] == [version]:
-        return {**result, "version": version, "created": False, "changed": False}
-    approvals = _consume_approval(request, facts, ctx, now)
-    created = version is None
-    if created:
-        version = registry.register(facts["model"], request.run_id, run["artifact_uri"], {"mlgate.run_id": request.run_id})
-    card = _card(request, facts, ctx, version, approvals, now)
-    stages = registry.point(facts["model"], request.alias, version, {"run_id": request.run_id, "by": ctx.principal.name, "role": ctx.principal.role, "at": now, "approvals": [a["id"] for a in approvals]})
-    ctx.audit_refs["lifecycle"] = stage_changes_ref(stages)
-    registry.set_version_tags(facts["model"], version, card_tags(card))
-    ctx.ports.tracking.log_json_artifact(request.run_id, CARD_ARTIFACT, card)
-    ctx.ports.tracking.set_tags(request.run_id, {"promoted": "true", f"mlgate.promoted.{request.alias}": f"{facts['model']}/{version}"})
-    return {**result, "version": version, "created": created, "changed": True, "model_card": CARD_ARTIFACT, "promotion_timestamp": now, "stage_changes": stages}
-
-
 async def execute(request: PromoteInput, facts: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
     params = facts["run"]["params"]
     ctx.audit_refs.update(run_id=request.run_id, commit=str(params.get("git_commit")), dataset_hash=str(params.get("dataset_content_hash")))
-    return await anyio.to_thread.run_sync(_promote, request, facts, ctx)
+    result = {"decision": "allow", **_summary(request, facts, facts["receipt"]), "previous_version": facts["alias_version"]}
+    return await anyio.to_thread.run_sync(promote_run, request, facts, ctx, result)
 
 
 _RULES = load_all()
