@@ -41,11 +41,14 @@ def register(subparsers: Any) -> None:
 
 
 def _describe(record: dict[str, Any]) -> str:
-    fields = ", ".join(f"{printable(f.get('path'))} {canonical(f.get('old'))} -> {canonical(f.get('new'))}" for f in record.get("protected_fields") or [] if isinstance(f, dict))
-    who = record.get("requested_by") or {}
-    decided = f"  decided by {printable(record['decided_by'])}" if record.get("decided_by") and record["status"] != UNVOUCHED else ""
-    problem = f"\n    NOT VOUCHED BY THE AUDIT CHAIN: {record['vouch_problem']}" if record.get("vouch_problem") else ""
-    head = f"{record['id']}  {record['status']:<8}  {printable(record['created_at'])}  requested by {printable(who.get('name'))} ({printable(who.get('role'))})"
+    """One approval as the list shows it. The file may be one nobody vouched for (written by hand,
+    any shape): every field is read as what it should be, or shown as missing, never trusted."""
+    changes = record.get("protected_fields")
+    fields = ", ".join(f"{printable(f.get('path'))} {canonical(f.get('old'))} -> {canonical(f.get('new'))}" for f in (changes if isinstance(changes, list) else []) if isinstance(f, dict))
+    who = record.get("requested_by") if isinstance(record.get("requested_by"), dict) else {}
+    decided = f"  decided by {printable(record['decided_by'])}" if record.get("decided_by") and record.get("status") != UNVOUCHED else ""
+    problem = f"\n    NOT VOUCHED BY THE AUDIT CHAIN: {printable(record['vouch_problem'])}" if record.get("vouch_problem") else ""
+    head = f"{printable(record.get('id'))}  {printable(record.get('status')):<8}  {printable(record.get('created_at'))}  requested by {printable(who.get('name'))} ({printable(who.get('role'))})"
     return f"{head}{decided}\n    {fields}{problem}"
 
 

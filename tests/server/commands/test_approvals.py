@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,23 @@ def test_a_malformed_id_at_the_terminal_points_to_the_commands_help_not_a_tool_s
     err = capsys.readouterr().err
     assert "invalid arguments: approval_id" in err and "input schema" not in err
     assert "what to do: fix the listed values; `mlgate COMMAND --help`" in err
+
+
+AN_APPROVAL_FILE = {"id": "apr-000000000000", "status": "approved", "change_hash": "0" * 64, "created_at": "2026-12-01T00:00:00Z"}
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [{"protected_fields": 5, "requested_by": "x"}, {"protected_fields": [1, "a"], "requested_by": ["x"], "created_at": "\x1b[2Jnow"}, {}],
+    ids=["numbers-for-lists", "wrong-shapes-and-an-escape", "only-the-fields-every-file-has"],
+)
+def test_a_hand_written_approval_file_of_any_shape_is_listed_unvouched_not_a_traceback(workspace: Path, capsys, forged: dict) -> None:
+    """`approvals list --all` is where an operator looks for forged files: it must show them."""
+    from server.settings import load_settings  # noqa: PLC0415
+
+    approvals = load_settings(workspace).state_dir / "approvals"
+    approvals.mkdir(parents=True, exist_ok=True)
+    (approvals / "apr-000000000000.json").write_text(json.dumps({**AN_APPROVAL_FILE, **forged}))
+    assert main(["approvals", "list", "--all", "--workspace", str(workspace)]) == 0
+    out = capsys.readouterr().out
+    assert "apr-000000000000" in out and "NOT VOUCHED BY THE AUDIT CHAIN" in out and "\x1b" not in out
