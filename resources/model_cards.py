@@ -30,7 +30,7 @@ CARD_ALIASES = ("champion", "candidate")
 
 
 class Registry(Protocol):
-    def list_models(self) -> list[dict[str, Any]]: ...
+    def model(self, name: str) -> dict[str, Any] | None: ...
 
     def alias_version(self, name: str, alias: str) -> str | None: ...
 
@@ -45,7 +45,7 @@ class JsonArtifacts(Protocol):
 
 def models(registry: Registry, own: str) -> dict[str, Any]:
     """The project's model `own` as the registry lists it (nothing before its first promotion)."""
-    found = [model for model in registry.list_models() if model["name"] == own]
+    found = [model for model in [registry.model(own)] if model is not None]  # other projects' models are not listed
     for model in found:
         model["card_uri"] = f"mlgate://models/{model['name']}/card"
     return {"models": found, "count": len(found)}

@@ -125,6 +125,9 @@ class ReadOnlyRegistry:
     def list_models(self) -> list[dict[str, Any]]:
         return self._registry.list_models() if self._tracking.ready() else []
 
+    def model(self, name: str) -> dict[str, Any] | None:
+        return self._registry.model(name) if self._tracking.ready() else None
+
     def alias_version(self, name: str, alias: str) -> str | None:
         return self._registry.alias_version(name, alias) if self._tracking.ready() else None
 

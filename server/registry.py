@@ -141,9 +141,19 @@ class ModelRegistry:
         return self._listed(found[0]) if found else None
 
     def _listed(self, model: Any) -> dict[str, Any]:
-        versions = self._client.search_model_versions(f"name='{model.name}'")
+        versions = self._versions_of(model.name)
         rows = sorted(({"version": str(v.version), "run_id": v.run_id, "promoted": v.tags.get("promoted") == "true", "stage": stage_of(v.tags, v.aliases)} for v in versions), key=lambda r: int(r["version"]))
         return {"name": model.name, "aliases": {a: str(v) for a, v in sorted(model.aliases.items())}, "versions": rows}
+
+    def _versions_of(self, name: str) -> list[Any]:
+        """Every version of the model `name`, whatever its name holds: a shared store lists other
+        projects' models, and a quote in a name must not break MLflow's filter (it takes either
+        quote; a name holding both is matched here, from every version in the store)."""
+        if "'" not in name:
+            return list(self._client.search_model_versions(f"name='{name}'"))
+        if '"' not in name:
+            return list(self._client.search_model_versions(f'name="{name}"'))
+        return [v for v in self._client.search_model_versions() if v.name == name]
 
     # --- writing ------------------------------------------------------------------------------
 

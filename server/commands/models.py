@@ -54,9 +54,11 @@ def register(subparsers: Any) -> None:
 
 
 def _describe(model: dict[str, Any]) -> str:
-    aliases = ", ".join(f"{alias} -> v{version}" for alias, version in model["aliases"].items()) or "no aliases"
-    lines = [f"{model['name']}  ({aliases})"]
-    lines += [f"    v{v['version']}  {v['stage']:<9}  run {v['run_id']}{'  promoted' if v['promoted'] else ''}" for v in model["versions"]]
+    """A model as `models list` prints it: names, aliases and run ids escaped (a shared store holds
+    models anyone with access registered)."""
+    aliases = ", ".join(f"{printable(alias)} -> v{printable(version)}" for alias, version in model["aliases"].items()) or "no aliases"
+    lines = [f"{printable(model['name'])}  ({aliases})"]
+    lines += [f"    v{printable(v['version'])}  {printable(v['stage']):<9}  run {printable(v['run_id'])}{'  promoted' if v['promoted'] else ''}" for v in model["versions"]]
     return "\n".join(lines)
 
 

@@ -91,6 +91,13 @@ async def test_models_of_other_projects_in_the_store_are_neither_listed_nor_card
         assert "not this project's model" in message and MODELS_URI in message and "another client" not in message
 
 
+async def test_a_model_of_another_project_with_a_quote_in_its_name_does_not_break_the_list(lab: Lab) -> None:
+    """MLflow accepts any name; the list must not build a filter another project's name breaks."""
+    lab.client.create_registered_model("other-bank's-model")
+    listed = (await read(lab, MODELS_URI))["models"]
+    assert [m["name"] for m in listed] == [MODEL]
+
+
 @pytest.mark.parametrize("bad", ["-rf", "a b", "%2E%2E"])
 async def test_malformed_model_names_are_not_found(lab: Lab, bad: str) -> None:
     assert "mlgate://models" in await read_error(lab, f"mlgate://models/{bad}/card")

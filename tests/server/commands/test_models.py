@@ -87,6 +87,18 @@ def test_models_list_shows_aliases_and_versions(settings: Settings, ports: Ports
     assert f"{MODEL}  (champion -> v2)" in out and f"v1  archived   run {first}" in out and f"v2  champion   run {second}" in out
 
 
+def test_models_list_shows_any_name_another_project_registered_escaped(settings: Settings, ports: Ports, experiment: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A shared store holds names anyone registered: a quote must not break the listing, and a
+    terminal escape is printed escaped, never acted on."""
+    for name in ("other-bank's-model", 'quoted "both\' kinds', "evil\x1b[2J\x1b[31mRED"):
+        ports.tracking.client.create_registered_model(name)
+        ports.tracking.client.create_model_version(name, source=str(settings.state_dir))
+    assert main(["models", "list", "--workspace", str(settings.workspace)]) == 0
+    out = capsys.readouterr().out
+    assert "other-bank's-model  (no aliases)" in out and "quoted \"both' kinds  (no aliases)" in out
+    assert "\x1b" not in out and "evil\\x1b[2J\\x1b[31mRED" in out and out.count("    v1  ") == 3
+
+
 def test_models_archive_command_retires_a_candidate_and_is_audited(settings: Settings, ports: Ports, experiment: str, capsys: pytest.CaptureFixture[str]) -> None:
     (first, v1), _ = promoted(ports.registry, ports.tracking, experiment, "candidate", 2)
     assert main(["models", "archive", MODEL, v1, "--workspace", str(settings.workspace), "--note", "superseded"]) == 0
