@@ -10,7 +10,6 @@ refused unless tokens exist and allowed hosts are configured.
 from __future__ import annotations
 
 import ipaddress
-import json
 import socket
 import threading
 import time
@@ -33,12 +32,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from server.app import build_server
 from server.auth import TokenStore, TokenVerifier
 from server.http_events import header, resumable_streams, without_header
+from server.http_quota import MCP_PATH, TokenQuota, json_reply, sessions_counter
 from server.identity import HTTP_TRANSPORT, SSE_MESSAGES_PATH
 from server.ports import Ports, build_ports
 from server.settings import HttpSettings, Settings
 from tools.errors import InvalidInput
 
-MCP_PATH = "/mcp"
 SSE_PATH = "/sse"
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 RECONNECT_AFTER_MS = 1000
@@ -127,7 +126,7 @@ class TokenHint:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
         elif scope["path"].startswith(AUTHORIZATION_SERVER_PATHS):
-            await _json_reply(send, 404, {"error": "no_authorization_server", "error_description": TOKEN_NEEDED})
+            await json_reply(send, 404, {"error": "no_authorization_server", "error_description": TOKEN_NEEDED})
         else:
             await self._app(scope, receive, _rewrite_401(send))
 
@@ -140,18 +139,11 @@ def _rewrite_401(send: Send) -> Send:
             state["rewriting"] = True
             header = dict(message.get("headers") or []).get(b"www-authenticate", b"Bearer").decode("latin-1")
             header = header.replace('error_description="Authentication required"', f'error_description="{TOKEN_NEEDED}"')
-            await _json_reply(send, 401, {"error": "invalid_token", "error_description": TOKEN_NEEDED}, [(b"www-authenticate", header.encode("latin-1"))])
+            await json_reply(send, 401, {"error": "invalid_token", "error_description": TOKEN_NEEDED}, [(b"www-authenticate", header.encode("latin-1"))])
         elif not state["rewriting"]:
             await send(message)
 
     return wrapped
-
-
-async def _json_reply(send: Send, status: int, body: dict[str, str], headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    data = json.dumps(body).encode()
-    start = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()), *(headers or [])]
-    await send({"type": "http.response.start", "status": status, "headers": start})
-    await send({"type": "http.response.body", "body": data})
 
 
 class HostOriginGuard:
@@ -247,68 +239,6 @@ def _disconnect_when(revoked: anyio.Event, receive: Receive) -> Receive:
         return message
 
     return wrapped
-
-
-class TokenQuota:
-    """Bounds what one token holds: requests open at once (an SSE session is one open request, so
-    is a `subscriptions/listen` stream or a call in flight) and streamable HTTP sessions. Past
-    either, 429 with what to close, so one agent token cannot take the sessions (10 000, shared)
-    or connections every client needs. Runs after authentication: quotas are per verified token
-    name; an unauthenticated request passes on to its 401."""
-
-    def __init__(self, app: ASGIApp, limits: HttpSettings, sessions_of: Callable[[str], int]) -> None:
-        self._app, self._limits, self._sessions_of = app, limits, sessions_of
-        self._open: dict[str, int] = {}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        name = _token_name(scope) if scope["type"] == "http" else None
-        if name is None:
-            await self._app(scope, receive, send)
-            return
-        refusal = self._refusal(name, scope)
-        if refusal is not None:
-            await _json_reply(send, 429, refusal, [(b"retry-after", b"5")])
-            return
-        self._open[name] = self._open.get(name, 0) + 1
-        try:
-            await self._app(scope, receive, send)
-        finally:
-            self._open[name] -= 1
-            if not self._open[name]:
-                del self._open[name]
-
-    def _refusal(self, name: str, scope: Scope) -> dict[str, str] | None:
-        if self._open.get(name, 0) >= self._limits.max_open_requests_per_token:
-            limit = self._limits.max_open_requests_per_token
-            return {"error": "too_many_open_requests", "error_description": f"token {name!r} holds {limit} open requests (the limit): close SSE or listen streams it no longer reads, or wait for calls in flight"}
-        if _opens_session(scope) and self._sessions_of(name) >= self._limits.max_sessions_per_token:
-            limit = self._limits.max_sessions_per_token
-            return {"error": "too_many_sessions", "error_description": f"token {name!r} holds {limit} sessions (the limit): end sessions it no longer uses (DELETE {MCP_PATH} with their mcp-session-id); idle ones close after 30 minutes"}
-        return None
-
-
-def _token_name(scope: Scope) -> str | None:
-    """The verified token's name (the authentication middleware has run), None when unauthenticated."""
-    token = getattr(scope.get("user"), "access_token", None)
-    return getattr(token, "client_id", None)
-
-
-def _opens_session(scope: Scope) -> bool:
-    """A POST to /mcp without a session id opens a streamable HTTP session (initialize)."""
-    headers = {k.lower() for k, _ in scope.get("headers") or []}
-    return scope["method"] == "POST" and scope["path"].rstrip("/") == MCP_PATH and b"mcp-session-id" not in headers
-
-
-def sessions_counter(server: MCPServer) -> Callable[[str], int]:
-    """How many streamable HTTP sessions a token name holds now. The SDK keeps each session's
-    verified owner (`_session_owners`, forgotten when the session ends or idles out); it has no
-    public count, and tests/server/test_http_quota.py fails if that changes."""
-
-    def count(name: str) -> int:
-        owners = getattr(server.session_manager, "_session_owners", {})
-        return sum(1 for owner in list(owners.values()) if owner.get("client_id") == name)
-
-    return count
 
 
 def live_sessions(server: MCPServer) -> Callable[[], Collection[str]]:

@@ -53,6 +53,40 @@ async def test_an_ended_session_gives_its_place_back(settings: Settings) -> None
     assert again.status_code == 200 and again.headers["mcp-session-id"] != session
 
 
+async def test_initialize_requests_sent_at_once_open_no_more_sessions_than_the_limit(settings: Settings) -> None:
+    """The SDK registers a session only after an await: a burst must not all pass a check that
+    counts registered sessions only."""
+    token = TokenStore(settings.state_dir).create("bursty-agent", "agent")
+    statuses: list[int] = []
+    with mlgate_http(_limited(settings, max_sessions_per_token=2)) as url:
+        async with httpx2.AsyncClient(timeout=WAIT_S, limits=httpx2.Limits(max_connections=40)) as http:
+
+            async def initialize() -> None:
+                statuses.append((await _initialize(http, url, token)).status_code)
+
+            async with anyio.create_task_group() as burst:
+                for _ in range(20):
+                    burst.start_soon(initialize)
+            after = await _initialize(http, url, token)
+    assert statuses.count(200) <= 2 and statuses.count(429) >= 18 and sorted(set(statuses)) in ([200, 429], [429])
+    assert after.status_code == 429
+
+
+MODERN_META = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+               "io.modelcontextprotocol/clientCapabilities": {}}
+
+
+async def test_a_stateless_request_opens_no_session_and_is_not_refused_as_one(settings: Settings) -> None:
+    token = TokenStore(settings.state_dir).create("modern-agent", "agent")
+    modern = {**MCP_HEADERS, **bearer(token), "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/list"}
+    request = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": MODERN_META}}
+    with mlgate_http(_limited(settings, max_sessions_per_token=1)) as url:
+        async with httpx2.AsyncClient(timeout=10.0) as http:
+            assert (await _initialize(http, url, token)).status_code == 200
+            stateless = await http.post(f"{url}/mcp", json=request, headers=modern)
+    assert stateless.status_code == 200 and "tools" in stateless.text
+
+
 async def _open_sse(http: httpx2.AsyncClient, url: str, token: str, held: list[Any]) -> int:
     """Opens an SSE stream and, when it is accepted, keeps it open in `held`; its status."""
     request = http.build_request("GET", f"{url}/sse", headers=bearer(token))
