@@ -90,9 +90,9 @@ def check_can_serve(bind: BindAddress, http: HttpSettings, store: TokenStore) ->
 
 def transport_security(bind: BindAddress, http: HttpSettings) -> TransportSecuritySettings:
     """DNS-rebinding protection, always on: loopback names on loopback, else the configured ones."""
-    if bind.is_loopback:
-        hosts = [f"{name}:*" for name in LOOPBACK_NAMES]
-        origins = [f"http://{name}:*" for name in LOOPBACK_NAMES]
+    if bind.is_loopback:  # bare names too: clients leave port 80 out of Host and Origin
+        hosts = [*LOOPBACK_NAMES, *(f"{name}:*" for name in LOOPBACK_NAMES)]
+        origins = [*(f"http://{name}" for name in LOOPBACK_NAMES), *(f"http://{name}:*" for name in LOOPBACK_NAMES)]
     else:
         hosts, origins = list(http.allowed_hosts), list(http.allowed_origins)
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)

@@ -9,7 +9,9 @@ import anyio
 import httpx2
 import pytest
 from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecurityMiddleware
 from pydantic import Field
+from starlette.requests import Request
 
 from policies import Decision, Rule
 from server.audit import read_tail
@@ -159,7 +161,21 @@ def test_bad_bind_addresses_are_refused(text: str) -> None:
 def test_loopback_binds_protect_against_dns_rebinding_with_loopback_names_only() -> None:
     security = transport_security(BindAddress("127.0.0.1", 1), HttpSettings(allowed_hosts=("x:1",)))
     assert security.enable_dns_rebinding_protection
-    assert security.allowed_hosts == ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+    assert security.allowed_hosts == ["127.0.0.1", "localhost", "[::1]", "127.0.0.1:*", "localhost:*", "[::1]:*"]
+    assert "http://localhost" in security.allowed_origins and "http://evil.example" not in security.allowed_origins
+
+
+def test_a_loopback_server_on_port_80_accepts_a_host_header_without_the_port() -> None:
+    """Clients leave the default port out of Host; a rebinding page still sends its own domain."""
+    checker = TransportSecurityMiddleware(transport_security(BindAddress("127.0.0.1", 80), HttpSettings()))
+
+    async def status(host: str, origin: str | None = None) -> int | None:
+        headers = [(b"host", host.encode()), *([(b"origin", origin.encode())] if origin else [])]
+        refused = await checker.validate_request(Request({"type": "http", "method": "GET", "path": "/mcp", "headers": headers}))
+        return None if refused is None else refused.status_code
+
+    assert anyio.run(status, "127.0.0.1") is None and anyio.run(status, "localhost", "http://localhost") is None
+    assert anyio.run(status, "evil.example") == 421 and anyio.run(status, "127.0.0.1", "http://evil.example") == 403
 
 
 class WhoInput(StrictInput):
