@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import secrets
 import signal
@@ -44,9 +45,12 @@ from server.files import write_atomic
 from server.liveness import ProcessIdentity, owner_is_alive
 from server.sandbox_leftovers import kill_run_leftovers, leftover_note
 from server.settings import PACKAGE_ROOT, Settings
-from server.detached_vouch import CALL_ID, EVENT_KIND, request_sha256
+from server.detached_vouch import CALL_ID, EVENT_KIND, Refused, events_of, request_sha256
+from server.tracking import RUN_ID
 from tools.detached_view import CALL_TAG
+from tools.errors import GovernanceError, IntegrityError, NotFound
 
+logger = logging.getLogger(__name__)
 RUN_URI = "mlgate://runs/{run_id}"  # resources/runs.py
 RUNS_DIR = "runs"  # the run directories under the state dir (server/ports.py RunDirs)
 WORKER_MODULE = "server.detached"
@@ -142,9 +146,25 @@ class DetachedRuns:
                 owner = json.loads(path.read_bytes())
             except (OSError, ValueError):
                 continue
-            if isinstance(owner, dict) and CALL_ID.match(str(owner.get("call_id"))) and isinstance(owner.get("tags"), dict):
+            if _well_formed(owner):
                 found.append(owner)
         return found
+
+    def _chained(self, owner: Mapping[str, Any]) -> str | None:
+        """Why the chain does not vouch for an owner file (None when it does): the chain must hold
+        the `accepted` record of its call for its run, and the pid the worker chained when it
+        `started`, if it has, must be the file's. The file is the same OS user's to write (stdio):
+        on its own it names no run to end and no process to signal."""
+        try:
+            events = events_of(self.settings.audit_path, owner["call_id"])
+        except Refused as refused:
+            return refused.reason
+        if not any(e.get("event") == "accepted" and e.get("run_id") == owner["run_id"] for e in events):
+            return f"the audit chain never accepted call {owner['call_id']} for run {owner['run_id']}"
+        started = [str(e.get("pid")) for e in events if e.get("event") == "started"]
+        if started and started[0] != owner["tags"].get("mlgate.server.pid"):
+            return f"the worker of call {owner['call_id']} chained pid {started[0]}, not the owner file's"
+        return None
 
     def _alive(self, owner: Mapping[str, Any]) -> bool | None:
         return owner_is_alive(owner["tags"], ProcessIdentity.of(os.getpid()))
@@ -164,9 +184,22 @@ class DetachedRuns:
         released. Returns the reconciled run ids (appended to `into` one by one)."""
         reconciled = [] if into is None else into
         for owner in self.owners():
-            if self._alive(owner) is False and self.settle(owner, "FAILED", f"its detached worker (pid {owner['tags'].get('mlgate.server.pid')}) exited without ending the run"):
+            if self._alive(owner) is False and self._settle_dead(owner):
                 reconciled.append(owner["run_id"])
         return reconciled
+
+    def _settle_dead(self, owner: Mapping[str, Any]) -> bool:
+        """settle() one dead worker's run; an owner file the chain does not vouch for, or one that
+        cannot be settled, is logged and left for the operator: it must not stop the others'."""
+        unvouched = self._chained(owner)
+        if unvouched is not None:
+            logger.warning("detached owner file %s left as it is: %s", self.owner_path(owner["call_id"]).name, unvouched)
+            return False
+        try:
+            return self.settle(owner, "FAILED", f"its detached worker (pid {owner['tags'].get('mlgate.server.pid')}) exited without ending the run")
+        except (GovernanceError, OSError) as exc:
+            logger.warning("detached run %s could not be reconciled: %s", owner["run_id"], exc)
+            return False
 
     def settle(self, owner: Mapping[str, Any], status: str, reason: str) -> bool:
         """End the run of a dead worker (if still RUNNING), audit it, remove its owner file; what its
@@ -175,7 +208,10 @@ class DetachedRuns:
         run_id, call_id = str(owner["run_id"]), str(owner["call_id"])
         killed = kill_run_leftovers(self.settings.state_dir / RUNS_DIR, run_id)
         reason += leftover_note(killed)
-        running = self._tracking.get_run(run_id)["status"] == "RUNNING"
+        try:
+            running = self._tracking.get_run(run_id)["status"] == "RUNNING"
+        except NotFound:
+            running = False  # the store no longer holds the run (deleted, or another tracking_uri): nothing to end
         if running:
             self._tracking.end_run(run_id, status, f"{reason}; reconciled by pid {os.getpid()}")
             self._audit.append({"kind": EVENT_KIND, "event": "reconciled", "call_id": call_id, "run_id": run_id, "status": status, "reason": reason,
@@ -197,6 +233,13 @@ class DetachedRuns:
         alive = None if owner is None else self._alive(owner)
         if owner is not None and alive is None:
             return "elsewhere"  # a worker of another host (replica): only its own server can signal it
+        unvouched = None if owner is None else self._chained(owner)
+        if unvouched is None and alive:
+            unvouched = _not_the_worker(owner)
+        if unvouched is not None:
+            raise IntegrityError(f"the owner file of this run's worker is not what the audit chain records ({unvouched}); nothing was signalled",
+                                 "an operator should inspect <state_dir>/detached/ (the file may have been edited); the run is left as it is",
+                                 rule_id="detached.owner_vouched")  # fmt: skip
         if owner is None or alive is False:
             if owner is not None:
                 self.settle(owner, "KILLED", "cancelled through cancel_run; its detached worker had already exited")
@@ -221,6 +264,27 @@ class DetachedRuns:
                 return False
             time.sleep(POLL_S)
         return True
+
+
+def _well_formed(owner: Any) -> bool:
+    """An owner file as launch() writes it: a call id, a run id and string tags."""
+    if not isinstance(owner, dict) or not isinstance(owner.get("tags"), dict):
+        return False
+    ids = CALL_ID.match(str(owner.get("call_id"))) and RUN_ID.match(str(owner.get("run_id")))
+    return bool(ids) and all(isinstance(value, str) for value in owner["tags"].values())
+
+
+def _not_the_worker(owner: Mapping[str, Any]) -> str | None:
+    """Why the live process the owner file names is not this call's worker (`python -m
+    server.detached ... CALL_ID`), None when it is, is gone, or /proc cannot tell."""
+    pid = owner["tags"].get("mlgate.server.pid", "")
+    try:
+        argv = Path(f"/proc/{int(pid)}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    if WORKER_MODULE.encode() in argv and owner["call_id"].encode() in argv:
+        return None
+    return f"pid {pid} is not a detached worker of call {owner['call_id']}"
 
 
 def _loop_token() -> Any:
