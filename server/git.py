@@ -127,12 +127,15 @@ def parse_added_lines(patch: str) -> dict[str, list[tuple[int, str]]]:
     (deleted files omitted)."""
     added: dict[str, list[tuple[int, str]]] = {}
     current: str | None = None
-    number = 0
+    number, in_header = 0, False
     for line in patch.splitlines():
         hunk = HUNK.match(line)
-        if hunk:
-            number = int(hunk.group(1))
-        elif line.startswith("+++ "):
+        if line.startswith("diff --git "):
+            current, in_header = None, True  # a file's headers run from here to its first hunk
+        elif hunk:
+            number, in_header = int(hunk.group(1)), False
+        elif in_header and line.startswith("+++ "):
+            # inside a hunk, "+++ x" is the added line "++ x", never a file name
             # git ends the name with a tab when it holds a space; a name with a tab is quoted
             target = line[4:].removesuffix("\t")
             current = None if target == "/dev/null" else _unquote(target)

@@ -209,8 +209,18 @@ def test_added_lines_carry_new_file_line_numbers(repo: GitRepo) -> None:
 
 
 def test_parse_added_lines_skips_deleted_files() -> None:
-    patch = "--- gone.py\n+++ /dev/null\n@@ -1 +0,0 @@\n-x\n--- b.py\n+++ b.py\n@@ -3,0 +4,2 @@\n+y\n+z\n"
+    patch = "diff --git gone.py gone.py\n--- gone.py\n+++ /dev/null\n@@ -1 +0,0 @@\n-x\ndiff --git b.py b.py\n--- b.py\n+++ b.py\n@@ -3,0 +4,2 @@\n+y\n+z\n"
     assert parse_added_lines(patch) == {"b.py": [(4, "y"), (5, "z")]}
+
+
+@pytest.mark.parametrize("header_like", ["++ notes.md", "++ /dev/null", "++ docs/x.md\t"])
+def test_an_added_line_that_reads_like_a_file_header_stays_in_its_file(repo: GitRepo, header_like: str) -> None:
+    """`++ x` added is `+++ x` in the patch: it must not move the lines after it to another file
+    (one the guard excludes, or none), where a training call would go unscanned."""
+    base = repo.head()
+    (repo.path / "features.py").write_text(f'NOTE = """\n{header_like}\n"""\nmodel.fit(X)\n')
+    head = repo.commit_all("hide a fit")
+    assert repo.added_lines(base, head) == {"features.py": [(1, 'NOTE = """'), (2, header_like), (3, '"""'), (4, "model.fit(X)")]}
 
 
 def test_blob_at_reads_the_stored_bytes_of_a_commit_whatever_the_working_tree_says(repo: GitRepo) -> None:

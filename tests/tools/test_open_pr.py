@@ -305,8 +305,10 @@ async def test_a_run_of_a_commit_already_on_main_is_refused(settings: Settings, 
     assert is_error and result["rule_id"] == "pr.has_changes"
 
 
-async def test_training_calls_in_the_diff_are_refused(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
-    run_id = make_run(mlflow_client, repo, commit_on(repo, "agent/fits", text="\n\ndef scale(frame):\n    return StandardScaler().fit(frame)\n"))
+@pytest.mark.parametrize("disguise", ["", 'NOTE = """\n++ notes.md\n"""\n', 'NOTE = """\n++ /dev/null\n"""\n'], ids=["plain", "after-a-line-like-a-docs-header", "after-a-line-like-a-deletion-header"])
+async def test_training_calls_in_the_diff_are_refused(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any, disguise: str) -> None:
+    """Also after an added line `++ x`, which the patch shows as `+++ x`, like a file header."""
+    run_id = make_run(mlflow_client, repo, commit_on(repo, "agent/fits", text=f"\n\n{disguise}def scale(frame):\n    return StandardScaler().fit(frame)\n"))
     async with connect(settings, ports) as client:
         is_error, result = await open_pr(client, run_id, branch="agent/fits")
     assert is_error and result["rule_id"] == "pr.training_guard" and "src/features.py:" in result["reason"]
