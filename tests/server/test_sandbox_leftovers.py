@@ -30,6 +30,7 @@ from server.sandbox_leftovers import RECORD, kill_recorded, kill_run_leftovers
 from server.settings import SandboxLimits
 from tests.e2e.transports import REPO_ROOT
 from tests.server.test_sandbox import bwrap, probe  # noqa: F401 - fixture: skips (fails on CI) without bubblewrap
+from tests.server.test_detached_runs import _owner_file
 from tests.server.test_tracking import dead_process_identity
 from tests.tools.detached_lab import processes_naming
 from tests.training.rundirs import write_run_dir
@@ -118,9 +119,7 @@ async def test_a_dead_detached_workers_run_is_reconciled_and_the_record_counts_w
     run_dir = stage_dir(ports.rundirs.root, run_id)
     worker, left = await stranded_sandbox(run_dir)
     assert left
-    owner = ports.settings.state_dir / "detached" / f"{call_id}.owner.json"
-    owner.parent.mkdir(parents=True, exist_ok=True)
-    owner.write_text(json.dumps({"call_id": call_id, "run_id": run_id, "tags": worker.tags()}))
+    _owner_file(ports, call_id, run_id, worker.tags())  # with the `accepted` record its launch chains
     assert ports.detached.reconcile() == [run_id]
     assert "killed 1 leftover sandbox process" in ports.tracking.get_run(run_id)["tags"]["mlgate.end_reason"]
     assert processes_naming(str(run_dir)) == []
