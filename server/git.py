@@ -379,6 +379,11 @@ class GitRepo:
         proc = self.run("update-ref", "-m", "mlgate: open_pr", ref, check_commit(commit), NO_COMMIT, check=False)
         return proc.returncode == 0
 
+    def remove_created_branch(self, branch: str, commit: str) -> None:
+        """The undo of create_branch when what followed failed: deletes `branch` only while it still
+        points at `commit` (update-ref -d with that expected old value)."""
+        self.run("update-ref", "-d", f"refs/heads/{check_branch(branch)}", check_commit(commit), check=False)
+
     def push(self, remote: str, commit: str, branch: str, *, config: Iterable[tuple[str, str]] = (), env: dict[str, str] | None = None) -> None:
         """Push exactly `commit` to `refs/heads/<branch>` of `remote` (a path or URL), never forced.
         Raises GitRefused for a refused branch/commit, a redirecting repository config, or a

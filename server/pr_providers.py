@@ -29,17 +29,40 @@ from typing import Any
 
 import httpx2
 
-from server.files import locked, write_atomic
+from server.files import locked, read_regular, write_atomic
 from server.git import GitRepo, check_branch
 from server.mlflow_import import mlflow_module
 from server.settings import GitHubSettings, Settings
-from tools.errors import GitRefused, NotFound
+from tools.errors import GitRefused, IntegrityError, NotFound
 
 RECORD_NAME = re.compile(r"^(local|github)-([1-9][0-9]{0,9})\.json\Z")
 SAME_FIELDS = ("run_id", "commit", "title", "description")
 MAX_ARTIFACT_BYTES = 1 << 20
 MAX_MODEL_ARTIFACT_BYTES = 2 << 30  # as a run's model may hold (server/rundirs.MAX_MODEL_BYTES)
 MAX_PREDICTION_BYTES = 256 << 20  # a run's test predictions read to compare it with the champion on the same rows
+
+
+MAX_RECORD_BYTES = 1 << 20
+RECORD_FIELDS = {"provider": str, "number": int, "branch": str, "state": str, "updated_at": str}
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    """A PR record file, read without following a link or waiting on a FIFO (the state directory is
+    the stdio agent's to write). Raises IntegrityError for a file that is not a record: PRs are
+    numbered and found from these files, so one that cannot be read is refused, never skipped."""
+    try:
+        record = json.loads(read_regular(path, MAX_RECORD_BYTES))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise _unreadable(path, type(exc).__name__) from None
+    if not isinstance(record, dict) or any(not isinstance(record.get(k), t) for k, t in RECORD_FIELDS.items()):
+        raise _unreadable(path, "not a PR record")
+    return record
+
+
+def _unreadable(path: Path, why: str) -> IntegrityError:
+    return IntegrityError(f"the PR record {path.name} cannot be read ({why}); nothing was pushed",
+                          f"an operator should restore {path.name} in the state directory's prs/ from a backup, or move it aside",
+                          rule_id="pr.records_readable")  # fmt: skip
 
 
 class PrRecords:
@@ -57,7 +80,8 @@ class PrRecords:
         return [p for p in self.root.iterdir() if RECORD_NAME.match(p.name)]
 
     def list(self) -> list[dict[str, Any]]:
-        records = [json.loads(p.read_bytes()) for p in self._files()]
+        """Every record. Raises IntegrityError naming a file that is not one (see _read_record)."""
+        records = [_read_record(p) for p in self._files()]
         return sorted(records, key=lambda r: (r["provider"], r["number"]))
 
     def find(self, branch: str, provider: str) -> dict[str, Any] | None:

@@ -206,11 +206,12 @@ PR_AGAIN = "open a PR for a run as run_experiment or reproduce finished it: run 
 
 def gather(request: OpenPrInput, ctx: CallContext) -> dict[str, Any]:
     """Facts for policies/provenance.py. Raises NotFound for an unknown run or one of another
-    project (a deny), IntegrityError for a run whose figures or pins are not as the audit chain
-    recorded them."""
+    project (a deny), IntegrityError for a PR record that cannot be read or a run whose figures or
+    pins are not as the audit chain recorded them."""
     ports = ctx.ports
     run = dict(ports.tracking.get_run(request.run_id))
     require_project_run(ports.tracking, ctx.config["standards"], run)
+    ports.prs.records.list()  # a record that cannot be read refuses the call now, before anything is pushed
     # A PR cites the run's figures and commit to its reviewers: only as the audit chain recorded them
     # (a run finished before runs were chained: as mlgate evaluated it). A run that did not finish
     # has no record to check; pr.run_succeeded refuses it with its status.
@@ -256,11 +257,10 @@ def _moved(branch: str, found: str | None, commit: str, where: str) -> GitRefuse
     )
 
 
-def _push_and_confirm(ctx: CallContext, branch: str, commit: str) -> bool:
-    """Create the branch at C if missing, push exactly C, and confirm both heads are still C.
-    Returns whether the branch was created. Raises GitRefused when either head moved."""
+def _push_and_confirm(ctx: CallContext, branch: str, commit: str) -> None:
+    """Push exactly C (the branch exists locally), and confirm both heads are still C. Raises
+    GitRefused when either head moved."""
     repo, provider = ctx.ports.git, ctx.ports.prs
-    created = repo.create_branch(branch, commit)
     head = repo.branch_head(branch)
     if head != commit:
         raise _moved(branch, head, commit, "local")
@@ -271,7 +271,6 @@ def _push_and_confirm(ctx: CallContext, branch: str, commit: str) -> bool:
     head = repo.branch_head(branch)
     if head != commit:
         raise _moved(branch, head, commit, "local")
-    return created
 
 
 def _draft(request: OpenPrInput, facts: Mapping[str, Any], ctx: CallContext) -> dict[str, Any]:
@@ -288,8 +287,14 @@ SHOWN_PATHS = 50  # the dry run and the real call list the same first paths (a P
 
 
 def _open(request: OpenPrInput, facts: Mapping[str, Any], ctx: CallContext) -> dict[str, Any]:
-    created = _push_and_confirm(ctx, facts["branch"], facts["commit"])
-    record, changed = ctx.ports.prs.submit(_draft(request, facts, ctx))
+    created = ctx.ports.git.create_branch(facts["branch"], facts["commit"])
+    try:
+        _push_and_confirm(ctx, facts["branch"], facts["commit"])
+        record, changed = ctx.ports.prs.submit(_draft(request, facts, ctx))
+    except BaseException:
+        if created:  # a retry must not find a local branch this failed call made
+            ctx.ports.git.remove_created_branch(facts["branch"], facts["commit"])
+        raise
     return {
         "decision": "allow", "run_id": request.run_id, "commit": facts["commit"], "branch": facts["branch"],
         "branch_created": created, "pr": {k: record[k] for k in ("id", "number", "provider", "url", "state")},

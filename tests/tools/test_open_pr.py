@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -481,3 +482,35 @@ def test_mlgates_heading_and_trailers_are_recognised_however_spelled(body: str) 
 
 def test_a_body_that_merely_mentions_mlgate_or_provenance_is_accepted() -> None:
     assert body_problem("Adds a ratio; mlgate checks the run. Data provenance: bureau feed v3.\nSee commit abc for run ids.") is None
+
+
+@pytest.mark.parametrize("plant", ["fifo", "not-json", "not-a-record"])
+async def test_a_pr_record_that_cannot_be_read_refuses_the_call_before_anything_is_pushed(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any, plant: str) -> None:
+    """The state directory is the stdio agent's to write: a FIFO there must not hang open_pr (and
+    every later one, under the records' lock), and a broken record must not be skipped."""
+    prs = settings.state_dir / "prs"
+    prs.mkdir(parents=True, exist_ok=True)
+    planted = prs / "local-9.json"
+    if plant == "fifo":
+        os.mkfifo(planted)
+    else:
+        planted.write_text("{not json" if plant == "not-json" else '{"provider": "local"}')
+    run_id = make_run(mlflow_client, repo, commit_on(repo, "agent/planted"))
+    with anyio.fail_after(60):
+        async with connect(settings, ports) as client:
+            is_error, result = await open_pr(client, run_id, branch="agent/planted")
+    assert is_error and result["rule_id"] == "pr.records_readable" and "local-9.json" in result["reason"]
+    assert not ((settings.state_dir / "remote.git" / "HEAD").is_file() and remote(settings).branch_head("agent/planted"))
+    assert repo.branch_head("agent/planted") is not None  # the agent's own branch, made by commit_on, is left alone
+
+
+async def test_a_rejected_push_leaves_no_local_branch_the_call_created(settings: Settings, ports: Ports, repo: GitRepo, mlflow_client: Any) -> None:
+    first = make_run(mlflow_client, repo, commit_on(repo, "work1"))
+    async with connect(settings, ports) as client:
+        assert not (await open_pr(client, first, branch="agent/x"))[0]
+    repo.run("branch", "-D", "agent/x")  # the remote branch stays at the first commit
+    second = commit_on(repo, "work2", "src/other.py", "y = 2\n")
+    async with connect(settings, ports) as client:
+        is_error, result = await open_pr(client, make_run(mlflow_client, repo, second), branch="agent/x")
+    assert is_error and result["rule_id"] == "pr.push" and "rejected" in result["reason"]
+    assert repo.branch_head("agent/x") is None and remote(settings).branch_head("agent/x") != second
