@@ -4,8 +4,9 @@
 server as any call is; the training then runs in a worker process of its own (`python -m
 server.detached`, server/detached.py) started in a new session, so it outlives the client's session
 and the server process itself: a stdio server exits with its client, and an HTTP session ending
-cancels only the calls still in flight. A thread of the server reaps the worker when it exits and
-publishes `ResourceUpdated(mlgate://runs/<run_id>)` on the servers' subscriptions bus (clients of
+cancels only the calls still in flight. A thread of the server reaps the worker when it exits (a
+worker that died without ending its run, killed by the OOM killer or SIGKILL, has its run settled
+FAILED there and then, as `reconcile` would at the next server start) and publishes `ResourceUpdated(mlgate://runs/<run_id>)` on the servers' subscriptions bus (clients of
 the 2026-07-28 protocol that `subscriptions/listen` to the run's URI learn that it ended).
 
 What the worker executes is written to `<state_dir>/detached/<call_id>.json` and vouched for by a
@@ -84,6 +85,8 @@ class DetachedRuns:
         self.root = settings.state_dir / "detached"
         self._audit, self._tracking = audit, tracking
         self._events = events  # the servers' subscriptions bus: ResourceUpdated when a worker exits
+        self._cancelling: set[str] = set()  # call ids cancel() settles itself (KILLED, not FAILED)
+        self._settling = threading.Lock()  # one settle() at a time: a run is ended and recorded once
 
     # --- paths ------------------------------------------------------------------------------------
 
@@ -119,7 +122,7 @@ class DetachedRuns:
         heartbeat = getattr(self._tracking, "heartbeat", None)
         if heartbeat is not None:
             heartbeat.discard(run_id)  # ... and keeps its heartbeat fresh
-        threading.Thread(target=self._reap, args=(process, run_id, _loop_token()), name=f"mlgate-detached-{call_id[:8]}", daemon=True).start()
+        threading.Thread(target=self._reap, args=(process, run_id, call_id, _loop_token()), name=f"mlgate-detached-{call_id[:8]}", daemon=True).start()
         return call_id
 
     def _spawn(self, call_id: str) -> subprocess.Popen:
@@ -128,13 +131,26 @@ class DetachedRuns:
             # A new session: the client's terminal, the server's exit and its signals do not reach it.
             return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=PACKAGE_ROOT, start_new_session=True, close_fds=True)
 
-    def _reap(self, process: subprocess.Popen, run_id: str, token: Any) -> None:
+    def _reap(self, process: subprocess.Popen, run_id: str, call_id: str, token: Any) -> None:
         process.wait()
+        try:
+            self._settle_exited(call_id)
+        except Exception:  # noqa: BLE001 - a thread of its own: the next server's reconcile settles it then
+            logger.exception("detached run %s could not be settled as its worker exited", run_id)
         if self._events is not None and token is not None:
             # the server's loop may be gone (stdio client left) or shutting down: nobody listens then;
             # a loop that is closing cancels the call, which is not an Exception
             with suppress(Exception, asyncio.CancelledError):
                 anyio.from_thread.run(self._events.publish, ResourceUpdated(uri=RUN_URI.format(run_id=run_id)), token=token)
+
+    def _settle_exited(self, call_id: str) -> None:
+        """A worker that exited with its owner file still there never ended its run: settle it
+        FAILED now (unless cancel() is settling it KILLED), not at the next server start."""
+        if call_id in self._cancelling:
+            return
+        owner = next((o for o in self.owners() if o["call_id"] == call_id), None)
+        if owner is not None and self._alive(owner) is False:
+            self._settle_dead(owner)
 
     # --- the live ones ----------------------------------------------------------------------------
 
@@ -205,6 +221,10 @@ class DetachedRuns:
         """End the run of a dead worker (if still RUNNING), audit it, remove its owner file; what its
         sandboxes left is killed first (server/sandbox_leftovers.py). Returns whether the run was
         still RUNNING."""
+        with self._settling:
+            return self._settle(owner, status, reason)
+
+    def _settle(self, owner: Mapping[str, Any], status: str, reason: str) -> bool:
         run_id, call_id = str(owner["run_id"]), str(owner["call_id"])
         killed = kill_run_leftovers(self.settings.state_dir / RUNS_DIR, run_id)
         reason += leftover_note(killed)
@@ -229,6 +249,13 @@ class DetachedRuns:
         host: untouched). Raises ValueError for a malformed call id."""
         if not CALL_ID.match(call_id):
             raise ValueError("malformed call id")
+        self._cancelling.add(call_id)
+        try:
+            return self._cancel(call_id, grace_s)
+        finally:
+            self._cancelling.discard(call_id)
+
+    def _cancel(self, call_id: str, grace_s: float) -> str:
         owner = next((o for o in self.owners() if o["call_id"] == call_id), None)
         alive = None if owner is None else self._alive(owner)
         if owner is not None and alive is None:

@@ -1,6 +1,6 @@
 """cancel_run: the owner (or a human) stops a detached run; the training child is killed, the run
-ends KILLED, both sides audited, and a client listening to the run's resource is told it changed. A worker killed outright is reconciled FAILED by the next server,
-and its run slot is free again."""
+ends KILLED, both sides audited, and a client listening to the run's resource is told it changed. A worker killed outright is settled FAILED by
+the server that reaps it, and its run slot is free again."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from mcp import Client
 from server.app import build_server
 from server.audit import read_tail
 from server.auth import TokenStore
-from server.ports import build_ports
 from server.settings import load_settings
 from tests.e2e.transports import mlgate_http, stdio, streamable_http
 from tests.tools.detached_lab import detached_records, ended, owner_pid, processes_naming, training_started, wait_for_run
@@ -95,24 +94,24 @@ async def test_cancel_run_kills_the_training_child_and_ends_the_run_killed(lab: 
     assert is_error and again["rule_id"] == "cancel.running"
 
 
-async def test_a_killed_workers_run_is_reconciled_failed_by_the_next_server_and_frees_its_slot(lab: RunsLab) -> None:
+async def test_a_killed_workers_run_is_settled_failed_by_its_live_server_and_frees_its_slot(lab: RunsLab) -> None:
+    """SIGKILL (the OOM killer) leaves no chance to end the run: the server that reaps the worker
+    settles it, with no restart; the next server has nothing left to reconcile."""
     started = await _detach(lab)
     run_id, call_id = started["run_id"], started["call_id"]
     worker = owner_pid(lab.settings, call_id)
     children = [p for p in processes_naming(run_id) if p != worker]
     os.kill(worker, signal.SIGKILL)
     await _gone([worker, *children])
-    async with stdio(lab.workspace) as client:
-        await client.list_tools()
-        run = await wait_for_run(lab.settings, run_id, ended)
-    assert run["status"] == "FAILED" and "worker" in run["tags"]["mlgate.end_reason"]
+    run = await wait_for_run(lab.settings, run_id, ended, timeout_s=GONE_S)
+    assert run["status"] == "FAILED" and f"detached worker (pid {worker}) exited" in run["tags"]["mlgate.end_reason"]
+    assert [r["status"] for r in detached_records(lab.settings, call_id) if r["event"] == "reconciled"] == ["FAILED"]
     assert not (lab.settings.state_dir / "detached" / f"{call_id}.owner.json").exists()
     assert processes_naming(run_id) == []  # a sandbox bwrap was starting as the worker died is gone too
-    ports = build_ports(lab.settings)
-    try:
-        assert ports.slots.running == 0
-    finally:
-        ports.audit.close()
+    assert lab.ports.slots.running == 0
+    async with stdio(lab.workspace) as client:
+        await client.list_tools()
+    assert len([r for r in detached_records(lab.settings, call_id) if r["event"] == "reconciled"]) == 1
 
 
 async def test_an_http_session_ending_leaves_the_detached_run_training_and_a_human_cancels_it(lab: RunsLab) -> None:
