@@ -58,7 +58,7 @@ def build_server(settings: Settings, ports: Ports | None = None, *, auth: dict |
     """`local` gives the principal of calls without an HTTP request (a human's token holder on
     stdio, server/credentials.py); settings.local otherwise."""
     ports = ports or build_ports(settings)
-    enforcer = Enforcer(ports.audit, ports.standards.policy_config, {"policy": policy_limits()})
+    enforcer = Enforcer(ports.audit, ports.standards.policy_config, {"policy": policy_limits()}, calls_per_token=settings.http.max_open_requests_per_token)
     identifier = Identifier(local or settings.local, settings.transport, ports)
     readable = read_ports(ports)
     specs = served(read_specs(), readable)

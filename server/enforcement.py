@@ -26,6 +26,7 @@ from policies import Decision, Verdict, evaluate
 from policies.reads import role_may_read
 from policies.roles import role_known
 from server import results
+from server.calls_in_flight import CallsInFlight, TooManyCalls
 from server.input_errors import name_hash, validation_denial
 from server.tracking_busy import store_refusal
 from tools.base import CallContext, ToolSpec
@@ -63,10 +64,16 @@ class Enforcer:
     `read_config` (`{"policy": configs/policy.yaml}`) decides reads, so a broken standards file
     never hides the resources that explain it."""
 
-    def __init__(self, audit: AuditSink, config_source: Any, read_config: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, audit: AuditSink, config_source: Any, read_config: Mapping[str, Any] | None = None, calls_per_token: int | None = None) -> None:
         self._audit = audit
         self._config_source = config_source
         self._read_config = read_config or {"policy": {}}
+        self._in_flight = CallsInFlight(calls_per_token)  # remote tokens' calls running at once
+
+    @property
+    def calls_per_token(self) -> int | None:
+        """Governed calls one remote token may run at once (None: not counted)."""
+        return self._in_flight.limit
 
     # --- tool calls -------------------------------------------------------------------------------
 
@@ -75,9 +82,12 @@ class Enforcer:
         base = self._base_record(spec.name, arguments, ctx)
         stage = _Stage()
         try:
-            return await self._governed(spec, arguments, ctx, base, stage)
+            with self._in_flight.hold(ctx):
+                return await self._governed(spec, arguments, ctx, base, stage)
         except AuditFailed as exc:
             return _unrecorded(exc, stage)
+        except TooManyCalls as exc:  # before validation: audited as a refusal, nothing ran
+            return self._refuse(base, exc)
         except Exception as exc:  # noqa: BLE001 - whatever broke, the client gets no text of it
             return self._crashed(spec.name, base, stage, store_refusal(exc) or exc)
 

@@ -140,6 +140,11 @@ class GovernedServer(MCPServer):
             self.add_prompt(Prompt.from_function(_unserved, name=prompt.name, title=prompt.title, description=prompt.description))
         self._govern_listen(bus, max_listen_streams)
 
+    @property
+    def enforcer(self) -> Enforcer:
+        """The one enforcement point of every governed call and read."""
+        return self._enforcer
+
     def _govern_listen(self, bus: SubscriptionBus, max_streams: int) -> None:
         """`subscriptions/listen` (a detached run's resource changed) is a read like any other:
         resources.role decides it under the name `subscriptions`, and its `read` record is appended

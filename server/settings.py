@@ -28,7 +28,7 @@ class HttpSettings(BaseModel):
     allowed_origins: tuple[str, ...] = ()
     # The URL clients use (behind a proxy or a DNS name); default: http://HOST:PORT of the bind.
     public_url: str | None = None
-    max_open_requests_per_token: int = Field(64, ge=1, description="Requests one token may hold open at once (SSE and listen streams, calls in flight); 429 past it.")
+    max_open_requests_per_token: int = Field(64, ge=1, description="Requests one token may hold open at once (SSE and listen streams, calls in flight; 429 past it), and governed calls it may run at once however they came (quota.calls_in_flight past it).")
     max_sessions_per_token: int = Field(100, ge=1, description="Streamable HTTP sessions one token may hold; 429 past it (idle sessions close after 30 minutes).")
     replay_bytes_per_session: int = Field(2 * 2**20, ge=0, description="SSE events one streamable HTTP session keeps so a dropped stream resumes (Last-Event-ID); oldest dropped first; 0: no event ids, nothing resumes.")
     replay_bytes_total: int = Field(256 * 2**20, ge=0, description="SSE events kept for resuming over all sessions together.")
