@@ -12,7 +12,7 @@ client) are not counted.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from tools.base import CallContext
 from tools.errors import GovernanceError
@@ -32,17 +32,19 @@ class CallsInFlight:
         self.limit = limit
         self._running: dict[str, int] = {}
 
-    @contextmanager
-    def hold(self, ctx: CallContext) -> Iterator[None]:
-        """Counts the call while the block runs. Raises TooManyCalls
-        before the block when the caller's token already runs `limit` calls."""
+    def take(self, ctx: CallContext) -> AbstractContextManager[None]:
+        """Counts the call until the returned context exits (enter it at once). Raises TooManyCalls,
+        counting nothing, when the caller's token already runs `limit` calls."""
         name = ctx.principal.name if self.limit is not None and ctx.transport in REMOTE_TRANSPORTS else None
         if name is None:
-            yield
-            return
+            return nullcontext()
         if self._running.get(name, 0) >= self.limit:
             raise _too_many(name, self.limit)
         self._running[name] = self._running.get(name, 0) + 1
+        return self._counted(name)
+
+    @contextmanager
+    def _counted(self, name: str) -> Iterator[None]:
         try:
             yield
         finally:

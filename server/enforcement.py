@@ -82,12 +82,9 @@ class Enforcer:
         base = self._base_record(spec.name, arguments, ctx)
         stage = _Stage()
         try:
-            with self._in_flight.hold(ctx):
-                return await self._governed(spec, arguments, ctx, base, stage)
+            return await self._counted(spec, arguments, ctx, base, stage)
         except AuditFailed as exc:
             return _unrecorded(exc, stage)
-        except TooManyCalls as exc:  # before validation: audited as a refusal, nothing ran
-            return self._refuse(base, exc)
         except Exception as exc:  # noqa: BLE001 - whatever broke, the client gets no text of it
             return self._crashed(spec.name, base, stage, store_refusal(exc) or exc)
 
@@ -100,6 +97,16 @@ class Enforcer:
         record = {**self._base_record(UNKNOWN, arguments, ctx), "name_hash": name_hash(name), "kind": "decision", "decision": "deny"}
         self._append_or_refuse({**record, "rule_ids": [decision.rule_id], "reason": decision.reason})
         raise results.tool_unknown(decision)
+
+    async def _counted(self, spec: ToolSpec, arguments: Mapping[str, Any], ctx: CallContext, base: dict[str, Any], stage: _Stage) -> CallToolResult:
+        """_governed, counted against the caller's token; past its limit the call is refused before
+        validation, audited as a denial, and nothing runs."""
+        try:
+            counted = self._in_flight.take(ctx)
+        except TooManyCalls as exc:
+            return self._refuse(base, exc)
+        with counted:
+            return await self._governed(spec, arguments, ctx, base, stage)
 
     async def _governed(self, spec: ToolSpec, arguments: Mapping[str, Any], ctx: CallContext, base: dict[str, Any], stage: _Stage) -> CallToolResult:
         try:

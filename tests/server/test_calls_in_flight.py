@@ -115,19 +115,19 @@ def _context(name: str, transport: str) -> CallContext:
 
 def test_each_remote_token_counts_its_own_calls_and_a_finished_call_frees_its_place() -> None:
     calls = CallsInFlight(1)
-    with calls.hold(_context("a", "sse")):
-        with pytest.raises(TooManyCalls), calls.hold(_context("a", "streamable-http")):
+    with calls.take(_context("a", "sse")):
+        with pytest.raises(TooManyCalls), calls.take(_context("a", "streamable-http")):
             pass
-        with calls.hold(_context("b", "streamable-http")):
+        with calls.take(_context("b", "streamable-http")):
             assert (calls.running("a"), calls.running("b")) == (1, 1)
-    with calls.hold(_context("a", "streamable-http")):
+    with calls.take(_context("a", "streamable-http")):
         assert calls.running("a") == 1
     assert calls.running("a") == 0
 
 
 def test_local_calls_are_not_counted() -> None:
     calls = CallsInFlight(1)
-    with calls.hold(_context("claude", "stdio")), calls.hold(_context("claude", "stdio")), calls.hold(_context("claude", "memory")):
+    with calls.take(_context("claude", "stdio")), calls.take(_context("claude", "stdio")), calls.take(_context("claude", "memory")):
         assert calls.running("claude") == 0
 
 
@@ -138,3 +138,35 @@ def test_the_server_counts_calls_per_token_to_the_http_request_limit(settings: S
         assert build_server(limited, ports).enforcer.calls_per_token == 3
     finally:
         ports.audit.close()
+
+
+async def test_a_refusal_past_the_limit_that_cannot_be_recorded_answers_audit_unavailable() -> None:
+    """The enforcer never raises: a quota refusal the chain cannot hold is answered as any
+    unrecordable decision is, and nothing runs."""
+    release, ran = anyio.Event(), []
+
+    class BreakableSink:
+        broken = False
+
+        def append(self, record: dict[str, Any]) -> dict[str, Any]:
+            if self.broken:
+                raise OSError("disk full")
+            return record
+
+    async def execute(request: WhoInput, facts: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        ran.append(1)
+        await release.wait()
+        return {}
+
+    allow = Rule("t.allow", "test", "allows", lambda facts, config: Decision.allow("t.allow"))
+    spec = ToolSpec("wait", "Wait", "waits", WhoInput, (allow,), lambda request, ctx: {}, execute)
+    sink = BreakableSink()
+    enforcer = Enforcer(sink, lambda: {}, calls_per_token=1)
+    async with anyio.create_task_group() as group:
+        group.start_soon(enforcer.call, spec, {}, _context("remote-agent", "sse"))
+        await _until_started(ran, 1)
+        sink.broken = True
+        refused = await enforcer.call(spec, {}, _context("remote-agent", "sse"))
+        sink.broken = False
+        release.set()
+    assert refused.is_error and refused.structured_content["rule_id"] == "audit.unavailable" and ran == [1]
