@@ -6,8 +6,9 @@ server.detached`, server/detached.py) started in a new session, so it outlives t
 and the server process itself: a stdio server exits with its client, and an HTTP session ending
 cancels only the calls still in flight. A thread of the server reaps the worker when it exits (a
 worker that died without ending its run, killed by the OOM killer or SIGKILL, has its run settled
-FAILED there and then, as `reconcile` would at the next server start) and publishes `ResourceUpdated(mlgate://runs/<run_id>)` on the servers' subscriptions bus (clients of
-the 2026-07-28 protocol that `subscriptions/listen` to the run's URI learn that it ended).
+FAILED there and then, as `reconcile` would at the next server start) and publishes
+`ResourceUpdated(mlgate://runs/<run_id>)` on the servers' subscriptions bus (clients of the
+2026-07-28 protocol that `subscriptions/listen` to the run's URI learn that it ended).
 
 What the worker executes is written to `<state_dir>/detached/<call_id>.json` and vouched for by a
 `detached_run accepted` record in the audit chain (server/detached_vouch.py) naming the request's
@@ -148,7 +149,7 @@ class DetachedRuns:
         FAILED now (unless cancel() is settling it KILLED), not at the next server start."""
         if call_id in self._cancelling:
             return
-        owner = next((o for o in self.owners() if o["call_id"] == call_id), None)
+        owner = self._owner(call_id)
         if owner is not None and self._alive(owner) is False:
             self._settle_dead(owner)
 
@@ -165,6 +166,9 @@ class DetachedRuns:
             if _well_formed(owner):
                 found.append(owner)
         return found
+
+    def _owner(self, call_id: str) -> dict[str, Any] | None:
+        return next((o for o in self.owners() if o["call_id"] == call_id), None)
 
     def _chained(self, owner: Mapping[str, Any]) -> str | None:
         """Why the chain does not vouch for an owner file (None when it does): the chain must hold
@@ -187,7 +191,7 @@ class DetachedRuns:
 
     def worker_elsewhere(self, call_id: str) -> bool:
         """Whether the worker of `call_id` lives on another host (its liveness cannot be read here)."""
-        owner = next((o for o in self.owners() if o["call_id"] == call_id), None)
+        owner = self._owner(call_id)
         return owner is not None and self._alive(owner) is None
 
     def live_count(self) -> int:
@@ -256,7 +260,7 @@ class DetachedRuns:
             self._cancelling.discard(call_id)
 
     def _cancel(self, call_id: str, grace_s: float) -> str:
-        owner = next((o for o in self.owners() if o["call_id"] == call_id), None)
+        owner = self._owner(call_id)
         alive = None if owner is None else self._alive(owner)
         if owner is not None and alive is None:
             return "elsewhere"  # a worker of another host (replica): only its own server can signal it
